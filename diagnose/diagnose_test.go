@@ -20,7 +20,7 @@ func (p path) evidence() Evidence {
 		ev.KernelPMTU = p.icmp
 		ev.ICMPSignals = []ICMPSignal{{From: "198.51.100.1", MTU: p.icmp}}
 	}
-	for _, m := range []int{1460, 1452, 1440, 1400, 1380, 1361, 1360, 1340, 1300, 1240, 536} {
+	for _, m := range []int{1460, 1452, 1440, 1400, 1380, 1361, 1360, 1340, 1300, 1240, 1220, 536} {
 		size := m + 40
 		if p.clamp > 0 && m > p.clamp {
 			size = p.clamp + 40
