@@ -1,0 +1,192 @@
+package testnet
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"text/template"
+	"time"
+)
+
+// Sizes of the resources the test nginx serves.
+const (
+	SmallSize = 100        // /small.txt
+	LargeSize = 256 * 1024 // /large.bin: many full-size segments
+)
+
+// Nginx is Debian's nginx running in the server namespace: HTTPS on 443 and
+// HTTP on 80, IPv4 and IPv6, with the RSA-4096 chain of TestCerts.
+type Nginx struct {
+	*Certs
+	Host       *Host
+	Dir        string // config, logs and document root
+	ServerName string
+	Proc       *Proc
+}
+
+const nginxConf = `daemon off;
+master_process on;
+worker_processes 2;
+user root;
+pid {{.Dir}}/nginx.pid;
+error_log {{.Dir}}/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log {{.Dir}}/access.log;
+    client_body_temp_path {{.Dir}}/tmp/body;
+    proxy_temp_path {{.Dir}}/tmp/proxy;
+    fastcgi_temp_path {{.Dir}}/tmp/fastcgi;
+    uwsgi_temp_path {{.Dir}}/tmp/uwsgi;
+    scgi_temp_path {{.Dir}}/tmp/scgi;
+    types { text/plain txt; application/octet-stream bin; }
+    default_type application/octet-stream;
+    server {
+        listen 443 ssl;
+        listen [::]:443 ssl;
+        listen 80;
+        listen [::]:80;
+        server_name {{.ServerName}};
+        ssl_certificate {{.ChainFile}};
+        ssl_certificate_key {{.KeyFile}};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        root {{.Dir}}/www;
+    }
+}
+`
+
+// StartNginx starts nginx on the net's server and waits until it accepts
+// HTTPS connections on both families; it is stopped when the net closes.
+func (n *Net) StartNginx(t testing.TB) *Nginx {
+	t.Helper()
+	RequireTools(t, "nginx")
+	ng, err := n.startNginx(t.TempDir())
+	if err != nil {
+		t.Fatalf("testnet: %v", err)
+	}
+	return ng
+}
+
+func (n *Net) startNginx(dir string) (*Nginx, error) {
+	c, err := TestCerts()
+	if err != nil {
+		return nil, err
+	}
+	ng := &Nginx{Certs: c, Host: n.Server, Dir: dir, ServerName: ServerName}
+	for _, d := range []string{"www", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	small := bytes.Repeat([]byte("mtuscope\n"), SmallSize/9+1)[:SmallSize]
+	large := make([]byte, LargeSize)
+	rand.Read(large) // incompressible, so nothing along the way can shrink it
+	for name, data := range map[string][]byte{"small.txt": small, "large.bin": large} {
+		if err := os.WriteFile(filepath.Join(dir, "www", name), data, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	var conf bytes.Buffer
+	template.Must(template.New("nginx").Parse(nginxConf)).Execute(&conf, ng)
+	confPath := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(confPath, conf.Bytes(), 0o644); err != nil {
+		return nil, err
+	}
+	ng.Proc, err = n.Server.Start("nginx", "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log"))
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, a := range []netip.Addr{n.Server.V4, n.Server.V6} {
+		if err := ng.waitReady(ctx, a); err != nil {
+			logs, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			ng.Proc.Stop()
+			return nil, fmt.Errorf("nginx not ready on %s: %v\nerror.log: %s\nstderr: %s", a, err, logs, ng.Proc.Stderr)
+		}
+	}
+	return ng, nil
+}
+
+// waitReady polls, from inside the server namespace, until a TLS handshake
+// with nginx on addr completes.
+func (ng *Nginx) waitReady(ctx context.Context, addr netip.Addr) error {
+	pool, err := ng.Pool()
+	if err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-ng.Proc.Done():
+			return fmt.Errorf("nginx exited: %v", ng.Proc.Wait())
+		default:
+		}
+		c, err := ng.Host.DialContext(ctx, "tcp", ng.Addr(addr))
+		if err == nil {
+			tc := tls.Client(c, &tls.Config{RootCAs: pool, ServerName: ServerName})
+			err = tc.HandshakeContext(ctx)
+			tc.Close()
+			if err == nil {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Addr returns addr's HTTPS endpoint, "203.0.113.10:443" or "[2001:db8:300::10]:443".
+func (ng *Nginx) Addr(addr netip.Addr) string {
+	return net.JoinHostPort(addr.String(), "443")
+}
+
+// URL returns the https URL of path on the server's address of the family.
+func (ng *Nginx) URL(family int, path string) string {
+	return "https://" + ng.Addr(ng.Host.Addr(family)) + path
+}
+
+// HTTPURL returns the plain-http URL of path on the server's address of the family.
+func (ng *Nginx) HTTPURL(family int, path string) string {
+	return "http://" + net.JoinHostPort(ng.Host.Addr(family).String(), "80") + path
+}
+
+// TLSConfig returns a client configuration that trusts the test root.
+func (ng *Nginx) TLSConfig() (*tls.Config, error) {
+	pool, err := ng.Pool()
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{RootCAs: pool, ServerName: ServerName}, nil
+}
+
+// CertPool returns a pool with the test root CA, or nil if it cannot be read.
+func (ng *Nginx) CertPool() *x509.CertPool {
+	p, _ := ng.Pool()
+	return p
+}
+
+// AccessLog returns nginx's access log so far.
+func (ng *Nginx) AccessLog() string {
+	b, _ := os.ReadFile(filepath.Join(ng.Dir, "access.log"))
+	return string(b)
+}
+
+// Curl returns curl arguments that fetch path over HTTPS from the family's
+// server address, trusting the test root, with a total time limit.
+func (ng *Nginx) Curl(family int, path string, maxTime time.Duration, extra ...string) []string {
+	args := []string{"-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download}",
+		"--cacert", ng.CAFile, "--max-time", strconv.FormatFloat(maxTime.Seconds(), 'f', 1, 64)}
+	args = append(args, extra...)
+	return append(args, ng.URL(family, path))
+}

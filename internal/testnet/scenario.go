@@ -1,0 +1,114 @@
+package testnet
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Faults are the impairments of one client network's path. Every knob is
+// independent; the zero value is a clean 1500-byte path. All of them are
+// applied on that network's two routers only, so networks differ.
+type Faults struct {
+	// MidMTU is the MTU of the link between r1 and r2 (0 means 1500).
+	MidMTU int
+	// NoICMP makes both routers drop the ICMP "fragmentation needed" and
+	// ICMPv6 "packet too big" messages they generate.
+	NoICMP bool
+	// DropFragments makes both routers drop IPv4 fragments and IPv6 packets
+	// with a fragment header.
+	DropFragments bool
+	// UpLimit silently drops client-to-server IP packets larger than this
+	// many bytes (IPv4 total length; the IPv6 packet including its header).
+	UpLimit int
+	// DownLimit is UpLimit for server-to-client packets.
+	DownLimit int
+	// ClampMSS rewrites the MSS option of SYN and SYN-ACK segments crossing
+	// r1 down to this IPv4 MSS (never up). IPv6 SYNs are clamped to
+	// ClampMSS-20, so both families end up with packets of the same size.
+	ClampMSS int
+	// LossPerMille drops that many packets in a thousand, at random, in
+	// both directions at r1.
+	LossPerMille int
+}
+
+// mtu returns the effective MTU of the middle link.
+func (f Faults) mtu() int {
+	if f.MidMTU == 0 {
+		return 1500
+	}
+	return f.MidMTU
+}
+
+// Want is what a tool must conclude about a scenario (SCENARIOS.md), in the
+// shared vocabulary of DESIGN.md.
+type Want struct {
+	Verdict   string
+	PathMTU   int // largest IP packet, in bytes, that gets through
+	Direction string
+}
+
+// Scenario is a topology with its faults and the expected diagnosis.
+type Scenario struct {
+	Name     string   // short id, such as "S2"
+	Slug     string   // descriptive name, such as "seed"
+	Networks []Faults // one per client network; none means one clean network
+	Want     Want
+}
+
+// String returns "S2 seed".
+func (s Scenario) String() string { return strings.TrimSpace(s.Name + " " + s.Slug) }
+
+// seed is S2's fault set, the customer's story: a 1400-byte link whose
+// routers send no ICMP and drop fragments.
+var seed = Faults{MidMTU: 1400, NoICMP: true, DropFragments: true}
+
+var presets = []Scenario{
+	{Name: "S1", Slug: "clean", Networks: []Faults{{}},
+		Want: Want{"ok", 1500, "none"}},
+	{Name: "S2", Slug: "seed", Networks: []Faults{seed},
+		Want: Want{"pmtud_blackhole", 1400, "both"}},
+	{Name: "S3", Slug: "pmtud-works", Networks: []Faults{{MidMTU: 1400}},
+		Want: Want{"pmtu_reduced", 1400, "none"}},
+	{Name: "S4", Slug: "clamped", Networks: []Faults{{MidMTU: 1400, NoICMP: true, DropFragments: true, ClampMSS: 1360}},
+		Want: Want{"pmtu_reduced", 1400, "none"}},
+	{Name: "S5", Slug: "frag-drop", Networks: []Faults{{DropFragments: true}},
+		Want: Want{"fragments_dropped", 1500, "both"}},
+	{Name: "S6", Slug: "v6-seed", Networks: []Faults{{MidMTU: 1280, NoICMP: true, DropFragments: true}},
+		Want: Want{"pmtud_blackhole", 1280, "both"}},
+	{Name: "S7", Slug: "upstream-only", Networks: []Faults{{UpLimit: 1400}},
+		Want: Want{"pmtud_blackhole", 1400, "upstream"}},
+	{Name: "S8", Slug: "downstream-only", Networks: []Faults{{DownLimit: 1400}},
+		Want: Want{"pmtud_blackhole", 1400, "downstream"}},
+	{Name: "S9", Slug: "lossy", Networks: []Faults{{LossPerMille: 10}},
+		Want: Want{"ok", 1500, "none"}},
+}
+
+// Presets returns the scenarios of SCENARIOS.md, S1 to S9.
+func Presets() []Scenario {
+	out := make([]Scenario, len(presets))
+	for i, p := range presets {
+		out[i] = p
+		out[i].Networks = append([]Faults(nil), p.Networks...)
+	}
+	return out
+}
+
+// LookupPreset returns the preset named by its id ("S2") or slug ("seed"),
+// case-insensitively.
+func LookupPreset(name string) (Scenario, error) {
+	for _, p := range Presets() {
+		if strings.EqualFold(name, p.Name) || strings.EqualFold(name, p.Slug) {
+			return p, nil
+		}
+	}
+	return Scenario{}, fmt.Errorf("testnet: no preset %q (want S1-S9 or a slug such as %q)", name, "seed")
+}
+
+// Preset is LookupPreset for names fixed in code: it panics on a typo.
+func Preset(name string) Scenario {
+	s, err := LookupPreset(name)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
