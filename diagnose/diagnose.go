@@ -266,8 +266,8 @@ func (d *Diagnosis) datagramFindings(ev Evidence) {
 			continue
 		}
 		switch {
-		case t.Fragmented && t.Result == Failed:
-			frag = t
+		case t.Fragmented && t.Result == Failed && (frag == nil || t.Proves == Upstream):
+			frag = t // a UDP loss says more (upstream) than an echo round trip
 		case !t.Fragmented && t.Result == Passed && (control == nil || t.Size < control.Size):
 			control = t
 		}
