@@ -275,7 +275,7 @@ func (d *Diagnosis) datagramFindings(ev Evidence) {
 	for i := range ev.Datagrams {
 		t := &ev.Datagrams[i]
 		if t.DF && t.Result == Failed && t.Answer == "none" && control != nil && t.Size > control.Size &&
-			(bigDF == nil || t.Size < bigDF.Size) {
+			!signalled(ev.ICMPSignals, t.Size) && (bigDF == nil || t.Method == "udp" && bigDF.Method != "udp") {
 			bigDF = t
 		}
 	}
@@ -302,12 +302,27 @@ func (d *Diagnosis) datagramFindings(ev Evidence) {
 	}
 }
 
+// signalled reports whether a router signalled an MTU below size: then a
+// silent datagram of that size is expected (its ICMP error went elsewhere).
+func signalled(sigs []ICMPSignal, size int) bool {
+	for _, s := range sigs {
+		if s.MTU > 0 && s.MTU < size {
+			return true
+		}
+	}
+	return false
+}
+
 func (d *Diagnosis) mtuFindings(ev Evidence) {
 	hdr := IPHeader(ev.Family)
 	if len(ev.ICMPSignals) > 0 || (ev.KernelPMTU > 0 && ev.KernelPMTU < ev.LocalMTU) {
 		var parts []string
+		seen := map[ICMPSignal]bool{}
 		for _, s := range ev.ICMPSignals {
-			parts = append(parts, fmt.Sprintf("%s says %d", s.From, s.MTU))
+			if !seen[s] {
+				seen[s] = true
+				parts = append(parts, fmt.Sprintf("%s says %d", s.From, s.MTU))
+			}
 		}
 		detail := fmt.Sprintf("Path MTU discovery works: routers report a smaller MTU (%s)", strings.Join(parts, ", "))
 		if len(parts) == 0 {

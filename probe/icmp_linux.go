@@ -86,7 +86,11 @@ func (e *echoer) round(ctx context.Context, sizes []int, timeout time.Duration) 
 	got := map[int]bool{}
 	buf := make([]byte, 65536)
 	end := time.Now().Add(timeout)
-	for len(got) < len(sizes) && time.Now().Before(end) && ctx.Err() == nil {
+	unique := map[int]bool{}
+	for _, s := range sizes {
+		unique[s] = true
+	}
+	for len(got) < len(unique) && time.Now().Before(end) && ctx.Err() == nil {
 		wait := min(time.Until(end), 50*time.Millisecond)
 		pfd := []unix.PollFd{{Fd: int32(e.fd), Events: unix.POLLIN}}
 		if _, err := unix.Poll(pfd, int(max(wait.Milliseconds(), 1))); err != nil && !errors.Is(err, unix.EINTR) {

@@ -95,9 +95,10 @@ func (r *runner) ladders(ctx context.Context, floor, hi int, small tlswire.Hello
 			break
 		}
 	}
-	// When no handshake filled a downstream segment (a small certificate),
-	// ask for more downstream bytes over a full connection at the top rung.
-	if ctx.Err() == nil && !r.downTested() {
+	// When the server's flight was too small to fill a segment at the top
+	// rung (a small certificate), ask for more downstream bytes over a full
+	// connection there.
+	if ctx.Err() == nil && !r.downPassedAt(hi) && down.maxPass() == hi {
 		r.progress("download", 0)
 		r.keep(r.download(ctx, hi))
 	}
@@ -125,11 +126,13 @@ func largePassed(h Handshake) (ok, decided bool) {
 	return false, true
 }
 
-func (r *runner) downTested() bool {
+// downPassedAt reports whether a handshake at TCP_MAXSEG mss carried a
+// full-size segment downstream.
+func (r *runner) downPassedAt(mss int) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, h := range r.handshakes {
-		if h.Down != diagnose.Untested {
+		if h.MSS == mss && h.Down == diagnose.Passed {
 			return true
 		}
 	}

@@ -204,7 +204,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	ev.Family = r.family
 	hdr := diagnose.IPHeader(r.family)
 	if mtu, err := routeMTU(r.addr); err == nil {
-		ev.LocalMTU = mtu
+		// Above maxProbeMTU (loopback, jumbo frames) only that much is
+		// probed, and that much counts as the full local MTU.
+		ev.LocalMTU = min(mtu, maxProbeMTU)
 	}
 	defer func() {
 		rep.Handshakes = r.handshakes

@@ -173,6 +173,11 @@ func udpProbe(ctx context.Context, addr netip.Addr, port, size int, df bool, tim
 				return ans
 			}
 			if got := readErrQueue(fd, &ans); got {
+				if ans.Answer == "frag_needed" && !df && attempt == 0 {
+					// The kernel now knows the smaller MTU and fragments the
+					// next copy to fit: send it.
+					break
+				}
 				return ans
 			}
 		}
