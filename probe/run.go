@@ -48,6 +48,7 @@ type Progress struct {
 type AddressCheck struct {
 	Address string        `json:"address"`
 	Connect time.Duration `json:"-"`
+	RTT     time.Duration `json:"-"`
 	// SndMSS is the payload per segment the connection settled on.
 	SndMSS int    `json:"snd_mss,omitempty"`
 	Error  string `json:"error,omitempty"`
@@ -219,7 +220,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return rep, nil
 	}
 	ev.Connected = true
-	rep.RTT = checks[chosen].Connect
+	rep.RTT = checks[chosen].RTT
 	ev.OfferedMSS = ev.LocalMTU - hdr
 	ev.SettledMSS = checks[chosen].SndMSS
 	// Timeouts derive from the measured RTT, with a floor that leaves room
@@ -237,24 +238,33 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	small := tlswire.HelloSpec{ServerName: r.serverName, ALPN: []string{"http/1.1"}}
 
-	// 2. UDP tests and a baseline handshake at the floor, side by side.
+	// 2. UDP tests, running alongside everything that follows: they go
+	// first so that a router's rate-limited ICMP answers them before the
+	// ladders' large segments ask for more. Then a baseline handshake at
+	// the floor: does TLS work at all?
 	r.progress("baseline", 0)
 	var udp []UDPTest
-	var wg sync.WaitGroup
-	wg.Add(1)
+	udpDone := make(chan struct{})
 	go func() {
-		defer wg.Done()
-		udp = r.udpTests(ctx, ev.LocalMTU)
+		defer close(udpDone)
+		udp = r.udpTests(ctx, ev.LocalMTU, rep.RTT)
 	}()
 	base := r.keep(r.handshake(ctx, KindBaseline, floor, small))
 	if base.Outcome != diagnose.Completed && (base.Outcome == diagnose.StalledClientHello || base.Outcome == diagnose.ConnectFailed) {
 		base = r.keep(r.handshake(ctx, KindBaseline, floor, small))
 	}
 	// A slow server earns a longer timeout.
-	r.hsTimeout = max(r.hsTimeout, r.hsTimeout/2+3*base.Duration)
+	// The RTT is the smallest connect time seen (a connect that needed a
+	// SYN retransmission overstates it); the handshake timeout leaves room
+	// for a slow server too.
+	if base.Connect > 0 && base.Connect < rep.RTT {
+		rep.RTT = base.Connect
+	}
+	r.hsTimeout = max(800*time.Millisecond, 600*time.Millisecond+4*rep.RTT)
+	if base.Outcome == diagnose.Completed {
+		r.hsTimeout = max(r.hsTimeout, r.hsTimeout/2+3*(base.Duration-base.Connect))
+	}
 	rep.HandshakeTimeout = r.hsTimeout
-	wg.Wait()
-	rep.UDP = udp
 	if cfg.Assistant != nil && base.Outcome == diagnose.Completed {
 		r.assist(ctx, base, ev)
 	}
@@ -263,6 +273,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if base.Outcome == diagnose.Completed {
 		var echo []EchoTest
 		var skipped string
+		var wg sync.WaitGroup
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -279,6 +290,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			ev.Skipped = append(ev.Skipped, skipped)
 		}
 	}
+	<-udpDone
+	rep.UDP = udp
 	if mtu, err := routeMTU(r.addr); err == nil && mtu < ev.LocalMTU {
 		ev.KernelPMTU = mtu
 	}
@@ -338,7 +351,13 @@ func (r *runner) connectAll(ctx context.Context, addrs []netip.Addr) []AddressCh
 				return
 			}
 			c.Connect = time.Since(start)
+			c.RTT = c.Connect
 			if info, err := readTCPInfo(conn); err == nil {
+				// The kernel's RTT sample is right even when the SYN had to
+				// be sent again (timestamps), the wall time is not.
+				if info.RTT > 0 && info.RTT < c.RTT {
+					c.RTT = info.RTT
+				}
 				c.SndMSS = info.SndMSS
 				if info.Timestamps {
 					c.SndMSS += 12 // the MSS as in the SYN, options not counted

@@ -104,12 +104,17 @@ func addrOf(sa unix.Sockaddr) string {
 	return ""
 }
 
+// icmpRefill is how long a Linux host takes to earn back one ICMP error
+// towards a client (net.ipv4.icmp_ratelimit, 1 s), plus a margin.
+const icmpRefill = 1100 * time.Millisecond
+
 // udpProbe sends one datagram making an IP packet of size bytes to a port
 // that should be closed, with Don't Fragment (IP_PMTUDISC_PROBE: set DF but
 // ignore the cached path MTU, as tracepath does) or allowed to fragment, and
 // waits for the answer on the error queue (IP_RECVERR): a port unreachable
 // means the datagram arrived; a frag-needed / packet-too-big names the MTU
-// and the router that said so. It tries twice within timeout.
+// and the router that said so. It tries twice, the second time after
+// icmpRefill, and waits timeout for the last answer.
 func udpProbe(ctx context.Context, addr netip.Addr, port, size int, df bool, timeout time.Duration) udpAnswer {
 	fam, lvl := unix.AF_INET, unix.IPPROTO_IP
 	disc, recverr, hdr := unix.IP_MTU_DISCOVER, unix.IP_RECVERR, 28
@@ -145,7 +150,6 @@ func udpProbe(ctx context.Context, addr netip.Addr, port, size int, df bool, tim
 	}
 	payload := make([]byte, max(size-hdr, 0))
 	copy(payload, "mtuscope probe: please ignore")
-	deadline := time.Now().Add(timeout)
 	for attempt := 0; attempt < 2; attempt++ {
 		if err := unix.Send(fd, payload, 0); err != nil {
 			if errors.Is(err, unix.EMSGSIZE) {
@@ -161,7 +165,13 @@ func udpProbe(ctx context.Context, addr netip.Addr, port, size int, df bool, tim
 			}
 		}
 		ans.Sent++
-		end := time.Now().Add(time.Until(deadline) / time.Duration(2-attempt))
+		// The second copy goes out only after the server's ICMP rate limit
+		// (one error a second per client on Linux) has refilled.
+		wait := timeout
+		if attempt == 0 {
+			wait = max(timeout, icmpRefill)
+		}
+		end := time.Now().Add(wait)
 		for time.Now().Before(end) {
 			if ctx.Err() != nil {
 				return ans
