@@ -123,6 +123,20 @@ func Diagnose(ev Evidence) (d Diagnosis) {
 	d.helloFindings(ev)
 	d.datagramFindings(ev)
 	d.mtuFindings(ev)
+	if s := ev.Server; s != nil && s.HelloSHA256 != "" && s.SentSHA256 != "" && s.HelloSHA256 != s.SentSHA256 {
+		d.add(string(VerdictTLSIntercepted), fmt.Sprintf("The server received a different ClientHello (%d bytes) from the one "+
+			"sent (%d bytes): something on the path terminates or rewrites TLS.", s.HelloBytes, s.SentHelloSize),
+			map[string]any{"sent_bytes": s.SentHelloSize, "received_bytes": s.HelloBytes})
+		if d.Verdict == VerdictInconclusive {
+			d.Verdict, d.Direction = VerdictTLSIntercepted, Upstream
+		}
+	}
+	if ev.Incomplete {
+		d.add(string(VerdictInconclusive), "The run hit its time limit before the size searches finished: "+
+			"the sizes above are what was seen to pass so far, not the answer.", nil)
+		d.Verdict, d.Direction = VerdictInconclusive, Unknown
+		return d
+	}
 	if d.Verdict != VerdictInconclusive {
 		return d
 	}

@@ -1,3 +1,5 @@
+//go:build linux
+
 package probe_test
 
 import (
@@ -253,5 +255,53 @@ func TestProbeBadTargets(t *testing.T) {
 		if res.Duration > 10*time.Second {
 			t.Errorf("%s: took %v with --timeout 8s", tc.name, res.Duration)
 		}
+	}
+}
+
+// BenchmarkProbeS2 measures a whole probe run in S2 (the customer's path:
+// a 1400-byte link, no ICMP, fragments dropped), the real binary against
+// nginx, and runs tracepath on the same path for comparison: tracepath
+// learns only from ICMP, so it reports 1500 here. Run it with
+//
+//	go test -run x -bench ProbeS2 -benchtime 5x ./probe/
+func BenchmarkProbeS2(b *testing.B) {
+	testnet.Require(b)
+	testnet.RequireTools(b, "tracepath")
+	n := testnet.New(b, testnet.Preset("S2"))
+	n.StartNginx(b)
+	bin := testnet.Mtuscope(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	tp := n.Client.Run(ctx, "tracepath", "-n", "-m", "8", n.Server.Addr(4).String())
+	b.Logf("tracepath in %v:\n%s", tp.Duration.Round(time.Millisecond), tp.Stdout)
+	b.ResetTimer()
+	var last probeDoc
+	for i := 0; i < b.N; i++ {
+		if err := n.FlushPMTU(ctx); err != nil {
+			b.Fatal(err)
+		}
+		res := n.Client.Run(ctx, bin, "probe", "--json", "--sni", testnet.ServerName, n.Server.Addr(4).String())
+		if err := json.Unmarshal(res.Stdout, &last); err != nil {
+			b.Fatalf("not JSON: %v\n%s", err, res)
+		}
+		if last.Verdict != "pmtud_blackhole" || last.PathMTU != 1400 {
+			b.Fatalf("run %d: %s %d", i, last.Verdict, last.PathMTU)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(last.PathMTU), "path_mtu")
+	b.Logf("mtuscope: %s, path MTU %d, %s", last.Verdict, last.PathMTU, last.Direction)
+}
+
+// TestProbeTimeoutBound: --timeout bounds the whole run even in the black
+// hole, and a cut-short run says inconclusive rather than a wrong size.
+func TestProbeTimeoutBound(t *testing.T) {
+	testnet.Require(t)
+	t.Parallel()
+	n := testnet.New(t, testnet.Preset("S2"))
+	n.StartNginx(t)
+	doc, code, took := probeIn(t, n, 4, "--timeout", "1200ms")
+	if code != 1 || doc.Verdict != "inconclusive" || took > 3*time.Second {
+		t.Errorf("--timeout 1200ms: %s %d (exit %d) after %v", doc.Verdict, doc.PathMTU, code, took)
 	}
 }

@@ -165,27 +165,43 @@ func (r *runner) udpTests(ctx context.Context, localMTU int, rtt time.Duration) 
 	// The RTT here comes from the first connect, which a lost SYN inflates
 	// to a second or more: cap what it adds.
 	timeout := min(max(600*time.Millisecond, 300*time.Millisecond+4*rtt), 2*time.Second)
+	pacer := newUDPPacer()
 	probe := func(size int, df bool) UDPTest {
 		start := time.Now()
-		a := udpProbe(ctx, r.addr, udpPort, size, df, timeout)
-		t := UDPTest{Size: size, DF: df, Port: udpPort, Answer: a.Answer, MTU: a.MTU, From: a.From, Duration: time.Since(start)}
+		a := udpProbe(ctx, r.addr, udpPort, size, df, timeout, pacer)
+		t := UDPTest{Size: size, DF: df, Port: udpPort, Answer: a.Answer, MTU: a.MTU, From: a.From,
+			Copies: a.Sent, Duration: time.Since(start)}
 		if a.Err != nil {
 			t.Error = a.Err.Error()
 		}
+		if t.Answer == "none" && !a.Verified {
+			t.Answer = "none_unverified"
+		}
 		return t
 	}
-	// One after the other: answered probes compete for the same ICMP
-	// tokens at the server.
-	tests := []UDPTest{probe(localMTU, true)}
+	// Side by side: if both are answered they compete for the server's ICMP
+	// tokens, and the loser's second copy, sent after a refill, wins.
+	tests := make([]UDPTest, 2)
+	var wg sync.WaitGroup
+	for i, p := range []struct {
+		size int
+		df   bool
+	}{{localMTU, true}, {2000, false}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tests[i] = probe(p.size, p.df)
+		}()
+	}
+	wg.Wait()
 	// Follow frag-needed answers down, at most a few plateaus.
 	for last := tests[0]; last.Answer == "frag_needed" && last.MTU > 0 && last.MTU < last.Size && len(tests) < 5; {
 		last = probe(last.MTU, true)
 		tests = append(tests, last)
 	}
-	tests = append(tests, probe(2000, false))
 	silent := false
 	for _, t := range tests {
-		silent = silent || t.Answer == "none" && t.Error == ""
+		silent = silent || (t.Answer == "none" || t.Answer == "none_unverified") && t.Error == ""
 	}
 	if silent && ctx.Err() == nil {
 		control := probe(128, true)

@@ -79,6 +79,7 @@ type UDPTest struct {
 	DF       bool          `json:"df"`
 	Port     int           `json:"port"`
 	Answer   string        `json:"answer"`
+	Copies   int           `json:"copies"`
 	MTU      int           `json:"mtu,omitempty"`
 	From     string        `json:"from,omitempty"`
 	Error    string        `json:"error,omitempty"`
@@ -297,6 +298,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	r.fillEvidence(rep)
 	if ctx.Err() != nil {
+		ev.Incomplete = true
 		ev.Skipped = append(ev.Skipped, fmt.Sprintf("the run hit its %s timeout before finishing", cfg.Timeout))
 	}
 	return rep, nil

@@ -104,18 +104,14 @@ func addrOf(sa unix.Sockaddr) string {
 	return ""
 }
 
-// icmpRefill is how long a Linux host takes to earn back one ICMP error
-// towards a client (net.ipv4.icmp_ratelimit, 1 s), plus a margin.
-const icmpRefill = 1100 * time.Millisecond
-
 // udpProbe sends one datagram making an IP packet of size bytes to a port
 // that should be closed, with Don't Fragment (IP_PMTUDISC_PROBE: set DF but
 // ignore the cached path MTU, as tracepath does) or allowed to fragment, and
 // waits for the answer on the error queue (IP_RECVERR): a port unreachable
 // means the datagram arrived; a frag-needed / packet-too-big names the MTU
-// and the router that said so. It tries twice, the second time after
-// icmpRefill, and waits timeout for the last answer.
-func udpProbe(ctx context.Context, addr netip.Addr, port, size int, df bool, timeout time.Duration) udpAnswer {
+// and the router that said so. Silence is reported as Verified only when
+// it cannot be the server's ICMP rate limit (see udpPacer).
+func udpProbe(ctx context.Context, addr netip.Addr, port, size int, df bool, timeout time.Duration, pacer *udpPacer) udpAnswer {
 	fam, lvl := unix.AF_INET, unix.IPPROTO_IP
 	disc, recverr, hdr := unix.IP_MTU_DISCOVER, unix.IP_RECVERR, 28
 	mode := unix.IP_PMTUDISC_PROBE
@@ -150,44 +146,76 @@ func udpProbe(ctx context.Context, addr netip.Addr, port, size int, df bool, tim
 	}
 	payload := make([]byte, max(size-hdr, 0))
 	copy(payload, "mtuscope probe: please ignore")
-	for attempt := 0; attempt < 2; attempt++ {
-		if err := unix.Send(fd, payload, 0); err != nil {
-			if errors.Is(err, unix.EMSGSIZE) {
-				ans.Answer, ans.LocalTooBig = "local_emsgsize", true
-				mtu, _ := unix.GetsockoptInt(fd, lvl, map[int]int{unix.AF_INET: unix.IP_MTU, unix.AF_INET6: unix.IPV6_MTU}[fam])
-				ans.MTU = mtu
-				return ans
-			}
-			// An error queued by the previous attempt surfaces here.
-			if !errors.Is(err, unix.ECONNREFUSED) {
-				ans.Err = err
-				return ans
-			}
+	// A first copy, then pairs of copies once the server's ICMP token
+	// bucket has surely refilled; silence is verified after two copies
+	// that had a token to themselves (see udpPacer).
+	clearSilent := 0
+	for ans.Sent < 7 {
+		n := 1
+		if ans.Sent > 0 {
+			n = 2
 		}
-		ans.Sent++
-		// The second copy goes out only after the server's ICMP rate limit
-		// (one error a second per client on Linux) has refilled.
+		sentAt := time.Now()
+		for i := 0; i < n; i++ {
+			if err := unix.Send(fd, payload, 0); err != nil {
+				if errors.Is(err, unix.EMSGSIZE) {
+					ans.Answer, ans.LocalTooBig = "local_emsgsize", true
+					mtu, _ := unix.GetsockoptInt(fd, lvl, map[int]int{unix.AF_INET: unix.IP_MTU, unix.AF_INET6: unix.IPV6_MTU}[fam])
+					ans.MTU = mtu
+					return ans
+				}
+				// An error queued by an earlier copy surfaces here.
+				if !errors.Is(err, unix.ECONNREFUSED) {
+					ans.Err = err
+					return ans
+				}
+			}
+			ans.Sent++
+		}
 		wait := timeout
-		if attempt == 0 {
-			wait = max(timeout, icmpRefill)
+		if ans.Sent == 1 {
+			wait = max(timeout, time.Until(pacer.start.Add(icmpRefill)))
 		}
 		end := time.Now().Add(wait)
-		for time.Now().Before(end) {
+		refrag := false
+		for time.Now().Before(end) && !refrag {
 			if ctx.Err() != nil {
 				return ans
 			}
-			wait := min(time.Until(end), 50*time.Millisecond)
+			step := min(time.Until(end), 50*time.Millisecond)
 			pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLERR | unix.POLLIN}}
-			if _, err := unix.Poll(pfd, int(max(wait.Milliseconds(), 1))); err != nil && !errors.Is(err, unix.EINTR) {
+			if _, err := unix.Poll(pfd, int(max(step.Milliseconds(), 1))); err != nil && !errors.Is(err, unix.EINTR) {
 				ans.Err = err
 				return ans
 			}
-			if got := readErrQueue(fd, &ans); got {
-				if ans.Answer == "frag_needed" && !df && attempt == 0 {
-					// The kernel now knows the smaller MTU and fragments the
-					// next copy to fit: send it.
-					break
+			if readErrQueue(fd, &ans) {
+				if ans.Answer == "frag_needed" && !df {
+					// The kernel now knows the smaller MTU and fragments
+					// the next copy to fit: send it.
+					refrag = true
+					continue
 				}
+				if ans.Answer == "port_unreachable" {
+					pacer.answered(time.Now())
+				}
+				return ans
+			}
+		}
+		if refrag {
+			continue
+		}
+		if pacer.clear(sentAt, time.Now()) {
+			clearSilent += n
+		}
+		if clearSilent >= 2 {
+			ans.Verified = true
+			return ans
+		}
+		// Wait for a token the other probes did not take.
+		if d := time.Until(pacer.last().Add(icmpRefill)); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
 				return ans
 			}
 		}

@@ -21,7 +21,7 @@ func readTCPInfo(net.Conn) (tcpInfo, error) { return tcpInfo{}, errUnsupported }
 
 func routeMTU(netip.Addr) (int, error) { return 0, errUnsupported }
 
-func udpProbe(context.Context, netip.Addr, int, int, bool, time.Duration) udpAnswer {
+func udpProbe(context.Context, netip.Addr, int, int, bool, time.Duration, *udpPacer) udpAnswer {
 	return udpAnswer{Answer: "none", Err: errUnsupported}
 }
 

@@ -257,6 +257,7 @@ func probeDocument(rep *probe.Report, d diagnose.Diagnosis) probeDoc {
 		if u.Error != "" {
 			res["error"] = u.Error
 		}
+		res["copies"] = u.Copies
 		doc.Tests = append(doc.Tests, testDoc{Name: "udp", Params: map[string]any{"size": u.Size, "df": u.DF, "port": u.Port},
 			Outcome: u.Answer, DurationMS: ms(u.Duration), Result: res})
 	}
