@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Addresses. Client network i uses 198.51.100.16i/28 and 2001:db8:100:i::/64
@@ -171,7 +172,37 @@ func Build(ctx context.Context, sc Scenario) (n *Net, err error) {
 	if err := errors.Join(errs...); err != nil {
 		return n, err
 	}
-	return n, nil
+	return n, n.waitLinks(ctx)
+}
+
+// waitLinks waits until every link is operational. The kernel attaches a
+// link's real queueing discipline only after its carrier event, which it may
+// delay by up to a second; until then the "noop" discipline drops every
+// packet, and a test's first SYN would vanish.
+func (n *Net) waitLinks(ctx context.Context) error {
+	for _, h := range n.Hosts() {
+		for {
+			out, err := exec.CommandContext(ctx, "ip", "-n", h.Name, "-o", "link", "show", "up").Output()
+			if err != nil {
+				return fmt.Errorf("testnet: ip -n %s link: %w", h.Name, err)
+			}
+			ready := true
+			for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+				if !strings.Contains(line, "LOOPBACK") && (strings.Contains(line, "qdisc noop") || !strings.Contains(line, "state UP")) {
+					ready = false
+				}
+			}
+			if ready {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("testnet: links of %s not up: %s", h.Name, out)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	return nil
 }
 
 // config returns, per namespace, the ip batch lines that set addresses,
