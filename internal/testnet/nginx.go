@@ -47,7 +47,10 @@ http {
     fastcgi_temp_path {{.Dir}}/tmp/fastcgi;
     uwsgi_temp_path {{.Dir}}/tmp/uwsgi;
     scgi_temp_path {{.Dir}}/tmp/scgi;
-    types { text/plain txt; application/octet-stream bin; }
+    types {
+        text/html html; text/plain txt; text/css css; application/javascript js;
+        application/json json; image/png png; application/octet-stream bin;
+    }
     default_type application/octet-stream;
     server {
         listen 443 ssl;
