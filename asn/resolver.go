@@ -80,7 +80,7 @@ func (r *Resolver) Reload() (bool, error) {
 	r.cur.Store(t)
 	r.stat = st
 	m := t.Meta()
-	r.log.Info("ASN database loaded", "path", r.path, "v4_ranges", m.V4Ranges, "v6_ranges", m.V6Ranges,
+	r.log.Debug("ASN database loaded", "path", r.path, "v4_ranges", m.V4Ranges, "v6_ranges", m.V6Ranges,
 		"imported_at", m.ImportedAt)
 	return true, nil
 }
