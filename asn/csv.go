@@ -29,14 +29,14 @@ func ParseCSV(r io.Reader, name string) ([]Range, error) {
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
-				return nil, &PositionError{Name: name, Line: pe.Line, Err: pe.Err}
+				return nil, &PositionError{Name: name, Line: pe.Line, Err: fmt.Errorf("CSV syntax: %w", pe.Err)}
 			}
 			return nil, &PositionError{Name: name, Err: err}
 		}
+		line, _ := cr.FieldPos(0)
 		if first && isHeader(rec) {
 			continue
 		}

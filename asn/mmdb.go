@@ -131,12 +131,12 @@ func mmdbAttribution(m maxminddb.Metadata) string {
 	t := strings.ToLower(m.DatabaseType)
 	desc := strings.ToLower(m.Description["en"])
 	switch {
-	case strings.Contains(t, "geolite"):
-		return AttributionGeoLite
 	case strings.Contains(t, "dbip") || strings.Contains(t, "db-ip") || strings.Contains(desc, "db-ip"):
 		return AttributionDBIP
 	case strings.Contains(t, "ipinfo") || strings.Contains(desc, "ipinfo"):
 		return AttributionIPinfo
+	case strings.Contains(t, "geolite"):
+		return AttributionGeoLite
 	case strings.Contains(t, "ip-location-db") || strings.Contains(desc, "ip-location-db"):
 		return AttributionIPLocationDB
 	}
