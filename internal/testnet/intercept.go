@@ -1,7 +1,6 @@
 package testnet
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -16,7 +15,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"text/template"
 	"time"
 )
 
@@ -33,20 +31,7 @@ type Interceptor struct {
 	Proc   *Proc
 }
 
-const interceptConf = `daemon off;
-master_process on;
-worker_processes 1;
-user root;
-pid {{.Dir}}/nginx.pid;
-error_log {{.Dir}}/error.log warn;
-events { worker_connections 512; }
-http {
-    access_log {{.Dir}}/access.log;
-    client_body_temp_path {{.Dir}}/tmp/body;
-    proxy_temp_path {{.Dir}}/tmp/proxy;
-    fastcgi_temp_path {{.Dir}}/tmp/fastcgi;
-    uwsgi_temp_path {{.Dir}}/tmp/uwsgi;
-    scgi_temp_path {{.Dir}}/tmp/scgi;
+const interceptConf = `{{template "preamble" .}}
     client_max_body_size 16m;
     ssl_certificate {{.Dir}}/cert.pem;
     ssl_certificate_key {{.Dir}}/key.pem;
@@ -89,26 +74,15 @@ func (n *Net) StartInterceptor(t testing.TB, network int, ports ...int) *Interce
 
 func (n *Net) startInterceptor(dir string, r1 *Host, ports []int) (*Interceptor, error) {
 	ic := &Interceptor{Host: r1, Dir: dir, CAFile: filepath.Join(dir, "cert.pem"), Ports: ports}
-	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
-		return nil, err
-	}
 	if err := writeInterceptorCert(dir); err != nil {
-		return nil, err
-	}
-	var conf bytes.Buffer
-	err := template.Must(template.New("ic").Parse(interceptConf)).Execute(&conf, map[string]any{
-		"Dir": dir, "Ports": ports, "V4": n.Server.V4, "V6": n.Server.V6})
-	if err != nil {
-		return nil, err
-	}
-	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, conf.Bytes(), 0o644); err != nil {
 		return nil, err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "proxy.conf"), []byte(interceptProxyConf), 0o644); err != nil {
 		return nil, err
 	}
-	ic.Proc, err = r1.Start("nginx", "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log"))
+	var err error
+	ic.Proc, err = startNginxProc(r1, dir, interceptConf, map[string]any{
+		"Dir": dir, "Ports": ports, "V4": n.Server.V4, "V6": n.Server.V6})
 	if err != nil {
 		return nil, err
 	}
