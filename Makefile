@@ -9,5 +9,7 @@ build:
 vet:
 	$(GO) vet ./...
 
-test: vet
-	$(GO) test -count=1 -timeout 30m ./...
+# One binary for every package's end-to-end tests. The namespace tests mostly
+# wait on timeouts, hence more parallel tests than cores.
+test: vet build
+	MTUSCOPE_BIN=$(CURDIR)/bin/mtuscope $(GO) test -count=1 -parallel 16 -timeout 30m ./...

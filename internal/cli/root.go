@@ -89,6 +89,7 @@ connects but the TLS handshake stalls because one full-size segment vanishes.`,
 
 	root.AddCommand(newVersionCmd(g))
 	root.AddCommand(newProbeCmd(g))
+	root.AddCommand(newASNCmd(g))
 	return root
 }
 

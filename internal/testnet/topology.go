@@ -7,8 +7,10 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Addresses. Client network i uses 198.51.100.16i/28 and 2001:db8:100:i::/64
@@ -114,6 +116,9 @@ func Build(ctx context.Context, sc Scenario) (n *Net, err error) {
 		if err := h.Do(func() error { return h.sysctls() }); err != nil {
 			return n, err
 		}
+		if err := writeHosts(h.Name); err != nil {
+			return n, err
+		}
 	}
 	// Links first (each created from one end, straight into both namespaces),
 	// then each namespace's addresses and routes.
@@ -171,7 +176,53 @@ func Build(ctx context.Context, sc Scenario) (n *Net, err error) {
 	if err := errors.Join(errs...); err != nil {
 		return n, err
 	}
-	return n, nil
+	return n, n.waitLinks(ctx)
+}
+
+// waitLinks waits until every link is operational. The kernel attaches a
+// link's real queueing discipline only after its carrier event, which it may
+// delay by up to a second; until then the "noop" discipline drops every
+// packet, and a test's first SYN would vanish.
+func (n *Net) waitLinks(ctx context.Context) error {
+	for _, h := range n.Hosts() {
+		for {
+			out, err := exec.CommandContext(ctx, "ip", "-n", h.Name, "-o", "link", "show", "up").Output()
+			if err != nil {
+				return fmt.Errorf("testnet: ip -n %s link: %w", h.Name, err)
+			}
+			ready := true
+			for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+				if !strings.Contains(line, "LOOPBACK") && (strings.Contains(line, "qdisc noop") || !strings.Contains(line, "state UP")) {
+					ready = false
+				}
+			}
+			if ready {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("testnet: links of %s not up: %s", h.Name, out)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// etcNetns holds per-namespace files that "ip netns exec" mounts over /etc.
+const etcNetns = "/etc/netns"
+
+// hostsFile names the test server, so programs run in a namespace (curl,
+// Chromium, the mtuscope binary) resolve ServerName without any DNS.
+var hostsFile = fmt.Sprintf("127.0.0.1 localhost\n::1 localhost\n%s %s\n%s %s\n",
+	ServerV4, ServerName, ServerV6, ServerName)
+
+func writeHosts(ns string) error {
+	dir := filepath.Join(etcNetns, ns)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("testnet: %w", err)
+	}
+	return os.WriteFile(filepath.Join(dir, "hosts"), []byte(hostsFile), 0o644)
 }
 
 // config returns, per namespace, the ip batch lines that set addresses,
@@ -244,6 +295,7 @@ func (n *Net) Close() error {
 	var errs []error
 	existing, _ := listNamespaces()
 	for _, h := range n.Hosts() {
+		os.RemoveAll(filepath.Join(etcNetns, h.Name))
 		for _, ns := range existing {
 			if ns == h.Name {
 				errs = append(errs, deleteNamespace(ns))
