@@ -6,13 +6,15 @@
 // the tests report that they are not supported.
 //
 // Politeness: a run opens at most MaxConnections TCP connections to the
-// server, never more than MaxInFlight at once, and sends at most
-// MaxDatagrams UDP or ICMP probes; Config.Timeout bounds the whole run.
+// server, never more than MaxInFlight at once, sends at most MaxDatagrams
+// ICMP echo requests and at most 7 copies of each of its (at most six) UDP
+// probes, spaced by the server's ICMP rate limit; Config.Timeout bounds the
+// whole run.
 package probe
 
 // Bounds on what one run may cost the server and the network.
 const (
 	MaxConnections = 200 // TCP connections per run, all tests together
 	MaxInFlight    = 40  // TCP connections open at the same time
-	MaxDatagrams   = 120 // UDP and ICMP probe packets per run
+	MaxDatagrams   = 120 // ICMP echo requests per run
 )

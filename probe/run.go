@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,7 +68,6 @@ type Report struct {
 	Echo             []EchoTest
 	Evidence         diagnose.Evidence
 	Connections      int
-	Datagrams        int
 	Elapsed          time.Duration
 }
 
@@ -214,7 +212,6 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.Handshakes = r.handshakes
 		rep.Connections = int(min(r.budget.Load(), MaxConnections))
 		rep.Elapsed = time.Since(r.start)
-		sort.SliceStable(rep.Handshakes, func(i, j int) bool { return false })
 	}()
 	if checks[chosen].Error != "" {
 		ev.ConnectError = checks[chosen].Error
