@@ -16,8 +16,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Host is one network namespace of a Net: a client, a router or the server.
@@ -88,7 +86,7 @@ func (h *Host) Do(fn func() error) error {
 			errc <- fmt.Errorf("testnet: open namespace: %w", err)
 			return
 		}
-		err = unix.Setns(int(f.Fd()), unix.CLONE_NEWNET)
+		err = setns(f)
 		f.Close()
 		if err != nil {
 			errc <- fmt.Errorf("testnet: enter namespace %s: %w", h.Name, err)
@@ -97,7 +95,7 @@ func (h *Host) Do(fn func() error) error {
 		defer func() {
 			// Only a thread back in its own namespace may run other
 			// goroutines; otherwise it stays locked and ends with this one.
-			if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
+			if setns(orig) == nil {
 				runtime.UnlockOSThread()
 			}
 		}()

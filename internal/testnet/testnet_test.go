@@ -354,6 +354,14 @@ func TestDo(t *testing.T) {
 		!strings.Contains(string(r.Stdout), "2001:db8:300::10") {
 		t.Errorf("%s does not resolve in the namespace: %s", ServerName, r)
 	}
+	// Lookups of other names go to the namespace's own loopback, never
+	// towards the machine's resolver.
+	if r := n.Client.Run(ctx, "cat", "/etc/resolv.conf"); strings.TrimSpace(string(r.Stdout)) != strings.TrimSpace(resolvConf) {
+		t.Errorf("resolv.conf in the namespace: %s", r)
+	}
+	if r := n.Client.Run(ctx, "getent", "hosts", "no-such-host.invalid"); r.ExitCode == 0 {
+		t.Errorf("an unknown name resolved in the namespace: %s", r)
+	}
 	if _, err := n.Client.DialContext(ctx, "tcp", "server.mtuscope.test:443"); err == nil {
 		t.Error("Dialer accepted a name")
 	}

@@ -116,7 +116,7 @@ func Build(ctx context.Context, sc Scenario) (n *Net, err error) {
 		if err := h.Do(func() error { return h.sysctls() }); err != nil {
 			return n, err
 		}
-		if err := writeHosts(h.Name); err != nil {
+		if err := writeEtc(h.Name); err != nil {
 			return n, err
 		}
 	}
@@ -217,12 +217,22 @@ const etcNetns = "/etc/netns"
 var hostsFile = fmt.Sprintf("127.0.0.1 localhost\n::1 localhost\n%s %s\n%s %s\n",
 	ServerV4, ServerName, ServerV6, ServerName)
 
-func writeHosts(ns string) error {
+// resolvConf points name lookups in a namespace at its own loopback, where
+// nothing listens: other names fail at once, and no query ever heads for
+// the machine's real resolver.
+const resolvConf = "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n"
+
+// writeEtc writes the namespace's hosts and resolv.conf, which "ip netns
+// exec" mounts over /etc's.
+func writeEtc(ns string) error {
 	dir := filepath.Join(etcNetns, ns)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("testnet: %w", err)
 	}
-	return os.WriteFile(filepath.Join(dir, "hosts"), []byte(hostsFile), 0o644)
+	if err := os.WriteFile(filepath.Join(dir, "hosts"), []byte(hostsFile), 0o644); err != nil {
+		return fmt.Errorf("testnet: %w", err)
+	}
+	return os.WriteFile(filepath.Join(dir, "resolv.conf"), []byte(resolvConf), 0o644)
 }
 
 // config returns, per namespace, the ip batch lines that set addresses,
