@@ -46,11 +46,18 @@ func (d probeDoc) hasFinding(code string) bool {
 	return false
 }
 
+// probeSlots bounds the probe runs in flight across the parallel tests: each
+// runs up to 40 handshakes at once against an RSA-4096 nginx, and a dozen of
+// them together would only measure how busy two cores can get.
+var probeSlots = make(chan struct{}, 4)
+
 // probeIn runs the real binary in the net's client namespace against the
 // server's address of the family and returns its JSON document, exit code
 // and wall time.
 func probeIn(t testing.TB, n *testnet.Net, family int, extra ...string) (probeDoc, int, time.Duration) {
 	t.Helper()
+	probeSlots <- struct{}{}
+	defer func() { <-probeSlots }()
 	bin := testnet.Mtuscope(t)
 	ng := n.Server.Addr(family)
 	args := append([]string{"probe", "--json", "--sni", testnet.ServerName}, extra...)
@@ -121,6 +128,13 @@ func TestProbeScenarios(t *testing.T) {
 			}
 			want := wantFor(sc)
 			if doc.Verdict != want.Verdict || doc.PathMTU != want.PathMTU || doc.Direction != want.Direction {
+				for _, raw := range doc.Tests {
+					var b bytes.Buffer
+					json.Compact(&b, raw)
+					if !strings.Contains(b.String(), `"outcome":"completed"`) {
+						t.Logf("test: %s", b.String())
+					}
+				}
 				t.Errorf("got %s / %d / %s, want %s / %d / %s", doc.Verdict, doc.PathMTU, doc.Direction,
 					want.Verdict, want.PathMTU, want.Direction)
 			}

@@ -54,12 +54,15 @@ type Handshake struct {
 	PMTU    int `json:"pmtu"`
 	// FlightBytes is what the server sent of its first flight; FlightDone
 	// says whether its last message arrived.
-	FlightBytes int           `json:"flight_bytes"`
-	TLSVersion  string        `json:"tls_version,omitempty"`
-	Group       string        `json:"group,omitempty"`
-	Detail      string        `json:"detail,omitempty"`
-	Connect     time.Duration `json:"-"`
-	Duration    time.Duration `json:"-"`
+	FlightBytes int    `json:"flight_bytes"`
+	TLSVersion  string `json:"tls_version,omitempty"`
+	Group       string `json:"group,omitempty"`
+	Detail      string `json:"detail,omitempty"`
+	// Retried marks a failure in a round that ran congested (see
+	// adaptTimeout): it is tried again and left out of the evidence.
+	Retried  bool          `json:"retried,omitempty"`
+	Connect  time.Duration `json:"-"`
+	Duration time.Duration `json:"-"`
 }
 
 // segmentTest converts the attempt into diagnose's evidence.
@@ -70,8 +73,8 @@ func (h Handshake) segmentTest() diagnose.SegmentTest {
 // handshake dials addr with TCP_MAXSEG mss, sends a ClientHello built from
 // spec and follows the server's first flight until it is complete, the
 // server gives up, or the handshake timeout passes.
-func (r *runner) handshake(ctx context.Context, kind string, mss int, spec tlswire.HelloSpec) Handshake {
-	h := Handshake{Kind: kind, MSS: mss, Up: diagnose.Untested, Down: diagnose.Untested}
+func (r *runner) handshake(ctx context.Context, kind string, mss int, spec tlswire.HelloSpec) (h Handshake) {
+	h = Handshake{Kind: kind, MSS: mss, Up: diagnose.Untested, Down: diagnose.Untested}
 	start := time.Now()
 	defer func() { h.Duration = time.Since(start) }()
 	hello, err := tlswire.Build(spec, rand.Reader)
@@ -250,8 +253,8 @@ var errBudget = errors.New("connection budget for this run spent (MaxConnections
 // certificate not verified: this is a measurement, nothing is trusted) at
 // TCP_MAXSEG mss, sends an HTTP request and reads the answer, so the server
 // sends more than its first flight downstream.
-func (r *runner) download(ctx context.Context, mss int) Handshake {
-	h := Handshake{Kind: KindDownload, MSS: mss, Up: diagnose.Untested, Down: diagnose.Untested}
+func (r *runner) download(ctx context.Context, mss int) (h Handshake) {
+	h = Handshake{Kind: KindDownload, MSS: mss, Up: diagnose.Untested, Down: diagnose.Untested}
 	start := time.Now()
 	defer func() { h.Duration = time.Since(start) }()
 	conn, err := r.dial(ctx, mss)

@@ -75,7 +75,19 @@ func (r *runner) ladders(ctx context.Context, floor, hi int, small tlswire.Hello
 		if ctx.Err() != nil {
 			break // cancelled attempts prove nothing
 		}
+		congested := r.adaptTimeout(results)
 		for _, h := range results {
+			if congested && h.Outcome != diagnose.Completed {
+				// Proves nothing: try it again, with the longer timeout.
+				h.Retried = true
+				if h.Kind == KindSweep {
+					sweepTries[h.HelloBytes]--
+				}
+			}
+			r.keep(h)
+			if h.Retried {
+				continue
+			}
 			switch h.Kind {
 			case KindSmall:
 				if ok, decided := smallPassed(h); decided {
@@ -102,6 +114,30 @@ func (r *runner) ladders(ctx context.Context, floor, hi int, small tlswire.Hello
 		r.progress("download", 0)
 		r.keep(r.download(ctx, hi))
 	}
+}
+
+// maxHandshakeTimeout bounds how far adaptTimeout stretches the timeout.
+const maxHandshakeTimeout = 5 * time.Second
+
+// adaptTimeout reports whether a round ran congested, and then widens the
+// handshake timeout. A round is congested when its slowest completed
+// handshake took more than half the timeout: the server (or this host) was
+// busy signing dozens of handshakes at once, and an attempt that timed out
+// in that round may have been merely slow, not lost. On an idle path a
+// completed handshake takes a few RTTs, far below the timeout, so a real
+// black hole never looks congested.
+func (r *runner) adaptTimeout(results []Handshake) bool {
+	var slowest time.Duration
+	for _, h := range results {
+		if h.Outcome == diagnose.Completed {
+			slowest = max(slowest, h.Duration)
+		}
+	}
+	if slowest <= r.hsTimeout/2 || r.hsTimeout >= maxHandshakeTimeout {
+		return false
+	}
+	r.hsTimeout = min(max(r.hsTimeout, 3*slowest), maxHandshakeTimeout)
+	return true
 }
 
 // smallPassed maps a small-hello attempt to a downstream ladder result.
@@ -148,7 +184,7 @@ func (r *runner) runBatch(ctx context.Context, batch []attempt) []Handshake {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out[i] = r.keep(r.handshake(ctx, a.kind, a.mss, a.spec))
+			out[i] = r.handshake(ctx, a.kind, a.mss, a.spec)
 		}()
 	}
 	wg.Wait()
@@ -221,6 +257,9 @@ func (r *runner) udpTests(ctx context.Context, localMTU int, rtt time.Duration) 
 func (r *runner) fillEvidence(rep *Report) {
 	ev := &rep.Evidence
 	for _, h := range r.handshakes {
+		if h.Retried {
+			continue
+		}
 		switch h.Kind {
 		case KindSweep:
 			if h.Outcome == diagnose.ConnectFailed || h.Outcome == diagnose.Timeout {

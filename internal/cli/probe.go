@@ -273,6 +273,9 @@ func probeDocument(rep *probe.Report, d diagnose.Diagnosis) probeDoc {
 		if h.Detail != "" {
 			res["detail"] = h.Detail
 		}
+		if h.Retried {
+			res["retried"] = true
+		}
 		doc.Tests = append(doc.Tests, testDoc{Name: "tls_handshake",
 			Params:  map[string]any{"kind": h.Kind, "mss": h.MSS, "hello_bytes": h.HelloBytes},
 			Outcome: string(h.Outcome), DurationMS: ms(h.Duration), Result: res})
