@@ -1,0 +1,348 @@
+package diagnose
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Finding is one thing the evidence shows, in plain language, with the
+// numbers behind it.
+type Finding struct {
+	Code     string         `json:"code"`
+	Detail   string         `json:"detail"`
+	Evidence map[string]any `json:"evidence,omitempty"`
+}
+
+// Diagnosis is the conclusion about one path.
+type Diagnosis struct {
+	Verdict Verdict `json:"verdict"`
+	// PathMTU is the largest IP packet, bytes, that got through in every
+	// direction that was tested; 0 when nothing got through.
+	PathMTU   int       `json:"path_mtu"`
+	Direction Direction `json:"direction"`
+	// UpstreamMTU and DownstreamMTU are the largest packets seen to pass in
+	// each direction (0: not tested).
+	UpstreamMTU   int       `json:"upstream_mtu"`
+	DownstreamMTU int       `json:"downstream_mtu"`
+	Findings      []Finding `json:"findings"`
+	Fixes         []Fix     `json:"fixes"`
+
+	fragDirection Direction
+}
+
+// Finding codes beyond the verdicts themselves.
+const (
+	CodeMSSClamped     = "mss_clamped"
+	CodePMTUDWorks     = "pmtud_works"
+	CodeUDPBlackhole   = "large_datagrams_blackholed"
+	CodeHelloSizeBand  = "clienthello_size_band"
+	CodeLargeFlight    = "large_server_flight"
+	CodeDownUntested   = "downstream_untested"
+	CodeServerSilent   = "server_silent"
+	CodeServerAlert    = "server_alert"
+	CodeNotTLS         = "not_tls"
+	CodeConnectionLost = "connection_reset"
+	CodeSkipped        = "tests_skipped"
+)
+
+// dirStats are the size results of one direction.
+type dirStats struct {
+	maxPass int // largest passing size
+	minFail int // smallest failing size above maxPass, 0 if none
+	tested  bool
+}
+
+func sizeStats(tests []SegmentTest, up bool) dirStats {
+	var s dirStats
+	for _, t := range tests {
+		r, size := t.Down, t.DownSize
+		if up {
+			r, size = t.Up, t.UpSize
+		}
+		if r == Passed && size > s.maxPass {
+			s.maxPass = size
+		}
+	}
+	for _, t := range tests {
+		r, size := t.Down, t.DownSize
+		if up {
+			r, size = t.Up, t.UpSize
+		}
+		if r == Failed && size > s.maxPass && (s.minFail == 0 || size < s.minFail) {
+			s.minFail = size
+		}
+	}
+	s.tested = s.maxPass > 0 || s.minFail > 0
+	return s
+}
+
+// Diagnose reads the evidence and concludes.
+func Diagnose(ev Evidence) (d Diagnosis) {
+	d = Diagnosis{Verdict: VerdictInconclusive, Direction: Unknown, Findings: []Finding{}, Fixes: []Fix{}}
+	defer func() { d.Fixes = fixesFor(ev, &d) }()
+	if len(ev.Skipped) > 0 {
+		d.add(CodeSkipped, "Some tests did not run: "+strings.Join(ev.Skipped, "; ")+".", nil)
+	}
+	if !ev.Connected {
+		d.Verdict = VerdictTCPUnreachable
+		d.add(string(VerdictTCPUnreachable), "No TCP connection to the server could be opened: "+ev.ConnectError+
+			". Nothing about the path MTU can be learned until the port answers.", map[string]any{"error": ev.ConnectError})
+		return d
+	}
+	up, down := sizeStats(ev.Segments, true), sizeStats(ev.Segments, false)
+	d.UpstreamMTU, d.DownstreamMTU = up.maxPass, down.maxPass
+	if !anyCompleted(ev.Segments) {
+		d.failedEverywhere(ev)
+		return d
+	}
+	d.PathMTU = minPositive(up.maxPass, down.maxPass)
+	if ev.FlightBytes > 0 && down.maxPass == 0 {
+		d.add(CodeDownUntested, fmt.Sprintf("The server's first flight (%d bytes) never filled a full-size segment, "+
+			"so the handshakes did not test large packets from the server to this host.", ev.FlightBytes),
+			map[string]any{"flight_bytes": ev.FlightBytes})
+	}
+	hdr := IPHeader(ev.Family)
+
+	if up.minFail > 0 || down.minFail > 0 {
+		d.Verdict = VerdictBlackhole
+		switch {
+		case up.minFail > 0 && down.minFail > 0:
+			d.Direction = Both
+		case up.minFail > 0:
+			d.Direction = Upstream
+		default:
+			d.Direction = Downstream
+		}
+		d.add(string(VerdictBlackhole), d.blackholeDetail(ev, up, down), map[string]any{
+			"upstream_max_pass": up.maxPass, "upstream_min_fail": up.minFail,
+			"downstream_max_pass": down.maxPass, "downstream_min_fail": down.minFail,
+			"mss": d.PathMTU - hdr,
+		})
+	}
+	d.helloFindings(ev)
+	d.datagramFindings(ev)
+	d.mtuFindings(ev)
+	if d.Verdict != VerdictInconclusive {
+		return d
+	}
+	switch {
+	case d.has(CodeFragmentsDropped) && d.PathMTU >= ev.LocalMTU:
+		d.Verdict = VerdictFragmentsDropped
+		d.Direction = d.fragDirection
+	case ev.LocalMTU > 0 && d.PathMTU < ev.LocalMTU:
+		d.Verdict, d.Direction = VerdictPMTUReduced, None
+	default:
+		d.Verdict, d.Direction = VerdictOK, None
+	}
+	return d
+}
+
+// CodeFragmentsDropped is the finding that fragmented packets vanish.
+const CodeFragmentsDropped = string(VerdictFragmentsDropped)
+
+func (d *Diagnosis) blackholeDetail(ev Evidence, up, down dirStats) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Packets larger than %d bytes vanish without an ICMP error: ", d.PathMTU)
+	switch d.Direction {
+	case Both:
+		fmt.Fprintf(&b, "from this host to the server (%d passed, %d lost) and back (%d passed, %d lost).",
+			up.maxPass, up.minFail, down.maxPass, down.minFail)
+	case Upstream:
+		fmt.Fprintf(&b, "from this host to the server (%d passed, %d lost); the server's large packets arrive (%d bytes passed).",
+			up.maxPass, up.minFail, down.maxPass)
+	case Downstream:
+		fmt.Fprintf(&b, "from the server to this host (%d passed, %d lost); this host's large packets arrive (%d bytes passed).",
+			down.maxPass, down.minFail, up.maxPass)
+	}
+	b.WriteString(" TCP connects, but a TLS handshake whose packets exceed that size stalls until it times out.")
+	return b.String()
+}
+
+func anyCompleted(ts []SegmentTest) bool {
+	for _, t := range ts {
+		if t.Outcome == Completed {
+			return true
+		}
+	}
+	return false
+}
+
+// failedEverywhere explains a server with which no handshake completed.
+func (d *Diagnosis) failedEverywhere(ev Evidence) {
+	var smallest *SegmentTest
+	for i := range ev.Segments {
+		t := &ev.Segments[i]
+		if t.Outcome == ConnectFailed {
+			continue
+		}
+		if smallest == nil || t.DownSize < smallest.DownSize {
+			smallest = t
+		}
+	}
+	if smallest == nil {
+		d.Verdict = VerdictInconclusive
+		d.add(string(VerdictInconclusive), "No handshake could be attempted.", nil)
+		return
+	}
+	ev2 := map[string]any{"outcome": smallest.Outcome, "packet_size": smallest.DownSize}
+	if smallest.Detail != "" {
+		ev2["detail"] = smallest.Detail
+	}
+	d.Verdict = VerdictTLSFailed
+	switch smallest.Outcome {
+	case NotTLS:
+		d.add(CodeNotTLS, "The server answered, but not in TLS ("+smallest.Detail+"): this port speaks another protocol.", ev2)
+	case Alert:
+		d.add(CodeServerAlert, "The server refused the handshake with a TLS alert ("+smallest.Detail+"), even with the smallest packets: not a path MTU problem.", ev2)
+	case Reset:
+		d.add(CodeConnectionLost, "The server closed or reset the connection in answer to the ClientHello, even with the smallest packets: not a path MTU problem.", ev2)
+	case StalledServerFlight:
+		d.add(CodeServerSilent, "The server acknowledged the ClientHello but never answered, even with the smallest packets: the server (or something in front of it) is not completing TLS handshakes; this is not a path MTU problem.", ev2)
+	default:
+		d.Verdict = VerdictInconclusive
+		d.add(string(VerdictInconclusive), "Even the smallest handshake did not get through (the ClientHello was not acknowledged): the path loses small packets too, or the server is overloaded.", ev2)
+	}
+}
+
+func (d *Diagnosis) helloFindings(ev Evidence) {
+	hs := append([]HelloTest(nil), ev.Hellos...)
+	if len(hs) == 0 {
+		return
+	}
+	sort.Slice(hs, func(i, j int) bool { return hs[i].HelloBytes < hs[j].HelloBytes })
+	passed := map[int]bool{}
+	tried := map[int]bool{}
+	for _, h := range hs {
+		tried[h.HelloBytes] = true
+		if h.Outcome == Completed {
+			passed[h.HelloBytes] = true
+		}
+	}
+	var sizes []int
+	for s := range tried {
+		sizes = append(sizes, s)
+	}
+	sort.Ints(sizes)
+	firstFail, lastFail, failAbovePass := 0, 0, false
+	for _, s := range sizes {
+		if passed[s] {
+			if firstFail > 0 {
+				failAbovePass = true
+			}
+			continue
+		}
+		if firstFail == 0 {
+			firstFail = s
+		}
+		lastFail = s
+	}
+	if firstFail == 0 || firstFail == sizes[0] {
+		return // all passed, or even the smallest failed (explained elsewhere)
+	}
+	pkt := hs[0].PacketSize
+	evd := map[string]any{"first_failing_bytes": firstFail, "last_failing_bytes": lastFail, "packet_size": pkt, "sizes_tested": sizes}
+	if !failAbovePass {
+		d.add(string(VerdictSplitIntolerant), fmt.Sprintf("ClientHellos of %d bytes and more fail although every packet was at most %d bytes "+
+			"(which pass): something on the path cannot handle a ClientHello split across TCP segments, "+
+			"as a post-quantum key share (about 1.5-1.8 KB) makes it.", firstFail, pkt), evd)
+		if d.Verdict == VerdictInconclusive {
+			d.Verdict, d.Direction = VerdictSplitIntolerant, Upstream
+		}
+		return
+	}
+	d.add(CodeHelloSizeBand, fmt.Sprintf("ClientHellos from %d to %d bytes fail while smaller and larger ones pass "+
+		"(every packet at most %d bytes): something on the path mishandles hellos of those sizes.", firstFail, lastFail, pkt), evd)
+	if d.Verdict == VerdictInconclusive {
+		d.Verdict, d.Direction = VerdictTLSFailed, Upstream
+	}
+}
+
+func (d *Diagnosis) datagramFindings(ev Evidence) {
+	var control, bigDF, frag *DatagramTest
+	for i := range ev.Datagrams {
+		t := &ev.Datagrams[i]
+		if t.Result == Untested {
+			continue
+		}
+		switch {
+		case t.Fragmented && t.Result == Failed:
+			frag = t
+		case !t.Fragmented && t.Result == Passed && (control == nil || t.Size < control.Size):
+			control = t
+		}
+	}
+	for i := range ev.Datagrams {
+		t := &ev.Datagrams[i]
+		if t.DF && t.Result == Failed && t.Answer == "none" && control != nil && t.Size > control.Size &&
+			(bigDF == nil || t.Size < bigDF.Size) {
+			bigDF = t
+		}
+	}
+	if control == nil {
+		return // the server answers no datagram at all: nothing to compare
+	}
+	if frag != nil {
+		// A lost fragmented UDP datagram proves upstream loss (its answer is
+		// small); a lost echo round trip proves loss in some direction.
+		d.fragDirection = Unknown
+		for _, t := range ev.Datagrams {
+			if t.Fragmented && t.Result == Failed && t.Proves == Upstream {
+				d.fragDirection = Upstream
+			}
+		}
+		d.add(CodeFragmentsDropped, fmt.Sprintf("IP fragments are dropped: a %d-byte %s that had to be fragmented got no answer, "+
+			"while a %d-byte one did. UDP (DNS, VPNs, QUIC) and anything else that relies on fragments breaks on this path.",
+			frag.Size, frag.Method, control.Size), map[string]any{"size": frag.Size, "method": frag.Method, "control_size": control.Size})
+	}
+	if bigDF != nil && d.PathMTU > 0 && bigDF.Size > d.PathMTU {
+		d.add(CodeUDPBlackhole, fmt.Sprintf("A %d-byte %s with Don't Fragment got neither an answer nor an ICMP error: large "+
+			"datagrams (UDP, QUIC, ICMP) are black-holed on this path even if TCP copes.", bigDF.Size, bigDF.Method),
+			map[string]any{"size": bigDF.Size, "method": bigDF.Method})
+	}
+}
+
+func (d *Diagnosis) mtuFindings(ev Evidence) {
+	hdr := IPHeader(ev.Family)
+	if len(ev.ICMPSignals) > 0 || (ev.KernelPMTU > 0 && ev.KernelPMTU < ev.LocalMTU) {
+		var parts []string
+		for _, s := range ev.ICMPSignals {
+			parts = append(parts, fmt.Sprintf("%s says %d", s.From, s.MTU))
+		}
+		detail := fmt.Sprintf("Path MTU discovery works: routers report a smaller MTU (%s)", strings.Join(parts, ", "))
+		if len(parts) == 0 {
+			detail = fmt.Sprintf("Path MTU discovery works: the kernel learned a path MTU of %d", ev.KernelPMTU)
+		}
+		d.add(CodePMTUDWorks, detail+" and TCP adapts.", map[string]any{"kernel_pmtu": ev.KernelPMTU, "icmp": ev.ICMPSignals})
+		return
+	}
+	if ev.SettledMSS > 0 && ev.OfferedMSS > ev.SettledMSS && ev.SettledMSS+hdr < ev.LocalMTU {
+		d.add(CodeMSSClamped, fmt.Sprintf("The connection settled on an MSS of %d (packets of %d bytes) although this host offered %d, "+
+			"and no router signalled a smaller MTU: the MSS is clamped on the way (or set low by the server). "+
+			"TCP works thanks to it; other traffic gets no such help.", ev.SettledMSS, ev.SettledMSS+hdr, ev.OfferedMSS),
+			map[string]any{"settled_mss": ev.SettledMSS, "offered_mss": ev.OfferedMSS})
+	}
+}
+
+func (d *Diagnosis) add(code, detail string, ev map[string]any) {
+	d.Findings = append(d.Findings, Finding{Code: code, Detail: detail, Evidence: ev})
+}
+
+func (d *Diagnosis) has(code string) bool {
+	for _, f := range d.Findings {
+		if f.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
+func minPositive(a, b int) int {
+	switch {
+	case a <= 0:
+		return max(b, 0)
+	case b <= 0:
+		return a
+	}
+	return min(a, b)
+}

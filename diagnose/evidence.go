@@ -1,0 +1,100 @@
+package diagnose
+
+// Evidence is everything observed about one path to one server address.
+// A tool fills what it can measure and leaves the rest zero.
+type Evidence struct {
+	// Family is 4 or 6.
+	Family int `json:"family"`
+	// LocalMTU is the MTU of the client's route towards the server, bytes.
+	LocalMTU int `json:"local_mtu"`
+	// Connected is true when a TCP connection to the server opened.
+	Connected bool `json:"connected"`
+	// ConnectError says why not, when Connected is false.
+	ConnectError string `json:"connect_error,omitempty"`
+	// OfferedMSS is the MSS the client advertised on an unconstrained
+	// connection and SettledMSS the one that connection settled on (both
+	// without TCP options, as in the SYN); 0 when unknown.
+	OfferedMSS int `json:"offered_mss,omitempty"`
+	SettledMSS int `json:"settled_mss,omitempty"`
+	// KernelPMTU is the path MTU the client's kernel learned for the server
+	// (from ICMP) during the run; 0 when unknown.
+	KernelPMTU int `json:"kernel_pmtu,omitempty"`
+
+	// Segments are TLS handshakes at controlled packet sizes.
+	Segments []SegmentTest `json:"segments,omitempty"`
+	// Hellos are handshakes with ClientHellos of controlled sizes, every
+	// segment small enough to pass.
+	Hellos []HelloTest `json:"hellos,omitempty"`
+	// Datagrams are UDP and ICMP tests.
+	Datagrams []DatagramTest `json:"datagrams,omitempty"`
+	// ICMPSignals are MTUs routers signalled (ICMP frag-needed, packet-too-big).
+	ICMPSignals []ICMPSignal `json:"icmp_signals,omitempty"`
+	// FlightBytes is the size of the server's first flight (ServerHello to
+	// Finished or ServerHelloDone), bytes; 0 when unknown.
+	FlightBytes int `json:"flight_bytes,omitempty"`
+	// Server is what a cooperating mtuscope server observed, nil without one.
+	Server *ServerView `json:"server,omitempty"`
+	// Skipped names tests that could not run and why.
+	Skipped []string `json:"skipped,omitempty"`
+}
+
+// SegmentTest is one TLS handshake that needed IP packets of a known size
+// to cross the path in each direction.
+type SegmentTest struct {
+	// UpSize and DownSize are the largest IP packets, bytes, the handshake
+	// needed through upstream and downstream (the actual size when it was
+	// observed, otherwise the size the segment size allowed).
+	UpSize   int     `json:"up_size"`
+	DownSize int     `json:"down_size"`
+	Up       Result  `json:"up"`
+	Down     Result  `json:"down"`
+	Outcome  Outcome `json:"outcome"`
+	// Detail is a short description of an unusual outcome: the alert, the
+	// first bytes of a non-TLS answer.
+	Detail string `json:"detail,omitempty"`
+}
+
+// HelloTest is one handshake with a ClientHello of a given size, carried in
+// segments no larger than PacketSize.
+type HelloTest struct {
+	HelloBytes int     `json:"hello_bytes"`
+	PacketSize int     `json:"packet_size"`
+	Segments   int     `json:"segments"`
+	Outcome    Outcome `json:"outcome"`
+}
+
+// DatagramTest is one UDP or ICMP test.
+type DatagramTest struct {
+	// Method is "udp" (to a closed port: the port-unreachable answer proves
+	// arrival) or "icmp_echo".
+	Method string `json:"method"`
+	// Size is the IP packet size, bytes, before any fragmentation.
+	Size int `json:"size"`
+	// DF says the packet carried Don't Fragment; otherwise it may have been
+	// fragmented on the way (Fragmented says whether it was, from the start).
+	DF         bool `json:"df"`
+	Fragmented bool `json:"fragmented"`
+	// Result is Passed when the answer came back, Failed on silence.
+	Result Result `json:"result"`
+	// Answer names what came back: "port_unreachable", "echo_reply",
+	// "frag_needed", "none".
+	Answer string `json:"answer"`
+	// Proves is the direction a failure of this test implicates: upstream
+	// for UDP (its answer is small), unknown for an echo round trip.
+	Proves Direction `json:"proves"`
+}
+
+// ICMPSignal is one path MTU a router reported.
+type ICMPSignal struct {
+	From string `json:"from"`
+	MTU  int    `json:"mtu"`
+}
+
+// ServerView is what a cooperating server reports about one connection.
+type ServerView struct {
+	SYNMSS        int    `json:"syn_mss"`
+	HelloBytes    int    `json:"hello_bytes"`
+	HelloSHA256   string `json:"hello_sha256"`
+	SentHelloSize int    `json:"sent_hello_bytes"`
+	SentSHA256    string `json:"sent_hello_sha256"`
+}

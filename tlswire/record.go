@@ -1,0 +1,185 @@
+package tlswire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Record content types (RFC 8446 section 5.1).
+const (
+	RecordChangeCipherSpec = 20
+	RecordAlert            = 21
+	RecordHandshake        = 22
+	RecordApplicationData  = 23
+)
+
+// Handshake message types (RFC 8446 section 4).
+const (
+	TypeClientHello         = 1
+	TypeServerHello         = 2
+	TypeEncryptedExtensions = 8
+	TypeCertificate         = 11
+	TypeServerKeyExchange   = 12
+	TypeCertificateRequest  = 13
+	TypeServerHelloDone     = 14
+	TypeCertificateVerify   = 15
+	TypeFinished            = 20
+)
+
+// RecordHeaderLen is the size of a TLS record header in bytes.
+const RecordHeaderLen = 5
+
+// MaxCiphertext is the largest record payload a peer may send (RFC 8446
+// section 5.2: 2^14 plus 256 bytes of expansion).
+const MaxCiphertext = 1<<14 + 256
+
+// ErrShort reports input that ends before a length it announces.
+var ErrShort = errors.New("tlswire: truncated input")
+
+// RecordHeader is the 5-byte header in front of every TLS record.
+type RecordHeader struct {
+	Type    uint8
+	Version uint16
+	Length  int
+}
+
+// ParseRecordHeader decodes the record header at the start of b. It fails
+// when b is shorter than a header or when the header cannot start a TLS
+// record (unknown type, major version other than 3, oversized length).
+func ParseRecordHeader(b []byte) (RecordHeader, error) {
+	if len(b) < RecordHeaderLen {
+		return RecordHeader{}, ErrShort
+	}
+	h := RecordHeader{Type: b[0], Version: binary.BigEndian.Uint16(b[1:3]), Length: int(binary.BigEndian.Uint16(b[3:5]))}
+	if h.Type < RecordChangeCipherSpec || h.Type > RecordApplicationData {
+		return h, &NotTLSError{Prefix: prefix(b)}
+	}
+	if h.Version>>8 != 3 {
+		return h, &NotTLSError{Prefix: prefix(b)}
+	}
+	if h.Length > MaxCiphertext {
+		return h, &NotTLSError{Prefix: prefix(b)}
+	}
+	return h, nil
+}
+
+// NotTLSError reports bytes from a peer that cannot be TLS. Prefix holds the
+// first bytes received (at most 32), which often name what the peer speaks
+// instead ("SSH-2.0-...", "HTTP/1.1 400").
+type NotTLSError struct {
+	Prefix []byte
+}
+
+func (e *NotTLSError) Error() string {
+	return fmt.Sprintf("tlswire: peer does not speak TLS (first bytes %q)", e.Prefix)
+}
+
+func prefix(b []byte) []byte {
+	n := min(len(b), 32)
+	return append([]byte(nil), b[:n]...)
+}
+
+// AlertError is a TLS alert received from the peer.
+type AlertError struct {
+	Level       uint8
+	Description uint8
+}
+
+func (e *AlertError) Error() string {
+	return fmt.Sprintf("tlswire: peer sent alert %d (%s)", e.Description, AlertName(e.Description))
+}
+
+// AlertName returns the RFC 8446 name of an alert description.
+func AlertName(d uint8) string {
+	switch d {
+	case 0:
+		return "close_notify"
+	case 10:
+		return "unexpected_message"
+	case 20:
+		return "bad_record_mac"
+	case 22:
+		return "record_overflow"
+	case 40:
+		return "handshake_failure"
+	case 42:
+		return "bad_certificate"
+	case 47:
+		return "illegal_parameter"
+	case 50:
+		return "decode_error"
+	case 51:
+		return "decrypt_error"
+	case 70:
+		return "protocol_version"
+	case 71:
+		return "insufficient_security"
+	case 80:
+		return "internal_error"
+	case 86:
+		return "inappropriate_fallback"
+	case 109:
+		return "missing_extension"
+	case 110:
+		return "unsupported_extension"
+	case 112:
+		return "unrecognized_name"
+	case 120:
+		return "no_application_protocol"
+	}
+	return "unknown"
+}
+
+// reader is a bounds-checked cursor over a byte slice. Every method returns
+// false instead of reading past the end.
+type reader struct{ b []byte }
+
+func (r *reader) empty() bool { return len(r.b) == 0 }
+
+func (r *reader) u8(v *uint8) bool {
+	if len(r.b) < 1 {
+		return false
+	}
+	*v = r.b[0]
+	r.b = r.b[1:]
+	return true
+}
+
+func (r *reader) u16(v *uint16) bool {
+	if len(r.b) < 2 {
+		return false
+	}
+	*v = binary.BigEndian.Uint16(r.b)
+	r.b = r.b[2:]
+	return true
+}
+
+func (r *reader) u24(v *int) bool {
+	if len(r.b) < 3 {
+		return false
+	}
+	*v = int(r.b[0])<<16 | int(r.b[1])<<8 | int(r.b[2])
+	r.b = r.b[3:]
+	return true
+}
+
+func (r *reader) bytes(n int, v *[]byte) bool {
+	if n < 0 || len(r.b) < n {
+		return false
+	}
+	*v = r.b[:n:n]
+	r.b = r.b[n:]
+	return true
+}
+
+// vec8 and vec16 read a vector with a 1- or 2-byte length prefix.
+func (r *reader) vec8(v *[]byte) bool {
+	var n uint8
+	return r.u8(&n) && r.bytes(int(n), v)
+}
+
+func (r *reader) vec16(v *[]byte) bool {
+	var n uint16
+	return r.u16(&n) && r.bytes(int(n), v)
+}
