@@ -88,6 +88,7 @@ connects but the TLS handshake stalls because one full-size segment vanishes.`,
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 
 	root.AddCommand(newVersionCmd(g))
+	root.AddCommand(newServeCmd(g))
 	root.AddCommand(newASNCmd(g))
 	return root
 }
