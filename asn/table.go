@@ -2,6 +2,11 @@ package asn
 
 import "net/netip"
 
+// indexBits is how many top bits of an address the index covers: 2^20
+// buckets (4 MiB per family) leave about one IPv4 range per bucket, so a
+// lookup touches the index, one or two entries and the record.
+const indexBits = 20
+
 // record is one (ASN, organisation) pair; record 0 means "no ASN".
 type record struct {
 	asn uint32
@@ -10,18 +15,19 @@ type record struct {
 
 // Table is an immutable, in-memory IP-to-ASN table: for each family a
 // sorted list of range starts that covers the whole address space (gaps are
-// ranges of record 0), and an index by the top 16 bits of the address that
+// ranges of record 0), and an index by the top 20 bits of the address that
 // narrows the binary search to a few entries. It is safe for concurrent use.
 type Table struct {
 	recs []record
 
 	v4start []uint32
 	v4rec   []uint32
-	v4idx   []uint32 // len 65537: first entry whose start >= h<<16
+	v4ent   []uint64 // start<<32 | record: one cache line holds both
+	v4idx   []uint32 // 2^20+1 entries: first entry whose top 20 bits are >= h
 
 	v6hi, v6lo []uint64
 	v6rec      []uint32
-	v6idx      []uint32 // by the top 16 bits of v6hi
+	v6idx      []uint32 // by the top 20 bits of v6hi
 
 	meta Meta
 }
@@ -45,31 +51,33 @@ func (t *Table) Lookup(addr netip.Addr) Result {
 func (t *Table) lookup4(addr netip.Addr) Result {
 	b := addr.As4()
 	x := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
-	if len(t.v4start) == 0 {
+	if len(t.v4ent) == 0 {
 		return fallback(addr)
 	}
-	h := x >> 16
+	h := x >> (32 - indexBits)
 	lo, hi := t.v4idx[h], t.v4idx[h+1]
 	if lo > 0 {
-		lo-- // the range covering h<<16 may start below it
+		lo-- // the range covering h's first address may start below it
 	}
 	// Last i in [lo, hi) with start[i] <= x; start[lo] <= x holds.
+	key := uint64(x)<<32 | 0xffffffff
 	for hi-lo > 1 {
 		mid := (lo + hi) / 2
-		if t.v4start[mid] <= x {
+		if t.v4ent[mid] <= key {
 			lo = mid
 		} else {
 			hi = mid
 		}
 	}
-	rec := t.v4rec[lo]
+	e := t.v4ent[lo]
+	rec := uint32(e)
 	if rec == 0 {
 		return fallback(addr)
 	}
-	first := t.v4start[lo]
+	first := uint32(e >> 32)
 	last := ^uint32(0)
-	if int(lo)+1 < len(t.v4start) {
-		last = t.v4start[lo+1] - 1
+	if int(lo)+1 < len(t.v4ent) {
+		last = uint32(t.v4ent[lo+1]>>32) - 1
 	}
 	r := t.recs[rec]
 	return Result{
@@ -85,7 +93,7 @@ func (t *Table) lookup6(addr netip.Addr) Result {
 	if len(t.v6hi) == 0 {
 		return fallback(addr)
 	}
-	h := x.hi >> 48
+	h := x.hi >> (64 - indexBits)
 	lo, hi := t.v6idx[h], t.v6idx[h+1]
 	if lo > 0 {
 		lo--
@@ -116,12 +124,12 @@ func (t *Table) lookup6(addr netip.Addr) Result {
 	}
 }
 
-// buildIndex fills an index of 65537 entries: idx[h] is the first entry
-// whose top 16 bits are >= h.
+// buildIndex fills an index of 2^indexBits+1 entries: idx[h] is the first
+// entry whose top bits are >= h.
 func buildIndex(n int, top func(i int) uint32) []uint32 {
-	idx := make([]uint32, 1<<16+1)
+	idx := make([]uint32, 1<<indexBits+1)
 	i := 0
-	for h := 0; h <= 1<<16; h++ {
+	for h := 0; h <= 1<<indexBits; h++ {
 		for i < n && int(top(i)) < h {
 			i++
 		}
@@ -130,9 +138,14 @@ func buildIndex(n int, top func(i int) uint32) []uint32 {
 	return idx
 }
 
+// index derives the lookup structures from the range lists.
 func (t *Table) index() {
-	t.v4idx = buildIndex(len(t.v4start), func(i int) uint32 { return t.v4start[i] >> 16 })
-	t.v6idx = buildIndex(len(t.v6hi), func(i int) uint32 { return uint32(t.v6hi[i] >> 48) })
+	t.v4ent = make([]uint64, len(t.v4start))
+	for i, s := range t.v4start {
+		t.v4ent[i] = uint64(s)<<32 | uint64(t.v4rec[i])
+	}
+	t.v4idx = buildIndex(len(t.v4start), func(i int) uint32 { return t.v4start[i] >> (32 - indexBits) })
+	t.v6idx = buildIndex(len(t.v6hi), func(i int) uint32 { return uint32(t.v6hi[i] >> (64 - indexBits)) })
 }
 
 // Ranges returns the number of ranges with an ASN, per family.

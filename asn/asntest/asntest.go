@@ -153,6 +153,7 @@ func NewMMDBWriter(dbType string) (*mmdbwriter.Tree, error) {
 		DatabaseType:            dbType,
 		RecordSize:              28,
 		IncludeReservedNetworks: true,
+		DisableIPv4Aliasing:     true, // real data holds 2001::/32 and 2002::/16 ranges
 		Description:             map[string]string{"en": "mtuscope test fixture"},
 	})
 }

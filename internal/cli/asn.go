@@ -119,6 +119,7 @@ func (a *asnArgs) runUpdate(ctx context.Context, g *globals, cmd *cobra.Command)
 		Import: asn.ImportOptions{AllowOverlaps: allow, Attribution: a.attribution, Logger: g.logger}}
 	res, err := u.Update(ctx)
 	if err != nil {
+		fmt.Fprintf(g.stderr, "mtuscope: %v\n", err) // Run prints no ExitProblem errors
 		return withExit(ExitProblem, err)
 	}
 	if a.asJSON {
@@ -201,7 +202,7 @@ func (a *asnArgs) runStatus(g *globals) error {
 	}
 	r, err := asn.Open(db, g.logger)
 	if err != nil {
-		return withExit(ExitProblem, err)
+		return withExit(ExitUsage, err)
 	}
 	st := r.Status()
 	if a.asJSON {

@@ -61,14 +61,23 @@ func listNamespaces() ([]string, error) {
 	return names, nil
 }
 
-// deleteNamespace kills every process inside ns, then deletes it.
+// deleteNamespace kills every process inside ns, waits a moment for them to
+// be gone, then deletes it.
 func deleteNamespace(ns string) error {
-	out, _ := exec.Command("ip", "netns", "pids", ns).Output()
-	for _, f := range strings.Fields(string(out)) {
-		// This process shows up while one of its threads is inside (Do).
-		if pid, err := strconv.Atoi(f); err == nil && pid != os.Getpid() {
-			syscall.Kill(pid, syscall.SIGKILL)
+	for try := 0; try < 40; try++ {
+		out, _ := exec.Command("ip", "netns", "pids", ns).Output()
+		var others int
+		for _, f := range strings.Fields(string(out)) {
+			// This process shows up while one of its threads is inside (Do).
+			if pid, err := strconv.Atoi(f); err == nil && pid != os.Getpid() {
+				syscall.Kill(pid, syscall.SIGKILL)
+				others++
+			}
 		}
+		if others == 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	var err error
 	// A process being killed may still hold the namespace for a moment.
@@ -108,6 +117,12 @@ func removeStale() {
 			deleteNamespace(ns)
 		}
 	}
+	etc, _ := os.ReadDir(etcNetns)
+	for _, d := range etc {
+		if pid, ok := ownerPID(d.Name()); ok && !processAlive(pid) {
+			os.RemoveAll(etcNetns + "/" + d.Name())
+		}
+	}
 	dirs, _ := os.ReadDir(os.TempDir())
 	for _, d := range dirs {
 		if rest, ok := strings.CutPrefix(d.Name(), binDirPrefix); ok {
@@ -129,7 +144,7 @@ for ns in $(ls /run/netns 2>/dev/null); do
     ip netns del "$ns" 2>/dev/null || { sleep 0.2; ip netns del "$ns"; }
   esac
 done
-rm -rf "$2"
+rm -rf "$2" /etc/netns/mtuscope-"$1"-*
 `
 
 func startReaper() error {

@@ -33,7 +33,11 @@ type Nginx struct {
 	Proc       *Proc
 }
 
-const nginxConf = `daemon off;
+// nginxPreamble starts every nginx configuration of the testbed: in the
+// foreground, as root (so workers read the test's temporary files), with
+// every path inside Dir and nothing written elsewhere. It leaves the http
+// block open.
+const nginxPreamble = `{{define "preamble"}}daemon off;
 master_process on;
 worker_processes 2;
 user root;
@@ -47,7 +51,13 @@ http {
     fastcgi_temp_path {{.Dir}}/tmp/fastcgi;
     uwsgi_temp_path {{.Dir}}/tmp/uwsgi;
     scgi_temp_path {{.Dir}}/tmp/scgi;
-    types { text/plain txt; application/octet-stream bin; }
+{{end}}`
+
+const nginxConf = `{{template "preamble" .}}
+    types {
+        text/html html; text/plain txt; text/css css; application/javascript js;
+        application/json json; image/png png; application/octet-stream bin;
+    }
     default_type application/octet-stream;
     server {
         listen 443 ssl;
@@ -81,10 +91,8 @@ func (n *Net) startNginx(dir string) (*Nginx, error) {
 		return nil, err
 	}
 	ng := &Nginx{Certs: c, Host: n.Server, Dir: dir, ServerName: ServerName}
-	for _, d := range []string{"www", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			return nil, err
-		}
+	if err := os.MkdirAll(filepath.Join(dir, "www"), 0o755); err != nil {
+		return nil, err
 	}
 	small := bytes.Repeat([]byte("mtuscope\n"), SmallSize/9+1)[:SmallSize]
 	large := make([]byte, LargeSize)
@@ -94,14 +102,7 @@ func (n *Net) startNginx(dir string) (*Nginx, error) {
 			return nil, err
 		}
 	}
-	var conf bytes.Buffer
-	template.Must(template.New("nginx").Parse(nginxConf)).Execute(&conf, ng)
-	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, conf.Bytes(), 0o644); err != nil {
-		return nil, err
-	}
-	ng.Proc, err = n.Server.Start("nginx", "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log"))
-	if err != nil {
+	if ng.Proc, err = startNginxProc(n.Server, dir, nginxConf, ng); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -114,6 +115,24 @@ func (n *Net) startNginx(dir string) (*Nginx, error) {
 		}
 	}
 	return ng, nil
+}
+
+// startNginxProc writes the configuration made from tmpl and data (which
+// must have a Dir field) into dir and starts nginx with it on h.
+func startNginxProc(h *Host, dir, tmpl string, data any) (*Proc, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
+		return nil, err
+	}
+	var conf bytes.Buffer
+	t := template.Must(template.New("preamble").Parse(nginxPreamble))
+	if err := template.Must(t.New("conf").Parse(tmpl)).Execute(&conf, data); err != nil {
+		return nil, err
+	}
+	confPath := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(confPath, conf.Bytes(), 0o644); err != nil {
+		return nil, err
+	}
+	return h.Start("nginx", "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log"))
 }
 
 // waitReady polls, from inside the server namespace, until a TLS handshake

@@ -350,6 +350,10 @@ func TestDo(t *testing.T) {
 		l2.Close()
 		t.Error("the test process itself can bind the server's address: Do leaked the namespace")
 	}
+	if r := n.Client.Run(ctx, "getent", "ahosts", ServerName); !strings.Contains(string(r.Stdout), "203.0.113.10") ||
+		!strings.Contains(string(r.Stdout), "2001:db8:300::10") {
+		t.Errorf("%s does not resolve in the namespace: %s", ServerName, r)
+	}
 	if _, err := n.Client.DialContext(ctx, "tcp", "server.mtuscope.test:443"); err == nil {
 		t.Error("Dialer accepted a name")
 	}
@@ -390,5 +394,39 @@ func TestFlushPMTU(t *testing.T) {
 	}
 	if learned() {
 		t.Error("FlushPMTU left the learned MTU in place")
+	}
+}
+
+// TestInterceptor shows that the interceptor on r1 terminates the client's
+// TLS with its own certificate and that the server sees r1, not the client.
+func TestInterceptor(t *testing.T) {
+	t.Parallel()
+	n := New(t, Preset("S1"))
+	ng := n.StartNginx(t)
+	ic := n.StartInterceptor(t, 0, 443)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	for _, fam := range []int{4, 6} {
+		// Trusting only the real root fails: the certificate is forged.
+		if r := n.Client.Run(ctx, "curl", ng.Curl(fam, "/small.txt", 5*time.Second)...); r.ExitCode != 60 {
+			t.Errorf("v%d: curl trusting the real root: want exit 60 (bad certificate): %s", fam, r)
+		}
+		args := ng.Curl(fam, "/large.bin", 5*time.Second, "--cacert", ic.CAFile) // the last --cacert wins
+		if r := n.Client.Run(ctx, "curl", args...); r.ExitCode != 0 || string(r.Stdout) != fmt.Sprintf("200 %d", LargeSize) {
+			t.Errorf("v%d: curl through the interceptor: %s", fam, r)
+		}
+	}
+	for try := 0; try < 50 && !strings.Contains(ng.AccessLog(), "192.0.2.1 "); try++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	log := ng.AccessLog()
+	if !strings.Contains(log, "192.0.2.1 ") || !strings.Contains(log, "2001:db8:200:0::1 ") && !strings.Contains(log, "2001:db8:200::1 ") {
+		t.Errorf("server should see r1's middle-link addresses:\n%s", log)
+	}
+	if strings.Contains(log, n.Client.V4.String()+" ") {
+		t.Errorf("server saw the client directly:\n%s", log)
+	}
+	if !strings.Contains(ic.AccessLog(), n.Client.V4.String()+" ") {
+		t.Errorf("interceptor did not log the client:\n%s", ic.AccessLog())
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -115,6 +116,9 @@ func Build(ctx context.Context, sc Scenario) (n *Net, err error) {
 		if err := h.Do(func() error { return h.sysctls() }); err != nil {
 			return n, err
 		}
+		if err := writeHosts(h.Name); err != nil {
+			return n, err
+		}
 	}
 	// Links first (each created from one end, straight into both namespaces),
 	// then each namespace's addresses and routes.
@@ -205,6 +209,22 @@ func (n *Net) waitLinks(ctx context.Context) error {
 	return nil
 }
 
+// etcNetns holds per-namespace files that "ip netns exec" mounts over /etc.
+const etcNetns = "/etc/netns"
+
+// hostsFile names the test server, so programs run in a namespace (curl,
+// Chromium, the mtuscope binary) resolve ServerName without any DNS.
+var hostsFile = fmt.Sprintf("127.0.0.1 localhost\n::1 localhost\n%s %s\n%s %s\n",
+	ServerV4, ServerName, ServerV6, ServerName)
+
+func writeHosts(ns string) error {
+	dir := filepath.Join(etcNetns, ns)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("testnet: %w", err)
+	}
+	return os.WriteFile(filepath.Join(dir, "hosts"), []byte(hostsFile), 0o644)
+}
+
 // config returns, per namespace, the ip batch lines that set addresses,
 // MTUs, link state and routes.
 func (n *Net) config() map[string][]string {
@@ -275,6 +295,7 @@ func (n *Net) Close() error {
 	var errs []error
 	existing, _ := listNamespaces()
 	for _, h := range n.Hosts() {
+		os.RemoveAll(filepath.Join(etcNetns, h.Name))
 		for _, ns := range existing {
 			if ns == h.Name {
 				errs = append(errs, deleteNamespace(ns))
