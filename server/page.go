@@ -73,12 +73,19 @@ func (s *Server) pageHeaders(w http.ResponseWriter, r *http.Request) {
 			if rg.Host != "" {
 				host = bracket(rg.Host)
 			}
+			if strings.HasPrefix(host, "[") {
+				// CSP host sources cannot name IPv6 literals: allow HTTPS
+				// by scheme (CORS on the rungs still names the page exactly).
+				origins = append(origins[:0], "https:")
+				goto done
+			}
 			origins = append(origins, fmt.Sprintf("https://%s:%d", host, rg.Port))
 			if rg.DownPort > 0 {
 				origins = append(origins, fmt.Sprintf("https://%s:%d", host, rg.DownPort))
 			}
 		}
 	}
+done:
 	securityHeaders(w, "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "+
 		"connect-src 'self' "+strings.Join(origins, " ")+"; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 }
