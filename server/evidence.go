@@ -185,6 +185,15 @@ func familyEvidence(fam int, rungs []RungResult, all []snapshot) diagnose.Eviden
 			ev.FlightBytes = int(s.FlightBytes)
 		}
 	}
+	// The rungs cannot see beyond the largest of them: a client whose
+	// link carries more (jumbo frames, loopback) is judged up to there.
+	top := 0
+	for _, r := range rungs {
+		top = max(top, r.MSS+hdr)
+	}
+	if top > 0 && ev.LocalMTU > top {
+		ev.LocalMTU = top
+	}
 	if p := minPMTU(all); p > 0 && p < ev.LocalMTU {
 		ev.KernelPMTU = p // learned by the server's kernel, from ICMP
 	}
