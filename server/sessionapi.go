@@ -74,6 +74,9 @@ func (s *Server) validResult(res *pageResult) error {
 	for _, r := range s.rungs {
 		known[r.MSS] = true
 	}
+	if len(res.Rungs) == 0 {
+		return fmt.Errorf("no rung results")
+	}
 	if len(res.Rungs) > 2*len(s.rungs) {
 		return fmt.Errorf("%d rung results for %d rungs", len(res.Rungs), len(s.rungs))
 	}
