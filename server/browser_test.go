@@ -64,7 +64,7 @@ func TestPageInBrowser(t *testing.T) {
 				t.Fatalf("%s: the page did not reach a result: %v (status %q)", url, err, status)
 			}
 			verdict, direction, mtu := text(tctx, "verdict-code"), text(tctx, "direction"), text(tctx, "path-mtu")
-			body, _ := chromedp.Run(tctx, chromedp.Text(chromedp.CSS("main")))
+			body, berr := chromedp.Run(tctx, chromedp.TextContent(chromedp.CSS("main")))
 			location, _ := chromedp.Run(tctx, chromedp.Location())
 			t.Logf("%s over IPv%d: %s %s %s in %v (%s)", c.scenario, c.family, verdict, direction, mtu, time.Since(start).Round(time.Millisecond), location)
 			if c.scenario == "S2" {
@@ -108,7 +108,7 @@ func TestPageInBrowser(t *testing.T) {
 				t.Errorf("report's client %s, want %s", rep.Client.IP, n.Client.Addr(c.family))
 			}
 			if want.Verdict == "pmtud_blackhole" && !strings.Contains(body, "Clamp the TCP MSS") {
-				t.Errorf("the page shows no fix for the network team")
+				t.Errorf("the page shows no fix for the network team (%d bytes of text, %v)", len(body), berr)
 			}
 		})
 	}
