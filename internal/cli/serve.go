@@ -127,6 +127,9 @@ func runServe(cmd *cobra.Command, g *globals, a *serveArgs) error {
 	for _, u := range srv.PageURLs() {
 		fmt.Fprintf(g.stdout, "page: %s\n", u)
 	}
+	if a := srv.Addrs["admin"]; a != "" {
+		fmt.Fprintf(g.stdout, "admin: http://%s/ (metrics, health, operator views)\n", a)
+	}
 	if f := srv.SelfSigned(); f != "" {
 		fmt.Fprintf(g.stdout, "certificate: self-signed (%s); use --cert/--key or --acme-host for customers\n", f)
 	}
