@@ -123,6 +123,20 @@ func Diagnose(ev Evidence) (d Diagnosis) {
 	d.helloFindings(ev)
 	d.datagramFindings(ev)
 	d.mtuFindings(ev)
+	if s := ev.Server; s != nil && s.HelloSHA256 != "" && s.SentSHA256 != "" && s.HelloSHA256 != s.SentSHA256 {
+		d.add(string(VerdictTLSIntercepted), fmt.Sprintf("The server received a different ClientHello (%d bytes) from the one "+
+			"sent (%d bytes): something on the path terminates or rewrites TLS.", s.HelloBytes, s.SentHelloSize),
+			map[string]any{"sent_bytes": s.SentHelloSize, "received_bytes": s.HelloBytes})
+		if d.Verdict == VerdictInconclusive {
+			d.Verdict, d.Direction = VerdictTLSIntercepted, Upstream
+		}
+	}
+	if ev.Incomplete {
+		d.add(string(VerdictInconclusive), "The run hit its time limit before the size searches finished: "+
+			"the sizes above are what was seen to pass so far, not the answer.", nil)
+		d.Verdict, d.Direction = VerdictInconclusive, Unknown
+		return d
+	}
 	if d.Verdict != VerdictInconclusive {
 		return d
 	}
@@ -266,8 +280,8 @@ func (d *Diagnosis) datagramFindings(ev Evidence) {
 			continue
 		}
 		switch {
-		case t.Fragmented && t.Result == Failed:
-			frag = t
+		case t.Fragmented && t.Result == Failed && (frag == nil || t.Proves == Upstream):
+			frag = t // a UDP loss says more (upstream) than an echo round trip
 		case !t.Fragmented && t.Result == Passed && (control == nil || t.Size < control.Size):
 			control = t
 		}
@@ -275,7 +289,7 @@ func (d *Diagnosis) datagramFindings(ev Evidence) {
 	for i := range ev.Datagrams {
 		t := &ev.Datagrams[i]
 		if t.DF && t.Result == Failed && t.Answer == "none" && control != nil && t.Size > control.Size &&
-			(bigDF == nil || t.Size < bigDF.Size) {
+			!signalled(ev.ICMPSignals, t.Size) && (bigDF == nil || t.Method == "udp" && bigDF.Method != "udp") {
 			bigDF = t
 		}
 	}
@@ -302,12 +316,27 @@ func (d *Diagnosis) datagramFindings(ev Evidence) {
 	}
 }
 
+// signalled reports whether a router signalled an MTU below size: then a
+// silent datagram of that size is expected (its ICMP error went elsewhere).
+func signalled(sigs []ICMPSignal, size int) bool {
+	for _, s := range sigs {
+		if s.MTU > 0 && s.MTU < size {
+			return true
+		}
+	}
+	return false
+}
+
 func (d *Diagnosis) mtuFindings(ev Evidence) {
 	hdr := IPHeader(ev.Family)
 	if len(ev.ICMPSignals) > 0 || (ev.KernelPMTU > 0 && ev.KernelPMTU < ev.LocalMTU) {
 		var parts []string
+		seen := map[ICMPSignal]bool{}
 		for _, s := range ev.ICMPSignals {
-			parts = append(parts, fmt.Sprintf("%s says %d", s.From, s.MTU))
+			if !seen[s] {
+				seen[s] = true
+				parts = append(parts, fmt.Sprintf("%s says %d", s.From, s.MTU))
+			}
 		}
 		detail := fmt.Sprintf("Path MTU discovery works: routers report a smaller MTU (%s)", strings.Join(parts, ", "))
 		if len(parts) == 0 {

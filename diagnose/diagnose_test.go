@@ -198,3 +198,20 @@ func TestHelloSweep(t *testing.T) {
 		t.Errorf("all pass: %+v", d)
 	}
 }
+
+func TestInterceptedAndIncomplete(t *testing.T) {
+	ev := path{up: 1500, down: 1500, fragOK: true}.evidence()
+	ev.Server = &ServerView{HelloBytes: 517, HelloSHA256: "aa", SentHelloSize: 1512, SentSHA256: "bb"}
+	if d := Diagnose(ev); d.Verdict != VerdictTLSIntercepted || !d.has(string(VerdictTLSIntercepted)) {
+		t.Errorf("intercepted: %+v", d)
+	}
+	ev.Server.HelloSHA256 = "bb"
+	if d := Diagnose(ev); d.Verdict != VerdictOK {
+		t.Errorf("same hello: %+v", d)
+	}
+	ev = path{up: 1400, down: 1400}.evidence()
+	ev.Incomplete = true
+	if d := Diagnose(ev); d.Verdict != VerdictInconclusive || d.PathMTU != 1400 {
+		t.Errorf("incomplete: %s %d", d.Verdict, d.PathMTU)
+	}
+}

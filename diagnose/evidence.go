@@ -34,6 +34,9 @@ type Evidence struct {
 	FlightBytes int `json:"flight_bytes,omitempty"`
 	// Server is what a cooperating mtuscope server observed, nil without one.
 	Server *ServerView `json:"server,omitempty"`
+	// Incomplete is set when the run ended (its time limit) before the
+	// size searches had their answers: sizes are lower bounds then.
+	Incomplete bool `json:"incomplete,omitempty"`
 	// Skipped names tests that could not run and why.
 	Skipped []string `json:"skipped,omitempty"`
 }

@@ -90,6 +90,7 @@ connects but the TLS handshake stalls because one full-size segment vanishes.`,
 	root.AddCommand(newVersionCmd(g))
 	root.AddCommand(newServeCmd(g))
 	root.AddCommand(newASNCmd(g))
+	root.AddCommand(newProbeCmd(g))
 	return root
 }
 

@@ -1,0 +1,289 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mtuscope/mtuscope/diagnose"
+	"github.com/mtuscope/mtuscope/probe"
+)
+
+// probeArgs are the flags of `mtuscope probe`.
+type probeArgs struct {
+	v4, v6  bool
+	sni     string
+	json    bool
+	timeout time.Duration
+	noICMP  bool
+}
+
+func newProbeCmd(g *globals) *cobra.Command {
+	var a probeArgs
+	cmd := &cobra.Command{
+		Use:   "probe TARGET",
+		Short: "Diagnose the path to a TLS endpoint: path MTU, black holes, fragments, hello sizes",
+		Long: `probe finds why TLS handshakes to TARGET stall from this network. It runs TLS
+handshakes at controlled segment sizes in both directions (an MSS ladder), a
+ClientHello size sweep, and UDP and ICMP tests with and without Don't Fragment,
+then prints one verdict, the path MTU, the direction of the problem, findings
+and fixes.
+
+TARGET is host, host:port, https://host[:port]/..., or an IP literal
+(192.0.2.1, [2001:db8::1]:443); the port defaults to 443.
+
+Exit status: 0 for ok and pmtu_reduced, 1 when a problem was found, 2 when the
+probe could not run (bad arguments, a name that does not resolve).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return runProbe(cmd.Context(), g, a, args[0]) },
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&a.v4, "ipv4", "4", false, "use IPv4 only")
+	f.BoolVarP(&a.v6, "ipv6", "6", false, "use IPv6 only")
+	f.StringVar(&a.sni, "sni", "", "server name to send (default: the target's host name; none for an address)")
+	f.BoolVar(&a.json, "json", false, "print one JSON document (schema: docs/probe-json.md)")
+	f.DurationVar(&a.timeout, "timeout", 30*time.Second, "bound on the whole run")
+	f.BoolVar(&a.noICMP, "no-icmp", false, "skip the ICMP echo tests even when privileged")
+	return cmd
+}
+
+func runProbe(ctx context.Context, g *globals, a probeArgs, target string) error {
+	if a.v4 && a.v6 {
+		return withExit(ExitUsage, errors.New("-4 and -6 exclude each other"))
+	}
+	if a.timeout <= 0 {
+		return withExit(ExitUsage, fmt.Errorf("--timeout %s: want a positive duration", a.timeout))
+	}
+	t, err := probe.ParseTarget(target)
+	if err != nil {
+		return withExit(ExitUsage, err)
+	}
+	family := 0
+	if a.v4 {
+		family = 4
+	} else if a.v6 {
+		family = 6
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
+	defer stop()
+	cfg := probe.Config{Target: t, Family: family, ServerName: a.sni, Timeout: a.timeout, SkipICMP: a.noICMP, Logger: g.logger}
+	var pl *progressLine
+	if isTTY(g.stderr) {
+		pl = &progressLine{w: g.stderr, target: target}
+		cfg.Progress = pl.update
+	}
+	rep, err := probe.Run(ctx, cfg)
+	pl.clear()
+	if err != nil {
+		return withExit(ExitUsage, err)
+	}
+	d := diagnose.Diagnose(rep.Evidence)
+	if a.json {
+		enc := json.NewEncoder(g.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(probeDocument(rep, d)); err != nil {
+			return withExit(ExitProblem, err)
+		}
+	} else {
+		writeHuman(g.stdout, rep, d, useColor(g.stdout))
+	}
+	if d.Verdict.Problem() {
+		return withExit(ExitProblem, nil)
+	}
+	return nil
+}
+
+// progressLine is the live status line on a terminal.
+type progressLine struct {
+	mu     sync.Mutex
+	w      io.Writer
+	target string
+	shown  bool
+}
+
+func (p *progressLine) update(pr probe.Progress) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, "\r\033[Kprobing %s: %s (%d connections, %.1f s)", p.target, pr.Phase, pr.Connections, pr.Elapsed.Seconds())
+	p.shown = true
+}
+
+func (p *progressLine) clear() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.shown {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
+}
+
+func isTTY(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func useColor(w io.Writer) bool {
+	return isTTY(w) && os.Getenv("NO_COLOR") == ""
+}
+
+func writeHuman(w io.Writer, rep *probe.Report, d diagnose.Diagnosis, color bool) {
+	fam := fmt.Sprintf("IPv%d", rep.Family)
+	if rep.ServerName != "" {
+		fam += ", SNI " + rep.ServerName
+	}
+	fmt.Fprintf(w, "mtuscope probe %s (%s, %s)\n\n", rep.Target, rep.Address, fam)
+	verdict := string(d.Verdict)
+	if color {
+		code := "32" // green
+		if d.Verdict.Problem() {
+			code = "31"
+		}
+		verdict = "\033[1;" + code + "m" + verdict + "\033[0m"
+	}
+	fmt.Fprintf(w, "  verdict    %s\n", verdict)
+	if d.PathMTU > 0 {
+		fmt.Fprintf(w, "  path MTU   %d bytes (largest packet through: upstream %s, downstream %s; local route %d)\n",
+			d.PathMTU, orDash(d.UpstreamMTU), orDash(d.DownstreamMTU), rep.Evidence.LocalMTU)
+	} else {
+		fmt.Fprintf(w, "  path MTU   unknown\n")
+	}
+	fmt.Fprintf(w, "  direction  %s\n", d.Direction)
+	fmt.Fprintf(w, "  ran        %d TCP connections, %d UDP probes, %d ICMP echoes in %.1f s (RTT %.1f ms, handshake timeout %.1f s)\n",
+		rep.Connections, len(rep.UDP), len(rep.Echo), rep.Elapsed.Seconds(), float64(rep.RTT.Microseconds())/1000, rep.HandshakeTimeout.Seconds())
+	if len(d.Findings) > 0 {
+		fmt.Fprintf(w, "\nFindings\n")
+		for _, f := range d.Findings {
+			fmt.Fprintf(w, "  - %s: %s\n", f.Code, f.Detail)
+		}
+	}
+	if len(d.Fixes) > 0 {
+		fmt.Fprintf(w, "\nFixes\n")
+		for _, f := range d.Fixes {
+			fmt.Fprintf(w, "  - [%s] %s\n", f.Where, f.Title)
+			for _, c := range f.Commands {
+				fmt.Fprintf(w, "        %s\n", c)
+			}
+		}
+	}
+	fmt.Fprintf(w, "\n(--json for every test and its evidence)\n")
+}
+
+func orDash(n int) string {
+	if n <= 0 {
+		return "untested"
+	}
+	return fmt.Sprint(n)
+}
+
+// probeDoc is the --json document; docs/probe-json.md describes it.
+type probeDoc struct {
+	SchemaVersion      int                `json:"schema_version"`
+	Target             string             `json:"target"`
+	Address            string             `json:"address"`
+	Family             int                `json:"family"`
+	ServerName         string             `json:"server_name"`
+	Verdict            diagnose.Verdict   `json:"verdict"`
+	PathMTU            int                `json:"path_mtu"`
+	Direction          diagnose.Direction `json:"direction"`
+	UpstreamMTU        int                `json:"upstream_mtu"`
+	DownstreamMTU      int                `json:"downstream_mtu"`
+	LocalMTU           int                `json:"local_mtu"`
+	RTTMS              float64            `json:"rtt_ms"`
+	HandshakeTimeoutMS int64              `json:"handshake_timeout_ms"`
+	Findings           []diagnose.Finding `json:"findings"`
+	Fixes              []diagnose.Fix     `json:"fixes"`
+	Tests              []testDoc          `json:"tests"`
+	Skipped            []string           `json:"skipped"`
+	Connections        int                `json:"connections"`
+	ElapsedMS          int64              `json:"elapsed_ms"`
+}
+
+type testDoc struct {
+	Name       string         `json:"name"`
+	Params     map[string]any `json:"params"`
+	Outcome    string         `json:"outcome"`
+	DurationMS float64        `json:"duration_ms"`
+	Result     map[string]any `json:"result,omitempty"`
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func probeDocument(rep *probe.Report, d diagnose.Diagnosis) probeDoc {
+	doc := probeDoc{
+		SchemaVersion: 1, Target: rep.Target, Address: rep.Address, Family: rep.Family, ServerName: rep.ServerName,
+		Verdict: d.Verdict, PathMTU: d.PathMTU, Direction: d.Direction, UpstreamMTU: d.UpstreamMTU, DownstreamMTU: d.DownstreamMTU,
+		LocalMTU: rep.Evidence.LocalMTU, RTTMS: ms(rep.RTT), HandshakeTimeoutMS: rep.HandshakeTimeout.Milliseconds(),
+		Findings: d.Findings, Fixes: d.Fixes, Tests: []testDoc{}, Skipped: rep.Evidence.Skipped,
+		Connections: rep.Connections, ElapsedMS: rep.Elapsed.Milliseconds(),
+	}
+	if doc.Skipped == nil {
+		doc.Skipped = []string{}
+	}
+	for _, c := range rep.Addresses {
+		out := "connected"
+		res := map[string]any{"snd_mss": c.SndMSS}
+		if c.Error != "" {
+			out, res = "failed", map[string]any{"error": c.Error}
+		}
+		doc.Tests = append(doc.Tests, testDoc{Name: "tcp_connect", Params: map[string]any{"address": c.Address},
+			Outcome: out, DurationMS: ms(c.Connect), Result: res})
+	}
+	for _, u := range rep.UDP {
+		res := map[string]any{}
+		if u.MTU > 0 {
+			res["mtu"] = u.MTU
+		}
+		if u.From != "" {
+			res["from"] = u.From
+		}
+		if u.Error != "" {
+			res["error"] = u.Error
+		}
+		res["copies"] = u.Copies
+		doc.Tests = append(doc.Tests, testDoc{Name: "udp", Params: map[string]any{"size": u.Size, "df": u.DF, "port": u.Port},
+			Outcome: u.Answer, DurationMS: ms(u.Duration), Result: res})
+	}
+	for _, h := range rep.Handshakes {
+		res := map[string]any{"up": h.Up, "down": h.Down, "up_size": h.UpSize, "down_size": h.DownSize,
+			"snd_mss": h.SndMSS, "rcv_mss": h.RcvMSS, "unacked": h.Unacked, "retrans": h.Retrans, "flight_bytes": h.FlightBytes}
+		if h.TLSVersion != "" {
+			res["tls_version"] = h.TLSVersion
+		}
+		if h.Group != "" {
+			res["group"] = h.Group
+		}
+		if h.Detail != "" {
+			res["detail"] = h.Detail
+		}
+		doc.Tests = append(doc.Tests, testDoc{Name: "tls_handshake",
+			Params:  map[string]any{"kind": h.Kind, "mss": h.MSS, "hello_bytes": h.HelloBytes},
+			Outcome: string(h.Outcome), DurationMS: ms(h.Duration), Result: res})
+	}
+	for _, e := range rep.Echo {
+		out := "none"
+		if e.Replied {
+			out = "echo_reply"
+		}
+		doc.Tests = append(doc.Tests, testDoc{Name: "icmp_echo", Params: map[string]any{"size": e.Size, "df": e.DF, "round": e.Round},
+			Outcome: out, DurationMS: ms(e.Duration)})
+	}
+	return doc
+}

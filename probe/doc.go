@@ -1,0 +1,18 @@
+// Package probe runs mtuscope's active tests against a TLS endpoint: TCP
+// connect, a TLS MSS ladder in both directions, a ClientHello size sweep,
+// UDP and ICMP tests with Don't Fragment and with fragments. Each test
+// returns typed evidence; package diagnose turns the evidence into a
+// verdict. Socket code is Linux-only (files ending in _linux.go); elsewhere
+// the tests report that they are not supported.
+//
+// Politeness: a run opens at most MaxConnections TCP connections to the
+// server, never more than MaxInFlight at once, and sends at most
+// MaxDatagrams UDP or ICMP probes; Config.Timeout bounds the whole run.
+package probe
+
+// Bounds on what one run may cost the server and the network.
+const (
+	MaxConnections = 200 // TCP connections per run, all tests together
+	MaxInFlight    = 40  // TCP connections open at the same time
+	MaxDatagrams   = 120 // UDP and ICMP probe packets per run
+)

@@ -1,0 +1,307 @@
+//go:build linux
+
+package probe_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mtuscope/mtuscope/internal/testnet"
+)
+
+// probeDoc is the part of `mtuscope probe --json` the end-to-end tests read.
+type probeDoc struct {
+	Target    string `json:"target"`
+	Address   string `json:"address"`
+	Family    int    `json:"family"`
+	Verdict   string `json:"verdict"`
+	PathMTU   int    `json:"path_mtu"`
+	Direction string `json:"direction"`
+	Findings  []struct {
+		Code   string `json:"code"`
+		Detail string `json:"detail"`
+	} `json:"findings"`
+	Fixes []struct {
+		Code     string   `json:"code"`
+		Commands []string `json:"commands"`
+	} `json:"fixes"`
+	Tests     []json.RawMessage `json:"tests"`
+	RTTMS     float64           `json:"rtt_ms"`
+	TimeoutMS int64             `json:"handshake_timeout_ms"`
+	Skipped   []string          `json:"skipped"`
+	ElapsedMS int64             `json:"elapsed_ms"`
+}
+
+func (d probeDoc) hasFinding(code string) bool {
+	for _, f := range d.Findings {
+		if f.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
+// probeIn runs the real binary in the net's client namespace against the
+// server's address of the family and returns its JSON document, exit code
+// and wall time.
+func probeIn(t testing.TB, n *testnet.Net, family int, extra ...string) (probeDoc, int, time.Duration) {
+	t.Helper()
+	bin := testnet.Mtuscope(t)
+	ng := n.Server.Addr(family)
+	args := append([]string{"probe", "--json", "--sni", testnet.ServerName}, extra...)
+	if family == 6 {
+		args = append(args, "-6", "["+ng.String()+"]:443")
+	} else {
+		args = append(args, "-4", ng.String()+":443")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res := n.Client.Run(ctx, bin, args...)
+	var doc probeDoc
+	if err := json.Unmarshal(res.Stdout, &doc); err != nil {
+		t.Fatalf("probe output is not JSON: %v\n%s", err, res)
+	}
+	if res.Duration > 4*time.Second {
+		// Say where the time went.
+		for _, raw := range doc.Tests {
+			var tt struct {
+				DurationMS float64 `json:"duration_ms"`
+			}
+			if json.Unmarshal(raw, &tt) == nil && tt.DurationMS > 1000 {
+				var b bytes.Buffer
+				json.Compact(&b, raw)
+				t.Logf("slow test: %s", b.String())
+			}
+		}
+	}
+	return doc, res.ExitCode, res.Duration
+}
+
+// wantFor returns what the probe must conclude about sc. One deliberate
+// difference from SCENARIOS.md: in S5 the probe proves that fragments are
+// lost upstream (a fragmented UDP datagram to a closed port gets no port
+// unreachable, whose answer is small) but cannot test downstream fragments
+// against a plain server: that needs the server-assisted UDP echo. It says
+// "upstream", what it can show, rather than guess "both".
+func wantFor(sc testnet.Scenario) testnet.Want {
+	w := sc.Want
+	if sc.Name == "S5" {
+		w.Direction = "upstream"
+	}
+	return w
+}
+
+// TestProbeScenarios runs the real binary in every scenario and family that
+// issue 3 names, each against Debian's nginx, and checks verdict, direction
+// and the exact path MTU.
+func TestProbeScenarios(t *testing.T) {
+	testnet.Require(t)
+	for _, tc := range []struct {
+		scenario string
+		family   int
+	}{
+		{"S1", 4}, {"S2", 4}, {"S3", 4}, {"S4", 4}, {"S5", 4}, {"S6", 4}, {"S7", 4}, {"S8", 4}, {"S9", 4},
+		{"S1", 6}, {"S3", 6}, {"S6", 6},
+	} {
+		t.Run(fmt.Sprintf("%s/v%d", tc.scenario, tc.family), func(t *testing.T) {
+			t.Parallel()
+			sc := testnet.Preset(tc.scenario)
+			n := testnet.New(t, sc)
+			n.StartNginx(t)
+			doc, code, took := probeIn(t, n, tc.family)
+			t.Logf("%s v%d: %s %d %s in %v (exit %d; rtt %.2f ms, handshake timeout %d ms)", tc.scenario, tc.family,
+				doc.Verdict, doc.PathMTU, doc.Direction, took, code, doc.RTTMS, doc.TimeoutMS)
+			for _, f := range doc.Findings {
+				t.Logf("  %s: %s", f.Code, f.Detail)
+			}
+			want := wantFor(sc)
+			if doc.Verdict != want.Verdict || doc.PathMTU != want.PathMTU || doc.Direction != want.Direction {
+				t.Errorf("got %s / %d / %s, want %s / %d / %s", doc.Verdict, doc.PathMTU, doc.Direction,
+					want.Verdict, want.PathMTU, want.Direction)
+			}
+			wantCode := 0
+			if want.Verdict != "ok" && want.Verdict != "pmtu_reduced" {
+				wantCode = 1
+			}
+			if code != wantCode {
+				t.Errorf("exit %d, want %d", code, wantCode)
+			}
+			if doc.Family != tc.family {
+				t.Errorf("family %d, want %d", doc.Family, tc.family)
+			}
+			// Scenario-specific findings the issue asks for.
+			switch tc.scenario {
+			case "S4":
+				if !doc.hasFinding("mss_clamped") || !doc.hasFinding("large_datagrams_blackholed") {
+					t.Errorf("S4 wants findings mss_clamped and large_datagrams_blackholed")
+				}
+			case "S2", "S6":
+				if !doc.hasFix("clamp_mss", fmt.Sprint(want.PathMTU-map[int]int{4: 40, 6: 60}[tc.family])) {
+					t.Errorf("no MSS clamp fix with the computed MSS: %+v", doc.Fixes)
+				}
+			case "S3":
+				if !doc.hasFinding("pmtud_works") {
+					t.Errorf("S3 wants finding pmtud_works")
+				}
+			}
+		})
+	}
+}
+
+func (d probeDoc) hasFix(code, arg string) bool {
+	for _, f := range d.Fixes {
+		if f.Code == code {
+			for _, c := range f.Commands {
+				if strings.HasSuffix(c, " "+arg) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// TestProbeLossyNoFalseAlarm: in S9 (1% random loss) twenty consecutive
+// runs must all say ok.
+func TestProbeLossyNoFalseAlarm(t *testing.T) {
+	testnet.Require(t)
+	t.Parallel()
+	n := testnet.New(t, testnet.Preset("S9"))
+	n.StartNginx(t)
+	var total time.Duration
+	for i := 0; i < 20; i++ {
+		doc, code, took := probeIn(t, n, 4, "--no-icmp")
+		total += took
+		if doc.Verdict != "ok" || doc.PathMTU != 1500 || code != 0 {
+			t.Errorf("run %d: %s %d %s (exit %d): %+v", i+1, doc.Verdict, doc.PathMTU, doc.Direction, code, doc.Findings)
+		}
+	}
+	t.Logf("20 runs in %v", total)
+}
+
+// TestProbeUnprivileged runs the probe as nobody in S2: TCP, TLS and UDP
+// tests run and conclude; the ICMP tests are skipped with a message.
+func TestProbeUnprivileged(t *testing.T) {
+	testnet.Require(t)
+	testnet.RequireTools(t, "setpriv")
+	t.Parallel()
+	n := testnet.New(t, testnet.Preset("S2"))
+	n.StartNginx(t)
+	bin := testnet.Mtuscope(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res := n.Client.Run(ctx, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin,
+		"probe", "--json", "--sni", testnet.ServerName, n.Server.Addr(4).String())
+	var doc probeDoc
+	if err := json.Unmarshal(res.Stdout, &doc); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, res)
+	}
+	if doc.Verdict != "pmtud_blackhole" || doc.PathMTU != 1400 || doc.Direction != "both" {
+		t.Errorf("as nobody: %s %d %s", doc.Verdict, doc.PathMTU, doc.Direction)
+	}
+	if len(doc.Skipped) != 1 || !strings.Contains(doc.Skipped[0], "ICMP echo") || !strings.Contains(doc.Skipped[0], "root") {
+		t.Errorf("skipped: %q", doc.Skipped)
+	}
+	udp := 0
+	for _, raw := range doc.Tests {
+		var tt struct{ Name string }
+		json.Unmarshal(raw, &tt)
+		if tt.Name == "udp" {
+			udp++
+		}
+		if tt.Name == "icmp_echo" {
+			t.Errorf("an ICMP test ran without privilege: %s", raw)
+		}
+	}
+	if udp < 3 || !doc.hasFinding("fragments_dropped") {
+		t.Errorf("UDP tests: %d, findings %+v", udp, doc.Findings)
+	}
+}
+
+// TestProbeBadTargets: in the testbed, a name that does not resolve, a
+// closed port and a port speaking plain HTTP (nginx on 80) each get a clear
+// answer, within --timeout.
+func TestProbeBadTargets(t *testing.T) {
+	testnet.Require(t)
+	t.Parallel()
+	n := testnet.New(t, testnet.Preset("S1"))
+	n.StartNginx(t)
+	bin := testnet.Mtuscope(t)
+	srv := n.Server.Addr(4).String()
+	for _, tc := range []struct {
+		name     string
+		target   string
+		code     int
+		verdict  string
+		inStderr string
+	}{
+		{"unresolvable", "no-such-host.invalid", 2, "", "cannot resolve"},
+		{"closed port", srv + ":8443", 1, "tcp_unreachable", ""},
+		{"plain http", srv + ":80", 1, "tls_failed", ""},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		res := n.Client.Run(ctx, bin, "probe", "--json", "--timeout", "8s", tc.target)
+		cancel()
+		var doc probeDoc
+		json.Unmarshal(res.Stdout, &doc)
+		if res.ExitCode != tc.code || doc.Verdict != tc.verdict || !strings.Contains(string(res.Stderr), tc.inStderr) {
+			t.Errorf("%s: %s", tc.name, res)
+		}
+		if res.Duration > 10*time.Second {
+			t.Errorf("%s: took %v with --timeout 8s", tc.name, res.Duration)
+		}
+	}
+}
+
+// BenchmarkProbeS2 measures a whole probe run in S2 (the customer's path:
+// a 1400-byte link, no ICMP, fragments dropped), the real binary against
+// nginx, and runs tracepath on the same path for comparison: tracepath
+// learns only from ICMP, so it reports 1500 here. Run it with
+//
+//	go test -run x -bench ProbeS2 -benchtime 5x ./probe/
+func BenchmarkProbeS2(b *testing.B) {
+	testnet.Require(b)
+	testnet.RequireTools(b, "tracepath")
+	n := testnet.New(b, testnet.Preset("S2"))
+	n.StartNginx(b)
+	bin := testnet.Mtuscope(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	tp := n.Client.Run(ctx, "tracepath", "-n", "-m", "8", n.Server.Addr(4).String())
+	b.Logf("tracepath in %v:\n%s", tp.Duration.Round(time.Millisecond), tp.Stdout)
+	b.ResetTimer()
+	var last probeDoc
+	for i := 0; i < b.N; i++ {
+		if err := n.FlushPMTU(ctx); err != nil {
+			b.Fatal(err)
+		}
+		res := n.Client.Run(ctx, bin, "probe", "--json", "--sni", testnet.ServerName, n.Server.Addr(4).String())
+		if err := json.Unmarshal(res.Stdout, &last); err != nil {
+			b.Fatalf("not JSON: %v\n%s", err, res)
+		}
+		if last.Verdict != "pmtud_blackhole" || last.PathMTU != 1400 {
+			b.Fatalf("run %d: %s %d", i, last.Verdict, last.PathMTU)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(last.PathMTU), "path_mtu")
+	b.Logf("mtuscope: %s, path MTU %d, %s", last.Verdict, last.PathMTU, last.Direction)
+}
+
+// TestProbeTimeoutBound: --timeout bounds the whole run even in the black
+// hole, and a cut-short run says inconclusive rather than a wrong size.
+func TestProbeTimeoutBound(t *testing.T) {
+	testnet.Require(t)
+	t.Parallel()
+	n := testnet.New(t, testnet.Preset("S2"))
+	n.StartNginx(t)
+	doc, code, took := probeIn(t, n, 4, "--timeout", "1200ms")
+	if code != 1 || doc.Verdict != "inconclusive" || took > 3*time.Second {
+		t.Errorf("--timeout 1200ms: %s %d (exit %d) after %v", doc.Verdict, doc.PathMTU, code, took)
+	}
+}

@@ -1,0 +1,304 @@
+package probe
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/mtuscope/mtuscope/diagnose"
+	"github.com/mtuscope/mtuscope/tlswire"
+)
+
+// Handshake kinds.
+const (
+	KindBaseline = "baseline" // small hello at the floor MSS: does TLS work at all
+	KindSmall    = "small"    // small hello: tests the server's flight (downstream)
+	KindLarge    = "large"    // hello larger than a segment: tests upstream
+	KindSweep    = "sweep"    // hello of a set size at a safe MSS
+	KindDownload = "download" // full handshake plus an HTTP request: more downstream bytes
+)
+
+// Handshake is the evidence of one TLS handshake attempt.
+type Handshake struct {
+	Kind string `json:"kind"`
+	// MSS is the TCP_MAXSEG set before connect, 0 for none.
+	MSS        int    `json:"mss"`
+	HelloBytes int    `json:"hello_bytes"`
+	SessionID  string `json:"-"`
+	helloSHA   string
+	// Outcome is how the attempt ended; Up and Down what it showed for each
+	// direction at UpSize and DownSize (IP packet bytes).
+	Outcome  diagnose.Outcome `json:"outcome"`
+	Up       diagnose.Result  `json:"up"`
+	Down     diagnose.Result  `json:"down"`
+	UpSize   int              `json:"up_size"`
+	DownSize int              `json:"down_size"`
+	// From TCP_INFO at the end: payload bytes per segment sent and the
+	// largest received, segments unacknowledged, retransmissions, and the
+	// kernel's path MTU.
+	SndMSS  int `json:"snd_mss"`
+	RcvMSS  int `json:"rcv_mss"`
+	Unacked int `json:"unacked"`
+	Retrans int `json:"retrans"`
+	PMTU    int `json:"pmtu"`
+	// FlightBytes is what the server sent of its first flight; FlightDone
+	// says whether its last message arrived.
+	FlightBytes int           `json:"flight_bytes"`
+	TLSVersion  string        `json:"tls_version,omitempty"`
+	Group       string        `json:"group,omitempty"`
+	Detail      string        `json:"detail,omitempty"`
+	Connect     time.Duration `json:"-"`
+	Duration    time.Duration `json:"-"`
+}
+
+// segmentTest converts the attempt into diagnose's evidence.
+func (h Handshake) segmentTest() diagnose.SegmentTest {
+	return diagnose.SegmentTest{UpSize: h.UpSize, DownSize: h.DownSize, Up: h.Up, Down: h.Down, Outcome: h.Outcome, Detail: h.Detail}
+}
+
+// handshake dials addr with TCP_MAXSEG mss, sends a ClientHello built from
+// spec and follows the server's first flight until it is complete, the
+// server gives up, or the handshake timeout passes.
+func (r *runner) handshake(ctx context.Context, kind string, mss int, spec tlswire.HelloSpec) Handshake {
+	h := Handshake{Kind: kind, MSS: mss, Up: diagnose.Untested, Down: diagnose.Untested}
+	start := time.Now()
+	defer func() { h.Duration = time.Since(start) }()
+	hello, err := tlswire.Build(spec, rand.Reader)
+	if err != nil {
+		h.Outcome, h.Detail = diagnose.Timeout, err.Error()
+		return h
+	}
+	h.HelloBytes = len(hello.Record)
+	h.SessionID = hex.EncodeToString(hello.SessionID)
+	sum := sha256.Sum256(hello.Record)
+	h.helloSHA = hex.EncodeToString(sum[:])
+	conn, err := r.dial(ctx, mss)
+	if err != nil {
+		h.Outcome, h.Detail = diagnose.ConnectFailed, err.Error()
+		return h
+	}
+	defer conn.Close()
+	h.Connect = time.Since(start)
+	deadline := time.Now().Add(r.hsTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	conn.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	defer stop()
+
+	flight := tlswire.NewFlight(hello)
+	var ferr, rerr error
+	if _, rerr = conn.Write(hello.Record); rerr == nil {
+		buf := make([]byte, 16384)
+		for {
+			n, err := conn.Read(buf)
+			if n > 0 {
+				var done bool
+				if done, ferr = flight.Feed(buf[:n]); done || ferr != nil {
+					break
+				}
+			}
+			if err != nil {
+				rerr = err
+				break
+			}
+		}
+	}
+	info, _ := readTCPInfo(conn.(*slotConn).Conn)
+	r.classify(&h, info, flight, ferr, rerr, ctx.Err() != nil)
+	return h
+}
+
+// classify fills the outcome and per-direction results of an attempt.
+func (r *runner) classify(h *Handshake, info tcpInfo, f *tlswire.Flight, ferr, rerr error, cancelled bool) {
+	h.SndMSS, h.RcvMSS, h.Unacked, h.Retrans, h.PMTU = info.SndMSS, info.RcvMSS, info.Unacked, info.Retrans, info.PMTU
+	h.FlightBytes = f.Bytes
+	if f.Complete {
+		h.FlightBytes = f.CompleteBytes
+	}
+	if sh := f.ServerHello; sh != nil {
+		h.TLSVersion = tlsVersionName(sh.Version)
+		if sh.Group != 0 {
+			h.Group = sh.Group.String()
+		}
+	}
+	over := diagnose.IPHeader(r.family)
+	if info.Timestamps {
+		over += 12
+	}
+	seg := info.SndMSS
+	if seg == 0 {
+		seg = max(h.MSS-12, 0)
+	}
+	h.UpSize = min(h.HelloBytes, seg) + over
+	h.DownSize = seg + over
+	var nt *tlswire.NotTLSError
+	var ae *tlswire.AlertError
+	switch {
+	case f.Complete:
+		h.Outcome, h.Up = diagnose.Completed, diagnose.Passed
+		if info.RcvMSS >= seg && seg > 0 {
+			h.Down, h.DownSize = diagnose.Passed, info.RcvMSS+over
+		} else {
+			h.DownSize = info.RcvMSS + over
+			h.Detail = fmt.Sprintf("the server's flight (%d bytes) never filled a %d-byte segment", h.FlightBytes, seg)
+		}
+	case errors.As(ferr, &nt):
+		h.Outcome, h.Detail = diagnose.NotTLS, fmt.Sprintf("%q", nt.Prefix)
+	case errors.As(ferr, &ae):
+		h.Outcome, h.Up, h.Detail = diagnose.Alert, diagnose.Passed, tlswire.AlertName(ae.Description)
+	case errors.Is(ferr, tlswire.ErrHelloRetry):
+		h.Outcome, h.Up, h.Detail = diagnose.Alert, diagnose.Passed, "hello_retry_request"
+	case ferr != nil:
+		h.Outcome, h.Detail = diagnose.NotTLS, ferr.Error()
+	case cancelled:
+		h.Outcome, h.Detail = diagnose.Timeout, "run timeout"
+	case isTimeout(rerr):
+		if info.Unacked == 0 {
+			// The server acknowledged every byte of the hello: it arrived,
+			// the server's answer did not.
+			h.Outcome, h.Up, h.Down = diagnose.StalledServerFlight, diagnose.Passed, diagnose.Failed
+			h.Detail = fmt.Sprintf("%d bytes of the server's flight arrived", f.Bytes)
+		} else {
+			h.Outcome, h.Up = diagnose.StalledClientHello, diagnose.Failed
+			h.Detail = fmt.Sprintf("%d segments of the hello never acknowledged", info.Unacked)
+		}
+	case rerr != nil:
+		h.Outcome, h.Detail = diagnose.Reset, readErrText(rerr)
+		if f.Bytes > 0 || info.Unacked == 0 {
+			h.Up = diagnose.Passed
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func readErrText(err error) string {
+	switch {
+	case errors.Is(err, io.EOF):
+		return "the server closed the connection"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "the server reset the connection"
+	}
+	return err.Error()
+}
+
+func tlsVersionName(v uint16) string {
+	switch v {
+	case 0x0304:
+		return "TLS 1.3"
+	case 0x0303:
+		return "TLS 1.2"
+	}
+	return fmt.Sprintf("0x%04x", v)
+}
+
+// dial opens a TCP connection to the run's address with TCP_MAXSEG mss,
+// within the run's politeness bounds; release frees its in-flight slot.
+func (r *runner) dial(ctx context.Context, mss int) (c net.Conn, err error) {
+	if !r.take() {
+		return nil, errBudget
+	}
+	select {
+	case r.inflight <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() {
+		if err != nil {
+			<-r.inflight
+		}
+	}()
+	d := net.Dialer{Timeout: r.connectTimeout, Control: dialControl(mss)}
+	c, err = d.DialContext(ctx, "tcp", netip.AddrPortFrom(r.addr, uint16(r.port)).String())
+	if err != nil {
+		return nil, err
+	}
+	return &slotConn{Conn: c, free: func() { <-r.inflight }}, nil
+}
+
+// slotConn gives its in-flight slot back when closed.
+type slotConn struct {
+	net.Conn
+	once sync.Once
+	free func()
+}
+
+func (c *slotConn) Close() error {
+	c.once.Do(c.free)
+	return c.Conn.Close()
+}
+
+var errBudget = errors.New("connection budget for this run spent (MaxConnections)")
+
+// download completes a real handshake (crypto/tls, small classical hello,
+// certificate not verified: this is a measurement, nothing is trusted) at
+// TCP_MAXSEG mss, sends an HTTP request and reads the answer, so the server
+// sends more than its first flight downstream.
+func (r *runner) download(ctx context.Context, mss int) Handshake {
+	h := Handshake{Kind: KindDownload, MSS: mss, Up: diagnose.Untested, Down: diagnose.Untested}
+	start := time.Now()
+	defer func() { h.Duration = time.Since(start) }()
+	conn, err := r.dial(ctx, mss)
+	if err != nil {
+		h.Outcome, h.Detail = diagnose.ConnectFailed, err.Error()
+		return h
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(2 * r.hsTimeout))
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	defer stop()
+	tc := tls.Client(conn, &tls.Config{
+		ServerName: r.serverName, InsecureSkipVerify: true,
+		CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP256}, NextProtos: []string{"http/1.1"},
+	})
+	herr := tc.Handshake()
+	var n int64
+	var rerr error
+	if herr == nil {
+		host := r.serverName
+		if host == "" {
+			host = r.addr.String()
+		}
+		_, rerr = io.WriteString(tc, "GET / HTTP/1.1\r\nHost: "+host+"\r\nUser-Agent: mtuscope\r\nConnection: close\r\n\r\n")
+		if rerr == nil {
+			n, rerr = io.Copy(io.Discard, io.LimitReader(tc, 256<<10))
+		}
+	}
+	info, _ := readTCPInfo(conn.(*slotConn).Conn)
+	h.SndMSS, h.RcvMSS, h.Unacked, h.FlightBytes = info.SndMSS, info.RcvMSS, info.Unacked, int(n)
+	over := diagnose.IPHeader(r.family)
+	if info.Timestamps {
+		over += 12
+	}
+	h.UpSize, h.DownSize = 0, info.SndMSS+over
+	switch {
+	case herr != nil && isTimeout(herr):
+		h.Outcome, h.Down, h.Detail = diagnose.StalledServerFlight, diagnose.Failed, herr.Error()
+	case herr != nil:
+		h.Outcome, h.Detail = diagnose.Alert, herr.Error()
+	case info.RcvMSS >= info.SndMSS && info.SndMSS > 0:
+		h.Outcome, h.Down, h.DownSize = diagnose.Completed, diagnose.Passed, info.RcvMSS+over
+		h.Detail = strconv.FormatInt(n, 10) + " bytes of HTTP answer"
+	case isTimeout(rerr):
+		h.Outcome, h.Down, h.Detail = diagnose.StalledServerFlight, diagnose.Failed, "the HTTP answer stalled before a full-size segment arrived"
+	default:
+		h.Outcome, h.Detail = diagnose.Completed, fmt.Sprintf("the answer (%d bytes) never filled a full-size segment", n)
+	}
+	return h
+}

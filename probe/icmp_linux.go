@@ -1,0 +1,135 @@
+//go:build linux
+
+package probe
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// echoer sends ICMP echo requests of chosen sizes over a raw socket (root or
+// CAP_NET_RAW), with Don't Fragment or allowed to fragment.
+type echoer struct {
+	fd   int
+	addr netip.Addr
+	id   uint16
+	seq  uint16
+	df   bool
+}
+
+// errNoPrivilege says raw sockets are not allowed to this process.
+var errNoPrivilege = errors.New("ICMP echo needs root or CAP_NET_RAW")
+
+func newEchoer(addr netip.Addr, df bool) (*echoer, error) {
+	fam, proto, lvl, disc, mode := unix.AF_INET, unix.IPPROTO_ICMP, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_PROBE
+	if !df {
+		mode = unix.IP_PMTUDISC_DONT
+	}
+	if addr.Is6() {
+		fam, proto, lvl, disc, mode = unix.AF_INET6, unix.IPPROTO_ICMPV6, unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_PROBE
+		if !df {
+			mode = unix.IPV6_PMTUDISC_DONT
+		}
+	}
+	fd, err := unix.Socket(fam, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, proto)
+	if err != nil {
+		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+			return nil, errNoPrivilege
+		}
+		return nil, fmt.Errorf("raw socket: %w", err)
+	}
+	if err := unix.SetsockoptInt(fd, lvl, disc, mode); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("set PMTU discovery mode: %w", err)
+	}
+	if err := unix.Connect(fd, sockaddr(addr, 0)); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("raw socket connect: %w", err)
+	}
+	return &echoer{fd: fd, addr: addr, id: uint16(rand.Uint32()), df: df}, nil
+}
+
+func (e *echoer) Close() error { return unix.Close(e.fd) }
+
+// round sends one echo request per size (IP packet bytes) and returns the
+// sizes whose reply arrived within timeout.
+func (e *echoer) round(ctx context.Context, sizes []int, timeout time.Duration) (map[int]bool, int, error) {
+	ipHdr, reqType, replyType := 20, byte(8), byte(0)
+	if e.addr.Is6() {
+		ipHdr, reqType, replyType = 40, 128, 129
+	}
+	bySeq := map[uint16]int{}
+	sent := 0
+	for _, s := range sizes {
+		e.seq++
+		msg := make([]byte, max(s-ipHdr, 8+8))
+		msg[0] = reqType
+		binary.BigEndian.PutUint16(msg[4:], e.id)
+		binary.BigEndian.PutUint16(msg[6:], e.seq)
+		copy(msg[8:], "mtuscope")
+		if e.addr.Is4() {
+			binary.BigEndian.PutUint16(msg[2:], checksum(msg))
+		}
+		if err := unix.Send(e.fd, msg, 0); err != nil && !errors.Is(err, unix.EMSGSIZE) {
+			return nil, sent, fmt.Errorf("send echo: %w", err)
+		}
+		sent++
+		bySeq[e.seq] = s
+	}
+	got := map[int]bool{}
+	buf := make([]byte, 65536)
+	end := time.Now().Add(timeout)
+	unique := map[int]bool{}
+	for _, s := range sizes {
+		unique[s] = true
+	}
+	for len(got) < len(unique) && time.Now().Before(end) && ctx.Err() == nil {
+		wait := min(time.Until(end), 50*time.Millisecond)
+		pfd := []unix.PollFd{{Fd: int32(e.fd), Events: unix.POLLIN}}
+		if _, err := unix.Poll(pfd, int(max(wait.Milliseconds(), 1))); err != nil && !errors.Is(err, unix.EINTR) {
+			return got, sent, err
+		}
+		for {
+			n, _, err := unix.Recvfrom(e.fd, buf, 0)
+			if err != nil {
+				break
+			}
+			p := buf[:n]
+			if e.addr.Is4() {
+				if len(p) < 20 {
+					continue
+				}
+				p = p[int(p[0]&0x0f)*4:]
+			}
+			if len(p) < 8 || p[0] != replyType || binary.BigEndian.Uint16(p[4:]) != e.id {
+				continue
+			}
+			if s, ok := bySeq[binary.BigEndian.Uint16(p[6:])]; ok {
+				got[s] = true
+			}
+		}
+	}
+	return got, sent, nil
+}
+
+// checksum is the Internet checksum (RFC 1071).
+func checksum(b []byte) uint16 {
+	var sum uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		sum += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	if len(b)%2 == 1 {
+		sum += uint32(b[len(b)-1]) << 8
+	}
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	return ^uint16(sum)
+}

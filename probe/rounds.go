@@ -1,0 +1,296 @@
+package probe
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/mtuscope/mtuscope/diagnose"
+	"github.com/mtuscope/mtuscope/tlswire"
+)
+
+// attempt is one handshake to run in a round.
+type attempt struct {
+	kind string
+	mss  int
+	spec tlswire.HelloSpec
+}
+
+// ladders runs the downstream ladder (small hellos), the upstream ladder
+// (hellos larger than a segment) and the ClientHello sweep together, in
+// rounds of parallel handshakes, until each has its answer.
+func (r *runner) ladders(ctx context.Context, floor, hi int, small tlswire.HelloSpec) {
+	var pl []int
+	for _, p := range plateaus {
+		pl = append(pl, p-diagnose.IPHeader(r.family))
+	}
+	down := newLadder(floor, hi, pl, 14, 20)
+	up := newLadder(floor, hi, pl, 14, 20)
+	// The large hello carries a real post-quantum key share and is padded
+	// to exceed one segment at every rung.
+	large := tlswire.HelloSpec{ServerName: r.serverName, ALPN: small.ALPN,
+		Groups: []tlswire.Group{tlswire.GroupX25519MLKEM768, tlswire.GroupX25519}, Size: min(hi+400, tlswire.MaxHelloSize)}
+	if nat, err := tlswire.NaturalSize(large); err == nil && large.Size < nat+4 {
+		large.Size = 0
+	}
+	// The sweep runs at a safe MSS: a 1280-byte packet, the IPv6 minimum.
+	sweepMSS := min(1280-diagnose.IPHeader(r.family), hi)
+	sweepTries := map[int]int{}
+	sweepPassed := map[int]bool{}
+	nat, _ := tlswire.NaturalSize(small)
+
+	for round := 1; ctx.Err() == nil; round++ {
+		var batch []attempt
+		for _, m := range down.next() {
+			batch = append(batch, attempt{KindSmall, m, small})
+		}
+		for _, m := range up.next() {
+			batch = append(batch, attempt{KindLarge, m, large})
+		}
+		for _, s := range sweepSizes {
+			size := s
+			if size < nat+4 {
+				size = nat
+			}
+			if sweepPassed[size] || sweepTries[size] >= 2 || (round > 1 && sweepTries[size] == 0) {
+				continue
+			}
+			sweepTries[size]++
+			spec := small
+			spec.Size = size
+			if size >= 1500 {
+				spec.Groups = []tlswire.Group{tlswire.GroupX25519MLKEM768, tlswire.GroupX25519}
+				if n, err := tlswire.NaturalSize(spec); err != nil || size < n+4 {
+					spec.Groups = nil
+				}
+			}
+			batch = append(batch, attempt{KindSweep, sweepMSS, spec})
+		}
+		if len(batch) == 0 {
+			break
+		}
+		r.progress(fmt.Sprintf("round %d: %d handshakes", round, len(batch)), round)
+		results := r.runBatch(ctx, batch)
+		if ctx.Err() != nil {
+			break // cancelled attempts prove nothing
+		}
+		for _, h := range results {
+			switch h.Kind {
+			case KindSmall:
+				if ok, decided := smallPassed(h); decided {
+					down.record(h.MSS, ok)
+				}
+			case KindLarge:
+				if ok, decided := largePassed(h); decided {
+					up.record(h.MSS, ok)
+				}
+			case KindSweep:
+				if h.Outcome == diagnose.Completed {
+					sweepPassed[h.HelloBytes] = true
+				}
+			}
+		}
+		if round >= 8 {
+			break
+		}
+	}
+	// When the server's flight was too small to fill a segment at the top
+	// rung (a small certificate), ask for more downstream bytes over a full
+	// connection there.
+	if ctx.Err() == nil && !r.downPassedAt(hi) && down.maxPass() == hi {
+		r.progress("download", 0)
+		r.keep(r.download(ctx, hi))
+	}
+}
+
+// smallPassed maps a small-hello attempt to a downstream ladder result.
+func smallPassed(h Handshake) (ok, decided bool) {
+	switch {
+	case h.Outcome == diagnose.Completed:
+		return true, true // passed, or the flight was too small to tell: not a failure
+	case h.Outcome == diagnose.ConnectFailed || h.Outcome == diagnose.Timeout:
+		return false, false
+	}
+	return false, true
+}
+
+// largePassed maps a large-hello attempt to an upstream ladder result.
+func largePassed(h Handshake) (ok, decided bool) {
+	switch {
+	case h.Up == diagnose.Passed:
+		return true, true
+	case h.Outcome == diagnose.ConnectFailed || h.Outcome == diagnose.Timeout:
+		return false, false
+	}
+	return false, true
+}
+
+// downPassedAt reports whether a handshake at TCP_MAXSEG mss carried a
+// full-size segment downstream.
+func (r *runner) downPassedAt(mss int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, h := range r.handshakes {
+		if h.MSS == mss && h.Down == diagnose.Passed {
+			return true
+		}
+	}
+	return false
+}
+
+// runBatch runs attempts in parallel (within MaxInFlight) and returns their
+// evidence once all are done.
+func (r *runner) runBatch(ctx context.Context, batch []attempt) []Handshake {
+	out := make([]Handshake, len(batch))
+	var wg sync.WaitGroup
+	for i, a := range batch {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i] = r.keep(r.handshake(ctx, a.kind, a.mss, a.spec))
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// udpTests sends the datagram tests: one at the route MTU with Don't
+// Fragment (following any ICMP-signalled MTU down, as tracepath does) and a
+// 2000-byte one that has to be fragmented. Silence means loss only if a
+// small control datagram sent afterwards is answered: servers rate-limit
+// their ICMP errors (Linux: about one a second per client, a burst of six),
+// so a silent probe without an answered control proves nothing.
+func (r *runner) udpTests(ctx context.Context, localMTU int, rtt time.Duration) []UDPTest {
+	// The RTT here comes from the first connect, which a lost SYN inflates
+	// to a second or more: cap what it adds.
+	timeout := min(max(600*time.Millisecond, 300*time.Millisecond+4*rtt), 2*time.Second)
+	pacer := newUDPPacer()
+	probe := func(size int, df bool) UDPTest {
+		start := time.Now()
+		a := udpProbe(ctx, r.addr, udpPort, size, df, timeout, pacer)
+		t := UDPTest{Size: size, DF: df, Port: udpPort, Answer: a.Answer, MTU: a.MTU, From: a.From,
+			Copies: a.Sent, Duration: time.Since(start)}
+		if a.Err != nil {
+			t.Error = a.Err.Error()
+		}
+		if t.Answer == "none" && !a.Verified {
+			t.Answer = "none_unverified"
+		}
+		return t
+	}
+	// Side by side: if both are answered they compete for the server's ICMP
+	// tokens, and the loser's second copy, sent after a refill, wins.
+	tests := make([]UDPTest, 2)
+	var wg sync.WaitGroup
+	for i, p := range []struct {
+		size int
+		df   bool
+	}{{localMTU, true}, {2000, false}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tests[i] = probe(p.size, p.df)
+		}()
+	}
+	wg.Wait()
+	// Follow frag-needed answers down, at most a few plateaus.
+	for last := tests[0]; last.Answer == "frag_needed" && last.MTU > 0 && last.MTU < last.Size && len(tests) < 5; {
+		last = probe(last.MTU, true)
+		tests = append(tests, last)
+	}
+	silent := false
+	for _, t := range tests {
+		silent = silent || (t.Answer == "none" || t.Answer == "none_unverified") && t.Error == ""
+	}
+	if silent && ctx.Err() == nil {
+		control := probe(128, true)
+		if control.Answer != "port_unreachable" {
+			for i := range tests {
+				if tests[i].Answer == "none" {
+					tests[i].Answer = "none_unverified"
+				}
+			}
+		}
+		tests = append(tests, control)
+	}
+	return tests
+}
+
+// fillEvidence converts the run's measurements into diagnose.Evidence.
+func (r *runner) fillEvidence(rep *Report) {
+	ev := &rep.Evidence
+	for _, h := range r.handshakes {
+		switch h.Kind {
+		case KindSweep:
+			if h.Outcome == diagnose.ConnectFailed || h.Outcome == diagnose.Timeout {
+				continue
+			}
+			seg := h.SndMSS
+			pkt := h.UpSize
+			if seg == 0 {
+				seg = h.MSS
+			}
+			ev.Hellos = append(ev.Hellos, diagnose.HelloTest{HelloBytes: h.HelloBytes, PacketSize: pkt,
+				Segments: (h.HelloBytes + seg - 1) / max(seg, 1), Outcome: h.Outcome})
+		default:
+			if h.Outcome == diagnose.Timeout && h.Detail == "run timeout" {
+				continue
+			}
+			ev.Segments = append(ev.Segments, h.segmentTest())
+		}
+		if h.Outcome == diagnose.Completed && h.Kind != KindDownload && h.FlightBytes > ev.FlightBytes {
+			ev.FlightBytes = h.FlightBytes
+		}
+	}
+	unverified := false
+	for _, u := range rep.UDP {
+		if u.Error != "" || u.Answer == "local_emsgsize" {
+			continue
+		}
+		if u.Answer == "none_unverified" {
+			unverified = true
+			continue
+		}
+		res := diagnose.Failed
+		if u.Answer == "port_unreachable" {
+			res = diagnose.Passed
+		}
+		ev.Datagrams = append(ev.Datagrams, diagnose.DatagramTest{Method: "udp", Size: u.Size, DF: u.DF,
+			Fragmented: !u.DF && u.Size > ev.LocalMTU, Result: res, Answer: u.Answer, Proves: diagnose.Upstream})
+		if u.Answer == "frag_needed" && u.MTU > 0 {
+			ev.ICMPSignals = append(ev.ICMPSignals, diagnose.ICMPSignal{From: u.From, MTU: u.MTU})
+		}
+	}
+	if unverified {
+		ev.Skipped = append(ev.Skipped, "UDP size tests (the server answered no control datagram afterwards: its ICMP errors are rate-limited or filtered)")
+	}
+	// ICMP echo: the largest DF size that replied, the smallest above it
+	// that did not, and the fragmented echo.
+	var maxOK, minBad int
+	for _, e := range rep.Echo {
+		if e.DF && e.Replied && e.Size > maxOK {
+			maxOK = e.Size
+		}
+	}
+	for _, e := range rep.Echo {
+		if e.DF && !e.Replied && e.Size > maxOK && (minBad == 0 || e.Size < minBad) {
+			minBad = e.Size
+		}
+		if !e.DF {
+			res := diagnose.Failed
+			if e.Replied {
+				res = diagnose.Passed
+			}
+			ev.Datagrams = append(ev.Datagrams, diagnose.DatagramTest{Method: "icmp_echo", Size: e.Size,
+				Fragmented: e.Size > ev.LocalMTU, Result: res, Answer: map[bool]string{true: "echo_reply", false: "none"}[e.Replied],
+				Proves: diagnose.Unknown})
+		}
+	}
+	if maxOK > 0 {
+		ev.Datagrams = append(ev.Datagrams, diagnose.DatagramTest{Method: "icmp_echo", Size: maxOK, DF: true, Result: diagnose.Passed, Answer: "echo_reply", Proves: diagnose.Unknown})
+	}
+	if minBad > 0 {
+		ev.Datagrams = append(ev.Datagrams, diagnose.DatagramTest{Method: "icmp_echo", Size: minBad, DF: true, Result: diagnose.Failed, Answer: "none", Proves: diagnose.Unknown})
+	}
+}

@@ -1,0 +1,389 @@
+package probe
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mtuscope/mtuscope/diagnose"
+	"github.com/mtuscope/mtuscope/tlswire"
+)
+
+// Config says what to probe and how.
+type Config struct {
+	Target Target
+	// Family is 4 or 6 to use only that family, 0 for the first address.
+	Family int
+	// ServerName is the SNI sent; default the target's host name (none for
+	// an IP literal).
+	ServerName string
+	// Timeout bounds the whole run (default 30 s).
+	Timeout time.Duration
+	// SkipICMP skips the ICMP echo tests even when privileged.
+	SkipICMP bool
+	Logger   *slog.Logger
+	// Progress, when set, is called as the run advances.
+	Progress func(Progress)
+	// Assistant is a cooperating mtuscope server; nil without one.
+	Assistant Assistant
+}
+
+// Progress is a snapshot of a running probe.
+type Progress struct {
+	Phase       string
+	Round       int
+	Connections int
+	Elapsed     time.Duration
+}
+
+// AddressCheck is the TCP connect test of one resolved address.
+type AddressCheck struct {
+	Address string        `json:"address"`
+	Connect time.Duration `json:"-"`
+	RTT     time.Duration `json:"-"`
+	// SndMSS is the payload per segment the connection settled on.
+	SndMSS int    `json:"snd_mss,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// Report is everything a run measured.
+type Report struct {
+	Target     string
+	Address    string // host:port probed, "" when nothing resolved
+	Family     int
+	ServerName string
+	Addresses  []AddressCheck
+	RTT        time.Duration
+	// HandshakeTimeout is the per-attempt timeout derived from the RTT.
+	HandshakeTimeout time.Duration
+	Handshakes       []Handshake
+	UDP              []UDPTest
+	Echo             []EchoTest
+	Evidence         diagnose.Evidence
+	Connections      int
+	Datagrams        int
+	Elapsed          time.Duration
+}
+
+// UDPTest is one UDP probe to a closed port.
+type UDPTest struct {
+	Size     int           `json:"size"`
+	DF       bool          `json:"df"`
+	Port     int           `json:"port"`
+	Answer   string        `json:"answer"`
+	Copies   int           `json:"copies"`
+	MTU      int           `json:"mtu,omitempty"`
+	From     string        `json:"from,omitempty"`
+	Error    string        `json:"error,omitempty"`
+	Duration time.Duration `json:"-"`
+}
+
+// EchoTest is one ICMP echo request and whether its reply came.
+type EchoTest struct {
+	Size     int           `json:"size"`
+	DF       bool          `json:"df"`
+	Replied  bool          `json:"replied"`
+	Round    int           `json:"round"`
+	Duration time.Duration `json:"-"`
+}
+
+// ErrResolve reports a target name that does not resolve.
+var ErrResolve = errors.New("cannot resolve")
+
+// Floors of the MSS ladder: the MSS of a 576-byte IPv4 packet and of a
+// 1280-byte IPv6 packet (the IPv6 minimum MTU), which every path must carry.
+const (
+	floorMSS4 = 536
+	floorMSS6 = 1220
+	// maxProbeMTU caps the ladder on jumbo-frame and loopback routes.
+	maxProbeMTU = 9000
+	udpPort     = 33457 // a traceroute-range port, expected closed
+)
+
+// plateaus are common path MTUs (RFC 1191's table and today's tunnels:
+// PPPoE 1492, GRE 1476, VXLAN 1450, WireGuard 1420, IPv6 minimum 1280).
+var plateaus = []int{1492, 1480, 1476, 1460, 1450, 1440, 1420, 1400, 1380, 1360, 1340, 1300, 1280, 1006}
+
+// sweepSizes are the ClientHello record sizes of the sweep: small ones,
+// Go's default hello with ML-KEM (about 1.5 KB), what post-quantum browsers
+// send (1.7-1.8 KB), and larger ones up to 4 KB.
+var sweepSizes = []int{300, 600, 1000, 1250, 1400, 1512, 1600, 1700, 1750, 1800, 2500, 4000}
+
+type runner struct {
+	cfg            Config
+	log            *slog.Logger
+	addr           netip.Addr
+	port           int
+	family         int
+	serverName     string
+	connectTimeout time.Duration
+	hsTimeout      time.Duration
+	inflight       chan struct{}
+	budget         atomic.Int32
+	start          time.Time
+
+	mu         sync.Mutex
+	handshakes []Handshake
+}
+
+func (r *runner) take() bool { return r.budget.Add(1) <= MaxConnections }
+
+func (r *runner) progress(phase string, round int) {
+	if r.cfg.Progress != nil {
+		r.cfg.Progress(Progress{Phase: phase, Round: round, Connections: int(min(r.budget.Load(), MaxConnections)), Elapsed: time.Since(r.start)})
+	}
+}
+
+func (r *runner) keep(h Handshake) Handshake {
+	r.mu.Lock()
+	r.handshakes = append(r.handshakes, h)
+	r.mu.Unlock()
+	r.log.Debug("handshake", "kind", h.Kind, "mss", h.MSS, "hello", h.HelloBytes, "outcome", h.Outcome,
+		"up", h.Up, "down", h.Down, "snd_mss", h.SndMSS, "rcv_mss", h.RcvMSS, "unacked", h.Unacked, "detail", h.Detail)
+	return h
+}
+
+// Run probes the target. It returns an error only when the probe cannot
+// run at all (the name does not resolve, the OS is unsupported); everything
+// the network does wrong is evidence in the report.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if !supported {
+		return nil, errors.New("probe: not supported on this OS (needs Linux socket options)")
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	r := &runner{cfg: cfg, log: cfg.Logger, port: cfg.Target.Port, inflight: make(chan struct{}, MaxInFlight), start: time.Now()}
+	rep := &Report{Target: cfg.Target.Input}
+
+	r.progress("resolving", 0)
+	addrs, err := resolve(ctx, cfg.Target, cfg.Family)
+	if err != nil {
+		return nil, err
+	}
+	r.serverName = cfg.ServerName
+	if r.serverName == "" && !cfg.Target.Addr.IsValid() {
+		r.serverName = cfg.Target.Host
+	}
+	rep.ServerName = r.serverName
+
+	// 1. TCP connect to each address: RTT and settled MSS.
+	r.progress("connecting", 0)
+	r.connectTimeout = min(5*time.Second, cfg.Timeout)
+	checks := r.connectAll(ctx, addrs)
+	rep.Addresses = checks
+	chosen := -1
+	for i, c := range checks {
+		if c.Error == "" {
+			chosen = i
+			break
+		}
+	}
+	if chosen < 0 {
+		chosen = 0
+	}
+	r.addr = addrs[chosen]
+	r.family = 4
+	if r.addr.Is6() {
+		r.family = 6
+	}
+	rep.Address = netip.AddrPortFrom(r.addr, uint16(r.port)).String()
+	rep.Family = r.family
+	ev := &rep.Evidence
+	ev.Family = r.family
+	hdr := diagnose.IPHeader(r.family)
+	if mtu, err := routeMTU(r.addr); err == nil {
+		// Above maxProbeMTU (loopback, jumbo frames) only that much is
+		// probed, and that much counts as the full local MTU.
+		ev.LocalMTU = min(mtu, maxProbeMTU)
+	}
+	defer func() {
+		rep.Handshakes = r.handshakes
+		rep.Connections = int(min(r.budget.Load(), MaxConnections))
+		rep.Elapsed = time.Since(r.start)
+		sort.SliceStable(rep.Handshakes, func(i, j int) bool { return false })
+	}()
+	if checks[chosen].Error != "" {
+		ev.ConnectError = checks[chosen].Error
+		return rep, nil
+	}
+	ev.Connected = true
+	rep.RTT = checks[chosen].RTT
+	ev.OfferedMSS = ev.LocalMTU - hdr
+	ev.SettledMSS = checks[chosen].SndMSS
+	// Timeouts derive from the measured RTT, with a floor that leaves room
+	// for two retransmissions at the kernel's minimum RTO (200 ms).
+	r.hsTimeout = max(800*time.Millisecond, 600*time.Millisecond+4*rep.RTT)
+	r.connectTimeout = max(2*time.Second, 10*rep.RTT)
+
+	floor := floorMSS4
+	if r.family == 6 {
+		floor = floorMSS6
+	}
+	hi := min(ev.LocalMTU, maxProbeMTU) - hdr
+	if hi < floor {
+		hi = floor
+	}
+	small := tlswire.HelloSpec{ServerName: r.serverName, ALPN: []string{"http/1.1"}}
+
+	// 2. UDP tests, running alongside everything that follows: they go
+	// first so that a router's rate-limited ICMP answers them before the
+	// ladders' large segments ask for more. Then a baseline handshake at
+	// the floor: does TLS work at all?
+	r.progress("baseline", 0)
+	var udp []UDPTest
+	udpDone := make(chan struct{})
+	go func() {
+		defer close(udpDone)
+		udp = r.udpTests(ctx, ev.LocalMTU, rep.RTT)
+	}()
+	base := r.keep(r.handshake(ctx, KindBaseline, floor, small))
+	if base.Outcome != diagnose.Completed && (base.Outcome == diagnose.StalledClientHello || base.Outcome == diagnose.ConnectFailed) {
+		base = r.keep(r.handshake(ctx, KindBaseline, floor, small))
+	}
+	// A slow server earns a longer timeout.
+	// The RTT is the smallest connect time seen (a connect that needed a
+	// SYN retransmission overstates it); the handshake timeout leaves room
+	// for a slow server too.
+	if base.Connect > 0 && base.Connect < rep.RTT {
+		rep.RTT = base.Connect
+	}
+	r.hsTimeout = max(800*time.Millisecond, 600*time.Millisecond+4*rep.RTT)
+	if base.Outcome == diagnose.Completed {
+		r.hsTimeout = max(r.hsTimeout, r.hsTimeout/2+3*(base.Duration-base.Connect))
+	}
+	rep.HandshakeTimeout = r.hsTimeout
+	if cfg.Assistant != nil && base.Outcome == diagnose.Completed {
+		r.assist(ctx, base, ev)
+	}
+
+	// 3. Ladders and sweep (and ICMP echo), when TLS works at all.
+	if base.Outcome == diagnose.Completed {
+		var echo []EchoTest
+		var skipped string
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if cfg.SkipICMP {
+				skipped = "ICMP echo tests (--no-icmp)"
+				return
+			}
+			echo, skipped = r.echoTests(ctx, ev.LocalMTU)
+		}()
+		r.ladders(ctx, floor, hi, small)
+		wg.Wait()
+		rep.Echo = echo
+		if skipped != "" {
+			ev.Skipped = append(ev.Skipped, skipped)
+		}
+	}
+	<-udpDone
+	rep.UDP = udp
+	if mtu, err := routeMTU(r.addr); err == nil && mtu < ev.LocalMTU {
+		ev.KernelPMTU = mtu
+	}
+	r.fillEvidence(rep)
+	if ctx.Err() != nil {
+		ev.Incomplete = true
+		ev.Skipped = append(ev.Skipped, fmt.Sprintf("the run hit its %s timeout before finishing", cfg.Timeout))
+	}
+	return rep, nil
+}
+
+func resolve(ctx context.Context, t Target, family int) ([]netip.Addr, error) {
+	if t.Addr.IsValid() {
+		if family == 4 && !t.Addr.Is4() || family == 6 && !t.Addr.Is6() {
+			return nil, fmt.Errorf("%s is not an IPv%d address", t.Addr, family)
+		}
+		return []netip.Addr{t.Addr}, nil
+	}
+	network := "ip"
+	if family != 0 {
+		network = fmt.Sprintf("ip%d", family)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupNetIP(rctx, network, t.Host)
+	if err != nil {
+		return nil, fmt.Errorf("%w %q: %v", ErrResolve, t.Host, err)
+	}
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("%w %q: no IPv%d address", ErrResolve, t.Host, family)
+	}
+	for i := range addrs {
+		addrs[i] = addrs[i].Unmap()
+	}
+	return addrs[:min(len(addrs), 4)], nil
+}
+
+// connectAll opens one plain TCP connection to each address.
+func (r *runner) connectAll(ctx context.Context, addrs []netip.Addr) []AddressCheck {
+	out := make([]AddressCheck, len(addrs))
+	var wg sync.WaitGroup
+	for i, a := range addrs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := AddressCheck{Address: netip.AddrPortFrom(a, uint16(r.port)).String()}
+			if !r.take() {
+				c.Error = errBudget.Error()
+				out[i] = c
+				return
+			}
+			start := time.Now()
+			d := net.Dialer{Timeout: r.connectTimeout}
+			conn, err := d.DialContext(ctx, "tcp", c.Address)
+			if err != nil {
+				c.Error = err.Error()
+				out[i] = c
+				return
+			}
+			c.Connect = time.Since(start)
+			c.RTT = c.Connect
+			if info, err := readTCPInfo(conn); err == nil {
+				// The kernel's RTT sample is right even when the SYN had to
+				// be sent again (timestamps), the wall time is not.
+				if info.RTT > 0 && info.RTT < c.RTT {
+					c.RTT = info.RTT
+				}
+				c.SndMSS = info.SndMSS
+				if info.Timestamps {
+					c.SndMSS += 12 // the MSS as in the SYN, options not counted
+				}
+			}
+			conn.Close()
+			out[i] = c
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// assist asks the cooperating server what it saw of the baseline hello.
+func (r *runner) assist(ctx context.Context, base Handshake, ev *diagnose.Evidence) {
+	sid, err := hex.DecodeString(base.SessionID)
+	if err != nil {
+		return
+	}
+	obs, err := r.cfg.Assistant.Connection(ctx, sid)
+	if err != nil {
+		ev.Skipped = append(ev.Skipped, "server-assisted comparison: "+err.Error())
+		return
+	}
+	ev.Server = &diagnose.ServerView{SYNMSS: obs.SYNMSS, HelloBytes: obs.HelloBytes, HelloSHA256: hex.EncodeToString(obs.HelloSHA256[:]),
+		SentHelloSize: base.HelloBytes, SentSHA256: base.helloSHA}
+}

@@ -1,0 +1,280 @@
+//go:build linux
+
+package probe
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// supported reports whether this OS has the socket options the tests need.
+const supported = true
+
+// dialControl returns a net.Dialer Control hook that sets TCP_MAXSEG before
+// connect, which lowers both the MSS this host advertises and the one it
+// sends with; 0 leaves the MSS alone.
+func dialControl(mss int) func(network, address string, c syscall.RawConn) error {
+	return func(_, _ string, c syscall.RawConn) error {
+		if mss <= 0 {
+			return nil
+		}
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_MAXSEG, mss)
+		})
+		if err != nil {
+			return err
+		}
+		if serr != nil {
+			return fmt.Errorf("setsockopt TCP_MAXSEG %d: %w", mss, serr)
+		}
+		return nil
+	}
+}
+
+// readTCPInfo returns the kernel's view of a TCP connection.
+func readTCPInfo(c net.Conn) (tcpInfo, error) {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return tcpInfo{}, errors.New("not a TCP connection")
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return tcpInfo{}, err
+	}
+	var ti *unix.TCPInfo
+	var gerr error
+	if err := rc.Control(func(fd uintptr) { ti, gerr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO) }); err != nil {
+		return tcpInfo{}, err
+	}
+	if gerr != nil {
+		return tcpInfo{}, gerr
+	}
+	return tcpInfo{
+		SndMSS: int(ti.Snd_mss), RcvMSS: int(ti.Rcv_mss), Unacked: int(ti.Unacked),
+		Retrans: int(ti.Total_retrans), PMTU: int(ti.Pmtu), RTT: time.Duration(ti.Rtt) * time.Microsecond,
+		Timestamps: ti.Options&1 != 0, // TCPI_OPT_TIMESTAMPS,
+	}, nil
+}
+
+// routeMTU returns the MTU of the route towards addr, as the kernel knows it
+// now (the interface MTU, or a path MTU it learned from ICMP).
+func routeMTU(addr netip.Addr) (int, error) {
+	fam, lvl, opt := unix.AF_INET, unix.IPPROTO_IP, unix.IP_MTU
+	if addr.Is6() {
+		fam, lvl, opt = unix.AF_INET6, unix.IPPROTO_IPV6, unix.IPV6_MTU
+	}
+	fd, err := unix.Socket(fam, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("route mtu: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Connect(fd, sockaddr(addr, 9)); err != nil {
+		return 0, fmt.Errorf("route mtu: no route to %s: %w", addr, err)
+	}
+	mtu, err := unix.GetsockoptInt(fd, lvl, opt)
+	if err != nil {
+		return 0, fmt.Errorf("route mtu: %w", err)
+	}
+	return mtu, nil
+}
+
+func sockaddr(a netip.Addr, port int) unix.Sockaddr {
+	if a.Is4() {
+		return &unix.SockaddrInet4{Port: port, Addr: a.As4()}
+	}
+	return &unix.SockaddrInet6{Port: port, Addr: a.As16()}
+}
+
+func addrOf(sa unix.Sockaddr) string {
+	switch s := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrFrom4(s.Addr).String()
+	case *unix.SockaddrInet6:
+		return netip.AddrFrom16(s.Addr).String()
+	}
+	return ""
+}
+
+// udpProbe sends one datagram making an IP packet of size bytes to a port
+// that should be closed, with Don't Fragment (IP_PMTUDISC_PROBE: set DF but
+// ignore the cached path MTU, as tracepath does) or allowed to fragment, and
+// waits for the answer on the error queue (IP_RECVERR): a port unreachable
+// means the datagram arrived; a frag-needed / packet-too-big names the MTU
+// and the router that said so. Silence is reported as Verified only when
+// it cannot be the server's ICMP rate limit (see udpPacer).
+func udpProbe(ctx context.Context, addr netip.Addr, port, size int, df bool, timeout time.Duration, pacer *udpPacer) udpAnswer {
+	fam, lvl := unix.AF_INET, unix.IPPROTO_IP
+	disc, recverr, hdr := unix.IP_MTU_DISCOVER, unix.IP_RECVERR, 28
+	mode := unix.IP_PMTUDISC_PROBE
+	if !df {
+		mode = unix.IP_PMTUDISC_DONT
+	}
+	if addr.Is6() {
+		fam, lvl, disc, recverr, hdr = unix.AF_INET6, unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_RECVERR, 48
+		mode = unix.IPV6_PMTUDISC_PROBE
+		if !df {
+			mode = unix.IPV6_PMTUDISC_DONT
+		}
+	}
+	ans := udpAnswer{Answer: "none"}
+	fd, err := unix.Socket(fam, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		ans.Err = err
+		return ans
+	}
+	defer unix.Close(fd)
+	if err := unix.SetsockoptInt(fd, lvl, disc, mode); err != nil {
+		ans.Err = fmt.Errorf("set PMTU discovery mode: %w", err)
+		return ans
+	}
+	if err := unix.SetsockoptInt(fd, lvl, recverr, 1); err != nil {
+		ans.Err = fmt.Errorf("set RECVERR: %w", err)
+		return ans
+	}
+	if err := unix.Connect(fd, sockaddr(addr, port)); err != nil {
+		ans.Err = err
+		return ans
+	}
+	payload := make([]byte, max(size-hdr, 0))
+	copy(payload, "mtuscope probe: please ignore")
+	// A first copy, then pairs of copies once the server's ICMP token
+	// bucket has surely refilled; silence is verified after two copies
+	// that had a token to themselves (see udpPacer).
+	clearSilent := 0
+	for ans.Sent < 7 {
+		n := 1
+		if ans.Sent > 0 {
+			n = 2
+		}
+		sentAt := time.Now()
+		for i := 0; i < n; i++ {
+			if err := unix.Send(fd, payload, 0); err != nil {
+				if errors.Is(err, unix.EMSGSIZE) {
+					ans.Answer, ans.LocalTooBig = "local_emsgsize", true
+					mtu, _ := unix.GetsockoptInt(fd, lvl, map[int]int{unix.AF_INET: unix.IP_MTU, unix.AF_INET6: unix.IPV6_MTU}[fam])
+					ans.MTU = mtu
+					return ans
+				}
+				// An error queued by an earlier copy surfaces here.
+				if !errors.Is(err, unix.ECONNREFUSED) {
+					ans.Err = err
+					return ans
+				}
+			}
+			ans.Sent++
+		}
+		wait := timeout
+		if ans.Sent == 1 {
+			wait = max(timeout, time.Until(pacer.start.Add(icmpRefill)))
+		}
+		end := time.Now().Add(wait)
+		refrag := false
+		for time.Now().Before(end) && !refrag {
+			if ctx.Err() != nil {
+				return ans
+			}
+			step := min(time.Until(end), 50*time.Millisecond)
+			pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLERR | unix.POLLIN}}
+			if _, err := unix.Poll(pfd, int(max(step.Milliseconds(), 1))); err != nil && !errors.Is(err, unix.EINTR) {
+				ans.Err = err
+				return ans
+			}
+			if readErrQueue(fd, &ans) {
+				if ans.Answer == "frag_needed" && !df {
+					// The kernel now knows the smaller MTU and fragments
+					// the next copy to fit: send it.
+					refrag = true
+					continue
+				}
+				if ans.Answer == "port_unreachable" {
+					pacer.answered(time.Now())
+				}
+				return ans
+			}
+		}
+		if refrag {
+			continue
+		}
+		if pacer.clear(sentAt, time.Now()) {
+			clearSilent += n
+		}
+		if clearSilent >= 2 {
+			ans.Verified = true
+			return ans
+		}
+		// Wait for a token the other probes did not take.
+		if d := time.Until(pacer.last().Add(icmpRefill)); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+				return ans
+			}
+		}
+	}
+	return ans
+}
+
+// readErrQueue drains the socket's error queue into ans and reports whether
+// it held an answer.
+func readErrQueue(fd int, ans *udpAnswer) bool {
+	buf := make([]byte, 512)
+	oob := make([]byte, 512)
+	_, oobn, _, from, err := unix.Recvmsg(fd, buf, oob, unix.MSG_ERRQUEUE)
+	if err != nil {
+		return false
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil {
+		return false
+	}
+	_ = from
+	for _, m := range msgs {
+		isV4 := m.Header.Level == unix.IPPROTO_IP && m.Header.Type == unix.IP_RECVERR
+		isV6 := m.Header.Level == unix.IPPROTO_IPV6 && m.Header.Type == unix.IPV6_RECVERR
+		if !isV4 && !isV6 || len(m.Data) < 16 {
+			continue
+		}
+		ee := unix.SockExtendedErr{
+			Errno: binary.NativeEndian.Uint32(m.Data[0:4]), Origin: m.Data[4], Type: m.Data[5], Code: m.Data[6],
+			Info: binary.NativeEndian.Uint32(m.Data[8:12]),
+		}
+		if len(m.Data) >= 16+4 {
+			ans.From = offender(m.Data[16:])
+		}
+		switch syscall.Errno(ee.Errno) {
+		case unix.ECONNREFUSED:
+			ans.Answer = "port_unreachable"
+		case unix.EMSGSIZE:
+			ans.Answer, ans.MTU = "frag_needed", int(ee.Info)
+		default:
+			ans.Answer = "icmp_error"
+			ans.ICMPType, ans.ICMPCode = int(ee.Type), int(ee.Code)
+		}
+		return true
+	}
+	return false
+}
+
+// offender decodes the sockaddr that follows sock_extended_err.
+func offender(b []byte) string {
+	if len(b) < 2 {
+		return ""
+	}
+	family := int(b[0]) | int(b[1])<<8
+	switch {
+	case family == unix.AF_INET && len(b) >= 8:
+		return netip.AddrFrom4([4]byte(b[4:8])).String()
+	case family == unix.AF_INET6 && len(b) >= 24:
+		return netip.AddrFrom16([16]byte(b[8:24])).String()
+	}
+	return ""
+}

@@ -1,0 +1,30 @@
+//go:build !linux
+
+package probe
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"syscall"
+	"time"
+)
+
+const supported = false
+
+var errUnsupported = errors.New("not supported on this OS")
+
+func dialControl(int) func(string, string, syscall.RawConn) error { return nil }
+
+func readTCPInfo(net.Conn) (tcpInfo, error) { return tcpInfo{}, errUnsupported }
+
+func routeMTU(netip.Addr) (int, error) { return 0, errUnsupported }
+
+func udpProbe(context.Context, netip.Addr, int, int, bool, time.Duration, *udpPacer) udpAnswer {
+	return udpAnswer{Answer: "none", Err: errUnsupported}
+}
+
+func (r *runner) echoTests(context.Context, int) ([]EchoTest, string) {
+	return nil, "ICMP echo tests: " + errUnsupported.Error()
+}
