@@ -24,6 +24,9 @@ type Config struct {
 	HTTPS string `yaml:"https"`
 	HTTP  string `yaml:"http"`
 	Admin string `yaml:"admin"`
+	// Target is an HTTPS listener without an MSS clamp, for `mtuscope
+	// probe` to run its own MSS ladder and hello sweep against ("" disables).
+	Target string `yaml:"target"`
 	// PageMSS clamps the page's own listeners so the page loads through a
 	// black hole: 1220 fits IPv6's minimum MTU.
 	PageMSS int `yaml:"page_mss"`
@@ -94,7 +97,7 @@ type Limits struct {
 // Defaults returns the configuration `mtuscope serve` runs with when told nothing.
 func Defaults() Config {
 	return Config{
-		HTTPS: ":8443", HTTP: ":8080", Admin: "127.0.0.1:9090", PageMSS: 1220,
+		HTTPS: ":8443", HTTP: ":8080", Admin: "127.0.0.1:9090", Target: ":8444", PageMSS: 1220,
 		Rungs:  RungConfig{First: 1220, Last: 1460, Step: 8, BasePort: 9400, DownBasePort: 9500, Port: 443},
 		Echo:   EchoConfig{Listen: ":9300", PerSecond: 20, Burst: 40, TokenTTL: 5 * time.Minute},
 		Limits: Limits{SessionsPerMinute: 20, ReportsPerMinute: 30, TestsPerSecond: 100, Burst: 100},
@@ -141,7 +144,7 @@ func (c *Config) RungMSS() []int {
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-	for name, a := range map[string]string{"https": c.HTTPS, "http": c.HTTP, "admin": c.Admin, "echo.listen": c.Echo.Listen} {
+	for name, a := range map[string]string{"https": c.HTTPS, "http": c.HTTP, "admin": c.Admin, "target": c.Target, "echo.listen": c.Echo.Listen} {
 		if a == "" && name == "https" {
 			bad("https: the page needs an HTTPS listen address")
 			continue

@@ -51,6 +51,8 @@ type snapshot struct {
 	HelloGot      int       `json:"hello_got,omitempty"`
 	HelloHash     string    `json:"hello_sha256,omitempty"`
 	HelloRecords  int       `json:"hello_record_bytes,omitempty"`
+	RecordHash    string    `json:"hello_record_sha256,omitempty"`
+	HelloSID      string    `json:"-"`
 	NotTLS        bool      `json:"not_tls,omitempty"`
 	HandshakeDone bool      `json:"handshake_done"`
 	FlightBytes   int64     `json:"flight_bytes,omitempty"`
@@ -64,7 +66,7 @@ func (r *connRecord) snapshot() snapshot {
 	s := snapshot{
 		Kind: r.Kind, MSS: r.MSS, Accepted: r.Accepted, SYNMSS: r.SYNMSS, Session: r.session,
 		HelloExpected: r.hello.Expected, HelloGot: r.hello.Got(), HelloHash: r.hello.Hash,
-		HelloRecords: r.hello.Records, NotTLS: r.hello.NotTLS, HandshakeDone: r.handshakeDone,
+		HelloRecords: r.hello.Records, RecordHash: r.hello.RecordHash, HelloSID: r.hello.SessionID, NotTLS: r.hello.NotTLS, HandshakeDone: r.handshakeDone,
 		FlightBytes: r.flightBytes, DownWritten: r.downWritten, Closed: r.closed, Info: r.final,
 	}
 	r.mu.Unlock()
@@ -94,6 +96,7 @@ func (r *connRecord) markHandshakeDone() {
 type evConn struct {
 	net.Conn
 	rec       *connRecord
+	reg       *registry
 	closeOnce sync.Once
 	onClose   func()
 }
@@ -101,11 +104,16 @@ type evConn struct {
 func (c *evConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 {
+		sid := ""
 		c.rec.mu.Lock()
 		if !c.rec.hello.Done {
 			c.rec.hello.Feed(p[:n])
+			sid = c.rec.hello.SessionID
 		}
 		c.rec.mu.Unlock()
+		if sid != "" && c.reg != nil {
+			c.reg.indexHello(sid, c.rec)
+		}
 	}
 	return n, err
 }
@@ -202,7 +210,7 @@ func (l *evListener) wrap(c net.Conn) *evConn {
 	if l.metrics != nil {
 		l.metrics.conns.WithLabelValues(l.kind).Inc()
 	}
-	return &evConn{Conn: c, rec: rec}
+	return &evConn{Conn: c, rec: rec, reg: l.reg}
 }
 
 // noRaw stands in for connections without a socket (tests over pipes).

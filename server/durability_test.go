@@ -66,6 +66,7 @@ func TestKill9KeepsAcknowledgedReports(t *testing.T) {
 	os.WriteFile(cfg, []byte(`https: "127.0.0.1:0"
 http: ""
 admin: "127.0.0.1:0"
+target: ""
 echo: {listen: ""}
 rungs: {first: 1220, last: 1460, step: 240, base_port: 0}
 limits: {sessions_per_minute: 100000, reports_per_minute: 100000, tests_per_second: 100000, burst: 100000}

@@ -86,6 +86,10 @@ func (e *echoServer) check(tok []byte, ip netip.Addr) error {
 func (e *echoServer) serve() {
 	buf := make([]byte, 65536)
 	out := make([]byte, 0, 65536)
+	lastDF := false
+	if raw, err := e.conn.SyscallConn(); err == nil && setDF(raw, true) == nil {
+		lastDF = true
+	}
 	for {
 		n, from, err := e.conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
@@ -108,6 +112,11 @@ func (e *echoServer) serve() {
 		if !e.lim.allow(ip) {
 			e.metrics.echo.WithLabelValues("rate_limited").Inc()
 			continue
+		}
+		if df := req.Flags&echowire.FlagFragment == 0; df != lastDF {
+			if raw, err := e.conn.SyscallConn(); err == nil && setDF(raw, df) == nil {
+				lastDF = df
+			}
 		}
 		out = echowire.AppendReply(out[:0], d, req)
 		if _, err := e.conn.WriteToUDPAddrPort(out, from); err != nil {

@@ -17,6 +17,7 @@ type helloSniffer struct {
 	pending []byte // bytes of the current record not yet consumed
 	recLeft int    // bytes of the current handshake record still to come
 	msg     []byte // handshake message bytes so far
+	raw     []byte // the records that carry it, headers included
 	// Records counts record bytes (headers included) that made up the hello.
 	Records int
 	// Expected is the handshake message size (4-byte header included) once
@@ -26,12 +27,21 @@ type helloSniffer struct {
 	NotTLS bool
 	// Done is set once the whole hello arrived (or NotTLS or too large).
 	Done bool
-	// Hash is the SHA-256 of the whole handshake message, hex, once Done.
-	Hash string
+	// Hash is the SHA-256 of the whole handshake message, hex, once Done;
+	// RecordHash the SHA-256 of the records that carried it (what probe
+	// hashes), and SessionID the hello's legacy_session_id, hex.
+	Hash       string
+	RecordHash string
+	SessionID  string
 }
 
 // Got returns the bytes of the handshake message that arrived.
-func (h *helloSniffer) Got() int { return len(h.msg) }
+func (h *helloSniffer) Got() int {
+	if h.Hash != "" {
+		return h.Expected
+	}
+	return len(h.msg)
+}
 
 // Feed gives the sniffer bytes as they were read from the connection.
 func (h *helloSniffer) Feed(b []byte) {
@@ -44,6 +54,7 @@ func (h *helloSniffer) Feed(b []byte) {
 				return
 			}
 			hdr := append(h.pending, b[:need]...)
+			h.raw = append(h.raw, hdr...)
 			b = b[need:]
 			h.pending = nil
 			if hdr[0] != 22 || hdr[1] != 3 {
@@ -65,6 +76,7 @@ func (h *helloSniffer) Feed(b []byte) {
 			n = min(n, h.Expected-len(h.msg))
 		}
 		h.msg = append(h.msg, b[:n]...)
+		h.raw = append(h.raw, b[:n]...)
 		h.Records += n
 		h.recLeft -= n
 		b = b[n:]
@@ -87,6 +99,15 @@ func (h *helloSniffer) check() {
 	if h.Expected > 0 && len(h.msg) >= h.Expected {
 		sum := sha256.Sum256(h.msg[:h.Expected])
 		h.Hash = hex.EncodeToString(sum[:])
+		sum = sha256.Sum256(h.raw)
+		h.RecordHash = hex.EncodeToString(sum[:])
+		// legacy_session_id follows the 4-byte header, version and random.
+		if len(h.msg) > 4+2+32 {
+			if n := int(h.msg[38]); n <= 32 && len(h.msg) >= 39+n {
+				h.SessionID = hex.EncodeToString(h.msg[39 : 39+n])
+			}
+		}
+		h.msg, h.raw = nil, nil
 		h.Done = true
 	}
 }

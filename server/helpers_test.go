@@ -18,7 +18,7 @@ import (
 func loopback(t *testing.T, change func(*Config)) *Server {
 	t.Helper()
 	cfg := Defaults()
-	cfg.HTTPS, cfg.HTTP, cfg.Admin, cfg.Echo.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.HTTPS, cfg.HTTP, cfg.Admin, cfg.Target, cfg.Echo.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.Rungs.First, cfg.Rungs.Last, cfg.Rungs.Step, cfg.Rungs.BasePort = 1220, 1460, 80, 0
 	if change != nil {

@@ -108,7 +108,9 @@ func TestHugeUploads(t *testing.T) {
 
 func TestMalformedInput(t *testing.T) {
 	t.Parallel()
-	s := loopback(t, func(c *Config) { c.Limits.ReportsPerMinute, c.Limits.SessionsPerMinute, c.Limits.Burst = 6000, 6000, 10000 })
+	s := loopback(t, func(c *Config) {
+		c.Limits.ReportsPerMinute, c.Limits.SessionsPerMinute, c.Limits.Burst = 6000, 6000, 10000
+	})
 	c := client()
 	code, body := do(t, c, "POST", s.url("https", "/api/v1/sessions"), "application/json", strings.NewReader(`{}`))
 	if code != http.StatusCreated {

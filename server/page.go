@@ -47,6 +47,7 @@ func (s *Server) pageHandler(admin bool) http.Handler {
 	mux.HandleFunc("GET /r/{id}", s.reportPage)
 	mux.HandleFunc("GET /.well-known/mtuscope.json", s.capabilities)
 	mux.HandleFunc("GET /api/v1/whoami", s.limited(s.testLim, "test", s.whoami))
+	mux.HandleFunc("GET /api/v1/connections/{sid}", s.limited(s.testLim, "test", s.connection))
 	mux.HandleFunc("GET /api/v1/udp-token", s.limited(s.testLim, "test", s.udpToken))
 	mux.HandleFunc("POST /api/v1/reports", s.limited(s.repLim, "report", s.submitReport))
 	mux.HandleFunc("GET /api/v1/reports", s.operator(admin, s.listReports))

@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 )
@@ -12,12 +13,13 @@ import (
 type registry struct {
 	mu     sync.Mutex
 	byIP   map[netip.Addr][]*connRecord
+	bySID  map[string]*connRecord // by the ClientHello's legacy_session_id
 	maxAge time.Duration
 	perIP  int
 }
 
 func newRegistry(maxAge time.Duration, perIP int) *registry {
-	return &registry{byIP: map[netip.Addr][]*connRecord{}, maxAge: maxAge, perIP: perIP}
+	return &registry{byIP: map[netip.Addr][]*connRecord{}, bySID: map[string]*connRecord{}, maxAge: maxAge, perIP: perIP}
 }
 
 func (r *registry) add(rec *connRecord) {
@@ -44,10 +46,35 @@ func (r *registry) since(ip netip.Addr, t time.Time) []*connRecord {
 	return out
 }
 
+// indexHello files rec under its ClientHello's session ID (empty IDs and
+// the all-zero one are shared by many clients and not filed).
+func (r *registry) indexHello(sid string, rec *connRecord) {
+	if len(sid) < 16 || strings.Trim(sid, "0") == "" {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.bySID) < 1<<20 {
+		r.bySID[sid] = rec
+	}
+}
+
+// bySession returns the record whose ClientHello carried sid.
+func (r *registry) bySession(sid string) *connRecord {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.bySID[sid]
+}
+
 // sweep forgets records older than maxAge.
 func (r *registry) sweep(now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	for sid, rec := range r.bySID {
+		if now.Sub(rec.Accepted) >= r.maxAge {
+			delete(r.bySID, sid)
+		}
+	}
 	for ip, l := range r.byIP {
 		keep := l[:0]
 		for _, rec := range l {

@@ -17,6 +17,8 @@ func (s *Server) rungHandler() http.Handler {
 	mux.HandleFunc("GET /t/down", s.limited(s.testLim, "test", s.rungDown))
 	mux.HandleFunc("POST /t/up", s.limited(s.testLim, "test", s.rungUp))
 	mux.HandleFunc("GET /api/v1/whoami", s.limited(s.testLim, "test", s.whoami))
+	mux.HandleFunc("GET /api/v1/connections/{sid}", s.limited(s.testLim, "test", s.connection))
+	mux.HandleFunc("GET /api/v1/udp-token", s.limited(s.testLim, "test", s.udpToken))
 	mux.HandleFunc("GET /.well-known/mtuscope.json", s.capabilities)
 	inner := s.metrics.instrument(kindRung, mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -155,6 +155,11 @@ func (s *Server) start(ctx context.Context) error {
 			return err
 		}
 	}
+	if s.cfg.Target != "" {
+		if err := s.serve(ctx, "target", s.cfg.Target, 0, kindRung, s.rungHandler(), tlsConfig(s.certs, "http/1.1")); err != nil {
+			return err
+		}
+	}
 	if err := s.startRungs(ctx); err != nil {
 		return err
 	}

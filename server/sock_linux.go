@@ -74,3 +74,24 @@ func tcpInfo(c syscall.RawConn) (TCPInfo, error) {
 
 // tcpiOptTimestamps is TCPI_OPT_TIMESTAMPS from linux/tcp.h.
 const tcpiOptTimestamps = 1
+
+// setDF sets whether datagrams sent on c carry Don't Fragment (ignoring
+// any path MTU the kernel learned) or may be fragmented.
+func setDF(c syscall.RawConn, df bool) error {
+	mode := unix.IP_PMTUDISC_DONT
+	if df {
+		mode = unix.IP_PMTUDISC_PROBE
+	}
+	var e4, e6 error
+	err := c.Control(func(fd uintptr) {
+		e4 = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, mode)
+		e6 = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, mode)
+	})
+	if err != nil {
+		return err
+	}
+	if e4 != nil && e6 != nil {
+		return fmt.Errorf("IP_MTU_DISCOVER: %w", e4)
+	}
+	return nil
+}

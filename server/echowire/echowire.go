@@ -2,7 +2,7 @@
 // probe's datagram and fragment tests use: a request carries a token the
 // client fetched over HTTPS, and the reply is never larger than the request.
 //
-// Request: "MTQ1" | flags (1 byte) | token length (1 byte) | token | padding.
+// Request: "MTQ1" | flags (1 byte: FlagEcho, FlagFragment) | token length (1 byte) | token | padding.
 // Reply:   "MTR1" | flags (1 byte) | 0 | request size (2 bytes, big endian)
 // | the request's bytes from offset 8 on, when FlagEcho asks for them, up to
 // the request's size; without FlagEcho the reply is those 8 bytes only, so a
@@ -20,8 +20,14 @@ const (
 	ReplyMagic   = "MTR1"
 )
 
-// FlagEcho asks for a reply as large as the request.
-const FlagEcho = 1
+// Request flags.
+const (
+	// FlagEcho asks for a reply as large as the request.
+	FlagEcho = 1
+	// FlagFragment lets the reply be fragmented on the way; without it the
+	// reply carries Don't Fragment.
+	FlagFragment = 2
+)
 
 // ReplyHeaderLen is the size of a reply without echoed bytes.
 const ReplyHeaderLen = 8

@@ -23,9 +23,11 @@ import (
 // Ports the testbed's server listens on (the defaults of mtuscope serve).
 const (
 	HTTPSPort = 8443
-	HTTPPort  = 8080
-	AdminPort = 9090
-	EchoPort  = 9300
+	// TargetPort is the unclamped listener probe runs against.
+	TargetPort = 8444
+	HTTPPort   = 8080
+	AdminPort  = 9090
+	EchoPort   = 9300
 )
 
 // Serve is a running `mtuscope serve` in n.Server.
