@@ -11,7 +11,7 @@ import (
 
 // Timeouts and caps every HTTP server of mtuscope has.
 const (
-	readHeaderTimeout = 5 * time.Second // also bounds the TLS handshake
+	readHeaderTimeout = 10 * time.Second // also bounds the TLS handshake
 	readTimeout       = 30 * time.Second
 	writeTimeout      = 60 * time.Second
 	idleTimeout       = 60 * time.Second
