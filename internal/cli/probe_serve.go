@@ -16,9 +16,20 @@ import (
 // (/.well-known/mtuscope.json); if so probe runs server-assisted. Any
 // failure just means an unassisted run.
 func detectAssistant(ctx context.Context, g *globals, t probe.Target) probe.Assistant {
-	ctx, cancel := context.WithTimeout(ctx, 4*time.Second)
+	host := t.Host
+	if !t.Addr.IsValid() {
+		// A name that does not resolve quickly is the probe's to report;
+		// detection must not add to the run's time bound.
+		rctx, cancel := context.WithTimeout(ctx, time.Second)
+		addrs, err := net.DefaultResolver.LookupHost(rctx, t.Host)
+		cancel()
+		if err != nil || len(addrs) == 0 {
+			return nil
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	base := "https://" + net.JoinHostPort(t.Host, strconv.Itoa(t.Port))
+	base := "https://" + net.JoinHostPort(host, strconv.Itoa(t.Port))
 	c, err := assist.Detect(ctx, base, nil)
 	if err != nil {
 		g.logger.Debug("no server assistance", "target", base, "err", err)
