@@ -32,7 +32,7 @@ func startBinary(t *testing.T, bin, cfg, dir string) (*exec.Cmd, string, string)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() { cmd.Process.Kill() })
 	var page, admin string
 	sc := bufio.NewScanner(out)
 	for sc.Scan() && (page == "" || admin == "") {
@@ -123,7 +123,7 @@ limits: {sessions_per_minute: 100000, reports_per_minute: 100000, tests_per_seco
 		t.Fatalf("only %d reports acknowledged before the kill", len(acked))
 	}
 
-	_, _, admin := startBinary(t, bin, cfg, dir)
+	cmd2, _, admin := startBinary(t, bin, cfg, dir)
 	var missing []string
 	for _, id := range acked {
 		resp, err := c.Get(admin + "/api/v1/reports/" + id)
@@ -138,5 +138,17 @@ limits: {sessions_per_minute: 100000, reports_per_minute: 100000, tests_per_seco
 	t.Logf("%d reports acknowledged before SIGKILL; %d missing after restart", len(acked), len(missing))
 	if len(missing) > 0 {
 		t.Errorf("acknowledged reports lost: %v", missing[:min(10, len(missing))])
+	}
+	// SIGTERM: a graceful shutdown, exit status 0.
+	cmd2.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd2.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("after SIGTERM: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("still running 30 s after SIGTERM")
 	}
 }

@@ -100,6 +100,18 @@ func TestPutGetListSummary(t *testing.T) {
 	}
 }
 
+func TestDurabilitySettings(t *testing.T) {
+	s, _ := open(t)
+	var mode string
+	var sync int
+	if err := s.w.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("journal_mode %q, %v", mode, err)
+	}
+	if err := s.w.QueryRow("PRAGMA synchronous").Scan(&sync); err != nil || sync != 2 {
+		t.Errorf("synchronous %d, want 2 (FULL), %v", sync, err)
+	}
+}
+
 func TestConcurrentPuts(t *testing.T) {
 	s, _ := open(t)
 	ctx := context.Background()
