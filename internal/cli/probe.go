@@ -25,6 +25,9 @@ type probeArgs struct {
 	json    bool
 	timeout time.Duration
 	noICMP  bool
+	// server-assisted mode and report submission (see probe_serve.go)
+	noAssist bool
+	submit   string
 }
 
 func newProbeCmd(g *globals) *cobra.Command {
@@ -53,6 +56,8 @@ probe could not run (bad arguments, a name that does not resolve).`,
 	f.BoolVar(&a.json, "json", false, "print one JSON document (schema: docs/probe-json.md)")
 	f.DurationVar(&a.timeout, "timeout", 30*time.Second, "bound on the whole run")
 	f.BoolVar(&a.noICMP, "no-icmp", false, "skip the ICMP echo tests even when privileged")
+	f.BoolVar(&a.noAssist, "no-assist", false, "do not look for an mtuscope server at the target")
+	f.StringVar(&a.submit, "submit", "", "store the result as a report on the mtuscope server at this URL")
 	return cmd
 }
 
@@ -79,6 +84,9 @@ func runProbe(ctx context.Context, g *globals, a probeArgs, target string) error
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
 	defer stop()
 	cfg := probe.Config{Target: t, Family: family, ServerName: a.sni, Timeout: a.timeout, SkipICMP: a.noICMP, Logger: g.logger}
+	if !a.noAssist {
+		cfg.Assistant = detectAssistant(ctx, g, t)
+	}
 	var pl *progressLine
 	if isTTY(g.stderr) {
 		pl = &progressLine{w: g.stderr, target: target}
@@ -98,6 +106,12 @@ func runProbe(ctx context.Context, g *globals, a probeArgs, target string) error
 		}
 	} else {
 		writeHuman(g.stdout, rep, d, useColor(g.stdout))
+	}
+	if a.submit != "" {
+		if err := submitReport(ctx, g, a.submit, target, rep.Evidence); err != nil {
+			fmt.Fprintf(g.stderr, "mtuscope: %v\n", err)
+			return withExit(ExitProblem, err)
+		}
 	}
 	if d.Verdict.Problem() {
 		return withExit(ExitProblem, nil)

@@ -88,8 +88,9 @@ connects but the TLS handshake stalls because one full-size segment vanishes.`,
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 
 	root.AddCommand(newVersionCmd(g))
-	root.AddCommand(newProbeCmd(g))
+	root.AddCommand(newServeCmd(g))
 	root.AddCommand(newASNCmd(g))
+	root.AddCommand(newProbeCmd(g))
 	return root
 }
 

@@ -1,0 +1,163 @@
+// Package assist is the client side of mtuscope serve's server-assisted
+// mode: it finds out whether a target is an mtuscope server, asks it what
+// it saw of probe's connections (the SYN's MSS, the ClientHello as it
+// arrived), runs the UDP echo, and submits probe's results as a report.
+// It implements probe.Assistant.
+package assist
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mtuscope/mtuscope/diagnose"
+	"github.com/mtuscope/mtuscope/probe"
+)
+
+// Client talks to one mtuscope server.
+type Client struct {
+	// Base is "https://host:port" of the server.
+	Base string
+	// Caps is the server's capabilities document.
+	Caps Capabilities
+	// Dial makes the TCP and UDP sockets (nil: net.Dialer).
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
+
+	http     *http.Client
+	mu       sync.Mutex
+	token    string
+	tokenExp time.Time
+}
+
+// Capabilities is the part of /.well-known/mtuscope.json this client uses.
+type Capabilities struct {
+	Service         string `json:"service"`
+	Version         string `json:"version"`
+	API             int    `json:"api"`
+	ConnectionsPath string `json:"connections_path"`
+	SubmitPath      string `json:"submit_path"`
+	EchoPort        int    `json:"echo_port"`
+	EchoToken       string `json:"echo_token_path"`
+}
+
+// ErrNotMtuscope is returned by Detect for a server that is not mtuscope's.
+var ErrNotMtuscope = errors.New("not an mtuscope server")
+
+// Detect fetches base's capabilities. The certificate is not verified:
+// nothing secret crosses this channel, and a TLS-intercepting proxy (one of
+// the things the probe is there to find) presents its own.
+func Detect(ctx context.Context, base string, dial func(context.Context, string, string) (net.Conn, error)) (*Client, error) {
+	if dial == nil {
+		dial = (&net.Dialer{Control: dialControl}).DialContext
+	}
+	c := &Client{Base: strings.TrimSuffix(base, "/"), Dial: dial}
+	// A small ClientHello and a small MSS: this channel must work across
+	// the black hole being diagnosed.
+	tlsConf := &tls.Config{InsecureSkipVerify: true, CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP256}}
+	tr := &http.Transport{TLSClientConfig: tlsConf, DialContext: dial,
+		DisableKeepAlives: true, ResponseHeaderTimeout: 5 * time.Second}
+	c.http = &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	if err := c.getJSON(ctx, "/.well-known/mtuscope.json", &c.Caps); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNotMtuscope, err)
+	}
+	if c.Caps.Service != "mtuscope" || c.Caps.API != 1 {
+		return nil, ErrNotMtuscope
+	}
+	return c, nil
+}
+
+func (c *Client) getJSON(ctx context.Context, path string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Base+path, nil)
+	if err != nil {
+		return err
+	}
+	return c.do(req, http.StatusOK, v)
+}
+
+func (c *Client) do(req *http.Request, want int, v any) error {
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != want {
+		var e struct{ Error string }
+		json.Unmarshal(b, &e)
+		return fmt.Errorf("%s %s: %s %s", req.Method, req.URL.Path, resp.Status, e.Error)
+	}
+	return json.Unmarshal(b, v)
+}
+
+// observation is the server's answer about one connection.
+type observation struct {
+	Match       string `json:"match"`
+	SYNMSS      int    `json:"syn_mss"`
+	HelloBytes  int    `json:"hello_bytes"`
+	HelloSHA256 string `json:"hello_sha256"`
+	Retrans     int    `json:"retrans"`
+	PMTU        int    `json:"pmtu"`
+}
+
+// Connection asks the server what it saw of the connection whose
+// ClientHello carried sessionID.
+func (c *Client) Connection(ctx context.Context, sessionID []byte) (probe.ServerObservation, error) {
+	var o observation
+	path := c.Caps.ConnectionsPath
+	if path == "" {
+		return probe.ServerObservation{}, errors.New("the server offers no connection lookup")
+	}
+	if err := c.getJSON(ctx, path+hex.EncodeToString(sessionID), &o); err != nil {
+		return probe.ServerObservation{}, err
+	}
+	out := probe.ServerObservation{SYNMSS: o.SYNMSS, HelloBytes: o.HelloBytes, Retrans: o.Retrans, PMTU: o.PMTU}
+	h, err := hex.DecodeString(o.HelloSHA256)
+	if err != nil || len(h) != 32 {
+		return out, fmt.Errorf("the server's hello hash %q is not SHA-256", o.HelloSHA256)
+	}
+	copy(out.HelloSHA256[:], h)
+	return out, nil
+}
+
+// submitted is the server's answer to a submission.
+type submitted struct {
+	ID        string             `json:"id"`
+	URL       string             `json:"url"`
+	Verdict   diagnose.Verdict   `json:"verdict"`
+	Direction diagnose.Direction `json:"direction"`
+}
+
+// Submit stores evidence on the server as a report and returns its URL.
+func Submit(ctx context.Context, base, target string, evidence []diagnose.Evidence) (string, error) {
+	body, err := json.Marshal(map[string]any{"target": target, "evidence": evidence})
+	if err != nil {
+		return "", err
+	}
+	c := &Client{Base: strings.TrimSuffix(base, "/")}
+	c.http = &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
+		DialContext:     (&net.Dialer{Control: dialControl}).DialContext,
+		TLSClientConfig: &tls.Config{CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP256}},
+	}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Base+"/api/v1/reports", strings.NewReader(string(body)))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	var s submitted
+	if err := c.do(req, http.StatusCreated, &s); err != nil {
+		return "", err
+	}
+	return c.Base + s.URL, nil
+}

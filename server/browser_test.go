@@ -1,0 +1,120 @@
+package server_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/mtuscope/mtuscope/internal/testnet"
+	"github.com/mtuscope/mtuscope/server"
+	"github.com/mtuscope/mtuscope/server/servetest"
+)
+
+// TestPageInBrowser opens the page in Debian's headless Chromium in the
+// client namespace, across each fault scenario, and checks the stored
+// report and the page's text against the scenario's expectations.
+//
+// The scenarios run one after the other inside one parallel test: six
+// Chromiums at once would starve the timing-sensitive tests of other
+// packages on a two-core machine.
+func TestPageInBrowser(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		scenario string
+		family   int
+		plain    bool // open the page over plain HTTP
+	}{
+		{"S1", 4, false},
+		{"S2", 4, false},
+		{"S3", 4, false},
+		{"S7", 4, false},
+		{"S8", 4, true},
+		{"S6", 6, false},
+	}
+	for _, c := range cases {
+		t.Run(c.scenario, func(t *testing.T) {
+			sc := testnet.Preset(c.scenario)
+			n := testnet.New(t, sc)
+			srv := servetest.Start(t, n)
+			b := n.Client.StartChromium(t, "--ignore-certificate-errors")
+			ctx, cancel := b.NewContext(context.Background())
+			defer cancel()
+			if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+				t.Fatal(err)
+			}
+			url := srv.URL(c.family, server.PagePath)
+			if c.plain {
+				url = srv.HTTPURL(c.family, server.PagePath)
+			}
+			tctx, tcancel := context.WithTimeout(ctx, 90*time.Second)
+			defer tcancel()
+			start := time.Now()
+			text := func(ctx context.Context, id string) string {
+				v, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID(id)))
+				if err != nil {
+					t.Errorf("#%s: %v", id, err)
+				}
+				return v
+			}
+			err := chromedp.Do(tctx, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.ID("verdict-code")),
+				chromedp.WaitReady(chromedp.ID("report-text"))) // the last element: the whole report has arrived
+			if err != nil {
+				status, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("status")))
+				t.Fatalf("%s: the page did not reach a result: %v (status %q)", url, err, status)
+			}
+			verdict, direction, mtu := text(tctx, "verdict-code"), text(tctx, "direction"), text(tctx, "path-mtu")
+			body, berr := chromedp.Run(tctx, chromedp.TextContent(chromedp.CSS("main")))
+			location, _ := chromedp.Run(tctx, chromedp.Location())
+			t.Logf("%s over IPv%d: %s %s %s in %v (%s)", c.scenario, c.family, verdict, direction, mtu, time.Since(start).Round(time.Millisecond), location)
+			if c.scenario == "S2" {
+				png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+				if err != nil {
+					t.Errorf("screenshot: %v", err)
+				} else {
+					dir := servetest.ArtifactDir()
+					os.MkdirAll(dir, 0o755)
+					f := filepath.Join(dir, "serve-S2-result.png")
+					if err := os.WriteFile(f, png, 0o644); err != nil {
+						t.Error(err)
+					}
+					t.Logf("screenshot of the S2 result: %s", f)
+				}
+			}
+			want := sc.Want
+			if verdict != string(want.Verdict) || direction != string(want.Direction) {
+				t.Errorf("page says %s/%s, want %s/%s", verdict, direction, want.Verdict, want.Direction)
+			}
+			if got, _ := strconv.Atoi(mtu); got < want.PathMTU-8 || got > want.PathMTU {
+				t.Errorf("page says path MTU %s, want %d (within 8 bytes below)", mtu, want.PathMTU)
+			}
+			i := strings.Index(location, "/r/")
+			if i < 0 {
+				t.Fatalf("the page did not end on a report: %s", location)
+			}
+			var rep server.Report
+			if err := servetest.GetJSON(ctx, servetest.Client(n.Client), location+".json", &rep); err != nil {
+				t.Fatal(err)
+			}
+			p := rep.Primary()
+			if p == nil || string(p.Diagnosis.Verdict) != string(want.Verdict) || string(p.Diagnosis.Direction) != string(want.Direction) ||
+				p.Diagnosis.PathMTU < want.PathMTU-8 || p.Diagnosis.PathMTU > want.PathMTU || p.Family != c.family {
+				t.Errorf("stored report: %s/%s/%d, evidence local MTU %d kernel PMTU %d", p.Diagnosis.Verdict, p.Diagnosis.Direction, p.Diagnosis.PathMTU, p.Evidence.LocalMTU, p.Evidence.KernelPMTU)
+				for _, r := range p.Rungs[:min(len(p.Rungs), 40)] {
+					t.Logf("rung %d: %+v browser %+v", r.MSS, r.Test, r.Browser)
+				}
+			}
+			if rep.Client.IP != n.Client.Addr(c.family).String() {
+				t.Errorf("report's client %s, want %s", rep.Client.IP, n.Client.Addr(c.family))
+			}
+			if want.Verdict == "pmtud_blackhole" && !strings.Contains(body, "Clamp the TCP MSS") {
+				t.Errorf("the page shows no fix for the network team (%d bytes of text, %v)", len(body), berr)
+			}
+		})
+	}
+}

@@ -1,0 +1,221 @@
+package server
+
+import (
+	"crypto/tls"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Listener kinds: what a listener is for, which decides what its
+// connections tell the diagnosis.
+const (
+	kindPage = "page" // the page, the API, whoami: clamped to the page MSS
+	kindRung = "rung" // HTTPS at one MSS: handshake, download, upload
+	kindDown = "down" // server speaks first: one full-size segment at one MSS
+)
+
+// connRecord is what the server saw of one accepted connection. Its fields
+// after mu are guarded by mu.
+type connRecord struct {
+	ID       uint64
+	Kind     string
+	MSS      int // the listener's clamp, 0 for none
+	Client   netip.AddrPort
+	Local    netip.AddrPort
+	Accepted time.Time
+	SYNMSS   int
+	raw      syscall.RawConn
+
+	mu            sync.Mutex
+	session       string
+	hello         helloSniffer
+	handshakeDone bool
+	flightBytes   int64 // written before the handshake was done
+	downWritten   int   // bytes of the server-first probe segment
+	closed        bool
+	final         TCPInfo // at close
+}
+
+// snapshot is a copy of a connRecord at one moment, with TCP_INFO read then.
+type snapshot struct {
+	Kind          string    `json:"kind"`
+	MSS           int       `json:"mss"`
+	Accepted      time.Time `json:"accepted"`
+	SYNMSS        int       `json:"syn_mss"`
+	Session       string    `json:"-"`
+	HelloExpected int       `json:"hello_bytes,omitempty"`
+	HelloGot      int       `json:"hello_got,omitempty"`
+	HelloHash     string    `json:"hello_sha256,omitempty"`
+	HelloRecords  int       `json:"hello_record_bytes,omitempty"`
+	RecordHash    string    `json:"hello_record_sha256,omitempty"`
+	HelloSID      string    `json:"-"`
+	NotTLS        bool      `json:"not_tls,omitempty"`
+	HandshakeDone bool      `json:"handshake_done"`
+	FlightBytes   int64     `json:"flight_bytes,omitempty"`
+	DownWritten   int       `json:"down_written,omitempty"`
+	Closed        bool      `json:"closed"`
+	Info          TCPInfo   `json:"tcp_info"`
+}
+
+func (r *connRecord) snapshot() snapshot {
+	r.mu.Lock()
+	s := snapshot{
+		Kind: r.Kind, MSS: r.MSS, Accepted: r.Accepted, SYNMSS: r.SYNMSS, Session: r.session,
+		HelloExpected: r.hello.Expected, HelloGot: r.hello.Got(), HelloHash: r.hello.Hash,
+		HelloRecords: r.hello.Records, RecordHash: r.hello.RecordHash, HelloSID: r.hello.SessionID, NotTLS: r.hello.NotTLS, HandshakeDone: r.handshakeDone,
+		FlightBytes: r.flightBytes, DownWritten: r.downWritten, Closed: r.closed, Info: r.final,
+	}
+	r.mu.Unlock()
+	if !s.Closed {
+		if ti, err := tcpInfo(r.raw); err == nil {
+			s.Info = ti
+		}
+	}
+	return s
+}
+
+func (r *connRecord) setSession(id string) {
+	r.mu.Lock()
+	if r.session == "" {
+		r.session = id
+	}
+	r.mu.Unlock()
+}
+
+func (r *connRecord) markHandshakeDone() {
+	r.mu.Lock()
+	r.handshakeDone = true
+	r.mu.Unlock()
+}
+
+// evConn is an accepted connection that records what crossed it.
+type evConn struct {
+	net.Conn
+	rec       *connRecord
+	reg       *registry
+	closeOnce sync.Once
+	onClose   func()
+}
+
+func (c *evConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		sid := ""
+		c.rec.mu.Lock()
+		if !c.rec.hello.Done {
+			c.rec.hello.Feed(p[:n])
+			sid = c.rec.hello.SessionID
+		}
+		c.rec.mu.Unlock()
+		if sid != "" && c.reg != nil {
+			c.reg.indexHello(sid, c.rec)
+		}
+	}
+	return n, err
+}
+
+func (c *evConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.rec.mu.Lock()
+	if !c.rec.handshakeDone {
+		c.rec.flightBytes += int64(n)
+	}
+	c.rec.mu.Unlock()
+	return n, err
+}
+
+// Close keeps the connection's last TCP_INFO, then closes it.
+func (c *evConn) Close() error {
+	c.closeOnce.Do(func() {
+		ti, err := tcpInfo(c.rec.raw)
+		c.rec.mu.Lock()
+		if err == nil {
+			c.rec.final = ti
+		}
+		c.rec.closed = true
+		c.rec.mu.Unlock()
+		if c.onClose != nil {
+			c.onClose()
+		}
+	})
+	return c.Conn.Close()
+}
+
+// recordOf returns the record behind a connection the HTTP server holds.
+func recordOf(c net.Conn) *connRecord {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if ec, ok := c.(*evConn); ok {
+		return ec.rec
+	}
+	return nil
+}
+
+var connIDs atomic.Uint64
+
+// evListener wraps a TCP listener: every accepted connection gets a
+// record in the registry, with the MSS its SYN advertised.
+type evListener struct {
+	net.Listener
+	kind string
+	mss  int
+	reg  *registry
+	// metrics, when set, counts accepted connections.
+	metrics *metrics
+	// onAccept, when set, takes over the connection (the down probe);
+	// Accept then does not return it.
+	onAccept func(*evConn)
+}
+
+func (l *evListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ec := l.wrap(c)
+		if l.onAccept != nil {
+			go l.onAccept(ec)
+			continue
+		}
+		return ec, nil
+	}
+}
+
+func (l *evListener) wrap(c net.Conn) *evConn {
+	rec := &connRecord{ID: connIDs.Add(1), Kind: l.kind, MSS: l.mss, Accepted: time.Now()}
+	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		rec.Client = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	if ap, err := netip.ParseAddrPort(c.LocalAddr().String()); err == nil {
+		rec.Local = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	if tc, ok := c.(syscall.Conn); ok {
+		if raw, err := tc.SyscallConn(); err == nil {
+			rec.raw = raw
+			if syn, err := savedSYN(raw); err == nil {
+				rec.SYNMSS, _ = synMSS(syn)
+			}
+		}
+	}
+	if rec.raw == nil {
+		rec.raw = noRaw{}
+	}
+	l.reg.add(rec)
+	if l.metrics != nil {
+		l.metrics.conns.WithLabelValues(l.kind).Inc()
+	}
+	return &evConn{Conn: c, rec: rec, reg: l.reg}
+}
+
+// noRaw stands in for connections without a socket (tests over pipes).
+type noRaw struct{}
+
+func (noRaw) Control(func(fd uintptr)) error    { return syscall.EINVAL }
+func (noRaw) Read(func(fd uintptr) bool) error  { return syscall.EINVAL }
+func (noRaw) Write(func(fd uintptr) bool) error { return syscall.EINVAL }

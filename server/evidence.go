@@ -1,0 +1,208 @@
+package server
+
+import (
+	"sort"
+
+	"github.com/mtuscope/mtuscope/diagnose"
+)
+
+// Step results the page posts for each part of a rung test.
+const (
+	stepOK      = "ok"
+	stepFail    = "fail"
+	stepSkipped = "skipped"
+)
+
+// BrowserRung is what the page measured on one rung.
+type BrowserRung struct {
+	MSS    int    `json:"mss"`
+	Family int    `json:"family"`
+	Hello  string `json:"hello"` // a fresh TLS connection and a small request
+	Down   string `json:"down"`  // a download larger than one segment
+	Up     string `json:"up"`    // an upload larger than one segment
+	Probe  string `json:"probe"` // the server-first segment: the page only opens it
+	// Millis is how long the hello step took, or how long it was waited for.
+	Millis int    `json:"ms"`
+	Error  string `json:"error,omitempty"`
+}
+
+// RungResult is one rung in a report: what the page saw, what the server
+// saw, and what the diagnosis reads from both.
+type RungResult struct {
+	MSS     int                  `json:"mss"`
+	Test    diagnose.SegmentTest `json:"test"`
+	Browser BrowserRung          `json:"browser"`
+	Server  []snapshot           `json:"server"`
+}
+
+// minObservedMSS ignores rcv_mss values that are the kernel's initial
+// guess (536) rather than a measured segment.
+const minObservedMSS = 537
+
+// joinRung reads one rung: the page's steps and the server's records of
+// the rung's TLS connections (tls) and server-first probes (down).
+func joinRung(fam int, br BrowserRung, session string, tlsConns, down []snapshot) RungResult {
+	hdr := diagnose.IPHeader(fam)
+	size := br.MSS + hdr
+	for _, s := range append(append([]snapshot(nil), tlsConns...), down...) {
+		if s.SYNMSS > 0 && s.SYNMSS+hdr < size {
+			size = s.SYNMSS + hdr // the client cannot take more than it offered
+		}
+	}
+	t := diagnose.SegmentTest{UpSize: size, DownSize: size, Up: diagnose.Untested, Down: diagnose.Untested,
+		Outcome: diagnose.Timeout}
+	best := bestTLS(tlsConns, session)
+	switch {
+	case br.Hello == stepOK:
+		t.Outcome = diagnose.Completed
+	case best == nil:
+		t.Outcome = diagnose.ConnectFailed
+		if br.Hello == stepFail {
+			t.Outcome = diagnose.Timeout
+		}
+		t.Detail = "the server saw no connection on this rung"
+	case best.NotTLS:
+		t.Outcome = diagnose.NotTLS
+	case best.HelloHash == "":
+		t.Outcome = diagnose.StalledClientHello
+	case !best.HandshakeDone:
+		t.Outcome = diagnose.StalledServerFlight
+	default:
+		t.Outcome = diagnose.Completed
+	}
+
+	// Upstream: the ClientHello (when it needed a full segment) and the upload.
+	if best != nil {
+		seg := size - hdr - best.Info.optionBytes()
+		switch {
+		case best.HelloHash != "" && best.HelloRecords > seg:
+			t.Up = diagnose.Passed
+		case t.Outcome == diagnose.StalledClientHello && (best.HelloExpected == 0 || best.HelloRecords+5 > seg || best.HelloRecords < best.HelloExpected):
+			t.Up = diagnose.Failed
+			t.Detail = "the ClientHello did not arrive whole"
+		}
+		if rcv := best.Info.RcvMSS; best.HandshakeDone && rcv >= minObservedMSS {
+			if obs := rcv + hdr + best.Info.optionBytes(); obs < t.UpSize {
+				t.UpSize = obs // the client's kernel learned a smaller path MTU
+			}
+		}
+	}
+	switch br.Up {
+	case stepOK:
+		t.Up = diagnose.Passed
+	case stepFail:
+		if t.Up != diagnose.Passed {
+			t.Up = diagnose.Failed
+		}
+	}
+
+	// Downstream: the server-first probe segment, the server's flight, the download.
+	for _, s := range down {
+		if s.DownWritten <= 0 || !s.Info.Valid {
+			continue
+		}
+		if s.Info.BytesAcked >= int64(s.DownWritten) {
+			t.Down = diagnose.Passed
+			break
+		}
+		t.Down = diagnose.Failed
+	}
+	if best != nil && t.Down != diagnose.Passed {
+		seg := size - hdr - best.Info.optionBytes()
+		switch {
+		case best.HandshakeDone && best.FlightBytes > int64(seg):
+			t.Down = diagnose.Passed
+		case t.Outcome == diagnose.StalledServerFlight && best.FlightBytes > int64(seg):
+			t.Down = diagnose.Failed
+		}
+	}
+	switch br.Down {
+	case stepOK:
+		t.Down = diagnose.Passed
+	case stepFail:
+		if t.Down != diagnose.Passed {
+			t.Down = diagnose.Failed
+		}
+	}
+	if t.Down == diagnose.Passed {
+		if p := minPMTU(append(append([]snapshot(nil), down...), tlsConns...)); p > 0 && p < t.DownSize {
+			t.DownSize = p // the server learned a smaller path MTU (ICMP works)
+		}
+	}
+	all := append(append([]snapshot(nil), tlsConns...), down...)
+	return RungResult{MSS: br.MSS, Test: t, Browser: br, Server: all}
+}
+
+// bestTLS picks the connection that says most about the rung: one the
+// page's requests named, else the one that got furthest.
+func bestTLS(conns []snapshot, session string) *snapshot {
+	var best *snapshot
+	rank := func(s *snapshot) int {
+		r := 0
+		if s.Session == session && session != "" {
+			r += 8
+		}
+		if s.HandshakeDone {
+			r += 4
+		}
+		if s.HelloHash != "" {
+			r += 2
+		}
+		if s.HelloGot > 0 {
+			r++
+		}
+		return r
+	}
+	for i := range conns {
+		if best == nil || rank(&conns[i]) > rank(best) {
+			best = &conns[i]
+		}
+	}
+	return best
+}
+
+func minPMTU(ss []snapshot) int {
+	p := 0
+	for _, s := range ss {
+		if s.Info.Valid && s.Info.PMTU > 0 && (p == 0 || s.Info.PMTU < p) {
+			p = s.Info.PMTU
+		}
+	}
+	return p
+}
+
+// familyEvidence builds the diagnosis input for one family from its rungs
+// and every connection of the session in that family.
+func familyEvidence(fam int, rungs []RungResult, all []snapshot) diagnose.Evidence {
+	hdr := diagnose.IPHeader(fam)
+	ev := diagnose.Evidence{Family: fam, Connected: true}
+	for _, s := range all {
+		if s.SYNMSS > 0 {
+			ev.LocalMTU = max(ev.LocalMTU, s.SYNMSS+hdr)
+			ev.OfferedMSS = max(ev.OfferedMSS, s.SYNMSS)
+		}
+		if s.Kind == kindRung && s.HandshakeDone && s.FlightBytes > int64(ev.FlightBytes) {
+			ev.FlightBytes = int(s.FlightBytes)
+		}
+	}
+	// The rungs cannot see beyond the largest of them: a client whose
+	// link carries more (jumbo frames, loopback) is judged up to there.
+	top := 0
+	for _, r := range rungs {
+		top = max(top, r.MSS+hdr)
+	}
+	if top > 0 && ev.LocalMTU > top {
+		ev.LocalMTU = top
+	}
+	if p := minPMTU(all); p > 0 && p < ev.LocalMTU {
+		ev.KernelPMTU = p // learned by the server's kernel, from ICMP
+	}
+	sort.Slice(rungs, func(i, j int) bool { return rungs[i].MSS < rungs[j].MSS })
+	for _, r := range rungs {
+		ev.Segments = append(ev.Segments, r.Test)
+	}
+	if len(ev.Segments) == 0 {
+		ev.Skipped = append(ev.Skipped, "the page reported no rung results")
+	}
+	return ev
+}

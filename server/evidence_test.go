@@ -1,0 +1,134 @@
+package server
+
+import (
+	"testing"
+
+	"github.com/mtuscope/mtuscope/diagnose"
+)
+
+// conn builds a snapshot of a rung connection.
+func tlsConn(session string, helloRec, helloGot int, done bool, flight int64, ti TCPInfo) snapshot {
+	// helloRec is the hello's record size, helloGot how many of its
+	// message bytes arrived.
+	s := snapshot{Kind: kindRung, SYNMSS: 1460, Session: session, HelloGot: helloGot,
+		HandshakeDone: done, FlightBytes: flight, Info: ti}
+	if helloGot > 0 {
+		s.HelloRecords = 5 + helloGot
+	}
+	if helloGot >= 4 {
+		s.HelloExpected = helloRec - 5
+	}
+	if helloGot >= helloRec-5 && helloRec > 0 {
+		s.HelloHash = "h"
+	}
+	return s
+}
+
+func probeConn(written int, acked int64, pmtu int) snapshot {
+	return snapshot{Kind: kindDown, SYNMSS: 1460, DownWritten: written,
+		Info: TCPInfo{Valid: true, BytesAcked: acked, PMTU: pmtu, Timestamps: true}}
+}
+
+func TestJoinRung(t *testing.T) {
+	ts := TCPInfo{Valid: true, Timestamps: true, PMTU: 1500}
+	const sid = "session"
+	cases := []struct {
+		name       string
+		mss        int
+		br         BrowserRung
+		tls, down  []snapshot
+		up, dn     diagnose.Result
+		outcome    diagnose.Outcome
+		upSz, dnSz int
+	}{
+		{"all passed", 1460, BrowserRung{Hello: stepOK, Down: stepOK, Up: stepOK},
+			[]snapshot{tlsConn(sid, 1800, 1795, true, 4500, ts)}, []snapshot{probeConn(1448, 1449, 1500)},
+			diagnose.Passed, diagnose.Passed, diagnose.Completed, 1500, 1500},
+		{"hello lost upstream, probe lost downstream (S2)", 1400, BrowserRung{Hello: stepFail},
+			[]snapshot{tlsConn("", 0, 0, false, 0, ts)}, []snapshot{probeConn(1388, 1, 1500)},
+			diagnose.Failed, diagnose.Failed, diagnose.StalledClientHello, 1440, 1440},
+		{"hello lost, probe passed (S7)", 1400, BrowserRung{Hello: stepFail},
+			[]snapshot{tlsConn("", 1800, 0, false, 0, ts)}, []snapshot{probeConn(1388, 1389, 1500)},
+			diagnose.Failed, diagnose.Passed, diagnose.StalledClientHello, 1440, 1440},
+		{"flight lost (S8)", 1400, BrowserRung{Hello: stepFail},
+			[]snapshot{tlsConn("", 1800, 1795, false, 4500, ts)}, nil,
+			diagnose.Passed, diagnose.Failed, diagnose.StalledServerFlight, 1440, 1440},
+		{"small flight, download lost (S8, ECDSA)", 1400, BrowserRung{Hello: stepOK, Down: stepFail, Up: stepOK},
+			[]snapshot{tlsConn(sid, 1800, 1795, true, 900, ts)}, nil,
+			diagnose.Passed, diagnose.Failed, diagnose.Completed, 1440, 1440},
+		{"ICMP works: smaller sizes observed (S3)", 1460, BrowserRung{Hello: stepOK, Down: stepOK, Up: stepOK},
+			[]snapshot{tlsConn(sid, 1800, 1795, true, 4500, TCPInfo{Valid: true, Timestamps: true, PMTU: 1400, RcvMSS: 1348})},
+			[]snapshot{probeConn(1448, 1449, 1400)},
+			diagnose.Passed, diagnose.Passed, diagnose.Completed, 1400, 1400},
+		{"client offers less than the rung", 1460, BrowserRung{Hello: stepOK, Down: stepOK, Up: stepOK},
+			[]snapshot{func() snapshot { s := tlsConn(sid, 1800, 1795, true, 4500, ts); s.SYNMSS = 1360; return s }()}, nil,
+			diagnose.Passed, diagnose.Passed, diagnose.Completed, 1400, 1400},
+		{"no connection seen", 1460, BrowserRung{Hello: stepFail}, nil, nil,
+			diagnose.Untested, diagnose.Untested, diagnose.Timeout, 1500, 1500},
+		{"a pass beats a loss at the same size (random loss)", 1460, BrowserRung{Hello: stepOK, Down: stepFail, Up: stepOK},
+			[]snapshot{tlsConn(sid, 1800, 1795, true, 4500, ts)}, []snapshot{probeConn(1448, 1449, 1500)},
+			diagnose.Passed, diagnose.Passed, diagnose.Completed, 1500, 1500},
+		{"another session's completed connection is not preferred", 1460, BrowserRung{Hello: stepFail},
+			[]snapshot{tlsConn("", 0, 0, false, 0, ts), tlsConn(sid, 0, 0, false, 0, ts)}, nil,
+			diagnose.Failed, diagnose.Untested, diagnose.StalledClientHello, 1500, 1500},
+	}
+	for _, c := range cases {
+		c.br.MSS, c.br.Family = c.mss, 4
+		for i := range c.tls {
+			c.tls[i].MSS = c.mss
+		}
+		r := joinRung(4, c.br, sid, c.tls, c.down)
+		got := r.Test
+		if got.Up != c.up || got.Down != c.dn || got.Outcome != c.outcome || got.UpSize != c.upSz || got.DownSize != c.dnSz {
+			t.Errorf("%s: got up %s/%d down %s/%d outcome %s; want up %s/%d down %s/%d outcome %s",
+				c.name, got.Up, got.UpSize, got.Down, got.DownSize, got.Outcome, c.up, c.upSz, c.dn, c.dnSz, c.outcome)
+		}
+	}
+}
+
+// TestFamilyEvidenceVerdicts feeds whole ladders through the join and the
+// diagnosis: the same verdicts as the testbed scenarios.
+func TestFamilyEvidenceVerdicts(t *testing.T) {
+	ts := TCPInfo{Valid: true, Timestamps: true, PMTU: 1500}
+	ladder := func(limitUp, limitDown int) []RungResult {
+		var out []RungResult
+		for mss := 1220; mss <= 1460; mss += 8 {
+			size := mss + 40
+			br := BrowserRung{MSS: mss, Family: 4, Hello: stepOK, Down: stepOK, Up: stepOK}
+			tc := tlsConn("s", 1800, 1795, true, 4500, ts)
+			pc := probeConn(mss-12, int64(mss), 1500)
+			if size > limitUp {
+				br = BrowserRung{MSS: mss, Family: 4, Hello: stepFail}
+				tc = tlsConn("", 0, 0, false, 0, ts)
+			} else if size > limitDown {
+				br = BrowserRung{MSS: mss, Family: 4, Hello: stepFail}
+				tc = tlsConn("", 1800, 1795, false, 4500, ts)
+			}
+			if size > limitDown {
+				pc.Info.BytesAcked = 1
+			}
+			tc.MSS = mss
+			out = append(out, joinRung(4, br, "s", []snapshot{tc}, []snapshot{pc}))
+		}
+		return out
+	}
+	all := []snapshot{{Kind: kindRung, SYNMSS: 1460, Info: ts}}
+	cases := []struct {
+		name      string
+		up, down  int
+		verdict   diagnose.Verdict
+		direction diagnose.Direction
+		mtu       int
+	}{
+		{"S1", 9000, 9000, diagnose.VerdictOK, diagnose.None, 1500},
+		{"S2", 1400, 1400, diagnose.VerdictBlackhole, diagnose.Both, 1396},
+		{"S7", 1400, 9000, diagnose.VerdictBlackhole, diagnose.Upstream, 1396},
+		{"S8", 9000, 1400, diagnose.VerdictBlackhole, diagnose.Downstream, 1396},
+	}
+	for _, c := range cases {
+		d := diagnose.Diagnose(familyEvidence(4, ladder(c.up, c.down), all))
+		if d.Verdict != c.verdict || d.Direction != c.direction || d.PathMTU != c.mtu {
+			t.Errorf("%s: %s/%s/%d, want %s/%s/%d", c.name, d.Verdict, d.Direction, d.PathMTU, c.verdict, c.direction, c.mtu)
+		}
+	}
+}

@@ -1,0 +1,116 @@
+package server
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+)
+
+// maxHelloCapture bounds the bytes kept while a ClientHello arrives: a
+// handshake message header says at most 2^24 bytes, a real hello is under
+// 16 KiB, and anything larger is not waited for.
+const maxHelloCapture = 64 << 10
+
+// helloSniffer watches the first bytes a client sends and tells how much of
+// its ClientHello arrived. It copies at most maxHelloCapture bytes and
+// never fails: input that is not a TLS handshake just ends the watch.
+type helloSniffer struct {
+	pending []byte // bytes of the current record not yet consumed
+	recLeft int    // bytes of the current handshake record still to come
+	msg     []byte // handshake message bytes so far
+	raw     []byte // the records that carry it, headers included
+	// Records counts record bytes (headers included) that made up the hello.
+	Records int
+	// Expected is the handshake message size (4-byte header included) once
+	// its header arrived, 0 before.
+	Expected int
+	// NotTLS is set when the first bytes are not a TLS handshake record.
+	NotTLS bool
+	// Done is set once the whole hello arrived (or NotTLS or too large).
+	Done bool
+	// Hash is the SHA-256 of the whole handshake message, hex, once Done;
+	// RecordHash the SHA-256 of the records that carried it (what probe
+	// hashes), and SessionID the hello's legacy_session_id, hex.
+	Hash       string
+	RecordHash string
+	SessionID  string
+}
+
+// Got returns the bytes of the handshake message that arrived.
+func (h *helloSniffer) Got() int {
+	if h.Hash != "" {
+		return h.Expected
+	}
+	return len(h.msg)
+}
+
+// Feed gives the sniffer bytes as they were read from the connection.
+func (h *helloSniffer) Feed(b []byte) {
+	for len(b) > 0 && !h.Done {
+		if h.recLeft == 0 {
+			// Collect a 5-byte record header.
+			need := 5 - len(h.pending)
+			if len(b) < need {
+				h.pending = append(h.pending, b...)
+				return
+			}
+			hdr := append(h.pending, b[:need]...)
+			h.raw = append(h.raw, hdr...)
+			b = b[need:]
+			h.pending = nil
+			if hdr[0] != 22 || hdr[1] != 3 {
+				h.NotTLS, h.Done = true, true
+				return
+			}
+			h.recLeft = int(hdr[3])<<8 | int(hdr[4])
+			if h.recLeft == 0 || h.recLeft > 1<<14+256 {
+				h.NotTLS, h.Done = true, true
+				return
+			}
+			h.Records += 5
+			continue
+		}
+		n := min(len(b), h.recLeft)
+		if h.Expected == 0 && len(h.msg) < 4 {
+			n = min(n, 4-len(h.msg)) // decide on the header before reading on
+		} else if h.Expected > 0 {
+			n = min(n, h.Expected-len(h.msg))
+		}
+		h.msg = append(h.msg, b[:n]...)
+		h.raw = append(h.raw, b[:n]...)
+		h.Records += n
+		h.recLeft -= n
+		b = b[n:]
+		h.check()
+	}
+}
+
+func (h *helloSniffer) check() {
+	if h.Expected == 0 && len(h.msg) >= 4 {
+		if h.msg[0] != 1 {
+			h.NotTLS, h.Done = true, true
+			return
+		}
+		h.Expected = 4 + (int(h.msg[1])<<16 | int(h.msg[2])<<8 | int(h.msg[3]))
+		if h.Expected > maxHelloCapture {
+			h.Done = true
+			return
+		}
+	}
+	if h.Expected > 0 && len(h.msg) >= h.Expected {
+		sum := sha256.Sum256(h.msg[:h.Expected])
+		h.Hash = hex.EncodeToString(sum[:])
+		sum = sha256.Sum256(h.raw)
+		h.RecordHash = hex.EncodeToString(sum[:])
+		// legacy_session_id follows the 4-byte header, version and random.
+		if len(h.msg) > 4+2+32 {
+			if n := int(h.msg[38]); n <= 32 && len(h.msg) >= 39+n {
+				h.SessionID = hex.EncodeToString(h.msg[39 : 39+n])
+			}
+		}
+		h.msg, h.raw = nil, nil
+		h.Done = true
+	}
+}
+
+// Complete reports whether the whole ClientHello arrived.
+func (h *helloSniffer) Complete() bool { return h.Hash != "" }

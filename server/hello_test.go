@@ -1,0 +1,103 @@
+package server
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"testing"
+
+	"github.com/mtuscope/mtuscope/tlswire"
+)
+
+func buildHello(t testing.TB, size int) []byte {
+	t.Helper()
+	h, err := tlswire.Build(tlswire.HelloSpec{ServerName: "server.mtuscope.test", Size: size}, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.Record
+}
+
+func TestHelloSnifferWholeAndSplit(t *testing.T) {
+	rec := buildHello(t, 1500)
+	sum := sha256.Sum256(rec[5:])
+	want := hex.EncodeToString(sum[:])
+	for _, chunk := range []int{1, 3, 5, 7, 100, 1400, len(rec)} {
+		var h helloSniffer
+		for i := 0; i < len(rec); i += chunk {
+			h.Feed(rec[i:min(i+chunk, len(rec))])
+		}
+		if !h.Complete() || h.Hash != want || h.Expected != len(rec)-5 || h.Records != len(rec) {
+			t.Errorf("chunk %d: complete=%v expected=%d records=%d", chunk, h.Complete(), h.Expected, h.Records)
+		}
+	}
+	// Only the first segment's worth: partial, not complete.
+	var h helloSniffer
+	h.Feed(rec[:1000])
+	if h.Complete() || h.Done || h.Got() != 995 || h.Expected != len(rec)-5 {
+		t.Errorf("partial: complete=%v got=%d expected=%d", h.Complete(), h.Got(), h.Expected)
+	}
+}
+
+func TestHelloSnifferHelloAcrossRecords(t *testing.T) {
+	rec := buildHello(t, 600)
+	msg := rec[5:]
+	// Re-frame the message into two records of 300 and the rest.
+	var b []byte
+	for _, part := range [][]byte{msg[:300], msg[300:]} {
+		b = append(b, 22, 3, 1, byte(len(part)>>8), byte(len(part)))
+		b = append(b, part...)
+	}
+	var h helloSniffer
+	h.Feed(b)
+	if !h.Complete() || h.Expected != len(msg) || h.Records != len(b) {
+		t.Errorf("two records: complete=%v expected=%d records=%d", h.Complete(), h.Expected, h.Records)
+	}
+}
+
+// crafted inputs that must not panic and must not claim a complete hello.
+var craftedHellos = map[string][]byte{
+	"empty":           {},
+	"http":            []byte("GET / HTTP/1.1\r\n\r\n"),
+	"alert record":    {21, 3, 3, 0, 2, 2, 40},
+	"zero length":     {22, 3, 1, 0, 0},
+	"huge record":     {22, 3, 1, 0xff, 0xff, 1},
+	"not clienthello": {22, 3, 1, 0, 4, 2, 0, 0, 0},
+	"huge message":    {22, 3, 1, 0, 4, 1, 0xff, 0xff, 0xff},
+	"truncated":       {22, 3, 1, 0, 40, 1, 0, 0, 36, 3, 3},
+	"header only":     {22, 3, 1},
+}
+
+func TestHelloSnifferCrafted(t *testing.T) {
+	for name, b := range craftedHellos {
+		var h helloSniffer
+		h.Feed(b)
+		h.Feed(b)
+		if h.Complete() {
+			t.Errorf("%s: claimed a complete hello", name)
+		}
+	}
+}
+
+func FuzzHelloSniffer(f *testing.F) {
+	for _, b := range craftedHellos {
+		f.Add(b, 3)
+	}
+	f.Add(buildHello(f, 700), 100)
+	f.Fuzz(func(t *testing.T, b []byte, chunk int) {
+		if chunk <= 0 {
+			chunk = 1
+		}
+		var whole, split helloSniffer
+		whole.Feed(b)
+		for i := 0; i < len(b); i += chunk {
+			split.Feed(b[i:min(i+chunk, len(b))])
+		}
+		if whole.Hash != split.Hash || whole.Got() != split.Got() || whole.NotTLS != split.NotTLS {
+			t.Fatalf("chunking changed the result: %+v vs %+v", whole, split)
+		}
+		if whole.Got() > maxHelloCapture {
+			t.Fatalf("kept %d bytes", whole.Got())
+		}
+	})
+}

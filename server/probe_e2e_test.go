@@ -1,0 +1,104 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mtuscope/mtuscope/internal/testnet"
+	"github.com/mtuscope/mtuscope/server/servetest"
+)
+
+// probeDoc is the part of `mtuscope probe --json` these tests read.
+type probeDoc struct {
+	Verdict   string `json:"verdict"`
+	Direction string `json:"direction"`
+	PathMTU   int    `json:"path_mtu"`
+	Findings  []struct {
+		Code   string `json:"code"`
+		Detail string `json:"detail"`
+	} `json:"findings"`
+	Skipped []string `json:"skipped"`
+}
+
+func (d probeDoc) has(code string) bool {
+	for _, f := range d.Findings {
+		if f.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
+func runProbe(t *testing.T, n *testnet.Net, args ...string) (probeDoc, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	res := n.Client.Run(ctx, testnet.Mtuscope(t), append([]string{"probe", "--json", "--log-level", "debug"}, args...)...)
+	t.Logf("probe exit %d, stderr:\n%s", res.ExitCode, tailLines(string(res.Stderr), 5))
+	var d probeDoc
+	if err := json.Unmarshal([]byte(res.Stdout), &d); err != nil {
+		t.Fatalf("probe %v: %v\nstdout: %s\nstderr: %s", args, err, res.Stdout, res.Stderr)
+	}
+	return d, string(res.Stderr)
+}
+
+// TestProbeAgainstServe runs probe against mtuscope serve: in S4 the
+// server's view of the SYN shows the clamp; behind a TLS-terminating proxy
+// the server's view of the ClientHello shows the interception.
+func TestProbeAgainstServe(t *testing.T) {
+	t.Run("S4 clamped", func(t *testing.T) {
+		t.Parallel()
+		n := testnet.New(t, testnet.Preset("S4"))
+		servetest.Start(t, n)
+		target := net.JoinHostPort(n.Server.V4.String(), strconv.Itoa(servetest.TargetPort))
+		d, stderr := runProbe(t, n, "--timeout", "60s", target)
+		if !strings.Contains(stderr, "server-assisted run") {
+			t.Errorf("probe did not detect the server:\n%s", tailLines(stderr, 20))
+		}
+		if !d.has("mss_clamped") {
+			t.Errorf("no mss_clamped finding: %+v (skipped %v)", d.Findings, d.Skipped)
+		}
+		t.Logf("S4: %s %s %d, findings %d", d.Verdict, d.Direction, d.PathMTU, len(d.Findings))
+	})
+	t.Run("intercepted", func(t *testing.T) {
+		t.Parallel()
+		n := testnet.New(t, testnet.Preset("S1"))
+		servetest.Start(t, n)
+		n.StartInterceptor(t, 0, servetest.TargetPort)
+		target := net.JoinHostPort(n.Server.V4.String(), strconv.Itoa(servetest.TargetPort))
+		d, stderr := runProbe(t, n, "--timeout", "60s", target)
+		if !strings.Contains(stderr, "server-assisted run") {
+			t.Errorf("probe did not detect the server through the proxy:\n%s", tailLines(stderr, 20))
+		}
+		if d.Verdict != "tls_intercepted" && !d.has("tls_intercepted") {
+			t.Errorf("verdict %s, findings %+v (skipped %v): want tls_intercepted", d.Verdict, d.Findings, d.Skipped)
+		}
+		t.Logf("intercepted: %s %s %d", d.Verdict, d.Direction, d.PathMTU)
+	})
+	t.Run("not intercepted", func(t *testing.T) {
+		t.Parallel()
+		n := testnet.New(t, testnet.Preset("S1"))
+		srv := servetest.Start(t, n)
+		target := net.JoinHostPort(n.Server.V4.String(), strconv.Itoa(servetest.TargetPort))
+		d, stderr := runProbe(t, n, "--timeout", "60s", "--submit", srv.HTTPURL(4, ""), target)
+		if !strings.Contains(stderr, "report stored: "+srv.HTTPURL(4, "/r/")) {
+			t.Errorf("no report stored:\n%s", tailLines(stderr, 10))
+		}
+		if d.has("tls_intercepted") || d.Verdict != "ok" {
+			t.Errorf("clean path: verdict %s, findings %+v", d.Verdict, d.Findings)
+		}
+	})
+}
+
+func tailLines(s string, n int) string {
+	l := strings.Split(s, "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}

@@ -1,0 +1,72 @@
+package server
+
+import (
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// limiter is a token bucket per client address: rate tokens a second, at
+// most burst at once. Buckets idle for long are forgotten, and the number
+// of addresses tracked is capped so a flood of sources cannot grow it
+// without bound (past the cap, new sources share one bucket).
+type limiter struct {
+	mu      sync.Mutex
+	rate    float64
+	burst   float64
+	buckets map[netip.Addr]*bucket
+	max     int
+	now     func() time.Time
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+func newLimiter(rate float64, burst int) *limiter {
+	return &limiter{rate: rate, burst: float64(burst), buckets: map[netip.Addr]*bucket{}, max: 100000, now: time.Now}
+}
+
+// allow takes one token for addr, or reports that there is none.
+func (l *limiter) allow(addr netip.Addr) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	addr = addr.Unmap()
+	b := l.buckets[addr]
+	if b == nil {
+		if len(l.buckets) >= l.max {
+			l.sweepLocked(now)
+			if len(l.buckets) >= l.max {
+				addr = netip.Addr{} // the overflow bucket
+			}
+		}
+		if b = l.buckets[addr]; b == nil {
+			b = &bucket{tokens: l.burst, last: now}
+			l.buckets[addr] = b
+		}
+	}
+	b.tokens = min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// sweep forgets full buckets.
+func (l *limiter) sweep() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sweepLocked(l.now())
+}
+
+func (l *limiter) sweepLocked(now time.Time) {
+	for a, b := range l.buckets {
+		if b.tokens+now.Sub(b.last).Seconds()*l.rate >= l.burst {
+			delete(l.buckets, a)
+		}
+	}
+}

@@ -1,0 +1,229 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mtuscope/mtuscope/diagnose"
+	"github.com/mtuscope/mtuscope/store"
+)
+
+func toStored(rep *Report) store.Report {
+	body, _ := json.Marshal(rep)
+	sr := store.Report{ID: rep.ID, Created: rep.Created, Source: rep.Source, ClientIP: rep.Client.IP,
+		Family: rep.Client.Family, ASN: rep.Client.ASN, Org: rep.Client.Org, Body: body}
+	if p := rep.Primary(); p != nil {
+		sr.Verdict, sr.Direction, sr.PathMTU = string(p.Diagnosis.Verdict), string(p.Diagnosis.Direction), p.Diagnosis.PathMTU
+	}
+	return sr
+}
+
+// loadReport fetches and decodes a report; ok is false when it wrote an error.
+func (s *Server) loadReport(w http.ResponseWriter, r *http.Request, id string) (*Report, bool) {
+	if !validID(id) {
+		httpError(w, http.StatusNotFound, "no such report")
+		return nil, false
+	}
+	sr, err := s.store.Get(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		httpError(w, http.StatusNotFound, "no such report")
+		return nil, false
+	}
+	if err != nil {
+		s.log.Error("get report", "id", id, "err", err)
+		httpError(w, http.StatusInternalServerError, "the report could not be read")
+		return nil, false
+	}
+	var rep Report
+	if err := json.Unmarshal(sr.Body, &rep); err != nil {
+		httpError(w, http.StatusInternalServerError, "the stored report is damaged")
+		return nil, false
+	}
+	return &rep, true
+}
+
+// reportPage serves /r/ID (HTML), /r/ID.txt and /r/ID.json: public to
+// whoever has the unguessable ID.
+func (s *Server) reportPage(w http.ResponseWriter, r *http.Request) {
+	id, ext := r.PathValue("id"), ""
+	if i := strings.IndexByte(id, '.'); i >= 0 {
+		id, ext = id[:i], id[i:]
+	}
+	if ext != "" && ext != ".txt" && ext != ".json" {
+		httpError(w, http.StatusNotFound, "no such report")
+		return
+	}
+	rep, ok := s.loadReport(w, r, id)
+	if !ok {
+		return
+	}
+	if ext == ".json" {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		writeJSON(w, http.StatusOK, rep)
+		return
+	}
+	v, err := s.tmpl.view(rep)
+	if err != nil {
+		s.log.Error("render report", "id", id, "err", err)
+		httpError(w, http.StatusInternalServerError, "the report could not be rendered")
+		return
+	}
+	s.pageHeaders(w, r)
+	w.Header().Set("Cache-Control", "no-store")
+	if ext == ".txt" {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte(v.Text))
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := s.tmpl.report.Execute(w, v); err != nil {
+		s.log.Debug("render report", "id", id, "err", err)
+	}
+}
+
+// probeSubmission is what `mtuscope probe --submit` posts: the evidence it
+// gathered per family. The server diagnoses it itself.
+type probeSubmission struct {
+	Target   string              `json:"target"`
+	Version  string              `json:"version"`
+	Evidence []diagnose.Evidence `json:"evidence"`
+}
+
+func (s *Server) submitReport(w http.ResponseWriter, r *http.Request) {
+	var sub probeSubmission
+	if err := decodeJSON(w, r, maxJSONBody, &sub); err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if len(sub.Evidence) == 0 || len(sub.Evidence) > 2 {
+		httpError(w, http.StatusBadRequest, "evidence: one entry per family, one or two")
+		return
+	}
+	for _, ev := range sub.Evidence {
+		if ev.Family != 4 && ev.Family != 6 {
+			httpError(w, http.StatusBadRequest, "evidence: family must be 4 or 6")
+			return
+		}
+		if len(ev.Segments)+len(ev.Hellos)+len(ev.Datagrams)+len(ev.ICMPSignals)+len(ev.Skipped) > 1000 {
+			httpError(w, http.StatusBadRequest, "evidence: more than 1000 tests")
+			return
+		}
+	}
+	ip := clientAddr(r)
+	syn := 0
+	if rec := connRecordFrom(r); rec != nil {
+		syn = rec.SYNMSS
+	}
+	rep := &Report{ID: newID(), Created: time.Now().UTC(), Source: "probe", Version: s.version,
+		Client: s.clientInfo(ip, syn, truncate(r.UserAgent(), 300)), Target: truncate(sub.Target, 300)}
+	for _, ev := range sub.Evidence {
+		rep.Results = append(rep.Results, FamilyResult{Family: ev.Family, Evidence: ev, Diagnosis: diagnose.Diagnose(ev)})
+	}
+	if err := s.storeReport(r.Context(), rep); err != nil {
+		s.log.Error("store report", "err", err)
+		httpError(w, http.StatusInternalServerError, "the report could not be stored")
+		return
+	}
+	p := rep.Primary()
+	writeJSON(w, http.StatusCreated, map[string]any{"id": rep.ID, "url": "/r/" + rep.ID, "stored": true,
+		"verdict": p.Diagnosis.Verdict, "direction": p.Diagnosis.Direction, "path_mtu": p.Diagnosis.PathMTU})
+}
+
+// parseFilter reads ?asn=&verdict=&since=&until=&limit=.
+func parseFilter(r *http.Request) (store.Filter, error) {
+	q := r.URL.Query()
+	var f store.Filter
+	if v := q.Get("asn"); v != "" {
+		n, err := strconv.ParseUint(strings.TrimPrefix(strings.ToUpper(v), "AS"), 10, 32)
+		if err != nil {
+			return f, errors.New("asn: want a number such as 64496 or AS64496")
+		}
+		f.ASN = uint32(n)
+	}
+	if v := q.Get("verdict"); v != "" {
+		if verdictTitles[diagnose.Verdict(v)] == "" {
+			return f, errors.New("verdict: not one of mtuscope's verdicts")
+		}
+		f.Verdict = v
+	}
+	for name, dst := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
+		if v := q.Get(name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				return f, errors.New(name + ": want an RFC 3339 time such as 2026-01-02T15:04:05Z")
+			}
+			*dst = t
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return f, errors.New("limit: want 1 to 1000")
+		}
+		f.Limit = n
+	}
+	return f, nil
+}
+
+func (s *Server) listReports(w http.ResponseWriter, r *http.Request) {
+	f, err := parseFilter(r)
+	if err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	l, err := s.store.List(r.Context(), f)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, "the reports could not be read")
+		return
+	}
+	out := make([]map[string]any, 0, len(l))
+	for _, sr := range l {
+		out = append(out, map[string]any{"id": sr.ID, "created": sr.Created, "source": sr.Source, "client_ip": sr.ClientIP,
+			"family": sr.Family, "asn": sr.ASN, "org": sr.Org, "verdict": sr.Verdict, "direction": sr.Direction,
+			"path_mtu": sr.PathMTU, "url": "/r/" + sr.ID})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"reports": out, "count": len(out)})
+}
+
+func (s *Server) getReport(w http.ResponseWriter, r *http.Request) {
+	if rep, ok := s.loadReport(w, r, r.PathValue("id")); ok {
+		writeJSON(w, http.StatusOK, rep)
+	}
+}
+
+func (s *Server) operatorPage(w http.ResponseWriter, r *http.Request) {
+	f, err := parseFilter(r)
+	if err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	l, err := s.store.List(r.Context(), f)
+	if err == nil {
+		var sum []store.ASNSummary
+		if sum, err = s.store.Summary(r.Context(), store.Filter{Since: f.Since, Until: f.Until, Verdict: f.Verdict, ASN: f.ASN}); err == nil {
+			var verdicts []string
+			for _, v := range []diagnose.Verdict{diagnose.VerdictOK, diagnose.VerdictPMTUReduced, diagnose.VerdictBlackhole,
+				diagnose.VerdictFragmentsDropped, diagnose.VerdictSplitIntolerant, diagnose.VerdictTLSIntercepted,
+				diagnose.VerdictTLSFailed, diagnose.VerdictTCPUnreachable, diagnose.VerdictInconclusive} {
+				verdicts = append(verdicts, string(v))
+			}
+			since := ""
+			if !f.Since.IsZero() {
+				since = f.Since.Format(time.RFC3339)
+			}
+			s.pageHeaders(w, r)
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.Header().Set("Cache-Control", "no-store")
+			err = s.tmpl.operator.Execute(w, map[string]any{"Filter": f, "Reports": l, "Summary": sum, "Verdicts": verdicts, "Since": since})
+			if err != nil {
+				s.log.Debug("render operator view", "err", err)
+			}
+			return
+		}
+	}
+	httpError(w, http.StatusInternalServerError, "the reports could not be read")
+}

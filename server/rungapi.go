@@ -1,0 +1,146 @@
+package server
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// rungHandler serves the rung listeners: the page's three steps, whoami
+// and the capabilities, with CORS for exactly the page's origins.
+func (s *Server) rungHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /t/hello", s.limited(s.testLim, "test", s.rungHello))
+	mux.HandleFunc("GET /t/down", s.limited(s.testLim, "test", s.rungDown))
+	mux.HandleFunc("POST /t/up", s.limited(s.testLim, "test", s.rungUp))
+	mux.HandleFunc("GET /api/v1/whoami", s.limited(s.testLim, "test", s.whoami))
+	mux.HandleFunc("GET /api/v1/connections/{sid}", s.limited(s.testLim, "test", s.connection))
+	mux.HandleFunc("GET /api/v1/udp-token", s.limited(s.testLim, "test", s.udpToken))
+	mux.HandleFunc("GET /.well-known/mtuscope.json", s.capabilities)
+	inner := s.metrics.instrument(kindRung, mux)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Cache-Control", "no-store")
+		if o := r.Header.Get("Origin"); o != "" && s.pageOrigin(o, r) {
+			w.Header().Set("Access-Control-Allow-Origin", o)
+			w.Header().Set("Vary", "Origin")
+			if r.Method == http.MethodOptions {
+				w.Header().Set("Access-Control-Allow-Methods", "GET, POST")
+				w.Header().Set("Access-Control-Allow-Headers", "Content-Type")
+				w.Header().Set("Access-Control-Max-Age", "600")
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+		}
+		inner.ServeHTTP(w, r)
+	})
+}
+
+// pageOrigin reports whether origin is one the page is served from: the
+// configured host names or the host this request named, on the page's
+// HTTPS or HTTP port.
+func (s *Server) pageOrigin(origin string, r *http.Request) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Path != "" || u.User != nil {
+		return false
+	}
+	var port string
+	switch u.Scheme {
+	case "https":
+		port = portOf(s.Addrs["https"])
+	case "http":
+		port = portOf(s.Addrs["http"])
+	}
+	if port == "" || u.Port() != port {
+		return false
+	}
+	host := bracket(u.Hostname())
+	for _, h := range s.rungHosts(r) {
+		if strings.EqualFold(h, host) {
+			return true
+		}
+	}
+	return false
+}
+
+func portOf(addr string) string {
+	if i := strings.LastIndexByte(addr, ':'); i >= 0 {
+		return addr[i+1:]
+	}
+	return ""
+}
+
+// tagSession names the session on the request's connection.
+func (s *Server) tagSession(r *http.Request) *connRecord {
+	rec := connRecordFrom(r)
+	id := r.URL.Query().Get("s")
+	if rec == nil || !validID(id) {
+		return rec
+	}
+	if sess := s.sessions.get(id); sess != nil {
+		rec.setSession(id)
+		sess.addIP(rec.Client.Addr())
+	}
+	return rec
+}
+
+func (s *Server) rungHello(w http.ResponseWriter, r *http.Request) {
+	rec := s.tagSession(r)
+	out := map[string]any{"ok": true}
+	if rec != nil {
+		out["mss"], out["syn_mss"] = rec.MSS, rec.SYNMSS
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) rungDown(w http.ResponseWriter, r *http.Request) {
+	s.tagSession(r)
+	n, err := strconv.Atoi(r.URL.Query().Get("n"))
+	if err != nil || n <= 0 || n > len(s.download) {
+		httpError(w, http.StatusBadRequest, "n must be 1 to "+strconv.Itoa(len(s.download)))
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.Itoa(n))
+	w.Write(s.download[:n])
+}
+
+func (s *Server) rungUp(w http.ResponseWriter, r *http.Request) {
+	s.tagSession(r)
+	n, err := io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, maxUpload))
+	if err != nil {
+		httpError(w, http.StatusRequestEntityTooLarge, "upload larger than "+strconv.Itoa(maxUpload)+" bytes")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int64{"received": n})
+}
+
+// downProbe is the server-first test: as soon as a client connects, write
+// one full-size segment (the connection's MSS, TCP_NODELAY), then hold the
+// connection while the client reads, so the join can see in TCP_INFO
+// whether the segment was acknowledged. The client's own bytes are
+// ignored: the test needs nothing from it, which is the point.
+func (s *Server) downProbe(c *evConn) {
+	defer c.Close()
+	select {
+	case s.downSem <- struct{}{}:
+		defer func() { <-s.downSem }()
+	default:
+		return
+	}
+	ti, err := tcpInfo(c.rec.raw)
+	if err != nil || ti.SndMSS <= 0 {
+		return
+	}
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	n, _ := c.Conn.Write(make([]byte, ti.SndMSS))
+	c.rec.mu.Lock()
+	c.rec.downWritten = n
+	c.rec.mu.Unlock()
+	// Hold the connection until the client closes it or the deadline
+	// passes; Close keeps the final TCP_INFO, whose bytes_acked tells.
+	io.Copy(io.Discard, io.LimitReader(c.Conn, 64<<10))
+}

@@ -1,0 +1,355 @@
+// Package server is mtuscope's diagnostic server: the page a customer
+// opens, served from listeners clamped to a small MSS so it loads through
+// a black hole; the rung listeners (one TCP MSS each) the page measures
+// against; the server-side evidence (the SYN's MSS, TCP_INFO, the
+// ClientHello that arrived) joined to the page's; the UDP echo for probe;
+// the stored reports, their API and the operator views; metrics and health
+// on a separate admin listener.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/mtuscope/mtuscope/asn"
+	"github.com/mtuscope/mtuscope/store"
+)
+
+// Server is a configured diagnostic server. Start it, then Shutdown.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	version string
+
+	store    *store.Store
+	asn      asn.Lookuper
+	certs    *certSource
+	tmpl     *templates
+	reg      *registry
+	sessions *sessions
+	metrics  *metrics
+	echo     *echoServer
+	token    string
+
+	sessLim, repLim, testLim *limiter
+	downSem                  chan struct{}
+	download                 []byte
+
+	rungs   []rung
+	servers []*http.Server
+	closers []func() error
+	// Addrs are the bound addresses, by name ("https", "http", "admin",
+	// "echo"), once Start returned.
+	Addrs map[string]string
+
+	wg   sync.WaitGroup
+	stop chan struct{}
+}
+
+// rung is one rung's listeners, once bound.
+type rung struct {
+	MSS      int    `json:"mss"`
+	Host     string `json:"host,omitempty"` // address mode: the rung's own address
+	Port     int    `json:"port"`
+	DownPort int    `json:"down_port,omitempty"`
+}
+
+// New checks cfg, opens the report store, the ASN database (when there is
+// one) and the certificates. It binds nothing yet.
+func New(cfg Config, log *slog.Logger, version string) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	dataDir := cfg.DataDir
+	if dataDir == "" {
+		d, err := asn.DefaultDir()
+		if err != nil {
+			return nil, err
+		}
+		dataDir = d
+	}
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	s := &Server{cfg: cfg, log: log, version: version, reg: newRegistry(3*time.Minute, 4096),
+		sessions: newSessions(10*time.Minute, 100000), metrics: newMetrics(), Addrs: map[string]string{},
+		stop: make(chan struct{}), downSem: make(chan struct{}, 4096)}
+	s.token = cfg.Token
+	if t := os.Getenv("MTUSCOPE_TOKEN"); t != "" {
+		s.token = t
+	}
+	s.sessLim = newLimiter(cfg.Limits.SessionsPerMinute/60, max(1, cfg.Limits.Burst/10))
+	s.repLim = newLimiter(cfg.Limits.ReportsPerMinute/60, max(1, cfg.Limits.Burst/10))
+	s.testLim = newLimiter(cfg.Limits.TestsPerSecond, cfg.Limits.Burst)
+	s.download = make([]byte, maxDownload)
+	rand.Read(s.download)
+	var err error
+	if s.tmpl, err = loadTemplates(); err != nil {
+		return nil, fmt.Errorf("templates: %w", err)
+	}
+	if s.certs, err = loadCerts(&cfg, dataDir); err != nil {
+		return nil, err
+	}
+	asnPath := cfg.ASNDatabase
+	if asnPath == "" {
+		asnPath = filepath.Join(dataDir, asn.DBFile)
+	}
+	res, err := asn.Open(asnPath, log)
+	if err != nil {
+		return nil, err
+	}
+	s.asn = res
+	dbPath := cfg.Database
+	if dbPath == "" {
+		dbPath = filepath.Join(dataDir, "reports.db")
+	}
+	if s.store, err = store.Open(dbPath); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Start binds every listener and serves. It returns once all are bound.
+func (s *Server) Start(ctx context.Context) error {
+	if err := s.start(ctx); err != nil {
+		s.Shutdown(context.Background())
+		return err
+	}
+	s.wg.Add(1)
+	go s.sweeper()
+	return nil
+}
+
+func (s *Server) start(ctx context.Context) error {
+	pageTLS := tlsConfig(s.certs, "h2", "http/1.1")
+	if s.certs.acme != nil {
+		pageTLS.NextProtos = append(pageTLS.NextProtos, "acme-tls/1")
+	}
+	page := s.pageHandler(false)
+	if err := s.serve(ctx, "https", s.cfg.HTTPS, s.cfg.PageMSS, kindPage, page, pageTLS); err != nil {
+		return err
+	}
+	if s.cfg.HTTP != "" {
+		var h http.Handler = page
+		if s.certs.acme != nil {
+			h = s.certs.acme.HTTPHandler(page)
+		}
+		if err := s.serve(ctx, "http", s.cfg.HTTP, s.cfg.PageMSS, kindPage, h, nil); err != nil {
+			return err
+		}
+	}
+	if s.cfg.Admin != "" {
+		if err := s.serve(ctx, "admin", s.cfg.Admin, 0, "admin", s.adminHandler(), nil); err != nil {
+			return err
+		}
+	}
+	if s.cfg.Target != "" {
+		if err := s.serve(ctx, "target", s.cfg.Target, 0, kindRung, s.rungHandler(), tlsConfig(s.certs, "http/1.1")); err != nil {
+			return err
+		}
+	}
+	if err := s.startRungs(ctx); err != nil {
+		return err
+	}
+	if s.cfg.Echo.Listen != "" {
+		e, err := newEchoServer(ctx, s.cfg.Echo, s.metrics, s.log)
+		if err != nil {
+			return fmt.Errorf("echo: %w", err)
+		}
+		s.echo = e
+		s.Addrs["echo"] = e.conn.LocalAddr().String()
+		s.closers = append(s.closers, e.Close)
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); e.serve() }()
+	}
+	return nil
+}
+
+// serve listens on addr (clamped to mss when mss > 0) and serves h on it.
+func (s *Server) serve(ctx context.Context, name, addr string, mss int, kind string, h http.Handler, tlsConf *tls.Config) error {
+	ln, err := s.listen(ctx, addr, mss, kind)
+	if err != nil {
+		return fmt.Errorf("%s listener %s: %w", name, addr, err)
+	}
+	s.Addrs[name] = ln.Addr().String()
+	s.startServer(ln, h, tlsConf)
+	return nil
+}
+
+func (s *Server) listen(ctx context.Context, addr string, mss int, kind string) (*evListener, error) {
+	ln, err := listenTCP(ctx, "tcp", addr, mss)
+	if err != nil {
+		return nil, err
+	}
+	return &evListener{Listener: ln, kind: kind, mss: mss, reg: s.reg, metrics: s.metrics}, nil
+}
+
+func (s *Server) startServer(ln net.Listener, h http.Handler, tlsConf *tls.Config) {
+	srv := newHTTPServer(h, tlsConf, s.log)
+	s.servers = append(s.servers, srv)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		var err error
+		if tlsConf != nil {
+			err = srv.ServeTLS(ln, "", "")
+		} else {
+			err = srv.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("server stopped", "addr", ln.Addr().String(), "err", err)
+		}
+	}()
+}
+
+// startRungs binds one HTTPS listener and one server-first probe listener
+// per rung.
+func (s *Server) startRungs(ctx context.Context) error {
+	rc := s.cfg.Rungs
+	host, _, _ := net.SplitHostPort(s.cfg.HTTPS)
+	rungTLS := tlsConfig(s.certs, "http/1.1")
+	h := s.rungHandler()
+	for i, mss := range s.cfg.RungMSS() {
+		r := rung{MSS: mss}
+		addr, downAddr := net.JoinHostPort(host, strconv.Itoa(portOr0(rc.BasePort, i))), ""
+		switch {
+		case rc.BasePort == 0: // tests: any free ports for both
+			downAddr = net.JoinHostPort(host, "0")
+		case rc.DownBasePort > 0:
+			downAddr = net.JoinHostPort(host, strconv.Itoa(rc.DownBasePort+i))
+		}
+		if len(rc.Addresses) > 0 {
+			r.Host = rc.Addresses[i]
+			addr, downAddr = net.JoinHostPort(r.Host, strconv.Itoa(rc.Port)), ""
+			if rc.DownPort > 0 {
+				downAddr = net.JoinHostPort(r.Host, strconv.Itoa(rc.DownPort))
+			}
+		}
+		ln, err := s.listen(ctx, addr, mss, kindRung)
+		if err != nil {
+			return fmt.Errorf("rung %d listener %s: %w", mss, addr, err)
+		}
+		r.Port = ln.Addr().(*net.TCPAddr).Port
+		s.startServer(ln, h, rungTLS)
+		if downAddr != "" {
+			dl, err := s.listen(ctx, downAddr, mss, kindDown)
+			if err != nil {
+				return fmt.Errorf("rung %d probe listener %s: %w", mss, downAddr, err)
+			}
+			dl.onAccept = s.downProbe
+			r.DownPort = dl.Addr().(*net.TCPAddr).Port
+			s.closers = append(s.closers, dl.Close)
+			s.wg.Add(1)
+			go func() { defer s.wg.Done(); dl.Accept() }()
+		}
+		s.rungs = append(s.rungs, r)
+	}
+	return nil
+}
+
+// portOr0 returns base+i, or 0 (any free port) when base is 0.
+func portOr0(base, i int) int {
+	if base == 0 {
+		return 0
+	}
+	return base + i
+}
+
+// Rungs returns the bound rungs.
+func (s *Server) Rungs() []rung { return s.rungs }
+
+// Shutdown stops accepting, lets requests in flight finish (until ctx
+// ends), and closes the store: every report acknowledged is on disk.
+func (s *Server) Shutdown(ctx context.Context) error {
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	var errs []error
+	for _, srv := range s.servers {
+		if err := srv.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, c := range s.closers {
+		c()
+	}
+	s.wg.Wait()
+	if s.store != nil {
+		errs = append(errs, s.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Run starts the server and serves until ctx ends, then shuts down
+// gracefully.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	return s.Shutdown(sctx)
+}
+
+func (s *Server) sweeper() {
+	defer s.wg.Done()
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-t.C:
+			s.reg.sweep(now)
+			s.sessions.sweep(now)
+			s.sessLim.sweep()
+			s.repLim.sweep()
+			s.testLim.sweep()
+		}
+	}
+}
+
+// PageURLs returns the URLs the page is reachable at, for the log line.
+func (s *Server) PageURLs() []string {
+	var out []string
+	for _, name := range []string{"https", "http"} {
+		a, ok := s.Addrs[name]
+		if !ok {
+			continue
+		}
+		ap, err := netip.ParseAddrPort(a)
+		host := "localhost"
+		if s.cfg.HostnameV4 != "" {
+			host = s.cfg.HostnameV4
+		} else if s.cfg.HostnameV6 != "" {
+			host = "[" + s.cfg.HostnameV6 + "]"
+		} else if err == nil && !ap.Addr().IsUnspecified() {
+			host = ap.Addr().String()
+			if ap.Addr().Is6() {
+				host = "[" + host + "]"
+			}
+		}
+		if err == nil {
+			out = append(out, fmt.Sprintf("%s://%s:%d/", name, host, ap.Port()))
+		}
+	}
+	return out
+}
+
+// SelfSigned names the self-signed certificate file when the server made one.
+func (s *Server) SelfSigned() string { return s.certs.SelfSigned }

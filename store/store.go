@@ -1,0 +1,266 @@
+// Package store keeps mtuscope's reports in an embedded SQLite database,
+// written durably (WAL, synchronous=FULL): a report that Put returned for is
+// on disk and survives a crash of the process or the machine.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // the pure-Go SQLite driver, so the binary stays static
+)
+
+// ErrNotFound is returned by Get for an ID that names no report.
+var ErrNotFound = errors.New("store: no such report")
+
+// Report is one stored diagnosis with the columns that the list and the
+// per-ASN summary filter on; Body is the whole report as JSON.
+type Report struct {
+	ID        string          `json:"id"`
+	Created   time.Time       `json:"created"`
+	Source    string          `json:"source"` // "page" or "probe"
+	ClientIP  string          `json:"client_ip"`
+	Family    int             `json:"family"`
+	ASN       uint32          `json:"asn"`
+	Org       string          `json:"org"`
+	Verdict   string          `json:"verdict"`
+	Direction string          `json:"direction"`
+	PathMTU   int             `json:"path_mtu"`
+	Body      json.RawMessage `json:"body"`
+}
+
+// Store is an open report database. It is safe for concurrent use.
+type Store struct {
+	w *sql.DB // one connection: SQLite has one writer at a time anyway
+	r *sql.DB
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS reports (
+	id        TEXT PRIMARY KEY,
+	created   INTEGER NOT NULL,
+	source    TEXT NOT NULL,
+	client_ip TEXT NOT NULL,
+	family    INTEGER NOT NULL,
+	asn       INTEGER NOT NULL,
+	org       TEXT NOT NULL,
+	verdict   TEXT NOT NULL,
+	direction TEXT NOT NULL,
+	path_mtu  INTEGER NOT NULL,
+	body      BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reports_created ON reports(created);
+CREATE INDEX IF NOT EXISTS reports_asn ON reports(asn, created);
+CREATE INDEX IF NOT EXISTS reports_verdict ON reports(verdict, created);
+`
+
+// Open opens (creating if needed) the database file at path.
+func Open(path string) (*Store, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
+	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	if _, err := w.Exec(schema); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	var mode string
+	if err := w.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+		w.Close()
+		return nil, fmt.Errorf("store: open %s: journal mode %q, want wal (%v)", path, mode, err)
+	}
+	r, err := sql.Open("sqlite", dsn+"&mode=ro")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(4)
+	return &Store{w: w, r: r}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error {
+	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+// Put stores rep. When it returns nil the report is on disk.
+func (s *Store) Put(ctx context.Context, rep Report) error {
+	if rep.ID == "" || len(rep.Body) == 0 {
+		return errors.New("store: report without id or body")
+	}
+	_, err := s.w.ExecContext(ctx, `INSERT INTO reports
+		(id, created, source, client_ip, family, asn, org, verdict, direction, path_mtu, body)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		rep.ID, rep.Created.UnixMilli(), rep.Source, rep.ClientIP, rep.Family, rep.ASN, rep.Org,
+		rep.Verdict, rep.Direction, rep.PathMTU, []byte(rep.Body))
+	if err != nil {
+		return fmt.Errorf("store: put %s: %w", rep.ID, err)
+	}
+	return nil
+}
+
+const columns = `id, created, source, client_ip, family, asn, org, verdict, direction, path_mtu, body`
+
+func scan(row interface{ Scan(...any) error }) (Report, error) {
+	var rep Report
+	var created int64
+	var body []byte
+	err := row.Scan(&rep.ID, &created, &rep.Source, &rep.ClientIP, &rep.Family, &rep.ASN, &rep.Org,
+		&rep.Verdict, &rep.Direction, &rep.PathMTU, &body)
+	rep.Created = time.UnixMilli(created).UTC()
+	rep.Body = body
+	return rep, err
+}
+
+// Get returns the report with id, or ErrNotFound.
+func (s *Store) Get(ctx context.Context, id string) (Report, error) {
+	rep, err := scan(s.r.QueryRowContext(ctx, `SELECT `+columns+` FROM reports WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Report{}, ErrNotFound
+	}
+	if err != nil {
+		return Report{}, fmt.Errorf("store: get %s: %w", id, err)
+	}
+	return rep, nil
+}
+
+// Filter selects reports; zero fields select everything.
+type Filter struct {
+	ASN     uint32
+	Verdict string
+	Since   time.Time
+	Until   time.Time
+	// Limit caps the number of reports (newest first); 0 means 100.
+	Limit int
+}
+
+func (f Filter) where() (string, []any) {
+	var conds []string
+	var args []any
+	if f.ASN != 0 {
+		conds, args = append(conds, "asn = ?"), append(args, f.ASN)
+	}
+	if f.Verdict != "" {
+		conds, args = append(conds, "verdict = ?"), append(args, f.Verdict)
+	}
+	if !f.Since.IsZero() {
+		conds, args = append(conds, "created >= ?"), append(args, f.Since.UnixMilli())
+	}
+	if !f.Until.IsZero() {
+		conds, args = append(conds, "created < ?"), append(args, f.Until.UnixMilli())
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+// List returns the reports f selects, newest first.
+func (s *Store) List(ctx context.Context, f Filter) ([]Report, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	where, args := f.where()
+	rows, err := s.r.QueryContext(ctx, `SELECT `+columns+` FROM reports`+where+
+		` ORDER BY created DESC, id LIMIT ?`, append(args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list: %w", err)
+	}
+	defer rows.Close()
+	out := []Report{}
+	for rows.Next() {
+		rep, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: list: %w", err)
+		}
+		out = append(out, rep)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: list: %w", err)
+	}
+	return out, nil
+}
+
+// ASNSummary is the count of reports per verdict for one ASN.
+type ASNSummary struct {
+	ASN      uint32         `json:"asn"`
+	Org      string         `json:"org"`
+	Reports  int            `json:"reports"`
+	Problems int            `json:"problems"`
+	Verdicts map[string]int `json:"verdicts"`
+}
+
+// Summary counts the reports f selects (Limit ignored) per ASN, the ASNs
+// with the most problems first.
+func (s *Store) Summary(ctx context.Context, f Filter) ([]ASNSummary, error) {
+	where, args := f.where()
+	rows, err := s.r.QueryContext(ctx, `SELECT asn, MAX(org), verdict, COUNT(*) FROM reports`+where+
+		` GROUP BY asn, verdict`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: summary: %w", err)
+	}
+	defer rows.Close()
+	by := map[uint32]*ASNSummary{}
+	var order []uint32
+	for rows.Next() {
+		var asn uint32
+		var org, verdict string
+		var n int
+		if err := rows.Scan(&asn, &org, &verdict, &n); err != nil {
+			return nil, fmt.Errorf("store: summary: %w", err)
+		}
+		s := by[asn]
+		if s == nil {
+			s = &ASNSummary{ASN: asn, Org: org, Verdicts: map[string]int{}}
+			by[asn] = s
+			order = append(order, asn)
+		}
+		s.Reports += n
+		s.Verdicts[verdict] += n
+		if verdict != "ok" && verdict != "pmtu_reduced" {
+			s.Problems += n
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: summary: %w", err)
+	}
+	out := make([]ASNSummary, 0, len(order))
+	for _, a := range order {
+		out = append(out, *by[a])
+	}
+	sortSummary(out)
+	return out, nil
+}
+
+// Count returns the number of stored reports.
+func (s *Store) Count(ctx context.Context) (int, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM reports`).Scan(&n)
+	return n, err
+}
+
+func sortSummary(s []ASNSummary) {
+	slices.SortFunc(s, func(a, b ASNSummary) int {
+		if a.Problems != b.Problems {
+			return b.Problems - a.Problems
+		}
+		if a.Reports != b.Reports {
+			return b.Reports - a.Reports
+		}
+		return int(a.ASN) - int(b.ASN)
+	})
+}

@@ -1,0 +1,132 @@
+// The page's measurement: for each rung (a server listener whose TCP MSS is
+// clamped to one size) it opens a fresh TLS connection, downloads and
+// uploads more than one segment, and opens the rung's server-first probe;
+// then it posts what it saw, the server joins its own observations and
+// runs the diagnosis, and the page shows the stored report.
+"use strict";
+
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const status = (t) => { $("status").textContent = t; };
+
+  function timed(url, opts, ms) {
+    const c = new AbortController();
+    const t = setTimeout(() => c.abort(), ms);
+    const o = Object.assign({ cache: "no-store", mode: "cors", credentials: "omit", signal: c.signal }, opts || {});
+    return fetch(url, o).finally(() => clearTimeout(t));
+  }
+
+  async function postJSON(url, body) {
+    const r = await fetch(url, {
+      method: "POST", cache: "no-store",
+      headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    });
+    if (!r.ok) {
+      throw new Error(url + ": HTTP " + r.status + " " + (await r.text()).slice(0, 200));
+    }
+    return r.json();
+  }
+
+  function hostFor(fam) {
+    return fam.host ? (fam.host.includes(":") ? "[" + fam.host + "]" : fam.host) : location.hostname;
+  }
+
+  function mark(li, text, state) {
+    li.querySelector(".what").textContent = text;
+    li.className = "rung " + state;
+  }
+
+  async function testRung(sess, fam, r, li, timeout, payload) {
+    const host = r.host ? (r.host.includes(":") ? "[" + r.host + "]" : r.host) : hostFor(fam);
+    const base = "https://" + host + ":" + r.port;
+    const res = { mss: r.mss, family: fam.family, hello: "skipped", down: "skipped", up: "skipped", probe: "skipped", ms: 0 };
+    mark(li, "testing", "testing");
+    let probe = null;
+    if (r.down_port) {
+      // The server writes one full-size segment as soon as this connects;
+      // the request itself fails either way: the server reads the result.
+      probe = timed("https://" + host + ":" + r.down_port + "/", {}, timeout).then(() => "opened", () => "opened");
+    }
+    const q = "?s=" + encodeURIComponent(sess.id);
+    const t0 = performance.now();
+    try {
+      const x = await timed(base + "/t/hello" + q, {}, timeout);
+      await x.text();
+      res.hello = x.ok ? "ok" : "fail";
+    } catch (e) {
+      res.hello = "fail";
+      res.error = String(e && e.name || e);
+    }
+    res.ms = Math.round(performance.now() - t0);
+    if (res.hello === "ok") {
+      try {
+        const x = await timed(base + "/t/down" + q + "&n=" + sess.download_bytes, {}, timeout);
+        const b = await x.arrayBuffer();
+        res.down = x.ok && b.byteLength === sess.download_bytes ? "ok" : "fail";
+      } catch (e) {
+        res.down = "fail";
+      }
+      try {
+        const x = await timed(base + "/t/up" + q, { method: "POST", headers: { "Content-Type": "text/plain" }, body: payload }, timeout);
+        const j = await x.json();
+        res.up = x.ok && j.received === payload.length ? "ok" : "fail";
+      } catch (e) {
+        res.up = "fail";
+      }
+    }
+    if (probe) {
+      res.probe = await probe;
+    }
+    const bad = res.hello !== "ok" || res.down === "fail" || res.up === "fail";
+    mark(li, bad ? "lost" : "passed", bad ? "fail" : "pass");
+    const c = $("progress-count");
+    c.textContent = String(Number(c.textContent) + 1);
+    return res;
+  }
+
+  async function run() {
+    status("Measuring the round-trip time…");
+    let rtt = Infinity;
+    for (let i = 0; i < 4; i++) {
+      const t0 = performance.now();
+      const r = await fetch("/api/v1/ping", { cache: "no-store" });
+      await r.text();
+      rtt = Math.min(rtt, performance.now() - t0);
+    }
+    const sess = await postJSON("/api/v1/sessions", { rtt_ms: Math.round(rtt) });
+    // A failed size costs one timeout: long enough for a few
+    // retransmissions at the measured round-trip time, no longer.
+    const timeout = Math.round(Math.min(sess.max_timeout_ms, Math.max(sess.min_timeout_ms, 10 * rtt + sess.min_timeout_ms)));
+    const payload = "u".repeat(sess.upload_bytes);
+    const ladder = $("ladder");
+    const jobs = [];
+    for (const fam of sess.families) {
+      for (const r of sess.rungs) {
+        const li = document.createElement("li");
+        li.className = "rung waiting";
+        const size = document.createElement("span");
+        size.className = "size";
+        size.textContent = "IPv" + fam.family + " " + (r.mss + (fam.family === 6 ? 60 : 40)) + " bytes";
+        const what = document.createElement("span");
+        what.className = "what";
+        what.textContent = "waiting";
+        li.append(size, " ", what);
+        ladder.append(li);
+        jobs.push([fam, r, li]);
+      }
+    }
+    $("progress-total").textContent = String(jobs.length);
+    $("progress").hidden = false;
+    status("Testing " + jobs.length + " packet sizes (each failure waits " + (timeout / 1000).toFixed(1) + " s)…");
+    const results = await Promise.all(jobs.map(([fam, r, li]) => testRung(sess, fam, r, li, timeout, payload)));
+    status("Working out the result…");
+    const rep = await postJSON("/api/v1/sessions/" + encodeURIComponent(sess.id) + "/result",
+      { rungs: results, rtt_ms: Math.round(rtt), timeout_ms: timeout });
+    $("report-link").href = rep.url;
+    $("done").hidden = false;
+    status("Done.");
+    location.assign(rep.url);
+  }
+
+  run().catch((e) => status("The check could not finish: " + (e && e.message || e)));
+})();
