@@ -97,10 +97,20 @@ func Diagnose(ev Evidence) (d Diagnosis) {
 		return d
 	}
 	d.PathMTU = minPositive(up.maxPass, down.maxPass)
-	if ev.FlightBytes > 0 && down.maxPass == 0 {
+	switch {
+	case ev.FlightBytes > 0 && down.maxPass == 0:
 		d.add(CodeDownUntested, fmt.Sprintf("The server's first flight (%d bytes) never filled a full-size segment, "+
 			"so the handshakes did not test large packets from the server to this host.", ev.FlightBytes),
 			map[string]any{"flight_bytes": ev.FlightBytes})
+	case down.minFail == 0 && down.maxPass < up.maxPass && untestedAbove(ev.Segments, down.maxPass):
+		// The server's answers filled segments only at the small rungs: the
+		// path is proven downstream up to there, and nothing was lost above
+		// it. That is no limit of the path, so it does not set the path MTU.
+		d.PathMTU = up.maxPass
+		d.add(CodeDownUntested, fmt.Sprintf("Nothing the server sent filled a segment larger than %d bytes "+
+			"(its first flight is %d bytes), so packets from the server to this host were tested only up to %d bytes; "+
+			"none was lost.", down.maxPass, ev.FlightBytes, down.maxPass),
+			map[string]any{"flight_bytes": ev.FlightBytes, "downstream_tested_to": down.maxPass})
 	}
 	hdr := IPHeader(ev.Family)
 
@@ -127,7 +137,11 @@ func Diagnose(ev Evidence) (d Diagnosis) {
 		d.add(string(VerdictTLSIntercepted), fmt.Sprintf("The server received a different ClientHello (%d bytes) from the one "+
 			"sent (%d bytes): something on the path terminates or rewrites TLS.", s.HelloBytes, s.SentHelloSize),
 			map[string]any{"sent_bytes": s.SentHelloSize, "received_bytes": s.HelloBytes})
-		if d.Verdict == VerdictInconclusive {
+		// A proven interception explains hello trouble better than the hello
+		// does: the interceptor is what refuses or mangles it. Only a black
+		// hole, a size limit regardless of TLS, ranks above it.
+		switch d.Verdict {
+		case VerdictInconclusive, VerdictSplitIntolerant, VerdictTLSFailed:
 			d.Verdict, d.Direction = VerdictTLSIntercepted, Upstream
 		}
 	}
@@ -171,6 +185,17 @@ func (d *Diagnosis) blackholeDetail(ev Evidence, up, down dirStats) string {
 	}
 	b.WriteString(" TCP connects, but a TLS handshake whose packets exceed that size stalls until it times out.")
 	return b.String()
+}
+
+// untestedAbove reports whether some handshake left downstream untested at
+// a size above size.
+func untestedAbove(ts []SegmentTest, size int) bool {
+	for _, t := range ts {
+		if t.Down == Untested && t.DownSize > size {
+			return true
+		}
+	}
+	return false
 }
 
 func anyCompleted(ts []SegmentTest) bool {

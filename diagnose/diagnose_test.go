@@ -205,6 +205,25 @@ func TestInterceptedAndIncomplete(t *testing.T) {
 	if d := Diagnose(ev); d.Verdict != VerdictTLSIntercepted || !d.has(string(VerdictTLSIntercepted)) {
 		t.Errorf("intercepted: %+v", d)
 	}
+	// An interceptor that refuses large hellos: the interception is the
+	// verdict, the split intolerance one more finding.
+	split := ev
+	for _, s := range []int{300, 1000, 1512, 1800} {
+		o := Completed
+		if s > 1280 {
+			o = Alert
+		}
+		split.Hellos = append(split.Hellos, HelloTest{HelloBytes: s, PacketSize: 1280, Segments: 1 + s/1228, Outcome: o})
+	}
+	if d := Diagnose(split); d.Verdict != VerdictTLSIntercepted || !d.has(string(VerdictSplitIntolerant)) {
+		t.Errorf("intercepted and split intolerant: %s, findings %+v", d.Verdict, d.Findings)
+	}
+	// A black hole still ranks first: it breaks the path whoever terminates TLS.
+	hole := path{up: 1400, down: 1400, fragOK: true}.evidence()
+	hole.Server = ev.Server
+	if d := Diagnose(hole); d.Verdict != VerdictBlackhole || !d.has(string(VerdictTLSIntercepted)) {
+		t.Errorf("black hole behind an interceptor: %s, findings %+v", d.Verdict, d.Findings)
+	}
 	ev.Server.HelloSHA256 = "bb"
 	if d := Diagnose(ev); d.Verdict != VerdictOK {
 		t.Errorf("same hello: %+v", d)
@@ -213,5 +232,30 @@ func TestInterceptedAndIncomplete(t *testing.T) {
 	ev.Incomplete = true
 	if d := Diagnose(ev); d.Verdict != VerdictInconclusive || d.PathMTU != 1400 {
 		t.Errorf("incomplete: %s %d", d.Verdict, d.PathMTU)
+	}
+}
+
+// TestSmallFlight: a server whose answers fill a segment only at the
+// smallest rung proves downstream to that size and no further; that is no
+// limit of the path and must not become the path MTU.
+func TestSmallFlight(t *testing.T) {
+	ev := Evidence{Family: 4, LocalMTU: 1500, Connected: true, FlightBytes: 786}
+	for _, m := range []int{1460, 1400, 1300, 536} {
+		down, dres := m+40, Untested
+		if m == 536 {
+			dres = Passed
+		}
+		ev.Segments = append(ev.Segments,
+			SegmentTest{UpSize: 352, DownSize: down, Up: Passed, Down: dres, Outcome: Completed},
+			SegmentTest{UpSize: m + 40, DownSize: down, Up: Passed, Down: dres, Outcome: Completed})
+	}
+	d := Diagnose(ev)
+	if d.Verdict != VerdictOK || d.PathMTU != 1500 || !d.has(CodeDownUntested) {
+		t.Errorf("small flight: %s %d, findings %+v", d.Verdict, d.PathMTU, d.Findings)
+	}
+	// The same with a real downstream loss above 576 is a black hole.
+	ev.Segments[0].Down, ev.Segments[0].Outcome = Failed, StalledServerFlight
+	if d := Diagnose(ev); d.Verdict != VerdictBlackhole || d.Direction != Downstream {
+		t.Errorf("loss above the small flight: %s %s %d", d.Verdict, d.Direction, d.PathMTU)
 	}
 }

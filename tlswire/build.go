@@ -17,6 +17,7 @@ type Group uint16
 // Named groups the builder can offer key shares for.
 const (
 	GroupP256           Group = 0x0017
+	GroupP384           Group = 0x0018
 	GroupX25519         Group = 0x001d
 	GroupX25519MLKEM768 Group = 0x11ec
 )
@@ -25,6 +26,8 @@ func (g Group) String() string {
 	switch g {
 	case GroupP256:
 		return "secp256r1"
+	case GroupP384:
+		return "secp384r1"
 	case GroupX25519:
 		return "x25519"
 	case GroupX25519MLKEM768:
@@ -62,7 +65,8 @@ type HelloSpec struct {
 	// ServerName goes into the SNI extension; an IP literal or "" sends none.
 	ServerName string
 	// Groups are offered in this order, each with a key share. Empty means
-	// x25519 and secp256r1 (a small, classical hello).
+	// x25519 and secp256r1 (a small, classical hello). supported_groups
+	// also lists x25519, secp256r1 and secp384r1 when not among them.
 	Groups []Group
 	// ALPN protocols to offer; none when empty.
 	ALPN []string
@@ -105,6 +109,29 @@ func NaturalSize(spec HelloSpec) (int, error) {
 		return 0, err
 	}
 	return len(h.Record), nil
+}
+
+// classicalGroups are offered in supported_groups by every hello, after the
+// groups with key shares, as browsers do. Some servers (OpenSSL before 3.2
+// with an ECDSA certificate) refuse a hello whose supported_groups lacks
+// their certificate's curve, even in TLS 1.3: a hello offering only
+// X25519MLKEM768 and x25519 would be refused for that, not for its size.
+var classicalGroups = []Group{GroupX25519, GroupP256, GroupP384}
+
+// supportedGroups returns the key-share groups followed by the classical
+// groups not among them.
+func supportedGroups(shares []Group) []Group {
+	out := append([]Group(nil), shares...)
+	for _, c := range classicalGroups {
+		found := false
+		for _, g := range shares {
+			found = found || g == c
+		}
+		if !found {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // Build makes a ClientHello from spec, drawing randomness from rnd (key
@@ -150,7 +177,7 @@ func Build(spec HelloSpec, rnd io.Reader) (*Hello, error) {
 	}
 	ext = appendExt(ext, ExtECPointFormats, []byte{1, 0})
 	var gl []byte
-	for _, g := range groups {
+	for _, g := range supportedGroups(groups) {
 		gl = binary.BigEndian.AppendUint16(gl, uint16(g))
 	}
 	ext = appendExt(ext, ExtSupportedGroups, appendVec16(nil, gl))

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -154,6 +155,12 @@ func TestBuildParseRoundTrip(t *testing.T) {
 		}
 		if string(ch.SessionID) != string(h.SessionID) {
 			t.Errorf("session id differs")
+		}
+		// Shares for the two, but the classical curves offered too, as a
+		// browser's hello does (an ECDSA server needs its curve listed).
+		want := []Group{GroupX25519MLKEM768, GroupX25519, GroupP256, GroupP384}
+		if fmt.Sprint(ch.Groups) != fmt.Sprint(want) {
+			t.Errorf("size %d: supported_groups %v, want %v", size, ch.Groups, want)
 		}
 	}
 }
