@@ -322,17 +322,36 @@ func (d *Diagnosis) datagramFindings(ev Evidence) {
 		return // the server answers no datagram at all: nothing to compare
 	}
 	if frag != nil {
-		// A lost fragmented UDP datagram proves upstream loss (its answer is
-		// small); a lost echo round trip proves loss in some direction.
-		d.fragDirection = Unknown
+		// A lost fragmented UDP datagram to a closed port, or an echo request
+		// the server never acknowledged, proves upstream loss (the answers
+		// are small); an acknowledged echo whose full-size answer was lost
+		// proves downstream loss; a lost ICMP echo round trip proves loss
+		// in some direction.
+		var up, down bool
 		for _, t := range ev.Datagrams {
-			if t.Fragmented && t.Result == Failed && t.Proves == Upstream {
-				d.fragDirection = Upstream
+			if t.Fragmented && t.Result == Failed {
+				up = up || t.Proves == Upstream
+				down = down || t.Proves == Downstream
 			}
 		}
-		d.add(CodeFragmentsDropped, fmt.Sprintf("IP fragments are dropped: a %d-byte %s that had to be fragmented got no answer, "+
-			"while a %d-byte one did. UDP (DNS, VPNs, QUIC) and anything else that relies on fragments breaks on this path.",
-			frag.Size, frag.Method, control.Size), map[string]any{"size": frag.Size, "method": frag.Method, "control_size": control.Size})
+		switch {
+		case up && down:
+			d.fragDirection = Both
+		case up:
+			d.fragDirection = Upstream
+		case down:
+			d.fragDirection = Downstream
+		default:
+			d.fragDirection = Unknown
+		}
+		what := fmt.Sprintf("a %d-byte %s that had to be fragmented got no answer", frag.Size, frag.Method)
+		if d.fragDirection == Downstream {
+			what = fmt.Sprintf("the server received a %d-byte %s in fragments, but its answer of the same size, "+
+				"fragmented on the way back, never arrived", frag.Size, frag.Method)
+		}
+		d.add(CodeFragmentsDropped, fmt.Sprintf("IP fragments are dropped: %s, while a %d-byte one did. "+
+			"UDP (DNS, VPNs, QUIC) and anything else that relies on fragments breaks on this path.", what, control.Size),
+			map[string]any{"size": frag.Size, "method": frag.Method, "control_size": control.Size, "direction": d.fragDirection})
 	}
 	if bigDF != nil && d.PathMTU > 0 && bigDF.Size > d.PathMTU {
 		d.add(CodeUDPBlackhole, fmt.Sprintf("A %d-byte %s with Don't Fragment got neither an answer nor an ICMP error: large "+

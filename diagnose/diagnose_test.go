@@ -259,3 +259,30 @@ func TestSmallFlight(t *testing.T) {
 		t.Errorf("loss above the small flight: %s %s %d", d.Verdict, d.Direction, d.PathMTU)
 	}
 }
+
+// TestFragmentDirections: the server's echo tells upstream from downstream
+// fragment loss.
+func TestFragmentDirections(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		up, down bool
+		want     Direction
+	}{
+		{"upstream", true, false, Upstream},
+		{"downstream", false, true, Downstream},
+		{"both", true, true, Both},
+	} {
+		ev := path{up: 1500, down: 1500, fragOK: true}.evidence()
+		ev.Datagrams = []DatagramTest{{Method: "udp_echo", Size: 128, DF: true, Result: Passed, Answer: "echo_reply", Proves: None}}
+		if tc.up {
+			ev.Datagrams = append(ev.Datagrams, DatagramTest{Method: "udp", Size: 2000, Fragmented: true, Result: Failed, Answer: "none", Proves: Upstream})
+		}
+		if tc.down {
+			ev.Datagrams = append(ev.Datagrams, DatagramTest{Method: "udp_echo", Size: 2000, Fragmented: true, Result: Failed, Answer: "request_arrived", Proves: Downstream})
+		}
+		d := Diagnose(ev)
+		if d.Verdict != VerdictFragmentsDropped || d.Direction != tc.want {
+			t.Errorf("%s: %s %s, want fragments_dropped %s", tc.name, d.Verdict, d.Direction, tc.want)
+		}
+	}
+}

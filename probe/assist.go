@@ -1,6 +1,11 @@
 package probe
 
-import "context"
+import (
+	"context"
+	"time"
+
+	"github.com/mtuscope/mtuscope/diagnose"
+)
 
 // Assistant is a cooperating mtuscope server (the serve command implements
 // it) that reports what it received, so a run can compare what was sent
@@ -32,4 +37,79 @@ type ServerObservation struct {
 type UDPEchoResult struct {
 	Arrived bool // the server received the request
 	Echoed  bool // its answer arrived here
+}
+
+// EchoTest sizes: a small control that must come back for the others to
+// mean anything, and a datagram that has to be fragmented both ways.
+const (
+	echoControlSize = 128
+	echoFragSize    = 2000
+)
+
+// AssistedEcho is one datagram sent through the server's UDP echo.
+type AssistedEcho struct {
+	Size     int  `json:"size"`
+	Fragment bool `json:"fragment"`
+	UDPEchoResult
+	Error    string        `json:"error,omitempty"`
+	Duration time.Duration `json:"-"`
+}
+
+// Answer names the outcome: "echo_reply" (both ways), "request_arrived"
+// (the server got it, its same-size answer was lost), "none" (the request
+// was lost), "error".
+func (e AssistedEcho) Answer() string {
+	switch {
+	case e.Error != "":
+		return "error"
+	case e.Echoed:
+		return "echo_reply"
+	case e.Arrived:
+		return "request_arrived"
+	}
+	return "none"
+}
+
+// assistedEchoes runs the fragment test through the server's echo, which
+// tells the directions apart: the server acknowledges a request with a
+// short answer and echoes it at full size separately. The echo never
+// answers with more than it received, so when fragments die on the way up
+// the way down stays untested.
+func assistedEchoes(ctx context.Context, a Assistant) []AssistedEcho {
+	run := func(size int, fragment bool) AssistedEcho {
+		start := time.Now()
+		res, err := a.UDPEcho(ctx, size, fragment)
+		e := AssistedEcho{Size: size, Fragment: fragment, UDPEchoResult: res, Duration: time.Since(start)}
+		if err != nil {
+			e.Error = err.Error()
+		}
+		return e
+	}
+	control := run(echoControlSize, false)
+	if !control.Echoed {
+		return []AssistedEcho{control}
+	}
+	return []AssistedEcho{control, run(echoFragSize, true)}
+}
+
+// echoEvidence turns the assisted echoes into datagram tests.
+func echoEvidence(echoes []AssistedEcho, localMTU int) []diagnose.DatagramTest {
+	var out []diagnose.DatagramTest
+	if len(echoes) < 2 || !echoes[0].Echoed {
+		return nil // no working control: silence proves nothing
+	}
+	for _, e := range echoes {
+		t := diagnose.DatagramTest{Method: "udp_echo", Size: e.Size, DF: !e.Fragment,
+			Fragmented: e.Fragment && e.Size > localMTU, Answer: e.Answer(), Result: diagnose.Passed, Proves: diagnose.None}
+		switch {
+		case e.Error != "":
+			continue
+		case !e.Arrived:
+			t.Result, t.Proves = diagnose.Failed, diagnose.Upstream
+		case !e.Echoed:
+			t.Result, t.Proves = diagnose.Failed, diagnose.Downstream
+		}
+		out = append(out, t)
+	}
+	return out
 }

@@ -93,8 +93,10 @@ func probeIn(t testing.TB, n *testnet.Net, family int, extra ...string) (probeDo
 // difference from SCENARIOS.md: in S5 the probe proves that fragments are
 // lost upstream (a fragmented UDP datagram to a closed port gets no port
 // unreachable, whose answer is small) but cannot test downstream fragments
-// against a plain server: that needs the server-assisted UDP echo. It says
-// "upstream", what it can show, rather than guess "both".
+// when the upstream ones die: a plain server sends none, and mtuscope
+// serve's echo never answers with more than it received. It says
+// "upstream", what it can show, rather than guess "both". (Downstream-only
+// fragment loss is shown against mtuscope serve in package server.)
 func wantFor(sc testnet.Scenario) testnet.Want {
 	w := sc.Want
 	if sc.Name == "S5" {

@@ -301,6 +301,7 @@ func (r *runner) fillEvidence(rep *Report) {
 			ev.ICMPSignals = append(ev.ICMPSignals, diagnose.ICMPSignal{From: u.From, MTU: u.MTU})
 		}
 	}
+	ev.Datagrams = append(ev.Datagrams, echoEvidence(rep.AssistedEcho, ev.LocalMTU)...)
 	if unverified {
 		ev.Skipped = append(ev.Skipped, "UDP size tests (the server answered no control datagram afterwards: its ICMP errors are rate-limited or filtered)")
 	}

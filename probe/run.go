@@ -66,9 +66,12 @@ type Report struct {
 	Handshakes       []Handshake
 	UDP              []UDPTest
 	Echo             []EchoTest
-	Evidence         diagnose.Evidence
-	Connections      int
-	Elapsed          time.Duration
+	// AssistedEcho are the datagrams sent through a cooperating server's
+	// UDP echo; none without one.
+	AssistedEcho []AssistedEcho
+	Evidence     diagnose.Evidence
+	Connections  int
+	Elapsed      time.Duration
 }
 
 // UDPTest is one UDP probe to a closed port.
@@ -290,6 +293,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	<-udpDone
 	rep.UDP = udp
+	if cfg.Assistant != nil && ctx.Err() == nil {
+		r.progress("udp echo", 0)
+		rep.AssistedEcho = assistedEchoes(ctx, cfg.Assistant)
+	}
 	if mtu, err := routeMTU(r.addr); err == nil && mtu < ev.LocalMTU {
 		ev.KernelPMTU = mtu
 	}

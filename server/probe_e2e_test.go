@@ -23,6 +23,21 @@ type probeDoc struct {
 		Detail string `json:"detail"`
 	} `json:"findings"`
 	Skipped []string `json:"skipped"`
+	Tests   []struct {
+		Name    string         `json:"name"`
+		Params  map[string]any `json:"params"`
+		Outcome string         `json:"outcome"`
+	} `json:"tests"`
+}
+
+// echoOutcome returns the outcome of the fragmented udp_echo test, "" if none ran.
+func (d probeDoc) echoOutcome() string {
+	for _, t := range d.Tests {
+		if t.Name == "udp_echo" && t.Params["fragment"] == true {
+			return t.Outcome
+		}
+	}
+	return ""
 }
 
 func (d probeDoc) has(code string) bool {
@@ -100,7 +115,37 @@ func TestProbeAgainstServe(t *testing.T) {
 		if d.has("tls_intercepted") || d.Verdict != "ok" {
 			t.Errorf("clean path: verdict %s, findings %+v", d.Verdict, d.Findings)
 		}
+		if got := d.echoOutcome(); got != "echo_reply" {
+			t.Errorf("fragmented UDP echo on a clean path: %q, want echo_reply", got)
+		}
 	})
+	// The server's UDP echo tells the directions of fragment loss apart:
+	// inbound fragments dropped in front of the client show as downstream;
+	// S5 (dropped both ways) shows upstream, since the echo never answers
+	// with more than it received and the request itself dies on the way up.
+	for _, tc := range []struct {
+		name      string
+		sc        testnet.Scenario
+		direction string
+		echo      string
+	}{
+		{"inbound fragments dropped", testnet.Scenario{Name: "frag-down", Networks: []testnet.Faults{{DropFragmentsDown: true}}}, "downstream", "request_arrived"},
+		{"S5", testnet.Preset("S5"), "upstream", "none"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			n := testnet.New(t, tc.sc)
+			servetest.Start(t, n)
+			target := net.JoinHostPort(n.Server.V4.String(), strconv.Itoa(servetest.TargetPort))
+			d, _ := runProbe(t, n, "--timeout", "60s", target)
+			if d.Verdict != "fragments_dropped" || d.Direction != tc.direction || d.PathMTU != 1500 {
+				t.Errorf("%s %s %d, want fragments_dropped %s 1500; findings %+v", d.Verdict, d.Direction, d.PathMTU, tc.direction, d.Findings)
+			}
+			if got := d.echoOutcome(); got != tc.echo {
+				t.Errorf("fragmented UDP echo: %q, want %q", got, tc.echo)
+			}
+		})
+	}
 }
 
 func tailLines(s string, n int) string {

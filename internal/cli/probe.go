@@ -275,6 +275,14 @@ func probeDocument(rep *probe.Report, d diagnose.Diagnosis) probeDoc {
 		doc.Tests = append(doc.Tests, testDoc{Name: "udp", Params: map[string]any{"size": u.Size, "df": u.DF, "port": u.Port},
 			Outcome: u.Answer, DurationMS: ms(u.Duration), Result: res})
 	}
+	for _, e := range rep.AssistedEcho {
+		res := map[string]any{"arrived": e.Arrived, "echoed": e.Echoed}
+		if e.Error != "" {
+			res["error"] = e.Error
+		}
+		doc.Tests = append(doc.Tests, testDoc{Name: "udp_echo", Params: map[string]any{"size": e.Size, "fragment": e.Fragment},
+			Outcome: e.Answer(), DurationMS: ms(e.Duration), Result: res})
+	}
 	for _, h := range rep.Handshakes {
 		res := map[string]any{"up": h.Up, "down": h.Down, "up_size": h.UpSize, "down_size": h.DownSize,
 			"snd_mss": h.SndMSS, "rcv_mss": h.RcvMSS, "unacked": h.Unacked, "retrans": h.Retrans, "flight_bytes": h.FlightBytes}

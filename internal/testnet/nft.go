@@ -23,6 +23,9 @@ func nftRules(f Faults, r1 bool) string {
 	}
 	if r1 {
 		// On r1, "lan" faces the client: packets entering there go upstream.
+		if f.DropFragmentsDown && !f.DropFragments {
+			fwd = append(fwd, `iifname "mid" ip frag-off & 0x3fff != 0 drop`, `iifname "mid" exthdr frag exists drop`)
+		}
 		if f.UpLimit > 0 {
 			fwd = append(fwd,
 				fmt.Sprintf(`iifname "lan" ip length > %d drop`, f.UpLimit),

@@ -17,6 +17,10 @@ type Faults struct {
 	// DropFragments makes both routers drop IPv4 fragments and IPv6 packets
 	// with a fragment header.
 	DropFragments bool
+	// DropFragmentsDown makes r1 drop fragments coming from the server side
+	// only, as a firewall in front of the client that lets no inbound
+	// fragment through.
+	DropFragmentsDown bool
 	// UpLimit silently drops client-to-server IP packets larger than this
 	// many bytes (IPv4 total length; the IPv6 packet including its header).
 	UpLimit int
