@@ -147,8 +147,8 @@ func udpProbe(ctx context.Context, addr netip.Addr, port, size int, df bool, tim
 	payload := make([]byte, max(size-hdr, 0))
 	copy(payload, "mtuscope probe: please ignore")
 	// A first copy, then pairs of copies once the server's ICMP token
-	// bucket has surely refilled; silence is verified after two copies
-	// that had a token to themselves (see udpPacer).
+	// bucket has surely refilled; silence is verified after two pairs
+	// that each had a token to themselves (see udpPacer).
 	clearSilent := 0
 	for ans.Sent < 7 {
 		n := 1
@@ -204,8 +204,11 @@ func udpProbe(ctx context.Context, addr netip.Addr, port, size int, df bool, tim
 		if refrag {
 			continue
 		}
+		// A pair sent together shares whatever single token the server
+		// has refilled (earlier runs from this host may have drained the
+		// rest): only one of its copies surely had a token of its own.
 		if pacer.clear(sentAt, time.Now()) {
-			clearSilent += n
+			clearSilent++
 		}
 		if clearSilent >= 2 {
 			ans.Verified = true
