@@ -321,3 +321,23 @@ func TestProbeTimeoutBound(t *testing.T) {
 		t.Errorf("--timeout 1200ms: %s %d (exit %d) after %v", doc.Verdict, doc.PathMTU, code, took)
 	}
 }
+
+// TestProbeLearnedPMTU: when the kernel already learned the path MTU from
+// ICMP before the run (an earlier connection, another program), the local
+// MTU is still the interface's, and the path is still pmtu_reduced, not ok.
+func TestProbeLearnedPMTU(t *testing.T) {
+	testnet.Require(t)
+	t.Parallel()
+	n := testnet.New(t, testnet.Preset("S3"))
+	n.StartNginx(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n.Client.Run(ctx, "ping", "-c", "1", "-W", "1", "-M", "do", "-s", "1472", n.Server.V4.String())
+	if r := n.Client.Run(ctx, "ip", "route", "get", n.Server.V4.String()); !strings.Contains(string(r.Stdout), "mtu 1400") {
+		t.Fatalf("the client did not learn the path MTU first: %s", r)
+	}
+	doc, code, _ := probeIn(t, n, 4)
+	if doc.Verdict != "pmtu_reduced" || doc.PathMTU != 1400 || doc.Direction != "none" || code != 0 || !doc.hasFinding("pmtud_works") {
+		t.Errorf("%s %d %s (exit %d), findings %+v: want pmtu_reduced 1400 none with pmtud_works", doc.Verdict, doc.PathMTU, doc.Direction, code, doc.Findings)
+	}
+}

@@ -206,10 +206,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	ev := &rep.Evidence
 	ev.Family = r.family
 	hdr := diagnose.IPHeader(r.family)
-	if mtu, err := routeMTU(r.addr); err == nil {
-		// Above maxProbeMTU (loopback, jumbo frames) only that much is
-		// probed, and that much counts as the full local MTU.
+	// The local MTU is the interface's; a smaller route MTU is a path MTU
+	// the kernel already learned from ICMP (before this run, or from
+	// another program). Above maxProbeMTU (loopback, jumbo frames) only
+	// that much is probed, and that much counts as the full local MTU.
+	route, rerr := routeMTU(r.addr)
+	if mtu, err := linkMTU(r.addr); err == nil {
 		ev.LocalMTU = min(mtu, maxProbeMTU)
+	} else if rerr == nil {
+		ev.LocalMTU = min(route, maxProbeMTU)
+	}
+	if rerr == nil && route < ev.LocalMTU {
+		ev.KernelPMTU = route
 	}
 	defer func() {
 		rep.Handshakes = r.handshakes
@@ -297,7 +305,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		r.progress("udp echo", 0)
 		rep.AssistedEcho = assistedEchoes(ctx, cfg.Assistant)
 	}
-	if mtu, err := routeMTU(r.addr); err == nil && mtu < ev.LocalMTU {
+	if mtu, err := routeMTU(r.addr); err == nil && mtu < ev.LocalMTU && (ev.KernelPMTU == 0 || mtu < ev.KernelPMTU) {
 		ev.KernelPMTU = mtu
 	}
 	r.fillEvidence(rep)

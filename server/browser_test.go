@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -102,7 +104,10 @@ func TestPageInBrowser(t *testing.T) {
 				t.Fatal(err)
 			}
 			p := rep.Primary()
-			if p == nil || string(p.Diagnosis.Verdict) != string(want.Verdict) || string(p.Diagnosis.Direction) != string(want.Direction) ||
+			if p == nil {
+				t.Fatalf("stored report %s has no result", location)
+			}
+			if string(p.Diagnosis.Verdict) != string(want.Verdict) || string(p.Diagnosis.Direction) != string(want.Direction) ||
 				p.Diagnosis.PathMTU < want.PathMTU-8 || p.Diagnosis.PathMTU > want.PathMTU || p.Family != c.family {
 				t.Errorf("stored report: %s/%s/%d, evidence local MTU %d kernel PMTU %d", p.Diagnosis.Verdict, p.Diagnosis.Direction, p.Diagnosis.PathMTU, p.Evidence.LocalMTU, p.Evidence.KernelPMTU)
 				for _, r := range p.Rungs[:min(len(p.Rungs), 40)] {
@@ -114,6 +119,15 @@ func TestPageInBrowser(t *testing.T) {
 			}
 			if want.Verdict == "pmtud_blackhole" && !strings.Contains(body, "Clamp the TCP MSS") {
 				t.Errorf("the page shows no fix for the network team (%d bytes of text, %v)", len(body), berr)
+			}
+			// mtuscope probe on the same path, against the same server, must
+			// agree with the page: same verdict and direction, and a path MTU
+			// within the page's 8-byte rung step.
+			target := net.JoinHostPort(n.Server.Addr(c.family).String(), strconv.Itoa(servetest.TargetPort))
+			d, _ := runProbe(t, n, fmt.Sprintf("-%d", c.family), "--no-icmp", "--timeout", "60s", target)
+			pageMTU, _ := strconv.Atoi(mtu)
+			if d.Verdict != verdict || d.Direction != direction || d.PathMTU < pageMTU || d.PathMTU > pageMTU+8 {
+				t.Errorf("probe says %s/%s/%d, the page %s/%s/%s", d.Verdict, d.Direction, d.PathMTU, verdict, direction, mtu)
 			}
 		})
 	}
