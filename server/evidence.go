@@ -87,14 +87,7 @@ func joinRung(fam int, br BrowserRung, session string, tlsConns, down []snapshot
 			}
 		}
 	}
-	switch br.Up {
-	case stepOK:
-		t.Up = diagnose.Passed
-	case stepFail:
-		if t.Up != diagnose.Passed {
-			t.Up = diagnose.Failed
-		}
-	}
+	t.Up = withBrowserStep(t.Up, br.Up)
 
 	// Downstream: the server-first probe segment, the server's flight, the download.
 	for _, s := range down {
@@ -116,14 +109,7 @@ func joinRung(fam int, br BrowserRung, session string, tlsConns, down []snapshot
 			t.Down = diagnose.Failed
 		}
 	}
-	switch br.Down {
-	case stepOK:
-		t.Down = diagnose.Passed
-	case stepFail:
-		if t.Down != diagnose.Passed {
-			t.Down = diagnose.Failed
-		}
-	}
+	t.Down = withBrowserStep(t.Down, br.Down)
 	if t.Down == diagnose.Passed {
 		if p := minPMTU(append(append([]snapshot(nil), down...), tlsConns...)); p > 0 && p < t.DownSize {
 			t.DownSize = p // the server learned a smaller path MTU (ICMP works)
@@ -205,4 +191,17 @@ func familyEvidence(fam int, rungs []RungResult, all []snapshot) diagnose.Eviden
 		ev.Skipped = append(ev.Skipped, "the page reported no rung results")
 	}
 	return ev
+}
+
+// withBrowserStep merges what the browser saw of one direction into what
+// the server saw: a step the browser completed passed; a failed step fails
+// the direction unless the server saw it pass.
+func withBrowserStep(r diagnose.Result, step string) diagnose.Result {
+	switch {
+	case step == stepOK:
+		return diagnose.Passed
+	case step == stepFail && r != diagnose.Passed:
+		return diagnose.Failed
+	}
+	return r
 }

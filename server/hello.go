@@ -3,6 +3,8 @@ package server
 import (
 	"crypto/sha256"
 	"encoding/hex"
+
+	"github.com/mtuscope/mtuscope/tlswire"
 )
 
 // maxHelloCapture bounds the bytes kept while a ClientHello arrives: a
@@ -48,7 +50,7 @@ func (h *helloSniffer) Feed(b []byte) {
 	for len(b) > 0 && !h.Done {
 		if h.recLeft == 0 {
 			// Collect a 5-byte record header.
-			need := 5 - len(h.pending)
+			need := tlswire.RecordHeaderLen - len(h.pending)
 			if len(b) < need {
 				h.pending = append(h.pending, b...)
 				return
@@ -57,16 +59,13 @@ func (h *helloSniffer) Feed(b []byte) {
 			h.raw = append(h.raw, hdr...)
 			b = b[need:]
 			h.pending = nil
-			if hdr[0] != 22 || hdr[1] != 3 {
+			rh, err := tlswire.ParseRecordHeader(hdr)
+			if err != nil || rh.Type != tlswire.RecordHandshake || rh.Length == 0 {
 				h.NotTLS, h.Done = true, true
 				return
 			}
-			h.recLeft = int(hdr[3])<<8 | int(hdr[4])
-			if h.recLeft == 0 || h.recLeft > 1<<14+256 {
-				h.NotTLS, h.Done = true, true
-				return
-			}
-			h.Records += 5
+			h.recLeft = rh.Length
+			h.Records += tlswire.RecordHeaderLen
 			continue
 		}
 		n := min(len(b), h.recLeft)
@@ -86,7 +85,7 @@ func (h *helloSniffer) Feed(b []byte) {
 
 func (h *helloSniffer) check() {
 	if h.Expected == 0 && len(h.msg) >= 4 {
-		if h.msg[0] != 1 {
+		if h.msg[0] != tlswire.TypeClientHello {
 			h.NotTLS, h.Done = true, true
 			return
 		}
@@ -101,11 +100,8 @@ func (h *helloSniffer) check() {
 		h.Hash = hex.EncodeToString(sum[:])
 		sum = sha256.Sum256(h.raw)
 		h.RecordHash = hex.EncodeToString(sum[:])
-		// legacy_session_id follows the 4-byte header, version and random.
-		if len(h.msg) > 4+2+32 {
-			if n := int(h.msg[38]); n <= 32 && len(h.msg) >= 39+n {
-				h.SessionID = hex.EncodeToString(h.msg[39 : 39+n])
-			}
+		if ch, err := tlswire.ParseClientHello(h.msg[:h.Expected]); err == nil {
+			h.SessionID = hex.EncodeToString(ch.SessionID)
 		}
 		h.msg, h.raw = nil, nil
 		h.Done = true

@@ -11,15 +11,22 @@ import (
 
 func buildHello(t testing.TB, size int) []byte {
 	t.Helper()
+	return buildHelloSID(t, size).Record
+}
+
+func buildHelloSID(t testing.TB, size int) *tlswire.Hello {
+	t.Helper()
 	h, err := tlswire.Build(tlswire.HelloSpec{ServerName: "server.mtuscope.test", Size: size}, rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return h.Record
+	return h
 }
 
 func TestHelloSnifferWholeAndSplit(t *testing.T) {
-	rec := buildHello(t, 1500)
+	built := buildHelloSID(t, 1500)
+	rec := built.Record
+	sid := hex.EncodeToString(built.SessionID)
 	sum := sha256.Sum256(rec[5:])
 	want := hex.EncodeToString(sum[:])
 	for _, chunk := range []int{1, 3, 5, 7, 100, 1400, len(rec)} {
@@ -27,8 +34,9 @@ func TestHelloSnifferWholeAndSplit(t *testing.T) {
 		for i := 0; i < len(rec); i += chunk {
 			h.Feed(rec[i:min(i+chunk, len(rec))])
 		}
-		if !h.Complete() || h.Hash != want || h.Expected != len(rec)-5 || h.Records != len(rec) {
-			t.Errorf("chunk %d: complete=%v expected=%d records=%d", chunk, h.Complete(), h.Expected, h.Records)
+		if !h.Complete() || h.Hash != want || h.Expected != len(rec)-5 || h.Records != len(rec) || h.SessionID != sid {
+			t.Errorf("chunk %d: complete=%v expected=%d records=%d session %q, want %q",
+				chunk, h.Complete(), h.Expected, h.Records, h.SessionID, sid)
 		}
 	}
 	// Only the first segment's worth: partial, not complete.

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -139,5 +141,26 @@ func TestConcurrentPuts(t *testing.T) {
 func TestOpenBadPath(t *testing.T) {
 	if _, err := Open("/proc/self/nonexistent/x.db"); err == nil {
 		t.Error("opened a database under /proc")
+	}
+}
+
+// TestOpenNotADatabase: a file that is not SQLite is refused with a clear
+// error and left exactly as it was.
+func TestOpenNotADatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "reports.db")
+	junk := []byte("this is a text file, not a database\n" + string(make([]byte, 4096)))
+	if err := os.WriteFile(path, junk, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(path)
+	if err == nil {
+		s.Close()
+		t.Fatal("opened a text file as a report database")
+	}
+	if !strings.Contains(err.Error(), path) {
+		t.Errorf("error does not name the file: %v", err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != string(junk) {
+		t.Error("the file was changed by the failed open")
 	}
 }

@@ -157,13 +157,9 @@ func (a *asnArgs) runLookup(g *globals, ips []string) error {
 		}
 		addrs[i] = ip
 	}
-	db, err := a.path()
+	r, _, err := a.open(g)
 	if err != nil {
 		return err
-	}
-	r, err := asn.Open(db, g.logger)
-	if err != nil {
-		return withExit(ExitUsage, err)
 	}
 	st := r.Status()
 	out := lookupOutput{Attribution: st.Attribution, Missing: st.Missing}
@@ -195,14 +191,22 @@ func (a *asnArgs) runLookup(g *globals, ips []string) error {
 	return nil
 }
 
+// open opens the database for reading; a missing one is the fallback, a
+// damaged one an error.
+func (a *asnArgs) open(g *globals) (r *asn.Resolver, db string, err error) {
+	if db, err = a.path(); err != nil {
+		return nil, "", err
+	}
+	if r, err = asn.Open(db, g.logger); err != nil {
+		return nil, "", withExit(ExitUsage, err)
+	}
+	return r, db, nil
+}
+
 func (a *asnArgs) runStatus(g *globals) error {
-	db, err := a.path()
+	r, db, err := a.open(g)
 	if err != nil {
 		return err
-	}
-	r, err := asn.Open(db, g.logger)
-	if err != nil {
-		return withExit(ExitUsage, err)
 	}
 	st := r.Status()
 	if a.asJSON {
