@@ -1,0 +1,73 @@
+// Package flow follows TCP connections through captured packets and
+// classifies the TLS handshake of each one, from packet timestamps alone:
+// the same model serves live capture and capture files.
+package flow
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/mtuscope/mtuscope/diagnose"
+)
+
+// Handshake is one TLS handshake attempt as the packets showed it, with
+// its outcome in the shared vocabulary and the evidence behind it.
+type Handshake struct {
+	// Client is the side that sent the SYN (or, for a flow seen from its
+	// middle, the side that sent the ClientHello); Server the other.
+	Client netip.AddrPort `json:"client"`
+	Server netip.AddrPort `json:"server"`
+	// Family is 4 or 6.
+	Family int `json:"family"`
+	// Start is the first packet's timestamp, End the last one's that
+	// mattered to the outcome (or when the flow timed out).
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+	// Outcome is how the handshake ended.
+	Outcome diagnose.Outcome `json:"outcome"`
+	// Detail is a short reason: the alert's name, why a flow counts as
+	// stalled.
+	Detail string `json:"detail,omitempty"`
+
+	// SYN options: the MSS each side offered, 0 when the SYN was not seen.
+	ClientMSS int `json:"client_mss,omitempty"`
+	ServerMSS int `json:"server_mss,omitempty"`
+	// SNI is the ClientHello's server name.
+	SNI string `json:"sni,omitempty"`
+	// HelloBytes is the ClientHello record's size (header included) as the
+	// record header states; HelloSegments how many segments carried it.
+	HelloBytes    int `json:"hello_bytes,omitempty"`
+	HelloSegments int `json:"hello_segments,omitempty"`
+	// PQKeyShare says the ClientHello carried a post-quantum (ML-KEM)
+	// key share.
+	PQKeyShare bool `json:"pq_key_share,omitempty"`
+	// FlightBytes is how many bytes of the server's answer were seen.
+	FlightBytes int `json:"flight_bytes,omitempty"`
+
+	// Up and Down bracket the path MTU in each direction from what was
+	// delivered (acknowledged or answered) and what never was.
+	Up   Bracket `json:"up"`
+	Down Bracket `json:"down"`
+	// Retransmits counts retransmitted data segments, both directions.
+	Retransmits int `json:"retransmits"`
+	// TooBig counts ICMP fragmentation-needed / packet-too-big messages
+	// that quoted this flow; TooBigMTU is the smallest MTU they reported.
+	TooBig    int `json:"icmp_too_big,omitempty"`
+	TooBigMTU int `json:"icmp_mtu,omitempty"`
+}
+
+// Bracket is what one direction of a flow says about the path MTU, as IP
+// packet sizes in bytes (wire sizes: a segmentation-offload super-segment
+// counts as the segments it became).
+type Bracket struct {
+	// Delivered is the largest packet that got through, 0 when none was seen.
+	Delivered int `json:"delivered,omitempty"`
+	// Lost is the smallest packet that was sent (and retransmitted) but never
+	// got through, 0 when nothing was lost.
+	Lost int `json:"lost,omitempty"`
+}
+
+// Holds reports whether the bracket is consistent with a path MTU of mtu.
+func (b Bracket) Holds(mtu int) bool {
+	return (b.Delivered == 0 || b.Delivered <= mtu) && (b.Lost == 0 || b.Lost > mtu)
+}
