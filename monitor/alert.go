@@ -1,0 +1,294 @@
+package monitor
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/mtuscope/mtuscope/diagnose"
+)
+
+// Alert kinds and states.
+const (
+	KindNetwork = "network"
+	KindServer  = "server"
+
+	Firing   = "firing"
+	Resolved = "resolved"
+)
+
+// Alert is one alert's state change: a network (or the whole server)
+// started or stopped failing.
+type Alert struct {
+	// ID is stable from firing to resolution: kind, network and start.
+	ID      string `json:"id"`
+	Kind    string `json:"kind"`
+	State   string `json:"state"`
+	Network string `json:"network,omitempty"`
+	ASN     uint32 `json:"asn,omitempty"`
+	Org     string `json:"org,omitempty"`
+	// StartsAt is the start of the bucket that fired; EndsAt the end of
+	// the bucket that resolved it (zero while firing). Both are packet time.
+	StartsAt time.Time `json:"starts_at"`
+	EndsAt   time.Time `json:"ends_at,omitzero"`
+	// Reason says why it resolved: "recovered" or "no_traffic".
+	Reason  string `json:"reason,omitempty"`
+	Summary string `json:"summary"`
+	// Stats are the figures of the test that fired.
+	Stats     Stats              `json:"stats"`
+	Diagnosis diagnose.Diagnosis `json:"diagnosis"`
+	PageURL   string             `json:"page_url,omitempty"`
+}
+
+// Stats are the numbers behind a test: the network's handshakes against
+// everyone else's in the same buckets.
+type Stats struct {
+	Scope       string  `json:"scope"` // "bucket" (the last one) or "window"
+	Handshakes  int     `json:"handshakes"`
+	Completed   int     `json:"completed"`
+	StalledUp   int     `json:"stalled_up"`
+	StalledDown int     `json:"stalled_down"`
+	Rate        float64 `json:"completion_rate"`
+	Shrunk      float64 `json:"shrunk_rate"`
+	OthersRate  float64 `json:"others_rate"`
+	OthersLower float64 `json:"others_rate_lower"` // Wilson 95% lower bound, the rate tested against
+	Others      int     `json:"others_handshakes"`
+	PValue      float64 `json:"p_value"`
+}
+
+// serverState is the server-wide detector: the completion rate of all
+// TLS attempts against its own recent baseline.
+type serverState struct {
+	baseline float64
+	has      bool
+	firing   bool
+	clean    int
+	since    int64
+	lastSeen int64
+	alert    *Alert
+	low      bool // the last bucket was low against the baseline
+}
+
+// test compares a network's tally with the others' (tot minus its own).
+func (m *Monitor) test(scope string, s, tot tally) (bool, Stats) {
+	var o tally
+	o.completed = tot.completed - s.completed
+	o.stallUp = tot.stallUp - s.stallUp
+	o.stallDown = tot.stallDown - s.stallDown
+	st := Stats{Scope: scope, Handshakes: s.attempts(), Completed: int(s.completed),
+		StalledUp: int(s.stallUp), StalledDown: int(s.stallDown), Others: o.attempts()}
+	if st.Handshakes > 0 {
+		st.Rate = float64(s.completed) / float64(st.Handshakes)
+	}
+	if st.Others == 0 {
+		st.PValue = 1
+		return false, st
+	}
+	st.OthersRate = float64(o.completed) / float64(st.Others)
+	st.OthersLower = wilsonLower(int(o.completed), st.Others, 1.96)
+	st.Shrunk = shrink(int(s.completed), st.Handshakes, st.OthersRate, m.cfg.Prior)
+	st.PValue = binomLowerTail(int(s.completed), st.Handshakes, st.OthersLower)
+	fire := st.Others >= m.cfg.MinOthers && s.stalls() >= m.cfg.MinStalls &&
+		st.PValue < m.cfg.Alpha && st.Shrunk < st.OthersRate-m.cfg.MinDrop
+	return fire, st
+}
+
+// closeBucket evaluates bucket b, which just ended.
+func (m *Monitor) closeBucket(b int64) {
+	winFrom := b - int64(m.cfg.Window) + 1
+	var tot, totWin tally
+	for _, n := range m.nets {
+		tot.add(n.sum(b, b))
+		totWin.add(n.sum(winFrom, b))
+	}
+	m.evaluateServer(b, tot)
+	end := m.start(b + 1)
+	for _, n := range m.nets {
+		last := n.sum(b, b)
+		if last.attempts()+int(last.failed) > 0 && m.opt.Bucket != nil {
+			m.opt.Bucket(BucketRecord{Network: n.key, ASN: n.asn, Org: n.org, Start: m.start(b),
+				Completed: int(last.completed), StalledUp: int(last.stallUp), StalledDn: int(last.stallDown), Failed: int(last.failed)})
+		}
+		if n.key != OtherNetwork {
+			m.evaluateNetwork(n, b, last, tot, totWin, end)
+		}
+		if b-n.recentIdx+1 >= int64(m.cfg.Window) {
+			n.recent[1], n.recent[0] = n.recent[0], evidence{}
+			n.recentIdx = b + 1
+		}
+	}
+	m.refreshExported()
+}
+
+func (m *Monitor) evaluateNetwork(n *network, b int64, last, tot, totWin tally, end time.Time) {
+	if !n.firing {
+		if m.server.firing || m.server.low {
+			return // a server-wide drop is one server alert, not one per network
+		}
+		fire, st := m.test("bucket", last, tot)
+		if !fire {
+			from := max(b-int64(m.cfg.Window)+1, n.since)
+			win := n.sum(from, b)
+			// The others' figures over the same buckets the network's window covers.
+			var others tally
+			if from == b-int64(m.cfg.Window)+1 {
+				others = totWin
+			} else {
+				for _, o := range m.nets {
+					others.add(o.sum(from, b))
+				}
+			}
+			fire, st = m.test("window", win, others)
+		}
+		if !fire {
+			return
+		}
+		n.firing, n.alerted, n.clean = true, true, 0
+		a := m.networkAlert(n, st, m.start(b))
+		n.alert = a
+		m.emit(*a)
+		return
+	}
+	// Firing: update the figures while it lasts, resolve with hysteresis.
+	if last.attempts() == 0 {
+		if end.Sub(m.start(n.lastSeen+1)) >= m.cfg.StaleAfter {
+			m.resolveNetwork(n, b, end, "no_traffic")
+		}
+		return
+	}
+	_, st := m.test("bucket", last, tot)
+	clean := last.completed > 0 && (last.stalls() == 0 || st.PValue >= m.cfg.ResolveAlpha)
+	if !clean {
+		n.clean = 0
+		return
+	}
+	n.clean++
+	if n.clean >= m.cfg.ResolveAfter {
+		m.resolveNetwork(n, b, end, "recovered")
+	}
+}
+
+func (m *Monitor) resolveNetwork(n *network, b int64, end time.Time, reason string) {
+	a := *n.alert
+	a.State, a.EndsAt, a.Reason = Resolved, end, reason
+	a.Summary = fmt.Sprintf("%s: handshakes complete again (%s)", n.label(), reason)
+	n.firing, n.clean, n.since = false, 0, b+1
+	n.lastAlert, n.alert = &a, nil
+	m.emit(a)
+}
+
+func (m *Monitor) networkAlert(n *network, st Stats, start time.Time) *Alert {
+	ev := n.recentEvidence()
+	var c Counts
+	c[outcomeIndex(diagnose.Completed)] = uint64(st.Completed)
+	c[outcomeIndex(diagnose.StalledClientHello)] = uint64(st.StalledUp)
+	c[outcomeIndex(diagnose.StalledServerFlight)] = uint64(st.StalledDown)
+	d := diagnose.Passive(ev.passive(&c, st.StalledUp, st.StalledDown, true))
+	a := &Alert{
+		ID: fmt.Sprintf("network/%s/%d", n.key, start.Unix()), Kind: KindNetwork, State: Firing,
+		Network: n.key, ASN: n.asn, Org: n.org, StartsAt: start, Stats: st, Diagnosis: d, PageURL: m.opt.PageURL,
+	}
+	a.Summary = fmt.Sprintf("%s: %d of %d TLS handshakes stalled (%.0f%% completed, others %.0f%%): %s, %s",
+		n.label(), st.StalledUp+st.StalledDown, st.Handshakes, 100*st.Rate, 100*st.OthersRate, d.Verdict, d.Direction)
+	return a
+}
+
+func (n *network) label() string {
+	switch {
+	case n.asn != 0 && n.org != "":
+		return fmt.Sprintf("%s (%s)", n.key, n.org)
+	default:
+		return n.key
+	}
+}
+
+func (m *Monitor) evaluateServer(b int64, t tally) {
+	s := &m.server
+	all := t.attempts() + int(t.failed)
+	end := m.start(b + 1)
+	s.low = false
+	if all > 0 {
+		s.lastSeen = b
+	}
+	if all < m.cfg.ServerMin {
+		if s.firing && end.Sub(m.start(s.lastSeen+1)) >= m.cfg.StaleAfter {
+			m.resolveServer(end, "no_traffic")
+		}
+		return
+	}
+	rate := float64(t.completed) / float64(all)
+	if !s.has {
+		s.baseline, s.has = rate, true
+		return
+	}
+	p := binomLowerTail(int(t.completed), all, s.baseline)
+	s.low = rate < s.baseline-m.cfg.MinDrop && p < m.cfg.Alpha
+	if s.firing {
+		if rate >= s.baseline-m.cfg.MinDrop/2 {
+			s.clean++
+			if s.clean >= m.cfg.ResolveAfter {
+				m.resolveServer(end, "recovered")
+			}
+		} else {
+			s.clean = 0
+		}
+		return
+	}
+	if s.low && m.breadth(b, s.baseline) {
+		s.firing, s.clean = true, 0
+		start := m.start(b)
+		s.alert = &Alert{
+			ID: fmt.Sprintf("server/%d", start.Unix()), Kind: KindServer, State: Firing, StartsAt: start,
+			Stats: Stats{Scope: "bucket", Handshakes: all, Completed: int(t.completed), StalledUp: int(t.stallUp),
+				StalledDown: int(t.stallDown), Rate: rate, OthersRate: s.baseline, PValue: p},
+			Diagnosis: diagnose.Diagnosis{Verdict: diagnose.VerdictTLSFailed, Direction: diagnose.Unknown,
+				Findings: []diagnose.Finding{{Code: "server_wide_drop", Detail: fmt.Sprintf(
+					"Only %.0f%% of %d TLS handshakes completed against %.0f%% before, across most client networks: "+
+						"the server or something in front of it fails, not one network's path.", 100*rate, all, 100*s.baseline)}},
+				Fixes: []diagnose.Fix{}},
+		}
+		s.alert.Summary = fmt.Sprintf("server-wide: %.0f%% of %d TLS handshakes completed (baseline %.0f%%)", 100*rate, all, 100*s.baseline)
+		m.emit(*s.alert)
+		return
+	}
+	if !s.low {
+		s.baseline = 0.7*s.baseline + 0.3*rate
+	}
+}
+
+// breadth reports whether the drop in bucket b spans most networks with
+// attempts in it (at least two): a server-wide drop, not one big network.
+func (m *Monitor) breadth(b int64, baseline float64) bool {
+	active, failing := 0, 0
+	for _, n := range m.nets {
+		t := n.sum(b, b)
+		all := t.attempts() + int(t.failed)
+		if all == 0 {
+			continue
+		}
+		active++
+		if shrink(int(t.completed), all, baseline, 1) < baseline-m.cfg.MinDrop {
+			failing++
+		}
+	}
+	return failing >= 2 && float64(failing) >= m.cfg.ServerBreadth*float64(active)
+}
+
+func (m *Monitor) resolveServer(end time.Time, reason string) {
+	s := &m.server
+	a := *s.alert
+	a.State, a.EndsAt, a.Reason = Resolved, end, reason
+	a.Summary = "server-wide: handshakes complete again (" + reason + ")"
+	s.firing, s.clean, s.alert = false, 0, nil
+	m.emit(a)
+}
+
+func (m *Monitor) emit(a Alert) {
+	m.history = append(m.history, a)
+	if len(m.history) > maxHistory {
+		m.history = m.history[len(m.history)-maxHistory:]
+	}
+	m.opt.Logger.Info("alert", "id", a.ID, "state", a.State, "summary", a.Summary)
+	if m.opt.Notify != nil {
+		m.opt.Notify(a)
+	}
+}

@@ -1,0 +1,396 @@
+package monitor
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/mtuscope/mtuscope/diagnose"
+	"github.com/mtuscope/mtuscope/flow"
+)
+
+var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+
+var server = netip.MustParseAddrPort("203.0.113.80:443")
+
+// path is a synthetic client network: how its handshakes end.
+type path struct {
+	prefix string // "192.0.2" (a /24)
+	per    int    // handshakes per minute
+	// kind: "clean", "s2" (black hole both ways at 1400), "down" (only
+	// server->client above 1400 lost), "lossy" (a share of handshakes
+	// stall by bad luck, looking exactly like a black hole).
+	kind string
+	loss float64
+}
+
+func (p path) handshake(rng *rand.Rand, i int, ts time.Time) flow.Handshake {
+	client := netip.AddrPortFrom(netip.MustParseAddr(fmt.Sprintf("%s.%d", p.prefix, 1+i%250)), uint16(40000+i%20000))
+	pq := i%2 == 0 // half Go with an ML-KEM hello (1507 bytes, 2 segments), half curl (517 bytes)
+	h := flow.Handshake{Client: client, Server: server, Family: 4, Start: ts.Add(-200 * time.Millisecond), End: ts,
+		ClientMSS: 1460, ServerMSS: 1460, HelloBytes: 517, HelloSegments: 1, FlightBytes: 3500, PQKeyShare: pq}
+	if pq {
+		h.HelloBytes, h.HelloSegments = 1507, 2
+	}
+	done := func() flow.Handshake {
+		h.Outcome = diagnose.Completed
+		h.Up = flow.Bracket{Delivered: min(h.HelloBytes, 1460) + 40}
+		h.Down = flow.Bracket{Delivered: 1500}
+		return h
+	}
+	stallDown := func(deliveredDown int) flow.Handshake {
+		h.Outcome = diagnose.StalledServerFlight
+		h.Start = ts.Add(-20 * time.Second) // decided when the tracker's timeout ran out
+		h.Up = flow.Bracket{Delivered: min(h.HelloBytes, 1460) + 40}
+		h.Down = flow.Bracket{Delivered: deliveredDown, Lost: 1500}
+		h.Retransmits = 5
+		return h
+	}
+	switch p.kind {
+	case "clean":
+		return done()
+	case "lossy":
+		if rng.Float64() < p.loss {
+			return stallDown(580)
+		}
+		return done()
+	case "down":
+		return stallDown(580)
+	case "s2":
+		if pq {
+			h.Outcome = diagnose.StalledClientHello
+			h.Up = flow.Bracket{Delivered: 1507 - 1460 + 5 + 40, Lost: 1500}
+			h.Retransmits = 4
+			return h
+		}
+		return stallDown(580)
+	}
+	panic(p.kind)
+}
+
+// run feeds minutes of traffic from the paths into m, in time order, and
+// closes the last bucket.
+func run(m *Monitor, rng *rand.Rand, from time.Time, minutes int, paths ...path) {
+	type ev struct {
+		p  path
+		ts time.Time
+	}
+	var i int
+	for min := 0; min < minutes; min++ {
+		var evs []ev
+		for _, p := range paths {
+			for k := 0; k < p.per; k++ {
+				evs = append(evs, ev{p, from.Add(time.Duration(min)*time.Minute + time.Duration(rng.IntN(55_000))*time.Millisecond)})
+			}
+		}
+		rng.Shuffle(len(evs), func(a, b int) { evs[a], evs[b] = evs[b], evs[a] })
+		// in time order, as the tracker emits them
+		sortByTime(evs, func(e ev) time.Time { return e.ts })
+		for _, e := range evs {
+			i++
+			m.Observe(e.p.handshake(rng, i, e.ts))
+		}
+	}
+	m.Advance(from.Add(time.Duration(minutes) * time.Minute))
+}
+
+func sortByTime[T any](s []T, at func(T) time.Time) {
+	slices.SortStableFunc(s, func(a, b T) int { return at(a).Compare(at(b)) })
+}
+
+type recorder struct{ alerts []Alert }
+
+func (r *recorder) notify(a Alert) { r.alerts = append(r.alerts, a) }
+
+func (r *recorder) firing() map[string]Alert {
+	f := map[string]Alert{}
+	for _, a := range r.alerts {
+		key := a.Kind + "/" + a.Network
+		if a.State == Firing {
+			f[key] = a
+		} else {
+			delete(f, key)
+		}
+	}
+	return f
+}
+
+func (r *recorder) count(kind, state string) int {
+	n := 0
+	for _, a := range r.alerts {
+		if a.Kind == kind && a.State == state {
+			n++
+		}
+	}
+	return n
+}
+
+func newMonitor(cfg Config) (*Monitor, *recorder) {
+	r := &recorder{}
+	return New(cfg, Options{Notify: r.notify, PageURL: "https://diag.example/"}), r
+}
+
+// S11-like: one S2 network, one downstream-only, one clean, one at 1.5%
+// loss. The two faulty ones alert with their direction and a bracket
+// around 1400, the others never; removing the faults resolves both.
+func TestCustomers(t *testing.T) {
+	m, rec := newMonitor(Config{})
+	rng := rand.New(rand.NewPCG(1, 2))
+	s2 := path{prefix: "192.0.2", per: 12, kind: "s2"}
+	down := path{prefix: "198.51.100", per: 12, kind: "down"}
+	clean := path{prefix: "203.0.113", per: 30, kind: "clean"}
+	lossy := path{prefix: "100.64.0", per: 30, kind: "lossy", loss: 0.015}
+
+	// The first minute alone must be enough (one evaluation interval).
+	run(m, rng, t0, 1, s2, down, clean, lossy)
+	f := rec.firing()
+	if len(f) != 2 {
+		t.Fatalf("after one minute: firing %v, want the S2 and downstream networks", keys(f))
+	}
+	for key, want := range map[string]diagnose.Direction{"network/192.0.2.0/24": diagnose.Both, "network/198.51.100.0/24": diagnose.Downstream} {
+		a, ok := f[key]
+		if !ok {
+			t.Fatalf("no alert %s: %v", key, keys(f))
+		}
+		d := a.Diagnosis
+		if d.Verdict != diagnose.VerdictBlackhole || d.Direction != want {
+			t.Errorf("%s: %s %s, want pmtud_blackhole %s", key, d.Verdict, d.Direction, want)
+		}
+		if d.PathMTU <= 0 || d.PathMTU > 1400 {
+			t.Errorf("%s: path MTU %d, want a lower bound at or below 1400", key, d.PathMTU)
+		}
+		if a.PageURL != "https://diag.example/" || len(d.Fixes) == 0 || d.Fixes[0].Code != "clamp_mss" {
+			t.Errorf("%s: page %q fixes %+v", key, a.PageURL, d.Fixes)
+		}
+	}
+	run(m, rng, t0.Add(time.Minute), 9, s2, down, clean, lossy)
+	if n := len(rec.alerts); n != 2 {
+		t.Fatalf("while faults last: %d alert changes, want the 2 firings: %+v", n, rec.alerts)
+	}
+	snap := m.Snapshot(false)
+	for _, ns := range snap.Networks {
+		b := ns.PathMTU
+		switch ns.Network {
+		case "192.0.2.0/24":
+			if !(b.UpDelivered <= 1400 && b.UpLost > 1400 && b.DownDelivered <= 1400 && b.DownLost > 1400) {
+				t.Errorf("S2 bracket %+v does not hold 1400 both ways", b)
+			}
+		case "198.51.100.0/24":
+			if !(b.DownDelivered <= 1400 && b.DownLost > 1400) || b.UpLost != 0 {
+				t.Errorf("downstream bracket %+v", b)
+			}
+		default:
+			if ns.Alert || ns.Verdict != diagnose.VerdictOK {
+				t.Errorf("%s: alert %v verdict %s", ns.Network, ns.Alert, ns.Verdict)
+			}
+		}
+	}
+	// Faults removed: both resolve, with hysteresis (not in the first clean minute).
+	fixed := []path{{prefix: "192.0.2", per: 12, kind: "clean"}, {prefix: "198.51.100", per: 12, kind: "clean"}, clean, lossy}
+	run(m, rng, t0.Add(10*time.Minute), 1, fixed...)
+	if n := rec.count(KindNetwork, Resolved); n != 0 {
+		t.Fatalf("resolved after one clean minute: %d, want hysteresis", n)
+	}
+	run(m, rng, t0.Add(11*time.Minute), 5, fixed...)
+	if n := rec.count(KindNetwork, Resolved); n != 2 {
+		t.Fatalf("resolved %d, want 2: %+v", n, rec.alerts)
+	}
+	for _, a := range rec.alerts {
+		if a.State == Resolved && (a.EndsAt.IsZero() || a.Reason != "recovered" || !a.EndsAt.After(a.StartsAt)) {
+			t.Errorf("resolution %+v", a)
+		}
+	}
+	if len(rec.firing()) != 0 || rec.count(KindServer, Firing) != 0 {
+		t.Errorf("left firing: %v", keys(rec.firing()))
+	}
+}
+
+func keys(m map[string]Alert) []string {
+	var k []string
+	for x := range m {
+		k = append(k, x)
+	}
+	return k
+}
+
+// Ten stalled handshakes and none completed, while the others complete,
+// alert at the close of the bucket they fall in.
+func TestTenStallsOneInterval(t *testing.T) {
+	m, rec := newMonitor(Config{})
+	rng := rand.New(rand.NewPCG(3, 4))
+	run(m, rng, t0, 1, path{prefix: "192.0.2", per: 10, kind: "down"}, path{prefix: "203.0.113", per: 40, kind: "clean"})
+	if rec.count(KindNetwork, Firing) != 1 {
+		t.Fatalf("alerts %+v", rec.alerts)
+	}
+	if a := rec.alerts[0]; !a.StartsAt.Equal(t0) || a.Stats.Handshakes != 10 || a.Stats.Completed != 0 {
+		t.Errorf("alert %+v", a)
+	}
+	// Nine are not enough in one bucket? They are: the minimum is five
+	// stalls. Four never alert, however clean the rest.
+	m2, rec2 := newMonitor(Config{})
+	run(m2, rng, t0, 10, path{prefix: "192.0.2", per: 4, kind: "down"}, path{prefix: "203.0.113", per: 40, kind: "clean"})
+	if len(rec2.alerts) != 0 && rec2.alerts[0].Stats.Scope != "window" {
+		t.Errorf("four stalls a minute alerted in one bucket: %+v", rec2.alerts[0])
+	}
+}
+
+// A healthy network losing 1-2% of packets stalls a handshake now and
+// then; over many seeds and hours it never alerts, nor does anyone else.
+func TestLossyNeverAlerts(t *testing.T) {
+	for seed := uint64(0); seed < 200; seed++ {
+		m, rec := newMonitor(Config{})
+		rng := rand.New(rand.NewPCG(seed, 99))
+		loss := 0.01 + 0.01*float64(seed%3)/2 // 1%, 1.5%, 2% of handshakes stall (more than such loss stalls)
+		run(m, rng, t0, 60,
+			path{prefix: "100.64.0", per: 5 + int(seed%40), kind: "lossy", loss: loss * 2},
+			path{prefix: "100.64.1", per: 20, kind: "lossy", loss: loss},
+			path{prefix: "203.0.113", per: 50, kind: "clean"})
+		if len(rec.alerts) != 0 {
+			t.Fatalf("seed %d: %+v", seed, rec.alerts[0])
+		}
+	}
+}
+
+// Many small networks, each with a handshake now and then and one unlucky
+// stall: none alerts.
+func TestTinyNetworks(t *testing.T) {
+	for seed := uint64(0); seed < 20; seed++ {
+		m, rec := newMonitor(Config{})
+		rng := rand.New(rand.NewPCG(seed, 7))
+		for min := 0; min < 30; min++ {
+			at := t0.Add(time.Duration(min) * time.Minute)
+			for k := 0; k < 40; k++ {
+				m.Observe(path{prefix: "203.0.113", kind: "clean"}.handshake(rng, k, at.Add(time.Duration(k)*time.Second)))
+			}
+			for n := 0; n < 60; n++ {
+				p := path{prefix: fmt.Sprintf("10.%d.%d", n/250, n%250), kind: "clean"}
+				if rng.IntN(20) == 0 {
+					// the one unlucky failure: as bad as a black hole looks
+					p.kind = "down"
+				}
+				if rng.IntN(3) == 0 {
+					m.Observe(p.handshake(rng, n, at.Add(50*time.Second)))
+				}
+			}
+		}
+		m.Advance(t0.Add(31 * time.Minute))
+		if len(rec.alerts) != 0 {
+			t.Fatalf("seed %d: %+v", seed, rec.alerts[0])
+		}
+	}
+}
+
+// Every network failing at once is one server alert, no network alert,
+// and it resolves when handshakes complete again.
+func TestServerWideDrop(t *testing.T) {
+	m, rec := newMonitor(Config{})
+	rng := rand.New(rand.NewPCG(5, 6))
+	var healthy, broken []path
+	for i := 0; i < 20; i++ {
+		healthy = append(healthy, path{prefix: fmt.Sprintf("10.0.%d", i), per: 6, kind: "clean"})
+		broken = append(broken, path{prefix: fmt.Sprintf("10.0.%d", i), per: 6, kind: "down"})
+	}
+	run(m, rng, t0, 5, healthy...)
+	run(m, rng, t0.Add(5*time.Minute), 3, broken...)
+	if rec.count(KindServer, Firing) != 1 || rec.count(KindNetwork, Firing) != 0 {
+		t.Fatalf("alerts %+v", rec.alerts)
+	}
+	run(m, rng, t0.Add(8*time.Minute), 4, healthy...)
+	if rec.count(KindServer, Resolved) != 1 || rec.count(KindNetwork, Firing) != 0 {
+		t.Fatalf("alerts %+v", rec.alerts)
+	}
+}
+
+// A flood of connections without a ClientHello, and of half-sent hellos
+// that simply stop, from many spoofed sources: no alert, the network
+// table stays within its cap, real handshakes are still counted.
+func TestFloodBounded(t *testing.T) {
+	m, rec := newMonitor(Config{MaxNetworks: 100})
+	rng := rand.New(rand.NewPCG(8, 9))
+	for min := 0; min < 5; min++ {
+		at := t0.Add(time.Duration(min) * time.Minute)
+		for i := 0; i < 5000; i++ {
+			a := netip.AddrFrom4([4]byte{byte(rng.IntN(223) + 1), byte(rng.IntN(256)), byte(rng.IntN(256)), 1})
+			h := flow.Handshake{Client: netip.AddrPortFrom(a, 1234), Server: server, Family: 4,
+				Start: at, End: at.Add(time.Duration(i) * time.Millisecond), Outcome: diagnose.NoClientHello}
+			if i%2 == 0 {
+				h.Outcome, h.HelloBytes, h.HelloSegments = diagnose.StalledClientHello, 1500, 1
+				h.Up = flow.Bracket{Delivered: 600}
+			}
+			m.Observe(h)
+		}
+		for i := 0; i < 30; i++ {
+			m.Observe(path{prefix: "203.0.113", kind: "clean"}.handshake(rng, i, at.Add(10*time.Second+time.Duration(i)*time.Second)))
+		}
+	}
+	m.Advance(t0.Add(6 * time.Minute))
+	if len(rec.alerts) != 0 {
+		t.Fatalf("flood alerted: %+v", rec.alerts[0])
+	}
+	e := m.Exported()
+	if e.Tracked > 101 || e.Folded == 0 {
+		t.Errorf("tracked %d folded %d, want at most 100 networks plus other", e.Tracked, e.Folded)
+	}
+	if got := e.Total[outcomeIndex(diagnose.Completed)]; got != 150 {
+		t.Errorf("completed %d, want 150", got)
+	}
+}
+
+// Per-network series: at most TopN networks plus the alerting ones, and
+// their counts plus other's add up to the totals.
+func TestExportedBounded(t *testing.T) {
+	m, rec := newMonitor(Config{TopN: 3})
+	rng := rand.New(rand.NewPCG(10, 11))
+	var ps []path
+	for i := 0; i < 10; i++ {
+		ps = append(ps, path{prefix: fmt.Sprintf("10.1.%d", i), per: 5 + i, kind: "clean"})
+	}
+	ps = append(ps, path{prefix: "192.0.2", per: 6, kind: "s2"})
+	run(m, rng, t0, 4, ps...)
+	if rec.count(KindNetwork, Firing) != 1 {
+		t.Fatalf("alerts %+v", rec.alerts)
+	}
+	e := m.Exported()
+	if len(e.Networks) != 4 {
+		t.Errorf("%d networks exported, want top 3 + 1 alerting", len(e.Networks))
+	}
+	alerting := false
+	for _, n := range e.Networks {
+		alerting = alerting || (n.Network == "192.0.2.0/24" && n.Firing)
+	}
+	if !alerting {
+		t.Errorf("alerting network not exported: %+v", e.Networks)
+	}
+	sum := e.Other
+	for _, n := range e.Networks {
+		for i := range sum {
+			sum[i] += n.Counts[i]
+		}
+	}
+	if sum != e.Total {
+		t.Errorf("networks + other = %v, total %v", sum, e.Total)
+	}
+}
+
+// Tiny checks of the statistics against known values.
+func TestStats(t *testing.T) {
+	near := func(a, b float64) bool { return a > b*0.999 && a < b*1.001 }
+	if p := binomLowerTail(0, 10, 0.99); !near(p, 1e-20) {
+		t.Errorf("P(X<=0 | 10, .99) = %g", p)
+	}
+	if p := binomLowerTail(3, 10, 0.5); !near(p, 176.0/1024) {
+		t.Errorf("P(X<=3 | 10, .5) = %g", p)
+	}
+	if p := binomLowerTail(9000, 10000, 0.9); p < 0.4 || p > 0.6 {
+		t.Errorf("P(X<=9000 | 10000, .9) = %g", p)
+	}
+	if w := wilsonLower(95, 100, 1.96); w < 0.888 || w > 0.889 {
+		t.Errorf("wilson(95/100) = %g", w)
+	}
+	if s := shrink(0, 1, 0.9, 20); !near(s, 18.0/21) {
+		t.Errorf("shrink = %g", s)
+	}
+}
