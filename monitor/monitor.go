@@ -309,7 +309,7 @@ func (m *Monitor) refreshExported() {
 			continue
 		}
 		s := n.sum(m.cur-int64(m.cfg.Window)+1, m.cur)
-		vs = append(vs, vol{n, int(s.completed+s.stallUp+s.stallDown+s.failed)})
+		vs = append(vs, vol{n, int(s.completed + s.stallUp + s.stallDown + s.failed)})
 	}
 	sort.Slice(vs, func(i, j int) bool {
 		if vs[i].v != vs[j].v {
