@@ -394,3 +394,5 @@ func TestStats(t *testing.T) {
 		t.Errorf("shrink = %g", s)
 	}
 }
+
+func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed+1)) }
