@@ -130,7 +130,7 @@ func TestAlertmanagerDelivery(t *testing.T) {
 	m, rec := newMonitor(Config{})
 	now := time.Now().UTC().Truncate(time.Minute)
 	rng := newRand(21)
-	run(m, rng, now.Add(-2*time.Minute), 1, path{prefix: "198.51.100", per: 12, kind: "down"}, path{prefix: "203.0.113", per: 40, kind: "clean"})
+	run(m, rng, now.Add(-2*time.Minute), 1, path{Prefix: "198.51.100", Per: 12, Kind: "down"}, path{Prefix: "203.0.113", Per: 40, Kind: "clean"})
 	if len(rec.alerts) != 1 {
 		t.Fatalf("alerts %+v", rec.alerts)
 	}

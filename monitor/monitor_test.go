@@ -4,101 +4,28 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
-	"slices"
 	"testing"
 	"time"
 
 	"github.com/mtuscope/mtuscope/diagnose"
 	"github.com/mtuscope/mtuscope/flow"
+	"github.com/mtuscope/mtuscope/monitor/monitortest"
 )
 
 var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 
-var server = netip.MustParseAddrPort("203.0.113.80:443")
+var server = monitortest.Server
 
-// path is a synthetic client network: how its handshakes end.
-type path struct {
-	prefix string // "192.0.2" (a /24)
-	per    int    // handshakes per minute
-	// kind: "clean", "s2" (black hole both ways at 1400), "down" (only
-	// server->client above 1400 lost), "lossy" (a share of handshakes
-	// stall by bad luck, looking exactly like a black hole).
-	kind string
-	loss float64
-}
-
-func (p path) handshake(rng *rand.Rand, i int, ts time.Time) flow.Handshake {
-	client := netip.AddrPortFrom(netip.MustParseAddr(fmt.Sprintf("%s.%d", p.prefix, 1+i%250)), uint16(40000+i%20000))
-	pq := i%2 == 0 // half Go with an ML-KEM hello (1507 bytes, 2 segments), half curl (517 bytes)
-	h := flow.Handshake{Client: client, Server: server, Family: 4, Start: ts.Add(-200 * time.Millisecond), End: ts,
-		ClientMSS: 1460, ServerMSS: 1460, HelloBytes: 517, HelloSegments: 1, FlightBytes: 3500, PQKeyShare: pq}
-	if pq {
-		h.HelloBytes, h.HelloSegments = 1507, 2
-	}
-	done := func() flow.Handshake {
-		h.Outcome = diagnose.Completed
-		h.Up = flow.Bracket{Delivered: min(h.HelloBytes, 1460) + 40}
-		h.Down = flow.Bracket{Delivered: 1500}
-		return h
-	}
-	stallDown := func(deliveredDown int) flow.Handshake {
-		h.Outcome = diagnose.StalledServerFlight
-		h.Start = ts.Add(-20 * time.Second) // decided when the tracker's timeout ran out
-		h.Up = flow.Bracket{Delivered: min(h.HelloBytes, 1460) + 40}
-		h.Down = flow.Bracket{Delivered: deliveredDown, Lost: 1500}
-		h.Retransmits = 5
-		return h
-	}
-	switch p.kind {
-	case "clean":
-		return done()
-	case "lossy":
-		if rng.Float64() < p.loss {
-			return stallDown(580)
-		}
-		return done()
-	case "down":
-		return stallDown(580)
-	case "s2":
-		if pq {
-			h.Outcome = diagnose.StalledClientHello
-			h.Up = flow.Bracket{Delivered: 1507 - 1460 + 5 + 40, Lost: 1500}
-			h.Retransmits = 4
-			return h
-		}
-		return stallDown(580)
-	}
-	panic(p.kind)
-}
+// path is a synthetic client network (see monitortest).
+type path = monitortest.Network
 
 // run feeds minutes of traffic from the paths into m, in time order, and
 // closes the last bucket.
 func run(m *Monitor, rng *rand.Rand, from time.Time, minutes int, paths ...path) {
-	type ev struct {
-		p  path
-		ts time.Time
-	}
-	var i int
-	for min := 0; min < minutes; min++ {
-		var evs []ev
-		for _, p := range paths {
-			for k := 0; k < p.per; k++ {
-				evs = append(evs, ev{p, from.Add(time.Duration(min)*time.Minute + time.Duration(rng.IntN(55_000))*time.Millisecond)})
-			}
-		}
-		rng.Shuffle(len(evs), func(a, b int) { evs[a], evs[b] = evs[b], evs[a] })
-		// in time order, as the tracker emits them
-		sortByTime(evs, func(e ev) time.Time { return e.ts })
-		for _, e := range evs {
-			i++
-			m.Observe(e.p.handshake(rng, i, e.ts))
-		}
+	for _, h := range monitortest.Stream(rng, from, minutes, paths...) {
+		m.Observe(h)
 	}
 	m.Advance(from.Add(time.Duration(minutes) * time.Minute))
-}
-
-func sortByTime[T any](s []T, at func(T) time.Time) {
-	slices.SortStableFunc(s, func(a, b T) int { return at(a).Compare(at(b)) })
 }
 
 type recorder struct{ alerts []Alert }
@@ -139,10 +66,10 @@ func newMonitor(cfg Config) (*Monitor, *recorder) {
 func TestCustomers(t *testing.T) {
 	m, rec := newMonitor(Config{})
 	rng := rand.New(rand.NewPCG(1, 2))
-	s2 := path{prefix: "192.0.2", per: 12, kind: "s2"}
-	down := path{prefix: "198.51.100", per: 12, kind: "down"}
-	clean := path{prefix: "203.0.113", per: 30, kind: "clean"}
-	lossy := path{prefix: "100.64.0", per: 30, kind: "lossy", loss: 0.015}
+	s2 := path{Prefix: "192.0.2", Per: 12, Kind: "s2"}
+	down := path{Prefix: "198.51.100", Per: 12, Kind: "down"}
+	clean := path{Prefix: "203.0.113", Per: 30, Kind: "clean"}
+	lossy := path{Prefix: "100.64.0", Per: 30, Kind: "lossy", Loss: 0.015}
 
 	// The first minute alone must be enough (one evaluation interval).
 	run(m, rng, t0, 1, s2, down, clean, lossy)
@@ -189,7 +116,7 @@ func TestCustomers(t *testing.T) {
 		}
 	}
 	// Faults removed: both resolve, with hysteresis (not in the first clean minute).
-	fixed := []path{{prefix: "192.0.2", per: 12, kind: "clean"}, {prefix: "198.51.100", per: 12, kind: "clean"}, clean, lossy}
+	fixed := []path{{Prefix: "192.0.2", Per: 12, Kind: "clean"}, {Prefix: "198.51.100", Per: 12, Kind: "clean"}, clean, lossy}
 	run(m, rng, t0.Add(10*time.Minute), 1, fixed...)
 	if n := rec.count(KindNetwork, Resolved); n != 0 {
 		t.Fatalf("resolved after one clean minute: %d, want hysteresis", n)
@@ -221,7 +148,7 @@ func keys(m map[string]Alert) []string {
 func TestTenStallsOneInterval(t *testing.T) {
 	m, rec := newMonitor(Config{})
 	rng := rand.New(rand.NewPCG(3, 4))
-	run(m, rng, t0, 1, path{prefix: "192.0.2", per: 10, kind: "down"}, path{prefix: "203.0.113", per: 40, kind: "clean"})
+	run(m, rng, t0, 1, path{Prefix: "192.0.2", Per: 10, Kind: "down"}, path{Prefix: "203.0.113", Per: 40, Kind: "clean"})
 	if rec.count(KindNetwork, Firing) != 1 {
 		t.Fatalf("alerts %+v", rec.alerts)
 	}
@@ -231,7 +158,7 @@ func TestTenStallsOneInterval(t *testing.T) {
 	// Nine are not enough in one bucket? They are: the minimum is five
 	// stalls. Four never alert, however clean the rest.
 	m2, rec2 := newMonitor(Config{})
-	run(m2, rng, t0, 10, path{prefix: "192.0.2", per: 4, kind: "down"}, path{prefix: "203.0.113", per: 40, kind: "clean"})
+	run(m2, rng, t0, 10, path{Prefix: "192.0.2", Per: 4, Kind: "down"}, path{Prefix: "203.0.113", Per: 40, Kind: "clean"})
 	if len(rec2.alerts) != 0 && rec2.alerts[0].Stats.Scope != "window" {
 		t.Errorf("four stalls a minute alerted in one bucket: %+v", rec2.alerts[0])
 	}
@@ -245,9 +172,9 @@ func TestLossyNeverAlerts(t *testing.T) {
 		rng := rand.New(rand.NewPCG(seed, 99))
 		loss := 0.01 + 0.01*float64(seed%3)/2 // 1%, 1.5%, 2% of handshakes stall (more than such loss stalls)
 		run(m, rng, t0, 60,
-			path{prefix: "100.64.0", per: 5 + int(seed%40), kind: "lossy", loss: loss * 2},
-			path{prefix: "100.64.1", per: 20, kind: "lossy", loss: loss},
-			path{prefix: "203.0.113", per: 50, kind: "clean"})
+			path{Prefix: "100.64.0", Per: 5 + int(seed%40), Kind: "lossy", Loss: loss * 2},
+			path{Prefix: "100.64.1", Per: 20, Kind: "lossy", Loss: loss},
+			path{Prefix: "203.0.113", Per: 50, Kind: "clean"})
 		if len(rec.alerts) != 0 {
 			t.Fatalf("seed %d: %+v", seed, rec.alerts[0])
 		}
@@ -263,16 +190,16 @@ func TestTinyNetworks(t *testing.T) {
 		for min := 0; min < 30; min++ {
 			at := t0.Add(time.Duration(min) * time.Minute)
 			for k := 0; k < 40; k++ {
-				m.Observe(path{prefix: "203.0.113", kind: "clean"}.handshake(rng, k, at.Add(time.Duration(k)*time.Second)))
+				m.Observe(path{Prefix: "203.0.113", Kind: "clean"}.Handshake(rng, k, at.Add(time.Duration(k)*time.Second)))
 			}
 			for n := 0; n < 60; n++ {
-				p := path{prefix: fmt.Sprintf("10.%d.%d", n/250, n%250), kind: "clean"}
+				p := path{Prefix: fmt.Sprintf("10.%d.%d", n/250, n%250), Kind: "clean"}
 				if rng.IntN(20) == 0 {
 					// the one unlucky failure: as bad as a black hole looks
-					p.kind = "down"
+					p.Kind = "down"
 				}
 				if rng.IntN(3) == 0 {
-					m.Observe(p.handshake(rng, n, at.Add(50*time.Second)))
+					m.Observe(p.Handshake(rng, n, at.Add(50*time.Second)))
 				}
 			}
 		}
@@ -290,8 +217,8 @@ func TestServerWideDrop(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	var healthy, broken []path
 	for i := 0; i < 20; i++ {
-		healthy = append(healthy, path{prefix: fmt.Sprintf("10.0.%d", i), per: 6, kind: "clean"})
-		broken = append(broken, path{prefix: fmt.Sprintf("10.0.%d", i), per: 6, kind: "down"})
+		healthy = append(healthy, path{Prefix: fmt.Sprintf("10.0.%d", i), Per: 6, Kind: "clean"})
+		broken = append(broken, path{Prefix: fmt.Sprintf("10.0.%d", i), Per: 6, Kind: "down"})
 	}
 	run(m, rng, t0, 5, healthy...)
 	run(m, rng, t0.Add(5*time.Minute), 3, broken...)
@@ -323,7 +250,7 @@ func TestFloodBounded(t *testing.T) {
 			m.Observe(h)
 		}
 		for i := 0; i < 30; i++ {
-			m.Observe(path{prefix: "203.0.113", kind: "clean"}.handshake(rng, i, at.Add(10*time.Second+time.Duration(i)*time.Second)))
+			m.Observe(path{Prefix: "203.0.113", Kind: "clean"}.Handshake(rng, i, at.Add(10*time.Second+time.Duration(i)*time.Second)))
 		}
 	}
 	m.Advance(t0.Add(6 * time.Minute))
@@ -346,9 +273,9 @@ func TestExportedBounded(t *testing.T) {
 	rng := rand.New(rand.NewPCG(10, 11))
 	var ps []path
 	for i := 0; i < 10; i++ {
-		ps = append(ps, path{prefix: fmt.Sprintf("10.1.%d", i), per: 5 + i, kind: "clean"})
+		ps = append(ps, path{Prefix: fmt.Sprintf("10.1.%d", i), Per: 5 + i, Kind: "clean"})
 	}
-	ps = append(ps, path{prefix: "192.0.2", per: 6, kind: "s2"})
+	ps = append(ps, path{Prefix: "192.0.2", Per: 6, Kind: "s2"})
 	run(m, rng, t0, 4, ps...)
 	if rec.count(KindNetwork, Firing) != 1 {
 		t.Fatalf("alerts %+v", rec.alerts)

@@ -20,9 +20,9 @@ func TestMetrics(t *testing.T) {
 	rng := newRand(30)
 	var ps []path
 	for i := 0; i < 8; i++ {
-		ps = append(ps, path{prefix: fmt.Sprintf("10.2.%d", i), per: 4 + i, kind: "clean"})
+		ps = append(ps, path{Prefix: fmt.Sprintf("10.2.%d", i), Per: 4 + i, Kind: "clean"})
 	}
-	ps = append(ps, path{prefix: "192.0.2", per: 6, kind: "s2"})
+	ps = append(ps, path{Prefix: "192.0.2", Per: 6, Kind: "s2"})
 	run(m, rng, t0, 3, ps...)
 	reg := NewRegistry(m, func() PipelineStats { return PipelineStats{Packets: 10, Dropped: 1, FlowsMax: 100} }, nil, nil)
 	probs, err := testutil.GatherAndLint(reg)
@@ -66,7 +66,7 @@ func TestHandshakeLog(t *testing.T) {
 	rng := newRand(40)
 	at := t0.Add(time.Second)
 	for i, kind := range []string{"clean", "down", "s2", "s2"} {
-		h := path{prefix: "192.0.2", kind: kind}.handshake(rng, i, at)
+		h := path{Prefix: "192.0.2", Kind: kind}.Handshake(rng, i, at)
 		if err := l.Write(h); err != nil {
 			t.Fatal(err)
 		}

@@ -1,0 +1,266 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mtuscope/mtuscope/diagnose"
+	"github.com/mtuscope/mtuscope/monitor"
+	"github.com/mtuscope/mtuscope/watch"
+)
+
+type watchArgs struct {
+	config      string
+	checkConfig bool
+	read        []string
+	json        bool
+	over        watch.Config
+}
+
+func newWatchCmd(g *globals) *cobra.Command {
+	a := &watchArgs{over: watch.Defaults()}
+	cmd := &cobra.Command{
+		Use:   "watch (-i IFACE | --read FILE...)",
+		Short: "Watch TLS handshakes passively and alert on a client network whose handshakes stall",
+		Long: `watch classifies every TLS handshake to the watched ports from captured
+packets, groups them by the client's network (ASN and organisation from the
+ASN database, or the /24 and /48 prefix without one) in one-minute buckets,
+and alerts when one network's handshakes stall while the other networks'
+complete, with the probable cause (path MTU black hole and its direction,
+the path-MTU bracket) and the fixes.
+
+Live (-i IFACE) needs CAP_NET_RAW; it serves metrics, health and the
+operator view on the admin listener (127.0.0.1:9091) and keeps per-network
+buckets and the alert history in SQLite in the data directory.
+--read FILE... replays pcap or pcapng files (also gzipped) through the same
+pipeline, needs no privilege, and prints the per-network summary and the
+alerts (--json: one JSON document, see docs/watch-json.md); it exits 1
+when an alert fired.
+
+A YAML config file (--config) sets the same things and the alerting
+thresholds; unknown keys are errors. --check-config checks it and exits.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runWatch(cmd, g, a) },
+	}
+	f := cmd.Flags()
+	d := &a.over
+	f.StringVar(&a.config, "config", "", "YAML config file (strict: unknown keys are errors)")
+	f.BoolVar(&a.checkConfig, "check-config", false, "check the configuration, print it and exit")
+	f.StringVarP(&d.Interface, "interface", "i", "", `network interface to capture on ("any" for all)`)
+	f.IntSliceVar(&d.Ports, "port", d.Ports, "TLS server port to watch (repeatable)")
+	f.StringSliceVar(&a.read, "read", nil, "replay these capture files instead of capturing live (repeatable)")
+	f.BoolVar(&a.json, "json", false, "with --read: print one JSON document instead of the summary")
+	f.StringVar(&d.ASNDatabase, "asn-db", "", "ASN database (default DATA-DIR/asn.db; missing: /24 and /48 groups)")
+	f.StringVar(&d.PageURL, "page-url", "", "the diagnostic page's URL, put in every alert for the customer")
+	f.StringVar(&d.Alertmanager, "alertmanager", "", "Alertmanager base URL to post alerts to (its /api/v2/alerts)")
+	f.StringVar(&d.Webhook, "webhook", "", "URL to post alerts to as JSON")
+	f.StringVar(&d.Admin, "admin", d.Admin, `admin listen address: metrics, health, operator view ("" disables)`)
+	f.StringVar(&d.DataDir, "data-dir", "", "data directory (default $XDG_DATA_HOME/mtuscope)")
+	f.StringVar(&d.Database, "database", "", "database of buckets and alerts (default DATA-DIR/watch.db when live; none with --read unless set)")
+	f.StringVar(&d.HandshakeLog, "handshake-log", "", `file for one JSON line per stalled or failed handshake ("-": standard output)`)
+	f.IntVar(&d.MaxFlows, "max-flows", d.MaxFlows, "flow table bound (the oldest unfinished handshakes are evicted, counted)")
+	f.DurationVar(&d.HandshakeTimeout, "handshake-timeout", d.HandshakeTimeout, "packet time a handshake may take before it is classified as it stands")
+	return cmd
+}
+
+func (a *watchArgs) apply(cmd *cobra.Command, cfg *watch.Config) {
+	set := func(name string, apply func()) {
+		if cmd.Flags().Changed(name) {
+			apply()
+		}
+	}
+	o := &a.over
+	set("interface", func() { cfg.Interface = o.Interface })
+	set("port", func() { cfg.Ports = o.Ports })
+	set("asn-db", func() { cfg.ASNDatabase = o.ASNDatabase })
+	set("page-url", func() { cfg.PageURL = o.PageURL })
+	set("alertmanager", func() { cfg.Alertmanager = o.Alertmanager })
+	set("webhook", func() { cfg.Webhook = o.Webhook })
+	set("admin", func() { cfg.Admin = o.Admin })
+	set("data-dir", func() { cfg.DataDir = o.DataDir })
+	set("database", func() { cfg.Database = o.Database })
+	set("handshake-log", func() { cfg.HandshakeLog = o.HandshakeLog })
+	set("max-flows", func() { cfg.MaxFlows = o.MaxFlows })
+	set("handshake-timeout", func() { cfg.HandshakeTimeout = o.HandshakeTimeout })
+}
+
+func runWatch(cmd *cobra.Command, g *globals, a *watchArgs) error {
+	cfg := watch.Defaults()
+	if a.config != "" {
+		c, err := watch.LoadConfig(a.config)
+		if err != nil {
+			return withExit(ExitUsage, err)
+		}
+		cfg = c
+	}
+	a.apply(cmd, &cfg)
+	if err := cfg.Validate(); err != nil {
+		return withExit(ExitUsage, fmt.Errorf("configuration: %w", err))
+	}
+	if a.checkConfig {
+		fmt.Fprintf(g.stdout, "configuration OK: ports %v, bucket %s, window %d buckets, top %d networks exported\n",
+			cfg.Ports, cfg.Monitor.Bucket, cfg.Monitor.Window, cfg.Monitor.TopN)
+		return nil
+	}
+	switch {
+	case len(a.read) > 0 && cfg.Interface != "":
+		return withExit(ExitUsage, fmt.Errorf("-i and --read exclude each other"))
+	case len(a.read) == 0 && cfg.Interface == "":
+		return withExit(ExitUsage, fmt.Errorf("say where packets come from: -i IFACE or --read FILE"))
+	case a.json && len(a.read) == 0:
+		return withExit(ExitUsage, fmt.Errorf("--json goes with --read"))
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	live := len(a.read) == 0
+	w, err := watch.New(cfg, watch.Options{Logger: g.logger, Stdout: g.stdout, UseDatabase: live})
+	if err != nil {
+		return withExit(ExitUsage, err)
+	}
+	if !live {
+		err := w.Replay(ctx, a.read)
+		cerr := w.Close()
+		if err != nil {
+			return withExit(ExitUsage, err)
+		}
+		if cerr != nil {
+			return withExit(ExitProblem, cerr)
+		}
+		snap := w.Monitor.Snapshot(false)
+		if a.json {
+			err = writeWatchJSON(g.stdout, snap, w.Figures())
+		} else {
+			err = writeWatchSummary(g.stdout, snap, w.Figures())
+		}
+		if err != nil {
+			return withExit(ExitProblem, err)
+		}
+		if len(snap.Alerts) > 0 {
+			return withExit(ExitProblem, nil)
+		}
+		return nil
+	}
+	defer w.Close()
+	if cfg.Admin != "" {
+		addr, err := w.ServeAdmin(ctx, cfg.Admin)
+		if err != nil {
+			return withExit(ExitUsage, err)
+		}
+		fmt.Fprintf(g.stdout, "admin: http://%s/ (operator view, metrics, health)\n", addr)
+	}
+	g.logger.Info("watching", "interface", cfg.Interface, "ports", cfg.Ports)
+	if err := w.Live(ctx); err != nil {
+		return withExit(ExitUsage, err)
+	}
+	return nil
+}
+
+// WatchDocument is the JSON that watch --read --json prints (see
+// docs/watch-json.md).
+type WatchDocument struct {
+	Networks []monitor.NetworkSummary `json:"networks"`
+	Alerts   []monitor.Alert          `json:"alerts"`
+	Totals   map[string]int           `json:"totals"`
+	Capture  monitor.PipelineStats    `json:"capture"`
+	Folded   uint64                   `json:"folded"`
+}
+
+func writeWatchJSON(out io.Writer, snap monitor.Snapshot, figs monitor.PipelineStats) error {
+	doc := WatchDocument{Networks: snap.Networks, Alerts: snap.Alerts, Totals: map[string]int{}, Capture: figs, Folded: snap.Folded}
+	if doc.Networks == nil {
+		doc.Networks = []monitor.NetworkSummary{}
+	}
+	if doc.Alerts == nil {
+		doc.Alerts = []monitor.Alert{}
+	}
+	for o, n := range snap.Totals {
+		doc.Totals[string(o)] = n
+	}
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(doc)
+}
+
+func writeWatchSummary(out io.Writer, snap monitor.Snapshot, figs monitor.PipelineStats) error {
+	fmt.Fprintf(out, "%d packets, %d handshakes", figs.Packets, sum(snap.Totals))
+	if figs.DecodeErrors > 0 || figs.FlowsEvicted > 0 {
+		fmt.Fprintf(out, " (%d packets not decoded, %d unfinished flows evicted)", figs.DecodeErrors, figs.FlowsEvicted)
+	}
+	fmt.Fprintln(out)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NETWORK\tASN\tORG\tHANDSHAKES\tCOMPLETED\tSTALLED UP\tSTALLED DOWN\tOTHER\tALERT\tVERDICT\tDIRECTION\tPATH MTU UP\tPATH MTU DOWN")
+	for _, n := range snap.Networks {
+		done, up, down := n.Outcomes[diagnose.Completed], n.Outcomes[diagnose.StalledClientHello], n.Outcomes[diagnose.StalledServerFlight]
+		alert := "-"
+		switch {
+		case n.Firing:
+			alert = "firing"
+		case n.Alert:
+			alert = "resolved"
+		}
+		org := n.Org
+		if org == "" {
+			org = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", n.Network, n.ASN, org, n.Handshakes, done, up, down,
+			n.Handshakes-done-up-down, alert, n.Verdict, n.Direction,
+			bracket(n.PathMTU.UpDelivered, n.PathMTU.UpLost), bracket(n.PathMTU.DownDelivered, n.PathMTU.DownLost))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(snap.Alerts) == 0 {
+		_, err := fmt.Fprintln(out, "\nno alerts")
+		return err
+	}
+	fmt.Fprintln(out, "\nalerts:")
+	for _, a := range snap.Alerts {
+		when := a.StartsAt.Format("15:04:05")
+		if a.State == monitor.Resolved {
+			when = a.EndsAt.Format("15:04:05")
+		}
+		fmt.Fprintf(out, "  %s %-8s %s\n", when, a.State, a.Summary)
+		if a.State != monitor.Firing {
+			continue
+		}
+		for _, f := range a.Diagnosis.Findings {
+			fmt.Fprintf(out, "      %s\n", f.Detail)
+		}
+		for _, f := range a.Diagnosis.Fixes {
+			fmt.Fprintf(out, "      fix (%s): %s\n", f.Where, f.Title)
+			for _, c := range f.Commands {
+				fmt.Fprintf(out, "        %s\n", c)
+			}
+		}
+		if a.PageURL != "" {
+			fmt.Fprintf(out, "      page for the customer: %s\n", a.PageURL)
+		}
+	}
+	return nil
+}
+
+func bracket(delivered, lost int) string {
+	switch {
+	case delivered == 0 && lost == 0:
+		return "-"
+	case lost == 0:
+		return fmt.Sprintf(">=%d", delivered)
+	}
+	return strings.TrimSpace(fmt.Sprintf("%d-%d", delivered, lost-1))
+}
+
+func sum(m map[diagnose.Outcome]int) int {
+	t := 0
+	for _, n := range m {
+		t += n
+	}
+	return t
+}
