@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/mtuscope/mtuscope/diagnose"
 	"github.com/mtuscope/mtuscope/monitor"
 )
 
@@ -26,6 +27,10 @@ var viewTmpl = template.Must(template.New("view.html.tmpl").Funcs(template.FuncM
 	"time":  func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
 	"chart": chart,
 	"join":  strings.Join,
+	"count": func(m map[diagnose.Outcome]int, o string) int { return m[diagnose.Outcome(o)] },
+	"anchor": func(s string) string {
+		return "n-" + strings.NewReplacer("/", "-", ".", "-", ":", "-").Replace(s)
+	},
 }).ParseFS(templates, "templates/*.tmpl"))
 
 // viewNetworks caps the networks the view shows (the most troubled first).
