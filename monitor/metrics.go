@@ -10,13 +10,13 @@ import (
 // PipelineStats are the capture and flow-table figures of the pipeline
 // that feeds a monitor.
 type PipelineStats struct {
-	Packets      uint64 // packets captured
-	Bytes        uint64 // bytes captured
-	Dropped      uint64 // packets the kernel dropped before capture read them
-	DecodeErrors uint64 // packets the decoder rejected
-	FlowsActive  int    // flows in the table now
-	FlowsMax     int    // the table's bound
-	FlowsEvicted uint64 // unfinished flows evicted to stay within the bound
+	Packets      uint64 `json:"packets"`       // packets captured
+	Bytes        uint64 `json:"bytes"`         // bytes captured
+	Dropped      uint64 `json:"dropped"`       // packets the kernel dropped before capture read them
+	DecodeErrors uint64 `json:"decode_errors"` // packets the decoder rejected
+	FlowsActive  int    `json:"flows_active"`  // flows in the table now
+	FlowsMax     int    `json:"flows_max"`     // the table's bound
+	FlowsEvicted uint64 `json:"flows_evicted"` // unfinished flows evicted to stay within the bound
 }
 
 // Cardinality of the per-network series: at most TopN networks by volume

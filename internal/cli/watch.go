@@ -166,15 +166,16 @@ func runWatch(cmd *cobra.Command, g *globals, a *watchArgs) error {
 // WatchDocument is the JSON that watch --read --json prints (see
 // docs/watch-json.md).
 type WatchDocument struct {
-	Networks []monitor.NetworkSummary `json:"networks"`
-	Alerts   []monitor.Alert          `json:"alerts"`
-	Totals   map[string]int           `json:"totals"`
-	Capture  monitor.PipelineStats    `json:"capture"`
-	Folded   uint64                   `json:"folded"`
+	SchemaVersion int                      `json:"schema_version"`
+	Networks      []monitor.NetworkSummary `json:"networks"`
+	Alerts        []monitor.Alert          `json:"alerts"`
+	Totals        map[string]int           `json:"totals"`
+	Capture       monitor.PipelineStats    `json:"capture"`
+	Folded        uint64                   `json:"folded"`
 }
 
 func writeWatchJSON(out io.Writer, snap monitor.Snapshot, figs monitor.PipelineStats) error {
-	doc := WatchDocument{Networks: snap.Networks, Alerts: snap.Alerts, Totals: map[string]int{}, Capture: figs, Folded: snap.Folded}
+	doc := WatchDocument{SchemaVersion: 1, Networks: snap.Networks, Alerts: snap.Alerts, Totals: map[string]int{}, Capture: figs, Folded: snap.Folded}
 	if doc.Networks == nil {
 		doc.Networks = []monitor.NetworkSummary{}
 	}
