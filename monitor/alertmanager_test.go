@@ -2,9 +2,7 @@ package monitor
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,35 +14,18 @@ import (
 	"time"
 
 	"github.com/mtuscope/mtuscope/diagnose"
+	"github.com/mtuscope/mtuscope/monitor/monitortest"
 )
 
 // startAlertmanager runs Debian's prometheus-alertmanager in the
-// foreground on loopback, routing every alert to the webhook receiver at
-// hook (resolved notifications included), and returns its base URL.
-// Without the binary the test skips, except on CI (CI=true) where it fails.
+// foreground on loopback, routing every alert to the webhook at hook, and
+// returns its base URL.
 func startAlertmanager(t *testing.T, hook string) string {
 	t.Helper()
-	bin, err := exec.LookPath("prometheus-alertmanager")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("prometheus-alertmanager not installed (apt-get install prometheus-alertmanager): %v", err)
-		}
-		t.Skipf("prometheus-alertmanager not installed: %v", err)
-	}
+	bin := monitortest.AlertmanagerBinary(t)
 	dir := t.TempDir()
-	cfg := fmt.Sprintf(`route:
-  receiver: hook
-  group_by: [alertname, network]
-  group_wait: 0s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-- name: hook
-  webhook_configs:
-  - url: %q
-    send_resolved: true
-`, hook)
-	if err := os.WriteFile(filepath.Join(dir, "am.yml"), []byte(cfg), 0o600); err != nil {
+	cfg := filepath.Join(dir, "am.yml")
+	if err := os.WriteFile(cfg, []byte(monitortest.AlertmanagerConfig(hook)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -54,10 +35,9 @@ receivers:
 	addr := l.Addr().String()
 	l.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "--config.file="+filepath.Join(dir, "am.yml"),
-		"--storage.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr, "--cluster.listen-address=")
-	out := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
+	cmd := exec.CommandContext(ctx, bin, monitortest.AlertmanagerArgs(cfg, filepath.Join(dir, "data"), addr)...)
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -69,60 +49,35 @@ receivers:
 		}
 	})
 	base := "http://" + addr
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		resp, err := http.Get(base + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return base
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("alertmanager not ready at %s: %v\n%s", base, err, out.String())
-		}
+	if err := monitortest.WaitReady(http.DefaultClient, base, 20*time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
 	}
+	return base
 }
 
-type lockedBuffer struct {
+type syncBuffer struct {
 	mu sync.Mutex
 	b  []byte
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.b = append(l.b, p...)
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b = append(s.b, p...)
 	return len(p), nil
 }
 
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return string(l.b)
-}
-
-// gettableAlert is the part of Alertmanager's GET /api/v2/alerts answer
-// the test reads.
-type gettableAlert struct {
-	Labels      map[string]string `json:"labels"`
-	Annotations map[string]string `json:"annotations"`
-	EndsAt      time.Time         `json:"endsAt"`
-	Status      struct {
-		State string `json:"state"`
-	} `json:"status"`
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return string(s.b)
 }
 
 func TestAlertmanagerDelivery(t *testing.T) {
 	// Alertmanager's own notifications land here: proof that it took the
 	// firing and the resolved alert as such.
-	notes := make(chan string, 10)
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var msg struct {
-			Status string `json:"status"`
-		}
-		json.NewDecoder(r.Body).Decode(&msg)
-		notes <- msg.Status
-	}))
+	notes := make(monitortest.Notifications, 10)
+	hook := httptest.NewServer(notes)
 	defer hook.Close()
 	base := startAlertmanager(t, hook.URL)
 
@@ -152,7 +107,7 @@ func TestAlertmanagerDelivery(t *testing.T) {
 		got[0].Annotations["verdict"] != string(diagnose.VerdictBlackhole) || got[0].Annotations["page_url"] != "https://diag.example/" {
 		t.Fatalf("alertmanager holds %+v", got)
 	}
-	waitNote(t, notes, "firing")
+	notes.Wait(t, "firing", "198.51.100.0/24", 30*time.Second)
 
 	resolved := firing
 	resolved.State, resolved.EndsAt = Resolved, time.Now().UTC()
@@ -165,37 +120,16 @@ func TestAlertmanagerDelivery(t *testing.T) {
 	if got := amAlerts(t, base); len(got) != 0 {
 		t.Fatalf("still active after resolution: %+v", got)
 	}
-	waitNote(t, notes, "resolved")
+	notes.Wait(t, "resolved", "198.51.100.0/24", 30*time.Second)
 }
 
-func amAlerts(t *testing.T, base string) []gettableAlert {
+func amAlerts(t *testing.T, base string) []monitortest.GettableAlert {
 	t.Helper()
-	resp, err := http.Get(base + "/api/v2/alerts")
+	as, err := monitortest.ActiveAlerts(http.DefaultClient, base)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	var out []gettableAlert
-	if err := json.Unmarshal(b, &out); err != nil {
-		t.Fatalf("%s: %v", b, err)
-	}
-	return out
-}
-
-func waitNote(t *testing.T, notes <-chan string, want string) {
-	t.Helper()
-	timeout := time.After(30 * time.Second)
-	for {
-		select {
-		case s := <-notes:
-			if s == want {
-				return
-			}
-		case <-timeout:
-			t.Fatalf("alertmanager never notified %q", want)
-		}
-	}
+	return as
 }
 
 // A receiver that fails twice, then accepts: the batch goes through on
