@@ -45,3 +45,18 @@ var errNoLive = errors.New("live capture (-i) is not yet available in this build
 var openLive = func(iface string, ports []uint16) (capture.Source, error) {
 	return nil, errNoLive
 }
+
+// Available says whether this build has what a live watch needs: the
+// flow tracker and live capture.
+func Available() error {
+	if _, _, err := newTracker(trackerConfig{Emit: func(flow.Handshake) {}}); err != nil {
+		return err
+	}
+	if !liveAvailable {
+		return errNoLive
+	}
+	return nil
+}
+
+// liveAvailable says openLive captures (set where it is defined).
+var liveAvailable = false

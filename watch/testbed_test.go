@@ -1,0 +1,330 @@
+package watch_test
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mtuscope/mtuscope/asn"
+	"github.com/mtuscope/mtuscope/diagnose"
+	"github.com/mtuscope/mtuscope/internal/testnet"
+	"github.com/mtuscope/mtuscope/monitor"
+	"github.com/mtuscope/mtuscope/monitor/monitortest"
+	"github.com/mtuscope/mtuscope/watch"
+)
+
+// customers are S11's four client networks, in testnet order, each with
+// its documentation ASN.
+var customers = []struct {
+	faults testnet.Faults
+	asn    uint32
+	alert  bool
+	dir    diagnose.Direction
+}{
+	{testnet.Faults{MidMTU: 1400, NoICMP: true, DropFragments: true}, 64496, true, diagnose.Both}, // S2
+	{testnet.Faults{DownLimit: 1400}, 64497, true, diagnose.Downstream},                           // S8
+	{testnet.Faults{}, 64498, false, ""},                                                         // clean
+	{testnet.Faults{LossPerMille: 15}, 64499, false, ""},                                         // 1.5% loss
+}
+
+// writeASNDB maps client network i (198.51.100.16i/28, 2001:db8:100:i::/64)
+// to AS 64496+i.
+func writeASNDB(t *testing.T, path string) {
+	t.Helper()
+	var rs []asn.Range
+	for i, c := range customers {
+		org := fmt.Sprintf("Customer %d", i+1)
+		rs = append(rs,
+			asn.Range{First: netip.AddrFrom4([4]byte{198, 51, 100, byte(16 * i)}), Last: netip.AddrFrom4([4]byte{198, 51, 100, byte(16*i + 15)}), ASN: c.asn, Org: org},
+			asn.Range{First: netip.MustParseAddr(fmt.Sprintf("2001:db8:100:%x::", i)), Last: netip.MustParseAddr(fmt.Sprintf("2001:db8:100:%x:ffff:ffff:ffff:ffff", i)), ASN: c.asn, Org: org})
+	}
+	tab, err := asn.Build([]asn.Source{{Name: "testbed", Format: asn.FormatCSV, Ranges: rs}}, asn.BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := tab.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := asn.WriteAtomic(path, b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// traffic runs real clients in every network until ctx ends: curl (a
+// small ClientHello, the server's 3.8 KB flight) and Go's TLS client (its
+// 1.5 KB post-quantum hello), three of each at once per network.
+func traffic(ctx context.Context, n *testnet.Net, ng *testnet.Nginx, wg *sync.WaitGroup) {
+	tlsConf := &tls.Config{RootCAs: ng.CertPool(), ServerName: ng.ServerName}
+	for _, c := range n.Clients {
+		for k := 0; k < 3; k++ {
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				for ctx.Err() == nil {
+					rctx, cancel := context.WithTimeout(ctx, 8*time.Second)
+					c.Run(rctx, "curl", ng.Curl(4, "/small.txt", 6*time.Second)...)
+					cancel()
+					sleep(ctx, time.Second)
+				}
+			}()
+			go func() {
+				defer wg.Done()
+				for ctx.Err() == nil {
+					hctx, cancel := context.WithTimeout(ctx, 6*time.Second)
+					if conn, err := c.DialContext(hctx, "tcp", netip.AddrPortFrom(n.Server.V4, 443).String()); err == nil {
+						tc := tls.Client(conn, tlsConf)
+						tc.HandshakeContext(hctx)
+						tc.Close()
+					}
+					cancel()
+					sleep(ctx, time.Second)
+				}
+			}()
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// Issue 9's "done when", S11: watch captures live on the server's bridge;
+// the S2 and downstream-only networks alert with their direction and a
+// bracket that holds 1400; the clean and the lossy ones do not; removing
+// the faults resolves both alerts; a real Alertmanager receives the firing
+// and the resolved alerts; and a tcpdump capture of the same traffic,
+// replayed with --read, gives the live run's per-network outcome counts.
+func TestTestbedCustomers(t *testing.T) {
+	testnet.Require(t)
+	testnet.RequireTools(t, "nginx", "curl", "tcpdump")
+	if err := watch.Available(); err != nil {
+		t.Skip(err)
+	}
+	amBin := monitortest.AlertmanagerBinary(t)
+	sc := testnet.Scenario{Name: "S11", Slug: "customers"}
+	for _, c := range customers {
+		sc.Networks = append(sc.Networks, c.faults)
+	}
+	n := testnet.New(t, sc)
+	ng := n.StartNginx(t)
+	bin := testnet.Mtuscope(t)
+	dir := t.TempDir()
+	db := filepath.Join(dir, "asn.db")
+	writeASNDB(t, db)
+	cfgFile := filepath.Join(dir, "watch.yaml")
+	if err := os.WriteFile(cfgFile, []byte("handshake_timeout: 5s\nmonitor:\n  bucket: 10s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// Alertmanager in the server's namespace, its notifications to a receiver there.
+	notes := make(monitortest.Notifications, 100)
+	hookLn, err := n.Server.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hookSrv := &http.Server{Handler: notes}
+	go hookSrv.Serve(hookLn)
+	defer hookSrv.Close()
+	amCfg := filepath.Join(dir, "am.yml")
+	if err := os.WriteFile(amCfg, []byte(monitortest.AlertmanagerConfig("http://"+hookLn.Addr().String())), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	am, err := n.Server.Start(amBin, monitortest.AlertmanagerArgs(amCfg, filepath.Join(dir, "am"), "127.0.0.1:19093")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer am.Stop()
+	inNS := &http.Client{Transport: &http.Transport{DialContext: n.Server.DialContext}, Timeout: 10 * time.Second}
+	if err := monitortest.WaitReady(inNS, "http://127.0.0.1:19093", 20*time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, am.Stderr)
+	}
+
+	pcap := filepath.Join(dir, "server.pcap")
+	capt, err := n.Server.Capture("br0", pcap, "tcp port 443 or icmp or icmp6")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := n.Server.Start(bin, "watch", "-i", "br0", "--port", "443", "--asn-db", db, "--config", cfgFile,
+		"--data-dir", dir, "--admin", "127.0.0.1:19091", "--alertmanager", "http://127.0.0.1:19093",
+		"--page-url", "https://diag.example/check", "--handshake-log", filepath.Join(dir, "handshakes.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		resp, err := inNS.Get("http://127.0.0.1:19091/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("watch admin: %v\n%s", err, w.Stderr)
+		}
+	}
+	snapshot := func() monitor.Snapshot {
+		t.Helper()
+		resp, err := inNS.Get("http://127.0.0.1:19091/api/networks")
+		if err != nil {
+			t.Fatalf("%v\n%s", err, w.Stderr)
+		}
+		defer resp.Body.Close()
+		var s monitor.Snapshot
+		b, _ := io.ReadAll(resp.Body)
+		if err := json.Unmarshal(b, &s); err != nil {
+			t.Fatalf("%v: %s", err, b)
+		}
+		return s
+	}
+
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	traffic(ctx, n, ng, &wg)
+	defer func() { stop(); wg.Wait() }()
+	start := time.Now()
+
+	// Firing: both faulty networks, in Alertmanager, within a minute.
+	want := map[string]bool{"AS64496": true, "AS64497": true}
+	for got := map[string]monitortest.GettableAlert{}; len(got) < 2; time.Sleep(time.Second) {
+		if time.Since(start) > 90*time.Second {
+			t.Fatalf("alertmanager holds %v after %s\nwatch: %s", got, time.Since(start), w.Stderr)
+		}
+		as, err := monitortest.ActiveAlerts(inNS, "http://127.0.0.1:19093")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range as {
+			if !want[a.Labels["network"]] {
+				t.Fatalf("unexpected alert %+v", a)
+			}
+			got[a.Labels["network"]] = a
+		}
+	}
+	t.Logf("both alerts in Alertmanager %s after the traffic started", time.Since(start).Round(time.Second))
+	for _, nw := range []string{"AS64496", "AS64497"} {
+		notes.Wait(t, "firing", nw, 30*time.Second)
+	}
+	checkNetworks(t, snapshot(), true)
+
+	// The faults go (the S2 link keeps its 1400 MTU, but ICMP and
+	// fragments pass again): both alerts resolve.
+	for i := 0; i < 2; i++ {
+		for _, r := range []*testnet.Host{n.R1[i], n.R2[i]} {
+			if res := r.Run(context.Background(), "nft", "delete", "table", "inet", "mtuscope"); res.ExitCode != 0 {
+				t.Fatalf("removing the faults: %s", res)
+			}
+		}
+	}
+	n.FlushPMTU(context.Background())
+	fixed := time.Now()
+	for _, nw := range []string{"AS64496", "AS64497"} {
+		notes.Wait(t, "resolved", nw, 120*time.Second)
+	}
+	if as, _ := monitortest.ActiveAlerts(inNS, "http://127.0.0.1:19093"); len(as) != 0 {
+		t.Errorf("still active in Alertmanager: %+v", as)
+	}
+	t.Logf("resolved %s after the faults were removed", time.Since(fixed).Round(time.Second))
+
+	// Replay equals live: stop the clients, let every handshake finish
+	// or time out, then compare with the capture replayed.
+	stop()
+	wg.Wait()
+	time.Sleep(8 * time.Second)
+	live := snapshot()
+	checkNetworks(t, live, false)
+	w.Signal(syscall.SIGTERM)
+	w.Wait()
+	if _, err := capt.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	res := n.Server.Run(context.Background(), bin, "watch", "--read", pcap, "--json", "--asn-db", db,
+		"--config", cfgFile, "--port", "443", "--admin", "")
+	if res.ExitCode != 1 { // alerts fired: exit 1
+		t.Fatalf("replay: %s", res)
+	}
+	var doc struct {
+		Networks []monitor.NetworkSummary `json:"networks"`
+		Alerts   []monitor.Alert          `json:"alerts"`
+	}
+	if err := json.Unmarshal([]byte(res.Stdout), &doc); err != nil {
+		t.Fatalf("replay: %v\n%s", err, res.Stdout)
+	}
+	liveBy := map[string]map[diagnose.Outcome]int{}
+	for _, x := range live.Networks {
+		liveBy[x.Network] = x.Outcomes
+	}
+	for _, x := range doc.Networks {
+		if fmt.Sprint(x.Outcomes) != fmt.Sprint(liveBy[x.Network]) {
+			t.Errorf("%s: replay %v, live %v", x.Network, x.Outcomes, liveBy[x.Network])
+		}
+		t.Logf("%s: %v alert=%v %s %s %+v", x.Network, x.Outcomes, x.Alert, x.Verdict, x.Direction, x.PathMTU)
+	}
+	if len(doc.Networks) != len(live.Networks) {
+		t.Errorf("replay has %d networks, live %d", len(doc.Networks), len(live.Networks))
+	}
+	fired := map[string]int{}
+	for _, a := range doc.Alerts {
+		fired[a.Network+"/"+a.State]++
+	}
+	for _, nw := range []string{"AS64496", "AS64497"} {
+		if fired[nw+"/firing"] != 1 || fired[nw+"/resolved"] != 1 {
+			t.Errorf("replay alerts for %s: %v", nw, fired)
+		}
+	}
+}
+
+// checkNetworks checks each customer's alert, verdict, direction and
+// bracket (which must hold the real path MTU, 1400).
+func checkNetworks(t *testing.T, s monitor.Snapshot, firing bool) {
+	t.Helper()
+	by := map[uint32]monitor.NetworkSummary{}
+	for _, x := range s.Networks {
+		by[x.ASN] = x
+	}
+	for _, c := range customers {
+		x, ok := by[c.asn]
+		if !ok {
+			t.Errorf("AS%d: not seen", c.asn)
+			continue
+		}
+		t.Logf("AS%d: %v alert=%v firing=%v %s %s %+v", c.asn, x.Outcomes, x.Alert, x.Firing, x.Verdict, x.Direction, x.PathMTU)
+		if x.Alert != c.alert || (firing && x.Firing != c.alert) || (!firing && x.Firing) {
+			t.Errorf("AS%d: alert %v firing %v", c.asn, x.Alert, x.Firing)
+		}
+		if !c.alert {
+			if x.Verdict.Problem() {
+				t.Errorf("AS%d: verdict %s", c.asn, x.Verdict)
+			}
+			continue
+		}
+		if x.Verdict != diagnose.VerdictBlackhole || x.Direction != c.dir {
+			t.Errorf("AS%d: %s %s, want pmtud_blackhole %s", c.asn, x.Verdict, x.Direction, c.dir)
+		}
+		if !firing {
+			continue // the bracket now mixes the handshakes before and after the fix
+		}
+		b := x.PathMTU
+		if c.dir == diagnose.Both && !(b.UpDelivered <= 1400 && b.UpLost > 1400) {
+			t.Errorf("AS%d: upstream bracket %d-%d does not hold 1400", c.asn, b.UpDelivered, b.UpLost)
+		}
+		if !(b.DownDelivered <= 1400 && b.DownLost > 1400) {
+			t.Errorf("AS%d: downstream bracket %d-%d does not hold 1400", c.asn, b.DownDelivered, b.DownLost)
+		}
+		if x.LastAlert == nil || x.LastAlert.PageURL != "https://diag.example/check" || len(x.LastAlert.Diagnosis.Fixes) == 0 {
+			t.Errorf("AS%d: alert %+v", c.asn, x.LastAlert)
+		}
+	}
+}
