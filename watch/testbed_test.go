@@ -33,8 +33,8 @@ var customers = []struct {
 }{
 	{testnet.Faults{MidMTU: 1400, NoICMP: true, DropFragments: true}, 64496, true, diagnose.Both}, // S2
 	{testnet.Faults{DownLimit: 1400}, 64497, true, diagnose.Downstream},                           // S8
-	{testnet.Faults{}, 64498, false, ""},                                                         // clean
-	{testnet.Faults{LossPerMille: 15}, 64499, false, ""},                                         // 1.5% loss
+	{testnet.Faults{}, 64498, false, ""},                                                          // clean
+	{testnet.Faults{LossPerMille: 15}, 64499, false, ""},                                          // 1.5% loss
 }
 
 // writeASNDB maps client network i (198.51.100.16i/28, 2001:db8:100:i::/64)
