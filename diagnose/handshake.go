@@ -39,7 +39,7 @@ type HandshakeFacts struct {
 	// was sent, any positive number).
 	HelloSent int
 	// HelloArrived is how many bytes of the hello are known to have reached
-	// the server in order (acknowledged, or read by it).
+	// the server (acknowledged, selectively or not, or read by it).
 	HelloArrived int
 	// HelloComplete says the whole hello reached the server.
 	HelloComplete bool
@@ -146,9 +146,9 @@ func closeText(f HandshakeFacts, who string) string {
 
 func helloText(f HandshakeFacts) string {
 	if f.HelloBytes > 0 {
-		return fmt.Sprintf("%d of the ClientHello's %d bytes arrived in order", f.HelloArrived, f.HelloBytes)
+		return fmt.Sprintf("%d of the ClientHello's %d bytes arrived", f.HelloArrived, f.HelloBytes)
 	}
-	return fmt.Sprintf("%d of %d bytes of the ClientHello arrived in order", f.HelloArrived, f.HelloSent)
+	return fmt.Sprintf("%d of %d bytes of the ClientHello arrived", f.HelloArrived, f.HelloSent)
 }
 
 func flightText(f HandshakeFacts) string {
