@@ -48,6 +48,11 @@ type dir struct {
 	pmtu int
 	// seg is the payload of a full-size wire segment from this side.
 	seg int
+	// single is the largest payload of a segment that arrived from a
+	// remote sender (captured after routers) in one piece; shrunk the
+	// smallest wire packet that was re-sent cut smaller (PMTUD at work).
+	single int
+	shrunk int
 
 	pieces  [maxPieces]piece
 	np      uint8
@@ -308,11 +313,27 @@ func (t *Tracker) data(i int32, f *flow, side int, p *packet.Packet) {
 	d.hdr = ipHdr + tc.HeaderLen
 	seg := t.segMax(f, side, p, ipHdr)
 	d.seg = seg
+	if remote(p.HopLimit) {
+		// Captured on the receiving host: a packet larger than a segment
+		// is GRO's merge of segments that came as the largest single one
+		// from this sender, when that is one (the sender may have cut its
+		// segments after an ICMP too-big this host never saw).
+		if int(n) <= seg {
+			if int(n) > d.single {
+				d.single = int(n)
+			}
+		} else if d.single >= seg/2 {
+			seg = d.single
+		}
+	}
 	switch {
 	case s == d.end:
 	case int32(s-d.end) > 0:
 		d.ooo++
 	default:
+		for cs := s; int32(cs-e) < 0; cs += uint32(seg) {
+			d.split(cs, min(cs+uint32(seg), e), d.hdr)
+		}
 		if d.overlaps(s, e) {
 			d.retrans++
 		}
@@ -382,5 +403,45 @@ func (d *dir) chunk(s, e uint32, seg, hdr int) {
 		d.pieces[at] = pc
 		d.np++
 		s += n
+	}
+}
+
+// remote reports whether a packet's TTL or hop limit was decremented from
+// the initial values stacks use (64, 128, 255): it crossed routers before
+// it was captured, so the capture is on the receiving side.
+func remote(hop uint8) bool { return hop != 64 && hop != 128 && hop != 255 }
+
+// split cuts the unacknowledged pieces that a retransmitted segment
+// [s, e) starts or ends inside: the sender re-sent them in smaller
+// packets, so the larger one never got through as it was.
+func (d *dir) split(s, e uint32, hdr int) {
+	for i := 0; i < int(d.np); i++ {
+		pc := d.pieces[i]
+		if pc.acked {
+			continue
+		}
+		var at uint32
+		switch {
+		case int32(s-pc.start) > 0 && int32(pc.end-s) > 0:
+			at = s
+		case int32(e-pc.start) > 0 && int32(pc.end-e) > 0:
+			at = e
+		default:
+			continue
+		}
+		if d.np == maxPieces {
+			return
+		}
+		if d.shrunk == 0 || int(pc.wire) < d.shrunk {
+			d.shrunk = int(pc.wire)
+		}
+		left, right := pc, pc
+		left.end, right.start = at, at
+		left.wire = uint16(min(int(left.end-left.start)+hdr, int(pc.wire)))
+		right.wire = uint16(min(int(right.end-right.start)+hdr, int(pc.wire)))
+		copy(d.pieces[i+2:d.np+1], d.pieces[i+1:d.np])
+		d.pieces[i], d.pieces[i+1] = left, right
+		d.np++
+		i-- // the left part may need another cut
 	}
 }

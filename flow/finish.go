@@ -97,6 +97,9 @@ func (d *dir) lost(limit uint32) (bool, int) {
 			cur = pc.end
 		}
 	}
+	if d.shrunk > 0 {
+		note(d.shrunk)
+	}
 	return smallest > 0, smallest
 }
 
