@@ -132,6 +132,7 @@ func (t *Tracker) helloBytes(i int32, f *flow, s uint32, data []byte) {
 			return
 		}
 		if !isHelloStart(h.buf) {
+			f.prefixN = uint8(copy(f.prefix[:], h.buf[:min(pre, uint32(len(f.prefix)))]))
 			t.putBuf(f)
 			h.failed = true
 			if t.anyPort {
@@ -142,7 +143,6 @@ func (t *Tracker) helloBytes(i int32, f *flow, s uint32, data []byte) {
 				return
 			}
 			f.notTLS, f.notTLSBy = true, sideUp+1
-			f.prefixN = uint8(copy(f.prefix[:], h.buf[:min(pre, uint32(len(f.prefix)))]))
 			f.end = f.last
 			t.finish(i, endNotTLS, f.last)
 			return
