@@ -2,6 +2,7 @@ package flow
 
 import (
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/mtuscope/mtuscope/diagnose"
@@ -36,22 +37,12 @@ func (t *Tracker) finish(i int32, why int, now int64) {
 		t.move(i, listDone)
 		return
 	}
-	if f.hello.end == 0 && f.d[sideUp].end > 0 && t.anyPort && !f.hello.parsed {
-		// Any port, and the hello's header never came: TLS only if the
-		// server is one we saw a ClientHello go to.
-		if _, ok := t.learned[f.server]; !ok {
-			t.stats.NotTLS++
-			t.move(i, listDone)
-			return
-		}
-	}
-	if t.anyPort && f.d[sideUp].end == 0 && !f.notTLS {
-		// Any port and not a byte from the client: nothing says TLS.
-		if _, ok := t.learned[f.server]; !ok {
-			t.stats.NotTLS++
-			t.move(i, listDone)
-			return
-		}
+	if t.anyPort && f.hello.end == 0 && !f.notTLS && !t.knownTLS(f.server) {
+		// Any port, and no hello header ever came (none sent, or its
+		// first segment lost): nothing says this connection is TLS.
+		t.stats.NotTLS++
+		t.move(i, listDone)
+		return
 	}
 	facts := f.facts(why, now >= f.start+t.timeout)
 	h := f.handshake(facts)
@@ -224,4 +215,21 @@ func (f *flow) handshake(fx diagnose.HandshakeFacts) Handshake {
 	h.Down.Delivered = down.delivered()
 	_, h.Down.Lost = down.lost(down.end)
 	return h
+}
+
+// tlsPorts are the well-known ports of TLS services (HTTPS, DNS over TLS,
+// IMAPS, POP3S, SMTPS, LDAPS, SIPS and HTTPS alternates).
+var tlsPorts = [...]uint16{443, 8443, 853, 993, 995, 465, 636, 5061}
+
+// knownTLS reports whether a server endpoint is taken to speak TLS when a
+// connection's own bytes cannot say (its hello's head never arrived): a
+// well-known TLS port, or an endpoint that received a ClientHello before.
+func (t *Tracker) knownTLS(server netip.AddrPort) bool {
+	for _, p := range tlsPorts {
+		if server.Port() == p {
+			return true
+		}
+	}
+	_, ok := t.learned[server]
+	return ok
 }

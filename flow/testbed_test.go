@@ -90,7 +90,7 @@ func artifact(t *testing.T, name string) string {
 
 // track reads a capture file through the whole pipeline and returns the
 // handshakes it emitted, by client port, and the tracker's figures.
-func track(t *testing.T, file string) (map[uint16]flow.Handshake, flow.Stats) {
+func track(t *testing.T, file string, ports []uint16) (map[uint16]flow.Handshake, flow.Stats) {
 	t.Helper()
 	src, err := capture.OpenFile(file)
 	if err != nil {
@@ -98,7 +98,7 @@ func track(t *testing.T, file string) (map[uint16]flow.Handshake, flow.Stats) {
 	}
 	defer src.Close()
 	got := map[uint16]flow.Handshake{}
-	tr := flow.NewTracker(flow.Config{Ports: []uint16{443}, Emit: func(h flow.Handshake) {
+	tr := flow.NewTracker(flow.Config{Ports: ports, Emit: func(h flow.Handshake) {
 		if _, dup := got[h.Client.Port()]; dup {
 			t.Errorf("%s: two handshakes from client port %d", file, h.Client.Port())
 		}
@@ -193,8 +193,18 @@ func TestTestbedCaptures(t *testing.T) {
 				if file == cliFile {
 					side = "client"
 				}
-				got, st := track(t, file)
+				got, st := track(t, file, []uint16{443})
 				t.Logf("%s capture: %+v", side, st)
+				// Any port, TLS detected from the bytes: the same outcomes.
+				if any, _ := track(t, file, nil); len(any) != len(got) {
+					t.Errorf("%s capture, any port: %d handshakes, want %d", side, len(any), len(got))
+				} else {
+					for port, h := range any {
+						if h.Outcome != got[port].Outcome {
+							t.Errorf("%s capture, any port: %s %s, with port 443: %s", side, h.Client, h.Outcome, got[port].Outcome)
+						}
+					}
+				}
 				if len(got) != len(c.clients) {
 					t.Errorf("%s capture: %d handshakes, want %d", side, len(got), len(c.clients))
 				}

@@ -24,10 +24,11 @@ type Config struct {
 	// Ports are the server ports whose connections carry TLS. Empty: any
 	// port, TLS recognised from the bytes (a ClientHello record header,
 	// 0x16 0x03 0x00-0x04, then handshake type 1); other connections are
-	// dropped without a word. A connection whose hello lost its first
-	// segment shows no header: in that mode it counts as TLS only when an
-	// earlier connection to the same server address and port carried a
-	// ClientHello.
+	// dropped without a word (counted in Stats.NotTLS). A connection whose
+	// hello lost its first segment shows no header: in that mode it counts
+	// as TLS when its server port is a well-known TLS port (443, 8443, 853,
+	// 993, 995, 465, 636, 5061) or an earlier connection to the same server
+	// address and port carried a ClientHello.
 	Ports []uint16
 	// MaxFlows bounds the flow table (default 65536). When it is full a new
 	// connection evicts, in this order, the oldest finished flow, the oldest
