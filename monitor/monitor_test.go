@@ -244,7 +244,8 @@ func TestFloodBounded(t *testing.T) {
 			h := flow.Handshake{Client: netip.AddrPortFrom(a, 1234), Server: server, Family: 4,
 				Start: at, End: at.Add(time.Duration(i) * time.Millisecond), Outcome: diagnose.NoClientHello}
 			if i%2 == 0 {
-				h.Outcome, h.HelloBytes, h.HelloSegments = diagnose.StalledClientHello, 1500, 1
+				// a half-sent hello: the tracker's timeout, nothing lost
+				h.Outcome, h.HelloBytes, h.HelloSegments = diagnose.Timeout, 1500, 1
 				h.Up = flow.Bracket{Delivered: 600}
 			}
 			m.Observe(h)

@@ -76,19 +76,18 @@ const (
 )
 
 // stallKind says whether h counts as a stall and in which direction. A
-// stall needs evidence that something was sent and lost: a server flight
-// never acknowledged, a ClientHello whose missing part was sent (a lost
-// segment bracketed, or retransmissions), or a timeout with such evidence.
-// A ClientHello that simply stopped (a half-sent hello from a flood) and a
+// stall needs evidence that something was sent and lost, which the
+// classifier demands of its two stalled outcomes (a ClientHello with a
+// lost part, a server flight never acknowledged); a timeout counts when
+// it brackets a lost packet. A ClientHello that simply stopped (a
+// half-sent hello from a flood: a timeout with nothing lost) and a
 // connection without any hello are not stalls.
 func stallKind(h *flow.Handshake) int {
 	switch h.Outcome {
 	case diagnose.StalledServerFlight:
 		return stallDown
 	case diagnose.StalledClientHello:
-		if h.Up.Lost > 0 || h.Retransmits > 0 {
-			return stallUp
-		}
+		return stallUp
 	case diagnose.Timeout:
 		switch {
 		case h.Down.Lost > 0:

@@ -20,7 +20,6 @@ import (
 	"github.com/mtuscope/mtuscope/internal/testnet"
 	"github.com/mtuscope/mtuscope/monitor"
 	"github.com/mtuscope/mtuscope/monitor/monitortest"
-	"github.com/mtuscope/mtuscope/watch"
 )
 
 // customers are S11's four client networks, in testnet order, each with
@@ -111,9 +110,6 @@ func sleep(ctx context.Context, d time.Duration) {
 func TestTestbedCustomers(t *testing.T) {
 	testnet.Require(t)
 	testnet.RequireTools(t, "nginx", "curl", "tcpdump")
-	if err := watch.Available(); err != nil {
-		t.Skip(err)
-	}
 	amBin := monitortest.AlertmanagerBinary(t)
 	sc := testnet.Scenario{Name: "S11", Slug: "customers"}
 	for _, c := range customers {

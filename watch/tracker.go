@@ -1,7 +1,6 @@
 package watch
 
 import (
-	"errors"
 	"time"
 
 	"github.com/mtuscope/mtuscope/capture"
@@ -30,33 +29,18 @@ type trackerConfig struct {
 	Emit             func(flow.Handshake)
 }
 
-// errNoTracker says the flow tracker is not part of this build yet.
-var errNoTracker = errors.New("the flow tracker is not yet available in this build")
-
-// newTracker builds the flow tracker and a function reading its figures.
-var newTracker = func(cfg trackerConfig) (tracker, func() trackerFigures, error) {
-	return nil, nil, errNoTracker
+// newTracker builds the flow tracker and a function reading its figures
+// (called under the pipeline's lock: the tracker is single-goroutine).
+func newTracker(cfg trackerConfig) (tracker, func() trackerFigures, error) {
+	t := flow.NewTracker(flow.Config{Ports: cfg.Ports, MaxFlows: cfg.MaxFlows,
+		HandshakeTimeout: cfg.HandshakeTimeout, Emit: cfg.Emit})
+	return t, func() trackerFigures {
+		s := t.Stats()
+		return trackerFigures{Open: s.Open, Max: s.Max, Evicted: s.Evicted}
+	}, nil
 }
-
-// errNoLive says live capture is not part of this build yet.
-var errNoLive = errors.New("live capture (-i) is not yet available in this build; use --read")
 
 // openLive opens a live capture on iface for ports.
-var openLive = func(iface string, ports []uint16) (capture.Source, error) {
-	return nil, errNoLive
+func openLive(iface string, ports []uint16) (capture.Source, error) {
+	return capture.OpenLive(capture.LiveConfig{Interface: iface, Ports: ports})
 }
-
-// Available says whether this build has what a live watch needs: the
-// flow tracker and live capture.
-func Available() error {
-	if _, _, err := newTracker(trackerConfig{Emit: func(flow.Handshake) {}}); err != nil {
-		return err
-	}
-	if !liveAvailable {
-		return errNoLive
-	}
-	return nil
-}
-
-// liveAvailable says openLive captures (set where it is defined).
-var liveAvailable = false

@@ -329,45 +329,38 @@ func (w *Watcher) Live(ctx context.Context) error {
 		w.sendWG.Add(1)
 		go func() { defer w.sendWG.Done(); s.Run(w.sendCtx) }()
 	}
-	done := make(chan struct{})
-	go func() {
-		// With no packets, time still passes: tick from the clock.
-		defer close(done)
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				src.Close()
-				return
-			case now := <-t.C:
-				w.mu.Lock()
-				if now.Sub(w.lastTS) >= time.Second {
-					w.lastTS = now
-					w.tracker.Advance(now)
-					w.Monitor.Advance(now)
-				}
-				w.mu.Unlock()
-			}
-		}
-	}()
+	stop := context.AfterFunc(ctx, func() { src.Close() })
+	defer stop()
 	var p packet.Packet
-	var rerr error
 	for {
 		data, ci, err := src.Next()
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				rerr = fmt.Errorf("capture on %s: %w", w.cfg.Interface, err)
+		switch {
+		case err == nil:
+			w.packet(&p, data, ci)
+		case errors.Is(err, capture.ErrIdle):
+			// No packet for a while: time still passes.
+			w.tick(time.Now())
+		case errors.Is(err, io.EOF):
+			return nil
+		default:
+			if ctx.Err() != nil {
+				return nil
 			}
-			break
+			return fmt.Errorf("capture on %s: %w", w.cfg.Interface, err)
 		}
-		w.packet(&p, data, ci)
 	}
-	<-done
-	if ctx.Err() != nil && rerr == nil {
-		return nil
+}
+
+// tick moves the tracker's and the monitor's clocks to now when no packet
+// did for a second.
+func (w *Watcher) tick(now time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if now.Sub(w.lastTS) >= time.Second {
+		w.lastTS = now
+		w.tracker.Advance(now)
+		w.Monitor.Advance(now)
 	}
-	return rerr
 }
 
 // Figures returns the pipeline's capture and flow-table figures.

@@ -180,18 +180,3 @@ func TestOutputs(t *testing.T) {
 		t.Errorf("alerts %+v %v", as, err)
 	}
 }
-
-// Without the flow tracker in this build, replay says so (until the flow
-// branch is merged).
-func TestReplayNeedsTracker(t *testing.T) {
-	cfg := Defaults()
-	cfg.DataDir = t.TempDir()
-	w, err := New(cfg, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	if err := w.Replay(context.Background(), []string{"nothing.pcap"}); err == nil {
-		t.Fatal("replay without a tracker")
-	}
-}
