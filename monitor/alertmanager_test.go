@@ -76,7 +76,7 @@ func (s *syncBuffer) String() string {
 func TestAlertmanagerDelivery(t *testing.T) {
 	// Alertmanager's own notifications land here: proof that it took the
 	// firing and the resolved alert as such.
-	notes := make(monitortest.Notifications, 10)
+	notes := &monitortest.Notifications{}
 	hook := httptest.NewServer(notes)
 	defer hook.Close()
 	base := startAlertmanager(t, hook.URL)

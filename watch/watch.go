@@ -45,10 +45,11 @@ type Watcher struct {
 	hsFile   *os.File
 	Store    *store.Store
 
-	mu      sync.Mutex // guards the tracker: one packet or tick at a time
-	tracker tracker
-	figures func() trackerFigures
-	lastTS  time.Time
+	mu        sync.Mutex // guards the tracker: one packet or tick at a time
+	tracker   tracker
+	figures   func() trackerFigures
+	lastTS    time.Time
+	lastFlush time.Time
 
 	packets, bytes, dropped, decodeErrors atomic.Uint64
 	// sourceStats adds the live source's counters to the finished files'.
@@ -259,9 +260,7 @@ func (w *Watcher) packet(p *packet.Packet, data []byte, ci capture.Info) {
 	// Time moves with the packets: tick the tracker's timeouts and the
 	// monitor's buckets every 100 ms of packet time.
 	if ci.Timestamp.Sub(w.lastTS) >= 100*time.Millisecond {
-		w.lastTS = ci.Timestamp
-		w.tracker.Advance(ci.Timestamp)
-		w.Monitor.Advance(ci.Timestamp)
+		w.advance(ci.Timestamp)
 	}
 	w.mu.Unlock()
 }
@@ -357,9 +356,21 @@ func (w *Watcher) tick(now time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if now.Sub(w.lastTS) >= time.Second {
-		w.lastTS = now
-		w.tracker.Advance(now)
-		w.Monitor.Advance(now)
+		w.advance(now)
+	}
+}
+
+// advance moves the clocks (w.mu held), and writes out the handshake log
+// once a second so that log pipelines see lines promptly.
+func (w *Watcher) advance(now time.Time) {
+	w.lastTS = now
+	w.tracker.Advance(now)
+	w.Monitor.Advance(now)
+	if w.HSLog != nil && now.Sub(w.lastFlush) >= time.Second {
+		w.lastFlush = now
+		if err := w.HSLog.Flush(); err != nil {
+			w.log.Warn("handshake log", "err", err)
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"sync"
 	"testing"
 	"time"
 )
@@ -99,9 +100,12 @@ func ActiveAlerts(c *http.Client, base string) ([]GettableAlert, error) {
 	return out, nil
 }
 
-// Notifications is a webhook receiver for Alertmanager that passes on the
+// Notifications is a webhook receiver for Alertmanager that records the
 // status ("firing", "resolved") and the network label of each notification.
-type Notifications chan Notification
+type Notifications struct {
+	mu   sync.Mutex
+	seen []Notification
+}
 
 // Notification is one webhook call of Alertmanager.
 type Notification struct {
@@ -109,30 +113,35 @@ type Notification struct {
 	Network string
 }
 
-func (n Notifications) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (n *Notifications) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var msg struct {
 		Status      string            `json:"status"`
 		GroupLabels map[string]string `json:"groupLabels"`
 	}
 	json.NewDecoder(r.Body).Decode(&msg)
-	select {
-	case n <- Notification{Status: msg.Status, Network: msg.GroupLabels["network"]}:
-	default:
-	}
+	n.mu.Lock()
+	n.seen = append(n.seen, Notification{Status: msg.Status, Network: msg.GroupLabels["network"]})
+	n.mu.Unlock()
+}
+
+// Seen returns the notifications so far.
+func (n *Notifications) Seen() []Notification {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]Notification(nil), n.seen...)
 }
 
 // Wait returns once a notification with status for network arrived.
-func (n Notifications) Wait(t testing.TB, status, network string, within time.Duration) {
+func (n *Notifications) Wait(t testing.TB, status, network string, within time.Duration) {
 	t.Helper()
-	timeout := time.After(within)
-	for {
-		select {
-		case x := <-n:
+	for deadline := time.Now().Add(within); ; time.Sleep(50 * time.Millisecond) {
+		for _, x := range n.Seen() {
 			if x.Status == status && x.Network == network {
 				return
 			}
-		case <-timeout:
-			t.Fatalf("alertmanager never notified %s for %q", status, network)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("alertmanager never notified %s for %q (it sent %v)", status, network, n.Seen())
 		}
 	}
 }
