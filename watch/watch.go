@@ -312,9 +312,10 @@ func (w *Watcher) Replay(ctx context.Context, files []string) error {
 	return nil
 }
 
-// Live captures on the configured interface until ctx ends. Without
-// CAP_NET_RAW it fails with an error that names the capability.
-func (w *Watcher) Live(ctx context.Context) error {
+// OpenLive starts capturing on the configured interface (packets queue
+// in the kernel ring until Live reads them). Without CAP_NET_RAW it fails
+// with an error that names the capability.
+func (w *Watcher) OpenLive() error {
 	if err := w.startTracker(); err != nil {
 		return err
 	}
@@ -323,6 +324,18 @@ func (w *Watcher) Live(ctx context.Context) error {
 		return err
 	}
 	w.live.Store(&src)
+	return nil
+}
+
+// Live runs the capture OpenLive started (opening it if it did not) until
+// ctx ends.
+func (w *Watcher) Live(ctx context.Context) error {
+	if w.live.Load() == nil {
+		if err := w.OpenLive(); err != nil {
+			return err
+		}
+	}
+	src := *w.live.Load()
 	go w.Resolver.Watch(ctx, 30*time.Second) // `asn update` replaces the file: no restart
 	for _, s := range w.Senders {
 		w.sendWG.Add(1)

@@ -149,6 +149,10 @@ func runWatch(cmd *cobra.Command, g *globals, a *watchArgs) error {
 		return nil
 	}
 	defer w.Close()
+	// Capture first: when the admin listener answers, packets are being seen.
+	if err := w.OpenLive(); err != nil {
+		return withExit(ExitUsage, err)
+	}
 	if cfg.Admin != "" {
 		addr, err := w.ServeAdmin(ctx, cfg.Admin)
 		if err != nil {

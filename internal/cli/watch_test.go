@@ -1,10 +1,14 @@
 package cli
 
 import (
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mtuscope/mtuscope/internal/testnet"
 )
 
 func TestWatchUsage(t *testing.T) {
@@ -39,5 +43,31 @@ func TestWatchUsage(t *testing.T) {
 				t.Errorf("exit %d, stderr %q, want %d and %q", code, errOut, ExitUsage, tc.want)
 			}
 		})
+	}
+}
+
+// Without CAP_NET_RAW live capture stops at once with a message that
+// names the capability (run as an unprivileged user via setpriv).
+func TestWatchNeedsCapNetRaw(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to drop to an unprivileged user")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("no setpriv")
+	}
+	bin := testnet.Mtuscope(t)
+	dir, err := os.MkdirTemp("", "mtuscope-watch-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o777) // the unprivileged user's data directory
+	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+		bin, "watch", "-i", "lo", "--admin", "", "--data-dir", dir)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != ExitUsage || !strings.Contains(string(out), "CAP_NET_RAW") {
+		t.Fatalf("%v: %s", err, out)
 	}
 }
