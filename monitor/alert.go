@@ -116,7 +116,22 @@ func (m *Monitor) closeBucket(b int64) {
 			n.recentIdx = b + 1
 		}
 	}
+	if len(m.nets) >= m.cfg.MaxNetworks {
+		m.pruneIdle(b)
+	}
 	m.refreshExported()
+}
+
+// pruneIdle forgets, when the table is full, the networks that sent
+// nothing for longer than the history and are not alerting, so that new
+// networks get their own entries again instead of all going to other.
+func (m *Monitor) pruneIdle(b int64) {
+	for key, n := range m.nets {
+		if key != OtherNetwork && !n.firing && b-n.lastSeen > int64(m.cfg.History) {
+			delete(m.nets, key)
+			m.pruned++
+		}
+	}
 }
 
 func (m *Monitor) evaluateNetwork(n *network, b int64, last, tot, totWin tally, end time.Time) {

@@ -147,6 +147,7 @@ type Monitor struct {
 	total    Counts
 	byFamily [2]Counts // IPv4, IPv6
 	folded   uint64    // handshakes folded into "other" for lack of room
+	pruned   uint64    // idle networks forgotten to make room
 	other    Counts    // handshakes of networks without their own series
 	server   serverState
 	history  []Alert // every alert change, newest last (bounded)

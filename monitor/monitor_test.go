@@ -265,6 +265,21 @@ func TestFloodBounded(t *testing.T) {
 	if got := e.Total[outcomeIndex(diagnose.Completed)]; got != 150 {
 		t.Errorf("completed %d, want 150", got)
 	}
+	// Past the history, the idle networks make room for new ones.
+	m.Observe(path{Prefix: "198.51.100", Kind: "clean"}.Handshake(rng, 1, t0.Add(2*time.Hour)))
+	m.Advance(t0.Add(2*time.Hour + time.Minute))
+	snap := m.Snapshot(false)
+	if len(snap.Networks) > 3 {
+		t.Errorf("%d networks after the idle ones went", len(snap.Networks))
+	}
+	m.Observe(path{Prefix: "192.0.2", Kind: "clean"}.Handshake(rng, 1, t0.Add(2*time.Hour+time.Minute)))
+	found := false
+	for _, n := range m.Snapshot(false).Networks {
+		found = found || n.Network == "192.0.2.0/24"
+	}
+	if !found {
+		t.Errorf("a new network still folded into other")
+	}
 }
 
 // Per-network series: at most TopN networks plus the alerting ones, and
