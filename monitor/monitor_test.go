@@ -143,6 +143,29 @@ func keys(m map[string]Alert) []string {
 	return k
 }
 
+// A network that was healthy before its path broke: the alert's bracket
+// and fixes come from the stalled handshakes, not from the full-size
+// packets its handshakes delivered before.
+func TestFaultAfterHealth(t *testing.T) {
+	m, rec := newMonitor(Config{})
+	rng := newRand(12)
+	clean := path{Prefix: "203.0.113", Per: 40, Kind: "clean"}
+	run(m, rng, t0, 4, path{Prefix: "192.0.2", Per: 12, Kind: "clean"}, clean)
+	run(m, rng, t0.Add(4*time.Minute), 2, path{Prefix: "192.0.2", Per: 12, Kind: "s2"}, clean)
+	if len(rec.alerts) != 1 {
+		t.Fatalf("alerts %+v", rec.alerts)
+	}
+	d := rec.alerts[0].Diagnosis
+	if d.PathMTU <= 0 || d.PathMTU > 1400 || d.Direction != diagnose.Both {
+		t.Errorf("path MTU %d direction %s, want a lower bound below 1400, both", d.PathMTU, d.Direction)
+	}
+	for _, ns := range m.Snapshot(false).Networks {
+		if b := ns.PathMTU; ns.Network == "192.0.2.0/24" && !(b.UpDelivered <= 1400 && b.UpLost > 1400 && b.DownDelivered <= 1400 && b.DownLost > 1400) {
+			t.Errorf("bracket %+v does not hold 1400", b)
+		}
+	}
+}
+
 // Ten stalled handshakes and none completed, while the others complete,
 // alert at the close of the bucket they fall in.
 func TestTenStallsOneInterval(t *testing.T) {

@@ -114,12 +114,16 @@ func tlsAttempt(h *flow.Handshake) bool {
 type evidence struct {
 	upDelivered, upLost     int
 	downDelivered, downLost int
-	tooBig, tooBigMTU       int
-	helloBytes, pqHellos    int
-	splitFailed, splitDone  int
-	singleDone              int
-	flightBytes             int
-	fam4, fam6              int
+	// The largest packets delivered within stalled handshakes: the
+	// failing paths' side of the bracket (a network's healthy paths, or
+	// its handshakes before the fault, deliver more).
+	stallUpDelivered, stallDownDelivered int
+	tooBig, tooBigMTU                    int
+	helloBytes, pqHellos                 int
+	splitFailed, splitDone               int
+	singleDone                           int
+	flightBytes                          int
+	fam4, fam6                           int
 }
 
 func (e *evidence) observe(h *flow.Handshake, kind int) {
@@ -130,6 +134,10 @@ func (e *evidence) observe(h *flow.Handshake, kind int) {
 	}
 	e.upDelivered = max(e.upDelivered, h.Up.Delivered)
 	e.downDelivered = max(e.downDelivered, h.Down.Delivered)
+	if kind != notStall {
+		e.stallUpDelivered = max(e.stallUpDelivered, h.Up.Delivered)
+		e.stallDownDelivered = max(e.stallDownDelivered, h.Down.Delivered)
+	}
 	if kind == stallUp && h.Up.Lost > 0 {
 		e.upLost = minPos(e.upLost, h.Up.Lost)
 	}
@@ -161,6 +169,8 @@ func (e *evidence) observe(h *flow.Handshake, kind int) {
 func (e *evidence) merge(o *evidence) {
 	e.upDelivered = max(e.upDelivered, o.upDelivered)
 	e.downDelivered = max(e.downDelivered, o.downDelivered)
+	e.stallUpDelivered = max(e.stallUpDelivered, o.stallUpDelivered)
+	e.stallDownDelivered = max(e.stallDownDelivered, o.stallDownDelivered)
 	e.upLost = minPos(e.upLost, o.upLost)
 	e.downLost = minPos(e.downLost, o.downLost)
 	e.tooBig += o.tooBig
@@ -176,6 +186,8 @@ func (e *evidence) merge(o *evidence) {
 }
 
 // passive turns the evidence and the stall counts into diagnose's input.
+// With stalls, the bracket comes from the stalled handshakes alone (what
+// got through and what did not on the failing paths); without, from all.
 // A lost size at or below a delivered one says nothing about the path MTU
 // (that packet was lost to something else): it is left out.
 func (e *evidence) passive(c *Counts, up, down int, significant bool) diagnose.PassiveEvidence {
@@ -185,6 +197,9 @@ func (e *evidence) passive(c *Counts, up, down int, significant bool) diagnose.P
 		TooBig: e.tooBig, TooBigMTU: e.tooBigMTU, HelloBytes: e.helloBytes, PQHellos: e.pqHellos,
 		SplitFailed: e.splitFailed, SplitCompleted: e.splitDone, SingleCompleted: e.singleDone,
 		FlightBytes: e.flightBytes,
+	}
+	if up+down > 0 {
+		p.UpDelivered, p.DownDelivered = e.stallUpDelivered, e.stallDownDelivered
 	}
 	if e.fam6 > e.fam4 {
 		p.Family = 6
