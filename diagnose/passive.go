@@ -49,6 +49,9 @@ type PassiveEvidence struct {
 	FlightBytes int `json:"flight_bytes"`
 }
 
+// CodePassiveBracket is the finding that a passive bracket is wide.
+const CodePassiveBracket = "path_mtu_bracket"
+
 // passiveMinFailures is how many failed handshakes with no completed one
 // make tls_failed or clienthello_split_intolerant: fewer is bad luck.
 const passiveMinFailures = 5
@@ -88,6 +91,12 @@ func Passive(p PassiveEvidence) (d Diagnosis) {
 			"handshakes": total, "completed": completed, "icmp_too_big": p.TooBig,
 			"mss": d.PathMTU - IPHeader(p.Family),
 		})
+		if lost := minPositive(p.UpLost, p.DownLost); lost-d.PathMTU > 100 {
+			d.add(CodePassiveBracket, fmt.Sprintf("Passively the path MTU is only bracketed: between %d and %d bytes. "+
+				"The MSS and MTU below are the safe lower bound; the diagnostic page or mtuscope probe, run from this "+
+				"network, measures the exact size.", d.PathMTU, lost-1),
+				map[string]any{"lower": d.PathMTU, "upper": lost - 1})
+		}
 		if p.PQHellos > 0 && p.StalledUp > 0 {
 			d.add(CodeHelloSizeBand, fmt.Sprintf("%d of the ClientHellos carried a post-quantum key share (the largest hello was %d bytes): "+
 				"such hellos need a full-size segment and stall on this path.", p.PQHellos, p.HelloBytes),
