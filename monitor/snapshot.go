@@ -169,3 +169,40 @@ func (m *Monitor) Exported() Exported {
 
 // Outcomes lists the outcome names in counter order.
 func Outcomes() []diagnose.Outcome { return append([]diagnose.Outcome(nil), outcomes...) }
+
+// Preload puts stored buckets (from before a restart) back into the
+// networks' histories, so that the chart and the alerting window go on
+// where they stopped. Call it before the first handshake; buckets older
+// than the history are ignored, the network table's bound holds.
+func (m *Monitor) Preload(bs []BucketRecord) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.started || len(bs) == 0 {
+		return
+	}
+	newest := int64(0)
+	for _, b := range bs {
+		newest = max(newest, m.index(b.Start))
+	}
+	m.cur = newest // for the snapshot; the first handshake sets the clock
+	for _, b := range bs {
+		idx := m.index(b.Start)
+		if newest-idx >= int64(m.cfg.History) {
+			continue
+		}
+		n := m.nets[b.Network]
+		if n == nil {
+			if len(m.nets) >= m.cfg.MaxNetworks || b.Network == OtherNetwork {
+				continue
+			}
+			n = &network{key: b.Network, asn: b.ASN, org: b.Org, ring: make([]tally, m.cfg.History)}
+			for i := range n.ring {
+				n.ring[i].index = -1
+			}
+			m.nets[b.Network] = n
+		}
+		t := n.bucket(idx)
+		t.completed, t.stallUp, t.stallDown, t.failed = uint32(b.Completed), uint32(b.StalledUp), uint32(b.StalledDn), uint32(b.Failed)
+		n.lastSeen, n.since, n.recentIdx = max(n.lastSeen, idx), 0, newest+1
+	}
+}

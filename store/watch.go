@@ -185,3 +185,17 @@ func (s *Store) PruneWatch(ctx context.Context, cutoff time.Time) (int64, error)
 	n2, _ := r2.RowsAffected()
 	return n1 + n2, nil
 }
+
+// ResolveOpen marks every alert still firing as resolved at the given
+// time with the given reason (a restarted monitor starts without them),
+// and says how many it changed.
+func (s *Store) ResolveOpen(ctx context.Context, at time.Time, reason string) (int64, error) {
+	r, err := s.w.ExecContext(ctx, `UPDATE alerts SET state = 'resolved', ends_at = ?,
+		body = json_set(body, '$.state', 'resolved', '$.ends_at', ?, '$.reason', ?) WHERE state = 'firing'`,
+		at.UnixMilli(), at.UTC().Format(time.RFC3339Nano), reason)
+	if err != nil {
+		return 0, fmt.Errorf("store: resolve open alerts: %w", err)
+	}
+	n, _ := r.RowsAffected()
+	return n, nil
+}

@@ -49,6 +49,24 @@ func TestWatchTables(t *testing.T) {
 	if err != nil || len(as) != 1 || as[0].State != "resolved" || !as[0].EndsAt.Equal(t0.Add(5*time.Minute)) || string(as[0].Body) != `{"state":"resolved"}` {
 		t.Fatalf("alerts %+v %v", as, err)
 	}
+	open := a
+	open.ID, open.State, open.EndsAt = "network/AS64496/2", "firing", time.Time{}
+	open.Body = json.RawMessage(`{"id":"network/AS64496/2","state":"firing"}`)
+	if err := s2.PutAlert(ctx, open); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s2.ResolveOpen(ctx, t0.Add(time.Hour), "restart"); err != nil || n != 1 {
+		t.Fatalf("resolved %d: %v", n, err)
+	}
+	as, _ = s2.Alerts(ctx, 10)
+	if len(as) == 2 && as[0].ID != open.ID {
+		as[0], as[1] = as[1], as[0]
+	}
+	var body map[string]any
+	json.Unmarshal(as[0].Body, &body)
+	if len(as) != 2 || as[0].State != "resolved" || !as[0].EndsAt.Equal(t0.Add(time.Hour)) || body["state"] != "resolved" || body["reason"] != "restart" {
+		t.Fatalf("after ResolveOpen: %+v %v", as, body)
+	}
 	n, err := s2.PruneWatch(ctx, t0.Add(6*time.Minute))
 	if err != nil || n != 7+1 {
 		t.Fatalf("pruned %d %v", n, err)

@@ -169,6 +169,31 @@ func (w *Watcher) ports() []uint16 {
 	return ports
 }
 
+// Restore carries the database over a restart: alerts left firing are
+// marked resolved (reason "restart": the monitor fires again within one
+// bucket if the network still fails), and the buckets of the last history
+// go back into the monitor. now is the wall clock of a live start.
+func (w *Watcher) Restore(ctx context.Context, now time.Time) error {
+	if w.Store == nil {
+		return nil
+	}
+	if _, err := w.Store.ResolveOpen(ctx, now, "restart"); err != nil {
+		return err
+	}
+	mc := w.Monitor.Config()
+	bs, err := w.Store.Buckets(ctx, now.Add(-time.Duration(mc.History)*mc.Bucket), "")
+	if err != nil {
+		return err
+	}
+	recs := make([]monitor.BucketRecord, len(bs))
+	for i, b := range bs {
+		recs[i] = monitor.BucketRecord{Network: b.Network, ASN: b.ASN, Org: b.Org, Start: b.Start,
+			Completed: b.Completed, StalledUp: b.StalledUp, StalledDn: b.StalledDown, Failed: b.Failed}
+	}
+	w.Monitor.Preload(recs)
+	return nil
+}
+
 // emit receives each classified handshake from the tracker.
 func (w *Watcher) emit(h flow.Handshake) {
 	w.Monitor.Observe(h)

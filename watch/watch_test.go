@@ -169,7 +169,6 @@ func TestOutputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
 	ctx := context.Background()
 	bs, err := s.Buckets(ctx, t0, "192.0.2.0/24")
 	if err != nil || len(bs) != 3 || bs[0].StalledUp+bs[0].StalledDown != 12 {
@@ -178,5 +177,52 @@ func TestOutputs(t *testing.T) {
 	as, err := s.Alerts(ctx, 10)
 	if err != nil || len(as) != 1 || as[0].Verdict != "pmtud_blackhole" || as[0].Direction != "both" {
 		t.Errorf("alerts %+v %v", as, err)
+	}
+	s.Close()
+
+	// A restart: the alert left firing is closed as such, the buckets come
+	// back into the chart and the window, and a network still failing
+	// fires again at the end of its first bucket.
+	w2, err := New(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w2.Restore(ctx, t0.Add(3*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	snap2 := w2.Monitor.Snapshot(true)
+	stalled := 0
+	for _, n := range snap2.Networks {
+		for _, p := range n.Series {
+			stalled += p.Stalled
+		}
+	}
+	if len(snap2.Networks) != 2 || stalled != 36 {
+		t.Errorf("after the restart: %d networks, %d stalls in the series", len(snap2.Networks), stalled)
+	}
+	for _, h := range monitortest.Stream(rand.New(rand.NewPCG(3, 4)), t0.Add(3*time.Minute), 1,
+		monitortest.Network{Prefix: "192.0.2", Per: 12, Kind: monitortest.S2},
+		monitortest.Network{Prefix: "203.0.113", Per: 40, Kind: monitortest.Clean}) {
+		w2.emit(h)
+	}
+	w2.Monitor.Advance(t0.Add(4 * time.Minute))
+	if got := w2.Monitor.Snapshot(false).Alerts; len(got) != 1 || got[0].State != monitor.Firing {
+		t.Errorf("after the restart: alerts %+v", got)
+	}
+	if err := w2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = store.Open(cfg.Database)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	as, _ = s.Alerts(ctx, 10)
+	states := map[string]int{}
+	for _, a := range as {
+		states[a.State]++
+	}
+	if states["resolved"] != 1 || states["firing"] != 1 {
+		t.Errorf("alert history after the restart: %+v", as)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -149,6 +150,9 @@ func runWatch(cmd *cobra.Command, g *globals, a *watchArgs) error {
 		return nil
 	}
 	defer w.Close()
+	if err := w.Restore(ctx, time.Now()); err != nil {
+		return withExit(ExitProblem, err)
+	}
 	// Capture first: when the admin listener answers, packets are being seen.
 	if err := w.OpenLive(); err != nil {
 		return withExit(ExitUsage, err)
