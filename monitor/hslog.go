@@ -67,15 +67,16 @@ type HandshakeRecord struct {
 }
 
 // UID is a Zeek-style connection identifier derived from the 4-tuple and
-// the start time in microseconds (what a pcap file keeps), so a replay of
-// a capture gives the live run's IDs.
+// the start second, so that a replay of a capture gives the live run's
+// IDs (two captures of the same packets differ in their timestamps by a
+// microsecond or so; a client does not reuse a port within a second).
 func UID(h *flow.Handshake) string {
 	f := fnv.New64a()
 	b, _ := h.Client.MarshalBinary()
 	f.Write(b)
 	b, _ = h.Server.MarshalBinary()
 	f.Write(b)
-	binary.Write(f, binary.BigEndian, h.Start.UnixMicro())
+	binary.Write(f, binary.BigEndian, h.Start.Unix())
 	const digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 	v := f.Sum64()
 	out := []byte{'C'}
