@@ -139,7 +139,18 @@ func (m *Monitor) evaluateNetwork(n *network, b int64, last, tot, totWin tally, 
 		if m.server.firing || m.server.low {
 			return // a server-wide drop is one server alert, not one per network
 		}
-		fire, st := m.test("bucket", last, tot)
+		ref := tot
+		if tot.attempts()-last.attempts() < m.cfg.MinOthers {
+			// Too few others in this bucket alone (a quiet server): the
+			// network's bucket against the others over the window.
+			// test subtracts the network's own figures from ref: ref is
+			// the others' window plus this bucket of the network.
+			w := n.sum(b-int64(m.cfg.Window)+1, b)
+			ref = tally{completed: totWin.completed - w.completed + last.completed,
+				stallUp:   totWin.stallUp - w.stallUp + last.stallUp,
+				stallDown: totWin.stallDown - w.stallDown + last.stallDown}
+		}
+		fire, st := m.test("bucket", last, ref)
 		if !fire {
 			from := max(b-int64(m.cfg.Window)+1, n.since)
 			win := n.sum(from, b)

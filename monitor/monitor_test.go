@@ -187,6 +187,23 @@ func TestTenStallsOneInterval(t *testing.T) {
 	}
 }
 
+// On a quiet server (eight handshakes a minute from the others) ten
+// stalls in one minute still alert at the end of that minute: the
+// others' rate comes from the window when one bucket holds too few.
+func TestQuietServer(t *testing.T) {
+	m, rec := newMonitor(Config{})
+	rng := newRand(13)
+	quiet := path{Prefix: "203.0.113", Per: 8, Kind: "clean"}
+	run(m, rng, t0, 4, path{Prefix: "192.0.2", Per: 1, Kind: "clean"}, quiet)
+	if len(rec.alerts) != 0 {
+		t.Fatalf("alerts %+v", rec.alerts)
+	}
+	run(m, rng, t0.Add(4*time.Minute), 1, path{Prefix: "192.0.2", Per: 10, Kind: "down"}, quiet)
+	if len(rec.alerts) != 1 || rec.alerts[0].Stats.Scope != "bucket" || !rec.alerts[0].StartsAt.Equal(t0.Add(4*time.Minute)) {
+		t.Fatalf("alerts %+v", rec.alerts)
+	}
+}
+
 // A healthy network losing 1-2% of packets stalls a handshake now and
 // then; over many seeds and hours it never alerts, nor does anyone else.
 func TestLossyNeverAlerts(t *testing.T) {
