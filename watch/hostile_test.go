@@ -1,79 +1,14 @@
 package watch
 
 import (
-	"bufio"
 	"context"
-	"encoding/binary"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
 
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
-)
-
-// rawWriter writes raw IPv4 packets (link type RAW) to a pcap file.
-type rawWriter struct {
-	f  *os.File
-	b  *bufio.Writer
-	w  *pcapgo.Writer
-	ts time.Time
-}
-
-func newRawWriter(t *testing.T, path string, start time.Time) *rawWriter {
-	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := bufio.NewWriterSize(f, 1<<20)
-	w := pcapgo.NewWriter(b)
-	if err := w.WriteFileHeader(65535, layers.LinkTypeRaw); err != nil {
-		t.Fatal(err)
-	}
-	return &rawWriter{f: f, b: b, w: w, ts: start}
-}
-
-// tcp writes one IPv4 TCP segment at time ts.
-func (r *rawWriter) tcp(t *testing.T, ts time.Time, src, dst [4]byte, sport, dport uint16, seq, ack uint32, flags byte, payload []byte) {
-	pkt := make([]byte, 40+len(payload))
-	pkt[0], pkt[8], pkt[9] = 0x45, 64, 6
-	binary.BigEndian.PutUint16(pkt[2:], uint16(len(pkt)))
-	pkt[6] = 0x40 // DF
-	copy(pkt[12:16], src[:])
-	copy(pkt[16:20], dst[:])
-	binary.BigEndian.PutUint16(pkt[20:], sport)
-	binary.BigEndian.PutUint16(pkt[22:], dport)
-	binary.BigEndian.PutUint32(pkt[24:], seq)
-	binary.BigEndian.PutUint32(pkt[28:], ack)
-	pkt[32], pkt[33] = 5<<4, flags
-	binary.BigEndian.PutUint16(pkt[34:], 64240)
-	copy(pkt[40:], payload)
-	ci := gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(pkt), Length: len(pkt)}
-	if err := r.w.WritePacket(ci, pkt); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (r *rawWriter) close(t *testing.T) {
-	if err := r.b.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.f.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-const (
-	flagFIN = 0x01
-	flagSYN = 0x02
-	flagRST = 0x04
-	flagACK = 0x10
-	flagPSH = 0x08
+	"github.com/mtuscope/mtuscope/monitor/monitortest"
 )
 
 // Hostile captures: a million spoofed SYNs, and a hundred thousand
@@ -93,30 +28,30 @@ func TestHostileCaptures(t *testing.T) {
 	}
 
 	syns := filepath.Join(dir, "syn-flood.pcap")
-	w := newRawWriter(t, syns, start)
+	w := monitortest.NewPcapWriter(t, syns)
 	for i := 0; i < 1_000_000; i++ {
 		ts := start.Add(time.Duration(i) * 100 * time.Microsecond) // 10,000 a second for 100 s
-		w.tcp(t, ts, randAddr(), server, uint16(1024+rng.IntN(60000)), 443, rng.Uint32(), 0, flagSYN, nil)
+		w.TCP(t, ts, randAddr(), server, uint16(1024+rng.IntN(60000)), 443, rng.Uint32(), 0, monitortest.FlagSYN, nil)
 	}
-	w.close(t)
+	w.Close(t)
 
 	// Half a ClientHello: the record header announces 512 bytes, 100 come.
 	hello := make([]byte, 100)
 	copy(hello, []byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03})
 	halves := filepath.Join(dir, "half-hellos.pcap")
-	w = newRawWriter(t, halves, start)
+	w = monitortest.NewPcapWriter(t, halves)
 	for i := 0; i < 100_000; i++ {
 		ts := start.Add(time.Duration(i) * time.Millisecond) // 1,000 a second for 100 s
 		c := randAddr()
 		port := uint16(1024 + rng.IntN(60000))
 		cs, ss := rng.Uint32(), rng.Uint32()
-		w.tcp(t, ts, c, server, port, 443, cs, 0, flagSYN, nil)
-		w.tcp(t, ts.Add(time.Millisecond), server, c, 443, port, ss, cs+1, flagSYN|flagACK, nil)
-		w.tcp(t, ts.Add(2*time.Millisecond), c, server, port, 443, cs+1, ss+1, flagACK, nil)
-		w.tcp(t, ts.Add(3*time.Millisecond), c, server, port, 443, cs+1, ss+1, flagACK|flagPSH, hello)
-		w.tcp(t, ts.Add(4*time.Millisecond), server, c, 443, port, ss+1, cs+101, flagACK, nil)
+		w.TCP(t, ts, c, server, port, 443, cs, 0, monitortest.FlagSYN, nil)
+		w.TCP(t, ts.Add(time.Millisecond), server, c, 443, port, ss, cs+1, monitortest.FlagSYN|monitortest.FlagACK, nil)
+		w.TCP(t, ts.Add(2*time.Millisecond), c, server, port, 443, cs+1, ss+1, monitortest.FlagACK, nil)
+		w.TCP(t, ts.Add(3*time.Millisecond), c, server, port, 443, cs+1, ss+1, monitortest.FlagACK|monitortest.FlagPSH, hello)
+		w.TCP(t, ts.Add(4*time.Millisecond), server, c, 443, port, ss+1, cs+101, monitortest.FlagACK, nil)
 	}
-	w.close(t)
+	w.Close(t)
 
 	for _, file := range []string{syns, halves} {
 		t.Run(filepath.Base(file), func(t *testing.T) {

@@ -41,8 +41,8 @@ the path-MTU bracket) and the fixes.
 Live (-i IFACE) needs CAP_NET_RAW; it serves metrics, health and the
 operator view on the admin listener (127.0.0.1:9091) and keeps per-network
 buckets and the alert history in SQLite in the data directory.
---read FILE... replays pcap or pcapng files (also gzipped) through the same
-pipeline, needs no privilege, and prints the per-network summary and the
+--read FILE... replays pcap or pcapng files (also gzipped), one after the
+other in the order given, through the same pipeline, needs no privilege, and prints the per-network summary and the
 alerts (--json: one JSON document, see docs/watch-json.md); it exits 1
 when an alert fired.
 
@@ -118,6 +118,8 @@ func runWatch(cmd *cobra.Command, g *globals, a *watchArgs) error {
 		return withExit(ExitUsage, fmt.Errorf("say where packets come from: -i IFACE or --read FILE"))
 	case a.json && len(a.read) == 0:
 		return withExit(ExitUsage, fmt.Errorf("--json goes with --read"))
+	case a.json && cfg.HandshakeLog == "-":
+		return withExit(ExitUsage, fmt.Errorf("--json and --handshake-log - would both write to standard output"))
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

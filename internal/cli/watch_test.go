@@ -1,14 +1,17 @@
 package cli
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mtuscope/mtuscope/internal/testnet"
+	"github.com/mtuscope/mtuscope/monitor/monitortest"
 )
 
 func TestWatchUsage(t *testing.T) {
@@ -34,6 +37,8 @@ func TestWatchUsage(t *testing.T) {
 		{"no source", []string{"watch"}, "-i IFACE or --read FILE"},
 		{"both sources", []string{"watch", "-i", "lo", "--read", "x.pcap"}, "exclude each other"},
 		{"json live", []string{"watch", "-i", "lo", "--json"}, "--json goes with --read"},
+		{"two writers on stdout", []string{"watch", "--read", "x.pcap", "--json", "--handshake-log", "-"}, "standard output"},
+		{"missing file", []string{"watch", "--read", filepath.Join(dir, "none.pcap"), "--admin", "", "--asn-db", filepath.Join(dir, "asn.db")}, "none.pcap"},
 		{"bad port", []string{"watch", "--read", "x.pcap", "--port", "0"}, "ports: 0"},
 		{"bad url", []string{"watch", "--read", "x.pcap", "--alertmanager", "am:9093"}, "alertmanager"},
 	} {
@@ -69,5 +74,67 @@ func TestWatchNeedsCapNetRaw(t *testing.T) {
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != ExitUsage || !strings.Contains(string(out), "CAP_NET_RAW") {
 		t.Fatalf("%v: %s", err, out)
+	}
+}
+
+// watch --read --json on a small crafted capture: three connections from
+// one /24 that send half a ClientHello and stop. The document has the
+// documented fields; nothing alerts (exit 0).
+func TestWatchReadJSON(t *testing.T) {
+	dir := t.TempDir()
+	pcap := filepath.Join(dir, "half.pcap")
+	w := monitortest.NewPcapWriter(t, pcap)
+	start := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	server := [4]byte{203, 0, 113, 10}
+	hello := []byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03}
+	for i := 0; i < 3; i++ {
+		c := [4]byte{192, 0, 2, byte(10 + i)}
+		ts := start.Add(time.Duration(i) * time.Second)
+		port := uint16(40000 + i)
+		w.TCP(t, ts, c, server, port, 443, 1000, 0, monitortest.FlagSYN, nil)
+		w.TCP(t, ts.Add(time.Millisecond), server, c, 443, port, 5000, 1001, monitortest.FlagSYN|monitortest.FlagACK, nil)
+		w.TCP(t, ts.Add(2*time.Millisecond), c, server, port, 443, 1001, 5001, monitortest.FlagACK, nil)
+		w.TCP(t, ts.Add(3*time.Millisecond), c, server, port, 443, 1001, 5001, monitortest.FlagACK|monitortest.FlagPSH, hello)
+	}
+	w.Close(t)
+	code, out, errOut := run(t, "watch", "--read", pcap, "--json", "--admin", "", "--asn-db", filepath.Join(dir, "asn.db"))
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var doc struct {
+		SchemaVersion int `json:"schema_version"`
+		Networks      []struct {
+			Network    string         `json:"network"`
+			ASN        *uint32        `json:"asn"`
+			Org        *string        `json:"org"`
+			Handshakes int            `json:"handshakes"`
+			Outcomes   map[string]int `json:"outcomes"`
+			Alert      *bool          `json:"alert"`
+			Verdict    string         `json:"verdict"`
+			Direction  string         `json:"direction"`
+			PathMTU    *struct {
+				UpDelivered int `json:"up_delivered"`
+			} `json:"path_mtu"`
+		} `json:"networks"`
+		Alerts  []any          `json:"alerts"`
+		Totals  map[string]int `json:"totals"`
+		Capture struct {
+			Packets int `json:"packets"`
+		} `json:"capture"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if doc.SchemaVersion != 1 || len(doc.Networks) != 1 || doc.Alerts == nil || len(doc.Alerts) != 0 || doc.Capture.Packets != 12 {
+		t.Fatalf("document %+v", doc)
+	}
+	n := doc.Networks[0]
+	if n.Network != "192.0.2.0/24" || n.ASN == nil || *n.ASN != 0 || n.Org == nil || n.Handshakes != 3 || n.Outcomes["timeout"] != 3 ||
+		n.Alert == nil || *n.Alert || n.Verdict != "ok" || n.Direction != "none" || n.PathMTU == nil {
+		t.Errorf("network %+v", n)
+	}
+	code, out, _ = run(t, "watch", "--read", pcap, "--admin", "", "--asn-db", filepath.Join(dir, "asn.db"))
+	if code != ExitOK || !strings.Contains(out, "192.0.2.0/24") || !strings.Contains(out, "no alerts") {
+		t.Errorf("summary: exit %d\n%s", code, out)
 	}
 }
