@@ -5,20 +5,22 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/mtuscope/mtuscope/monitor"
 	"github.com/mtuscope/mtuscope/monitor/monitortest"
 	"github.com/mtuscope/mtuscope/store"
-
-	"math/rand/v2"
 )
 
 func TestConfig(t *testing.T) {
@@ -225,4 +227,37 @@ func TestOutputs(t *testing.T) {
 	if states["resolved"] != 1 || states["firing"] != 1 {
 		t.Errorf("alert history after the restart: %+v", as)
 	}
+}
+
+// docs/watch.yaml lists every setting with its default.
+func TestExampleConfig(t *testing.T) {
+	c, err := LoadConfig("../docs/watch.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := Defaults()
+	want.Interface = "eth0"
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("docs/watch.yaml\n%+v\ndefaults\n%+v", c, want)
+	}
+	b, _ := os.ReadFile("../docs/watch.yaml")
+	var doc map[string]any
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	check := func(typ reflect.Type, m map[string]any, prefix string) {
+		for i := 0; i < typ.NumField(); i++ {
+			if key := typ.Field(i).Tag.Get("yaml"); key != "" {
+				if _, ok := m[key]; !ok {
+					t.Errorf("docs/watch.yaml lacks %s%s", prefix, key)
+				}
+			}
+		}
+	}
+	check(reflect.TypeOf(Config{}), doc, "")
+	mon, _ := doc["monitor"].(map[string]any)
+	check(reflect.TypeOf(monitor.Config{}), mon, "monitor.")
 }
