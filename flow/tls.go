@@ -155,9 +155,9 @@ func (t *Tracker) helloBytes(i int32, f *flow, s uint32, data []byte) {
 	}
 	switch {
 	case ok:
-		if ch, err := tlswire.ParseClientHello(msg); err == nil {
-			h.sni = ch.ServerName
-			for _, g := range ch.KeyShareGroups {
+		if tlswire.ScanClientHello(msg, &t.summary) == nil {
+			h.sni = t.intern(t.summary.ServerName)
+			for _, g := range t.summary.Shares() {
 				if isPQ(g) {
 					h.pq = true
 				}
@@ -321,4 +321,23 @@ func (w *walker) record(off uint32, data []byte) (rec, bool) {
 		return r, true
 	}
 	return rec{}, false
+}
+
+// maxNames bounds the server names interned.
+const maxNames = 4096
+
+// intern returns b as a string, without allocating for a name seen
+// before (servers answer to few names; the map is bounded).
+func (t *Tracker) intern(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if s, ok := t.names[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(t.names) < maxNames {
+		t.names[s] = s
+	}
+	return s
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/mtuscope/mtuscope/diagnose"
 	"github.com/mtuscope/mtuscope/packet"
+	"github.com/mtuscope/mtuscope/tlswire"
 )
 
 // Defaults of Config.
@@ -99,6 +100,8 @@ type Tracker struct {
 	// scratch holds a hello that spans several records while it is parsed.
 	scratch []byte
 	learned map[netip.AddrPort]struct{}
+	names   map[string]string
+	summary tlswire.HelloSummary
 
 	now      int64
 	stats    Stats
@@ -122,6 +125,7 @@ func NewTracker(cfg Config) *Tracker {
 		anyPort: len(cfg.Ports) == 0,
 		table:   make(map[key]int32, min(cfg.MaxFlows, 4096)),
 		learned: make(map[netip.AddrPort]struct{}),
+		names:   make(map[string]string),
 	}
 	for _, p := range cfg.Ports {
 		t.ports[p/64] |= 1 << (p % 64)
