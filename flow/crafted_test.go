@@ -380,8 +380,8 @@ func TestCrafted(t *testing.T) {
 				t.Fatalf("a half-sent hello looks like a stall: %+v", h)
 			}
 		}
-		if st.Evicted == 0 || st.Handshakes[diagnose.Timeout] == 0 {
-			t.Errorf("stats %+v: want evictions and timeouts", st)
+		if st.Evicted == 0 || st.Handshakes[diagnose.Timeout] == 0 || st.HelloUnparsed == 0 {
+			t.Errorf("stats %+v: want evictions, timeouts, hellos left unparsed for want of buffers", st)
 		}
 	})
 

@@ -122,7 +122,16 @@ func (t *Tracker) helloBytes(i int32, f *flow, s uint32, data []byte) {
 		return
 	}
 	if h.buf == nil {
-		h.buf = t.getBuf()
+		if h.buf = t.getBuf(); h.buf == nil {
+			// No buffer to spare: the first segment's header still gives
+			// the hello's size.
+			h.failed = true
+			if s == 0 && isHelloStart(data) {
+				h.end = 5 + uint32(data[3])<<8 | uint32(data[4])
+				t.learn(f.server)
+			}
+			return
+		}
 	}
 	c := copy(h.buf[s:], data)
 	h.add(s, s+uint32(c))

@@ -44,7 +44,10 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	// MaxBuffer bounds the bytes of the ClientHello kept per flow while it
 	// is reassembled (default 4096); a larger hello is reported with its
-	// size but not parsed.
+	// size but not parsed. At most max(64, MaxFlows/8) hellos are
+	// reassembled at once (32 MiB with the defaults): beyond that, under a
+	// flood of half-sent hellos, a hello is classified from its sequence
+	// numbers alone, without its SNI and key shares (Stats.HelloUnparsed).
 	MaxBuffer int
 	// Emit receives each finished handshake, once, from the goroutine that
 	// calls Packet, Advance or Flush.
@@ -70,6 +73,8 @@ type Stats struct {
 	// NotTLS counts connections dropped because their first bytes were not
 	// a ClientHello, when Ports is empty.
 	NotTLS uint64 `json:"not_tls"`
+	// HelloUnparsed counts hellos not reassembled for want of a buffer.
+	HelloUnparsed uint64 `json:"hello_unparsed"`
 	// Handshakes counts emitted handshakes by outcome.
 	Handshakes map[diagnose.Outcome]uint64 `json:"handshakes"`
 	// TooBig counts ICMP too-big messages, TooBigMatched those that quoted
@@ -96,7 +101,11 @@ type Tracker struct {
 	flows []flow
 	free  []int32
 	lists [3]list // half-open, active, done
-	bufs  [][]byte
+	// bufs are hello buffers free for reuse; bufsOut are in flows, at
+	// most maxBufs.
+	bufs    [][]byte
+	bufsOut int
+	maxBufs int
 	// scratch holds a hello that spans several records while it is parsed.
 	scratch []byte
 	learned map[netip.AddrPort]struct{}
@@ -123,6 +132,7 @@ func NewTracker(cfg Config) *Tracker {
 		cfg:     cfg,
 		timeout: int64(cfg.HandshakeTimeout),
 		anyPort: len(cfg.Ports) == 0,
+		maxBufs: max(64, cfg.MaxFlows/8),
 		table:   make(map[key]int32, min(cfg.MaxFlows, 4096)),
 		learned: make(map[netip.AddrPort]struct{}),
 		names:   make(map[string]string),
@@ -337,7 +347,13 @@ func (t *Tracker) release(i int32) {
 	t.free = append(t.free, i)
 }
 
+// getBuf returns a hello buffer, or nil when maxBufs are out already.
 func (t *Tracker) getBuf() []byte {
+	if t.bufsOut >= t.maxBufs {
+		t.stats.HelloUnparsed++
+		return nil
+	}
+	t.bufsOut++
 	if n := len(t.bufs); n > 0 {
 		b := t.bufs[n-1]
 		t.bufs = t.bufs[:n-1]
@@ -350,6 +366,7 @@ func (t *Tracker) putBuf(f *flow) {
 	if f.hello.buf != nil {
 		t.bufs = append(t.bufs, f.hello.buf)
 		f.hello.buf = nil
+		t.bufsOut--
 	}
 }
 
