@@ -127,7 +127,7 @@ func (t *Tracker) helloBytes(i int32, f *flow, s uint32, data []byte) {
 			// the hello's size.
 			h.failed = true
 			if s == 0 && isHelloStart(data) {
-				h.end = 5 + uint32(data[3])<<8 | uint32(data[4])
+				h.end = 5 + (uint32(data[3])<<8 | uint32(data[4]))
 				t.learn(f.server)
 			}
 			return
