@@ -379,6 +379,9 @@ func TestCrafted(t *testing.T) {
 			if h.Outcome == diagnose.StalledClientHello || h.Outcome == diagnose.StalledServerFlight {
 				t.Fatalf("a half-sent hello looks like a stall: %+v", h)
 			}
+			if h.HelloBytes != len(hello) {
+				t.Fatalf("hello size %d, want %d from its record header", h.HelloBytes, len(hello))
+			}
 		}
 		if st.Evicted == 0 || st.Handshakes[diagnose.Timeout] == 0 || st.HelloUnparsed == 0 {
 			t.Errorf("stats %+v: want evictions, timeouts, hellos left unparsed for want of buffers", st)
