@@ -91,6 +91,28 @@ var outcomes = [...]diagnose.Outcome{diagnose.Completed, diagnose.StalledClientH
 
 // Tracker follows TCP connections and their TLS handshakes through decoded
 // packets. It is not safe for concurrent use: one goroutine feeds it.
+//
+// A connection starts with a SYN (the client is its sender), a SYN-ACK
+// (its receiver), or, for a capture that starts mid-connection, a segment
+// that begins with a ClientHello (its sender); any other segment of an
+// unknown connection is ignored. It is a handshake once it opened (the
+// client acknowledged the SYN-ACK, or sent data): SYNs that never open
+// are counted as half-open and never emitted, so a SYN flood cannot look
+// like stalls. Each direction keeps its sequence space relative to its
+// first byte (serial arithmetic, so wrap is harmless), the wire segments
+// it sent (a super-segment of TSO, or of GRO on the receiving host, counts
+// as the segments of the negotiated MSS it was cut into), which of them
+// the peer acknowledged or SACKed, retransmissions and out-of-order data.
+// The handshake ends, and is emitted once:
+//   - completed: the client sent a record after the ServerHello while
+//     acknowledging all the server had sent (tshark's rule, plus the ACK);
+//   - alert or not_tls: the first records say so;
+//   - on a FIN or RST, or when HandshakeTimeout (from the first packet)
+//     passes: diagnose.ClassifyHandshake over what was seen. A stall needs
+//     a loss: hello bytes retransmitted unacknowledged or missing below a
+//     tail that arrived (stalled_clienthello); the same for the server's
+//     answer (stalled_server_flight). A client that stopped half-way is a
+//     timeout or a reset; connected and silent is no_clienthello.
 type Tracker struct {
 	cfg     Config
 	timeout int64
