@@ -23,6 +23,9 @@ type piece struct {
 	wire       uint16 // IP packet size on the wire
 	sent       uint8  // transmissions seen (a retransmission makes 2)
 	acked      bool
+	// guess says the size is inferred from a GRO merge on the receiving
+	// host: the sender may have cut smaller segments than the MSS.
+	guess bool
 }
 
 // dir is one direction of a connection: what its sender sent and what its
@@ -53,6 +56,8 @@ type dir struct {
 	// smallest wire packet that was re-sent cut smaller (PMTUD at work).
 	single int
 	shrunk int
+	// guess marks the pieces being added as inferred from a GRO merge.
+	guess bool
 
 	pieces  [maxPieces]piece
 	np      uint8
@@ -313,7 +318,9 @@ func (t *Tracker) data(i int32, f *flow, side int, p *packet.Packet) {
 	d.hdr = ipHdr + tc.HeaderLen
 	seg := t.segMax(f, side, p, ipHdr)
 	d.seg = seg
+	d.guess = false
 	if remote(p.HopLimit) {
+		d.guess = int(n) > seg
 		// Captured on the receiving host: a packet larger than a segment
 		// is GRO's merge of segments that came as the largest single one
 		// from this sender, when that is one (the sender may have cut its
@@ -394,7 +401,7 @@ func (d *dir) addPieces(s, e uint32, seg, hdr int) {
 func (d *dir) chunk(s, e uint32, seg, hdr int) {
 	for int32(e-s) > 0 && d.np < maxPieces {
 		n := min(uint32(seg), e-s)
-		pc := piece{start: s, end: s + n, wire: uint16(min(int(n)+hdr, 65535)), sent: 1}
+		pc := piece{start: s, end: s + n, wire: uint16(min(int(n)+hdr, 65535)), sent: 1, guess: d.guess}
 		at := int(d.np)
 		for at > 0 && int32(d.pieces[at-1].start-s) > 0 {
 			at--

@@ -95,10 +95,15 @@ func (d *dir) lost(limit uint32) (bool, int) {
 }
 
 // delivered returns the largest wire packet of this direction that the
-// peer acknowledged.
-func (d *dir) delivered() int {
+// peer acknowledged. Sizes inferred from GRO merges count only when
+// nothing on the flow (an ICMP too-big, a retransmission) says its
+// segments may have been cut smaller than the MSS.
+func (d *dir) delivered(trustGuesses bool) int {
 	best := 0
 	for _, pc := range d.pieces[:d.np] {
+		if pc.guess && !trustGuesses {
+			continue
+		}
 		if pc.acked || d.acked && int32(d.ack-pc.end) >= 0 {
 			best = max(best, int(pc.wire))
 		}
@@ -210,9 +215,10 @@ func (f *flow) handshake(fx diagnose.HandshakeFacts) Handshake {
 			h.HelloSegments++
 		}
 	}
-	h.Up.Delivered = up.delivered()
+	trust := f.tooBig == 0 && h.Retransmits == 0
+	h.Up.Delivered = up.delivered(trust)
 	_, h.Up.Lost = up.lost(up.end)
-	h.Down.Delivered = down.delivered()
+	h.Down.Delivered = down.delivered(trust)
 	_, h.Down.Lost = down.lost(down.end)
 	return h
 }
