@@ -77,7 +77,8 @@ type flow struct {
 	client     netip.AddrPort
 	server     netip.AddrPort
 	family     uint8
-	start      int64
+	first      int64 // the first packet
+	start      int64 // when the handshake began (connection open): the timeout runs from here
 	last       int64
 	end        int64 // last packet that mattered to the outcome
 

@@ -354,7 +354,7 @@ func (t *Tracker) alloc(k key, now int64) int32 {
 	}
 	f := &t.flows[i]
 	f.reset()
-	f.key, f.start, f.last = k, now, now
+	f.key, f.first, f.start, f.last = k, now, now, now
 	t.table[k] = i
 	return i
 }
