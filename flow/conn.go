@@ -22,11 +22,18 @@ type piece struct {
 	start, end uint32
 	wire       uint16 // IP packet size on the wire
 	sent       uint8  // transmissions seen (a retransmission makes 2)
-	acked      bool
-	// guess says the size is inferred from a GRO merge on the receiving
-	// host: the sender may have cut smaller segments than the MSS.
-	guess bool
+	bits       uint8  // pieceAcked, pieceGuess
 }
+
+const (
+	// pieceAcked says the peer acknowledged the piece (cumulatively or by SACK).
+	pieceAcked = 1 << iota
+	// pieceGuess says the size is inferred from a GRO merge on the
+	// receiving host: the sender may have cut smaller segments than the MSS.
+	pieceGuess
+)
+
+func (pc *piece) acked() bool { return pc.bits&pieceAcked != 0 }
 
 // dir is one direction of a connection: what its sender sent and what its
 // receiver acknowledged.
@@ -245,8 +252,8 @@ func (d *dir) ackSeg(tc *packet.TCP) {
 	}
 	for i := range d.pieces[:d.np] {
 		pc := &d.pieces[i]
-		if !pc.acked && d.acked && int32(d.ack-pc.end) >= 0 {
-			pc.acked = true
+		if !pc.acked() && d.acked && int32(d.ack-pc.end) >= 0 {
+			pc.bits |= pieceAcked
 		}
 	}
 	for _, b := range tc.Blocks() {
@@ -256,8 +263,8 @@ func (d *dir) ackSeg(tc *packet.TCP) {
 		}
 		for i := range d.pieces[:d.np] {
 			pc := &d.pieces[i]
-			if !pc.acked && int32(pc.start-l) >= 0 && int32(r-pc.end) >= 0 {
-				pc.acked = true
+			if !pc.acked() && int32(pc.start-l) >= 0 && int32(r-pc.end) >= 0 {
+				pc.bits |= pieceAcked
 			}
 		}
 	}
@@ -402,7 +409,10 @@ func (d *dir) addPieces(s, e uint32, seg, hdr int) {
 func (d *dir) chunk(s, e uint32, seg, hdr int) {
 	for int32(e-s) > 0 && d.np < maxPieces {
 		n := min(uint32(seg), e-s)
-		pc := piece{start: s, end: s + n, wire: uint16(min(int(n)+hdr, 65535)), sent: 1, guess: d.guess}
+		pc := piece{start: s, end: s + n, wire: uint16(min(int(n)+hdr, 65535)), sent: 1}
+		if d.guess {
+			pc.bits = pieceGuess
+		}
 		at := int(d.np)
 		for at > 0 && int32(d.pieces[at-1].start-s) > 0 {
 			at--
@@ -425,7 +435,7 @@ func remote(hop uint8) bool { return hop != 64 && hop != 128 && hop != 255 }
 func (d *dir) split(s, e uint32, hdr int) {
 	for i := 0; i < int(d.np); i++ {
 		pc := d.pieces[i]
-		if pc.acked {
+		if pc.acked() {
 			continue
 		}
 		var at uint32

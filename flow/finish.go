@@ -81,7 +81,7 @@ func (d *dir) lost(limit uint32) (bool, int) {
 			gap := int(pc.start - cur)
 			note(min(gap, max(d.seg, 1)) + d.hdr)
 		}
-		if !pc.acked && pc.sent >= 2 && !(d.acked && int32(d.ack-pc.end) >= 0) {
+		if !pc.acked() && pc.sent >= 2 && !(d.acked && int32(d.ack-pc.end) >= 0) {
 			note(int(pc.wire))
 		}
 		if int32(pc.end-cur) > 0 {
@@ -101,10 +101,10 @@ func (d *dir) lost(limit uint32) (bool, int) {
 func (d *dir) delivered(trustGuesses bool) int {
 	best := 0
 	for _, pc := range d.pieces[:d.np] {
-		if pc.guess && !trustGuesses {
+		if pc.bits&pieceGuess != 0 && !trustGuesses {
 			continue
 		}
-		if pc.acked || d.acked && int32(d.ack-pc.end) >= 0 {
+		if pc.acked() || d.acked && int32(d.ack-pc.end) >= 0 {
 			best = max(best, int(pc.wire))
 		}
 	}
@@ -119,7 +119,7 @@ func (d *dir) arrived(limit uint32) int {
 		n = min(d.ack, limit)
 	}
 	for _, pc := range d.pieces[:d.np] {
-		if pc.acked && int32(pc.start-n) >= 0 && int32(pc.end-limit) <= 0 {
+		if pc.acked() && int32(pc.start-n) >= 0 && int32(pc.end-limit) <= 0 {
 			n += pc.end - pc.start
 		}
 	}
