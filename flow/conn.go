@@ -133,6 +133,17 @@ func (t *Tracker) tcp(p *packet.Packet, now int64) {
 		}
 	}
 	f := &t.flows[i]
+	if ok && tc.Flags&(packet.SYN|packet.ACK) == packet.SYN && (f.done || !f.d[sideUp].syn || f.d[sideUp].isn != tc.Seq) {
+		// A new connection on the same four-tuple (the client reused
+		// its port): the old one ends here, as a capture's end would.
+		t.finish(i, endFlush, now)
+		t.release(i)
+		if i = t.open(p, k, fromA, now); i < 0 {
+			t.stats.Ignored++
+			return
+		}
+		f = &t.flows[i]
+	}
 	f.last = now
 	if f.done {
 		t.move(i, listDone)

@@ -241,6 +241,17 @@ func TestCrafted(t *testing.T) {
 		}
 	})
 
+	t.Run("port reused", func(t *testing.T) {
+		f := newFeeder(t, flow.Config{Ports: []uint16{443}})
+		handshake(t, f, &conn{c: cli4, s: srv4, cseq: 1000, sseq: 2000}, hello)
+		// The same four-tuple again a second later, new sequence numbers.
+		f.now = f.now.Add(time.Second)
+		handshake(t, f, &conn{c: cli4, s: srv4, cseq: 9000, sseq: 7000}, hello)
+		if len(f.got) != 2 || f.got[0].Outcome != diagnose.Completed || f.got[1].Outcome != diagnose.Completed {
+			t.Fatalf("got %+v, want two completed handshakes", f.got)
+		}
+	})
+
 	t.Run("mid-flow, IPv6", func(t *testing.T) {
 		f := newFeeder(t, flow.Config{})
 		k := &conn{c: cli6, s: srv6, cseq: 1000, sseq: 5000}
