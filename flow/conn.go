@@ -132,7 +132,7 @@ func (t *Tracker) tcp(p *packet.Packet, now int64) {
 			return
 		}
 	}
-	f := &t.flows[i]
+	f := t.at(i)
 	if ok && tc.Flags&(packet.SYN|packet.ACK) == packet.SYN && (f.done || !f.d[sideUp].syn || f.d[sideUp].isn != tc.Seq) {
 		// A new connection on the same four-tuple (the client reused
 		// its port): the old one ends here, as a capture's end would.
@@ -142,7 +142,7 @@ func (t *Tracker) tcp(p *packet.Packet, now int64) {
 			t.stats.Ignored++
 			return
 		}
-		f = &t.flows[i]
+		f = t.at(i)
 	}
 	f.last = now
 	if f.done {
@@ -226,7 +226,7 @@ func (t *Tracker) open(p *packet.Packet, k key, fromA bool, now int64) int32 {
 	if i < 0 {
 		return -1
 	}
-	f := &t.flows[i]
+	f := t.at(i)
 	f.family = p.Family
 	src, dst := netip.AddrPortFrom(p.Src, tc.SrcPort), netip.AddrPortFrom(p.Dst, tc.DstPort)
 	if clientIsSrc {
@@ -246,7 +246,7 @@ func (t *Tracker) open(p *packet.Packet, k key, fromA bool, now int64) int32 {
 
 // connect marks a flow open: from here it is a handshake.
 func (t *Tracker) connect(i int32) {
-	f := &t.flows[i]
+	f := t.at(i)
 	f.connected = true
 	f.start = f.last
 	t.move(i, listActive)

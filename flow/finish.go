@@ -22,7 +22,7 @@ const (
 // finish classifies flow i, emits its handshake when it is one, and keeps
 // the flow (finished) so that its remaining packets are recognised.
 func (t *Tracker) finish(i int32, why int, now int64) {
-	f := &t.flows[i]
+	f := t.at(i)
 	if f.done {
 		return
 	}

@@ -120,7 +120,10 @@ type Tracker struct {
 	anyPort bool
 
 	table map[key]int32
-	flows []flow
+	// chunks hold the flows, n slots in all: allocated a chunk at a time
+	// as the table grows, never moved, reused through free.
+	chunks []*[chunk]flow
+	n      int32
 	free  []int32
 	lists [3]list // half-open, active, done
 	// bufs are hello buffers free for reuse; bufsOut are in flows, at
@@ -225,20 +228,20 @@ func (t *Tracker) Advance(now time.Time) {
 
 func (t *Tracker) advance(now int64) {
 	for h := t.lists[listHalf].head; h >= 0; h = t.lists[listHalf].head {
-		if t.flows[h].start+t.timeout > now {
+		if t.at(h).start+t.timeout > now {
 			break
 		}
 		t.stats.HalfOpen++
 		t.release(h)
 	}
 	for h := t.lists[listActive].head; h >= 0; h = t.lists[listActive].head {
-		if t.flows[h].start+t.timeout > now {
+		if t.at(h).start+t.timeout > now {
 			break
 		}
 		t.finish(h, endTimeout, now)
 	}
 	for h := t.lists[listDone].head; h >= 0; h = t.lists[listDone].head {
-		if t.flows[h].last+t.timeout > now {
+		if t.at(h).last+t.timeout > now {
 			break
 		}
 		t.release(h)
@@ -291,11 +294,11 @@ const (
 type list struct{ head, tail int32 }
 
 func (t *Tracker) push(l uint8, i int32) {
-	f := &t.flows[i]
+	f := t.at(i)
 	ls := &t.lists[l]
 	f.list, f.prev, f.next = l, ls.tail, -1
 	if ls.tail >= 0 {
-		t.flows[ls.tail].next = i
+		t.at(ls.tail).next = i
 	} else {
 		ls.head = i
 	}
@@ -303,18 +306,18 @@ func (t *Tracker) push(l uint8, i int32) {
 }
 
 func (t *Tracker) unlink(i int32) {
-	f := &t.flows[i]
+	f := t.at(i)
 	if f.list == listNone {
 		return
 	}
 	ls := &t.lists[f.list]
 	if f.prev >= 0 {
-		t.flows[f.prev].next = f.next
+		t.at(f.prev).next = f.next
 	} else {
 		ls.head = f.next
 	}
 	if f.next >= 0 {
-		t.flows[f.next].prev = f.prev
+		t.at(f.next).prev = f.prev
 	} else {
 		ls.tail = f.prev
 	}
@@ -349,10 +352,13 @@ func (t *Tracker) alloc(k key, now int64) int32 {
 		i = t.free[n-1]
 		t.free = t.free[:n-1]
 	} else {
-		t.flows = append(t.flows, flow{})
-		i = int32(len(t.flows) - 1)
+		if t.n%chunk == 0 {
+			t.chunks = append(t.chunks, new([chunk]flow))
+		}
+		i = t.n
+		t.n++
 	}
-	f := &t.flows[i]
+	f := t.at(i)
 	f.reset()
 	f.key, f.first, f.start, f.last = k, now, now, now
 	t.table[k] = i
@@ -362,7 +368,7 @@ func (t *Tracker) alloc(k key, now int64) int32 {
 // release forgets a flow and returns its slot and buffer.
 func (t *Tracker) release(i int32) {
 	t.unlink(i)
-	f := &t.flows[i]
+	f := t.at(i)
 	t.putBuf(f)
 	delete(t.table, f.key)
 	f.key = key{}
@@ -416,7 +422,7 @@ func (t *Tracker) tooBig(p *packet.Packet) {
 		return
 	}
 	t.stats.TooBigMatched++
-	f := &t.flows[i]
+	f := t.at(i)
 	f.tooBig++
 	if p.ICMP.MTU > 0 && (f.tooBigMTU == 0 || p.ICMP.MTU < f.tooBigMTU) {
 		f.tooBigMTU = p.ICMP.MTU
@@ -429,3 +435,9 @@ func (t *Tracker) tooBig(p *packet.Packet) {
 		d.pmtu = p.ICMP.MTU
 	}
 }
+
+// chunk is how many flow slots are allocated at once.
+const chunk = 1024
+
+// at returns flow slot i.
+func (t *Tracker) at(i int32) *flow { return &t.chunks[i/chunk][i%chunk] }
