@@ -124,8 +124,8 @@ type Tracker struct {
 	// as the table grows, never moved, reused through free.
 	chunks []*[chunk]flow
 	n      int32
-	free  []int32
-	lists [3]list // half-open, active, done
+	free   []int32
+	lists  [3]list // half-open, active, done
 	// bufs are hello buffers free for reuse; bufsOut are in flows, at
 	// most maxBufs.
 	bufs    [][]byte
