@@ -215,6 +215,11 @@ func (f *flow) handshake(fx diagnose.HandshakeFacts) Handshake {
 			h.HelloSegments++
 		}
 	}
+	if h.HelloBytes == 0 && fx.HelloLost {
+		// The header never arrived (the head segment was lost): what the
+		// client sent, by sequence numbers, is the hello's size.
+		h.HelloBytes = int(up.end)
+	}
 	trust := f.tooBig == 0 && h.Retransmits == 0
 	h.Up.Delivered = up.delivered(trust)
 	_, h.Up.Lost = up.lost(up.end)

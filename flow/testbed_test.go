@@ -238,6 +238,9 @@ func TestTestbedCaptures(t *testing.T) {
 						if h.Up.Lost == 0 || h.Up.Delivered == 0 {
 							t.Errorf("%s capture, %s: upstream bracket %+v: want both ends", side, cl.name, h.Up)
 						}
+						if h.HelloBytes < 1500 || h.HelloSegments < 1 {
+							t.Errorf("%s capture, %s: hello of %d bytes in %d segments, want Go's post-quantum size", side, cl.name, h.HelloBytes, h.HelloSegments)
+						}
 					case diagnose.StalledServerFlight:
 						if h.Down.Lost == 0 || h.Down.Delivered == 0 {
 							t.Errorf("%s capture, %s: downstream bracket %+v: want both ends", side, cl.name, h.Down)
