@@ -150,6 +150,7 @@ func TestTestbedCaptures(t *testing.T) {
 		{"S1", 4, 1500, 1500, []client{with(big, diagnose.Completed), with(curl, diagnose.Completed)}, false},
 		{"S2", 4, 1400, 1400, []client{with(big, diagnose.StalledClientHello), with(small, diagnose.StalledServerFlight), with(curl, diagnose.StalledServerFlight)}, false},
 		{"S3", 4, 1400, 1400, []client{with(big, diagnose.Completed), with(curl, diagnose.Completed)}, true},
+		{"S4", 4, 1400, 1400, []client{with(big, diagnose.Completed), with(curl, diagnose.Completed)}, false},
 		{"S7", 4, 1400, 1500, []client{with(big, diagnose.StalledClientHello), with(curl, diagnose.Completed)}, false},
 		{"S8", 4, 1500, 1400, []client{with(small, diagnose.StalledServerFlight), with(curl, diagnose.StalledServerFlight)}, false},
 		{"S6", 6, 1280, 1280, []client{with(big, diagnose.StalledClientHello), with(small, diagnose.StalledServerFlight)}, false},
