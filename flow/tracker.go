@@ -37,10 +37,11 @@ type Config struct {
 	// unfinished handshake; evictions of the last two are counted and
 	// never emitted.
 	MaxFlows int
-	// HandshakeTimeout is how long, in packet time from the first packet,
-	// a handshake may take before it is classified as it stands (default
-	// 10 s). It is also how long a finished flow is remembered after its
-	// last packet.
+	// HandshakeTimeout is how long, in packet time from the connection's
+	// opening, a handshake may take before it is classified as it stands
+	// (default 10 s). It is also how long a SYN waits to open the
+	// connection, and how long a finished flow is remembered after its last
+	// packet (so its stray segments are not taken for new connections).
 	HandshakeTimeout time.Duration
 	// MaxBuffer bounds the bytes of the ClientHello kept per flow while it
 	// is reassembled (default 4096); a larger hello is reported with its
