@@ -247,7 +247,9 @@ func TestTestbedCustomers(t *testing.T) {
 	liveDrops := metric(t, inNS, "mtuscope_capture_dropped_packets_total")
 	livePackets := metric(t, inNS, "mtuscope_capture_packets_total")
 	w.Signal(syscall.SIGTERM)
-	w.Wait()
+	if err := w.Wait(); err != nil || strings.Contains(w.Stderr.String(), "DATA RACE") {
+		t.Errorf("watch ended with %v:\n%s", err, w.Stderr)
+	}
 	summary, err := capt.Stop()
 	if err != nil {
 		t.Fatal(err)
