@@ -113,6 +113,9 @@ func TestCustomers(t *testing.T) {
 			if ns.Alert || ns.Verdict != diagnose.VerdictOK {
 				t.Errorf("%s: alert %v verdict %s", ns.Network, ns.Alert, ns.Verdict)
 			}
+			if b := ns.PathMTU; b.UpLost != 0 || b.DownLost != 0 {
+				t.Errorf("%s: bracket %+v from isolated stalls", ns.Network, b)
+			}
 		}
 	}
 	// Faults removed: both resolve, with hysteresis (not in the first clean minute).

@@ -186,8 +186,9 @@ func (e *evidence) merge(o *evidence) {
 }
 
 // passive turns the evidence and the stall counts into diagnose's input.
-// With stalls, the bracket comes from the stalled handshakes alone (what
-// got through and what did not on the failing paths); without, from all.
+// For a network whose stalls are significant (it alerted), the bracket
+// comes from the stalled handshakes alone (what got through and what did
+// not on the failing paths); otherwise from all its handshakes.
 // A lost size at or below a delivered one says nothing about the path MTU
 // (that packet was lost to something else): it is left out.
 func (e *evidence) passive(c *Counts, up, down int, significant bool) diagnose.PassiveEvidence {
@@ -198,7 +199,7 @@ func (e *evidence) passive(c *Counts, up, down int, significant bool) diagnose.P
 		SplitFailed: e.splitFailed, SplitCompleted: e.splitDone, SingleCompleted: e.singleDone,
 		FlightBytes: e.flightBytes,
 	}
-	if up+down > 0 {
+	if significant && up+down > 0 {
 		p.UpDelivered, p.DownDelivered = e.stallUpDelivered, e.stallDownDelivered
 	}
 	if e.fam6 > e.fam4 {

@@ -108,7 +108,7 @@ func (m *Monitor) summary(n *network, withSeries bool) NetworkSummary {
 		ns.Diagnosis = diagnose.Passive(ev.passive(&n.total, up, down, false))
 	}
 	ns.Verdict, ns.Direction = ns.Diagnosis.Verdict, ns.Diagnosis.Direction
-	p := ev.passive(&n.total, up, down, false)
+	p := ev.passive(&n.total, up, down, n.alerted)
 	ns.PathMTU = Bracket{UpDelivered: p.UpDelivered, UpLost: p.UpLost, DownDelivered: p.DownDelivered, DownLost: p.DownLost}
 	if withSeries {
 		for b := m.cur - int64(len(n.ring)) + 1; b <= m.cur; b++ {
