@@ -17,6 +17,7 @@ type PipelineStats struct {
 	FlowsActive  int    `json:"flows_active"`  // flows in the table now
 	FlowsMax     int    `json:"flows_max"`     // the table's bound
 	FlowsEvicted uint64 `json:"flows_evicted"` // unfinished flows evicted to stay within the bound
+	StoreDropped uint64 `json:"store_dropped"` // buckets and alerts not written: the database fell behind
 }
 
 // Cardinality of the per-network series: at most TopN networks by volume
@@ -56,6 +57,8 @@ var (
 	descDeliveries = prometheus.NewDesc("mtuscope_alert_deliveries_total",
 		"Alert changes posted to a receiver, by result: sent, failed (every attempt), dropped (queue full).",
 		[]string{"receiver", "result"}, nil)
+	descStoreDropped = prometheus.NewDesc("mtuscope_store_dropped_writes_total",
+		"Buckets and alert changes not written to the database because its queue was full.", nil, nil)
 	descLogLines = prometheus.NewDesc("mtuscope_handshake_log_lines_total",
 		"Lines written to the handshake log.", nil, nil)
 )
@@ -81,7 +84,7 @@ func NewRegistry(m *Monitor, pipeline func() PipelineStats, senders []*Sender, l
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descHandshakes, descNetHandshakes, descNetInfo, descNetAlert, descNetRate,
 		descServerAlert, descAlertsFiring, descNetworks, descFolded, descPackets, descBytes, descDropped, descDecode,
-		descFlows, descFlowsMax, descEvicted, descDeliveries, descLogLines} {
+		descFlows, descFlowsMax, descEvicted, descStoreDropped, descDeliveries, descLogLines} {
 		ch <- d
 	}
 }
@@ -125,6 +128,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descFlows, float64(p.FlowsActive))
 		gauge(descFlowsMax, float64(p.FlowsMax))
 		counter(descEvicted, float64(p.FlowsEvicted))
+		counter(descStoreDropped, float64(p.StoreDropped))
 	}
 	for _, s := range c.senders {
 		sent, failed, dropped := s.Counts()

@@ -153,7 +153,7 @@ func (w *Watcher) advance(now time.Time) {
 // Figures returns the pipeline's capture and flow-table figures.
 func (w *Watcher) Figures() monitor.PipelineStats {
 	ps := monitor.PipelineStats{Packets: w.packets.Load(), Bytes: w.bytes.Load(), Dropped: w.dropped.Load(),
-		DecodeErrors: w.decodeErrors.Load()}
+		DecodeErrors: w.decodeErrors.Load(), StoreDropped: w.storeDropped.Load()}
 	if src := w.live.Load(); src != nil {
 		st := (*src).Stats()
 		ps.Packets += st.Packets
