@@ -9,12 +9,16 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/remote"
 
 	"github.com/mtuscope/mtuscope/asn"
 	"github.com/mtuscope/mtuscope/diagnose"
@@ -98,6 +102,43 @@ func traffic(ctx context.Context, n *testnet.Net, ng *testnet.Nginx, wg *sync.Wa
 			}()
 		}
 	}
+}
+
+// browse loads a page in headless Chromium (its ~1.8 KB post-quantum
+// ClientHello) from client c every two seconds, each time in a new browser
+// context so that each load opens a new TLS connection; a load that has
+// not finished within six seconds is abandoned.
+func browse(ctx context.Context, t *testing.T, c *testnet.Host, ng *testnet.Nginx, wg *sync.WaitGroup) {
+	b := c.StartChromium(t, "--ignore-certificate-errors")
+	var loaded, abandoned int
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer func() { t.Logf("chromium in %s: %d pages loaded, %d abandoned", c, loaded, abandoned) }()
+		actx, acancel := remote.NewAllocator(ctx, b.DevTools)
+		defer acancel()
+		for ctx.Err() == nil {
+			tctx, cancel := chromedp.NewContext(actx, chromedp.WithNewBrowserContext())
+			done := make(chan struct{})
+			var err error
+			go func() {
+				defer close(done)
+				_, err = chromedp.Run(tctx, chromedp.Navigate(ng.URL(4, "/small.txt")))
+			}()
+			select {
+			case <-done:
+				if err == nil {
+					loaded++
+				}
+			case <-time.After(6 * time.Second):
+				abandoned++
+			case <-ctx.Done():
+			}
+			cancel()
+			<-done
+			sleep(ctx, 2*time.Second)
+		}
+	}()
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -197,6 +238,11 @@ func TestTestbedCustomers(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	traffic(ctx, n, ng, &wg)
+	if _, err := exec.LookPath("chromium"); err == nil {
+		browse(ctx, t, n.Clients[0], ng, &wg)
+	} else {
+		t.Log("no chromium: the S2 network has no browser among its clients")
+	}
 	defer func() { stop(); wg.Wait() }()
 	start := time.Now()
 
