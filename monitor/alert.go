@@ -196,7 +196,10 @@ func (m *Monitor) evaluateNetwork(n *network, b int64, last, tot, totWin tally, 
 func (m *Monitor) resolveNetwork(n *network, b int64, end time.Time, reason string) {
 	a := *n.alert
 	a.State, a.EndsAt, a.Reason = Resolved, end, reason
-	a.Summary = fmt.Sprintf("%s: handshakes complete again (%s)", n.label(), reason)
+	a.Summary = fmt.Sprintf("%s: handshakes complete again", n.label())
+	if reason == "no_traffic" {
+		a.Summary = fmt.Sprintf("%s: no handshakes for %s, alert closed", n.label(), m.cfg.StaleAfter)
+	}
 	n.firing, n.clean, n.since = false, 0, b+1
 	n.lastAlert, n.alert = &a, nil
 	m.emit(a)
@@ -303,7 +306,10 @@ func (m *Monitor) resolveServer(end time.Time, reason string) {
 	s := &m.server
 	a := *s.alert
 	a.State, a.EndsAt, a.Reason = Resolved, end, reason
-	a.Summary = "server-wide: handshakes complete again (" + reason + ")"
+	a.Summary = "server-wide: handshakes complete again"
+	if reason == "no_traffic" {
+		a.Summary = fmt.Sprintf("server-wide: no handshakes for %s, alert closed", m.cfg.StaleAfter)
+	}
 	s.firing, s.clean, s.alert = false, 0, nil
 	m.emit(a)
 }

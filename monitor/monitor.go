@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mtuscope/mtuscope/asn"
+	"github.com/mtuscope/mtuscope/diagnose"
 	"github.com/mtuscope/mtuscope/flow"
 )
 
@@ -222,7 +223,7 @@ func (m *Monitor) Observe(h flow.Handshake) {
 	case kind == stallDown:
 		t.stallDown++
 		n.totalStall[1]++
-	case h.Outcome == "completed":
+	case h.Outcome == diagnose.Completed:
 		t.completed++
 	case tlsAttempt(&h):
 		t.failed++
@@ -255,9 +256,11 @@ func (m *Monitor) advance(idx int64) {
 	if idx <= m.cur {
 		return
 	}
-	// Close at most History buckets one by one: a longer gap than that
-	// leaves nothing in any ring to evaluate.
-	from := m.cur
+	// Close the current bucket, then the empty ones after it, at most
+	// History of them: a longer gap leaves nothing in any ring to evaluate
+	// (but the time without traffic still counts, for StaleAfter).
+	m.closeBucket(m.cur)
+	from := m.cur + 1
 	if idx-from > int64(m.cfg.History) {
 		from = idx - int64(m.cfg.History)
 	}

@@ -207,6 +207,21 @@ func TestQuietServer(t *testing.T) {
 	}
 }
 
+// A capture with a long quiet gap after the failing minute (two files
+// from different days, say) still evaluates that minute.
+func TestLongGap(t *testing.T) {
+	m, rec := newMonitor(Config{})
+	for _, h := range monitortest.Stream(newRand(14), t0, 1, path{Prefix: "192.0.2", Per: 10, Kind: "down"},
+		path{Prefix: "203.0.113", Per: 40, Kind: "clean"}) {
+		m.Observe(h)
+	}
+	m.Observe(path{Prefix: "203.0.113", Kind: "clean"}.Handshake(newRand(15), 1, t0.Add(24*time.Hour)))
+	// It fired for that minute, and closed for lack of traffic since.
+	if len(rec.alerts) != 2 || !rec.alerts[0].StartsAt.Equal(t0) || rec.alerts[1].Reason != "no_traffic" {
+		t.Fatalf("alerts %+v", rec.alerts)
+	}
+}
+
 // A healthy network losing 1-2% of packets stalls a handshake now and
 // then; over many seeds and hours it never alerts, nor does anyone else.
 func TestLossyNeverAlerts(t *testing.T) {
