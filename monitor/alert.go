@@ -174,7 +174,7 @@ func (m *Monitor) evaluateNetwork(n *network, b int64, last, tot, totWin tally, 
 		m.emit(*a)
 		return
 	}
-	// Firing: update the figures while it lasts, resolve with hysteresis.
+	// Firing: resolve with hysteresis, or for lack of traffic.
 	if last.attempts() == 0 {
 		if end.Sub(m.start(n.lastSeen+1)) >= m.cfg.StaleAfter {
 			m.resolveNetwork(n, b, end, "no_traffic")
