@@ -91,6 +91,7 @@ connects but the TLS handshake stalls because one full-size segment vanishes.`,
 	root.AddCommand(newServeCmd(g))
 	root.AddCommand(newASNCmd(g))
 	root.AddCommand(newProbeCmd(g))
+	root.AddCommand(newAnalyzeCmd(g))
 	return root
 }
 

@@ -1,0 +1,169 @@
+// Package analyze reads packet captures offline and says what they show
+// about the path: every TLS handshake of one capture classified, and a
+// client-side capture matched against a server-side capture segment by
+// segment, so that what was sent at one end and never seen at the other is
+// listed with its direction, size and time. Its conclusion goes through
+// package diagnose, worded as probe words it. Files are streamed: memory
+// is bounded by Limits, not by the size of the capture.
+package analyze
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/mtuscope/mtuscope/capture"
+	"github.com/mtuscope/mtuscope/packet"
+)
+
+// Stats count what one capture held.
+type Stats struct {
+	// Packets is the number of records read; Undecoded those whose headers
+	// did not decode (not IP, truncated, malformed).
+	Packets   uint64 `json:"packets"`
+	Undecoded uint64 `json:"undecoded"`
+	// TCPPackets is the TCP packets seen.
+	TCPPackets uint64 `json:"tcp_packets"`
+	// Flows is the TCP connections followed (their SYN or SYN-ACK was seen).
+	Flows int `json:"flows"`
+	// PacketsWithoutSYN were TCP packets of connections whose start the
+	// capture does not hold: not analysed.
+	PacketsWithoutSYN uint64 `json:"packets_without_syn"`
+	// FlowsUntracked is the connections not followed because the flow
+	// table was full (Limits.MaxFlows).
+	FlowsUntracked int `json:"flows_untracked"`
+	// FlowsNotListed is the finished connections that count in the figures
+	// but were not kept for listing and pairing (Limits.MaxRecords).
+	FlowsNotListed int `json:"flows_not_listed"`
+	// First and Last are the first and last packet's timestamps.
+	First time.Time `json:"first"`
+	Last  time.Time `json:"last"`
+}
+
+// capResult is what reading one capture gave.
+type capResult struct {
+	path    string
+	stats   Stats
+	records []*record
+	icmp    []icmpEvent
+	icmpN   int
+	frags   map[fragKey]int
+	fragN   int
+}
+
+// read streams one capture through a flow table. keep decides, for each
+// finished flow, whether it is kept (true) or only folded into the figures
+// by the caller's fold.
+func read(path string, lim Limits, fold func(*record)) (*capResult, error) {
+	src, err := capture.OpenFile(path)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	res := &capResult{path: path}
+	tb := newTable(lim, func(f *flowState) {
+		r := classify(f, [2][]wirePkt{f.judgeSingle(up), f.judgeSingle(down)})
+		if len(res.records) < lim.MaxRecords {
+			res.records = append(res.records, &r)
+		} else {
+			res.stats.FlowsNotListed++
+			// Past the cap the segments are dropped; the figures keep it.
+			r.f.d[up].segs, r.f.d[down].segs = nil, nil
+		}
+		if fold != nil {
+			fold(&r)
+		}
+	})
+	var p packet.Packet
+	var first, last int64
+	for {
+		data, ci, err := src.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		res.stats.Packets++
+		t := ci.Timestamp.UnixNano()
+		if first == 0 {
+			first = t
+		}
+		last = max(last, t)
+		if err := packet.Decode(ci.Link, data, &p); err != nil {
+			res.stats.Undecoded++
+			if !p.Transport {
+				continue
+			}
+		}
+		tb.packet(&p, t)
+	}
+	if res.stats.Packets == 0 {
+		return nil, fmt.Errorf("capture %s: holds no packets", path)
+	}
+	tb.end()
+	res.stats.TCPPackets = tb.stats.TCPPackets
+	res.stats.Flows = tb.stats.Flows
+	res.stats.PacketsWithoutSYN = tb.stats.PacketsWithoutSYN
+	res.stats.FlowsUntracked = tb.stats.FlowsUntracked
+	res.stats.First, res.stats.Last = time.Unix(0, first).UTC(), time.Unix(0, last).UTC()
+	res.icmp, res.icmpN, res.frags, res.fragN = tb.icmp, tb.icmpCount, tb.frags, tb.fragCount
+	return res, nil
+}
+
+// File analyses one capture.
+func File(path string, lim Limits) (*Result, error) {
+	lim = lim.withDefaults()
+	s := newSummary()
+	c, err := read(path, lim, s.add)
+	if err != nil {
+		return nil, err
+	}
+	s.addCapture(c)
+	res := s.result(ModeSingle)
+	res.Files = Files{Single: path}
+	res.Stats = map[string]Stats{"capture": c.stats}
+	res.Handshakes, res.HandshakesNotListed = listHandshakes(c.records, s)
+	res.stalled = stalledLadders(c.records, nil)
+	return res, nil
+}
+
+// Pair analyses a client-side and a server-side capture of the same
+// traffic: flows matched across NAT, clock offset estimated, every wire
+// packet of each direction looked for at the other end.
+func Pair(clientPath, serverPath string, lim Limits) (*Result, error) {
+	lim = lim.withDefaults()
+	cl, err := read(clientPath, lim, nil)
+	if err != nil {
+		return nil, err
+	}
+	sv, err := read(serverPath, lim, nil)
+	if err != nil {
+		return nil, err
+	}
+	m := match(cl.records, sv.records)
+	s := newSummary()
+	s.addCapture(cl)
+	s.addCapture(sv)
+	var listed []*record
+	for _, p := range m.pairs {
+		r := p.judge(m.offset, m.tolerance)
+		s.add(r)
+		listed = append(listed, r)
+	}
+	for _, r := range m.unmatchedClient {
+		s.add(r)
+	}
+	for _, r := range m.unmatchedServer {
+		s.add(r)
+	}
+	res := s.result(ModePair)
+	res.Files = Files{Client: clientPath, Server: serverPath}
+	res.Stats = map[string]Stats{"client": cl.stats, "server": sv.stats}
+	n, rep := len(m.pairs), m.report()
+	res.MatchedFlows, res.Matching = &n, &rep
+	res.Handshakes, res.HandshakesNotListed = listHandshakes(listed, s)
+	res.stalled = stalledLadders(listed, m)
+	return res, nil
+}
