@@ -148,7 +148,7 @@ func Pair(clientPath, serverPath string, lim Limits) (*Result, error) {
 	s.addCapture(sv)
 	var listed []*record
 	for _, p := range m.pairs {
-		r := p.judge(m.offset, m.tolerance)
+		r := p.judge(m.offset, m.tolerance, cl.stats.Last.UnixNano(), sv.stats.Last.UnixNano())
 		s.add(r)
 		listed = append(listed, r)
 	}

@@ -11,29 +11,64 @@ import (
 // maxLostListed bounds the lost packets listed in a result.
 const maxLostListed = 1000
 
-// dirAgg is one direction's figures over the flows of a family.
+// dirAgg is one direction's figures over the flows of a path.
 type dirAgg struct {
-	maxDelivered, minSilent            int
+	maxDelivered                       int
 	lost, silent, signalled, recovered int
 	tooBig                             int
-	recoveredAt                        int // largest packet that got through where smaller packets recovered a loss
+	recoveredAt                        int         // largest packet that got through where smaller packets recovered a loss
+	silentSizes                        map[int]int // sizes of the packets lost without explanation
 }
 
-// famAgg is what the flows of one IP family showed.
-type famAgg struct {
-	flows, handshakes, completed int
-	dir                          [2]dirAgg
-	localMTU                     int
-	flight                       int
-	icmp                         []diagnose.ICMPSignal
-	icmpSeen                     int
-	tests                        []diagnose.SegmentTest // real outcomes, for a capture where nothing worked
+// minSilent is the smallest packet lost without explanation that is larger
+// than every delivered one (smaller losses are ordinary loss), 0 if none.
+func (d *dirAgg) minSilent() int {
+	m := 0
+	for size := range d.silentSizes {
+		if size > d.maxDelivered && (m == 0 || size < m) {
+			m = size
+		}
+	}
+	return m
 }
+
+// silentAbove counts the packets lost without explanation above the
+// largest delivered size: the losses that speak of a size limit.
+func (d *dirAgg) silentAbove() int {
+	n := 0
+	for size, c := range d.silentSizes {
+		if size > d.maxDelivered {
+			n += c
+		}
+	}
+	return n
+}
+
+// pathAgg is what the flows between one client address and one server
+// address showed.
+type pathAgg struct {
+	client, server netip.Addr
+	family         int
+	flows          int
+	handshakes     int
+	completed      int
+	dir            [2]dirAgg
+	localMTU       int
+	flight         int
+	icmp           []diagnose.ICMPSignal
+	tests          []diagnose.SegmentTest // real outcomes, for a path where nothing worked
+}
+
+type pathKey struct{ client, server netip.Addr }
+
+// maxPaths bounds the paths figured separately; past it, flows of new
+// paths are folded into one "other" path.
+const maxPaths = 4096
 
 // summary folds finished flows into the figures the verdict needs, without
 // keeping the flows.
 type summary struct {
-	fam      [2]famAgg
+	paths    map[pathKey]*pathAgg
 	outcomes map[diagnose.Outcome]int
 	lost     []LostPacket
 	lostN    int
@@ -45,14 +80,26 @@ type summary struct {
 }
 
 func newSummary() *summary {
-	return &summary{outcomes: map[diagnose.Outcome]int{}, tlsPorts: map[uint16]bool{443: true}}
+	return &summary{paths: map[pathKey]*pathAgg{}, outcomes: map[diagnose.Outcome]int{}, tlsPorts: map[uint16]bool{443: true}}
 }
 
-func famIndex(f uint8) int {
-	if f == 6 {
-		return 1
+func (s *summary) path(client, server netip.Addr, family int) *pathAgg {
+	k := pathKey{client, server}
+	a := s.paths[k]
+	if a == nil {
+		if len(s.paths) >= maxPaths {
+			k = pathKey{}
+			if a = s.paths[k]; a != nil {
+				return a
+			}
+		}
+		a = &pathAgg{client: k.client, server: k.server, family: family}
+		for i := range a.dir {
+			a.dir[i].silentSizes = map[int]int{}
+		}
+		s.paths[k] = a
 	}
-	return 0
+	return a
 }
 
 // isHandshake decides whether a flow counts as a TLS handshake attempt:
@@ -74,7 +121,7 @@ func (s *summary) isHandshake(r *record) bool {
 // add folds one finished flow.
 func (s *summary) add(r *record) {
 	f := r.f
-	a := &s.fam[famIndex(f.family)]
+	a := s.path(f.client.Addr(), f.server.Addr(), int(f.family))
 	a.flows++
 	hdr := diagnose.IPHeader(int(f.family))
 	if m := max(f.syn.mss, f.synAck.mss); m > 0 {
@@ -115,6 +162,7 @@ func (s *summary) add(r *record) {
 			case lost:
 				d.lost++
 				switch {
+				case w.withLarger:
 				case w.signalled:
 					d.signalled++
 				case w.recovered:
@@ -122,8 +170,8 @@ func (s *summary) add(r *record) {
 					d.recoveredAt = max(d.recoveredAt, fillSize(ws, w))
 				default:
 					d.silent++
-					if d.minSilent == 0 || w.ipLen < d.minSilent {
-						d.minSilent = w.ipLen
+					if _, ok := d.silentSizes[w.ipLen]; ok || len(d.silentSizes) < 256 {
+						d.silentSizes[w.ipLen]++
 					}
 				}
 				s.addLost(r, di, w)
@@ -167,7 +215,7 @@ func (s *summary) addLost(r *record, di int, w *wirePkt) {
 	s.lost = append(s.lost, LostPacket{
 		Direction: dir, IPSize: w.ipLen, Time: time.Unix(0, w.t).UTC(), TMS: float64(w.t-start) / 1e6,
 		Flow: FlowID{r.f.client.String(), r.f.server.String()}, Seq: [2]uint32{w.start, w.end}, How: how,
-		Retransmission: w.retrans, ICMPSignalled: w.signalled, RecoveredSmaller: w.recovered,
+		Retransmission: w.retrans, ICMPSignalled: w.signalled, RecoveredSmaller: w.recovered, WithLarger: w.withLarger,
 	})
 }
 
@@ -176,15 +224,15 @@ func (s *summary) addCapture(c *capResult) {
 	s.icmpN += c.icmpN
 	s.fragN += c.fragN
 	for _, e := range c.icmp {
-		fam := 4
-		if e.from.Is6() && !e.from.Is4In6() {
-			fam = 6
-		}
-		a := &s.fam[famIndex(uint8(fam))]
-		a.icmpSeen++
-		sig := diagnose.ICMPSignal{From: e.from.String(), MTU: e.mtu}
-		if !containsSignal(a.icmp, sig) && len(a.icmp) < 16 {
-			a.icmp = append(a.icmp, sig)
+		if e.flow.src.IsValid() {
+			a := s.paths[pathKey{e.flow.src.Addr(), e.flow.dst.Addr()}]
+			if a == nil {
+				a = s.paths[pathKey{e.flow.dst.Addr(), e.flow.src.Addr()}]
+			}
+			sig := diagnose.ICMPSignal{From: e.from.String(), MTU: e.mtu}
+			if a != nil && !containsSignal(a.icmp, sig) && len(a.icmp) < 16 {
+				a.icmp = append(a.icmp, sig)
+			}
 		}
 		ev := ICMPEvent{Time: time.Unix(0, e.t).UTC(), From: e.from.String(), MTU: e.mtu, Quoted: e.quoted, Capture: c.path}
 		if e.flow.src.IsValid() {
@@ -216,16 +264,16 @@ func containsSignal(ss []diagnose.ICMPSignal, s diagnose.ICMPSignal) bool {
 // untested (nothing large was sent that way). When nothing was lost and
 // no handshake completed, the handshakes themselves are the tests, so
 // diagnose explains a server that fails at every size.
-func (a *famAgg) evidence(family int) diagnose.Evidence {
-	ev := diagnose.Evidence{Family: family, Connected: a.flows > 0}
+func (a *pathAgg) evidence() diagnose.Evidence {
+	ev := diagnose.Evidence{Family: a.family, Connected: a.flows > 0}
 	upA, downA := &a.dir[up], &a.dir[down]
-	silent := upA.silent+downA.silent > 0
+	silent := upA.silentAbove()+downA.silentAbove() > 0
 	if !silent && a.completed == 0 && len(a.tests) > 0 {
 		ev.Segments = a.tests
 		return ev
 	}
 	add := func(d, o *dirAgg, isUp bool, outcome diagnose.Outcome) {
-		if d.maxDelivered > 0 && (d.silent > 0 || d.maxDelivered >= o.maxDelivered) {
+		if d.maxDelivered > 0 && (d.silentAbove() > 0 || d.maxDelivered >= o.maxDelivered) {
 			t := diagnose.SegmentTest{Up: diagnose.Untested, Down: diagnose.Untested, Outcome: diagnose.Completed}
 			if isUp {
 				t.UpSize, t.Up = d.maxDelivered, diagnose.Passed
@@ -234,12 +282,12 @@ func (a *famAgg) evidence(family int) diagnose.Evidence {
 			}
 			ev.Segments = append(ev.Segments, t)
 		}
-		if d.minSilent > 0 {
+		if m := d.minSilent(); m > 0 {
 			t := diagnose.SegmentTest{Up: diagnose.Untested, Down: diagnose.Untested, Outcome: outcome}
 			if isUp {
-				t.UpSize, t.Up = d.minSilent, diagnose.Failed
+				t.UpSize, t.Up = m, diagnose.Failed
 			} else {
-				t.DownSize, t.Down = d.minSilent, diagnose.Failed
+				t.DownSize, t.Down = m, diagnose.Failed
 			}
 			ev.Segments = append(ev.Segments, t)
 		}
@@ -260,39 +308,61 @@ func (a *famAgg) evidence(family int) diagnose.Evidence {
 	return ev
 }
 
-// result concludes.
+// diagnosed is one path's conclusion.
+type diagnosed struct {
+	a *pathAgg
+	d diagnose.Diagnosis
+}
+
+// result concludes: every path (client and server address) is diagnosed
+// on its own; the result's conclusion is the path with the most
+// unexplained losses above its delivered sizes among those with a problem,
+// otherwise the path with the most flows.
 func (s *summary) result(mode Mode) *Result {
-	fi := 0
-	s4, s6 := &s.fam[0], &s.fam[1]
-	switch {
-	case s6.dir[up].silent+s6.dir[down].silent > s4.dir[up].silent+s4.dir[down].silent:
-		fi = 1
-	case s6.dir[up].silent+s6.dir[down].silent == s4.dir[up].silent+s4.dir[down].silent && s6.flows > s4.flows:
-		fi = 1
+	var ds []diagnosed
+	for _, a := range s.paths {
+		ds = append(ds, diagnosed{a, diagnose.Diagnose(a.evidence())})
 	}
-	family := 4 + 2*fi
-	a := &s.fam[fi]
-	ev := a.evidence(family)
-	d := diagnose.Diagnose(ev)
-	if a.flows == 0 {
-		d.Verdict, d.Direction = diagnose.VerdictInconclusive, diagnose.Unknown
-		d.Findings = append(d.Findings, diagnose.Finding{Code: string(diagnose.VerdictInconclusive),
-			Detail: "The capture holds no TCP connection whose start (SYN) it saw: nothing to judge."})
-	}
+	weight := func(x diagnosed) int { return x.a.dir[up].silentAbove() + x.a.dir[down].silentAbove() }
+	sort.Slice(ds, func(i, j int) bool {
+		pi, pj := ds[i].d.Verdict.Problem(), ds[j].d.Verdict.Problem()
+		if pi != pj {
+			return pi
+		}
+		if wi, wj := weight(ds[i]), weight(ds[j]); wi != wj {
+			return wi > wj
+		}
+		if ds[i].a.flows != ds[j].a.flows {
+			return ds[i].a.flows > ds[j].a.flows
+		}
+		return ds[i].a.client.Less(ds[j].a.client) || ds[i].a.client == ds[j].a.client && ds[i].a.server.Less(ds[j].a.server)
+	})
 	res := &Result{
-		SchemaVersion: 1, Mode: mode, Verdict: d.Verdict, Direction: d.Direction, Family: family,
-		PathMTU: d.PathMTU, ICMPTooBig: s.icmpN, ICMP: s.icmp, Fragments: s.fragN, Fragmented: s.frags,
-		Outcomes: s.outcomes, Lost: s.lost, LostNotListed: s.lostN - len(s.lost), Findings: d.Findings, Fixes: d.Fixes,
-		Upstream: a.dir[up].summary(), Downstream: a.dir[down].summary(),
+		SchemaVersion: 1, Mode: mode, ICMPTooBig: s.icmpN, ICMP: s.icmp, Fragments: s.fragN, Fragmented: s.frags,
+		Outcomes: s.outcomes, Lost: s.lost, LostNotListed: s.lostN - len(s.lost), Paths: []PathResult{},
+		PathVerdicts: map[diagnose.Verdict]int{},
 	}
-	res.PathMTURange = MTUBracket{Delivered: d.PathMTU, Lost: minPositive(a.dir[up].minSilent, a.dir[down].minSilent)}
-	for _, sig := range a.icmp {
-		if sig.MTU > 0 && sig.MTU == d.PathMTU {
-			res.PathMTUExact = true
+	for i, x := range ds {
+		res.PathVerdicts[x.d.Verdict]++
+		if i < maxPathsListed {
+			res.Paths = append(res.Paths, x.pathResult())
 		}
 	}
-	if res.PathMTURange.Lost > 0 && res.PathMTURange.Lost == d.PathMTU+1 {
-		res.PathMTUExact = true
+	if len(ds) == 0 {
+		res.Verdict, res.Direction, res.Family = diagnose.VerdictInconclusive, diagnose.Unknown, 4
+		res.Findings = []diagnose.Finding{{Code: string(diagnose.VerdictInconclusive),
+			Detail: "The capture holds no TCP connection whose start (SYN) it saw: nothing to judge."}}
+		res.Fixes = []diagnose.Fix{}
+	} else {
+		top := ds[0]
+		p := top.pathResult()
+		res.Verdict, res.Direction, res.Family, res.PathMTU, res.PathMTUExact, res.PathMTURange = p.Verdict, p.Direction, p.Family, p.PathMTU, p.PathMTUExact, p.PathMTURange
+		res.Upstream, res.Downstream = top.a.dir[up].summary(), top.a.dir[down].summary()
+		res.Findings, res.Fixes = top.d.Findings, top.d.Fixes
+		res.Path = &FlowID{top.a.client.String(), top.a.server.String()}
+		if !top.a.client.IsValid() {
+			res.Path = &FlowID{"other", "other"}
+		}
 	}
 	if res.ICMP == nil {
 		res.ICMP = []ICMPEvent{}
@@ -306,8 +376,31 @@ func (s *summary) result(mode Mode) *Result {
 	return res
 }
 
+// maxPathsListed bounds the paths a result lists.
+const maxPathsListed = 200
+
+func (x diagnosed) pathResult() PathResult {
+	a, d := x.a, x.d
+	p := PathResult{Client: a.client.String(), Server: a.server.String(), Family: a.family, Verdict: d.Verdict,
+		Direction: d.Direction, PathMTU: d.PathMTU, Flows: a.flows, Handshakes: a.handshakes, Completed: a.completed,
+		LostSilently: a.dir[up].silentAbove() + a.dir[down].silentAbove()}
+	if !a.client.IsValid() {
+		p.Client, p.Server = "other", "other"
+	}
+	p.PathMTURange = MTUBracket{Delivered: d.PathMTU, Lost: minPositive(a.dir[up].minSilent(), a.dir[down].minSilent())}
+	for _, sig := range a.icmp {
+		if sig.MTU > 0 && sig.MTU == d.PathMTU {
+			p.PathMTUExact = true
+		}
+	}
+	if p.PathMTURange.Lost > 0 && p.PathMTURange.Lost == d.PathMTU+1 {
+		p.PathMTUExact = true
+	}
+	return p
+}
+
 func (d *dirAgg) summary() DirSummary {
-	return DirSummary{LargestDelivered: d.maxDelivered, SmallestLost: d.minSilent, LostPackets: d.lost,
+	return DirSummary{LargestDelivered: d.maxDelivered, SmallestLost: d.minSilent(), LostPackets: d.lost,
 		LostSilently: d.silent, LostSignalled: d.signalled, Recovered: d.recovered, TooBigReachedSender: d.tooBig}
 }
 

@@ -185,16 +185,20 @@ func (m *matching) report() Matching {
 // arrived), lost otherwise. Byte ranges, not packets, are compared, so
 // super-segments on the sending host and GRO-merged segments on the
 // receiving host match the wire packets they stand for.
-func (p *pair) judge(offset, tol int64) *record {
+//
+// cEnd and sEnd are the last packet times of the client and server
+// captures: a packet sent too late for the receiver's capture to hold it
+// stays unknown.
+func (p *pair) judge(offset, tol, cEnd, sEnd int64) *record {
 	var wire [2][]wirePkt
 	for di := range 2 {
-		snd, rcv := p.c.f, p.s.f
+		snd, rcv, rend := p.c.f, p.s.f, sEnd
 		conv := -offset // receiver (server) clock to sender (client) clock
 		if di == down {
-			snd, rcv, conv = p.s.f, p.c.f, offset
+			snd, rcv, rend, conv = p.s.f, p.c.f, cEnd, offset
 		}
 		ws := snd.chunks(di)
-		rlast := rcv.last + conv
+		rlast := rend + conv
 		matchArrivals(ws, rcv.d[di].segs, conv, tol)
 		for i := range ws {
 			if ws[i].status == unknown && ws[i].t+tol < rlast {

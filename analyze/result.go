@@ -32,9 +32,12 @@ type Result struct {
 	Files         Files              `json:"files"`
 	Verdict       diagnose.Verdict   `json:"verdict"`
 	Direction     diagnose.Direction `json:"direction"`
-	// Family is the IP family the conclusion is about (the one with
-	// unexplained losses, otherwise the one with more flows).
-	Family int `json:"family"`
+	// Path is the client and server address the conclusion is about: each
+	// path is diagnosed on its own (Paths), and the top-level conclusion is
+	// the path with a problem and the most unexplained losses, otherwise
+	// the path with the most flows.
+	Path   *FlowID `json:"path"`
+	Family int     `json:"family"`
 	// PathMTU is diagnose's path MTU: the largest IP packet seen to get
 	// through in every direction that was tested. PathMTUExact says the
 	// capture proves it to the byte (an ICMP too-big stated it and packets
@@ -66,6 +69,10 @@ type Result struct {
 	Findings      []diagnose.Finding `json:"findings"`
 	Fixes         []diagnose.Fix     `json:"fixes"`
 	Stats         map[string]Stats   `json:"stats"`
+	// Paths lists each path's conclusion (problems first, at most 200);
+	// PathVerdicts counts every path by verdict.
+	Paths        []PathResult             `json:"paths"`
+	PathVerdicts map[diagnose.Verdict]int `json:"path_verdicts"`
 
 	stalled []*ladder
 }
@@ -155,4 +162,28 @@ type LostPacket struct {
 	ICMPSignalled  bool   `json:"icmp_signalled"`
 	// RecoveredSmaller says its bytes got through later in smaller packets.
 	RecoveredSmaller bool `json:"recovered_smaller"`
+	// WithLarger says it was lost together with a larger packet of the
+	// same segmentation-offload super-segment (handed on as one inside
+	// the sending host or a virtual link, dropped as one): not evidence
+	// of its own size.
+	WithLarger bool `json:"with_larger"`
+}
+
+// PathResult is the conclusion about one path: one client address and
+// one server address.
+type PathResult struct {
+	Client       string             `json:"client"`
+	Server       string             `json:"server"`
+	Family       int                `json:"family"`
+	Verdict      diagnose.Verdict   `json:"verdict"`
+	Direction    diagnose.Direction `json:"direction"`
+	PathMTU      int                `json:"path_mtu"`
+	PathMTUExact bool               `json:"path_mtu_exact"`
+	PathMTURange MTUBracket         `json:"path_mtu_range"`
+	Flows        int                `json:"flows"`
+	Handshakes   int                `json:"handshakes"`
+	Completed    int                `json:"completed"`
+	// LostSilently counts packets lost without explanation above the
+	// largest size delivered.
+	LostSilently int `json:"lost_silently"`
 }

@@ -30,12 +30,21 @@ type wirePkt struct {
 	signalled bool
 	// recovered: its bytes got through later, in smaller packets.
 	recovered bool
+	// group numbers the capture's segment the packet was cut from (chunks
+	// of one super-segment share it; 0 for an inferred packet);
+	// withLarger says it was lost with a larger packet of its
+	// super-segment: the sender's offload handed them on as one, and a
+	// router that drops the large one drops them all.
+	group      int32
+	withLarger bool
 }
 
 // silent reports whether the packet is a loss nothing explained: no ICMP
 // too-big for it reached the sender, and its bytes never got through in
 // smaller packets.
-func (w *wirePkt) silent() bool { return w.status == lost && !w.signalled && !w.recovered }
+func (w *wirePkt) silent() bool {
+	return w.status == lost && !w.signalled && !w.recovered && !w.withLarger
+}
 
 // maxChunks bounds the wire packets judged per direction of a flow.
 const maxChunks = 512
@@ -81,11 +90,11 @@ func (f *flowState) wireMSS(di int, hdr int, t int64) uint32 {
 func (f *flowState) chunks(di int) []wirePkt {
 	d := &f.d[di]
 	var out []wirePkt
-	for _, s := range d.segs {
+	for i, s := range d.segs {
 		m := f.wireMSS(di, int(s.hdr), s.t)
 		wireSplit(s.span, m, func(c span) {
 			if len(out) < maxChunks {
-				out = append(out, wirePkt{span: c, t: s.t, ipLen: int(s.hdr) + int(c.len())})
+				out = append(out, wirePkt{span: c, t: s.t, ipLen: int(s.hdr) + int(c.len()), group: int32(i + 1)})
 			}
 		})
 	}
@@ -181,6 +190,17 @@ func anyBefore(ws []wirePkt, s span, t int64) bool {
 // markExplained flags the lost packets an ICMP too-big was sent about, and
 // those whose bytes got through later in smaller packets.
 func (f *flowState) markExplained(di int, ws []wirePkt) {
+	largestLost := map[int32]int{}
+	for _, w := range ws {
+		if w.status == lost && w.group != 0 {
+			largestLost[w.group] = max(largestLost[w.group], w.ipLen)
+		}
+	}
+	for i := range ws {
+		if w := &ws[i]; w.status == lost && w.group != 0 && w.ipLen < largestLost[w.group] {
+			w.withLarger = true
+		}
+	}
 	for i := range ws {
 		w := &ws[i]
 		if w.status != lost {

@@ -192,6 +192,9 @@ func writeAnalyzeHuman(w io.Writer, res *analyze.Result, color bool) {
 			if l.RecoveredSmaller {
 				notes = append(notes, "resent smaller")
 			}
+			if l.WithLarger {
+				notes = append(notes, "in a super-segment with a larger lost packet")
+			}
 			note := l.How
 			for _, n := range notes {
 				note += ", " + n
