@@ -144,8 +144,6 @@ func Pair(clientPath, serverPath string, lim Limits) (*Result, error) {
 	}
 	m := match(cl.records, sv.records)
 	s := newSummary()
-	s.addCapture(cl)
-	s.addCapture(sv)
 	var listed []*record
 	for _, p := range m.pairs {
 		r := p.judge(m.offset, m.tolerance, cl.stats.Last.UnixNano(), sv.stats.Last.UnixNano())
@@ -158,6 +156,8 @@ func Pair(clientPath, serverPath string, lim Limits) (*Result, error) {
 	for _, r := range m.unmatchedServer {
 		s.add(r)
 	}
+	s.addCapture(cl)
+	s.addCapture(sv)
 	res := s.result(ModePair)
 	res.Files = Files{Client: clientPath, Server: serverPath}
 	res.Stats = map[string]Stats{"client": cl.stats, "server": sv.stats}

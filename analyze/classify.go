@@ -75,7 +75,7 @@ func classify(f *flowState, wire [2][]wirePkt) record {
 				hs.Retransmits++
 			}
 			switch {
-			case w.status == delivered && w.ipLen > b.Delivered:
+			case w.status == delivered && !w.merged && w.ipLen > b.Delivered:
 				b.Delivered = w.ipLen
 			case w.silent() && (b.Lost == 0 || w.ipLen < b.Lost):
 				b.Lost = w.ipLen
@@ -83,6 +83,9 @@ func classify(f *flowState, wire [2][]wirePkt) record {
 		}
 	}
 	for _, tb := range f.tooBig {
+		if tb.inherited {
+			continue
+		}
 		hs.TooBig++
 		if tb.mtu > 0 && (hs.TooBigMTU == 0 || tb.mtu < hs.TooBigMTU) {
 			hs.TooBigMTU = tb.mtu

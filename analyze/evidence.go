@@ -149,7 +149,7 @@ func (s *summary) add(r *record) {
 			sender = r.srv
 		}
 		for _, tb := range sender.tooBig {
-			if int(tb.dir) == di {
+			if int(tb.dir) == di && !tb.inherited {
 				d.tooBig++
 			}
 		}
@@ -158,7 +158,9 @@ func (s *summary) add(r *record) {
 			w := &ws[i]
 			switch w.status {
 			case delivered:
-				d.maxDelivered = max(d.maxDelivered, w.ipLen)
+				if !w.merged {
+					d.maxDelivered = max(d.maxDelivered, w.ipLen)
+				}
 			case lost:
 				d.lost++
 				switch {
@@ -185,7 +187,7 @@ func (s *summary) add(r *record) {
 func fillSize(ws []wirePkt, l *wirePkt) int {
 	n := 0
 	for _, x := range ws {
-		if x.status == delivered && x.t >= l.t && x.overlaps(l.span) {
+		if x.status == delivered && !x.merged && x.t >= l.t && x.overlaps(l.span) {
 			n = max(n, x.ipLen)
 		}
 	}

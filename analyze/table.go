@@ -115,6 +115,7 @@ type dirState struct {
 	gaps    []gap
 	acks    []ackEvent // cumulative acknowledgements, increasing
 	sacks   []ackEvent // selective acknowledgement blocks, first time each
+	dsacks  []span     // duplicate-SACK blocks: bytes that arrived twice
 	ack     uint32     // highest cumulative acknowledgement, as an offset
 	ackSet  bool
 	// head holds the first bytes of the stream, for the TLS record header.
@@ -135,6 +136,16 @@ type tooBig struct {
 	mtu    int
 	quoted int
 	from   netip.Addr
+	// inherited: not about this flow, but about an earlier one to the same
+	// destination: the sender's path MTU was already lower when this flow
+	// began (only its segment sizes follow from it).
+	inherited bool
+}
+
+// pmtuEvent is the last ICMP too-big about packets to one destination.
+type pmtuEvent struct {
+	t   int64
+	mtu int
 }
 
 // flowState is one TCP connection being followed.
@@ -225,6 +236,12 @@ func (f *flowState) ackFrom(o *dirState, h *packet.TCP, t int64, lim *Limits) {
 		if s.end <= s.start || s.end > lim.MaxStream+1<<16 {
 			continue
 		}
+		if s.end <= a { // D-SACK (RFC 2883): these bytes arrived twice
+			if len(o.dsacks) < maxEvents {
+				o.dsacks = append(o.dsacks, s)
+			}
+			continue
+		}
 		if o.sacksHave(s) {
 			continue
 		}
@@ -295,18 +312,21 @@ type table struct {
 	icmpCount int
 	frags     map[fragKey]int
 	fragCount int
+	pmtu      map[netip.Addr]pmtuEvent // destination -> the MTU its senders learned
 	stats     Stats
 	sinceTidy int
 	now       int64
 }
 
 func newTable(lim Limits, finish func(*flowState)) *table {
-	return &table{lim: lim, flows: make(map[flowKey]*flowState), finish: finish, frags: make(map[fragKey]int)}
+	return &table{lim: lim, flows: make(map[flowKey]*flowState), finish: finish, frags: make(map[fragKey]int),
+		pmtu: make(map[netip.Addr]pmtuEvent)}
 }
 
 const (
 	maxICMPKept  = 1000
 	maxFragPairs = 256
+	maxPMTUDests = 4096
 )
 
 // packet feeds one decoded packet captured at t.
@@ -365,6 +385,12 @@ func (tb *table) tcp(p *packet.Packet, t int64) {
 		if !syn { // a SYN-ACK whose SYN the capture missed
 			f.client, f.server = dst, src
 		}
+		// A path MTU the senders learned from an earlier flow's ICMP.
+		for di, dst := range []netip.Addr{f.server.Addr(), f.client.Addr()} {
+			if e, ok := tb.pmtu[dst]; ok {
+				f.tooBig = append(f.tooBig, tooBig{t: e.t, dir: uint8(di), mtu: e.mtu, inherited: true})
+			}
+		}
 		tb.flows[flowKey{f.client, f.server}] = f
 		tb.flows[flowKey{f.server, f.client}] = f
 		tb.active++
@@ -380,6 +406,11 @@ func (tb *table) tooBig(p *packet.Packet, t int64) {
 	tb.icmpCount++
 	q := &p.ICMP.Quote
 	ev := icmpEvent{t: t, from: p.Src, mtu: p.ICMP.MTU, quoted: q.IPLen}
+	if q.Valid && p.ICMP.MTU > 0 {
+		if _, ok := tb.pmtu[q.Dst]; ok || len(tb.pmtu) < maxPMTUDests {
+			tb.pmtu[q.Dst] = pmtuEvent{t, p.ICMP.MTU}
+		}
+	}
 	if q.Valid && q.Ports && q.Proto == packet.ProtoTCP {
 		ev.flow = flowKey{netip.AddrPortFrom(q.Src, q.SrcPort), netip.AddrPortFrom(q.Dst, q.DstPort)}
 		if f := tb.flows[ev.flow]; f != nil {

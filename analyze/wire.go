@@ -37,7 +37,16 @@ type wirePkt struct {
 	// router that drops the large one drops them all.
 	group      int32
 	withLarger bool
+	// merged: cut from a segment larger than the MSS seen at the
+	// receiver (a super-segment handed on whole, or GRO): the bytes got
+	// through, but in packets of unknown size, so it says nothing of sizes.
+	merged bool
 }
+
+// localHop reports whether a hop limit is an initial value (64, 128,
+// 255): the packet was captured on the host that sent it. Packets from
+// afar have lost one per router.
+func localHop(h uint8) bool { return h == 64 || h == 128 || h == 255 }
 
 // silent reports whether the packet is a loss nothing explained: no ICMP
 // too-big for it reached the sender, and its bytes never got through in
@@ -90,11 +99,13 @@ func (f *flowState) wireMSS(di int, hdr int, t int64) uint32 {
 func (f *flowState) chunks(di int) []wirePkt {
 	d := &f.d[di]
 	var out []wirePkt
+	remote := d.hop != 0 && !localHop(d.hop)
 	for i, s := range d.segs {
 		m := f.wireMSS(di, int(s.hdr), s.t)
+		merged := remote && m > 0 && s.len() > m
 		wireSplit(s.span, m, func(c span) {
 			if len(out) < maxChunks {
-				out = append(out, wirePkt{span: c, t: s.t, ipLen: int(s.hdr) + int(c.len()), group: int32(i + 1)})
+				out = append(out, wirePkt{span: c, t: s.t, ipLen: int(s.hdr) + int(c.len()), group: int32(i + 1), merged: merged})
 			}
 		})
 	}
@@ -148,7 +159,7 @@ func (f *flowState) judgeSingle(di int) []wirePkt {
 			}
 		}
 		switch {
-		case ta != 0 && !later:
+		case ta != 0 && !later, ta != 0 && d.dsacked(c.span):
 			c.status = delivered
 		case later || c.retrans:
 			c.status = lost
@@ -207,7 +218,7 @@ func (f *flowState) markExplained(di int, ws []wirePkt) {
 			continue
 		}
 		for _, tb := range f.tooBig {
-			if int(tb.dir) == di && tb.mtu > 0 && tb.mtu < w.ipLen && tb.t >= w.t {
+			if int(tb.dir) == di && !tb.inherited && tb.mtu > 0 && tb.mtu < w.ipLen && tb.t >= w.t {
 				w.signalled = true
 			}
 		}
@@ -216,12 +227,23 @@ func (f *flowState) markExplained(di int, ws []wirePkt) {
 			if x.status != delivered || x.t < w.t || !x.overlaps(w.span) {
 				continue
 			}
-			if x.ipLen < w.ipLen {
-				smaller = true
+			if x.ipLen < w.ipLen || x.merged {
+				smaller = true // a merged one was resegmented: sizes unknown
 			} else {
 				same = true
 			}
 		}
 		w.recovered = smaller && !same
 	}
+}
+
+// dsacked reports whether the receiver said (D-SACK) that bytes s
+// arrived twice: then an earlier transmission was delivered too.
+func (d *dirState) dsacked(s span) bool {
+	for _, x := range d.dsacks {
+		if x.start <= s.start && s.end <= x.end {
+			return true
+		}
+	}
+	return false
 }
