@@ -161,7 +161,9 @@ func (f *flowState) judgeSingle(di int) []wirePkt {
 		switch {
 		case ta != 0 && !later, ta != 0 && d.dsacked(c.span):
 			c.status = delivered
-		case later || c.retrans:
+		case later || c.retrans || ta == 0 && d.sackedAfter(c.end):
+			// retransmitted before any acknowledgement, or never
+			// acknowledged while the receiver acknowledged later bytes
 			c.status = lost
 		}
 	}
@@ -242,6 +244,17 @@ func (f *flowState) markExplained(di int, ws []wirePkt) {
 func (d *dirState) dsacked(s span) bool {
 	for _, x := range d.dsacks {
 		if x.start <= s.start && s.end <= x.end {
+			return true
+		}
+	}
+	return false
+}
+
+// sackedAfter reports whether the receiver selectively acknowledged bytes
+// at or past offset end (it had later bytes).
+func (d *dirState) sackedAfter(end uint32) bool {
+	for _, x := range d.sacks {
+		if x.start >= end {
 			return true
 		}
 	}
