@@ -15,7 +15,7 @@ func TestServerSideStall(t *testing.T) {
 		clamp   bool
 		pathMTU int
 	}{
-		{"stall only", false, 470},       // the largest packet through is the flight's tail
+		{"stall only", false, 470}, // the largest packet through is the flight's tail
 		{"with a clamped connection", true, 1400},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
