@@ -64,6 +64,8 @@ func ctlLabel(fl packet.TCPFlags) string {
 		return "RST"
 	case fl.Has(packet.FIN):
 		return "FIN"
+	case fl.Has(packet.ACK):
+		return "ACK"
 	}
 	return fl.String()
 }
@@ -86,10 +88,14 @@ func newLadder(r *record, m *matching) *ladder {
 			if int(c.dir) != di {
 				continue
 			}
-			row := ladderRow{t: ms(c.t + conv), dir: di, label: fmt.Sprintf("%s %d B", ctlLabel(c.flags), c.ipLen), arr: -1}
+			label := fmt.Sprintf("%s %d B", ctlLabel(c.flags), c.ipLen)
+			if c.sack.end > 0 {
+				label = fmt.Sprintf("ACK with SACK %d-%d", c.sack.start, c.sack.end)
+			}
+			row := ladderRow{t: ms(c.t + conv), dir: di, label: label, arr: -1}
 			if rcv != nil {
 				for i, x := range rcv.ctl {
-					if int(x.dir) == di && x.flags == c.flags && !used[i] && x.t+rconv >= c.t+conv-int64(1e6) {
+					if int(x.dir) == di && x.flags == c.flags && x.sack == c.sack && !used[i] && x.t+rconv >= c.t+conv-int64(1e6) {
 						used[i] = true
 						row.arr = ms(x.t + rconv)
 						break
@@ -117,7 +123,7 @@ func newLadder(r *record, m *matching) *ladder {
 		for _, w := range r.wire[di] {
 			label := fmt.Sprintf("%d B  seq %d-%d", w.ipLen, w.start, w.end)
 			if w.retrans {
-				label += " (retransmission)"
+				label += " (resent)"
 			}
 			if w.inferred {
 				label += " (never seen here)"
@@ -259,7 +265,12 @@ func (res *Result) WriteSVG(w io.Writer) error {
 				fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2"/>`+"\n", x1, ry, end, ry+slant/2, color)
 				cy := ry + slant/2
 				fmt.Fprintf(&b, `<path d="M%d,%d L%d,%d M%d,%d L%d,%d" stroke="%s" stroke-width="2.5"/>`+"\n", end-6, cy-6, end+6, cy+6, end-6, cy+6, end+6, cy-6, color)
-				fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle" fill="%s" font-size="12">%s — LOST</text>`+"\n", (x1+end)/2, ry-3, color, esc(r.label))
+				// the label on the empty side of the cross
+				lx, anchor := end+14, "start"
+				if r.dir == down {
+					lx, anchor = end-14, "end"
+				}
+				fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="%s" fill="%s" font-size="12">LOST: %s</text>`+"\n", lx, cy+4, anchor, color, esc(r.label))
 				continue
 			}
 			fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="1.5" marker-end="url(#%s)"/>`+"\n", x1, ry, x2, ry+slant, color, marker)
@@ -300,3 +311,4 @@ func legend(res *Result) string {
 	}
 	return "One capture: black arrows were delivered (acknowledged or seen arriving); red ones, ending in the middle, were lost."
 }
+

@@ -88,12 +88,14 @@ type ackEvent struct {
 	t int64
 }
 
-// ctl is a control packet kept for the ladder diagram.
+// ctl is a control packet kept for the ladder diagram: SYN, FIN, RST, or
+// an acknowledgement with a new SACK block (sack set).
 type ctl struct {
 	t     int64
 	dir   uint8
 	flags packet.TCPFlags
 	ipLen int32
+	sack  span
 }
 
 const (
@@ -171,7 +173,7 @@ func (f *flowState) dirOf(src netip.AddrPort) int {
 
 func (f *flowState) addCtl(t int64, dir int, flags packet.TCPFlags, ipLen int) {
 	if len(f.ctl) < maxEvents {
-		f.ctl = append(f.ctl, ctl{t, uint8(dir), flags, int32(ipLen)})
+		f.ctl = append(f.ctl, ctl{t: t, dir: uint8(dir), flags: flags, ipLen: int32(ipLen)})
 	}
 }
 
@@ -213,15 +215,18 @@ func (f *flowState) tcp(p *packet.Packet, t int64, lim *Limits) {
 		}
 	}
 	if h.Flags.Has(packet.ACK) && o.baseSet {
-		f.ackFrom(o, h, t, lim)
+		if s, ok := f.ackFrom(o, h, t, lim); ok && p.PayloadLen == 0 && len(f.ctl) < maxEvents {
+			f.ctl = append(f.ctl, ctl{t: t, dir: uint8(di), flags: h.Flags, ipLen: int32(p.IPLen), sack: s})
+		}
 	}
 	if p.PayloadLen > 0 && !h.Flags.Has(packet.SYN) {
 		f.data(d, p, t, lim)
 	}
 }
 
-// ackFrom records what a packet acknowledges of direction o.
-func (f *flowState) ackFrom(o *dirState, h *packet.TCP, t int64, lim *Limits) {
+// ackFrom records what a packet acknowledges of direction o, and returns
+// a SACK block it carried that was new.
+func (f *flowState) ackFrom(o *dirState, h *packet.TCP, t int64, lim *Limits) (newSACK span, ok bool) {
 	a := h.Ack - o.base
 	if a <= lim.MaxStream+1<<16 && (!o.ackSet || int32(a-o.ack) > 0) {
 		o.ack, o.ackSet = a, true
@@ -248,7 +253,9 @@ func (f *flowState) ackFrom(o *dirState, h *packet.TCP, t int64, lim *Limits) {
 		if len(o.sacks) < maxEvents {
 			o.sacks = append(o.sacks, ackEvent{s, t})
 		}
+		newSACK, ok = s, true
 	}
+	return newSACK, ok
 }
 
 func (d *dirState) sacksHave(s span) bool {
