@@ -392,12 +392,7 @@ func (tb *table) tcp(p *packet.Packet, t int64) {
 		if !syn { // a SYN-ACK whose SYN the capture missed
 			f.client, f.server = dst, src
 		}
-		// A path MTU the senders learned from an earlier flow's ICMP.
-		for di, dst := range []netip.Addr{f.server.Addr(), f.client.Addr()} {
-			if e, ok := tb.pmtu[dst]; ok {
-				f.tooBig = append(f.tooBig, tooBig{t: e.t, dir: uint8(di), mtu: e.mtu, inherited: true})
-			}
-		}
+		tb.inheritPMTU(f)
 		tb.flows[flowKey{f.client, f.server}] = f
 		tb.flows[flowKey{f.server, f.client}] = f
 		tb.active++
@@ -432,8 +427,28 @@ func (tb *table) tooBig(p *packet.Packet, t int64) {
 	}
 }
 
+// inheritPMTU gives a flow the path MTU its senders learned from another
+// flow's ICMP too-big to the same destination: from then on they cut their
+// segments to it, whichever flow the ICMP was about.
+func (tb *table) inheritPMTU(f *flowState) {
+	for di, dst := range []netip.Addr{f.server.Addr(), f.client.Addr()} {
+		e, ok := tb.pmtu[dst]
+		if !ok {
+			continue
+		}
+		known := false
+		for _, x := range f.tooBig {
+			known = known || (x.t == e.t && int(x.dir) == di)
+		}
+		if !known && len(f.tooBig) < maxEvents {
+			f.tooBig = append(f.tooBig, tooBig{t: e.t, dir: uint8(di), mtu: e.mtu, inherited: true})
+		}
+	}
+}
+
 // close finishes a flow and forgets it.
 func (tb *table) close(f *flowState) {
+	tb.inheritPMTU(f)
 	delete(tb.flows, flowKey{f.client, f.server})
 	delete(tb.flows, flowKey{f.server, f.client})
 	tb.active--
