@@ -311,4 +311,3 @@ func legend(res *Result) string {
 	}
 	return "One capture: black arrows were delivered (acknowledged or seen arriving); red ones, ending in the middle, were lost."
 }
-
