@@ -64,15 +64,21 @@ func read(path string, lim Limits, fold func(*record)) (*capResult, error) {
 	res := &capResult{path: path}
 	tb := newTable(lim, func(f *flowState) {
 		r := classify(f, [2][]wirePkt{f.judgeSingle(up), f.judgeSingle(down)})
+		if fold != nil {
+			// One capture: the figures take what they need now; a record
+			// keeps its packets only for a ladder diagram.
+			fold(&r)
+			if !r.handshake {
+				return
+			}
+			if !r.stalled() {
+				r.f, r.wire = nil, [2][]wirePkt{}
+			}
+		}
 		if len(res.records) < lim.MaxRecords {
 			res.records = append(res.records, &r)
 		} else {
 			res.stats.FlowsNotListed++
-			// Past the cap the segments are dropped; the figures keep it.
-			r.f.d[up].segs, r.f.d[down].segs = nil, nil
-		}
-		if fold != nil {
-			fold(&r)
 		}
 	})
 	var p packet.Packet

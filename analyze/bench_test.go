@@ -28,8 +28,8 @@ import (
 // MTUSCOPE_BENCH_PCAP names the one-capture file (at least 300,000
 // packets; default /work/bench/handshakes.pcap). For the two-capture
 // comparison, a client-side and a server-side capture of real handshakes
-// are made in the testbed (root), unless MTUSCOPE_BENCH_CLIENT and
-// MTUSCOPE_BENCH_SERVER name them.
+// are made in the testbed (root; kept in MTUSCOPE_BENCH_DIR when set),
+// unless MTUSCOPE_BENCH_CLIENT and MTUSCOPE_BENCH_SERVER name them.
 func TestBenchVsTshark(t *testing.T) {
 	if os.Getenv("MTUSCOPE_BENCH") == "" {
 		t.Skip("benchmark: set MTUSCOPE_BENCH=1 to run it")
@@ -64,17 +64,23 @@ func TestBenchVsTshark(t *testing.T) {
 	mc := timed(t, "mergecap", "-F", "pcap", "-w", merged, cpath, spath)
 	tc := timed(t, "tshark", "-q", "-n", "-r", merged, "-z", "compare,0,0")
 	tc.elapsed += mc.elapsed
+	tc.cpu += mc.cpu
 	tc.rss = max(tc.rss, mc.rss)
 	report(t, "two captures: mtuscope pairing vs mergecap + tshark -z compare", cn+sn, pa, tc)
 }
 
 type run struct {
 	elapsed time.Duration
-	rss     int64 // KiB
+	cpu     time.Duration // user plus system
+	rss     int64         // KiB
 	out     string
 }
 
-var rssRe = regexp.MustCompile(`Maximum resident set size \(kbytes\): (\d+)`)
+var (
+	rssRe  = regexp.MustCompile(`Maximum resident set size \(kbytes\): (\d+)`)
+	userRe = regexp.MustCompile(`User time \(seconds\): ([0-9.]+)`)
+	sysRe  = regexp.MustCompile(`System time \(seconds\): ([0-9.]+)`)
+)
 
 func timed(t *testing.T, name string, args ...string) run {
 	t.Helper()
@@ -90,6 +96,12 @@ func timed(t *testing.T, name string, args ...string) run {
 	r := run{elapsed: el, out: out.String()}
 	if m := rssRe.FindStringSubmatch(errb.String()); m != nil {
 		r.rss, _ = strconv.ParseInt(m[1], 10, 64)
+	}
+	for _, re := range []*regexp.Regexp{userRe, sysRe} {
+		if m := re.FindStringSubmatch(errb.String()); m != nil {
+			sec, _ := strconv.ParseFloat(m[1], 64)
+			r.cpu += time.Duration(sec * float64(time.Second))
+		}
 	}
 	return r
 }
@@ -108,9 +120,14 @@ func packetCount(t *testing.T, path string) int {
 }
 
 func report(t *testing.T, what string, packets int, ours, theirs run) {
-	pps := func(r run) float64 { return float64(packets) / r.elapsed.Seconds() }
-	t.Logf("%s, %d packets:\n  mtuscope analyze  %8.2f s  %10.0f packets/s  peak RSS %6d MiB\n  tshark            %8.2f s  %10.0f packets/s  peak RSS %6d MiB\n  ratio             %.1fx tshark's rate",
-		what, packets, ours.elapsed.Seconds(), pps(ours), ours.rss>>10, theirs.elapsed.Seconds(), pps(theirs), theirs.rss>>10, pps(ours)/pps(theirs))
+	pps := func(d time.Duration) float64 { return float64(packets) / d.Seconds() }
+	t.Logf("%s, %d packets (wall clock on a shared machine; CPU is user plus system time):\n"+
+		"  mtuscope analyze  wall %6.2f s %10.0f packets/s   CPU %6.2f s %10.0f packets/s   peak RSS %5d MiB\n"+
+		"  tshark            wall %6.2f s %10.0f packets/s   CPU %6.2f s %10.0f packets/s   peak RSS %5d MiB\n"+
+		"  ratio             %.1fx tshark's rate (wall), %.1fx (CPU)",
+		what, packets, ours.elapsed.Seconds(), pps(ours.elapsed), ours.cpu.Seconds(), pps(ours.cpu), ours.rss>>10,
+		theirs.elapsed.Seconds(), pps(theirs.elapsed), theirs.cpu.Seconds(), pps(theirs.cpu), theirs.rss>>10,
+		pps(ours.elapsed)/pps(theirs.elapsed), pps(ours.cpu)/pps(theirs.cpu))
 }
 
 // makeBenchPair captures real handshakes at both ends of a clean testbed
@@ -120,7 +137,10 @@ func makeBenchPair(t *testing.T) (string, string) {
 	testnet.Require(t)
 	n := testnet.New(t, testnet.Preset("S1"))
 	ng := n.StartNginx(t)
-	dir := t.TempDir()
+	dir := os.Getenv("MTUSCOPE_BENCH_DIR") // to keep the pair for later runs
+	if dir == "" {
+		dir = t.TempDir()
+	}
 	cpath, spath := filepath.Join(dir, "bench-client.pcap"), filepath.Join(dir, "bench-server.pcap")
 	cc, err := n.Client.Capture("eth0", cpath, "-s", "0", captureFilter)
 	if err != nil {

@@ -54,6 +54,13 @@ type record struct {
 	paired bool
 	// handshake says the flow counts as a TLS handshake attempt.
 	handshake bool
+	// lostN counts the flow's lost wire packets.
+	lostN int
+}
+
+// stalled reports whether the handshake stalled.
+func (r *record) stalled() bool {
+	return r.hs.Outcome == diagnose.StalledClientHello || r.hs.Outcome == diagnose.StalledServerFlight
 }
 
 // classify turns a finished flow and the fate of its wire packets into a
@@ -73,6 +80,9 @@ func classify(f *flowState, wire [2][]wirePkt) record {
 		for _, w := range wire[di] {
 			if w.retrans && !w.inferred {
 				hs.Retransmits++
+			}
+			if w.status == lost {
+				r.lostN++
 			}
 			switch {
 			case w.status == delivered && !w.merged && w.ipLen > b.Delivered:

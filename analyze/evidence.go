@@ -418,19 +418,12 @@ func minPositive(a, b int) int {
 
 // listHandshakes returns the handshakes of the listed records.
 func listHandshakes(rs []*record, s *summary) ([]Handshake, int) {
-	out := []Handshake{}
+	out := make([]Handshake, 0, len(rs))
 	for _, r := range rs {
 		if !r.handshake {
 			continue
 		}
-		h := Handshake{Handshake: r.hs}
-		for di := range 2 {
-			for _, w := range r.wire[di] {
-				if w.status == lost {
-					h.LostPackets++
-				}
-			}
-		}
+		h := Handshake{Handshake: r.hs, LostPackets: r.lostN}
 		if r.srv != nil {
 			c := netip.AddrPort(r.srv.client)
 			h.ClientAtServer = &c

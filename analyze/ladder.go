@@ -45,8 +45,7 @@ func stalledLadders(rs []*record, m *matching) []*ladder {
 		if len(out) >= maxLadders {
 			break
 		}
-		stalled := r.hs.Outcome == diagnose.StalledClientHello || r.hs.Outcome == diagnose.StalledServerFlight
-		if !stalled || !r.handshake {
+		if !r.stalled() || !r.handshake || r.f == nil {
 			continue
 		}
 		out = append(out, newLadder(r, m))

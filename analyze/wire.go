@@ -1,6 +1,9 @@
 package analyze
 
-import "sort"
+import (
+	"cmp"
+	"slices"
+)
 
 // status is what became of one wire packet.
 type status uint8
@@ -100,6 +103,15 @@ func (f *flowState) chunks(di int) []wirePkt {
 	d := &f.d[di]
 	var out []wirePkt
 	remote := d.hop != 0 && !localHop(d.hop)
+	n := len(d.gaps) * 4
+	for _, s := range d.segs {
+		if m := f.wireMSS(di, int(s.hdr), s.t); m > 0 {
+			n += int((s.len() + m - 1) / m)
+		} else {
+			n++
+		}
+	}
+	out = make([]wirePkt, 0, min(n, maxChunks))
 	for i, s := range d.segs {
 		m := f.wireMSS(di, int(s.hdr), s.t)
 		merged := remote && m > 0 && s.len() > m
@@ -109,7 +121,7 @@ func (f *flowState) chunks(di int) []wirePkt {
 			}
 		})
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].t < out[j].t })
+	sortByTime(out)
 	for i := range out {
 		for j := 0; j < i; j++ {
 			if out[j].t < out[i].t && out[j].overlaps(out[i].span) {
@@ -185,7 +197,7 @@ func (f *flowState) judgeSingle(di int) []wirePkt {
 		})
 	}
 	f.markExplained(di, out)
-	sort.SliceStable(out, func(i, j int) bool { return out[i].t < out[j].t })
+	sortByTime(out)
 	return out
 }
 
@@ -259,4 +271,8 @@ func (d *dirState) sackedAfter(end uint32) bool {
 		}
 	}
 	return false
+}
+
+func sortByTime(ws []wirePkt) {
+	slices.SortStableFunc(ws, func(a, b wirePkt) int { return cmp.Compare(a.t, b.t) })
 }

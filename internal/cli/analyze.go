@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"sort"
 
 	"github.com/spf13/cobra"
@@ -64,6 +65,9 @@ found, 2 when the captures could not be analysed.`,
 
 func runAnalyze(g *globals, a analyzeArgs, args []string) error {
 	lim := analyze.Limits{MaxFlows: a.maxFlows, MaxRecords: a.maxRecords}
+	// The live data is bounded by the limits; collect garbage less often
+	// than the default (a short-lived process reading a stream).
+	debug.SetGCPercent(400)
 	var res *analyze.Result
 	var err error
 	switch {
