@@ -38,6 +38,10 @@ type Handshake struct {
 	// record header states; HelloSegments how many segments carried it.
 	HelloBytes    int `json:"hello_bytes,omitempty"`
 	HelloSegments int `json:"hello_segments,omitempty"`
+	// HelloTruncated says the capture's snap length cut the hello's
+	// packets: its size is known from the sequence numbers, its content
+	// (SNI, key shares) may not be.
+	HelloTruncated bool `json:"hello_truncated,omitempty"`
 	// PQKeyShare says the ClientHello carried a post-quantum (ML-KEM)
 	// key share.
 	PQKeyShare bool `json:"pq_key_share,omitempty"`
@@ -54,6 +58,8 @@ type Handshake struct {
 	// that quoted this flow; TooBigMTU is the smallest MTU they reported.
 	TooBig    int `json:"icmp_too_big,omitempty"`
 	TooBigMTU int `json:"icmp_mtu,omitempty"`
+	// Fragments counts IP fragments that carried this flow's segments.
+	Fragments int `json:"fragments,omitempty"`
 }
 
 // Bracket is what one direction of a flow says about the path MTU, as IP

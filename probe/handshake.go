@@ -147,39 +147,57 @@ func (r *runner) classify(h *Handshake, info tcpInfo, f *tlswire.Flight, ferr, r
 	}
 	h.UpSize = min(h.HelloBytes, seg) + over
 	h.DownSize = seg + over
+	fx := diagnose.HandshakeFacts{
+		Connected: true, HelloBytes: h.HelloBytes, HelloSent: h.HelloBytes,
+		FlightArrived: f.Bytes, FlightComplete: f.Complete,
+		Interrupted: cancelled, TimedOut: isTimeout(rerr),
+	}
+	if info.Unacked == 0 {
+		fx.HelloArrived, fx.HelloComplete = h.HelloBytes, true
+	} else {
+		// Unacknowledged hello segments at the deadline: the kernel
+		// retransmitted them in vain.
+		fx.HelloLost = true
+	}
 	var nt *tlswire.NotTLSError
 	var ae *tlswire.AlertError
 	switch {
-	case f.Complete:
-		h.Outcome, h.Up = diagnose.Completed, diagnose.Passed
+	case errors.As(ferr, &nt):
+		fx.NotTLS, fx.NotTLSDetail = true, fmt.Sprintf("%q", nt.Prefix)
+	case errors.As(ferr, &ae):
+		fx.Alert, fx.AlertName = true, tlswire.AlertName(ae.Description)
+	case errors.Is(ferr, tlswire.ErrHelloRetry):
+		fx.Alert, fx.AlertName = true, "hello_retry_request"
+	case ferr != nil:
+		fx.NotTLS, fx.NotTLSDetail = true, ferr.Error()
+	case rerr != nil && !fx.TimedOut:
+		fx.ClosedBy, fx.CloseDetail = diagnose.ServerSide, readErrText(rerr)
+	}
+	h.Outcome, h.Detail = diagnose.ClassifyHandshake(fx)
+	switch h.Outcome {
+	case diagnose.Completed:
+		h.Up = diagnose.Passed
 		if info.RcvMSS >= seg && seg > 0 {
 			h.Down, h.DownSize = diagnose.Passed, info.RcvMSS+over
 		} else {
 			h.DownSize = info.RcvMSS + over
 			h.Detail = fmt.Sprintf("the server's flight (%d bytes) never filled a %d-byte segment", h.FlightBytes, seg)
 		}
-	case errors.As(ferr, &nt):
-		h.Outcome, h.Detail = diagnose.NotTLS, fmt.Sprintf("%q", nt.Prefix)
-	case errors.As(ferr, &ae):
-		h.Outcome, h.Up, h.Detail = diagnose.Alert, diagnose.Passed, tlswire.AlertName(ae.Description)
-	case errors.Is(ferr, tlswire.ErrHelloRetry):
-		h.Outcome, h.Up, h.Detail = diagnose.Alert, diagnose.Passed, "hello_retry_request"
-	case ferr != nil:
-		h.Outcome, h.Detail = diagnose.NotTLS, ferr.Error()
-	case cancelled:
-		h.Outcome, h.Detail = diagnose.Timeout, "run timeout"
-	case isTimeout(rerr):
-		if info.Unacked == 0 {
-			// The server acknowledged every byte of the hello: it arrived,
-			// the server's answer did not.
-			h.Outcome, h.Up, h.Down = diagnose.StalledServerFlight, diagnose.Passed, diagnose.Failed
-			h.Detail = fmt.Sprintf("%d bytes of the server's flight arrived", f.Bytes)
-		} else {
-			h.Outcome, h.Up = diagnose.StalledClientHello, diagnose.Failed
-			h.Detail = fmt.Sprintf("%d segments of the hello never acknowledged", info.Unacked)
+	case diagnose.Alert:
+		h.Up = diagnose.Passed
+	case diagnose.Timeout:
+		if cancelled {
+			h.Detail = "run timeout"
 		}
-	case rerr != nil:
-		h.Outcome, h.Detail = diagnose.Reset, readErrText(rerr)
+	case diagnose.StalledServerFlight:
+		// The server acknowledged every byte of the hello: it arrived,
+		// the server's answer did not.
+		h.Up, h.Down = diagnose.Passed, diagnose.Failed
+		h.Detail = fmt.Sprintf("%d bytes of the server's flight arrived", f.Bytes)
+	case diagnose.StalledClientHello:
+		h.Up = diagnose.Failed
+		h.Detail = fmt.Sprintf("%d segments of the hello never acknowledged", info.Unacked)
+	case diagnose.Reset:
 		if f.Bytes > 0 || info.Unacked == 0 {
 			h.Up = diagnose.Passed
 		}

@@ -1,64 +1,31 @@
 package server
 
 import (
-	"encoding/binary"
 	"errors"
+	"fmt"
+
+	"github.com/mtuscope/mtuscope/packet"
 )
 
-// errSYN reports saved SYN headers that do not parse.
-var errSYN = errors.New("saved SYN: malformed headers")
+// Errors of a saved SYN whose IP header decodes but whose TCP part does not.
+var (
+	errSYNNotTCP     = errors.New("saved SYN: not a TCP segment")
+	errSYNBadOptions = errors.New("saved SYN: malformed TCP options")
+)
 
-// synMSS returns the MSS option of a SYN saved by TCP_SAVE_SYN: its IPv4
-// or IPv6 header followed by the TCP header with options. It returns 0 and
-// no error for a SYN without an MSS option.
+// synMSS returns the MSS option of a SYN saved by TCP_SAVE_SYN (its IPv4
+// or IPv6 header, then the TCP header with options), decoded by package
+// packet. It returns 0 and no error for a SYN without an MSS option.
 func synMSS(b []byte) (int, error) {
-	if len(b) < 1 {
-		return 0, errSYN
+	var p packet.Packet
+	if err := packet.DecodeIP(b, &p); err != nil {
+		return 0, fmt.Errorf("saved SYN: %w", err)
 	}
-	var tcp []byte
-	switch b[0] >> 4 {
-	case 4:
-		ihl := int(b[0]&0x0f) * 4
-		if ihl < 20 || len(b) < ihl || b[9] != 6 {
-			return 0, errSYN
-		}
-		tcp = b[ihl:]
-	case 6:
-		// The kernel saves the fixed header and any extension headers; a
-		// SYN carries none in practice, and we accept only TCP next.
-		if len(b) < 40 || b[6] != 6 {
-			return 0, errSYN
-		}
-		tcp = b[40:]
-	default:
-		return 0, errSYN
+	if !p.Transport || p.Proto != packet.ProtoTCP {
+		return 0, errSYNNotTCP
 	}
-	if len(tcp) < 20 {
-		return 0, errSYN
+	if p.TCP.BadOptions {
+		return 0, errSYNBadOptions
 	}
-	off := int(tcp[12]>>4) * 4
-	if off < 20 || len(tcp) < off {
-		return 0, errSYN
-	}
-	opts := tcp[20:off]
-	for len(opts) > 0 {
-		switch kind := opts[0]; kind {
-		case 0: // end of options
-			return 0, nil
-		case 1: // no-op
-			opts = opts[1:]
-			continue
-		}
-		if len(opts) < 2 || int(opts[1]) < 2 || int(opts[1]) > len(opts) {
-			return 0, errSYN
-		}
-		if opts[0] == 2 {
-			if opts[1] != 4 {
-				return 0, errSYN
-			}
-			return int(binary.BigEndian.Uint16(opts[2:4])), nil
-		}
-		opts = opts[opts[1]:]
-	}
-	return 0, nil
+	return int(p.TCP.MSS), nil
 }

@@ -26,7 +26,7 @@ func TestSYNMSS(t *testing.T) {
 		{"v6", v6, 1440, false},
 		{"no mss", synV4(4, 2), 0, false},
 		{"end of options", synV4(0, 2, 4, 5, 0), 0, false},
-		{"bad mss length", synV4(2, 3, 5), 0, true},
+		{"mss option of the wrong length", synV4(2, 3, 5), 0, false}, // skipped, as the kernel does
 		{"option past the end", synV4(8, 40), 0, true},
 		{"zero-length option", synV4(3, 0), 0, true},
 		{"empty", nil, 0, true},
@@ -34,6 +34,12 @@ func TestSYNMSS(t *testing.T) {
 		{"short ihl", []byte{0x41, 0, 0, 0}, 0, true},
 		{"v5", []byte{0x50}, 0, true},
 		{"data offset beyond", func() []byte { b := synV4(); b[20+12] = 0xf0; return b }(), 0, true},
+		{"tcp header cut short", synV4(2, 4, 0x05, 0xb4)[:30], 0, true},
+		{"v6 behind a hop-by-hop header", func() []byte {
+			b := append([]byte{0x60, 0, 0, 0, 0, 32, 0, 64}, make([]byte, 32)...)
+			b = append(b, 6, 0, 1, 4, 0, 0, 0, 0) // hop-by-hop: next TCP, a PadN option
+			return append(b, synV4(2, 4, 0x05, 0x8c)[20:]...)
+		}(), 1420, false},
 	}
 	for _, c := range cases {
 		got, err := synMSS(c.b)

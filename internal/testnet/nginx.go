@@ -85,6 +85,11 @@ func (n *Net) StartNginx(t testing.TB) *Nginx {
 	return ng
 }
 
+// StartNginxIn is StartNginx for commands outside tests (benchmark and
+// capture generators): nginx keeps its files in dir, which the caller
+// removes after closing the net.
+func (n *Net) StartNginxIn(dir string) (*Nginx, error) { return n.startNginx(dir) }
+
 func (n *Net) startNginx(dir string) (*Nginx, error) {
 	c, err := TestCerts()
 	if err != nil {

@@ -1,0 +1,235 @@
+package flow
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/mtuscope/mtuscope/diagnose"
+	"github.com/mtuscope/mtuscope/tlswire"
+)
+
+// Why a handshake ended.
+const (
+	endTimeout = iota // the handshake timeout passed
+	endFlush          // the capture ended
+	endClosed         // FIN or RST before completion
+	endDone           // completed
+	endAlert          // an alert record
+	endNotTLS         // a peer's first bytes were not TLS
+)
+
+// finish classifies flow i, emits its handshake when it is one, and keeps
+// the flow (finished) so that its remaining packets are recognised.
+func (t *Tracker) finish(i int32, why int, now int64) {
+	f := &t.flows[i]
+	if f.done {
+		return
+	}
+	f.done = true
+	f.last = now
+	if f.end == 0 || why == endTimeout {
+		f.end = now
+	}
+	t.putBuf(f)
+	if !f.connected {
+		t.stats.HalfOpen++
+		t.move(i, listDone)
+		return
+	}
+	if t.anyPort && f.hello.end == 0 && !f.notTLS && !t.knownTLS(f.server) {
+		// Any port, and no hello header ever came (none sent, or its
+		// first segment lost): nothing says this connection is TLS.
+		t.stats.NotTLS++
+		t.move(i, listDone)
+		return
+	}
+	facts := f.facts(why, now >= f.start+t.timeout)
+	h := f.handshake(facts)
+	for j, o := range outcomes {
+		if o == h.Outcome {
+			t.outcomes[j]++
+		}
+	}
+	t.move(i, listDone)
+	if t.cfg.Emit != nil {
+		t.cfg.Emit(h)
+	}
+}
+
+// lost reports whether part of what this direction sent within [0, limit)
+// never got through: a piece retransmitted and never acknowledged, or a
+// gap below data that arrived that nothing ever filled or acknowledged.
+// It returns the smallest such wire packet too.
+func (d *dir) lost(limit uint32) (bool, int) {
+	smallest := 0
+	note := func(w int) {
+		if smallest == 0 || w < smallest {
+			smallest = w
+		}
+	}
+	cur := uint32(0)
+	if d.acked {
+		cur = d.ack
+	}
+	for _, pc := range d.pieces[:d.np] {
+		if int32(pc.start-limit) >= 0 {
+			break
+		}
+		if int32(pc.start-cur) > 0 {
+			// A gap [cur, pc.start): segments that never showed here.
+			gap := int(pc.start - cur)
+			note(min(gap, max(d.seg, 1)) + d.hdr)
+		}
+		if !pc.acked && pc.sent >= 2 && !(d.acked && int32(d.ack-pc.end) >= 0) {
+			note(int(pc.wire))
+		}
+		if int32(pc.end-cur) > 0 {
+			cur = pc.end
+		}
+	}
+	if d.shrunk > 0 {
+		note(d.shrunk)
+	}
+	return smallest > 0, smallest
+}
+
+// delivered returns the largest wire packet of this direction that the
+// peer acknowledged.
+func (d *dir) delivered() int {
+	best := 0
+	for _, pc := range d.pieces[:d.np] {
+		if pc.acked || d.acked && int32(d.ack-pc.end) >= 0 {
+			best = max(best, int(pc.wire))
+		}
+	}
+	return best
+}
+
+// arrived returns the bytes of [0, limit) acknowledged: cumulatively or by
+// SACK.
+func (d *dir) arrived(limit uint32) int {
+	n := uint32(0)
+	if d.acked && int32(d.ack) > 0 {
+		n = min(d.ack, limit)
+	}
+	for _, pc := range d.pieces[:d.np] {
+		if pc.acked && int32(pc.start-n) >= 0 && int32(pc.end-limit) <= 0 {
+			n += pc.end - pc.start
+		}
+	}
+	return int(n)
+}
+
+// facts turns what the flow saw into the classifier's facts.
+func (f *flow) facts(why int, expired bool) diagnose.HandshakeFacts {
+	up, down := &f.d[sideUp], &f.d[sideDown]
+	h := &f.hello
+	fx := diagnose.HandshakeFacts{Connected: f.connected}
+	helloEnd := h.end
+	if helloEnd == 0 {
+		helloEnd = up.end
+	}
+	fx.HelloBytes = int(h.end)
+	fx.HelloSent = int(min(up.end, helloEnd))
+	fx.HelloArrived = up.arrived(helloEnd)
+	fx.HelloComplete = h.end > 0 && up.acked && int32(up.ack-h.end) >= 0 || down.end > 0
+	if !fx.HelloComplete && fx.HelloSent > 0 {
+		fx.HelloLost, _ = up.lost(helloEnd)
+	}
+	fx.FlightSent = int(down.end)
+	fx.FlightArrived = down.arrived(down.end)
+	fx.FlightComplete = f.completed
+	fx.FlightLost, _ = down.lost(down.end)
+	fx.ServerSilent = fx.HelloComplete && down.end == 0
+	if f.alert {
+		fx.Alert = true
+		who := "server"
+		if f.alertBy == sideUp+1 {
+			who = "client"
+		}
+		if f.alertEnc {
+			fx.AlertName = who + ": encrypted alert"
+		} else {
+			fx.AlertName = who + ": " + tlswire.AlertName(f.alertDesc)
+		}
+	}
+	if f.notTLS {
+		fx.NotTLS = true
+		who := "server"
+		if f.notTLSBy == sideUp+1 {
+			who = "client"
+		}
+		fx.NotTLSDetail = fmt.Sprintf("%s sent %q", who, f.prefix[:f.prefixN])
+	}
+	if f.closedBy != diagnose.NoSide {
+		fx.ClosedBy = f.closedBy
+		how := "closed (FIN)"
+		if f.rst {
+			how = "reset (RST)"
+		}
+		fx.CloseDetail = fmt.Sprintf("the %s %s the connection", f.closedBy, how)
+	}
+	switch why {
+	case endTimeout:
+		fx.TimedOut = true
+	case endFlush:
+		// The capture ended: what shows a loss stands as it is, the rest
+		// was cut short.
+		fx.TimedOut = fx.HelloLost || fx.FlightLost || expired
+		fx.Interrupted = !fx.TimedOut
+	}
+	return fx
+}
+
+// handshake builds the record emitted for a finished flow.
+func (f *flow) handshake(fx diagnose.HandshakeFacts) Handshake {
+	up, down := &f.d[sideUp], &f.d[sideDown]
+	out, detail := diagnose.ClassifyHandshake(fx)
+	h := Handshake{
+		Client: f.client, Server: f.server, Family: int(f.family),
+		Start: time.Unix(0, f.start).UTC(), End: time.Unix(0, f.end).UTC(),
+		Outcome: out, Detail: detail,
+		ClientMSS: int(up.mss), ServerMSS: int(down.mss),
+		SNI: f.hello.sni, HelloBytes: int(f.hello.end), PQKeyShare: f.hello.pq,
+		FlightBytes: int(down.end),
+		Retransmits: up.retrans + down.retrans,
+		TooBig:      f.tooBig, TooBigMTU: f.tooBigMTU,
+		HelloTruncated: f.hello.truncated,
+		Fragments:      up.frags + down.frags,
+	}
+	if h.Family == 0 {
+		h.Family = 4
+	}
+	helloEnd := f.hello.end
+	if helloEnd == 0 {
+		helloEnd = up.end
+	}
+	for _, pc := range up.pieces[:up.np] {
+		if int32(pc.start-helloEnd) < 0 {
+			h.HelloSegments++
+		}
+	}
+	h.Up.Delivered = up.delivered()
+	_, h.Up.Lost = up.lost(up.end)
+	h.Down.Delivered = down.delivered()
+	_, h.Down.Lost = down.lost(down.end)
+	return h
+}
+
+// tlsPorts are the well-known ports of TLS services (HTTPS, DNS over TLS,
+// IMAPS, POP3S, SMTPS, LDAPS, SIPS and HTTPS alternates).
+var tlsPorts = [...]uint16{443, 8443, 853, 993, 995, 465, 636, 5061}
+
+// knownTLS reports whether a server endpoint is taken to speak TLS when a
+// connection's own bytes cannot say (its hello's head never arrived): a
+// well-known TLS port, or an endpoint that received a ClientHello before.
+func (t *Tracker) knownTLS(server netip.AddrPort) bool {
+	for _, p := range tlsPorts {
+		if server.Port() == p {
+			return true
+		}
+	}
+	_, ok := t.learned[server]
+	return ok
+}

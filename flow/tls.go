@@ -1,0 +1,324 @@
+package flow
+
+import (
+	"github.com/mtuscope/mtuscope/tlswire"
+)
+
+// isHelloStart reports whether b starts with a ClientHello: a handshake
+// record header of version 3.0 to 3.4 and handshake type 1.
+func isHelloStart(b []byte) bool {
+	return len(b) >= 6 && b[0] == tlswire.RecordHandshake && b[1] == 3 && b[2] <= 4 && b[5] == tlswire.TypeClientHello
+}
+
+// span is a byte range [s, e) of the hello buffer that the capture holds.
+type span struct{ s, e uint32 }
+
+// helloState reassembles the ClientHello from the first bytes the client
+// sent, in a buffer of Config.MaxBuffer bytes taken from the tracker's pool
+// and given back once the hello is parsed.
+type helloState struct {
+	buf  []byte
+	cov  [8]span
+	ncov uint8
+	// end is the hello's extent in the stream (its records, headers
+	// included), 0 until the record header was seen.
+	end uint32
+	// parsed says the hello was parsed; failed that it cannot be (too
+	// large for the buffer, cut by the snap length, malformed).
+	parsed, failed bool
+	truncated      bool
+	sni            string
+	pq             bool
+}
+
+// prefix returns how many bytes from the start of the buffer are held.
+func (h *helloState) prefix() uint32 {
+	if h.ncov == 0 || h.cov[0].s != 0 {
+		return 0
+	}
+	return h.cov[0].e
+}
+
+// add records that [s, e) is now in the buffer, merging ranges.
+func (h *helloState) add(s, e uint32) {
+	if e <= s {
+		return
+	}
+	n := int(h.ncov)
+	at := 0
+	for at < n && h.cov[at].s < s {
+		at++
+	}
+	if n == len(h.cov) {
+		return // too scattered: a hello does not come in 8 pieces out of order
+	}
+	copy(h.cov[at+1:n+1], h.cov[at:n])
+	h.cov[at] = span{s, e}
+	n++
+	// Merge overlapping or touching neighbours.
+	out := 0
+	for i := 1; i < n; i++ {
+		if h.cov[i].s <= h.cov[out].e {
+			h.cov[out].e = max(h.cov[out].e, h.cov[i].e)
+			continue
+		}
+		out++
+		h.cov[out] = h.cov[i]
+	}
+	h.ncov = uint8(out + 1)
+}
+
+// clientData handles the client's bytes at relative offset s: the hello
+// while it is reassembled, the records after it.
+func (t *Tracker) clientData(i int32, f *flow, s uint32, data []byte, n int) {
+	h := &f.hello
+	if len(data) < n {
+		h.truncated = true
+	}
+	if !h.parsed && !h.failed {
+		t.helloBytes(i, f, s, data)
+		if f.done {
+			return
+		}
+	}
+	if h.end == 0 {
+		return
+	}
+	w := &f.d[sideUp].w
+	if !w.on {
+		w.on, w.next = true, h.end
+	}
+	for {
+		r, ok := w.record(s, data)
+		if !ok {
+			return
+		}
+		if r.bad {
+			return
+		}
+		switch {
+		case r.typ == tlswire.RecordAlert:
+			f.alert, f.alertBy, f.alertDesc, f.alertEnc = true, sideUp+1, r.b1, r.length != 2
+			f.end = f.last
+			t.finish(i, endAlert, f.last)
+			return
+		case f.serverHello && f.d[sideDown].acked && int32(f.d[sideDown].ack-f.d[sideDown].end) >= 0:
+			// The client acknowledged all the server sent and answered:
+			// it got the whole flight.
+			f.completed = true
+			f.end = f.last
+			t.finish(i, endDone, f.last)
+			return
+		}
+	}
+}
+
+// helloBytes copies the captured bytes at s into the hello buffer and
+// parses the hello once it is whole.
+func (t *Tracker) helloBytes(i int32, f *flow, s uint32, data []byte) {
+	h := &f.hello
+	max := uint32(t.cfg.MaxBuffer)
+	if s >= max || len(data) == 0 {
+		return
+	}
+	if h.buf == nil {
+		h.buf = t.getBuf()
+	}
+	c := copy(h.buf[s:], data)
+	h.add(s, s+uint32(c))
+	pre := h.prefix()
+	if h.end == 0 {
+		if pre < 6 {
+			return
+		}
+		if !isHelloStart(h.buf) {
+			f.prefixN = uint8(copy(f.prefix[:], h.buf[:min(pre, uint32(len(f.prefix)))]))
+			t.putBuf(f)
+			h.failed = true
+			if t.anyPort {
+				// Any port: a connection that is not TLS is none of ours.
+				t.stats.NotTLS++
+				f.done = true
+				t.release(i)
+				return
+			}
+			f.notTLS, f.notTLSBy = true, sideUp+1
+			f.end = f.last
+			t.finish(i, endNotTLS, f.last)
+			return
+		}
+		t.learn(f.server)
+	}
+	end, msg, ok := t.helloExtent(h.buf[:pre])
+	if end > 0 {
+		h.end = uint32(end)
+	}
+	switch {
+	case ok:
+		if ch, err := tlswire.ParseClientHello(msg); err == nil {
+			h.sni = ch.ServerName
+			for _, g := range ch.KeyShareGroups {
+				if isPQ(g) {
+					h.pq = true
+				}
+			}
+		}
+		h.parsed = true
+		t.putBuf(f)
+	case h.end > max || h.truncated:
+		// Too large to keep, or cut by the snap length: its size is known.
+		h.failed = true
+		t.putBuf(f)
+	}
+}
+
+// isPQ reports whether a key-share group is a post-quantum (ML-KEM) one:
+// the hybrids X25519MLKEM768 (0x11ec), SecP256r1MLKEM768 (0x11eb),
+// SecP384r1MLKEM1024 (0x11ed), the pure ML-KEM groups (0x0200-0x0202), and
+// the draft X25519Kyber768 (0x6399).
+func isPQ(g tlswire.Group) bool {
+	switch {
+	case g >= 0x11eb && g <= 0x11ed, g >= 0x0200 && g <= 0x0202, g == 0x6399:
+		return true
+	}
+	return false
+}
+
+// helloExtent walks the records that carry the ClientHello in b (the
+// stream's first bytes held): end is where they end, once their headers
+// are known; msg is the whole handshake message once b holds it.
+func (t *Tracker) helloExtent(b []byte) (end int, msg []byte, ok bool) {
+	if len(b) < 9 {
+		return 0, nil, false
+	}
+	l := int(b[3])<<8 | int(b[4])
+	need := 4 + (int(b[6])<<16 | int(b[7])<<8 | int(b[8]))
+	if need <= l {
+		end = 5 + l
+		if len(b) < end {
+			return end, nil, false
+		}
+		return end, b[5 : 5+need], true
+	}
+	// The message spans records: gather their bodies.
+	if cap(t.scratch) < t.cfg.MaxBuffer {
+		t.scratch = make([]byte, 0, t.cfg.MaxBuffer)
+	}
+	m := t.scratch[:0]
+	pos := 0
+	for got := 0; got < need; {
+		if pos+5 > len(b) {
+			return 0, nil, false
+		}
+		if b[pos] != 22 {
+			return 0, nil, false
+		}
+		rl := int(b[pos+3])<<8 | int(b[pos+4])
+		if rl == 0 {
+			return 0, nil, false
+		}
+		if pos+5+rl > len(b) {
+			return pos + 5 + rl, nil, false
+		}
+		m = append(m, b[pos+5:pos+5+rl]...)
+		got += rl
+		pos += 5 + rl
+	}
+	return pos, m[:need], true
+}
+
+// serverData handles the server's bytes at relative offset s: its first
+// records say ServerHello, alert, or not TLS.
+func (t *Tracker) serverData(i int32, f *flow, s uint32, data []byte) {
+	w := &f.d[sideDown].w
+	w.on = true
+	for {
+		r, ok := w.record(s, data)
+		if !ok {
+			return
+		}
+		first := w.records == 1
+		switch {
+		case r.bad && first:
+			f.notTLS, f.notTLSBy = true, sideDown+1
+			f.prefixN = uint8(copy(f.prefix[:], data[min(int(r.start-s), len(data)):]))
+			f.end = f.last
+			t.finish(i, endNotTLS, f.last)
+			return
+		case r.bad:
+			return
+		case r.typ == tlswire.RecordAlert:
+			f.alert, f.alertBy, f.alertDesc, f.alertEnc = true, sideDown+1, r.b1, r.length != 2
+			f.end = f.last
+			t.finish(i, endAlert, f.last)
+			return
+		case first && r.typ == tlswire.RecordHandshake && r.b0 == tlswire.TypeServerHello:
+			f.serverHello = true
+		}
+	}
+}
+
+// walker follows the record headers of one direction's stream from the
+// bytes that come past, without keeping them: it needs only the five
+// header bytes and the first two of each record's body.
+type walker struct {
+	on      bool
+	stuck   bool
+	next    uint32 // relative offset of the next record's header
+	hb      [7]byte
+	hn      uint8
+	length  int
+	records int
+}
+
+// rec is a record whose header (and first body bytes) the walker read.
+type rec struct {
+	start  uint32
+	typ    uint8
+	length int
+	b0, b1 uint8
+	bad    bool
+}
+
+// record returns the next record whose start lies in the bytes data at
+// relative offset off, and false when data holds no more.
+func (w *walker) record(off uint32, data []byte) (rec, bool) {
+	for !w.stuck {
+		pos := w.next + uint32(w.hn)
+		i := pos - off
+		if int32(i) < 0 || i >= uint32(len(data)) {
+			return rec{}, false
+		}
+		need := uint8(5)
+		if w.hn >= 5 {
+			need = 5 + uint8(min(w.length, 2))
+		}
+		c := copy(w.hb[w.hn:need], data[i:])
+		w.hn += uint8(c)
+		if w.hn == 5 && need == 5 {
+			hdr, err := tlswire.ParseRecordHeader(w.hb[:5])
+			if err != nil {
+				w.stuck = true
+				w.records++
+				return rec{start: w.next, bad: true}, true
+			}
+			w.length = hdr.Length
+		}
+		if w.hn < 5 || w.hn < 5+uint8(min(w.length, 2)) {
+			continue
+		}
+		r := rec{start: w.next, typ: w.hb[0], length: w.length, b0: w.hb[5], b1: w.hb[6]}
+		if w.length < 2 {
+			r.b1 = 0
+		}
+		if w.length < 1 {
+			r.b0 = 0
+		}
+		w.next += 5 + uint32(w.length)
+		w.hn, w.length = 0, 0
+		w.hb = [7]byte{}
+		w.records++
+		return r, true
+	}
+	return rec{}, false
+}

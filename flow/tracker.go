@@ -1,0 +1,388 @@
+package flow
+
+import (
+	"bytes"
+	"net/netip"
+	"time"
+
+	"github.com/mtuscope/mtuscope/diagnose"
+	"github.com/mtuscope/mtuscope/packet"
+)
+
+// Defaults of Config.
+const (
+	DefaultMaxFlows         = 65536
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultMaxBuffer        = 4096
+	// maxLearned bounds the TLS server endpoints remembered when Ports is
+	// empty (see Config.Ports).
+	maxLearned = 4096
+)
+
+// Config sets up a Tracker. The zero value works: every port, defaults.
+type Config struct {
+	// Ports are the server ports whose connections carry TLS. Empty: any
+	// port, TLS recognised from the bytes (a ClientHello record header,
+	// 0x16 0x03 0x00-0x04, then handshake type 1); other connections are
+	// dropped without a word (counted in Stats.NotTLS). A connection whose
+	// hello lost its first segment shows no header: in that mode it counts
+	// as TLS when its server port is a well-known TLS port (443, 8443, 853,
+	// 993, 995, 465, 636, 5061) or an earlier connection to the same server
+	// address and port carried a ClientHello.
+	Ports []uint16
+	// MaxFlows bounds the flow table (default 65536). When it is full a new
+	// connection evicts, in this order, the oldest finished flow, the oldest
+	// half-open one (a SYN never answered or never completed), the oldest
+	// unfinished handshake; evictions of the last two are counted and
+	// never emitted.
+	MaxFlows int
+	// HandshakeTimeout is how long, in packet time from the first packet,
+	// a handshake may take before it is classified as it stands (default
+	// 10 s). It is also how long a finished flow is remembered after its
+	// last packet.
+	HandshakeTimeout time.Duration
+	// MaxBuffer bounds the bytes of the ClientHello kept per flow while it
+	// is reassembled (default 4096); a larger hello is reported with its
+	// size but not parsed.
+	MaxBuffer int
+	// Emit receives each finished handshake, once, from the goroutine that
+	// calls Packet, Advance or Flush.
+	Emit func(Handshake)
+}
+
+// Stats are a Tracker's counters.
+type Stats struct {
+	// Open is the flows in the table now, Max the table's bound.
+	Open int `json:"open"`
+	Max  int `json:"max"`
+	// Packets counts what Packet was given; Ignored those that belonged to
+	// no tracked connection (other protocols, mid-flow segments with no
+	// ClientHello, ports not watched).
+	Packets uint64 `json:"packets"`
+	Ignored uint64 `json:"ignored"`
+	// Evicted counts unfinished flows pushed out of a full table.
+	Evicted uint64 `json:"evicted"`
+	// HalfOpen counts connections that never opened (a SYN with no
+	// SYN-ACK, or a SYN-ACK never acknowledged): not handshakes, never
+	// emitted.
+	HalfOpen uint64 `json:"half_open"`
+	// NotTLS counts connections dropped because their first bytes were not
+	// a ClientHello, when Ports is empty.
+	NotTLS uint64 `json:"not_tls"`
+	// Handshakes counts emitted handshakes by outcome.
+	Handshakes map[diagnose.Outcome]uint64 `json:"handshakes"`
+	// TooBig counts ICMP too-big messages, TooBigMatched those that quoted
+	// a tracked flow. Fragments counts IP fragments that no flow could
+	// claim (non-first fragments, fragments of other protocols).
+	TooBig        uint64 `json:"icmp_too_big"`
+	TooBigMatched uint64 `json:"icmp_too_big_matched"`
+	Fragments     uint64 `json:"fragments"`
+}
+
+// outcomes indexes Stats.Handshakes.
+var outcomes = [...]diagnose.Outcome{diagnose.Completed, diagnose.StalledClientHello, diagnose.StalledServerFlight,
+	diagnose.NoClientHello, diagnose.Alert, diagnose.Reset, diagnose.Timeout, diagnose.NotTLS, diagnose.ConnectFailed}
+
+// Tracker follows TCP connections and their TLS handshakes through decoded
+// packets. It is not safe for concurrent use: one goroutine feeds it.
+type Tracker struct {
+	cfg     Config
+	timeout int64
+	ports   [1024]uint64 // bitmap of watched ports, empty when any port
+	anyPort bool
+
+	table map[key]int32
+	flows []flow
+	free  []int32
+	lists [3]list // half-open, active, done
+	bufs  [][]byte
+	// scratch holds a hello that spans several records while it is parsed.
+	scratch []byte
+	learned map[netip.AddrPort]struct{}
+
+	now      int64
+	stats    Stats
+	outcomes [len(outcomes)]uint64
+}
+
+// NewTracker returns a Tracker for cfg, with defaults filled in.
+func NewTracker(cfg Config) *Tracker {
+	if cfg.MaxFlows <= 0 {
+		cfg.MaxFlows = DefaultMaxFlows
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if cfg.MaxBuffer <= 0 {
+		cfg.MaxBuffer = DefaultMaxBuffer
+	}
+	t := &Tracker{
+		cfg:     cfg,
+		timeout: int64(cfg.HandshakeTimeout),
+		anyPort: len(cfg.Ports) == 0,
+		table:   make(map[key]int32, min(cfg.MaxFlows, 4096)),
+		learned: make(map[netip.AddrPort]struct{}),
+	}
+	for _, p := range cfg.Ports {
+		t.ports[p/64] |= 1 << (p % 64)
+	}
+	for i := range t.lists {
+		t.lists[i] = list{head: -1, tail: -1}
+	}
+	t.stats.Max = cfg.MaxFlows
+	return t
+}
+
+func (t *Tracker) watched(port uint16) bool {
+	return t.anyPort || t.ports[port/64]&(1<<(port%64)) != 0
+}
+
+// Stats returns the counters so far.
+func (t *Tracker) Stats() Stats {
+	s := t.stats
+	s.Open = len(t.table)
+	s.Handshakes = make(map[diagnose.Outcome]uint64, len(outcomes))
+	for i, n := range t.outcomes {
+		if n > 0 {
+			s.Handshakes[outcomes[i]] = n
+		}
+	}
+	return s
+}
+
+// Packet feeds one decoded packet captured at ts. Packets should come in
+// capture order; the tracker's clock is the latest timestamp seen.
+func (t *Tracker) Packet(p *packet.Packet, ts time.Time) {
+	t.stats.Packets++
+	now := ts.UnixNano()
+	if now > t.now {
+		t.now = now
+		t.advance(now)
+	}
+	if p.Frag.Is && (!p.Transport || p.Proto != packet.ProtoTCP) {
+		t.stats.Fragments++
+		t.stats.Ignored++
+		return
+	}
+	switch {
+	case !p.Transport:
+		t.stats.Ignored++
+	case p.Proto == packet.ProtoTCP:
+		t.tcp(p, now)
+	case p.TooBig():
+		t.tooBig(p)
+	default:
+		t.stats.Ignored++
+	}
+}
+
+// Advance expires, at packet time now, the handshakes open longer than the
+// timeout and forgets flows idle that long. Live capture calls it when no
+// packet came for a while; Packet calls it itself.
+func (t *Tracker) Advance(now time.Time) {
+	n := now.UnixNano()
+	if n > t.now {
+		t.now = n
+	}
+	t.advance(n)
+}
+
+func (t *Tracker) advance(now int64) {
+	for h := t.lists[listHalf].head; h >= 0; h = t.lists[listHalf].head {
+		if t.flows[h].start+t.timeout > now {
+			break
+		}
+		t.stats.HalfOpen++
+		t.release(h)
+	}
+	for h := t.lists[listActive].head; h >= 0; h = t.lists[listActive].head {
+		if t.flows[h].start+t.timeout > now {
+			break
+		}
+		t.finish(h, endTimeout, now)
+	}
+	for h := t.lists[listDone].head; h >= 0; h = t.lists[listDone].head {
+		if t.flows[h].last+t.timeout > now {
+			break
+		}
+		t.release(h)
+	}
+}
+
+// Flush finishes every open handshake at packet time now (the end of a
+// capture file): those past the timeout or showing a loss are classified
+// as they stand, the others as interrupted (timeout). The table is empty
+// afterwards.
+func (t *Tracker) Flush(now time.Time) {
+	n := max(now.UnixNano(), t.now)
+	for h := t.lists[listActive].head; h >= 0; h = t.lists[listActive].head {
+		t.finish(h, endFlush, n)
+	}
+	for h := t.lists[listHalf].head; h >= 0; h = t.lists[listHalf].head {
+		t.stats.HalfOpen++
+		t.release(h)
+	}
+	for h := t.lists[listDone].head; h >= 0; h = t.lists[listDone].head {
+		t.release(h)
+	}
+}
+
+// key names a connection by its two endpoints, the smaller first, so both
+// directions find the same flow.
+type key struct {
+	a, b   [16]byte
+	pa, pb uint16
+}
+
+// makeKey returns the key of a packet from src to dst and whether src is
+// the key's first endpoint.
+func makeKey(src, dst netip.Addr, sp, dp uint16) (key, bool) {
+	s, d := src.As16(), dst.As16()
+	if c := bytes.Compare(s[:], d[:]); c < 0 || c == 0 && sp <= dp {
+		return key{a: s, b: d, pa: sp, pb: dp}, true
+	}
+	return key{a: d, b: s, pa: dp, pb: sp}, false
+}
+
+// Lists of flows, by state.
+const (
+	listHalf   = iota // SYN seen, connection not open: ordered by start
+	listActive        // handshake under way: ordered by start
+	listDone          // handshake emitted (or dropped): ordered by last packet
+	listNone   = 255
+)
+
+type list struct{ head, tail int32 }
+
+func (t *Tracker) push(l uint8, i int32) {
+	f := &t.flows[i]
+	ls := &t.lists[l]
+	f.list, f.prev, f.next = l, ls.tail, -1
+	if ls.tail >= 0 {
+		t.flows[ls.tail].next = i
+	} else {
+		ls.head = i
+	}
+	ls.tail = i
+}
+
+func (t *Tracker) unlink(i int32) {
+	f := &t.flows[i]
+	if f.list == listNone {
+		return
+	}
+	ls := &t.lists[f.list]
+	if f.prev >= 0 {
+		t.flows[f.prev].next = f.next
+	} else {
+		ls.head = f.next
+	}
+	if f.next >= 0 {
+		t.flows[f.next].prev = f.prev
+	} else {
+		ls.tail = f.prev
+	}
+	f.list, f.prev, f.next = listNone, -1, -1
+}
+
+func (t *Tracker) move(i int32, l uint8) {
+	t.unlink(i)
+	t.push(l, i)
+}
+
+// alloc returns a cleared flow slot, evicting when the table is full, or
+// -1 when nothing can be evicted.
+func (t *Tracker) alloc(k key, now int64) int32 {
+	if len(t.table) >= t.cfg.MaxFlows {
+		switch {
+		case t.lists[listDone].head >= 0:
+			t.release(t.lists[listDone].head)
+		case t.lists[listHalf].head >= 0:
+			t.stats.Evicted++
+			t.stats.HalfOpen++
+			t.release(t.lists[listHalf].head)
+		case t.lists[listActive].head >= 0:
+			t.stats.Evicted++
+			t.release(t.lists[listActive].head)
+		default:
+			return -1
+		}
+	}
+	var i int32
+	if n := len(t.free); n > 0 {
+		i = t.free[n-1]
+		t.free = t.free[:n-1]
+	} else {
+		t.flows = append(t.flows, flow{})
+		i = int32(len(t.flows) - 1)
+	}
+	f := &t.flows[i]
+	f.reset()
+	f.key, f.start, f.last = k, now, now
+	t.table[k] = i
+	return i
+}
+
+// release forgets a flow and returns its slot and buffer.
+func (t *Tracker) release(i int32) {
+	t.unlink(i)
+	f := &t.flows[i]
+	t.putBuf(f)
+	delete(t.table, f.key)
+	f.key = key{}
+	t.free = append(t.free, i)
+}
+
+func (t *Tracker) getBuf() []byte {
+	if n := len(t.bufs); n > 0 {
+		b := t.bufs[n-1]
+		t.bufs = t.bufs[:n-1]
+		return b
+	}
+	return make([]byte, t.cfg.MaxBuffer)
+}
+
+func (t *Tracker) putBuf(f *flow) {
+	if f.hello.buf != nil {
+		t.bufs = append(t.bufs, f.hello.buf)
+		f.hello.buf = nil
+	}
+}
+
+// learn remembers a server endpoint that received a ClientHello.
+func (t *Tracker) learn(server netip.AddrPort) {
+	if !t.anyPort {
+		return
+	}
+	if _, ok := t.learned[server]; ok || len(t.learned) >= maxLearned {
+		return
+	}
+	t.learned[server] = struct{}{}
+}
+
+// tooBig counts an ICMP too-big against the flow whose packet it quotes.
+func (t *Tracker) tooBig(p *packet.Packet) {
+	t.stats.TooBig++
+	q := &p.ICMP.Quote
+	if !q.Valid || !q.Ports || q.Proto != packet.ProtoTCP {
+		return
+	}
+	k, fromA := makeKey(q.Src, q.Dst, q.SrcPort, q.DstPort)
+	i, ok := t.table[k]
+	if !ok {
+		return
+	}
+	t.stats.TooBigMatched++
+	f := &t.flows[i]
+	f.tooBig++
+	if p.ICMP.MTU > 0 && (f.tooBigMTU == 0 || p.ICMP.MTU < f.tooBigMTU) {
+		f.tooBigMTU = p.ICMP.MTU
+	}
+	side := sideUp
+	if fromA != f.clientIsA {
+		side = sideDown
+	}
+	if d := &f.d[side]; p.ICMP.MTU > 0 && (d.pmtu == 0 || p.ICMP.MTU < d.pmtu) {
+		d.pmtu = p.ICMP.MTU
+	}
+}
