@@ -49,9 +49,11 @@ func TestBenchVsTshark(t *testing.T) {
 	}
 	n := packetCount(t, single)
 	t.Logf("one capture: %s, %d packets", single, n)
-	a := timed(t, bin, "analyze", "--json", single)
+	a := timed(t, bin, "analyze", single)
+	aj := timed(t, bin, "analyze", "--json", single)
 	ts := timed(t, "sh", "-c", "tshark -r "+single+` -n -d 'tcp.port==443,tls' -Y 'tls || (tcp.flags.syn==1 && tcp.flags.ack==0)' -T fields -E separator=/t -E occurrence=a -E aggregator=, -e tcp.stream -e ip.src -e tcp.srcport -e tls.handshake.type -e tls.record.content_type -e tls.record.opaque_type -e tls.alert_message.desc | awk -F'\t' '$4 ~ /1/ {h[$1]=1} $4 ~ /2/ {s[$1]=1} END {for (k in h) n++; for (k in s) m++; print n, m}'`)
-	report(t, "one capture: handshakes classified", n, a, ts)
+	report(t, "one capture: handshakes classified (analyze's text report: outcome counts, verdict, lost packets, ladders)", n, a, ts)
+	report(t, "one capture, analyze --json (every handshake listed)", n, aj, ts)
 
 	cpath, spath := os.Getenv("MTUSCOPE_BENCH_CLIENT"), os.Getenv("MTUSCOPE_BENCH_SERVER")
 	if cpath == "" || spath == "" {
@@ -59,7 +61,7 @@ func TestBenchVsTshark(t *testing.T) {
 	}
 	cn, sn := packetCount(t, cpath), packetCount(t, spath)
 	t.Logf("two captures: %s (%d packets) and %s (%d packets)", cpath, cn, spath, sn)
-	pa := timed(t, bin, "analyze", "--json", "--client", cpath, "--server", spath)
+	pa := timed(t, bin, "analyze", "--client", cpath, "--server", spath)
 	merged := filepath.Join(t.TempDir(), "merged.pcap")
 	mc := timed(t, "mergecap", "-F", "pcap", "-w", merged, cpath, spath)
 	tc := timed(t, "tshark", "-q", "-n", "-r", merged, "-z", "compare,0,0")

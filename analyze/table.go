@@ -296,6 +296,20 @@ func (f *flowState) data(d *dirState, p *packet.Packet, t int64, lim *Limits) {
 // flowKey is a directed 4-tuple.
 type flowKey struct{ src, dst netip.AddrPort }
 
+// mapKey is a flowKey packed for hashing: both addresses as 16 bytes
+// (IPv4 mapped), both ports.
+type mapKey [36]byte
+
+func (k flowKey) packed() mapKey {
+	var m mapKey
+	a, b := k.src.Addr().As16(), k.dst.Addr().As16()
+	copy(m[0:], a[:])
+	copy(m[16:], b[:])
+	m[32], m[33] = byte(k.src.Port()>>8), byte(k.src.Port())
+	m[34], m[35] = byte(k.dst.Port()>>8), byte(k.dst.Port())
+	return m
+}
+
 // icmpEvent is one ICMP too-big message seen, for the report.
 type icmpEvent struct {
 	t      int64
@@ -312,7 +326,7 @@ type fragKey struct{ src, dst netip.Addr }
 // table follows the flows of one capture.
 type table struct {
 	lim       Limits
-	flows     map[flowKey]*flowState
+	flows     map[mapKey]*flowState
 	active    int
 	finish    func(*flowState)
 	icmp      []icmpEvent
@@ -326,7 +340,7 @@ type table struct {
 }
 
 func newTable(lim Limits, finish func(*flowState)) *table {
-	return &table{lim: lim, flows: make(map[flowKey]*flowState), finish: finish, frags: make(map[fragKey]int),
+	return &table{lim: lim, flows: make(map[mapKey]*flowState), finish: finish, frags: make(map[fragKey]int),
 		pmtu: make(map[netip.Addr]pmtuEvent)}
 }
 
@@ -369,7 +383,7 @@ func (tb *table) packet(p *packet.Packet, t int64) {
 func (tb *table) tcp(p *packet.Packet, t int64) {
 	src := netip.AddrPortFrom(p.Src, p.TCP.SrcPort)
 	dst := netip.AddrPortFrom(p.Dst, p.TCP.DstPort)
-	f := tb.flows[flowKey{src, dst}]
+	f := tb.flows[flowKey{src, dst}.packed()]
 	syn := p.TCP.Flags.Has(packet.SYN) && !p.TCP.Flags.Has(packet.ACK)
 	if f != nil && syn && f.syn.seen && f.syn.isn != p.TCP.Seq {
 		// The 4-tuple is reused by a new connection.
@@ -393,8 +407,8 @@ func (tb *table) tcp(p *packet.Packet, t int64) {
 			f.client, f.server = dst, src
 		}
 		tb.inheritPMTU(f)
-		tb.flows[flowKey{f.client, f.server}] = f
-		tb.flows[flowKey{f.server, f.client}] = f
+		tb.flows[flowKey{f.client, f.server}.packed()] = f
+		tb.flows[flowKey{f.server, f.client}.packed()] = f
 		tb.active++
 		tb.stats.Flows++
 	}
@@ -415,7 +429,7 @@ func (tb *table) tooBig(p *packet.Packet, t int64) {
 	}
 	if q.Valid && q.Ports && q.Proto == packet.ProtoTCP {
 		ev.flow = flowKey{netip.AddrPortFrom(q.Src, q.SrcPort), netip.AddrPortFrom(q.Dst, q.DstPort)}
-		if f := tb.flows[ev.flow]; f != nil {
+		if f := tb.flows[ev.flow.packed()]; f != nil {
 			ev.known = true
 			if len(f.tooBig) < maxEvents {
 				f.tooBig = append(f.tooBig, tooBig{t: t, dir: uint8(f.dirOf(ev.flow.src)), mtu: p.ICMP.MTU, quoted: q.IPLen, from: p.Src})
@@ -449,8 +463,8 @@ func (tb *table) inheritPMTU(f *flowState) {
 // close finishes a flow and forgets it.
 func (tb *table) close(f *flowState) {
 	tb.inheritPMTU(f)
-	delete(tb.flows, flowKey{f.client, f.server})
-	delete(tb.flows, flowKey{f.server, f.client})
+	delete(tb.flows, flowKey{f.client, f.server}.packed())
+	delete(tb.flows, flowKey{f.server, f.client}.packed())
 	tb.active--
 	tb.finish(f)
 }
@@ -466,7 +480,7 @@ func (tb *table) tidy(urgent bool) {
 	}
 	var done []*flowState
 	for k, f := range tb.flows {
-		if k.src != f.client {
+		if k != (flowKey{f.client, f.server}.packed()) {
 			continue
 		}
 		if (f.closedAt != 0 && tb.now-f.closedAt > int64(time.Second)) || tb.now-f.last > idle {
@@ -482,7 +496,7 @@ func (tb *table) tidy(urgent bool) {
 func (tb *table) end() {
 	var all []*flowState
 	for k, f := range tb.flows {
-		if k.src == f.client {
+		if k == (flowKey{f.client, f.server}.packed()) {
 			all = append(all, f)
 		}
 	}

@@ -66,8 +66,11 @@ found, 2 when the captures could not be analysed.`,
 func runAnalyze(g *globals, a analyzeArgs, args []string) error {
 	lim := analyze.Limits{MaxFlows: a.maxFlows, MaxRecords: a.maxRecords}
 	// The live data is bounded by the limits; collect garbage less often
-	// than the default (a short-lived process reading a stream).
-	debug.SetGCPercent(400)
+	// than the default (a short-lived process reading a stream), unless
+	// GOGC says otherwise.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(200)
+	}
 	var res *analyze.Result
 	var err error
 	switch {
