@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mtuscope/mtuscope/capture"
+	"github.com/mtuscope/mtuscope/diagnose"
 	"github.com/mtuscope/mtuscope/packet"
 )
 
@@ -50,6 +51,7 @@ type capResult struct {
 	icmpN   int
 	frags   map[fragKey]int
 	fragN   int
+	hs      *tracked
 }
 
 // read streams one capture through a flow table. keep decides, for each
@@ -71,7 +73,7 @@ func read(path string, lim Limits, fold func(*record)) (*capResult, error) {
 			if !r.handshake {
 				return
 			}
-			if !r.stalled() {
+			if !r.stalled() && r.lostN == 0 {
 				r.f, r.wire = nil, [2][]wirePkt{}
 			}
 		}
@@ -81,6 +83,7 @@ func read(path string, lim Limits, fold func(*record)) (*capResult, error) {
 			res.stats.FlowsNotListed++
 		}
 	})
+	res.hs = newTracked(lim)
 	var p packet.Packet
 	var first, last int64
 	for {
@@ -104,11 +107,13 @@ func read(path string, lim Limits, fold func(*record)) (*capResult, error) {
 			}
 		}
 		tb.packet(&p, t)
+		res.hs.packet(&p, ci.Timestamp)
 	}
 	if res.stats.Packets == 0 {
 		return nil, fmt.Errorf("capture %s: holds no packets", path)
 	}
 	tb.end()
+	res.hs.end(time.Unix(0, last))
 	res.stats.TCPPackets = tb.stats.TCPPackets
 	res.stats.Flows = tb.stats.Flows
 	res.stats.PacketsWithoutSYN = tb.stats.PacketsWithoutSYN
@@ -130,8 +135,10 @@ func File(path string, lim Limits) (*Result, error) {
 	res := s.result(ModeSingle)
 	res.Files = Files{Single: path}
 	res.Stats = map[string]Stats{"capture": c.stats}
-	res.Handshakes, res.HandshakesNotListed = listHandshakes(c.records, s)
-	res.stalled = stalledLadders(c.records, nil)
+	var stalled []*record
+	res.Handshakes, stalled = joinHandshakes(c.hs.list, indexRecords(c.records))
+	res.Outcomes, res.HandshakesNotListed = c.hs.outcomes, total(c.hs.outcomes)-len(res.Handshakes)
+	res.stalled = stalledLadders(stalled, nil)
 	return res, nil
 }
 
@@ -169,7 +176,30 @@ func Pair(clientPath, serverPath string, lim Limits) (*Result, error) {
 	res.Stats = map[string]Stats{"client": cl.stats, "server": sv.stats}
 	n, rep := len(m.pairs), m.report()
 	res.MatchedFlows, res.Matching = &n, &rep
-	res.Handshakes, res.HandshakesNotListed = listHandshakes(listed, s)
-	res.stalled = stalledLadders(listed, m)
+	// The client capture's handshakes, and those only the server capture holds.
+	res.Handshakes, res.stalled = pairHandshakes(cl, sv, listed, m)
+	res.Outcomes = map[diagnose.Outcome]int{}
+	for o, n := range cl.hs.outcomes {
+		res.Outcomes[o] += n
+	}
+	for _, h := range res.Handshakes[len(cl.hs.list):] {
+		res.Outcomes[h.Outcome]++
+	}
+	res.HandshakesNotListed = total(res.Outcomes) - len(res.Handshakes)
 	return res, nil
+}
+
+// pairHandshakes lists the client capture's handshakes joined to their
+// paired records, then the handshakes found only in the server capture,
+// and returns the ladders of the stalled ones.
+func pairHandshakes(cl, sv *capResult, paired []*record, m *matching) ([]Handshake, []*ladder) {
+	list, stalled := joinHandshakes(cl.hs.list, indexRecords(paired, m.unmatchedClient))
+	onlyServer := indexRecords(m.unmatchedServer)
+	for _, h := range sv.hs.list {
+		if r := onlyServer.find(h.Client, h.Server, h.Start); r != nil {
+			x := Handshake{Handshake: h, LostPackets: r.lostN}
+			list = append(list, x)
+		}
+	}
+	return list, stalledLadders(stalled, m)
 }

@@ -56,6 +56,8 @@ type record struct {
 	handshake bool
 	// lostN counts the flow's lost wire packets.
 	lostN int
+	// tracked is the outcome package flow's tracker gave the handshake.
+	tracked diagnose.Outcome
 }
 
 // stalled reports whether the handshake stalled.

@@ -197,6 +197,27 @@ func checkResult(t *testing.T, what string, r *analyze.Result, want testnet.Want
 	if len(r.Handshakes) < 4 {
 		t.Errorf("%s: %d handshakes listed, want 4 or more", what, len(r.Handshakes))
 	}
+	// The outcomes of the story: the large hello stalls going up, the
+	// server's flight coming down; the clamped client always completes.
+	outcomes := map[diagnose.Outcome]bool{diagnose.Completed: true}
+	switch want.Direction {
+	case "both":
+		outcomes[diagnose.StalledClientHello], outcomes[diagnose.StalledServerFlight] = true, true
+	case "upstream":
+		outcomes[diagnose.StalledClientHello] = true
+	case "downstream":
+		outcomes[diagnose.StalledServerFlight] = true
+	}
+	for o := range outcomes {
+		if r.Outcomes[o] == 0 {
+			t.Errorf("%s: outcomes %v, want some %s", what, r.Outcomes, o)
+		}
+	}
+	for o, n := range r.Outcomes {
+		if !outcomes[o] {
+			t.Errorf("%s: %d %s handshakes, want only %v", what, n, o, outcomes)
+		}
+	}
 }
 
 func runAnalyze(t *testing.T, bin, svg string, args ...string) *analyze.Result {

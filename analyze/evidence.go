@@ -415,24 +415,3 @@ func minPositive(a, b int) int {
 	}
 	return min(a, b)
 }
-
-// listHandshakes returns the handshakes of the listed records.
-func listHandshakes(rs []*record, s *summary) ([]Handshake, int) {
-	out := make([]Handshake, 0, len(rs))
-	for _, r := range rs {
-		if !r.handshake {
-			continue
-		}
-		h := Handshake{Handshake: r.hs, LostPackets: r.lostN}
-		if r.srv != nil {
-			c := netip.AddrPort(r.srv.client)
-			h.ClientAtServer = &c
-		}
-		out = append(out, h)
-	}
-	n := 0
-	for _, c := range s.outcomes {
-		n += c
-	}
-	return out, n - len(out)
-}

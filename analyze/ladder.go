@@ -37,18 +37,17 @@ type ladder struct {
 	more           int
 }
 
-// stalledLadders draws the flows whose handshake stalled or that lost
-// packets without explanation, at most maxLadders.
+// stalledLadders draws the flows of stalled handshakes, at most
+// maxLadders.
 func stalledLadders(rs []*record, m *matching) []*ladder {
 	var out []*ladder
 	for _, r := range rs {
 		if len(out) >= maxLadders {
 			break
 		}
-		if !r.stalled() || !r.handshake || r.f == nil {
-			continue
+		if r.f != nil {
+			out = append(out, newLadder(r, m))
 		}
-		out = append(out, newLadder(r, m))
 	}
 	return out
 }
@@ -72,7 +71,10 @@ func ctlLabel(fl packet.TCPFlags) string {
 func newLadder(r *record, m *matching) *ladder {
 	f := r.f
 	l := &ladder{client: f.client.String(), server: f.server.String(), outcome: r.hs.Outcome}
-	l.title = fmt.Sprintf("%s → %s: %s", l.client, l.server, r.hs.Outcome)
+	if r.tracked != "" {
+		l.outcome = r.tracked
+	}
+	l.title = fmt.Sprintf("%s → %s: %s", l.client, l.server, l.outcome)
 	var off int64
 	if r.paired && m != nil {
 		off = m.offset
