@@ -8,14 +8,11 @@
 package analyze
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/mtuscope/mtuscope/capture"
 	"github.com/mtuscope/mtuscope/diagnose"
-	"github.com/mtuscope/mtuscope/packet"
 )
 
 // Stats count what one capture held.
@@ -54,9 +51,10 @@ type capResult struct {
 	hs      *tracked
 }
 
-// read streams one capture through a flow table. keep decides, for each
-// finished flow, whether it is kept (true) or only folded into the figures
-// by the caller's fold.
+// read streams one capture through the analyzer's flow table and package
+// flow's tracker. In single-capture mode (fold set) each finished flow is
+// folded into the figures at once and kept only for a ladder diagram; in
+// pair mode every flow is kept, up to Limits.MaxRecords, for the pairing.
 func read(path string, lim Limits, fold func(*record)) (*capResult, error) {
 	src, err := capture.OpenFile(path)
 	if err != nil {
@@ -84,30 +82,9 @@ func read(path string, lim Limits, fold func(*record)) (*capResult, error) {
 		}
 	})
 	res.hs = newTracked(lim)
-	var p packet.Packet
-	var first, last int64
-	for {
-		data, ci, err := src.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		res.stats.Packets++
-		t := ci.Timestamp.UnixNano()
-		if first == 0 {
-			first = t
-		}
-		last = max(last, t)
-		if err := packet.Decode(ci.Link, data, &p); err != nil {
-			res.stats.Undecoded++
-			if !p.Transport {
-				continue
-			}
-		}
-		tb.packet(&p, t)
-		res.hs.packet(&p, ci.Timestamp)
+	first, last, err := pipeline(src, &res.stats, tb, res.hs)
+	if err != nil {
+		return nil, err
 	}
 	if res.stats.Packets == 0 {
 		return nil, fmt.Errorf("capture %s: holds no packets", path)
