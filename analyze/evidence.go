@@ -1,7 +1,10 @@
 package analyze
 
 import (
+	"cmp"
+	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"time"
 
@@ -57,7 +60,11 @@ type pathAgg struct {
 	flight         int
 	icmp           []diagnose.ICMPSignal
 	tests          []diagnose.SegmentTest // real outcomes, for a path where nothing worked
+	lost           []LostPacket           // the path's first lost packets
 }
+
+// maxLostPerPath bounds the lost packets kept per path.
+const maxLostPerPath = 64
 
 type pathKey struct{ client, server netip.Addr }
 
@@ -176,7 +183,7 @@ func (s *summary) add(r *record) {
 						d.silentSizes[w.ipLen]++
 					}
 				}
-				s.addLost(r, di, w)
+				s.addLost(a, r, di, w)
 			}
 		}
 	}
@@ -194,9 +201,9 @@ func fillSize(ws []wirePkt, l *wirePkt) int {
 	return n
 }
 
-func (s *summary) addLost(r *record, di int, w *wirePkt) {
+func (s *summary) addLost(a *pathAgg, r *record, di int, w *wirePkt) {
 	s.lostN++
-	if len(s.lost) >= maxLostListed {
+	if len(s.lost) >= maxLostListed && len(a.lost) >= maxLostPerPath {
 		return
 	}
 	how := "never_acknowledged"
@@ -214,11 +221,17 @@ func (s *summary) addLost(r *record, di int, w *wirePkt) {
 			start = r.srv.first
 		}
 	}
-	s.lost = append(s.lost, LostPacket{
+	l := LostPacket{
 		Direction: dir, IPSize: w.ipLen, Time: time.Unix(0, w.t).UTC(), TMS: float64(w.t-start) / 1e6,
 		Flow: FlowID{r.f.client.String(), r.f.server.String()}, Seq: [2]uint32{w.start, w.end}, How: how,
 		Retransmission: w.retrans, ICMPSignalled: w.signalled, RecoveredSmaller: w.recovered, WithLarger: w.withLarger,
-	})
+	}
+	if len(s.lost) < maxLostListed {
+		s.lost = append(s.lost, l)
+	}
+	if len(a.lost) < maxLostPerPath {
+		a.lost = append(a.lost, l)
+	}
 }
 
 // addCapture folds a capture's ICMP and fragment figures.
@@ -365,6 +378,25 @@ func (s *summary) result(mode Mode) *Result {
 		if !top.a.client.IsValid() {
 			res.Path = &FlowID{"other", "other"}
 		}
+		// The concluded path's losses first, those nothing explains
+		// before the others, then the other paths'.
+		explained := func(l LostPacket) int {
+			if l.ICMPSignalled || l.RecoveredSmaller || l.WithLarger {
+				return 1
+			}
+			return 0
+		}
+		lost := slices.Clone(top.a.lost)
+		slices.SortStableFunc(lost, func(a, b LostPacket) int { return cmp.Compare(explained(a), explained(b)) })
+		for _, l := range s.lost {
+			if len(lost) >= maxLostListed {
+				break
+			}
+			if h, _, err := net.SplitHostPort(l.Flow.Client); err != nil || h != top.a.client.String() {
+				lost = append(lost, l)
+			}
+		}
+		res.Lost, res.LostNotListed = lost, s.lostN-len(lost)
 	}
 	if res.ICMP == nil {
 		res.ICMP = []ICMPEvent{}
