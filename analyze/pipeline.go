@@ -19,7 +19,7 @@ import (
 // capture.
 
 const (
-	batchPackets = 1024
+	batchPackets = 128
 	batchBytes   = 4 << 20
 	batches      = 4
 )

@@ -161,6 +161,7 @@ type flowState struct {
 	ctl            []ctl
 	frags          int
 	closedAt       int64 // RST or second FIN, 0 while open
+	key            mapKey // the table's key from client to server
 }
 
 // dirOf returns the direction of a packet from src.
@@ -301,12 +302,13 @@ type flowKey struct{ src, dst netip.AddrPort }
 type mapKey [36]byte
 
 func (k flowKey) packed() mapKey {
-	var m mapKey
-	a, b := k.src.Addr().As16(), k.dst.Addr().As16()
-	copy(m[0:], a[:])
-	copy(m[16:], b[:])
-	m[32], m[33] = byte(k.src.Port()>>8), byte(k.src.Port())
-	m[34], m[35] = byte(k.dst.Port()>>8), byte(k.dst.Port())
+	return packKey(k.src.Addr(), k.dst.Addr(), k.src.Port(), k.dst.Port())
+}
+
+func packKey(src, dst netip.Addr, sp, dp uint16) (m mapKey) {
+	*(*[16]byte)(m[0:16]) = src.As16()
+	*(*[16]byte)(m[16:32]) = dst.As16()
+	m[32], m[33], m[34], m[35] = byte(sp>>8), byte(sp), byte(dp>>8), byte(dp)
 	return m
 }
 
@@ -383,7 +385,7 @@ func (tb *table) packet(p *packet.Packet, t int64) {
 func (tb *table) tcp(p *packet.Packet, t int64) {
 	src := netip.AddrPortFrom(p.Src, p.TCP.SrcPort)
 	dst := netip.AddrPortFrom(p.Dst, p.TCP.DstPort)
-	f := tb.flows[flowKey{src, dst}.packed()]
+	f := tb.flows[packKey(p.Src, p.Dst, p.TCP.SrcPort, p.TCP.DstPort)]
 	syn := p.TCP.Flags.Has(packet.SYN) && !p.TCP.Flags.Has(packet.ACK)
 	if f != nil && syn && f.syn.seen && f.syn.isn != p.TCP.Seq {
 		// The 4-tuple is reused by a new connection.
@@ -407,7 +409,8 @@ func (tb *table) tcp(p *packet.Packet, t int64) {
 			f.client, f.server = dst, src
 		}
 		tb.inheritPMTU(f)
-		tb.flows[flowKey{f.client, f.server}.packed()] = f
+		f.key = flowKey{f.client, f.server}.packed()
+		tb.flows[f.key] = f
 		tb.flows[flowKey{f.server, f.client}.packed()] = f
 		tb.active++
 		tb.stats.Flows++
@@ -463,7 +466,7 @@ func (tb *table) inheritPMTU(f *flowState) {
 // close finishes a flow and forgets it.
 func (tb *table) close(f *flowState) {
 	tb.inheritPMTU(f)
-	delete(tb.flows, flowKey{f.client, f.server}.packed())
+	delete(tb.flows, f.key)
 	delete(tb.flows, flowKey{f.server, f.client}.packed())
 	tb.active--
 	tb.finish(f)
@@ -480,7 +483,7 @@ func (tb *table) tidy(urgent bool) {
 	}
 	var done []*flowState
 	for k, f := range tb.flows {
-		if k != (flowKey{f.client, f.server}.packed()) {
+		if k != f.key {
 			continue
 		}
 		if (f.closedAt != 0 && tb.now-f.closedAt > int64(time.Second)) || tb.now-f.last > idle {
@@ -496,7 +499,7 @@ func (tb *table) tidy(urgent bool) {
 func (tb *table) end() {
 	var all []*flowState
 	for k, f := range tb.flows {
-		if k == (flowKey{f.client, f.server}.packed()) {
+		if k == f.key {
 			all = append(all, f)
 		}
 	}
