@@ -39,6 +39,7 @@ type Stats struct {
 type Source interface {
 	// Next returns the next packet. The data is only valid until the next
 	// call. At the end of a file it returns io.EOF; a live source returns
+	// ErrIdle when no packet came within its poll timeout (call again), and
 	// io.EOF once Close was called.
 	Next() (data []byte, ci Info, err error)
 	// Stats returns the counters so far; safe to call from any goroutine.

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+	"github.com/mtuscope/mtuscope/packet"
 	"golang.org/x/net/bpf"
 )
 
@@ -65,7 +67,7 @@ func tcp(src, dst uint16) *layers.TCP {
 	return &layers.TCP{SrcPort: layers.TCPPort(src), DstPort: layers.TCPPort(dst), ACK: true, Window: 100}
 }
 
-func filterCases(t *testing.T) []filterCase {
+func filterCases(t testing.TB) []filterCase {
 	quote := serialize(t, v4(layers.IPProtocolTCP), tcp(443, 40000))
 	frag := v4(layers.IPProtocolTCP)
 	frag.Flags, frag.FragOffset = 0, 185 // a later fragment whose bytes look like port 443
@@ -103,7 +105,7 @@ func filterCases(t *testing.T) []filterCase {
 }
 
 // ipBytes returns the case's packet from the IP header on.
-func (c filterCase) ipBytes(t *testing.T) []byte {
+func (c filterCase) ipBytes(t testing.TB) []byte {
 	if c.ip != nil {
 		return serialize(t, c.ip...)
 	}
@@ -118,7 +120,7 @@ func etherType(b []byte) layers.EthernetType {
 }
 
 // ethernet prefixes an Ethernet header, with tags (TPID, VID) inline.
-func ethernet(t *testing.T, ip []byte, tags ...[2]uint16) []byte {
+func ethernet(t testing.TB, ip []byte, tags ...[2]uint16) []byte {
 	b := serialize(t, &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: etherType(ip)})
 	b = b[:12]
 	for _, tag := range tags {
@@ -274,4 +276,82 @@ func parseDD(out []byte) ([]bpf.Instruction, error) {
 		return nil, fmt.Errorf("tcpdump's program has instructions x/net/bpf does not know")
 	}
 	return prog, nil
+}
+
+// wantKept is the filter's rule computed from package packet's decode, for
+// the frames where both can be compared: it reports ok false for frames the
+// filter does not claim to judge as the decoder does (two or more tags, IPv6
+// extension headers, a version nibble that contradicts the EtherType, or
+// headers the decoder rejects).
+func wantKept(frame []byte, ports []uint16) (keep, ok bool) {
+	if len(frame) < 14 {
+		return false, true
+	}
+	et, off := uint16(frame[12])<<8|uint16(frame[13]), 14
+	if et == 0x8100 || et == 0x88a8 {
+		if len(frame) < 18 {
+			return false, true
+		}
+		et, off = uint16(frame[16])<<8|uint16(frame[17]), 18
+	}
+	if et != 0x0800 && et != 0x86dd {
+		return false, et != 0x8100 && et != 0x88a8 && et != 0x9100
+	}
+	if len(frame) <= off {
+		return false, true
+	}
+	ver := frame[off] >> 4
+	if (et == 0x0800) != (ver == 4) || (et == 0x86dd) != (ver == 6) {
+		return false, false
+	}
+	var p packet.Packet
+	if err := packet.Decode(packet.LinkEthernet, frame, &p); err != nil {
+		return false, false
+	}
+	if p.Family == 6 && len(frame) >= off+7 && frame[off+6] != p.Proto {
+		return false, false // extension headers
+	}
+	if !p.Transport {
+		return false, true
+	}
+	switch p.Proto {
+	case packet.ProtoTCP:
+		return slices.Contains(ports, p.TCP.SrcPort) || slices.Contains(ports, p.TCP.DstPort), true
+	case packet.ProtoICMP:
+		return p.Family == 4 && p.ICMP.Type == 3, true
+	case packet.ProtoICMPv6:
+		return p.Family == 6 && p.ICMP.Type < 128, true
+	}
+	return false, true
+}
+
+// FuzzFilter runs the filter in x/net/bpf's VM against the rule computed
+// from the decoder, on frames the fuzzer mutates from real ones.
+func FuzzFilter(f *testing.F) {
+	ports := []uint16{443, 8443}
+	prog, err := filterProgram(filterEthernet, ports, 1<<16)
+	if err != nil {
+		f.Fatal(err)
+	}
+	vm, err := bpf.NewVM(prog)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, c := range filterCases(f) {
+		ip := c.ipBytes(f)
+		f.Add(ethernet(f, ip))
+		f.Add(ethernet(f, ip, [2]uint16{0x8100, 42}))
+	}
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		n, err := vm.Run(frame)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 && n != 1<<16 {
+			t.Fatalf("returned %d", n)
+		}
+		if want, ok := wantKept(frame, ports); ok && (n > 0) != want {
+			t.Fatalf("filter kept %v, the decoder's rule %v: % x", n > 0, want, frame)
+		}
+	})
 }

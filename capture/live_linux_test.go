@@ -29,6 +29,7 @@ type seen struct {
 	fam    [7]int
 	vlans  map[uint16]int // TCP segments by VLAN ID (0: untagged)
 	tooBig map[uint8]int  // ICMP too-big by family
+	other  int            // packets the live filter must have dropped
 }
 
 func newSeen() *seen {
@@ -44,7 +45,15 @@ func (s *seen) add(t *testing.T, link packet.LinkType, data []byte) {
 	if p.TooBig() {
 		s.tooBig[p.Family]++
 	}
-	if !p.Transport || p.Proto != packet.ProtoTCP || (p.TCP.SrcPort != 443 && p.TCP.DstPort != 443) {
+	watched := func(port uint16) bool { return port == 443 || port == 8443 }
+	switch {
+	case !p.Transport:
+		s.other++
+		return
+	case p.Proto == packet.ProtoICMP && p.ICMP.Type == 3, p.Proto == packet.ProtoICMPv6 && p.ICMP.Type < 128:
+		return
+	case p.Proto != packet.ProtoTCP || !watched(p.TCP.SrcPort) && !watched(p.TCP.DstPort):
+		s.other++
 		return
 	}
 	s.nTCP++
@@ -216,6 +225,8 @@ func TestLive(t *testing.T) {
 		for _, fam := range []int{4, 6} {
 			curl(t, n.Client, ng.Curl(fam, "/small.txt", 20*time.Second)...)
 			curl(t, n.Client, ng.Curl(fam, "/large.bin", 20*time.Second)...)
+			// Plain HTTP on port 80: the kernel filter must keep it out.
+			curl(t, n.Client, "-sS", "-o", "/dev/null", "--max-time", "20", ng.HTTPURL(fam, "/large.bin"))
 		}
 	}
 	const filter = "tcp port 443 or icmp or icmp6"
@@ -246,6 +257,9 @@ func TestLive(t *testing.T) {
 			}
 			if got.tooBig[4] == 0 || got.tooBig[6] == 0 || got.tooBig[4] != want.tooBig[4] || got.tooBig[6] != want.tooBig[6] {
 				t.Errorf("ICMP too-big by family: live %v, tcpdump %v", got.tooBig, want.tooBig)
+			}
+			if got.other != 0 {
+				t.Errorf("%d packets delivered that the filter should have dropped", got.other)
 			}
 			if st.Dropped != 0 || st.Packets == 0 || st.Bytes == 0 {
 				t.Errorf("stats %+v", st)
@@ -307,6 +321,9 @@ func TestLive(t *testing.T) {
 				compare(t, got, want)
 				if got.nTCP != tagged+1 || got.vlans[42] != tagged || got.vlans[0] != 1 {
 					t.Errorf("segments of port 443 by VLAN: %v, want %d tagged 42 and one untagged", got.vlans, tagged)
+				}
+				if got.other != 0 {
+					t.Errorf("%d packets delivered that the filter should have dropped (tagged port 80)", got.other)
 				}
 				if got.tooBig[4] != 1 {
 					t.Errorf("tagged ICMP frag-needed: %v", got.tooBig)

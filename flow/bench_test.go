@@ -97,3 +97,39 @@ func BenchmarkTracker(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(frames)), "capture_packets")
 }
+
+// BenchmarkSYNFlood feeds spoofed SYNs, each from a new source, to a
+// tracker with the default table bound: the table stays at its bound, the
+// heap in use is reported after the flood (one op is one SYN).
+func BenchmarkSYNFlood(b *testing.B) {
+	syn := []byte{
+		0x45, 0, 0, 44, 0, 0, 0x40, 0, 64, 6, 0, 0, 198, 51, 100, 2, 203, 0, 113, 10, // IPv4
+		0x9c, 0x40, 0x01, 0xbb, 0, 0, 0, 1, 0, 0, 0, 0, 0x60, 0x02, 0xff, 0xff, 0, 0, 0, 0, // TCP, SYN
+		2, 4, 0x05, 0xb4, // MSS 1460
+	}
+	tr := NewTracker(Config{Emit: func(Handshake) { b.Fatal("a SYN flood emitted a handshake") }})
+	var p packet.Packet
+	ts := time.Unix(1e9, 0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		syn[13], syn[14], syn[15] = byte(i>>16), byte(i>>8), byte(i)
+		syn[20], syn[21] = byte(i>>24), byte(i)
+		syn[24], syn[25] = byte(i>>8), byte(i)
+		if packet.Decode(packet.LinkRaw, syn, &p) == nil {
+			tr.Packet(&p, ts.Add(time.Duration(i)*time.Microsecond))
+		}
+	}
+	b.StopTimer()
+	st := tr.Stats()
+	if st.Open > st.Max {
+		b.Fatalf("%d flows open, bound %d", st.Open, st.Max)
+	}
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	runtime.KeepAlive(tr)
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "packets/s")
+	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap_MiB")
+	b.ReportMetric(float64(st.Open), "flows_open")
+}

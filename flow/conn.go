@@ -13,55 +13,6 @@ const (
 	sideDown = 1 // server to client
 )
 
-// maxPieces bounds the wire segments remembered per direction: the
-// handshake's first flight fits many times over.
-const maxPieces = 16
-
-// piece is one wire-sized segment of a direction, by relative sequence.
-type piece struct {
-	start, end uint32
-	wire       uint16 // IP packet size on the wire
-	sent       uint8  // transmissions seen (a retransmission makes 2)
-	acked      bool
-}
-
-// dir is one direction of a connection: what its sender sent and what its
-// receiver acknowledged.
-type dir struct {
-	isn      uint32
-	base     uint32 // sequence number of the first data byte
-	haveBase bool
-	syn      bool
-	mss      uint16 // MSS this side offered in its SYN
-	wscale   int8
-	sackOK   bool
-	ts       bool
-	// end is the highest relative sequence sent, plus one.
-	end uint32
-	// ack is the highest cumulative acknowledgement of this direction's
-	// data by the peer, relative; acked says one was seen.
-	ack   uint32
-	acked bool
-	// hdr is the IP plus TCP header bytes of this side's last data
-	// segment; pmtu the smallest MTU an ICMP too-big reported for it.
-	hdr  int
-	pmtu int
-	// seg is the payload of a full-size wire segment from this side.
-	seg int
-	// single is the largest payload of a segment that arrived from a
-	// remote sender (captured after routers) in one piece; shrunk the
-	// smallest wire packet that was re-sent cut smaller (PMTUD at work).
-	single int
-	shrunk int
-
-	pieces  [maxPieces]piece
-	np      uint8
-	retrans int
-	ooo     int
-	frags   int
-	w       walker
-}
-
 // flow is one connection's state. Slots are reused: reset clears one.
 type flow struct {
 	key        key
@@ -72,7 +23,8 @@ type flow struct {
 	client     netip.AddrPort
 	server     netip.AddrPort
 	family     uint8
-	start      int64
+	first      int64 // the first packet
+	start      int64 // when the handshake began (connection open): the timeout runs from here
 	last       int64
 	end        int64 // last packet that mattered to the outcome
 
@@ -119,7 +71,18 @@ func (t *Tracker) tcp(p *packet.Packet, now int64) {
 			return
 		}
 	}
-	f := &t.flows[i]
+	f := t.at(i)
+	if ok && tc.Flags&(packet.SYN|packet.ACK) == packet.SYN && (f.done || !f.d[sideUp].syn || f.d[sideUp].isn != tc.Seq) {
+		// A new connection on the same four-tuple (the client reused
+		// its port): the old one ends here, as a capture's end would.
+		t.finish(i, endFlush, now)
+		t.release(i)
+		if i = t.open(p, k, fromA, now); i < 0 {
+			t.stats.Ignored++
+			return
+		}
+		f = t.at(i)
+	}
 	f.last = now
 	if f.done {
 		t.move(i, listDone)
@@ -202,7 +165,7 @@ func (t *Tracker) open(p *packet.Packet, k key, fromA bool, now int64) int32 {
 	if i < 0 {
 		return -1
 	}
-	f := &t.flows[i]
+	f := t.at(i)
 	f.family = p.Family
 	src, dst := netip.AddrPortFrom(p.Src, tc.SrcPort), netip.AddrPortFrom(p.Dst, tc.DstPort)
 	if clientIsSrc {
@@ -222,39 +185,10 @@ func (t *Tracker) open(p *packet.Packet, k key, fromA bool, now int64) int32 {
 
 // connect marks a flow open: from here it is a handshake.
 func (t *Tracker) connect(i int32) {
-	f := &t.flows[i]
+	f := t.at(i)
 	f.connected = true
 	f.start = f.last
 	t.move(i, listActive)
-}
-
-// ackSeg applies a segment's acknowledgement and SACK blocks to the
-// direction they acknowledge.
-func (d *dir) ackSeg(tc *packet.TCP) {
-	if !d.haveBase {
-		return
-	}
-	if a := tc.Ack - d.base; int32(a) >= 0 && (!d.acked || int32(a-d.ack) > 0) {
-		d.ack, d.acked = a, true
-	}
-	for i := range d.pieces[:d.np] {
-		pc := &d.pieces[i]
-		if !pc.acked && d.acked && int32(d.ack-pc.end) >= 0 {
-			pc.acked = true
-		}
-	}
-	for _, b := range tc.Blocks() {
-		l, r := b.Left-d.base, b.Right-d.base
-		if int32(r-l) <= 0 {
-			continue
-		}
-		for i := range d.pieces[:d.np] {
-			pc := &d.pieces[i]
-			if !pc.acked && int32(pc.start-l) >= 0 && int32(r-pc.end) >= 0 {
-				pc.acked = true
-			}
-		}
-	}
 }
 
 // segMax is the payload of one wire segment from this direction's sender:
@@ -313,7 +247,9 @@ func (t *Tracker) data(i int32, f *flow, side int, p *packet.Packet) {
 	d.hdr = ipHdr + tc.HeaderLen
 	seg := t.segMax(f, side, p, ipHdr)
 	d.seg = seg
+	d.guess = false
 	if remote(p.HopLimit) {
+		d.guess = int(n) > seg
 		// Captured on the receiving host: a packet larger than a segment
 		// is GRO's merge of segments that came as the largest single one
 		// from this sender, when that is one (the sender may have cut its
@@ -346,102 +282,5 @@ func (t *Tracker) data(i int32, f *flow, side int, p *packet.Packet) {
 		t.clientData(i, f, s, payload, int(n))
 	} else {
 		t.serverData(i, f, s, payload)
-	}
-}
-
-// overlaps reports whether [s, e) overlaps a piece already sent, and counts
-// a transmission of each piece it overlaps.
-func (d *dir) overlaps(s, e uint32) bool {
-	hit := false
-	for i := range d.pieces[:d.np] {
-		pc := &d.pieces[i]
-		if int32(pc.start-e) < 0 && int32(s-pc.end) < 0 {
-			if pc.sent < 255 {
-				pc.sent++
-			}
-			hit = true
-		}
-	}
-	return hit
-}
-
-// addPieces records the parts of [s, e) not yet covered as wire segments
-// of at most seg payload bytes.
-func (d *dir) addPieces(s, e uint32, seg, hdr int) {
-	cur := s
-	for i := 0; i < int(d.np) && int32(cur-e) < 0; i++ {
-		pc := d.pieces[i]
-		if int32(pc.end-cur) <= 0 {
-			continue
-		}
-		if int32(pc.start-e) >= 0 {
-			break
-		}
-		if int32(pc.start-cur) > 0 {
-			d.chunk(cur, pc.start, seg, hdr)
-			i = -1 // pieces moved: start over from the smallest
-			cur = pc.end
-			continue
-		}
-		cur = pc.end
-	}
-	if int32(e-cur) > 0 {
-		d.chunk(cur, e, seg, hdr)
-	}
-}
-
-// chunk inserts [s, e) cut into pieces of seg bytes, keeping pieces sorted.
-func (d *dir) chunk(s, e uint32, seg, hdr int) {
-	for int32(e-s) > 0 && d.np < maxPieces {
-		n := min(uint32(seg), e-s)
-		pc := piece{start: s, end: s + n, wire: uint16(min(int(n)+hdr, 65535)), sent: 1}
-		at := int(d.np)
-		for at > 0 && int32(d.pieces[at-1].start-s) > 0 {
-			at--
-		}
-		copy(d.pieces[at+1:d.np+1], d.pieces[at:d.np])
-		d.pieces[at] = pc
-		d.np++
-		s += n
-	}
-}
-
-// remote reports whether a packet's TTL or hop limit was decremented from
-// the initial values stacks use (64, 128, 255): it crossed routers before
-// it was captured, so the capture is on the receiving side.
-func remote(hop uint8) bool { return hop != 64 && hop != 128 && hop != 255 }
-
-// split cuts the unacknowledged pieces that a retransmitted segment
-// [s, e) starts or ends inside: the sender re-sent them in smaller
-// packets, so the larger one never got through as it was.
-func (d *dir) split(s, e uint32, hdr int) {
-	for i := 0; i < int(d.np); i++ {
-		pc := d.pieces[i]
-		if pc.acked {
-			continue
-		}
-		var at uint32
-		switch {
-		case int32(s-pc.start) > 0 && int32(pc.end-s) > 0:
-			at = s
-		case int32(e-pc.start) > 0 && int32(pc.end-e) > 0:
-			at = e
-		default:
-			continue
-		}
-		if d.np == maxPieces {
-			return
-		}
-		if d.shrunk == 0 || int(pc.wire) < d.shrunk {
-			d.shrunk = int(pc.wire)
-		}
-		left, right := pc, pc
-		left.end, right.start = at, at
-		left.wire = uint16(min(int(left.end-left.start)+hdr, int(pc.wire)))
-		right.wire = uint16(min(int(right.end-right.start)+hdr, int(pc.wire)))
-		copy(d.pieces[i+2:d.np+1], d.pieces[i+1:d.np])
-		d.pieces[i], d.pieces[i+1] = left, right
-		d.np++
-		i-- // the left part may need another cut
 	}
 }

@@ -28,6 +28,7 @@ type seg struct {
 	hop        uint8
 	ipID       uint16
 	fragOffset int
+	moreFrags  bool
 }
 
 // raw builds the IP packet (link type raw) for s.
@@ -66,8 +67,11 @@ func (s seg) raw() []byte {
 		ip[0] = 0x45
 		binary.BigEndian.PutUint16(ip[2:], uint16(20+len(tcp)))
 		binary.BigEndian.PutUint16(ip[4:], s.ipID)
-		if s.fragOffset > 0 {
+		if s.fragOffset > 0 || s.moreFrags {
 			binary.BigEndian.PutUint16(ip[6:], uint16(s.fragOffset/8))
+			if s.moreFrags {
+				ip[6] |= 0x20
+			}
 		} else {
 			ip[6] = 0x40
 		}
@@ -237,6 +241,17 @@ func TestCrafted(t *testing.T) {
 		}
 	})
 
+	t.Run("port reused", func(t *testing.T) {
+		f := newFeeder(t, flow.Config{Ports: []uint16{443}})
+		handshake(t, f, &conn{c: cli4, s: srv4, cseq: 1000, sseq: 2000}, hello)
+		// The same four-tuple again a second later, new sequence numbers.
+		f.now = f.now.Add(time.Second)
+		handshake(t, f, &conn{c: cli4, s: srv4, cseq: 9000, sseq: 7000}, hello)
+		if len(f.got) != 2 || f.got[0].Outcome != diagnose.Completed || f.got[1].Outcome != diagnose.Completed {
+			t.Fatalf("got %+v, want two completed handshakes", f.got)
+		}
+	})
+
 	t.Run("mid-flow, IPv6", func(t *testing.T) {
 		f := newFeeder(t, flow.Config{})
 		k := &conn{c: cli6, s: srv6, cseq: 1000, sseq: 5000}
@@ -379,9 +394,12 @@ func TestCrafted(t *testing.T) {
 			if h.Outcome == diagnose.StalledClientHello || h.Outcome == diagnose.StalledServerFlight {
 				t.Fatalf("a half-sent hello looks like a stall: %+v", h)
 			}
+			if h.HelloBytes != len(hello) {
+				t.Fatalf("hello size %d, want %d from its record header", h.HelloBytes, len(hello))
+			}
 		}
-		if st.Evicted == 0 || st.Handshakes[diagnose.Timeout] == 0 {
-			t.Errorf("stats %+v: want evictions and timeouts", st)
+		if st.Evicted == 0 || st.Handshakes[diagnose.Timeout] == 0 || st.HelloUnparsed == 0 {
+			t.Errorf("stats %+v: want evictions, timeouts, hellos left unparsed for want of buffers", st)
 		}
 	})
 
@@ -420,6 +438,24 @@ func TestCrafted(t *testing.T) {
 		k.server(f, []byte{21, 3, 3, 0, 2, 2, 40})
 		if len(f.got) != 1 || f.got[0].Outcome != diagnose.Alert || f.got[0].Detail != "server: handshake_failure" {
 			t.Fatalf("got %+v, want an alert handshake_failure", f.got)
+		}
+	})
+
+	t.Run("IP fragments", func(t *testing.T) {
+		f := newFeeder(t, flow.Config{Ports: []uint16{443}})
+		k := &conn{c: cli4, s: srv4, cseq: 1, sseq: 1}
+		k.open(f, 1460)
+		// The hello's first fragment (TCP header inside) and a second one.
+		f.send(seg{src: k.c, dst: k.s, seq: k.cseq, ack: k.sseq, flags: packet.ACK, payload: hello[:1000], moreFrags: true}, time.Millisecond)
+		b := seg{src: k.c, dst: k.s, payload: hello[1000:1400], fragOffset: 1024}.raw()
+		f.raw(b, time.Millisecond)
+		f.tr.Flush(f.now)
+		st := f.tr.Stats()
+		if len(f.got) != 1 || f.got[0].Fragments != 1 || st.Fragments != 1 {
+			t.Fatalf("handshakes %+v, stats %+v: want one fragment counted on the flow, one unclaimed", f.got, st)
+		}
+		if f.got[0].Start.After(f.got[0].End) {
+			t.Errorf("start %v after end %v", f.got[0].Start, f.got[0].End)
 		}
 	})
 

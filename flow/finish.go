@@ -22,7 +22,7 @@ const (
 // finish classifies flow i, emits its handshake when it is one, and keeps
 // the flow (finished) so that its remaining packets are recognised.
 func (t *Tracker) finish(i int32, why int, now int64) {
-	f := &t.flows[i]
+	f := t.at(i)
 	if f.done {
 		return
 	}
@@ -55,70 +55,6 @@ func (t *Tracker) finish(i int32, why int, now int64) {
 	if t.cfg.Emit != nil {
 		t.cfg.Emit(h)
 	}
-}
-
-// lost reports whether part of what this direction sent within [0, limit)
-// never got through: a piece retransmitted and never acknowledged, or a
-// gap below data that arrived that nothing ever filled or acknowledged.
-// It returns the smallest such wire packet too.
-func (d *dir) lost(limit uint32) (bool, int) {
-	smallest := 0
-	note := func(w int) {
-		if smallest == 0 || w < smallest {
-			smallest = w
-		}
-	}
-	cur := uint32(0)
-	if d.acked {
-		cur = d.ack
-	}
-	for _, pc := range d.pieces[:d.np] {
-		if int32(pc.start-limit) >= 0 {
-			break
-		}
-		if int32(pc.start-cur) > 0 {
-			// A gap [cur, pc.start): segments that never showed here.
-			gap := int(pc.start - cur)
-			note(min(gap, max(d.seg, 1)) + d.hdr)
-		}
-		if !pc.acked && pc.sent >= 2 && !(d.acked && int32(d.ack-pc.end) >= 0) {
-			note(int(pc.wire))
-		}
-		if int32(pc.end-cur) > 0 {
-			cur = pc.end
-		}
-	}
-	if d.shrunk > 0 {
-		note(d.shrunk)
-	}
-	return smallest > 0, smallest
-}
-
-// delivered returns the largest wire packet of this direction that the
-// peer acknowledged.
-func (d *dir) delivered() int {
-	best := 0
-	for _, pc := range d.pieces[:d.np] {
-		if pc.acked || d.acked && int32(d.ack-pc.end) >= 0 {
-			best = max(best, int(pc.wire))
-		}
-	}
-	return best
-}
-
-// arrived returns the bytes of [0, limit) acknowledged: cumulatively or by
-// SACK.
-func (d *dir) arrived(limit uint32) int {
-	n := uint32(0)
-	if d.acked && int32(d.ack) > 0 {
-		n = min(d.ack, limit)
-	}
-	for _, pc := range d.pieces[:d.np] {
-		if pc.acked && int32(pc.start-n) >= 0 && int32(pc.end-limit) <= 0 {
-			n += pc.end - pc.start
-		}
-	}
-	return int(n)
 }
 
 // facts turns what the flow saw into the classifier's facts.
@@ -188,7 +124,7 @@ func (f *flow) handshake(fx diagnose.HandshakeFacts) Handshake {
 	out, detail := diagnose.ClassifyHandshake(fx)
 	h := Handshake{
 		Client: f.client, Server: f.server, Family: int(f.family),
-		Start: time.Unix(0, f.start).UTC(), End: time.Unix(0, f.end).UTC(),
+		Start: time.Unix(0, f.first).UTC(), End: time.Unix(0, f.end).UTC(),
 		Outcome: out, Detail: detail,
 		ClientMSS: int(up.mss), ServerMSS: int(down.mss),
 		SNI: f.hello.sni, HelloBytes: int(f.hello.end), PQKeyShare: f.hello.pq,
@@ -210,9 +146,15 @@ func (f *flow) handshake(fx diagnose.HandshakeFacts) Handshake {
 			h.HelloSegments++
 		}
 	}
-	h.Up.Delivered = up.delivered()
+	if h.HelloBytes == 0 && fx.HelloLost {
+		// The header never arrived (the head segment was lost): what the
+		// client sent, by sequence numbers, is the hello's size.
+		h.HelloBytes = int(up.end)
+	}
+	trust := f.tooBig == 0 && h.Retransmits == 0
+	h.Up.Delivered = up.delivered(trust)
 	_, h.Up.Lost = up.lost(up.end)
-	h.Down.Delivered = down.delivered()
+	h.Down.Delivered = down.delivered(trust)
 	_, h.Down.Lost = down.lost(down.end)
 	return h
 }

@@ -35,7 +35,9 @@ type Handshake struct {
 	// SNI is the ClientHello's server name.
 	SNI string `json:"sni,omitempty"`
 	// HelloBytes is the ClientHello record's size (header included) as the
-	// record header states; HelloSegments how many segments carried it.
+	// record header states or, when the header never arrived (its segment
+	// was lost), the bytes the client sent by sequence numbers;
+	// HelloSegments how many wire segments of it were seen.
 	HelloBytes    int `json:"hello_bytes,omitempty"`
 	HelloSegments int `json:"hello_segments,omitempty"`
 	// HelloTruncated says the capture's snap length cut the hello's

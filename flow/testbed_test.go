@@ -143,17 +143,17 @@ func TestTestbedCaptures(t *testing.T) {
 	cases := []struct {
 		preset   string
 		fam      int
-		mtu      int // the path MTU the brackets must hold, 0: no loss
+		up, down int // the path MTU each way: every bracket must hold it
 		clients  []client
 		tooBig   bool
-		downOnly bool
 	}{
-		{"S1", 4, 0, []client{with(big, diagnose.Completed), with(curl, diagnose.Completed)}, false, false},
-		{"S2", 4, 1400, []client{with(big, diagnose.StalledClientHello), with(small, diagnose.StalledServerFlight), with(curl, diagnose.StalledServerFlight)}, false, false},
-		{"S3", 4, 0, []client{with(big, diagnose.Completed), with(curl, diagnose.Completed)}, true, false},
-		{"S7", 4, 1400, []client{with(big, diagnose.StalledClientHello), with(curl, diagnose.Completed)}, false, false},
-		{"S8", 4, 1400, []client{with(small, diagnose.StalledServerFlight), with(curl, diagnose.StalledServerFlight)}, false, true},
-		{"S6", 6, 1280, []client{with(big, diagnose.StalledClientHello), with(small, diagnose.StalledServerFlight)}, false, false},
+		{"S1", 4, 1500, 1500, []client{with(big, diagnose.Completed), with(curl, diagnose.Completed)}, false},
+		{"S2", 4, 1400, 1400, []client{with(big, diagnose.StalledClientHello), with(small, diagnose.StalledServerFlight), with(curl, diagnose.StalledServerFlight)}, false},
+		{"S3", 4, 1400, 1400, []client{with(big, diagnose.Completed), with(curl, diagnose.Completed)}, true},
+		{"S4", 4, 1400, 1400, []client{with(big, diagnose.Completed), with(curl, diagnose.Completed)}, false},
+		{"S7", 4, 1400, 1500, []client{with(big, diagnose.StalledClientHello), with(curl, diagnose.Completed)}, false},
+		{"S8", 4, 1500, 1400, []client{with(small, diagnose.StalledServerFlight), with(curl, diagnose.StalledServerFlight)}, false},
+		{"S6", 6, 1280, 1280, []client{with(big, diagnose.StalledClientHello), with(small, diagnose.StalledServerFlight)}, false},
 	}
 	for _, c := range cases {
 		t.Run(c.preset, func(t *testing.T) {
@@ -231,14 +231,20 @@ func TestTestbedCaptures(t *testing.T) {
 					if h.HelloBytes > 0 && !cl.small && !h.PQKeyShare && h.Outcome != diagnose.StalledClientHello {
 						t.Errorf("%s capture, %s: no post-quantum key share seen in Go's default hello", side, cl.name)
 					}
+					if !h.Up.Holds(c.up) || !h.Down.Holds(c.down) {
+						t.Errorf("%s capture, %s: brackets up %+v down %+v do not hold the path MTU %d up, %d down", side, cl.name, h.Up, h.Down, c.up, c.down)
+					}
 					switch h.Outcome {
 					case diagnose.StalledClientHello:
-						if !h.Up.Holds(c.mtu) || h.Up.Lost == 0 {
-							t.Errorf("%s capture, %s: upstream bracket %+v does not hold the path MTU %d", side, cl.name, h.Up, c.mtu)
+						if h.Up.Lost == 0 || h.Up.Delivered == 0 {
+							t.Errorf("%s capture, %s: upstream bracket %+v: want both ends", side, cl.name, h.Up)
+						}
+						if h.HelloBytes < 1500 || h.HelloSegments < 1 {
+							t.Errorf("%s capture, %s: hello of %d bytes in %d segments, want Go's post-quantum size", side, cl.name, h.HelloBytes, h.HelloSegments)
 						}
 					case diagnose.StalledServerFlight:
-						if !h.Down.Holds(c.mtu) || h.Down.Lost == 0 || h.Down.Delivered == 0 {
-							t.Errorf("%s capture, %s: downstream bracket %+v does not hold the path MTU %d", side, cl.name, h.Down, c.mtu)
+						if h.Down.Lost == 0 || h.Down.Delivered == 0 {
+							t.Errorf("%s capture, %s: downstream bracket %+v: want both ends", side, cl.name, h.Down)
 						}
 					case diagnose.Completed:
 						if !cl.curl && h.SNI != testnet.ServerName && h.HelloBytes > 0 { // curl dials an IP: no SNI

@@ -122,7 +122,16 @@ func (t *Tracker) helloBytes(i int32, f *flow, s uint32, data []byte) {
 		return
 	}
 	if h.buf == nil {
-		h.buf = t.getBuf()
+		if h.buf = t.getBuf(); h.buf == nil {
+			// No buffer to spare: the first segment's header still gives
+			// the hello's size.
+			h.failed = true
+			if s == 0 && isHelloStart(data) {
+				h.end = 5 + (uint32(data[3])<<8 | uint32(data[4]))
+				t.learn(f.server)
+			}
+			return
+		}
 	}
 	c := copy(h.buf[s:], data)
 	h.add(s, s+uint32(c))
@@ -155,9 +164,9 @@ func (t *Tracker) helloBytes(i int32, f *flow, s uint32, data []byte) {
 	}
 	switch {
 	case ok:
-		if ch, err := tlswire.ParseClientHello(msg); err == nil {
-			h.sni = ch.ServerName
-			for _, g := range ch.KeyShareGroups {
+		if tlswire.ScanClientHello(msg, &t.summary) == nil {
+			h.sni = t.intern(t.summary.ServerName)
+			for _, g := range t.summary.Shares() {
 				if isPQ(g) {
 					h.pq = true
 				}
@@ -321,4 +330,23 @@ func (w *walker) record(off uint32, data []byte) (rec, bool) {
 		return r, true
 	}
 	return rec{}, false
+}
+
+// maxNames bounds the server names interned.
+const maxNames = 4096
+
+// intern returns b as a string, without allocating for a name seen
+// before (servers answer to few names; the map is bounded).
+func (t *Tracker) intern(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if s, ok := t.names[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(t.names) < maxNames {
+		t.names[s] = s
+	}
+	return s
 }

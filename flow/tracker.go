@@ -7,6 +7,7 @@ import (
 
 	"github.com/mtuscope/mtuscope/diagnose"
 	"github.com/mtuscope/mtuscope/packet"
+	"github.com/mtuscope/mtuscope/tlswire"
 )
 
 // Defaults of Config.
@@ -36,14 +37,18 @@ type Config struct {
 	// unfinished handshake; evictions of the last two are counted and
 	// never emitted.
 	MaxFlows int
-	// HandshakeTimeout is how long, in packet time from the first packet,
-	// a handshake may take before it is classified as it stands (default
-	// 10 s). It is also how long a finished flow is remembered after its
-	// last packet.
+	// HandshakeTimeout is how long, in packet time from the connection's
+	// opening, a handshake may take before it is classified as it stands
+	// (default 10 s). It is also how long a SYN waits to open the
+	// connection, and how long a finished flow is remembered after its last
+	// packet (so its stray segments are not taken for new connections).
 	HandshakeTimeout time.Duration
 	// MaxBuffer bounds the bytes of the ClientHello kept per flow while it
 	// is reassembled (default 4096); a larger hello is reported with its
-	// size but not parsed.
+	// size but not parsed. At most max(64, MaxFlows/8) hellos are
+	// reassembled at once (32 MiB with the defaults): beyond that, under a
+	// flood of half-sent hellos, a hello is classified from its sequence
+	// numbers alone, without its SNI and key shares (Stats.HelloUnparsed).
 	MaxBuffer int
 	// Emit receives each finished handshake, once, from the goroutine that
 	// calls Packet, Advance or Flush.
@@ -69,6 +74,8 @@ type Stats struct {
 	// NotTLS counts connections dropped because their first bytes were not
 	// a ClientHello, when Ports is empty.
 	NotTLS uint64 `json:"not_tls"`
+	// HelloUnparsed counts hellos not reassembled for want of a buffer.
+	HelloUnparsed uint64 `json:"hello_unparsed"`
 	// Handshakes counts emitted handshakes by outcome.
 	Handshakes map[diagnose.Outcome]uint64 `json:"handshakes"`
 	// TooBig counts ICMP too-big messages, TooBigMatched those that quoted
@@ -85,6 +92,28 @@ var outcomes = [...]diagnose.Outcome{diagnose.Completed, diagnose.StalledClientH
 
 // Tracker follows TCP connections and their TLS handshakes through decoded
 // packets. It is not safe for concurrent use: one goroutine feeds it.
+//
+// A connection starts with a SYN (the client is its sender), a SYN-ACK
+// (its receiver), or, for a capture that starts mid-connection, a segment
+// that begins with a ClientHello (its sender); any other segment of an
+// unknown connection is ignored. It is a handshake once it opened (the
+// client acknowledged the SYN-ACK, or sent data): SYNs that never open
+// are counted as half-open and never emitted, so a SYN flood cannot look
+// like stalls. Each direction keeps its sequence space relative to its
+// first byte (serial arithmetic, so wrap is harmless), the wire segments
+// it sent (a super-segment of TSO, or of GRO on the receiving host, counts
+// as the segments of the negotiated MSS it was cut into), which of them
+// the peer acknowledged or SACKed, retransmissions and out-of-order data.
+// The handshake ends, and is emitted once:
+//   - completed: the client sent a record after the ServerHello while
+//     acknowledging all the server had sent (tshark's rule, plus the ACK);
+//   - alert or not_tls: the first records say so;
+//   - on a FIN or RST, or when HandshakeTimeout (from the first packet)
+//     passes: diagnose.ClassifyHandshake over what was seen. A stall needs
+//     a loss: hello bytes retransmitted unacknowledged or missing below a
+//     tail that arrived (stalled_clienthello); the same for the server's
+//     answer (stalled_server_flight). A client that stopped half-way is a
+//     timeout or a reset; connected and silent is no_clienthello.
 type Tracker struct {
 	cfg     Config
 	timeout int64
@@ -92,13 +121,22 @@ type Tracker struct {
 	anyPort bool
 
 	table map[key]int32
-	flows []flow
-	free  []int32
-	lists [3]list // half-open, active, done
-	bufs  [][]byte
+	// chunks hold the flows, n slots in all: allocated a chunk at a time
+	// as the table grows, never moved, reused through free.
+	chunks []*[chunk]flow
+	n      int32
+	free   []int32
+	lists  [3]list // half-open, active, done
+	// bufs are hello buffers free for reuse; bufsOut are in flows, at
+	// most maxBufs.
+	bufs    [][]byte
+	bufsOut int
+	maxBufs int
 	// scratch holds a hello that spans several records while it is parsed.
 	scratch []byte
 	learned map[netip.AddrPort]struct{}
+	names   map[string]string
+	summary tlswire.HelloSummary
 
 	now      int64
 	stats    Stats
@@ -120,8 +158,10 @@ func NewTracker(cfg Config) *Tracker {
 		cfg:     cfg,
 		timeout: int64(cfg.HandshakeTimeout),
 		anyPort: len(cfg.Ports) == 0,
+		maxBufs: max(64, cfg.MaxFlows/8),
 		table:   make(map[key]int32, min(cfg.MaxFlows, 4096)),
 		learned: make(map[netip.AddrPort]struct{}),
+		names:   make(map[string]string),
 	}
 	for _, p := range cfg.Ports {
 		t.ports[p/64] |= 1 << (p % 64)
@@ -189,20 +229,20 @@ func (t *Tracker) Advance(now time.Time) {
 
 func (t *Tracker) advance(now int64) {
 	for h := t.lists[listHalf].head; h >= 0; h = t.lists[listHalf].head {
-		if t.flows[h].start+t.timeout > now {
+		if t.at(h).start+t.timeout > now {
 			break
 		}
 		t.stats.HalfOpen++
 		t.release(h)
 	}
 	for h := t.lists[listActive].head; h >= 0; h = t.lists[listActive].head {
-		if t.flows[h].start+t.timeout > now {
+		if t.at(h).start+t.timeout > now {
 			break
 		}
 		t.finish(h, endTimeout, now)
 	}
 	for h := t.lists[listDone].head; h >= 0; h = t.lists[listDone].head {
-		if t.flows[h].last+t.timeout > now {
+		if t.at(h).last+t.timeout > now {
 			break
 		}
 		t.release(h)
@@ -255,11 +295,11 @@ const (
 type list struct{ head, tail int32 }
 
 func (t *Tracker) push(l uint8, i int32) {
-	f := &t.flows[i]
+	f := t.at(i)
 	ls := &t.lists[l]
 	f.list, f.prev, f.next = l, ls.tail, -1
 	if ls.tail >= 0 {
-		t.flows[ls.tail].next = i
+		t.at(ls.tail).next = i
 	} else {
 		ls.head = i
 	}
@@ -267,18 +307,18 @@ func (t *Tracker) push(l uint8, i int32) {
 }
 
 func (t *Tracker) unlink(i int32) {
-	f := &t.flows[i]
+	f := t.at(i)
 	if f.list == listNone {
 		return
 	}
 	ls := &t.lists[f.list]
 	if f.prev >= 0 {
-		t.flows[f.prev].next = f.next
+		t.at(f.prev).next = f.next
 	} else {
 		ls.head = f.next
 	}
 	if f.next >= 0 {
-		t.flows[f.next].prev = f.prev
+		t.at(f.next).prev = f.prev
 	} else {
 		ls.tail = f.prev
 	}
@@ -313,12 +353,15 @@ func (t *Tracker) alloc(k key, now int64) int32 {
 		i = t.free[n-1]
 		t.free = t.free[:n-1]
 	} else {
-		t.flows = append(t.flows, flow{})
-		i = int32(len(t.flows) - 1)
+		if t.n%chunk == 0 {
+			t.chunks = append(t.chunks, new([chunk]flow))
+		}
+		i = t.n
+		t.n++
 	}
-	f := &t.flows[i]
+	f := t.at(i)
 	f.reset()
-	f.key, f.start, f.last = k, now, now
+	f.key, f.first, f.start, f.last = k, now, now, now
 	t.table[k] = i
 	return i
 }
@@ -326,14 +369,20 @@ func (t *Tracker) alloc(k key, now int64) int32 {
 // release forgets a flow and returns its slot and buffer.
 func (t *Tracker) release(i int32) {
 	t.unlink(i)
-	f := &t.flows[i]
+	f := t.at(i)
 	t.putBuf(f)
 	delete(t.table, f.key)
 	f.key = key{}
 	t.free = append(t.free, i)
 }
 
+// getBuf returns a hello buffer, or nil when maxBufs are out already.
 func (t *Tracker) getBuf() []byte {
+	if t.bufsOut >= t.maxBufs {
+		t.stats.HelloUnparsed++
+		return nil
+	}
+	t.bufsOut++
 	if n := len(t.bufs); n > 0 {
 		b := t.bufs[n-1]
 		t.bufs = t.bufs[:n-1]
@@ -346,6 +395,7 @@ func (t *Tracker) putBuf(f *flow) {
 	if f.hello.buf != nil {
 		t.bufs = append(t.bufs, f.hello.buf)
 		f.hello.buf = nil
+		t.bufsOut--
 	}
 }
 
@@ -373,7 +423,7 @@ func (t *Tracker) tooBig(p *packet.Packet) {
 		return
 	}
 	t.stats.TooBigMatched++
-	f := &t.flows[i]
+	f := t.at(i)
 	f.tooBig++
 	if p.ICMP.MTU > 0 && (f.tooBigMTU == 0 || p.ICMP.MTU < f.tooBigMTU) {
 		f.tooBigMTU = p.ICMP.MTU
@@ -386,3 +436,9 @@ func (t *Tracker) tooBig(p *packet.Packet) {
 		d.pmtu = p.ICMP.MTU
 	}
 }
+
+// chunk is how many flow slots are allocated at once.
+const chunk = 1024
+
+// at returns flow slot i.
+func (t *Tracker) at(i int32) *flow { return &t.chunks[i/chunk][i%chunk] }

@@ -91,6 +91,19 @@ func DecodeIP(b []byte, p *Packet) error {
 	return decodeIP(b, 0, p)
 }
 
+// DecodeICMP decodes an ICMP (proto ProtoICMP) or ICMPv6 (ProtoICMPv6)
+// message that starts at b[0], without an IP header (what a raw ICMPv6
+// socket reads), into p, overwriting it: p.Proto, p.Transport, p.ICMP
+// (with the quote of an error message) and the payload; the IP fields stay
+// zero.
+func DecodeICMP(proto uint8, b []byte, p *Packet) error {
+	*p = Packet{Proto: proto, PayloadLen: len(b)}
+	if proto != ProtoICMP && proto != ProtoICMPv6 {
+		return &Error{"icmp", 0, ErrMalformed}
+	}
+	return decodeTransport(b, 0, p)
+}
+
 // decodeIP decodes the IP header at b[0]; base is b's offset in the frame,
 // for errors.
 func decodeIP(b []byte, base int, p *Packet) error {

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/mtuscope/mtuscope/packet"
 	"golang.org/x/sys/unix"
 )
 
@@ -61,15 +62,15 @@ func (e *echoer) Close() error { return unix.Close(e.fd) }
 // round sends one echo request per size (IP packet bytes) and returns the
 // sizes whose reply arrived within timeout.
 func (e *echoer) round(ctx context.Context, sizes []int, timeout time.Duration) (map[int]bool, int, error) {
-	ipHdr, reqType, replyType := 20, byte(8), byte(0)
+	ipHdr, reqType, replyType := packet.IPv4HeaderLen, byte(8), byte(0)
 	if e.addr.Is6() {
-		ipHdr, reqType, replyType = 40, 128, 129
+		ipHdr, reqType, replyType = packet.IPv6HeaderLen, 128, 129
 	}
 	bySeq := map[uint16]int{}
 	sent := 0
 	for _, s := range sizes {
 		e.seq++
-		msg := make([]byte, max(s-ipHdr, 8+8))
+		msg := make([]byte, max(s-ipHdr, packet.ICMPHeaderLen+8))
 		msg[0] = reqType
 		binary.BigEndian.PutUint16(msg[4:], e.id)
 		binary.BigEndian.PutUint16(msg[6:], e.seq)
@@ -85,6 +86,7 @@ func (e *echoer) round(ctx context.Context, sizes []int, timeout time.Duration) 
 	}
 	got := map[int]bool{}
 	buf := make([]byte, 65536)
+	var reply packet.Packet
 	end := time.Now().Add(timeout)
 	unique := map[int]bool{}
 	for _, s := range sizes {
@@ -101,17 +103,17 @@ func (e *echoer) round(ctx context.Context, sizes []int, timeout time.Duration) 
 			if err != nil {
 				break
 			}
-			p := buf[:n]
+			// A raw IPv4 socket reads the IP header too, a raw ICMPv6
+			// socket only the message.
 			if e.addr.Is4() {
-				if len(p) < 20 {
-					continue
-				}
-				p = p[int(p[0]&0x0f)*4:]
+				err = packet.DecodeIP(buf[:n], &reply)
+			} else {
+				err = packet.DecodeICMP(packet.ProtoICMPv6, buf[:n], &reply)
 			}
-			if len(p) < 8 || p[0] != replyType || binary.BigEndian.Uint16(p[4:]) != e.id {
+			if err != nil || !reply.Transport || reply.ICMP.Type != replyType || reply.ICMP.ID != e.id {
 				continue
 			}
-			if s, ok := bySeq[binary.BigEndian.Uint16(p[6:])]; ok {
+			if s, ok := bySeq[reply.ICMP.Seq]; ok {
 				got[s] = true
 			}
 		}

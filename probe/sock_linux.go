@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mtuscope/mtuscope/packet"
 	"golang.org/x/sys/unix"
 )
 
@@ -113,13 +114,13 @@ func addrOf(sa unix.Sockaddr) string {
 // it cannot be the server's ICMP rate limit (see udpPacer).
 func udpProbe(ctx context.Context, addr netip.Addr, port, size int, df bool, timeout time.Duration, pacer *udpPacer) udpAnswer {
 	fam, lvl := unix.AF_INET, unix.IPPROTO_IP
-	disc, recverr, hdr := unix.IP_MTU_DISCOVER, unix.IP_RECVERR, 28
+	disc, recverr, hdr := unix.IP_MTU_DISCOVER, unix.IP_RECVERR, packet.IPv4HeaderLen+packet.UDPHeaderLen
 	mode := unix.IP_PMTUDISC_PROBE
 	if !df {
 		mode = unix.IP_PMTUDISC_DONT
 	}
 	if addr.Is6() {
-		fam, lvl, disc, recverr, hdr = unix.AF_INET6, unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_RECVERR, 48
+		fam, lvl, disc, recverr, hdr = unix.AF_INET6, unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_RECVERR, packet.IPv6HeaderLen+packet.UDPHeaderLen
 		mode = unix.IPV6_PMTUDISC_PROBE
 		if !df {
 			mode = unix.IPV6_PMTUDISC_DONT

@@ -100,3 +100,45 @@ func overrunExtension(msg []byte) []byte {
 	b[off+2], b[off+3] = 0xff, 0xff
 	return b
 }
+
+// FuzzScanClientHello checks that the allocation-free scan agrees with
+// ParseClientHello on every input: same verdict, server name, key shares.
+func FuzzScanClientHello(f *testing.F) {
+	f.Add(seedHello(f, 0)[RecordHeaderLen:])
+	f.Add(seedHello(f, 1800)[RecordHeaderLen:])
+	f.Add([]byte{1, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ch, perr := ParseClientHello(b)
+		var s HelloSummary
+		serr := ScanClientHello(b, &s)
+		if (perr == nil) != (serr == nil) {
+			// The full parser also checks extensions the scan skips.
+			if serr == nil {
+				return
+			}
+			t.Fatalf("scan error %v, parse error %v", serr, perr)
+		}
+		if perr != nil {
+			return
+		}
+		if string(s.ServerName) != ch.ServerName || s.Size != ch.Size || s.NKeyShares != len(ch.KeyShareGroups) {
+			t.Fatalf("scan %+v, parse %+v", s, ch)
+		}
+		for i, g := range s.Shares() {
+			if g != ch.KeyShareGroups[i] {
+				t.Fatalf("key share %d: scan %v, parse %v", i, g, ch.KeyShareGroups[i])
+			}
+		}
+	})
+}
+
+func TestScanClientHelloAllocs(t *testing.T) {
+	msg := seedHello(t, 1800)[RecordHeaderLen:]
+	var s HelloSummary
+	if n := testing.AllocsPerRun(100, func() { ScanClientHello(msg, &s) }); n != 0 {
+		t.Errorf("ScanClientHello allocates %v times", n)
+	}
+	if string(s.ServerName) != "seed.example" || s.Shares()[0] != GroupX25519MLKEM768 {
+		t.Errorf("scan %+v", s)
+	}
+}

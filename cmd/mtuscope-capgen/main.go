@@ -150,7 +150,7 @@ func run(c config) error {
 				if r.ExitCode == 0 {
 					t.completed.Add(urls)
 				} else {
-					t.failed.Add(urls) // counted whole: curl stops at the first failure
+					t.failed.Add(urls) // one exit status for all: counted whole
 				}
 			}
 		}()
