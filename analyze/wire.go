@@ -203,6 +203,12 @@ func (f *flowState) judgeSingle(di int) []wirePkt {
 			if len(out) >= maxChunks || anyBefore(out, c, g.t) {
 				return
 			}
+			if ta := d.ackTime(c); ta != 0 && ta <= g.t {
+				// The receiver had acknowledged these bytes before the
+				// later ones showed: the capture missed them, the
+				// network did not.
+				return
+			}
 			out = append(out, wirePkt{span: c, t: g.t, ipLen: hdr + int(c.len()), status: lost, inferred: true})
 		})
 	}
