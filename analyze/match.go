@@ -199,7 +199,16 @@ func (p *pair) judge(offset, tol, cEnd, sEnd int64) *record {
 		}
 		ws := snd.chunks(di)
 		rlast := rend + conv
+		rtt := 2 * max(tol-int64(time.Millisecond), 0)
+		if back := snd.d[1-di].last; back > rcv.last+conv+rtt+int64(100*time.Microsecond) {
+			// The sender saw the receiver's packets after the receiver's
+			// capture stopped showing this flow: that capture missed the
+			// flow's end, so what was sent after it is unknown.
+			rlast = min(rlast, rcv.last+conv)
+		}
 		matchArrivals(ws, rcv.d[di].segs, conv, tol)
+		creditAcked(ws, &rcv.d[di], conv, tol)
+		creditAcked(ws, &snd.d[di], 0, tol) // acknowledgements as they reached the sender
 		for i := range ws {
 			if ws[i].status == unknown && ws[i].t+tol < rlast {
 				ws[i].status = lost
@@ -245,6 +254,34 @@ func matchArrivals(ws []wirePkt, arrivals []seg, conv, tol int64) {
 			if hit && w.status != delivered {
 				w.status, w.arrival = delivered, at
 			}
+		}
+	}
+}
+
+// creditAcked marks delivered the packets the receiver acknowledged
+// (as one of the captures shows) although its capture does not hold them
+// (it missed them: a capture drop, not a network loss): each
+// acknowledgement is credited to the latest transmission of the bytes
+// before it.
+func creditAcked(ws []wirePkt, rcv *dirState, conv, tol int64) {
+	for i := range ws {
+		w := &ws[i]
+		if w.status == delivered {
+			continue
+		}
+		ta := rcv.ackTime(w.span)
+		if ta == 0 || ta+conv+tol < w.t {
+			continue
+		}
+		later := false
+		for j := i + 1; j < len(ws); j++ {
+			if ws[j].t > w.t && ws[j].t <= ta+conv+tol && ws[j].overlaps(w.span) {
+				later = true
+				break
+			}
+		}
+		if !later {
+			w.status = delivered
 		}
 	}
 }

@@ -127,8 +127,10 @@ type dirState struct {
 	fin     bool
 	rst     bool
 	packets int
-	// firstData is when this side sent (or was seen sending) its first data.
+	// firstData is when this side sent (or was seen sending) its first
+	// data, last its last packet of any kind.
 	firstData int64
+	last      int64
 }
 
 // tooBig is an ICMP too-big quoting a flow.
@@ -160,7 +162,7 @@ type flowState struct {
 	tooBig         []tooBig
 	ctl            []ctl
 	frags          int
-	closedAt       int64 // RST or second FIN, 0 while open
+	closedAt       int64  // RST or second FIN, 0 while open
 	key            mapKey // the table's key from client to server
 }
 
@@ -185,6 +187,7 @@ func (f *flowState) tcp(p *packet.Packet, t int64, lim *Limits) {
 	d, o := &f.d[di], &f.d[1-di]
 	h := &p.TCP
 	f.last = t
+	d.last = t
 	d.packets++
 	if d.hop == 0 {
 		d.hop = p.HopLimit
