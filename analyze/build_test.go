@@ -45,6 +45,7 @@ type tcpSeg struct {
 	ttl         uint8
 	after       time.Duration // since the previous packet
 	noTimestamp bool
+	tsVal       uint32
 }
 
 func (b *pcapBuilder) add(s tcpSeg) {
@@ -60,7 +61,8 @@ func (b *pcapBuilder) add(s tcpSeg) {
 	if !s.noTimestamp {
 		tcp.Options = append(tcp.Options, layers.TCPOption{OptionType: layers.TCPOptionKindNop},
 			layers.TCPOption{OptionType: layers.TCPOptionKindNop},
-			layers.TCPOption{OptionType: layers.TCPOptionKindTimestamps, OptionLength: 10, OptionData: make([]byte, 8)})
+			layers.TCPOption{OptionType: layers.TCPOptionKindTimestamps, OptionLength: 10,
+				OptionData: []byte{byte(s.tsVal >> 24), byte(s.tsVal >> 16), byte(s.tsVal >> 8), byte(s.tsVal), 0, 0, 0, 0}})
 	}
 	if len(s.sack) > 0 {
 		d := make([]byte, 0, 8*len(s.sack))
