@@ -113,7 +113,7 @@ func File(path string, lim Limits) (*Result, error) {
 	res.Files = Files{Single: path}
 	res.Stats = map[string]Stats{"capture": c.stats}
 	var stalled []*record
-	res.Handshakes, stalled = joinHandshakes(c.hs.list, indexRecords(c.records))
+	res.Handshakes, stalled = joinHandshakes(c.hs, indexRecords(c.records))
 	res.Outcomes, res.HandshakesNotListed = c.hs.outcomes, total(c.hs.outcomes)-len(res.Handshakes)
 	res.stalled = stalledLadders(stalled, nil)
 	return res, nil
@@ -159,7 +159,7 @@ func Pair(clientPath, serverPath string, lim Limits) (*Result, error) {
 	for o, n := range cl.hs.outcomes {
 		res.Outcomes[o] += n
 	}
-	for _, h := range res.Handshakes[len(cl.hs.list):] {
+	for _, h := range res.Handshakes[cl.hs.n:] {
 		res.Outcomes[h.Outcome]++
 	}
 	res.HandshakesNotListed = total(res.Outcomes) - len(res.Handshakes)
@@ -170,9 +170,9 @@ func Pair(clientPath, serverPath string, lim Limits) (*Result, error) {
 // paired records, then the handshakes found only in the server capture,
 // and returns the ladders of the stalled ones.
 func pairHandshakes(cl, sv *capResult, paired []*record, m *matching) ([]Handshake, []*ladder) {
-	list, stalled := joinHandshakes(cl.hs.list, indexRecords(paired, m.unmatchedClient))
+	list, stalled := joinHandshakes(cl.hs, indexRecords(paired, m.unmatchedClient))
 	onlyServer := indexRecords(m.unmatchedServer)
-	for _, h := range sv.hs.list {
+	for _, h := range sv.hs.all() {
 		if r := onlyServer.find(h.Client, h.Server, h.Start); r != nil {
 			x := Handshake{Handshake: h, LostPackets: r.lostN}
 			list = append(list, x)

@@ -17,19 +17,27 @@ import (
 
 // tracked collects one capture's handshakes from the tracker.
 type tracked struct {
-	tr       *flow.Tracker
-	list     []flow.Handshake
-	max      int
+	tr *flow.Tracker
+	// list holds the handshakes kept, in chunks (no copying as it grows).
+	list     [][]flow.Handshake
+	n, max   int
 	outcomes map[diagnose.Outcome]int
 }
+
+const trackedChunk = 1024
 
 func newTracked(lim Limits) *tracked {
 	t := &tracked{max: lim.MaxRecords, outcomes: map[diagnose.Outcome]int{}}
 	t.tr = flow.NewTracker(flow.Config{MaxFlows: lim.MaxFlows, Emit: func(h flow.Handshake) {
 		t.outcomes[h.Outcome]++
-		if len(t.list) < t.max {
-			t.list = append(t.list, h)
+		if t.n >= t.max {
+			return
 		}
+		if len(t.list) == 0 || len(t.list[len(t.list)-1]) == trackedChunk {
+			t.list = append(t.list, make([]flow.Handshake, 0, trackedChunk))
+		}
+		t.list[len(t.list)-1] = append(t.list[len(t.list)-1], h)
+		t.n++
 	}})
 	return t
 }
@@ -77,10 +85,10 @@ func (ix recordIndex) find(client, server netip.AddrPort, start time.Time) *reco
 // found of each flow: lost packets, and in pair mode the client's address
 // at the server. It returns the list and, for the ladders, the records of
 // the stalled ones.
-func joinHandshakes(hs []flow.Handshake, ix recordIndex) ([]Handshake, []*record) {
-	out := make([]Handshake, 0, len(hs))
+func joinHandshakes(t *tracked, ix recordIndex) ([]Handshake, []*record) {
+	out := make([]Handshake, 0, t.n)
 	var stalled []*record
-	for _, h := range hs {
+	for _, h := range t.all() {
 		x := Handshake{Handshake: h}
 		if r := ix.find(h.Client, h.Server, h.Start); r != nil {
 			x.LostPackets = r.lostN
@@ -104,4 +112,19 @@ func total(m map[diagnose.Outcome]int) int {
 		n += c
 	}
 	return n
+}
+
+// all yields the handshakes kept, in order.
+func (t *tracked) all() func(func(int, flow.Handshake) bool) {
+	return func(yield func(int, flow.Handshake) bool) {
+		i := 0
+		for _, c := range t.list {
+			for _, h := range c {
+				if !yield(i, h) {
+					return
+				}
+				i++
+			}
+		}
+	}
 }

@@ -20,7 +20,7 @@ import (
 
 const (
 	batchPackets = 128
-	batchBytes   = 4 << 20
+	batchBytes   = 1 << 20
 	batches      = 4
 )
 

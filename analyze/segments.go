@@ -24,6 +24,22 @@ func (ss *spanSet) add(s span) {
 	if s.end <= s.start {
 		return
 	}
+	if n := len(ss.r); n > 0 {
+		// The common cases: the stream goes on where it was, or leaves a
+		// gap after everything so far.
+		last := &ss.r[n-1]
+		switch {
+		case s.start >= last.start && s.start <= last.end:
+			last.end = max(last.end, s.end)
+			return
+		case s.start > last.end && n < maxSpans:
+			ss.r = append(ss.r, s)
+			return
+		}
+	} else {
+		ss.r = append(ss.r, s)
+		return
+	}
 	out := ss.r[:0:0]
 	placed := false
 	for _, x := range ss.r {
