@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -14,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/mtuscope/mtuscope/capture"
+	"github.com/mtuscope/mtuscope/diagnose"
 )
 
 // wantFileError checks that err names the file and an offset.
@@ -191,4 +193,26 @@ func testRandomStream(t *testing.T, n int64, records bool) {
 	}
 	wantFileError(t, err, p)
 	t.Logf("random bytes: %v; heap %d MiB", err, ms.HeapInuse>>20)
+}
+
+// TestFlowBound floods the flow table with SYNs from many ports: past
+// Limits.MaxFlows new flows are skipped and counted, and the real
+// handshake among them is still judged.
+func TestFlowBound(t *testing.T) {
+	b := serverSideStall(t, false)
+	for i := range 20000 {
+		src := netip.AddrPortFrom(netip.MustParseAddr("192.0.2.99"), uint16(1024+i))
+		b.add(tcpSeg{src: src, dst: testServer, seq: uint32(i), syn: true, mss: 1460, ttl: 60})
+	}
+	res, err := File(b.file("flood.pcap"), Limits{MaxFlows: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := res.Stats["capture"]
+	if st.FlowsUntracked == 0 || st.Flows > 1000+1 {
+		t.Errorf("stats %+v: want flows bounded by 1000 and the rest counted untracked", st)
+	}
+	if res.Outcomes[diagnose.StalledServerFlight] != 1 {
+		t.Errorf("outcomes %v: the real handshake was lost in the flood", res.Outcomes)
+	}
 }
