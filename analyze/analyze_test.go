@@ -1,6 +1,7 @@
 package analyze
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/mtuscope/mtuscope/diagnose"
@@ -57,6 +58,18 @@ func TestServerSideStall(t *testing.T) {
 			}
 			if res.StalledHandshakes() != 1 {
 				t.Errorf("%d ladders, want 1", res.StalledHandshakes())
+			}
+			var svg, text strings.Builder
+			if err := res.WriteSVG(&svg); err != nil {
+				t.Fatal(err)
+			}
+			res.WriteLadderText(&text)
+			// Six lost packets drawn as crosses, labelled; the tail and its SACK arrive.
+			if n := strings.Count(svg.String(), "LOST: 1500 B"); n != 6 || !strings.Contains(svg.String(), "ACK with SACK 2896-3314") {
+				t.Errorf("SVG shows %d lost 1500-byte packets, want 6:\n%s", n, svg.String())
+			}
+			if n := strings.Count(text.String(), "X------------"); n != 6 {
+				t.Errorf("text ladder shows %d lost packets, want 6:\n%s", n, text.String())
 			}
 		})
 	}
