@@ -17,6 +17,7 @@ const maxLostListed = 1000
 // dirAgg is one direction's figures over the flows of a path.
 type dirAgg struct {
 	maxDelivered                       int
+	maxMerged                          int // largest wire size inferred from segments that arrived merged
 	lost, silent, signalled, recovered int
 	tooBig                             int
 	recoveredAt                        int         // largest packet that got through where smaller packets recovered a loss
@@ -161,12 +162,21 @@ func (s *summary) add(r *record) {
 			}
 		}
 		ws := r.wire[di]
+		// Merged segments say their wire size only where the sender
+		// never had to resend (it may have cut smaller ones after an
+		// ICMP too-big this capture does not hold).
+		resent := false
+		for i := range ws {
+			resent = resent || ws[i].retrans || ws[i].inferred
+		}
 		for i := range ws {
 			w := &ws[i]
 			switch w.status {
 			case delivered:
 				if !w.merged {
 					d.maxDelivered = max(d.maxDelivered, w.ipLen)
+				} else if !resent {
+					d.maxMerged = max(d.maxMerged, w.ipLen)
 				}
 			case lost:
 				d.lost++
@@ -336,6 +346,16 @@ type diagnosed struct {
 func (s *summary) result(mode Mode) *Result {
 	var ds []diagnosed
 	for _, a := range s.paths {
+		// Segments that arrived merged (GRO, or a super-segment handed on
+		// whole) are cut at the MSS; that is their wire size unless the
+		// sender cut smaller ones after an ICMP too-big the receiver
+		// never saw. Where nothing on the path shows such a reduction,
+		// they count.
+		if len(a.icmp) == 0 && a.dir[up].recovered+a.dir[down].recovered == 0 {
+			for i := range a.dir {
+				a.dir[i].maxDelivered = max(a.dir[i].maxDelivered, a.dir[i].maxMerged)
+			}
+		}
 		ds = append(ds, diagnosed{a, diagnose.Diagnose(a.evidence())})
 	}
 	weight := func(x diagnosed) int { return x.a.dir[up].silentAbove() + x.a.dir[down].silentAbove() }
