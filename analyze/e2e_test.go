@@ -152,6 +152,7 @@ func runScenario(t *testing.T, bin string, c e2eCase) {
 			t.Errorf("S2 pair SVG %s: %v", svg, err)
 		} else {
 			t.Logf("S2 pair ladder diagram: %s", svg)
+			svgToPNG(t, svg)
 		}
 	}
 }
@@ -323,4 +324,23 @@ func goHandshake(ctx context.Context, n *testnet.Net, ng *testnet.Nginx, family,
 		_, _ = tc.Read(buf)
 	}
 	return err
+}
+
+// svgToPNG renders the SVG beside it as a PNG with Debian's headless
+// Chromium, when it is installed, for people to look at.
+func svgToPNG(t *testing.T, svg string) {
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		return
+	}
+	png := strings.TrimSuffix(svg, ".svg") + ".png"
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu",
+		"--screenshot="+png, "--window-size=1000,1500", "file://"+svg).CombinedOutput()
+	if err != nil {
+		t.Logf("chromium could not render %s: %v: %s", svg, err, out)
+		return
+	}
+	t.Logf("S2 pair ladder diagram as PNG: %s", png)
 }
