@@ -2,8 +2,8 @@ package asn_test
 
 import (
 	"bytes"
-	"errors"
 	"encoding/binary"
+	"errors"
 	"hash/crc32"
 	"testing"
 
