@@ -28,7 +28,10 @@ func TestASNUpdateWhileServing(t *testing.T) {
 	if _, err := asn.Import(db, []asn.Input{{Path: v1}}, asn.ImportOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	s := loopback(t, func(c *Config) { c.ASNDatabase = db })
+	s := loopback(t, func(c *Config) {
+		c.ASNDatabase = db
+		c.Limits.ReportsPerMinute, c.Limits.Burst = 6000, 1000 // the test submits a report per check
+	})
 	c := client()
 	// asnOf submits a probe report from 127.0.0.1 and returns the ASN the
 	// server filed it under.
