@@ -106,9 +106,10 @@ func BenchmarkProbeS2(b *testing.B) {
 			b.ReportMetric(s.took.Seconds(), fmt.Sprintf("%s_v%d_s", map[string]string{"tracepath -m 4": "tracepath", "ping -M do bisection": "pingbisect"}[s.tool], s.family))
 		}
 	}
-	b.Logf("S2, path MTU 1400 both ways (load average %s):", loadAvg())
+	// On standard output: the testing package truncates a benchmark's log.
+	fmt.Printf("BenchmarkProbeS2, b.N=%d: S2, path MTU 1400 both ways (load average %s)\n", b.N, loadAvg())
 	for _, s := range sides {
-		b.Logf("  %-22s IPv%d  %6.2f s  path MTU %4d  (%s)", s.tool, s.family, s.took.Seconds(), s.mtu, s.pathNote)
+		fmt.Printf("  %-22s IPv%d  %6.2f s  path MTU %4d  (%s)\n", s.tool, s.family, s.took.Seconds(), s.mtu, s.pathNote)
 	}
 }
 
