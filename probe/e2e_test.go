@@ -318,9 +318,11 @@ func TestProbeTimeoutBound(t *testing.T) {
 	t.Parallel()
 	n := testnet.New(t, testnet.Preset("S2"))
 	n.StartNginx(t)
-	doc, code, took := probeIn(t, n, 4, "--timeout", "1200ms")
-	if code != 1 || doc.Verdict != "inconclusive" || took > 3*time.Second {
-		t.Errorf("--timeout 1200ms: %s %d (exit %d) after %v", doc.Verdict, doc.PathMTU, code, took)
+	// 600 ms is less than one handshake timeout: the ladders cannot finish
+	// (a whole S2 run now fits in about 1.2 s).
+	doc, code, took := probeIn(t, n, 4, "--timeout", "600ms")
+	if code != 1 || doc.Verdict != "inconclusive" || took > 2*time.Second {
+		t.Errorf("--timeout 600ms: %s %d (exit %d) after %v", doc.Verdict, doc.PathMTU, code, took)
 	}
 }
 

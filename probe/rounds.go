@@ -340,7 +340,7 @@ func (r *runner) udpTests(ctx context.Context, localMTU int, rtt time.Duration) 
 	// a refill, wins.
 	sizes, dfs := []int{localMTU, 2000}, []bool{true, false}
 	start := time.Now()
-	quick, proven := udpOrdered(ctx, r.addr, udpPort, sizes, dfs, timeout, pacer)
+	quick, proven, ctl := udpOrdered(ctx, r.addr, udpPort, sizes, dfs, timeout, pacer)
 	tests := make([]UDPTest, 2)
 	var wg sync.WaitGroup
 	for i := range sizes {
@@ -359,6 +359,12 @@ func (r *runner) udpTests(ctx context.Context, localMTU int, rtt time.Duration) 
 		}()
 	}
 	wg.Wait()
+	if proven[0] >= 2 || proven[1] >= 2 {
+		// The small control datagrams that proved a silence were answered:
+		// that is evidence too (UDP itself gets through).
+		tests = append(tests, UDPTest{Size: 128, DF: true, Port: udpPort, Answer: ctl.Answer, Copies: ctl.Sent,
+			Duration: time.Since(start)})
+	}
 	// Follow frag-needed answers down, at most a few plateaus.
 	for last := tests[0]; last.Answer == "frag_needed" && last.MTU > 0 && last.MTU < last.Size && len(tests) < 5; {
 		last = probe(last.MTU, true)

@@ -29,10 +29,10 @@ func (r *runner) echoTests(context.Context, int) ([]EchoTest, string) {
 	return nil, "ICMP echo tests: " + errUnsupported.Error()
 }
 
-func udpOrdered(_ context.Context, _ netip.Addr, _ int, sizes []int, _ []bool, _ time.Duration, _ *udpPacer) ([]udpAnswer, []int) {
+func udpOrdered(_ context.Context, _ netip.Addr, _ int, sizes []int, _ []bool, _ time.Duration, _ *udpPacer) ([]udpAnswer, []int, udpAnswer) {
 	out := make([]udpAnswer, len(sizes))
 	for i := range out {
 		out[i] = udpAnswer{Answer: "none", Err: errUnsupported}
 	}
-	return out, make([]int, len(sizes))
+	return out, make([]int, len(sizes)), udpAnswer{Answer: "none", Err: errUnsupported}
 }

@@ -28,7 +28,9 @@ const orderedGrace = 50 * time.Millisecond
 // are asked for, so a lost answer does not pass for a lost datagram).
 // When the server has no token left (earlier runs used them) the controls
 // go unanswered too and the caller waits for the slow way (udpProbe).
-func udpOrdered(ctx context.Context, addr netip.Addr, port int, sizes []int, df []bool, timeout time.Duration, pacer *udpPacer) ([]udpAnswer, []int) {
+// It also returns what the control datagrams got (Sent copies, the last
+// answer).
+func udpOrdered(ctx context.Context, addr netip.Addr, port int, sizes []int, df []bool, timeout time.Duration, pacer *udpPacer) ([]udpAnswer, []int, udpAnswer) {
 	answers := make([]udpAnswer, len(sizes))
 	proven := make([]int, len(sizes))
 	fds := make([]int, len(sizes))
@@ -51,9 +53,11 @@ func udpOrdered(ctx context.Context, addr netip.Addr, port int, sizes []int, df 
 		}
 		fds[i] = fd
 	}
+	ctlAns := udpAnswer{Answer: "none"}
 	ctl, err := udpSocket(addr, port, true)
 	if err != nil {
-		return answers, proven
+		ctlAns.Err = err
+		return answers, proven, ctlAns
 	}
 	defer unix.Close(ctl)
 	hdr := 28
@@ -88,7 +92,8 @@ func udpOrdered(ctx context.Context, addr netip.Addr, port int, sizes []int, df 
 		if err := unix.Send(ctl, control, 0); err != nil {
 			break
 		}
-		var ctlAns udpAnswer
+		ctlAns.Sent++
+		ctlAns.Answer = "none"
 		var answeredAt time.Time
 		end := time.Now().Add(timeout)
 		for time.Now().Before(end) && ctx.Err() == nil {
@@ -100,7 +105,7 @@ func udpOrdered(ctx context.Context, addr netip.Addr, port int, sizes []int, df 
 				}
 			}
 			if _, err := unix.Poll(pfd, int(max(step.Milliseconds(), 1))); err != nil && !errors.Is(err, unix.EINTR) {
-				return answers, proven
+				return answers, proven, ctlAns
 			}
 			for i, fd := range fds {
 				if fd >= 0 && answers[i].Answer == "none" {
@@ -109,7 +114,7 @@ func udpOrdered(ctx context.Context, addr netip.Addr, port int, sizes []int, df 
 			}
 			if answeredAt.IsZero() && readErrQueue(ctl, &ctlAns) {
 				if ctlAns.Answer != "port_unreachable" {
-					return answers, proven // not a closed port answering: no proof this way
+					return answers, proven, ctlAns // not a closed port answering: no proof this way
 				}
 				answeredAt = time.Now()
 				pacer.answered(answeredAt)
@@ -128,7 +133,7 @@ func udpOrdered(ctx context.Context, addr netip.Addr, port int, sizes []int, df 
 			}
 		}
 	}
-	return answers, proven
+	return answers, proven, ctlAns
 }
 
 // udpSocket opens a UDP socket connected to addr:port with Don't Fragment
