@@ -88,6 +88,9 @@ func BenchmarkProbeS2(b *testing.B) {
 				b.Fatalf("IPv%d run %d: %s %d, want pmtud_blackhole 1400", fam, i, doc.Verdict, doc.PathMTU)
 			}
 			runs[fi] = append(runs[fi], res.Duration)
+			if res.Duration > 2*time.Second {
+				fmt.Printf("slow run: IPv%d run %d took %v: %s\n", fam, i+1, res.Duration.Round(time.Millisecond), slowTests(doc))
+			}
 			b.StartTimer()
 		}
 	}
@@ -155,6 +158,26 @@ func pingBisect(ctx context.Context, n *testnet.Net, fam int) (time.Duration, in
 		}
 	}
 	return time.Since(start), lo, steps
+}
+
+// slowTests names the tests of a run that took more than a second.
+func slowTests(doc probeDoc) string {
+	var out []string
+	for _, raw := range doc.Tests {
+		var tt struct {
+			Name   string         `json:"name"`
+			Params map[string]any `json:"params"`
+			Result map[string]any `json:"result"`
+			MS     float64        `json:"duration_ms"`
+		}
+		if json.Unmarshal(raw, &tt) == nil && tt.MS > 1000 {
+			out = append(out, fmt.Sprintf("%s %v %.0f ms (retried %v, copies %v)", tt.Name, tt.Params, tt.MS, tt.Result["retried"], tt.Result["copies"]))
+		}
+	}
+	if len(out) > 6 {
+		out = append(out[:6], fmt.Sprintf("and %d more", len(out)-6))
+	}
+	return strings.Join(out, "; ")
 }
 
 // loadAvg is the first field of /proc/loadavg, for the benchmark's log:
