@@ -16,12 +16,23 @@ func lockDir(dir string) (unlock func(), err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
+	return flockDir(dir, syscall.LOCK_EX)
+}
+
+// tryLockDir is lockDir without waiting: ok is false when an import or
+// update holds the lock (or dir does not exist).
+func tryLockDir(dir string) (unlock func(), ok bool) {
+	u, err := flockDir(dir, syscall.LOCK_EX|syscall.LOCK_NB)
+	return u, err == nil
+}
+
+func flockDir(dir string, how int) (unlock func(), err error) {
 	d, err := os.Open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", dir, err)
 	}
 	for {
-		err = syscall.Flock(int(d.Fd()), syscall.LOCK_EX)
+		err = syscall.Flock(int(d.Fd()), how)
 		if err != syscall.EINTR {
 			break
 		}
