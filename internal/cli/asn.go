@@ -39,6 +39,13 @@ npm package @ip-location-db/asn as a .tgz.`,
 	imp := &cobra.Command{
 		Use:   "import FILE...",
 		Short: "Build the database from dataset files, replacing the old one atomically",
+		Long: `import builds the database from dataset files (MMDB, iptoasn TSV,
+ip-location-db CSV, gzipped or not, or a .tgz package such as the one
+npm pack @ip-location-db/asn downloads) and replaces the old one atomically.
+Where ranges overlap the narrower one wins; the overlaps are counted, logged
+at debug level and listed by asn status. --strict makes an overlap an error
+instead. --allow-overlaps, from when failing was the default, is accepted and
+does nothing.`,
 		Args:  cobra.MinimumNArgs(1),
 		RunE:  func(cmd *cobra.Command, files []string) error { return a.runImport(g, files) },
 	}
