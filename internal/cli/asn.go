@@ -46,8 +46,8 @@ Where ranges overlap the narrower one wins; the overlaps are counted, logged
 at debug level and listed by asn status. --strict makes an overlap an error
 instead. --allow-overlaps, from when failing was the default, is accepted and
 does nothing.`,
-		Args:  cobra.MinimumNArgs(1),
-		RunE:  func(cmd *cobra.Command, files []string) error { return a.runImport(g, files) },
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, files []string) error { return a.runImport(g, files) },
 	}
 	overlapFlags(imp, a)
 	imp.Flags().StringVar(&a.attribution, "attribution", "", "attribution to show with the data, replacing the detected one")
