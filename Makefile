@@ -13,3 +13,12 @@ vet:
 # wait on timeouts, hence more parallel tests than cores.
 test: vet build
 	MTUSCOPE_BIN=$(CURDIR)/bin/mtuscope MTUSCOPE_ARTIFACTS=$(CURDIR)/bin/artifacts $(GO) test -count=1 -parallel 16 -timeout 30m ./...
+
+# A FROM-scratch container image (deploy/container/Containerfile) with podman.
+IMAGE ?= localhost/mtuscope:dev
+.PHONY: image
+image:
+	rm -rf bin/image && mkdir -p bin/image/data
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/image/mtuscope ./cmd/mtuscope
+	cp /etc/ssl/certs/ca-certificates.crt bin/image/
+	podman build -t $(IMAGE) -f deploy/container/Containerfile bin/image

@@ -51,7 +51,7 @@ func setupBench(b *testing.B) *benchData {
 		bench.dir = dir
 		bench.db = filepath.Join(dir, "asn.db")
 		start := time.Now()
-		if _, err := asn.Import(bench.db, []asn.Input{{Path: tgz}}, asn.ImportOptions{AllowOverlaps: true}); err != nil {
+		if _, err := asn.Import(bench.db, []asn.Input{{Path: tgz}}, asn.ImportOptions{}); err != nil {
 			b.Fatal(err)
 		}
 		bench.importS = time.Since(start).Seconds()
@@ -219,7 +219,7 @@ func BenchmarkImport(b *testing.B) {
 	b.Run("store=mtuscope", func(b *testing.B) {
 		tgz := asntest.IPLocationDB(b)
 		for b.Loop() {
-			if _, err := asn.Import(filepath.Join(d.dir, "again.db"), []asn.Input{{Path: tgz}}, asn.ImportOptions{AllowOverlaps: true}); err != nil {
+			if _, err := asn.Import(filepath.Join(d.dir, "again.db"), []asn.Input{{Path: tgz}}, asn.ImportOptions{}); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -1,7 +1,6 @@
 package asn
 
 import (
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -16,46 +15,110 @@ import (
 const maxOrgLen = 1024
 
 // ParseCSV reads ip-location-db CSV ("start,end,asn,org", addresses as
-// text, RFC 4180 quoting, one family or both). A header line is skipped;
-// lines starting with '#' are comments. Every error names the line.
+// text, RFC 4180 quoting within a line, one family or both). A header line
+// is skipped; lines starting with '#' are comments. Every error names the
+// line.
 func ParseCSV(r io.Reader, name string) ([]Range, error) {
-	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = -1
-	cr.Comment = '#'
-	cr.ReuseRecord = true
 	var out []Range
-	for first := true; ; first = false {
-		rec, err := cr.Read()
+	err := parseCSV(r, name, func(rg Range) error { out = append(out, rg); return nil })
+	return out, err
+}
+
+// parseCSV is ParseCSV handing each row to emit as it is read, so memory
+// does not grow with the input.
+func parseCSV(r io.Reader, name string, emit func(Range) error) error {
+	lr := newLineReader(r)
+	var fields []string
+	first := true
+	for {
+		b, err := lr.next()
 		if errors.Is(err, io.EOF) {
-			break
+			return nil
 		}
 		if err != nil {
-			var pe *csv.ParseError
-			if errors.As(err, &pe) {
-				return nil, &PositionError{Name: name, Line: pe.Line, Err: fmt.Errorf("CSV syntax: %w", pe.Err)}
-			}
-			return nil, &PositionError{Name: name, Err: err}
+			return &PositionError{Name: name, Line: lr.line, Err: err}
 		}
-		line, _ := cr.FieldPos(0)
-		if first && isHeader(rec) {
+		if len(b) == 0 || b[0] == '#' {
 			continue
 		}
-		if len(rec) != 3 && len(rec) != 4 {
-			return nil, &PositionError{Name: name, Line: line,
-				Err: fmt.Errorf("%d fields, want start,end,asn[,org]", len(rec))}
+		fields, err = splitCSV(fields[:0], b)
+		if err != nil {
+			return &PositionError{Name: name, Line: lr.line, Err: fmt.Errorf("CSV syntax: %w", err)}
+		}
+		if first {
+			first = false
+			if isHeader(fields) {
+				continue
+			}
+		}
+		if len(fields) != 3 && len(fields) != 4 {
+			return &PositionError{Name: name, Line: lr.line,
+				Err: fmt.Errorf("%d fields, want start,end,asn[,org]", len(fields))}
 		}
 		org := ""
-		if len(rec) == 4 {
-			org = rec[3]
+		if len(fields) == 4 {
+			org = fields[3]
 		}
-		rg, err := parseRow(rec[0], rec[1], rec[2], org)
+		rg, err := parseRow(fields[0], fields[1], fields[2], org)
 		if err != nil {
-			return nil, &PositionError{Name: name, Line: line, Err: err}
+			return &PositionError{Name: name, Line: lr.line, Err: err}
 		}
-		rg.Line = line
-		out = append(out, rg)
+		rg.Line = lr.line
+		if err := emit(rg); err != nil {
+			return err
+		}
 	}
-	return out, nil
+}
+
+// splitCSV splits one line into RFC 4180 fields: a field in double quotes
+// may hold commas and doubled quotes; a quote inside an unquoted field is
+// an error, as is text after a closing quote. A quoted field cannot span
+// lines (no dataset needs it, and it would make a line unbounded).
+func splitCSV(out []string, b []byte) ([]string, error) {
+	s := string(b)
+	for {
+		if !strings.HasPrefix(s, `"`) {
+			i := strings.IndexByte(s, ',')
+			f := s
+			if i >= 0 {
+				f = s[:i]
+			}
+			if strings.IndexByte(f, '"') >= 0 {
+				return nil, errors.New(`bare " in a field without quotes`)
+			}
+			out = append(out, f)
+			if i < 0 {
+				return out, nil
+			}
+			s = s[i+1:]
+			continue
+		}
+		var sb strings.Builder
+		s = s[1:]
+		for {
+			i := strings.IndexByte(s, '"')
+			if i < 0 {
+				return nil, errors.New(`quoted field without its closing " (a field cannot span lines)`)
+			}
+			sb.WriteString(s[:i])
+			s = s[i+1:]
+			if strings.HasPrefix(s, `"`) {
+				sb.WriteByte('"')
+				s = s[1:]
+				continue
+			}
+			break
+		}
+		out = append(out, sb.String())
+		switch {
+		case s == "":
+			return out, nil
+		case s[0] == ',':
+			s = s[1:]
+		default:
+			return nil, errors.New(`text after the closing " of a quoted field`)
+		}
+	}
 }
 
 // isHeader reports whether a first line names columns rather than holding

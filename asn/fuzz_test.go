@@ -3,6 +3,7 @@ package asn_test
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"hash/crc32"
 	"testing"
 
@@ -14,10 +15,12 @@ import (
 // that the table survives an encode/decode trip and answers each range's
 // ends with its AS.
 func checkBuilt(t *testing.T, rs []asn.Range) {
-	tb, err := asn.Build([]asn.Source{{Name: "fuzz", Ranges: rs}}, asn.BuildOptions{})
+	tb, err := asn.Build([]asn.Source{{Name: "fuzz", Ranges: rs}}, asn.BuildOptions{Strict: true})
 	if err != nil {
-		// The tolerant build must not fail on overlaps alone.
-		_, _ = asn.Build([]asn.Source{{Name: "fuzz", Ranges: rs}}, asn.BuildOptions{AllowOverlaps: true})
+		// The default build must not fail on overlaps alone.
+		if _, err := asn.Build([]asn.Source{{Name: "fuzz", Ranges: rs}}, asn.BuildOptions{}); errors.Is(err, asn.ErrOverlap) {
+			t.Fatalf("the default build failed on an overlap: %v", err)
+		}
 		return
 	}
 	b, err := tb.Encode()
@@ -57,6 +60,13 @@ var craftedText = []string{
 	"\t\t\t\t\n", "1.0.0.0\t\t\t\t\n",
 	"1.2.3.4,1.2.3.4,1,\"a\"\"b\"\n", "1.2.3.4,1.2.3.4,1,\"unterminated\n",
 	"1.2.3.4,1.2.3.4,1,\xff\xfe\n",
+	// The line-based CSV splitter: quotes in every position.
+	"1.2.3.4,1.2.3.4,1,\"a\"x\n", "1.2.3.4,1.2.3.4,1,a\"b\n", "\"1.2.3.4\",\"1.2.3.4\",\"1\",\"q\"\n",
+	"1.2.3.4,1.2.3.4,1,\"\"\n", "1.2.3.4,1.2.3.4,1,\"\"\"\"\n", "1.2.3.4,1.2.3.4,1,\"a,\n", "\"\n\"\n",
+	"1.2.3.4,1.2.3.4,1,\"x\"\r\n", "1.2.3.4,1.2.3.4,1,x,\n", ",1.2.3.4,1.2.3.4,1\n",
+	// Repeated and nested rows.
+	"1.0.0.0,1.0.0.255,1,a\n1.0.0.0,1.0.0.255,1,a\n1.0.0.0,1.0.0.255,2,b\n",
+	"1.0.0.0,1.0.255.255,1,a\n1.0.0.0,1.0.0.255,2,b\n1.0.0.128,1.0.0.200,3,c\n0.0.0.0,0.0.0.1,4,d\n",
 }
 
 func FuzzParseCSV(f *testing.F) {
@@ -104,7 +114,7 @@ func FuzzReadData(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		srcs, err := asn.ReadData(data, "fuzz")
 		if err == nil {
-			_, _ = asn.Build(srcs, asn.BuildOptions{AllowOverlaps: true})
+			_, _ = asn.Build(srcs, asn.BuildOptions{})
 		}
 	})
 }

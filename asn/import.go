@@ -19,17 +19,31 @@ type Input struct {
 
 // ImportOptions control Import.
 type ImportOptions struct {
-	AllowOverlaps bool         // see BuildOptions
-	Attribution   string       // replaces the attribution of every source when set
-	Logger        *slog.Logger // nil discards
-	Now           func() time.Time
+	Strict      bool         // see BuildOptions: overlapping ranges are an error
+	Attribution string       // replaces the attribution of every source when set
+	Logger      *slog.Logger // nil discards
+	Now         func() time.Time
 }
 
 // Import reads inputs, builds a table and replaces the database at dbPath
 // atomically: the new file is written beside it, synced and renamed over
 // it, so a failed or interrupted import leaves the previous database in
-// place and usable. It returns the metadata of the new database.
+// place and usable. Rows are parsed as they stream in and overlaps are
+// resolved as they appear, so memory follows the size of the resulting
+// table, not of the input. Imports into one directory run one at a time;
+// temporary files that a killed import left there are removed first. It
+// returns the metadata of the new database.
 func Import(dbPath string, inputs []Input, opts ImportOptions) (Meta, error) {
+	unlock, err := lockDir(filepath.Dir(dbPath))
+	if err != nil {
+		return Meta{}, fmt.Errorf("import: %w", err)
+	}
+	defer unlock()
+	return importLocked(dbPath, inputs, opts)
+}
+
+// importLocked is Import with the directory lock held.
+func importLocked(dbPath string, inputs []Input, opts ImportOptions) (Meta, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -37,44 +51,47 @@ func Import(dbPath string, inputs []Input, opts ImportOptions) (Meta, error) {
 	if len(inputs) == 0 {
 		return Meta{}, errors.New("import: no input files")
 	}
-	var srcs []Source
+	removeTemps(filepath.Dir(dbPath), filepath.Base(dbPath)+".tmp-", lockedTempAge)
+	b := newBuilder(BuildOptions{Strict: opts.Strict, Logger: log})
 	for _, in := range inputs {
 		name := in.Name
 		if name == "" {
 			name = in.Path
 		}
 		start := time.Now()
-		s, err := ReadFile(in.Path, name)
-		if err != nil {
+		n := len(b.meta.Sources)
+		if err := readFile(in.Path, name, b); err != nil {
 			return Meta{}, fmt.Errorf("import: %w", err)
 		}
-		for _, x := range s {
-			log.Debug("read dataset", "name", x.Name, "format", x.Format, "rows", len(x.Ranges), "took", time.Since(start))
+		for _, x := range b.meta.Sources[n:] {
+			log.Debug("read dataset", "name", x.Name, "format", x.Format, "rows", x.Ranges, "took", time.Since(start))
 		}
-		srcs = append(srcs, s...)
 	}
 	if opts.Attribution != "" {
-		for i := range srcs {
-			srcs[i].Attribution = opts.Attribution
+		for i := range b.meta.Sources {
+			b.meta.Sources[i].Attribution = opts.Attribution
 		}
 	}
-	t, err := Build(srcs, BuildOptions{AllowOverlaps: opts.AllowOverlaps, Logger: log})
+	t, err := b.finish()
 	if err != nil {
 		return Meta{}, fmt.Errorf("import: %w", err)
 	}
 	if t.meta.V4Ranges+t.meta.V6Ranges == 0 {
 		return Meta{}, errors.New("import: the input holds no range with an AS number")
 	}
+	if t.meta.Overlaps > 0 {
+		log.Debug("overlapping ranges resolved, the narrower winning", "overlaps", t.meta.Overlaps)
+	}
 	now := time.Now
 	if opts.Now != nil {
 		now = opts.Now
 	}
 	t.meta.ImportedAt = now().UTC()
-	b, err := t.Encode()
+	enc, err := t.Encode()
 	if err != nil {
 		return Meta{}, fmt.Errorf("import: %w", err)
 	}
-	if err := WriteAtomic(dbPath, b); err != nil {
+	if err := WriteAtomic(dbPath, enc); err != nil {
 		return Meta{}, fmt.Errorf("import: %w", err)
 	}
 	return t.meta, nil
@@ -83,13 +100,14 @@ func Import(dbPath string, inputs []Input, opts ImportOptions) (Meta, error) {
 // WriteAtomic replaces path with data: write a temporary file in the same
 // directory, sync it, rename it over path and sync the directory. Readers
 // see the old file or the new one, never a mix. Temporary files an
-// interrupted run left behind for more than an hour are removed.
+// interrupted run left behind for more than an hour are removed (Import
+// removes them all, holding the directory lock).
 func WriteAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
-	removeStale(dir, filepath.Base(path)+".tmp-")
+	removeTemps(dir, filepath.Base(path)+".tmp-", time.Hour)
 	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("create temporary file: %w", err)
@@ -125,13 +143,16 @@ func WriteAtomic(path string, data []byte) error {
 	return nil
 }
 
-func removeStale(dir, prefix string) {
+// removeTemps removes the files in dir whose names start with prefix and
+// that are older than age: temporary files of a run that was killed. With
+// the directory lock held no other run is writing any, and age is 0.
+func removeTemps(dir, prefix string, age time.Duration) {
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
 		if !strings.HasPrefix(e.Name(), prefix) {
 			continue
 		}
-		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > time.Hour {
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) >= age {
 			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}

@@ -125,7 +125,13 @@ func badInputs(t *testing.T) []struct {
 		{"csv asn too big", "a.csv", []byte("1.0.0.0,1.0.0.255,4294967296,x\n"), "AS number"},
 		{"csv numeric addresses", "a.csv", []byte("16777216,16777471,13335,x\n"), "numeric address"},
 		{"csv reversed", "a.csv", []byte("8.8.8.255,8.8.8.0,15169,x\n"), "a.csv:1: reversed range"},
-		{"csv overlapping", "a.csv", []byte(csvV4 + "8.8.8.128,8.8.9.0,1,x\n"), "overlapping ranges: a.csv:3 (8.8.8.0-8.8.8.255 AS15169) and a.csv:6"},
+		{"csv overlapping, strict", "a.csv", []byte(csvV4 + "8.8.8.128,8.8.9.0,1,x\n"), "overlapping ranges: a.csv:3 (8.8.8.0-8.8.8.255 AS15169) and a.csv:6"},
+		{"csv overlapping sorted, strict", "a.csv", []byte("8.8.8.0,8.8.8.255,15169,G\n8.8.8.128,8.8.9.0,1,x\n9.9.9.0,9.9.9.255,19281,Q\n"), "overlapping ranges: a.csv:1 (8.8.8.0-8.8.8.255 AS15169) and a.csv:2"},
+		{"csv one line repeated", "a.csv", []byte(strings.Repeat("8.8.8.0,8.8.8.255,15169,G\n", 30000)), "not an IP-to-ASN dataset: 10001 of 10002 rows overlap"},
+		{"csv bare quote", "a.csv", []byte("8.8.8.0,8.8.8.255,15169,G\"x\n"), "a.csv:1: CSV syntax: bare"},
+		{"csv text after quote", "a.csv", []byte("8.8.8.0,8.8.8.255,15169,\"G\"x\n"), "a.csv:1: CSV syntax: text after"},
+		{"csv long line", "a.csv", []byte("1.0.0.0,1.0.0.1,1," + strings.Repeat("x", 70000) + "\n"), "a.csv:1: line longer than"},
+		{"zeros", "a.csv", make([]byte, 10000), "binary content"},
 		{"csv mixed family", "a.csv", []byte("8.8.8.0,2001::,1,x\n"), "mixes IPv4 and IPv6"},
 		{"csv only not routed", "a.csv", []byte("8.8.8.0,8.8.8.255,0,x\n"), "no range with an AS number"},
 		{"tsv truncated", "a.tsv", []byte(tsv + "9.9.10.0\t9.9.10.255\t1"), "a.tsv:6: 3 tab-separated fields"},
@@ -168,7 +174,7 @@ func TestImportBadInput(t *testing.T) {
 				data = before
 			}
 			f := asntest.WriteFile(t, t.TempDir(), tc.file, data)
-			_, err := asn.Import(db, []asn.Input{{Path: f, Name: tc.file}}, asn.ImportOptions{})
+			_, err := asn.Import(db, []asn.Input{{Path: f, Name: tc.file}}, asn.ImportOptions{Strict: strings.HasSuffix(tc.name, ", strict")})
 			if err == nil {
 				t.Fatalf("import succeeded, want an error mentioning %q", tc.want)
 			}

@@ -33,7 +33,7 @@ func TestRealData(t *testing.T) {
 	tgz := asntest.IPLocationDB(t)
 	db := filepath.Join(t.TempDir(), "asn.db")
 	start := time.Now()
-	meta, err := asn.Import(db, []asn.Input{{Path: tgz}}, asn.ImportOptions{AllowOverlaps: true})
+	meta, err := asn.Import(db, []asn.Input{{Path: tgz}}, asn.ImportOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

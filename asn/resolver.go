@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,12 @@ func Open(path string, logger *slog.Logger) (*Resolver, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	r := &Resolver{path: path, log: logger}
+	// Temporary files of an import that was killed go at the next start
+	// of whatever reads the database, when no import is running.
+	if unlock, ok := tryLockDir(filepath.Dir(path)); ok {
+		removeTemps(filepath.Dir(path), filepath.Base(path)+".tmp-", lockedTempAge)
+		unlock()
+	}
 	if _, err := r.Reload(); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}

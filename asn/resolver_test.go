@@ -2,6 +2,8 @@ package asn_test
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -129,5 +131,23 @@ func TestResolverWatch(t *testing.T) {
 	}
 	if !r.Status().Loaded || r.Status().Attribution == "" {
 		t.Errorf("status after load: %+v", r.Status())
+	}
+}
+
+// TestOpenRemovesKilledImportTemp: opening the database (serve, lookup,
+// status) removes the temporary file a killed import left, however recent,
+// unless an import holds the directory.
+func TestOpenRemovesKilledImportTemp(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "asn.db")
+	left := filepath.Join(dir, "asn.db.tmp-42")
+	if err := os.WriteFile(left, []byte("half a database"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := asn.Open(db, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(left); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the killed import's temporary file is still there: %v", err)
 	}
 }

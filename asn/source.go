@@ -48,6 +48,15 @@ type Meta struct {
 	V4Ranges   int          `json:"v4_ranges"`
 	V6Ranges   int          `json:"v6_ranges"`
 	Overlaps   int          `json:"overlaps,omitempty"` // overlapping input rows resolved narrowest-first
+	// OverlapList names the first overlaps resolved (at most 20).
+	OverlapList []Overlap `json:"overlap_list,omitempty"`
+}
+
+// Overlap names two overlapping rows: "file:line (start-end ASn)" each; B
+// overlaps A, the wider range reaching furthest before it.
+type Overlap struct {
+	A string `json:"a"`
+	B string `json:"b"`
 }
 
 // Attribution joins the distinct attributions of the sources, the text to

@@ -15,9 +15,9 @@ func rng(first, last string, n uint32, org string) asn.Range {
 	return asn.Range{First: netip.MustParseAddr(first), Last: netip.MustParseAddr(last), ASN: n, Org: org}
 }
 
-func build(t *testing.T, allow bool, rs ...asn.Range) *asn.Table {
+func build(t *testing.T, strict bool, rs ...asn.Range) *asn.Table {
 	t.Helper()
-	tb, err := asn.Build([]asn.Source{{Name: "test", Ranges: rs}}, asn.BuildOptions{AllowOverlaps: allow})
+	tb, err := asn.Build([]asn.Source{{Name: "test", Ranges: rs}}, asn.BuildOptions{Strict: strict})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +25,7 @@ func build(t *testing.T, allow bool, rs ...asn.Range) *asn.Table {
 }
 
 func TestTableLookup(t *testing.T) {
-	tb := build(t, false,
+	tb := build(t, true,
 		rng("0.0.0.0", "0.0.0.255", 1, "first"),
 		rng("8.8.12.0", "8.8.29.255", 3356, "Level 3"),
 		rng("8.8.8.0", "8.8.8.255", 15169, "Google LLC"),
@@ -96,7 +96,7 @@ func TestBuildErrors(t *testing.T) {
 			for i := range tc.rs {
 				tc.rs[i].Line = 6 + i
 			}
-			_, err := asn.Build([]asn.Source{{Name: "test", Ranges: tc.rs}}, asn.BuildOptions{})
+			_, err := asn.Build([]asn.Source{{Name: "test", Ranges: tc.rs}}, asn.BuildOptions{Strict: true})
 			if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) || !strings.Contains(err.Error(), tc.msg) {
 				t.Errorf("error %v, want %v mentioning %q", err, tc.want, tc.msg)
 			}
@@ -104,8 +104,8 @@ func TestBuildErrors(t *testing.T) {
 	}
 }
 
-func TestBuildAllowOverlaps(t *testing.T) {
-	tb := build(t, true,
+func TestBuildResolvesOverlaps(t *testing.T) {
+	tb := build(t, false,
 		rng("10.0.0.0", "10.255.255.255", 1, "wide"),
 		rng("10.1.0.0", "10.1.255.255", 2, "narrow"),
 		rng("10.1.2.0", "10.1.2.255", 3, "narrower"),
@@ -139,7 +139,7 @@ func TestTableMatchesLinearScan(t *testing.T) {
 			x += n + 1
 		}
 	}
-	tb := build(t, false, rs...)
+	tb := build(t, true, rs...)
 	b, err := tb.Encode()
 	if err != nil {
 		t.Fatal(err)

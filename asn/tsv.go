@@ -17,36 +17,74 @@ const maxLine = 64 << 10
 // AS_description" separated by tabs. Rows of AS 0 ("Not routed") are kept
 // here and left out when the table is built. Every error names the line.
 func ParseTSV(r io.Reader, name string) ([]Range, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), maxLine)
 	var out []Range
-	line := 0
-	for sc.Scan() {
-		line++
-		b := bytes.TrimRight(sc.Bytes(), "\r")
+	err := parseTSV(r, name, func(rg Range) error { out = append(out, rg); return nil })
+	return out, err
+}
+
+// parseTSV is ParseTSV handing each row to emit as it is read.
+func parseTSV(r io.Reader, name string, emit func(Range) error) error {
+	lr := newLineReader(r)
+	for {
+		b, err := lr.next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return &PositionError{Name: name, Line: lr.line, Err: err}
+		}
 		if len(bytes.TrimSpace(b)) == 0 || b[0] == '#' {
 			continue
 		}
 		f := strings.Split(string(b), "\t")
 		if len(f) != 5 {
-			return nil, &PositionError{Name: name, Line: line,
+			return &PositionError{Name: name, Line: lr.line,
 				Err: fmt.Errorf("%d tab-separated fields, want 5 (start, end, AS number, country, description)", len(f))}
 		}
 		rg, err := parseRow(f[0], f[1], f[2], f[4])
 		if err != nil {
-			return nil, &PositionError{Name: name, Line: line, Err: err}
+			return &PositionError{Name: name, Line: lr.line, Err: err}
 		}
 		if rg.ASN == 0 {
 			rg.Org = "" // "Not routed"
 		}
-		rg.Line = line
-		out = append(out, rg)
-	}
-	if err := sc.Err(); err != nil {
-		if errors.Is(err, bufio.ErrTooLong) {
-			return nil, &PositionError{Name: name, Line: line + 1, Err: fmt.Errorf("line longer than %d bytes", maxLine)}
+		rg.Line = lr.line
+		if err := emit(rg); err != nil {
+			return err
 		}
-		return nil, &PositionError{Name: name, Line: line + 1, Err: err}
 	}
-	return out, nil
+}
+
+// lineReader reads lines of at most maxLine bytes, without their "\n" or
+// "\r\n", counting them.
+type lineReader struct {
+	br   *bufio.Reader
+	line int
+}
+
+func newLineReader(r io.Reader) *lineReader {
+	br, ok := r.(*bufio.Reader)
+	if !ok || br.Size() < maxLine {
+		br = bufio.NewReaderSize(r, maxLine)
+	}
+	return &lineReader{br: br}
+}
+
+// next returns the next line; the slice is valid until the next call.
+func (l *lineReader) next() ([]byte, error) {
+	b, err := l.br.ReadSlice('\n')
+	l.line++
+	switch {
+	case errors.Is(err, bufio.ErrBufferFull):
+		return nil, fmt.Errorf("line longer than %d bytes", maxLine)
+	case errors.Is(err, io.EOF):
+		if len(b) == 0 {
+			l.line--
+			return nil, io.EOF
+		}
+	case err != nil:
+		return nil, err
+	}
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	return bytes.TrimSuffix(b, []byte("\r")), nil
 }

@@ -82,6 +82,11 @@ func (u *Updater) Update(ctx context.Context) (UpdateResult, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return UpdateResult{}, fmt.Errorf("update: %w", err)
 	}
+	unlock, err := lockDir(filepath.Dir(u.DBPath))
+	if err != nil {
+		return UpdateResult{}, fmt.Errorf("update: %w", err)
+	}
+	defer unlock()
 	statePath := filepath.Join(dir, "state.json")
 	state := map[string]validators{}
 	if b, err := os.ReadFile(statePath); err == nil {
@@ -113,7 +118,7 @@ func (u *Updater) Update(ctx context.Context) (UpdateResult, error) {
 		if !kept {
 			v = validators{File: fileFor(raw)}
 		}
-		removeStale(dir, v.File+".part-") // left by an interrupted run
+		removeTemps(dir, v.File+".part-", lockedTempAge) // left by a killed run
 		tmp, n, err := fetch(ctx, client, raw, v, kept && haveDB, dir)
 		if err != nil {
 			return res, fmt.Errorf("update: %w; the database was not changed", err)
@@ -138,7 +143,7 @@ func (u *Updater) Update(ctx context.Context) (UpdateResult, error) {
 	if fresh == 0 && haveDB {
 		return res, nil
 	}
-	meta, err := Import(u.DBPath, inputs, u.Import)
+	meta, err := importLocked(u.DBPath, inputs, u.Import)
 	if err != nil {
 		return res, fmt.Errorf("update: %w; the database was not changed", err)
 	}

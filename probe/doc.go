@@ -15,6 +15,6 @@ package probe
 // Bounds on what one run may cost the server and the network.
 const (
 	MaxConnections = 200 // TCP connections per run, all tests together
-	MaxInFlight    = 40  // TCP connections open at the same time
+	MaxInFlight    = 48  // TCP connections open at the same time
 	MaxDatagrams   = 120 // ICMP echo requests per run
 )

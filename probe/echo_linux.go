@@ -26,7 +26,10 @@ func (r *runner) echoTests(ctx context.Context, localMTU int) ([]EchoTest, strin
 		return nil, "ICMP echo tests: " + err.Error()
 	}
 	defer frag.Close()
-	timeout := r.hsTimeout
+	// An echo is answered by the kernel, with no server work to wait for:
+	// the round trip and a margin will do (the handshake timeout is 600 ms
+	// plus 4 RTT, or more for a slow server).
+	timeout := max(300*time.Millisecond, r.hsTimeout-500*time.Millisecond)
 	floor := 576
 	if r.addr.Is6() {
 		floor = 1280

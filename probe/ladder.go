@@ -1,6 +1,9 @@
 package probe
 
-import "sort"
+import (
+	"maps"
+	"sort"
+)
 
 // ladder searches, to the byte, for the largest value in [lo, hi] at which a
 // test passes, in rounds of parallel tests: a coarse round over hi, common
@@ -25,6 +28,13 @@ type ladder struct {
 
 func newLadder(lo, hi int, plateau []int, coarse, fine int) *ladder {
 	return &ladder{lo: lo, hi: hi, plateau: plateau, coarse: coarse, fine: fine, pass: map[int]int{}, fail: map[int]int{}}
+}
+
+// clone returns an independent copy of l.
+func (l *ladder) clone() *ladder {
+	c := *l
+	c.pass, c.fail = maps.Clone(l.pass), maps.Clone(l.fail)
+	return &c
 }
 
 // record notes one result at v.

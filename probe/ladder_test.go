@@ -2,6 +2,7 @@ package probe
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -85,5 +86,41 @@ func TestSpread(t *testing.T) {
 	got := spread(100, 200, 5)
 	if len(got) != 5 || got[0] != 200 || got[4] != 100 {
 		t.Errorf("spread(100,200,5) = %v", got)
+	}
+}
+
+// TestLadderSpeculation: the round a speculation starts (pending rungs
+// taken as failures) is, on a path where they do fail, the round the
+// ladder asks for next, and the clone leaves the ladder as it was.
+func TestLadderSpeculation(t *testing.T) {
+	l := newLadder(536, 1460, testPlateaus, 12, 20)
+	coarse := l.next()
+	var pending []int
+	for _, v := range coarse {
+		if v <= 1360 {
+			l.record(v, true) // the passes are in
+		} else {
+			pending = append(pending, v)
+		}
+	}
+	c := l.clone()
+	for _, v := range pending {
+		c.record(v, false)
+	}
+	spec := c.next()
+	if l.rounds != 1 || len(l.fail) != 0 {
+		t.Fatalf("the clone changed the ladder: rounds %d, failures %v", l.rounds, l.fail)
+	}
+	for _, v := range pending {
+		l.record(v, false) // as they turn out
+	}
+	if real := l.next(); !slices.Equal(spec, real) {
+		t.Errorf("speculative round %v, real round %v", spec, real)
+	}
+	for _, v := range spec {
+		c.record(v, v <= 1360)
+	}
+	if !c.done() || c.maxPass() != 1360 {
+		t.Errorf("after the speculative round: done %v, max pass %d", c.done(), c.maxPass())
 	}
 }

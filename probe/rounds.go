@@ -71,7 +71,7 @@ func (r *runner) ladders(ctx context.Context, floor, hi int, small tlswire.Hello
 			break
 		}
 		r.progress(fmt.Sprintf("round %d: %d handshakes", round, len(batch)), round)
-		results := r.runBatch(ctx, batch)
+		results := r.runRound(ctx, batch, map[string]*ladder{KindSmall: down, KindLarge: up})
 		if ctx.Err() != nil {
 			break // cancelled attempts prove nothing
 		}
@@ -175,19 +175,137 @@ func (r *runner) downPassedAt(mss int) bool {
 	return false
 }
 
-// runBatch runs attempts in parallel (within MaxInFlight) and returns their
-// evidence once all are done.
-func (r *runner) runBatch(ctx context.Context, batch []attempt) []Handshake {
-	out := make([]Handshake, len(batch))
-	var wg sync.WaitGroup
-	for i, a := range batch {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			out[i] = r.handshake(ctx, a.kind, a.mss, a.spec)
-		}()
+// flight is an attempt under way.
+type flight struct {
+	a       attempt
+	start   time.Time
+	cancel  context.CancelFunc
+	dropped bool // cancelled by speculation: its result is thrown away
+}
+
+// speculateQuiet is the least time without a new result, once results
+// have come in, before runRound speculates.
+const speculateQuiet = 100 * time.Millisecond
+
+// runRound runs a round's attempts in parallel (within MaxInFlight) and
+// returns their evidence once all are done. A failure costs the whole
+// handshake timeout while a pass comes back within a few round trips, so
+// once the passes are in and the rest has been quiet for a while, it
+// speculates: it takes the attempts still running as failures, asks each
+// ladder for the round that would follow, and starts it at once, inside
+// the same round. Attempts above the lowest one still running of a ladder
+// are cancelled to make room (their answer would not change the next
+// round). Every speculative attempt is a real measurement: when the guess
+// was wrong (a slow pass), the ladder simply continues from what was
+// measured, one round later.
+func (r *runner) runRound(ctx context.Context, batch []attempt, ladders map[string]*ladder) []Handshake {
+	type landed struct {
+		f *flight
+		h Handshake
 	}
-	wg.Wait()
+	ch := make(chan landed, len(batch)+2*MaxInFlight)
+	pending := map[*flight]bool{}
+	launch := func(as []attempt) {
+		for _, a := range as {
+			fctx, cancel := context.WithCancel(ctx)
+			f := &flight{a: a, start: time.Now(), cancel: cancel}
+			pending[f] = true
+			go func() {
+				h := r.handshake(fctx, a.kind, a.mss, a.spec)
+				cancel()
+				ch <- landed{f, h}
+			}()
+		}
+	}
+	launch(batch)
+	var out []Handshake
+	var last time.Time
+	var slowest time.Duration
+	speculated := false
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for len(pending) > 0 {
+		select {
+		case l := <-ch:
+			delete(pending, l.f)
+			if l.f.dropped {
+				continue
+			}
+			out = append(out, l.h)
+			last = time.Now()
+			if l.h.Outcome == diagnose.Completed {
+				slowest = max(slowest, l.h.Duration)
+			}
+		case <-tick.C:
+			if speculated || slowest == 0 || ctx.Err() != nil || time.Since(last) < max(speculateQuiet, slowest/2) {
+				continue
+			}
+			ready := true
+			for f := range pending {
+				if ladders[f.a.kind] == nil || time.Since(f.start) < slowest {
+					ready = false
+				}
+			}
+			if ready {
+				speculated = true
+				launch(r.speculate(out, pending, ladders))
+			}
+		}
+	}
+	return out
+}
+
+// speculate returns, per ladder, the attempts of the round that would
+// follow if every attempt still pending failed, and cancels the pending
+// attempts above the lowest pending one of each ladder.
+func (r *runner) speculate(done []Handshake, pending map[*flight]bool, ladders map[string]*ladder) []attempt {
+	var out []attempt
+	for kind, l := range ladders {
+		c := l.clone()
+		var spec tlswire.HelloSpec
+		for _, h := range done {
+			if h.Kind != kind {
+				continue
+			}
+			ok, decided := smallPassed(h)
+			if kind == KindLarge {
+				ok, decided = largePassed(h)
+			}
+			if decided {
+				c.record(h.MSS, ok)
+			}
+		}
+		busy := map[int]bool{}
+		edge := 0 // the lowest pending value above the largest pass
+		for f := range pending {
+			if f.a.kind == kind {
+				spec = f.a.spec
+				c.record(f.a.mss, false)
+				if f.a.mss > c.maxPass() && (edge == 0 || f.a.mss < edge) {
+					edge = f.a.mss
+				}
+			}
+		}
+		if edge == 0 {
+			continue
+		}
+		for f := range pending {
+			if f.a.kind == kind {
+				if f.a.mss > edge {
+					f.dropped = true
+					f.cancel()
+				} else {
+					busy[f.a.mss] = true
+				}
+			}
+		}
+		for _, m := range c.next() {
+			if !busy[m] {
+				out = append(out, attempt{kind, m, spec})
+			}
+		}
+		r.log.Debug("speculative round", "kind", kind, "bracket", fmt.Sprintf("%d-%d", c.maxPass(), edge), "attempts", len(out))
+	}
 	return out
 }
 
@@ -215,35 +333,53 @@ func (r *runner) udpTests(ctx context.Context, localMTU int, rtt time.Duration) 
 		}
 		return t
 	}
-	// Side by side: if both are answered they compete for the server's ICMP
-	// tokens, and the loser's second copy, sent after a refill, wins.
+	// First the quick way: both datagrams, then a control, twice (see
+	// udpOrdered). What that answers or proves is settled; the rest goes
+	// the slow way, side by side: if both are answered there they compete
+	// for the server's ICMP tokens, and the loser's second copy, sent after
+	// a refill, wins.
+	sizes, dfs := []int{localMTU, 2000}, []bool{true, false}
+	start := time.Now()
+	quick, proven, ctl := udpOrdered(ctx, r.addr, udpPort, sizes, dfs, timeout, pacer)
 	tests := make([]UDPTest, 2)
 	var wg sync.WaitGroup
-	for i, p := range []struct {
-		size int
-		df   bool
-	}{{localMTU, true}, {2000, false}} {
+	for i := range sizes {
+		a := quick[i]
+		settled := a.Err == nil && (a.Answer == "port_unreachable" || a.Answer == "local_emsgsize" ||
+			a.Answer == "frag_needed" && dfs[i] || a.Answer == "none" && proven[i] >= 2)
+		if settled {
+			tests[i] = UDPTest{Size: sizes[i], DF: dfs[i], Port: udpPort, Answer: a.Answer, MTU: a.MTU, From: a.From,
+				Copies: a.Sent, Duration: time.Since(start)}
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tests[i] = probe(p.size, p.df)
+			tests[i] = probe(sizes[i], dfs[i])
 		}()
 	}
 	wg.Wait()
+	if proven[0] >= 2 || proven[1] >= 2 {
+		// The small control datagrams that proved a silence were answered:
+		// that is evidence too (UDP itself gets through).
+		tests = append(tests, UDPTest{Size: 128, DF: true, Port: udpPort, Answer: ctl.Answer, Copies: ctl.Sent,
+			Duration: time.Since(start)})
+	}
 	// Follow frag-needed answers down, at most a few plateaus.
 	for last := tests[0]; last.Answer == "frag_needed" && last.MTU > 0 && last.MTU < last.Size && len(tests) < 5; {
 		last = probe(last.MTU, true)
 		tests = append(tests, last)
 	}
+	// Silence the quick way proved needs no further control.
 	silent := false
-	for _, t := range tests {
-		silent = silent || (t.Answer == "none" || t.Answer == "none_unverified") && t.Error == ""
+	for i, t := range tests {
+		silent = silent || (t.Answer == "none" || t.Answer == "none_unverified") && t.Error == "" && (i >= 2 || proven[i] < 2)
 	}
 	if silent && ctx.Err() == nil {
 		control := probe(128, true)
 		if control.Answer != "port_unreachable" {
 			for i := range tests {
-				if tests[i].Answer == "none" {
+				if tests[i].Answer == "none" && (i >= 2 || proven[i] < 2) {
 					tests[i].Answer = "none_unverified"
 				}
 			}

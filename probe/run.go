@@ -24,8 +24,12 @@ type Config struct {
 	// ServerName is the SNI sent; default the target's host name (none for
 	// an IP literal).
 	ServerName string
-	// Timeout bounds the whole run (default 30 s).
+	// Timeout bounds the whole run (default 30 s), counted from Start.
 	Timeout time.Duration
+	// Start is when the run began, for a caller that did something on its
+	// behalf first; zero means when Run is called. Report.Elapsed counts
+	// from it too.
+	Start time.Time
 	// SkipICMP skips the ICMP echo tests even when privileged.
 	SkipICMP bool
 	Logger   *slog.Logger
@@ -33,6 +37,11 @@ type Config struct {
 	Progress func(Progress)
 	// Assistant is a cooperating mtuscope server; nil without one.
 	Assistant Assistant
+	// Detect, when set and Assistant is nil, finds out whether the target
+	// is a cooperating server (nil if not). Run calls it alongside its
+	// first tests, within the run's time bound, and waits for its answer
+	// only where an assistant would be used.
+	Detect func(ctx context.Context) Assistant
 }
 
 // Progress is a snapshot of a running probe.
@@ -165,10 +174,28 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	if cfg.Start.IsZero() {
+		cfg.Start = time.Now()
+	}
+	ctx, cancel := context.WithDeadline(ctx, cfg.Start.Add(cfg.Timeout))
 	defer cancel()
-	r := &runner{cfg: cfg, log: cfg.Logger, port: cfg.Target.Port, inflight: make(chan struct{}, MaxInFlight), start: time.Now()}
+	r := &runner{cfg: cfg, log: cfg.Logger, port: cfg.Target.Port, inflight: make(chan struct{}, MaxInFlight), start: cfg.Start}
 	rep := &Report{Target: cfg.Target.Input}
+	// Server detection runs alongside the first tests.
+	detected := make(chan Assistant, 1)
+	if cfg.Assistant == nil && cfg.Detect != nil {
+		go func() { detected <- cfg.Detect(ctx) }()
+	} else {
+		detected <- cfg.Assistant
+	}
+	waited := false
+	assistant := func() Assistant { // the main goroutine's only
+		if !waited {
+			waited = true
+			r.cfg.Assistant = <-detected
+		}
+		return r.cfg.Assistant
+	}
 
 	r.progress("resolving", 0)
 	addrs, err := resolve(ctx, cfg.Target, cfg.Family)
@@ -183,7 +210,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	// 1. TCP connect to each address: RTT and settled MSS.
 	r.progress("connecting", 0)
-	r.connectTimeout = min(5*time.Second, cfg.Timeout)
+	r.connectTimeout = min(5*time.Second, time.Until(cfg.Start.Add(cfg.Timeout)))
 	checks := r.connectAll(ctx, addrs)
 	rep.Addresses = checks
 	chosen := -1
@@ -274,7 +301,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		r.hsTimeout = max(r.hsTimeout, r.hsTimeout/2+3*(base.Duration-base.Connect))
 	}
 	rep.HandshakeTimeout = r.hsTimeout
-	if cfg.Assistant != nil && base.Outcome == diagnose.Completed {
+	if base.Outcome == diagnose.Completed && assistant() != nil {
 		r.assist(ctx, base, ev)
 	}
 
@@ -301,9 +328,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	<-udpDone
 	rep.UDP = udp
-	if cfg.Assistant != nil && ctx.Err() == nil {
+	if assistant() != nil && ctx.Err() == nil {
 		r.progress("udp echo", 0)
-		rep.AssistedEcho = assistedEchoes(ctx, cfg.Assistant)
+		rep.AssistedEcho = assistedEchoes(ctx, r.cfg.Assistant)
 	}
 	if mtu, err := routeMTU(r.addr); err == nil && mtu < ev.LocalMTU && (ev.KernelPMTU == 0 || mtu < ev.KernelPMTU) {
 		ev.KernelPMTU = mtu

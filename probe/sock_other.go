@@ -28,3 +28,11 @@ func udpProbe(context.Context, netip.Addr, int, int, bool, time.Duration, *udpPa
 func (r *runner) echoTests(context.Context, int) ([]EchoTest, string) {
 	return nil, "ICMP echo tests: " + errUnsupported.Error()
 }
+
+func udpOrdered(_ context.Context, _ netip.Addr, _ int, sizes []int, _ []bool, _ time.Duration, _ *udpPacer) ([]udpAnswer, []int, udpAnswer) {
+	out := make([]udpAnswer, len(sizes))
+	for i := range out {
+		out[i] = udpAnswer{Answer: "none", Err: errUnsupported}
+	}
+	return out, make([]int, len(sizes)), udpAnswer{Answer: "none", Err: errUnsupported}
+}

@@ -129,8 +129,20 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.wg.Add(1)
 	go s.sweeper()
+	if r, ok := s.asn.(*asn.Resolver); ok {
+		// A database replaced by `mtuscope asn update` (or import) is
+		// picked up without a restart.
+		wctx, cancel := context.WithCancel(context.Background())
+		s.closers = append(s.closers, func() error { cancel(); return nil })
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); r.Watch(wctx, asnWatchInterval) }()
+	}
 	return nil
 }
+
+// asnWatchInterval is how often the ASN database file is checked for a
+// new version (one stat; a reload only when it changed).
+var asnWatchInterval = 2 * time.Second
 
 func (s *Server) start(ctx context.Context) error {
 	pageTLS := tlsConfig(s.certs, "h2", "http/1.1")

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -62,13 +63,18 @@ CREATE INDEX IF NOT EXISTS reports_asn ON reports(asn, created);
 CREATE INDEX IF NOT EXISTS reports_verdict ON reports(verdict, created);
 `
 
-// Open opens (creating if needed) the database file at path.
+// Open opens (creating if needed) the database file at path. Any path
+// works, including ones with '#', '?', '%' or spaces in it.
 func Open(path string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
-	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
+	params := url.Values{"_pragma": {"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)"}}
+	wdsn, err := dsn(path, params, url.Values{"_txlock": {"immediate"}})
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	w, err := sql.Open("sqlite", wdsn)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
@@ -82,13 +88,40 @@ func Open(path string) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("store: open %s: journal mode %q, want wal (%v)", path, mode, err)
 	}
-	r, err := sql.Open("sqlite", dsn+"&mode=ro")
+	rdsn, err := dsn(path, params, url.Values{"mode": {"ro"}})
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	r, err := sql.Open("sqlite", rdsn)
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(4)
 	return &Store{w: w, r: r}, nil
+}
+
+// dsn is the connection string of modernc.org/sqlite for the file at path:
+// an SQLite URI (file:///abs/path?query) whose path is percent-escaped, so
+// that '?', '#' and '%' in a directory name stay part of the path (SQLite
+// decodes %HH in the path; the driver reads its own parameters from the
+// query after the first '?').
+func dsn(path string, params ...url.Values) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	q := url.Values{}
+	for _, p := range params {
+		for k, vs := range p {
+			q[k] = append(q[k], vs...)
+		}
+	}
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: q.Encode()}
+	// URL.String writes "file:///abs/path": an empty authority, which SQLite
+	// accepts as the local host.
+	return u.String(), nil
 }
 
 // Close closes the database.

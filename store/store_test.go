@@ -164,3 +164,49 @@ func TestOpenNotADatabase(t *testing.T) {
 		t.Error("the file was changed by the failed open")
 	}
 }
+
+// TestOpenOddPaths: data directories whose names hold URI syntax ('#', '?',
+// '%', spaces, '&', '=') keep the database inside them, under exactly the
+// name given, and it works.
+func TestOpenOddPaths(t *testing.T) {
+	for _, dir := range []string{"with#hash", "with?question", "with%25percent", "with%zz", "with space", "a&b=c", "semi;colon", "ünï"} {
+		t.Run(dir, func(t *testing.T) {
+			root := t.TempDir()
+			path := filepath.Join(root, dir, "reports.db")
+			s, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			if err := s.Put(ctx, rep("x", 64496, "ok", time.Now())); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Get(ctx, "x"); err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			if _, err := os.Stat(path); err != nil {
+				t.Errorf("database not at %s: %v", path, err)
+			}
+			// Nothing was written anywhere else: the root holds only dir.
+			var stray []string
+			filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+				if err == nil && !d.IsDir() && filepath.Dir(p) != filepath.Join(root, dir) {
+					stray = append(stray, p)
+				}
+				return nil
+			})
+			if len(stray) > 0 {
+				t.Errorf("files outside the data directory: %q", stray)
+			}
+			s2, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s2.Close()
+			if n, err := s2.Count(ctx); err != nil || n != 1 {
+				t.Errorf("after reopen: %d reports, %v", n, err)
+			}
+		})
+	}
+}

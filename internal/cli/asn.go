@@ -18,7 +18,8 @@ import (
 type asnArgs struct {
 	db            string
 	asJSON        bool
-	allowOverlaps bool
+	strict        bool
+	allowOverlaps bool // accepted and ignored: the default since overlaps are resolved
 	attribution   string
 	urls          []string
 	timeout       time.Duration
@@ -38,19 +39,26 @@ npm package @ip-location-db/asn as a .tgz.`,
 	imp := &cobra.Command{
 		Use:   "import FILE...",
 		Short: "Build the database from dataset files, replacing the old one atomically",
-		Args:  cobra.MinimumNArgs(1),
-		RunE:  func(cmd *cobra.Command, files []string) error { return a.runImport(g, files) },
+		Long: `import builds the database from dataset files (MMDB, iptoasn TSV,
+ip-location-db CSV, gzipped or not, or a .tgz package such as the one
+npm pack @ip-location-db/asn downloads) and replaces the old one atomically.
+Where ranges overlap the narrower one wins; the overlaps are counted, logged
+at debug level and listed by asn status. --strict makes an overlap an error
+instead. --allow-overlaps, from when failing was the default, is accepted and
+does nothing.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, files []string) error { return a.runImport(g, files) },
 	}
-	imp.Flags().BoolVar(&a.allowOverlaps, "allow-overlaps", false, "let the narrower range win where ranges overlap, instead of failing")
+	overlapFlags(imp, a)
 	imp.Flags().StringVar(&a.attribution, "attribution", "", "attribution to show with the data, replacing the detected one")
 	upd := &cobra.Command{
 		Use:   "update",
 		Short: "Download the datasets if they changed and import them atomically",
 		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return a.runUpdate(cmd.Context(), g, cmd) },
+		RunE:  func(cmd *cobra.Command, _ []string) error { return a.runUpdate(cmd.Context(), g) },
 	}
 	upd.Flags().StringArrayVar(&a.urls, "url", nil, "dataset URL, repeatable (default: the @ip-location-db/asn IPv4 and IPv6 CSV files)")
-	upd.Flags().BoolVar(&a.allowOverlaps, "allow-overlaps", false, "let the narrower range win where ranges overlap (on by default for the default URLs)")
+	overlapFlags(upd, a)
 	upd.Flags().StringVar(&a.attribution, "attribution", "", "attribution to show with the data, replacing the detected one")
 	upd.Flags().DurationVar(&a.timeout, "timeout", 10*time.Minute, "give up after this long")
 	upd.Flags().BoolVar(&a.asJSON, "json", false, "print the result as JSON")
@@ -72,6 +80,21 @@ npm package @ip-location-db/asn as a .tgz.`,
 	return cmd
 }
 
+// overlapFlags adds --strict and the old --allow-overlaps, now the default
+// and accepted as a no-op so that scripts written for it keep working.
+func overlapFlags(cmd *cobra.Command, a *asnArgs) {
+	cmd.Flags().BoolVar(&a.strict, "strict", false, "fail on overlapping ranges instead of letting the narrower range win")
+	cmd.Flags().BoolVar(&a.allowOverlaps, "allow-overlaps", false, "no-op: overlaps are resolved by default")
+	_ = cmd.Flags().MarkHidden("allow-overlaps")
+}
+
+func (a *asnArgs) checkOverlapFlags() error {
+	if a.strict && a.allowOverlaps {
+		return withExit(ExitUsage, fmt.Errorf("--strict and --allow-overlaps contradict each other"))
+	}
+	return nil
+}
+
 func (a *asnArgs) path() (string, error) {
 	if a.db != "" {
 		return a.db, nil
@@ -84,6 +107,9 @@ func (a *asnArgs) path() (string, error) {
 }
 
 func (a *asnArgs) runImport(g *globals, files []string) error {
+	if err := a.checkOverlapFlags(); err != nil {
+		return err
+	}
 	db, err := a.path()
 	if err != nil {
 		return err
@@ -94,29 +120,28 @@ func (a *asnArgs) runImport(g *globals, files []string) error {
 	}
 	start := time.Now()
 	meta, err := asn.Import(db, inputs, asn.ImportOptions{
-		AllowOverlaps: a.allowOverlaps, Attribution: a.attribution, Logger: g.logger})
+		Strict: a.strict, Attribution: a.attribution, Logger: g.logger})
 	if err != nil {
 		return withExit(ExitUsage, err)
 	}
 	fmt.Fprintf(g.stdout, "imported %d IPv4 and %d IPv6 ranges into %s in %v\n",
 		meta.V4Ranges, meta.V6Ranges, db, time.Since(start).Round(time.Millisecond))
-	printMeta(g.stdout, meta)
+	printMeta(g.stdout, meta, false)
 	return nil
 }
 
-func (a *asnArgs) runUpdate(ctx context.Context, g *globals, cmd *cobra.Command) error {
+func (a *asnArgs) runUpdate(ctx context.Context, g *globals) error {
+	if err := a.checkOverlapFlags(); err != nil {
+		return err
+	}
 	db, err := a.path()
 	if err != nil {
 		return err
 	}
-	allow := a.allowOverlaps
-	if len(a.urls) == 0 && !cmd.Flags().Changed("allow-overlaps") {
-		allow = true // the default dataset has a few overlapping rows
-	}
 	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
 	u := &asn.Updater{DBPath: db, URLs: a.urls, Logger: g.logger,
-		Import: asn.ImportOptions{AllowOverlaps: allow, Attribution: a.attribution, Logger: g.logger}}
+		Import: asn.ImportOptions{Strict: a.strict, Attribution: a.attribution, Logger: g.logger}}
 	res, err := u.Update(ctx)
 	if err != nil {
 		fmt.Fprintf(g.stderr, "mtuscope: %v\n", err) // Run prints no ExitProblem errors
@@ -137,7 +162,7 @@ func (a *asnArgs) runUpdate(ctx context.Context, g *globals, cmd *cobra.Command)
 		return nil
 	}
 	fmt.Fprintf(g.stdout, "imported %d IPv4 and %d IPv6 ranges into %s\n", res.Meta.V4Ranges, res.Meta.V6Ranges, db)
-	printMeta(g.stdout, *res.Meta)
+	printMeta(g.stdout, *res.Meta, false)
 	return nil
 }
 
@@ -174,14 +199,14 @@ func (a *asnArgs) runLookup(g *globals, ips []string) error {
 		tw := tabwriter.NewWriter(g.stdout, 0, 8, 2, ' ', 0)
 		for _, res := range out.Results {
 			if res.Found {
-				fmt.Fprintf(tw, "%s\tAS%d\t%s\t%s\t%s-%s\n", res.Addr, res.ASN, res.Org, res.Prefix, res.First, res.Last)
+				fmt.Fprintf(tw, "%s\tAS%d\t%s\t%s\t%s-%s\n", res.Addr, res.ASN, termSafe(res.Org), res.Prefix, res.First, res.Last)
 			} else {
 				fmt.Fprintf(tw, "%s\t-\t(no ASN)\t%s\t(fallback group)\n", res.Addr, res.Prefix)
 			}
 		}
 		tw.Flush()
 		if out.Attribution != "" {
-			fmt.Fprintf(g.stdout, "# %s\n", out.Attribution)
+			fmt.Fprintf(g.stdout, "# %s\n", termSafe(out.Attribution))
 		}
 	}
 	if st.Missing != "" {
@@ -216,7 +241,7 @@ func (a *asnArgs) runStatus(g *globals) error {
 	} else if st.Loaded {
 		fmt.Fprintf(g.stdout, "%s: %d IPv4 and %d IPv6 ranges, imported %s\n",
 			db, st.Meta.V4Ranges, st.Meta.V6Ranges, st.Meta.ImportedAt.Format(time.RFC3339))
-		printMeta(g.stdout, *st.Meta)
+		printMeta(g.stdout, *st.Meta, true)
 	}
 	if st.Missing != "" {
 		fmt.Fprintf(g.stderr, "mtuscope: %s\n", st.Missing)
@@ -225,15 +250,25 @@ func (a *asnArgs) runStatus(g *globals) error {
 	return nil
 }
 
-func printMeta(w io.Writer, m asn.Meta) {
+// printMeta describes a database, its attribution last; list names the
+// overlaps resolved.
+func printMeta(w io.Writer, m asn.Meta, list bool) {
 	for _, s := range m.Sources {
-		fmt.Fprintf(w, "  %s (%s): %d ranges\n", s.Name, s.Format, s.Ranges)
+		fmt.Fprintf(w, "  %s (%s): %d ranges\n", termSafe(s.Name), s.Format, s.Ranges)
 	}
 	if m.Overlaps > 0 {
-		fmt.Fprintf(w, "  %d overlapping rows resolved, the narrower range winning\n", m.Overlaps)
+		fmt.Fprintf(w, "  %d overlapping rows resolved, the narrower range winning (listed by `mtuscope asn status`)\n", m.Overlaps)
+	}
+	for _, o := range m.OverlapList {
+		if list {
+			fmt.Fprintf(w, "  overlap: %s and %s\n", termSafe(o.A), termSafe(o.B))
+		}
+	}
+	if n := len(m.OverlapList); list && n < m.Overlaps {
+		fmt.Fprintf(w, "  (%d more overlaps not listed)\n", m.Overlaps-n)
 	}
 	if a := m.Attribution(); a != "" {
-		fmt.Fprintf(w, "# %s\n", a)
+		fmt.Fprintf(w, "# %s\n", termSafe(a))
 	}
 }
 

@@ -101,3 +101,104 @@ func TestASNUpdate(t *testing.T) {
 		t.Errorf("second update: exit %d\n%s", code, out)
 	}
 }
+
+// TestASNOverlaps: overlapping rows are resolved by default and counted,
+// listed by status (and at debug level); --strict fails on them;
+// --allow-overlaps is still accepted and changes nothing.
+func TestASNOverlaps(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "asn.db")
+	src := filepath.Join(dir, "asn-ipv4.csv")
+	data := "214.95.0.0,215.0.255.255,749,DoD\n215.0.0.0,215.1.3.255,721,DoD NIC\n8.8.8.0,8.8.8.255,15169,Google LLC\n"
+	if err := os.WriteFile(src, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := run(t, "--log-level", "debug", "asn", "import", "--db", db, src)
+	if code != ExitOK || !strings.Contains(out, "1 overlapping rows resolved") {
+		t.Fatalf("import: exit %d\n%s%s", code, out, errOut)
+	}
+	if !strings.Contains(errOut, "overlapping ranges, the narrower wins") || !strings.Contains(errOut, "asn-ipv4.csv:2") {
+		t.Errorf("the overlap is not listed at debug level:\n%s", errOut)
+	}
+	code, out, _ = run(t, "asn", "lookup", "--db", db, "215.0.0.1", "214.255.0.1")
+	if f := strings.Fields(out); code != ExitOK || len(f) < 12 || f[0] != "215.0.0.1" || f[1] != "AS721" || f[6] != "214.255.0.1" || f[7] != "AS749" {
+		t.Errorf("lookup: the narrower range does not win: exit %d\n%s", code, out)
+	}
+	code, out, _ = run(t, "asn", "status", "--db", db)
+	if code != ExitOK || !strings.Contains(out, "overlap: "+src+":1 (214.95.0.0-215.0.255.255 AS749) and "+src+":2 (215.0.0.0-215.1.3.255 AS721)") {
+		t.Errorf("status does not list the overlap: exit %d\n%s", code, out)
+	}
+	code, out, _ = run(t, "asn", "status", "--json", "--db", db)
+	if code != ExitOK || !strings.Contains(out, `"overlaps": 1`) || !strings.Contains(out, `"overlap_list"`) {
+		t.Errorf("status --json: exit %d\n%s", code, out)
+	}
+	before, _ := os.ReadFile(db)
+	code, _, errOut = run(t, "asn", "import", "--strict", "--db", db, src)
+	if code != ExitUsage || !strings.Contains(errOut, "overlapping ranges: "+src+":1") {
+		t.Errorf("--strict: exit %d, stderr %q", code, errOut)
+	}
+	if after, _ := os.ReadFile(db); string(after) != string(before) {
+		t.Error("a failed --strict import changed the database")
+	}
+	code, out, errOut = run(t, "asn", "import", "--allow-overlaps", "--db", db, src)
+	if code != ExitOK || !strings.Contains(out, "1 overlapping rows resolved") {
+		t.Errorf("--allow-overlaps: exit %d\n%s%s", code, out, errOut)
+	}
+	code, _, errOut = run(t, "asn", "import", "--allow-overlaps", "--strict", "--db", db, src)
+	if code != ExitUsage || !strings.Contains(errOut, "contradict") {
+		t.Errorf("--allow-overlaps --strict: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// TestASNTerminalEscapes: organisation names and attribution from a dataset
+// reach the terminal with their control characters escaped.
+func TestASNTerminalEscapes(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "asn.db")
+	src := filepath.Join(dir, "asn-ipv4.csv")
+	data := "8.8.8.0,8.8.8.255,15169,\"Evil\x1b]0;pwned\x07\x1b[2J Corp\u202e\u009b\"\n"
+	if err := os.WriteFile(src, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := run(t, "asn", "import", "--db", db, "--attribution", "Data\x1b[31m by \rX", src)
+	if code != ExitOK {
+		t.Fatalf("import: exit %d\n%s%s", code, out, errOut)
+	}
+	_, look, _ := run(t, "asn", "lookup", "--db", db, "8.8.8.8")
+	_, st, _ := run(t, "asn", "status", "--db", db)
+	for name, text := range map[string]string{"import": out, "lookup": look, "status": st} {
+		if strings.ContainsAny(text, "\x1b\x07\r\u202e\u009b") {
+			t.Errorf("%s prints control characters raw: %q", name, text)
+		}
+		if !strings.Contains(text, `Data\x1b[31m by \x0dX`) {
+			t.Errorf("%s: attribution not escaped as expected: %q", name, text)
+		}
+	}
+	if !strings.Contains(look, `Evil\x1b]0;pwned\x07\x1b[2J Corp\u202e\u009b`) {
+		t.Errorf("lookup: organisation not escaped as expected: %q", look)
+	}
+}
+
+// TestASNKilledImportLeavesNoTemp: the temporary file a killed import left
+// beside the database (however recent) is gone after the next import.
+func TestASNKilledImportLeavesNoTemp(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "asn.db")
+	src := filepath.Join(t.TempDir(), "a.csv")
+	os.WriteFile(src, []byte(cliCSV), 0o644)
+	left := filepath.Join(dir, "asn.db.tmp-123456")
+	if err := os.WriteFile(left, []byte("half a database"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := run(t, "asn", "import", "--db", db, src); code != ExitOK {
+		t.Fatalf("import: exit %d\n%s%s", code, out, errOut)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 || ents[0].Name() != "asn.db" {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Errorf("data directory holds %q, want only asn.db", names)
+	}
+}

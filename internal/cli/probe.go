@@ -83,9 +83,11 @@ func runProbe(ctx context.Context, g *globals, a probeArgs, target string) error
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
 	defer stop()
-	cfg := probe.Config{Target: t, Family: family, ServerName: a.sni, Timeout: a.timeout, SkipICMP: a.noICMP, Logger: g.logger}
+	// --timeout bounds everything from here, server detection included.
+	cfg := probe.Config{Target: t, Family: family, ServerName: a.sni, Timeout: a.timeout, Start: time.Now(),
+		SkipICMP: a.noICMP, Logger: g.logger}
 	if !a.noAssist {
-		cfg.Assistant = detectAssistant(ctx, g, t)
+		cfg.Detect = func(ctx context.Context) probe.Assistant { return detectAssistant(ctx, g, t) }
 	}
 	var pl *progressLine
 	if isTTY(g.stderr) {

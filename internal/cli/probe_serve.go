@@ -14,7 +14,8 @@ import (
 
 // detectAssistant asks the target whether it is an mtuscope server
 // (/.well-known/mtuscope.json); if so probe runs server-assisted. Any
-// failure just means an unassisted run.
+// failure just means an unassisted run. The probe runs it alongside its
+// first tests, within the run's deadline (ctx).
 func detectAssistant(ctx context.Context, g *globals, t probe.Target) probe.Assistant {
 	host := t.Host
 	if !t.Addr.IsValid() {

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 // listen starts a loopback TCP server that runs serve on every connection.
@@ -138,5 +139,35 @@ func TestProbeLoopbackTLS(t *testing.T) {
 	}
 	if doc.Connections > 200 {
 		t.Errorf("%d connections, more than the documented bound", doc.Connections)
+	}
+}
+
+// TestProbeTimeoutBoundsDetection: against a server that accepts and never
+// answers (server detection and every handshake hang), --timeout bounds the
+// whole run, detection included, and the reported time is the run's own.
+func TestProbeTimeoutBoundsDetection(t *testing.T) {
+	addr := listen(t, func(c net.Conn) { io.Copy(io.Discard, c) })
+	const bound = 500 * time.Millisecond
+	start := time.Now()
+	code, out, errOut := run(t, "probe", "--json", "--no-icmp", "--timeout", bound.String(), addr)
+	wall := time.Since(start)
+	var doc probeDoc
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("exit %d, not JSON: %v\n%s%s", code, err, out, errOut)
+	}
+	elapsed := time.Duration(doc.ElapsedMS) * time.Millisecond
+	t.Logf("--timeout %v: %s after %v (reported %v)", bound, doc.Verdict, wall.Round(time.Millisecond), elapsed)
+	// The bound holds, with room for writing the report (detection alone
+	// used to wait 3 s before the run's clock started).
+	if wall > bound+time.Second {
+		t.Errorf("--timeout %v: the command took %v", bound, wall)
+	}
+	// The reported time is the whole run's: it reached the bound against a
+	// silent server, and it is no more than the command took.
+	if elapsed < bound-10*time.Millisecond || elapsed > wall || elapsed < wall-250*time.Millisecond {
+		t.Errorf("reported %v for a run that hit its %v bound and took %v", elapsed, bound, wall)
+	}
+	if doc.Verdict != "tls_failed" && doc.Verdict != "inconclusive" {
+		t.Errorf("verdict %q against a silent server", doc.Verdict)
 	}
 }

@@ -92,6 +92,7 @@ connects but the TLS handshake stalls because one full-size segment vanishes.`,
 	root.AddCommand(newASNCmd(g))
 	root.AddCommand(newProbeCmd(g))
 	root.AddCommand(newWatchCmd(g))
+	root.AddCommand(newAnalyzeCmd(g))
 	return root
 }
 

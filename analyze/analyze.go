@@ -1,0 +1,182 @@
+// Package analyze reads packet captures offline and says what they show
+// about the path: every TLS handshake of one capture classified, and a
+// client-side capture matched against a server-side capture segment by
+// segment, so that what was sent at one end and never seen at the other is
+// listed with its direction, size and time. Its conclusion goes through
+// package diagnose, worded as probe words it. Files are streamed: memory
+// is bounded by Limits, not by the size of the capture.
+package analyze
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/mtuscope/mtuscope/capture"
+	"github.com/mtuscope/mtuscope/diagnose"
+)
+
+// Stats count what one capture held.
+type Stats struct {
+	// Packets is the number of records read; Undecoded those whose headers
+	// did not decode (not IP, truncated, malformed).
+	Packets   uint64 `json:"packets"`
+	Undecoded uint64 `json:"undecoded"`
+	// TCPPackets is the TCP packets seen.
+	TCPPackets uint64 `json:"tcp_packets"`
+	// Flows is the TCP connections followed (their SYN or SYN-ACK was seen).
+	Flows int `json:"flows"`
+	// PacketsWithoutSYN were TCP packets of connections whose start the
+	// capture does not hold: not analysed.
+	PacketsWithoutSYN uint64 `json:"packets_without_syn"`
+	// FlowsUntracked is the connections not followed because the flow
+	// table was full (Limits.MaxFlows).
+	FlowsUntracked int `json:"flows_untracked"`
+	// FlowsNotListed is the finished connections that count in the figures
+	// but were not kept for listing and pairing (Limits.MaxRecords).
+	FlowsNotListed int `json:"flows_not_listed"`
+	// First and Last are the first and last packet's timestamps.
+	First time.Time `json:"first"`
+	Last  time.Time `json:"last"`
+}
+
+// capResult is what reading one capture gave.
+type capResult struct {
+	path    string
+	stats   Stats
+	records []*record
+	icmp    []icmpEvent
+	icmpN   int
+	frags   map[fragKey]int
+	fragN   int
+	hs      *tracked
+}
+
+// read streams one capture through the analyzer's flow table and package
+// flow's tracker. In single-capture mode (fold set) each finished flow is
+// folded into the figures at once and kept only for a ladder diagram; in
+// pair mode every flow is kept, up to Limits.MaxRecords, for the pairing.
+func read(path string, lim Limits, fold func(*record)) (*capResult, error) {
+	src, err := capture.OpenFile(path)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	res := &capResult{path: path}
+	tb := newTable(lim, func(f *flowState) {
+		r := classify(f, [2][]wirePkt{f.judgeSingle(up), f.judgeSingle(down)})
+		if fold != nil {
+			// One capture: the figures take what they need now; a record
+			// keeps its packets only for a ladder diagram.
+			fold(&r)
+			if !r.handshake {
+				return
+			}
+			if !r.stalled() && r.lostN == 0 {
+				r.f, r.wire = nil, [2][]wirePkt{}
+			}
+		}
+		if len(res.records) < lim.MaxRecords {
+			res.records = append(res.records, &r)
+		} else {
+			res.stats.FlowsNotListed++
+		}
+	})
+	res.hs = newTracked(lim)
+	first, last, err := pipeline(src, &res.stats, tb, res.hs)
+	if err != nil {
+		return nil, err
+	}
+	if res.stats.Packets == 0 {
+		return nil, fmt.Errorf("capture %s: holds no packets", path)
+	}
+	tb.end()
+	res.hs.end(time.Unix(0, last))
+	res.stats.TCPPackets = tb.stats.TCPPackets
+	res.stats.Flows = tb.stats.Flows
+	res.stats.PacketsWithoutSYN = tb.stats.PacketsWithoutSYN
+	res.stats.FlowsUntracked = tb.stats.FlowsUntracked
+	res.stats.First, res.stats.Last = time.Unix(0, first).UTC(), time.Unix(0, last).UTC()
+	res.icmp, res.icmpN, res.frags, res.fragN = tb.icmp, tb.icmpCount, tb.frags, tb.fragCount
+	return res, nil
+}
+
+// File analyses one capture.
+func File(path string, lim Limits) (*Result, error) {
+	lim = lim.withDefaults()
+	s := newSummary()
+	c, err := read(path, lim, s.add)
+	if err != nil {
+		return nil, err
+	}
+	s.addCapture(c)
+	res := s.result(ModeSingle)
+	res.Files = Files{Single: path}
+	res.Stats = map[string]Stats{"capture": c.stats}
+	var stalled []*record
+	res.Handshakes, stalled = joinHandshakes(c.hs, indexRecords(c.records))
+	res.Outcomes, res.HandshakesNotListed = c.hs.outcomes, total(c.hs.outcomes)-len(res.Handshakes)
+	res.stalled = stalledLadders(stalled, nil)
+	return res, nil
+}
+
+// Pair analyses a client-side and a server-side capture of the same
+// traffic: flows matched across NAT, clock offset estimated, every wire
+// packet of each direction looked for at the other end.
+func Pair(clientPath, serverPath string, lim Limits) (*Result, error) {
+	lim = lim.withDefaults()
+	cl, err := read(clientPath, lim, nil)
+	if err != nil {
+		return nil, err
+	}
+	sv, err := read(serverPath, lim, nil)
+	if err != nil {
+		return nil, err
+	}
+	m := match(cl.records, sv.records)
+	s := newSummary()
+	var listed []*record
+	for _, p := range m.pairs {
+		r := p.judge(m.offset, m.tolerance, cl.stats.Last.UnixNano(), sv.stats.Last.UnixNano())
+		s.add(r)
+		listed = append(listed, r)
+	}
+	for _, r := range m.unmatchedClient {
+		s.add(r)
+	}
+	for _, r := range m.unmatchedServer {
+		s.add(r)
+	}
+	s.addCapture(cl)
+	s.addCapture(sv)
+	res := s.result(ModePair)
+	res.Files = Files{Client: clientPath, Server: serverPath}
+	res.Stats = map[string]Stats{"client": cl.stats, "server": sv.stats}
+	n, rep := len(m.pairs), m.report()
+	res.MatchedFlows, res.Matching = &n, &rep
+	// The client capture's handshakes, and those only the server capture holds.
+	res.Handshakes, res.stalled = pairHandshakes(cl, sv, listed, m)
+	res.Outcomes = map[diagnose.Outcome]int{}
+	for o, n := range cl.hs.outcomes {
+		res.Outcomes[o] += n
+	}
+	for _, h := range res.Handshakes[cl.hs.n:] {
+		res.Outcomes[h.Outcome]++
+	}
+	res.HandshakesNotListed = total(res.Outcomes) - len(res.Handshakes)
+	return res, nil
+}
+
+// pairHandshakes lists the client capture's handshakes joined to their
+// paired records, then the handshakes found only in the server capture,
+// and returns the ladders of the stalled ones.
+func pairHandshakes(cl, sv *capResult, paired []*record, m *matching) ([]Handshake, []*ladder) {
+	list, stalled := joinHandshakes(cl.hs, indexRecords(paired, m.unmatchedClient))
+	onlyServer := indexRecords(m.unmatchedServer)
+	for _, h := range sv.hs.all() {
+		if r := onlyServer.find(h.Client, h.Server, h.Start); r != nil {
+			x := Handshake{Handshake: h, LostPackets: r.lostN}
+			list = append(list, x)
+		}
+	}
+	return list, stalledLadders(stalled, m)
+}

@@ -1,0 +1,287 @@
+package analyze
+
+import (
+	"math"
+	"sort"
+	"time"
+)
+
+// Matching describes how the flows of two captures were paired.
+type Matching struct {
+	// BySequence flows were paired by their initial sequence numbers (both
+	// ends' ISNs equal: no NAT, or a NAT that rewrites addresses and ports
+	// only); ByTimestamp by the SYN's TCP timestamp, when a NAT also
+	// rewrote the sequence numbers (offsets are relative to each capture's
+	// ISN, so a shift cancels out).
+	BySequence  int `json:"by_sequence"`
+	ByTimestamp int `json:"by_timestamp"`
+	// UnmatchedClient and UnmatchedServer are the flows (with their SYN)
+	// found in one capture only.
+	UnmatchedClient int `json:"unmatched_client"`
+	UnmatchedServer int `json:"unmatched_server"`
+	// AddressRewritten, PortRewritten and SequenceShifted count matched
+	// flows whose client address, client port or sequence numbers differ
+	// between the captures: a NAT between them.
+	AddressRewritten int `json:"address_rewritten"`
+	PortRewritten    int `json:"port_rewritten"`
+	SequenceShifted  int `json:"sequence_shifted"`
+	// ClockOffsetMS is the server capture's clock minus the client
+	// capture's, estimated from the SYN and SYN-ACK of the flow with the
+	// shortest round trip (RTTMS); ClockOffsetKnown is false when no flow
+	// had both in both captures.
+	ClockOffsetMS    float64 `json:"clock_offset_ms"`
+	RTTMS            float64 `json:"rtt_ms"`
+	ClockOffsetKnown bool    `json:"clock_offset_known"`
+	// Note says what could not be matched and why, when something was not.
+	Note string `json:"note,omitempty"`
+}
+
+// pair is one flow seen in both captures.
+type pair struct {
+	c, s   *record
+	byTS   bool
+	nat    bool
+	offset int64
+}
+
+// matching is the result of pairing two captures' flows.
+type matching struct {
+	pairs                            []*pair
+	unmatchedClient, unmatchedServer []*record
+	offset, tolerance                int64
+	rtt                              int64
+	offsetKnown                      bool
+	byTS                             int
+}
+
+type isnKey struct{ c, s uint32 }
+
+// match pairs the flows of a client-side and a server-side capture.
+func match(cl, sv []*record) *matching {
+	m := &matching{}
+	bySeq := map[isnKey][]*record{}
+	byCISN := map[uint32][]*record{}
+	byTS := map[uint32][]*record{}
+	used := map[*record]bool{}
+	for _, r := range sv {
+		f := r.f
+		if !f.syn.seen {
+			continue
+		}
+		if f.synAck.seen {
+			bySeq[isnKey{f.syn.isn, f.synAck.isn}] = append(bySeq[isnKey{f.syn.isn, f.synAck.isn}], r)
+		}
+		byCISN[f.syn.isn] = append(byCISN[f.syn.isn], r)
+		if f.syn.tsOK && f.syn.tsVal != 0 {
+			byTS[f.syn.tsVal] = append(byTS[f.syn.tsVal], r)
+		}
+	}
+	take := func(rs []*record, ok func(*record) bool) *record {
+		for _, r := range rs {
+			if !used[r] && ok(r) {
+				used[r] = true
+				return r
+			}
+		}
+		return nil
+	}
+	anyRec := func(*record) bool { return true }
+	for _, r := range cl {
+		f := r.f
+		if !f.syn.seen {
+			m.unmatchedClient = append(m.unmatchedClient, r)
+			continue
+		}
+		var s *record
+		if f.synAck.seen {
+			s = take(bySeq[isnKey{f.syn.isn, f.synAck.isn}], anyRec)
+		}
+		if s == nil {
+			s = take(byCISN[f.syn.isn], func(x *record) bool { return !x.f.synAck.seen || !f.synAck.seen })
+		}
+		p := &pair{c: r}
+		if s == nil && f.syn.tsOK && f.syn.tsVal != 0 {
+			s = take(byTS[f.syn.tsVal], func(x *record) bool { return x.f.family == f.family && x.f.syn.mss != 0 })
+			p.byTS = s != nil
+		}
+		if s == nil {
+			m.unmatchedClient = append(m.unmatchedClient, r)
+			continue
+		}
+		p.s = s
+		if p.byTS {
+			m.byTS++
+		}
+		m.pairs = append(m.pairs, p)
+	}
+	for _, r := range sv {
+		if !used[r] {
+			m.unmatchedServer = append(m.unmatchedServer, r)
+		}
+	}
+	m.clock()
+	return m
+}
+
+// clock estimates the server capture's clock minus the client capture's,
+// NTP-style: from the flow whose SYN and SYN-ACK are in both captures with
+// the shortest round trip, assuming equal delays both ways.
+func (m *matching) clock() {
+	best := int64(math.MaxInt64)
+	for _, p := range m.pairs {
+		c, s := p.c.f, p.s.f
+		if !c.syn.seen || !s.syn.seen {
+			continue
+		}
+		if !c.synAck.seen || !s.synAck.seen {
+			if !m.offsetKnown && best == math.MaxInt64 {
+				m.offset = s.syn.t - c.syn.t // the one-way delay is in it
+			}
+			continue
+		}
+		a := s.syn.t - c.syn.t       // offset + delay up
+		b := c.synAck.t - s.synAck.t // delay down - offset
+		rtt := a + b
+		if rtt < 0 || rtt >= best {
+			continue
+		}
+		best, m.offset, m.rtt, m.offsetKnown = rtt, (a-b)/2, rtt, true
+	}
+	m.tolerance = m.rtt/2 + int64(time.Millisecond)
+	if !m.offsetKnown {
+		m.tolerance = int64(50 * time.Millisecond)
+	}
+}
+
+func (m *matching) report() Matching {
+	r := Matching{
+		BySequence: len(m.pairs) - m.byTS, ByTimestamp: m.byTS,
+		UnmatchedClient: len(m.unmatchedClient), UnmatchedServer: len(m.unmatchedServer),
+		ClockOffsetMS: float64(m.offset) / 1e6, RTTMS: float64(m.rtt) / 1e6, ClockOffsetKnown: m.offsetKnown,
+	}
+	for _, p := range m.pairs {
+		c, s := p.c.f, p.s.f
+		if c.client.Addr() != s.client.Addr() {
+			r.AddressRewritten++
+		}
+		if c.client.Port() != s.client.Port() {
+			r.PortRewritten++
+		}
+		if c.syn.isn != s.syn.isn || (c.synAck.seen && s.synAck.seen && c.synAck.isn != s.synAck.isn) {
+			r.SequenceShifted++
+		}
+	}
+	if r.UnmatchedClient > 0 || r.UnmatchedServer > 0 {
+		r.Note = "flows in one capture only: not in the other capture (its filter or time span), their SYN missed, " +
+			"or a NAT that rewrites sequence numbers and strips TCP timestamps (not matched); they are judged from their own capture"
+	}
+	return r
+}
+
+// judge decides, segment by segment, what became of each wire packet of a
+// paired flow: a packet the sender's capture holds is delivered when the
+// receiver's capture holds its bytes in a segment that arrived after it was
+// sent (and before any later transmission of the same bytes could have
+// arrived), lost otherwise. Byte ranges, not packets, are compared, so
+// super-segments on the sending host and GRO-merged segments on the
+// receiving host match the wire packets they stand for.
+//
+// cEnd and sEnd are the last packet times of the client and server
+// captures: a packet sent too late for the receiver's capture to hold it
+// stays unknown.
+func (p *pair) judge(offset, tol, cEnd, sEnd int64) *record {
+	var wire [2][]wirePkt
+	for di := range 2 {
+		snd, rcv, rend := p.c.f, p.s.f, sEnd
+		conv := -offset // receiver (server) clock to sender (client) clock
+		if di == down {
+			snd, rcv, rend, conv = p.s.f, p.c.f, cEnd, offset
+		}
+		ws := snd.chunks(di)
+		rlast := rend + conv
+		rtt := 2 * max(tol-int64(time.Millisecond), 0)
+		if back := snd.d[1-di].last; back > rcv.last+conv+rtt+int64(100*time.Microsecond) {
+			// The sender saw the receiver's packets after the receiver's
+			// capture stopped showing this flow: that capture missed the
+			// flow's end, so what was sent after it is unknown.
+			rlast = min(rlast, rcv.last+conv)
+		}
+		matchArrivals(ws, rcv.d[di].segs, conv, tol)
+		creditAcked(ws, &rcv.d[di], conv, tol)
+		creditAcked(ws, &snd.d[di], 0, tol) // acknowledgements as they reached the sender
+		for i := range ws {
+			if ws[i].status == unknown && ws[i].t+tol < rlast {
+				ws[i].status = lost
+			}
+		}
+		snd.markExplained(di, ws)
+		wire[di] = ws
+	}
+	r := classify(p.c.f, wire)
+	r.srv = p.s.f
+	r.paired = true
+	return &r
+}
+
+// matchArrivals marks the sent packets ws (sorted by time) that arrivals
+// (receiver's segments, times converted by adding conv) delivered: each
+// arrival is credited to the latest transmissions of its bytes sent before
+// it arrived, within tol.
+func matchArrivals(ws []wirePkt, arrivals []seg, conv, tol int64) {
+	rest := make([]span, 0, 4)
+	for _, a := range arrivals {
+		at := a.t + conv
+		rest = append(rest[:0], a.span)
+		i := sort.Search(len(ws), func(i int) bool { return ws[i].t > at+tol }) - 1
+		for ; i >= 0 && len(rest) > 0; i-- {
+			w := &ws[i]
+			hit := false
+			next := rest[:0:0]
+			for _, r := range rest {
+				if !r.overlaps(w.span) {
+					next = append(next, r)
+					continue
+				}
+				hit = true
+				if r.start < w.start {
+					next = append(next, span{r.start, w.start})
+				}
+				if w.end < r.end {
+					next = append(next, span{w.end, r.end})
+				}
+			}
+			rest = append(rest[:0], next...)
+			if hit && w.status != delivered {
+				w.status, w.arrival = delivered, at
+			}
+		}
+	}
+}
+
+// creditAcked marks delivered the packets the receiver acknowledged
+// (as one of the captures shows) although its capture does not hold them
+// (it missed them: a capture drop, not a network loss): each
+// acknowledgement is credited to the latest transmission of the bytes
+// before it.
+func creditAcked(ws []wirePkt, rcv *dirState, conv, tol int64) {
+	for i := range ws {
+		w := &ws[i]
+		if w.status == delivered {
+			continue
+		}
+		ta := rcv.ackTime(w.span)
+		if ta == 0 || ta+conv+tol < w.t {
+			continue
+		}
+		later := false
+		for j := i + 1; j < len(ws); j++ {
+			if ws[j].t > w.t && ws[j].t <= ta+conv+tol && ws[j].overlaps(w.span) {
+				later = true
+				break
+			}
+		}
+		if !later {
+			w.status = delivered
+		}
+	}
+}

@@ -1,0 +1,109 @@
+package analyze
+
+import (
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mtuscope/mtuscope/capture"
+	"github.com/mtuscope/mtuscope/packet"
+)
+
+// The packets of a capture are read and decoded once, in batches, and go
+// to two consumers on two goroutines: the analyzer's flow table (on the
+// reading goroutine) and package flow's tracker. A batch holds copies of
+// its frames, so both read the same decoded packets; a fixed number of
+// batches of bounded size circulate, so memory does not grow with the
+// capture.
+
+const (
+	batchPackets = 128
+	batchBytes   = 1 << 20
+	batches      = 4
+)
+
+type batch struct {
+	buf  []byte
+	pkts []packet.Packet
+	ts   []time.Time
+	refs atomic.Int32
+}
+
+// pipeline reads src to its end and returns the first and last packet
+// times (Unix nanoseconds).
+func pipeline(src capture.Source, st *Stats, tb *table, hs *tracked) (first, last int64, err error) {
+	free := make(chan *batch, batches)
+	for range batches {
+		free <- &batch{buf: make([]byte, 0, batchBytes), pkts: make([]packet.Packet, 0, batchPackets), ts: make([]time.Time, 0, batchPackets)}
+	}
+	release := func(b *batch) {
+		if b.refs.Add(-1) == 0 {
+			b.buf, b.pkts, b.ts = b.buf[:0], b.pkts[:0], b.ts[:0]
+			free <- b
+		}
+	}
+	work := make(chan *batch, batches)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for b := range work {
+			for i := range b.pkts {
+				hs.packet(&b.pkts[i], b.ts[i])
+			}
+			release(b)
+		}
+	})
+	send := func(b *batch) {
+		b.refs.Store(2)
+		work <- b
+		for i := range b.pkts {
+			tb.packet(&b.pkts[i], b.ts[i].UnixNano())
+		}
+		release(b)
+	}
+	b := <-free
+	for {
+		data, ci, rerr := src.Next()
+		if errors.Is(rerr, io.EOF) {
+			break
+		}
+		if rerr != nil {
+			err = rerr
+			break
+		}
+		st.Packets++
+		t := ci.Timestamp.UnixNano()
+		if first == 0 {
+			first = t
+		}
+		last = max(last, t)
+		if len(b.pkts) == batchPackets || len(b.buf)+len(data) > cap(b.buf) && len(b.pkts) > 0 {
+			send(b)
+			b = <-free
+		}
+		off := len(b.buf)
+		if len(data) > cap(b.buf) { // one frame larger than a batch: its own buffer
+			b.buf = make([]byte, 0, len(data))
+			off = 0
+		}
+		b.buf = append(b.buf, data...)
+		b.pkts = append(b.pkts, packet.Packet{})
+		p := &b.pkts[len(b.pkts)-1]
+		if derr := packet.Decode(ci.Link, b.buf[off:off+len(data):off+len(data)], p); derr != nil {
+			st.Undecoded++
+			if !p.Transport {
+				b.pkts = b.pkts[:len(b.pkts)-1]
+				b.buf = b.buf[:off]
+				continue
+			}
+		}
+		b.ts = append(b.ts, ci.Timestamp)
+	}
+	if len(b.pkts) > 0 {
+		send(b)
+	}
+	close(work)
+	wg.Wait()
+	return first, last, err
+}

@@ -1,0 +1,131 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mtuscope/mtuscope/internal/testnet"
+)
+
+// podman runs podman on a storage of the test's own (vfs: no mounts left
+// behind), with the settings that work on these machines (KNOWLEDGE.md).
+type podman struct {
+	t       *testing.T
+	storage string
+}
+
+func (p podman) cmd(ctx context.Context, args ...string) *exec.Cmd {
+	base := []string{"--root", filepath.Join(p.storage, "root"), "--runroot", filepath.Join(p.storage, "run"),
+		"--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "none"}
+	return exec.CommandContext(ctx, "podman", append(base, args...)...)
+}
+
+func (p podman) run(ctx context.Context, args ...string) string {
+	p.t.Helper()
+	out, err := p.cmd(ctx, args...).CombinedOutput()
+	if err != nil {
+		p.t.Fatalf("podman %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// runArgs are the options every container of the test runs with.
+var runArgs = []string{"--runtime", "runc", "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"}
+
+// staticBinary builds mtuscope without cgo, as the image needs it.
+func staticBinary(t *testing.T, dir string) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	out := filepath.Join(dir, "mtuscope")
+	cmd := exec.Command(goBin, "build", "-trimpath", "-o", out, "../cmd/mtuscope")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("static build: %v\n%s", err, b)
+	}
+	if b, _ := os.ReadFile(out); bytes.Contains(b, []byte("/lib64/ld-linux")) {
+		t.Fatal("the binary asks for a dynamic loader: not static")
+	}
+	return out
+}
+
+func TestContainerImage(t *testing.T) {
+	testnet.Require(t)
+	testnet.RequireTools(t, "podman", "runc")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	build := t.TempDir()
+	staticBinary(t, build)
+	for _, f := range []string{"/etc/ssl/certs/ca-certificates.crt"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatalf("build context: %v (install ca-certificates)", err)
+		}
+		os.WriteFile(filepath.Join(build, filepath.Base(f)), b, 0o644)
+	}
+	os.Mkdir(filepath.Join(build, "data"), 0o755)
+	p := podman{t: t, storage: t.TempDir()}
+	tag := "localhost/mtuscope-test:" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
+	p.run(ctx, "build", "-q", "-t", tag, "-f", filepath.Join("container", "Containerfile"), build)
+
+	var inspect []struct {
+		Config struct {
+			User       string
+			Entrypoint []string
+		}
+		RootFS struct{ Layers []string }
+	}
+	if err := json.Unmarshal([]byte(p.run(ctx, "image", "inspect", tag)), &inspect); err != nil || len(inspect) != 1 {
+		t.Fatalf("image inspect: %v", err)
+	}
+	if u := inspect[0].Config.User; u == "" || strings.HasPrefix(u, "0") || strings.HasPrefix(u, "root") {
+		t.Errorf("image runs as %q, want a non-root user", u)
+	}
+
+	// The binary runs in it, as that user, with no network.
+	var v struct {
+		GoVersion string `json:"go_version"`
+	}
+	out := p.run(ctx, append(append([]string{"run", "--rm"}, runArgs...), tag, "version", "--json")...)
+	if err := json.Unmarshal([]byte(out), &v); err != nil || v.GoVersion == "" {
+		t.Fatalf("version in the container: %v\n%s", err, out)
+	}
+
+	// serve starts on its defaults with a volume for its data, writes its
+	// database there and stops cleanly on SIGTERM.
+	data := t.TempDir()
+	if err := os.Chown(data, 65532, 65532); err != nil {
+		t.Fatal(err)
+	}
+	name := "mtuscope-test-serve-" + strings.ReplaceAll(filepath.Base(data), "_", "")
+	p.run(ctx, append(append([]string{"run", "-d", "--name", name}, runArgs...), "-v", data+":/var/lib/mtuscope", tag)...)
+	defer p.cmd(context.Background(), "rm", "-f", name).Run()
+	var logs string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		logs = p.run(ctx, "logs", name)
+		if strings.Contains(logs, "page: https://") {
+			break
+		}
+	}
+	if !strings.Contains(logs, "page: https://") {
+		t.Fatalf("serve did not print its page URL:\n%s", logs)
+	}
+	p.run(ctx, "stop", "-t", "20", name)
+	state := strings.TrimSpace(p.run(ctx, "inspect", "--format", "{{.State.ExitCode}}", name))
+	if state != "0" {
+		t.Errorf("serve exited with %s after SIGTERM:\n%s", state, p.run(ctx, "logs", name))
+	}
+	if _, err := os.Stat(filepath.Join(data, "reports.db")); err != nil {
+		t.Errorf("no reports database in the volume: %v", err)
+	}
+}
