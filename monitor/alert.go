@@ -250,7 +250,10 @@ func (m *Monitor) evaluateServer(b int64, t tally) {
 		return
 	}
 	p := binomLowerTail(int(t.completed), all, s.baseline)
-	s.low = rate < s.baseline-m.cfg.MinDrop && p < m.cfg.Alpha
+	// Low: far below the baseline, and across more than ServerBreadth of
+	// the networks (two failing networks out of four are two network
+	// alerts, not a server one).
+	s.low = rate < s.baseline-m.cfg.MinDrop && p < m.cfg.Alpha && m.breadth(b, s.baseline)
 	if s.firing {
 		if rate >= s.baseline-m.cfg.MinDrop/2 {
 			s.clean++
@@ -262,7 +265,7 @@ func (m *Monitor) evaluateServer(b int64, t tally) {
 		}
 		return
 	}
-	if s.low && m.breadth(b, s.baseline) {
+	if s.low {
 		s.firing, s.clean = true, 0
 		start := m.start(b)
 		s.alert = &Alert{
@@ -284,8 +287,9 @@ func (m *Monitor) evaluateServer(b int64, t tally) {
 	}
 }
 
-// breadth reports whether the drop in bucket b spans most networks with
-// attempts in it (at least two): a server-wide drop, not one big network.
+// breadth reports whether the drop in bucket b spans more than
+// ServerBreadth of the networks with attempts in it (at least two): a
+// server-wide drop, not one big network nor a few failing ones.
 func (m *Monitor) breadth(b int64, baseline float64) bool {
 	active, failing := 0, 0
 	for _, n := range m.nets {
@@ -299,7 +303,7 @@ func (m *Monitor) breadth(b int64, baseline float64) bool {
 			failing++
 		}
 	}
-	return failing >= 2 && float64(failing) >= m.cfg.ServerBreadth*float64(active)
+	return failing >= 2 && float64(failing) > m.cfg.ServerBreadth*float64(active)
 }
 
 func (m *Monitor) resolveServer(end time.Time, reason string) {

@@ -268,6 +268,21 @@ func TestTinyNetworks(t *testing.T) {
 	}
 }
 
+// Two networks of four break after a clean start (the server's baseline
+// at 100%): two network alerts, no server-wide one.
+func TestHalfTheNetworksFail(t *testing.T) {
+	m, rec := newMonitor(Config{})
+	rng := newRand(16)
+	clean := []path{{Prefix: "192.0.2", Per: 12, Kind: "clean"}, {Prefix: "198.51.100", Per: 12, Kind: "clean"},
+		{Prefix: "203.0.113", Per: 15, Kind: "clean"}, {Prefix: "100.64.0", Per: 15, Kind: "clean"}}
+	run(m, rng, t0, 2, clean...)
+	broken := append([]path{{Prefix: "192.0.2", Per: 12, Kind: "s2"}, {Prefix: "198.51.100", Per: 12, Kind: "down"}}, clean[2:]...)
+	run(m, rng, t0.Add(2*time.Minute), 3, broken...)
+	if rec.count(KindServer, Firing) != 0 || rec.count(KindNetwork, Firing) != 2 {
+		t.Fatalf("alerts %+v", rec.alerts)
+	}
+}
+
 // Every network failing at once is one server alert, no network alert,
 // and it resolves when handshakes complete again.
 func TestServerWideDrop(t *testing.T) {
