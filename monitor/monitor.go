@@ -50,7 +50,8 @@ type Config struct {
 	StaleAfter time.Duration `yaml:"stale_after" json:"stale_after"`
 	// ServerMin is the fewest TLS attempts in a bucket for the server-wide
 	// test, and ServerBreadth the share of networks with attempts that
-	// must be failing for a drop to count as server-wide.
+	// must be exceeded by the failing ones for a drop to count as
+	// server-wide.
 	ServerMin     int     `yaml:"server_min" json:"server_min"`
 	ServerBreadth float64 `yaml:"server_breadth" json:"server_breadth"`
 	// MaxNetworks caps the networks tracked one by one; the rest are
