@@ -42,19 +42,20 @@ Live (-i IFACE) needs CAP_NET_RAW; it serves metrics, health and the
 operator view on the admin listener (127.0.0.1:9091) and keeps per-network
 buckets and the alert history in SQLite in the data directory.
 --read FILE... replays pcap or pcapng files (also gzipped), one after the
-other in the order given, through the same pipeline, needs no privilege, and prints the per-network summary and the
-alerts (--json: one JSON document, see docs/watch-json.md); it exits 1
-when an alert fired.
+other in the order given, through the same pipeline; it needs no
+privilege, prints the per-network summary and the alerts (--json: one
+JSON document, see docs/watch-json.md) and exits 1 when an alert fired.
 
 A YAML config file (--config) sets the same things and the alerting
-thresholds; unknown keys are errors. --check-config checks it and exits.`,
+thresholds (docs/watch.yaml lists them all); unknown keys are errors.
+--check-config checks the configuration, prints a summary and exits.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runWatch(cmd, g, a) },
 	}
 	f := cmd.Flags()
 	d := &a.over
 	f.StringVar(&a.config, "config", "", "YAML config file (strict: unknown keys are errors)")
-	f.BoolVar(&a.checkConfig, "check-config", false, "check the configuration, print it and exit")
+	f.BoolVar(&a.checkConfig, "check-config", false, "check the configuration, print a summary and exit")
 	f.StringVarP(&d.Interface, "interface", "i", "", `network interface to capture on ("any" for all)`)
 	f.IntSliceVar(&d.Ports, "port", d.Ports, "TLS server port to watch (repeatable)")
 	f.StringSliceVar(&a.read, "read", nil, "replay these capture files instead of capturing live (repeatable)")
