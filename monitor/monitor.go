@@ -112,9 +112,12 @@ type Options struct {
 	// Lookup maps a client address to its network; nil groups by /24 and /48.
 	Lookup func(netip.Addr) asn.Result
 	// Notify receives every alert change (firing, resolved) in order, from
-	// the goroutine that called Observe, Advance or Flush.
+	// the goroutine that called Observe, Advance or Flush, with the
+	// monitor's lock held: it must queue, not block, and not call the
+	// Monitor.
 	Notify func(Alert)
-	// Bucket, if set, receives each network's closed bucket (for storage).
+	// Bucket, if set, receives each network's closed bucket (for storage),
+	// under the same rules as Notify.
 	Bucket func(BucketRecord)
 	// PageURL is the diagnostic page's address, put in every alert.
 	PageURL string
