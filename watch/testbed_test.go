@@ -104,6 +104,32 @@ func traffic(ctx context.Context, n *testnet.Net, ng *testnet.Nginx, wg *sync.Wa
 	}
 }
 
+// halfHellos is S12's hostile client in the clean network: five at a
+// time, connections that send the first 100 bytes of a 517-byte
+// ClientHello and then nothing until they close, seven seconds later.
+// They must not count as stalls.
+func halfHellos(ctx context.Context, c *testnet.Host, server netip.Addr, wg *sync.WaitGroup) {
+	hello := make([]byte, 100)
+	copy(hello, []byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03})
+	for k := 0; k < 5; k++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				conn, err := c.DialContext(dctx, "tcp", netip.AddrPortFrom(server, 443).String())
+				cancel()
+				if err == nil {
+					conn.Write(hello)
+					sleep(ctx, 7*time.Second)
+					conn.Close()
+				}
+				sleep(ctx, 500*time.Millisecond)
+			}
+		}()
+	}
+}
+
 // browse loads a page in headless Chromium (its ~1.8 KB post-quantum
 // ClientHello) from client c every two seconds, each time in a new browser
 // context so that each load opens a new TLS connection; a load that has
@@ -148,7 +174,8 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// Issue 9's "done when", S11: watch captures live on the server's bridge;
+// Issue 9's "done when", S11 (with S12's half-sent hellos from the clean
+// network): watch captures live on the server's bridge;
 // the S2 and downstream-only networks alert with their direction and a
 // bracket that holds 1400; the clean and the lossy ones do not; removing
 // the faults resolves both alerts; a real Alertmanager receives the firing
@@ -238,6 +265,7 @@ func TestTestbedCustomers(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	traffic(ctx, n, ng, &wg)
+	halfHellos(ctx, n.Clients[2], n.Server.V4, &wg)
 	if _, err := exec.LookPath("chromium"); err == nil {
 		browse(ctx, t, n.Clients[0], ng, &wg)
 	} else {
