@@ -448,7 +448,7 @@ func logDiff(t *testing.T, livePath, replayPath string) {
 }
 
 // metric reads one unlabelled series from watch's /metrics.
-func metric(t *testing.T, c *http.Client, name string) string {
+func metric(t testing.TB, c *http.Client, name string) string {
 	resp, err := c.Get("http://127.0.0.1:19091/metrics")
 	if err != nil {
 		t.Fatal(err)
