@@ -81,4 +81,3 @@ func BenchmarkLiveHandshakes(b *testing.B) {
 	b.ReportMetric(read("mtuscope_capture_dropped_packets_total"), "capture_drops")
 	b.ReportMetric(read("mtuscope_capture_packets_total"), "packets")
 }
-
