@@ -2,7 +2,6 @@ package watch_test
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,7 +19,6 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/remote"
 
-	"github.com/mtuscope/mtuscope/asn"
 	"github.com/mtuscope/mtuscope/diagnose"
 	"github.com/mtuscope/mtuscope/internal/testnet"
 	"github.com/mtuscope/mtuscope/monitor"
@@ -41,69 +39,6 @@ var customers = []struct {
 	{testnet.Faults{LossPerMille: 15}, 64499, false, ""},                                          // 1.5% loss
 }
 
-// writeASNDB maps client network i (198.51.100.16i/28, 2001:db8:100:i::/64)
-// to AS 64496+i.
-func writeASNDB(t *testing.T, path string) {
-	t.Helper()
-	var rs []asn.Range
-	for i, c := range customers {
-		org := fmt.Sprintf("Customer %d", i+1)
-		rs = append(rs,
-			asn.Range{First: netip.AddrFrom4([4]byte{198, 51, 100, byte(16 * i)}), Last: netip.AddrFrom4([4]byte{198, 51, 100, byte(16*i + 15)}), ASN: c.asn, Org: org},
-			asn.Range{First: netip.MustParseAddr(fmt.Sprintf("2001:db8:100:%x::", i)), Last: netip.MustParseAddr(fmt.Sprintf("2001:db8:100:%x:ffff:ffff:ffff:ffff", i)), ASN: c.asn, Org: org})
-	}
-	tab, err := asn.Build([]asn.Source{{Name: "testbed", Format: asn.FormatCSV, Ranges: rs}}, asn.BuildOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := tab.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := asn.WriteAtomic(path, b); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// traffic runs real clients in every network until ctx ends: curl (a
-// small ClientHello, the server's 3.8 KB flight) and Go's TLS client (its
-// 1.5 KB post-quantum hello), three of each at once per network, two over
-// IPv4 and one over IPv6.
-func traffic(ctx context.Context, n *testnet.Net, ng *testnet.Nginx, wg *sync.WaitGroup) {
-	tlsConf := &tls.Config{RootCAs: ng.CertPool(), ServerName: ng.ServerName}
-	for _, c := range n.Clients {
-		for k := 0; k < 3; k++ {
-			fam := 4
-			if k == 2 {
-				fam = 6
-			}
-			wg.Add(2)
-			go func() {
-				defer wg.Done()
-				for ctx.Err() == nil {
-					rctx, cancel := context.WithTimeout(ctx, 8*time.Second)
-					c.Run(rctx, "curl", ng.Curl(fam, "/small.txt", 6*time.Second)...)
-					cancel()
-					sleep(ctx, time.Second)
-				}
-			}()
-			go func() {
-				defer wg.Done()
-				for ctx.Err() == nil {
-					hctx, cancel := context.WithTimeout(ctx, 6*time.Second)
-					if conn, err := c.DialContext(hctx, "tcp", netip.AddrPortFrom(n.Server.Addr(fam), 443).String()); err == nil {
-						tc := tls.Client(conn, tlsConf)
-						tc.HandshakeContext(hctx)
-						tc.Close()
-					}
-					cancel()
-					sleep(ctx, time.Second)
-				}
-			}()
-		}
-	}
-}
-
 // halfHellos is S12's hostile client in the clean network: five at a
 // time, connections that send the first 100 bytes of a 517-byte
 // ClientHello and then nothing until they close, seven seconds later.
@@ -121,10 +56,10 @@ func halfHellos(ctx context.Context, c *testnet.Host, server netip.Addr, wg *syn
 				cancel()
 				if err == nil {
 					conn.Write(hello)
-					sleep(ctx, 7*time.Second)
+					monitortest.Sleep(ctx, 7*time.Second)
 					conn.Close()
 				}
-				sleep(ctx, 500*time.Millisecond)
+				monitortest.Sleep(ctx, 500*time.Millisecond)
 			}
 		}()
 	}
@@ -162,16 +97,9 @@ func browse(ctx context.Context, t *testing.T, c *testnet.Host, ng *testnet.Ngin
 			}
 			cancel()
 			<-done
-			sleep(ctx, 2*time.Second)
+			monitortest.Sleep(ctx, 2*time.Second)
 		}
 	}()
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(d):
-	}
 }
 
 // Issue 9's "done when", S11 (with S12's half-sent hellos from the clean
@@ -194,7 +122,7 @@ func TestTestbedCustomers(t *testing.T) {
 	bin := testnet.Mtuscope(t)
 	dir := t.TempDir()
 	db := filepath.Join(dir, "asn.db")
-	writeASNDB(t, db)
+	monitortest.WriteASNDB(t, db, customers[0].asn, len(customers))
 	cfgFile := filepath.Join(dir, "watch.yaml")
 	if err := os.WriteFile(cfgFile, []byte("handshake_timeout: 5s\nmonitor:\n  bucket: 10s\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -264,7 +192,7 @@ func TestTestbedCustomers(t *testing.T) {
 
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	traffic(ctx, n, ng, &wg)
+	monitortest.Traffic(ctx, n, ng, &wg)
 	halfHellos(ctx, n.Clients[2], n.Server.V4, &wg)
 	if _, err := exec.LookPath("chromium"); err == nil {
 		browse(ctx, t, n.Clients[0], ng, &wg)

@@ -1,0 +1,35 @@
+package monitortest
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+
+	"github.com/mtuscope/mtuscope/asn"
+)
+
+// WriteASNDB writes an ASN database that maps the testbed's client network
+// i (198.51.100.16i/28 and 2001:db8:100:i::/64, see internal/testnet) to
+// AS firstASN+i, organisation "Customer i+1", for i < networks.
+func WriteASNDB(t testing.TB, path string, firstASN uint32, networks int) {
+	t.Helper()
+	var rs []asn.Range
+	for i := range networks {
+		org := fmt.Sprintf("Customer %d", i+1)
+		as := firstASN + uint32(i)
+		rs = append(rs,
+			asn.Range{First: netip.AddrFrom4([4]byte{198, 51, 100, byte(16 * i)}), Last: netip.AddrFrom4([4]byte{198, 51, 100, byte(16*i + 15)}), ASN: as, Org: org},
+			asn.Range{First: netip.MustParseAddr(fmt.Sprintf("2001:db8:100:%x::", i)), Last: netip.MustParseAddr(fmt.Sprintf("2001:db8:100:%x:ffff:ffff:ffff:ffff", i)), ASN: as, Org: org})
+	}
+	tab, err := asn.Build([]asn.Source{{Name: "testbed", Format: asn.FormatCSV, Ranges: rs}}, asn.BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := tab.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := asn.WriteAtomic(path, b); err != nil {
+		t.Fatal(err)
+	}
+}
