@@ -56,7 +56,12 @@ type Scenario struct {
 	Name     string   // short id, such as "S2"
 	Slug     string   // descriptive name, such as "seed"
 	Networks []Faults // one per client network; none means one clean network
-	Want     Want
+	// Office joins every client network's r1 to one NAT router (instead
+	// of a second router per network) that masquerades them all to one
+	// public address, OfficeV4 and OfficeV6, with random ports: several
+	// people in one office, each behind their own faulty path.
+	Office bool
+	Want   Want
 }
 
 // String returns "S2 seed".
