@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"sort"
 
 	"github.com/mtuscope/mtuscope/diagnose"
@@ -33,7 +34,23 @@ type RungResult struct {
 	Test    diagnose.SegmentTest `json:"test"`
 	Browser BrowserRung          `json:"browser"`
 	Server  []snapshot           `json:"server"`
+	// ServerMore counts the connections of the rung not listed in Server
+	// (a report keeps at most maxRungSnapshots per rung).
+	ServerMore int `json:"server_more,omitempty"`
+	// Uncertain says why the server's part of this rung may include
+	// connections the page did not make (empty: every one is the page's).
+	Uncertain string `json:"uncertain,omitempty"`
 }
+
+// What one page run opens per rung: at most three TLS connections (the
+// hello, the download and the upload, when the browser does not reuse
+// one) and one server-first probe. More from the session's address in its
+// lease means something else from that address tested the same rung.
+const (
+	pageTLSPerRung   = 3
+	pageDownPerRung  = 1
+	maxRungSnapshots = 4
+)
 
 // minObservedMSS ignores rcv_mss values that are the kernel's initial
 // guess (536) rather than a measured segment.
@@ -115,8 +132,35 @@ func joinRung(fam int, br BrowserRung, session string, tlsConns, down []snapshot
 			t.DownSize = p // the server learned a smaller path MTU (ICMP works)
 		}
 	}
-	all := append(append([]snapshot(nil), tlsConns...), down...)
-	return RungResult{MSS: br.MSS, Test: t, Browser: br, Server: all}
+	rr := RungResult{MSS: br.MSS, Test: t, Browser: br}
+	untagged := 0
+	for _, c := range tlsConns {
+		if c.Session != session {
+			untagged++
+		}
+	}
+	if untagged > pageTLSPerRung || len(down) > pageDownPerRung {
+		rr.Uncertain = fmt.Sprintf("the server saw %d unnamed TLS connections and %d probe connections from your address on this size "+
+			"while your check ran, more than the page opens: another program on your network tested it too", untagged, len(down))
+	}
+	// Keep what decided the rung: the best TLS connection and the probes
+	// first, then others, at most maxRungSnapshots.
+	var keep []snapshot
+	if best != nil {
+		keep = append(keep, *best)
+	}
+	keep = append(keep, down...)
+	for i := range tlsConns {
+		if &tlsConns[i] != best {
+			keep = append(keep, tlsConns[i])
+		}
+	}
+	if len(keep) > maxRungSnapshots {
+		rr.ServerMore = len(keep) - maxRungSnapshots
+		keep = keep[:maxRungSnapshots]
+	}
+	rr.Server = keep
+	return rr
 }
 
 // bestTLS picks the connection that says most about the rung: one the

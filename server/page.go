@@ -43,6 +43,7 @@ func (s *Server) pageHandler(admin bool) http.Handler {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("POST /api/v1/sessions", s.limited(s.sessLim, "session", s.newSession))
+	mux.HandleFunc("POST /api/v1/sessions/{id}/start", s.startSession)
 	mux.HandleFunc("POST /api/v1/sessions/{id}/result", s.limited(s.repLim, "report", s.sessionResult))
 	mux.HandleFunc("GET /r/{id}", s.reportPage)
 	mux.HandleFunc("GET /.well-known/mtuscope.json", s.capabilities)

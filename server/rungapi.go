@@ -13,9 +13,9 @@ import (
 // and the capabilities, with CORS for exactly the page's origins.
 func (s *Server) rungHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /t/hello", s.limited(s.testLim, "test", s.rungHello))
-	mux.HandleFunc("GET /t/down", s.limited(s.testLim, "test", s.rungDown))
-	mux.HandleFunc("POST /t/up", s.limited(s.testLim, "test", s.rungUp))
+	mux.HandleFunc("GET /t/hello", s.testLimited(s.rungHello))
+	mux.HandleFunc("GET /t/down", s.testLimited(s.rungDown))
+	mux.HandleFunc("POST /t/up", s.testLimited(s.rungUp))
 	mux.HandleFunc("GET /api/v1/whoami", s.limited(s.testLim, "test", s.whoami))
 	mux.HandleFunc("GET /api/v1/connections/{sid}", s.limited(s.testLim, "test", s.connection))
 	mux.HandleFunc("GET /api/v1/udp-token", s.limited(s.testLim, "test", s.udpToken))
@@ -72,6 +72,46 @@ func portOf(addr string) string {
 	}
 	return ""
 }
+
+// testLimited rate-limits a rung step. A step that names a session holding
+// its address's lease counts against that session's budget (enough for
+// every rung of both families, with retries), not against the address:
+// an office behind one address runs its checks one after the other, each
+// at full speed. Anything else shares the address's token bucket.
+func (s *Server) testLimited(h http.HandlerFunc) http.HandlerFunc {
+	limited := s.limited(s.testLim, "test", h)
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := r.URL.Query().Get("s")
+		if !validID(id) {
+			limited(w, r)
+			return
+		}
+		sess := s.sessions.get(id)
+		if sess == nil || !sess.holding(time.Now()) {
+			limited(w, r)
+			return
+		}
+		if ip := clientAddr(r); familyOf(ip) == sess.Family && queueKey(ip) != queueKey(sess.IP) {
+			limited(w, r) // another address of the same family: not this session's
+			return
+		}
+		sess.mu.Lock()
+		sess.tests++
+		over := sess.tests > s.sessionTestBudget()
+		sess.mu.Unlock()
+		if over {
+			s.metrics.limited.WithLabelValues("test").Inc()
+			w.Header().Set("Retry-After", "2")
+			httpError(w, http.StatusTooManyRequests, "this check made more requests than a check needs")
+			return
+		}
+		h(w, r)
+	}
+}
+
+// sessionTestBudget is how many rung steps one session may make: three
+// per rung and family, twice over, and the refinement round.
+func (s *Server) sessionTestBudget() int { return 2*3*2*len(s.rungs) + 200 }
 
 // tagSession names the session on the request's connection.
 func (s *Server) tagSession(r *http.Request) *connRecord {

@@ -90,7 +90,7 @@ func New(cfg Config, log *slog.Logger, version string) (*Server, error) {
 	if t := os.Getenv("MTUSCOPE_TOKEN"); t != "" {
 		s.token = t
 	}
-	s.sessLim = newLimiter(cfg.Limits.SessionsPerMinute/60, max(1, cfg.Limits.Burst/10))
+	s.sessLim = newLimiter(cfg.Limits.SessionsPerMinute/60, max(1, int(cfg.Limits.SessionsPerMinute)))
 	s.repLim = newLimiter(cfg.Limits.ReportsPerMinute/60, max(1, cfg.Limits.Burst/10))
 	s.testLim = newLimiter(cfg.Limits.TestsPerSecond, cfg.Limits.Burst)
 	s.download = make([]byte, maxDownload)

@@ -16,7 +16,6 @@ const (
 	pageUpload     = 32 << 10
 	minTimeoutMs   = 1500
 	maxTimeoutMs   = 10000
-	sessionJoinAge = 2 * time.Second // records accepted this much before the session count
 )
 
 type familyHost struct {
@@ -32,7 +31,16 @@ type sessionResponse struct {
 	UploadBytes   int          `json:"upload_bytes"`
 	MinTimeoutMs  int          `json:"min_timeout_ms"`
 	MaxTimeoutMs  int          `json:"max_timeout_ms"`
+	// Started says the session may test now; otherwise another session
+	// from the same address is testing, Position says how many are ahead,
+	// and the page asks /start again after RetryMs.
+	Started  bool `json:"started"`
+	Position int  `json:"position,omitempty"`
+	RetryMs  int  `json:"retry_ms,omitempty"`
 }
+
+// startRetryMs is how often a waiting page asks whether its turn came.
+const startRetryMs = 700
 
 func (s *Server) newSession(w http.ResponseWriter, r *http.Request) {
 	var req struct {
@@ -47,19 +55,69 @@ func (s *Server) newSession(w http.ResponseWriter, r *http.Request) {
 	if rec := connRecordFrom(r); rec != nil {
 		sess.SYNMSS = rec.SYNMSS
 	}
-	if !s.sessions.add(sess) {
-		httpError(w, http.StatusServiceUnavailable, "too many sessions in progress; try again in a minute")
+	switch s.sessions.add(sess) {
+	case tableFull:
+		s.busy(w, "too many checks in progress; retrying")
+		return
+	case queueFull:
+		s.busy(w, "too many checks from your network are waiting; retrying")
 		return
 	}
 	s.metrics.sessions.Inc()
 	resp := sessionResponse{ID: sess.ID, Rungs: s.rungs, DownloadBytes: pageDownload, UploadBytes: pageUpload,
 		MinTimeoutMs: minTimeoutMs, MaxTimeoutMs: maxTimeoutMs}
+	resp.Started, resp.Position = s.sessions.start(sess, time.Now())
+	if !resp.Started {
+		resp.RetryMs = startRetryMs
+	}
 	if s.cfg.HostnameV4 != "" && s.cfg.HostnameV6 != "" {
 		resp.Families = []familyHost{{4, s.cfg.HostnameV4}, {6, s.cfg.HostnameV6}}
 	} else {
 		resp.Families = []familyHost{{Family: sess.Family}}
 	}
 	writeJSON(w, http.StatusCreated, resp)
+}
+
+// busy answers 503 with a Retry-After: the page shows that the server is
+// busy and tries again, instead of counting anything as a result.
+func (s *Server) busy(w http.ResponseWriter, msg string) {
+	s.metrics.limited.WithLabelValues("busy").Inc()
+	w.Header().Set("Retry-After", "2")
+	httpError(w, http.StatusServiceUnavailable, msg)
+}
+
+// ownSession returns the session named in the path when the request comes
+// from its address (or its address's /64); otherwise it wrote the error.
+func (s *Server) ownSession(w http.ResponseWriter, r *http.Request) *session {
+	id := r.PathValue("id")
+	if !validID(id) {
+		httpError(w, http.StatusBadRequest, "malformed session ID")
+		return nil
+	}
+	sess := s.sessions.get(id)
+	if sess == nil {
+		httpError(w, http.StatusNotFound, "no such session (it may have expired: reload the page)")
+		return nil
+	}
+	if ip := clientAddr(r); ip != sess.IP {
+		httpError(w, http.StatusForbidden, "this session belongs to another address")
+		return nil
+	}
+	return sess
+}
+
+// startSession is what a waiting page asks until its turn comes.
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request) {
+	sess := s.ownSession(w, r)
+	if sess == nil {
+		return
+	}
+	ok, pos := s.sessions.start(sess, time.Now())
+	if !ok {
+		writeJSON(w, http.StatusAccepted, map[string]any{"started": false, "position": pos, "retry_ms": startRetryMs})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"started": true})
 }
 
 // pageResult is what the page posts when its tests are done.
@@ -81,11 +139,17 @@ func (s *Server) validResult(res *pageResult) error {
 		return fmt.Errorf("%d rung results for %d rungs", len(res.Rungs), len(s.rungs))
 	}
 	step := map[string]bool{stepOK: true, stepFail: true, stepSkipped: true, "": true, "opened": true}
+	type key struct{ fam, mss int }
+	seen := map[key]bool{}
 	for i := range res.Rungs {
 		b := &res.Rungs[i]
 		if !known[b.MSS] || (b.Family != 4 && b.Family != 6) {
 			return fmt.Errorf("rung %d: unknown MSS %d or family %d", i, b.MSS, b.Family)
 		}
+		if seen[key{b.Family, b.MSS}] {
+			return fmt.Errorf("rung %d: MSS %d of IPv%d given twice", i, b.MSS, b.Family)
+		}
+		seen[key{b.Family, b.MSS}] = true
 		if !step[b.Hello] || !step[b.Down] || !step[b.Up] || !step[b.Probe] {
 			return fmt.Errorf("rung %d: a step result is not ok, fail or skipped", i)
 		}
@@ -95,18 +159,8 @@ func (s *Server) validResult(res *pageResult) error {
 }
 
 func (s *Server) sessionResult(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if !validID(id) {
-		httpError(w, http.StatusBadRequest, "malformed session ID")
-		return
-	}
-	sess := s.sessions.get(id)
+	sess := s.ownSession(w, r)
 	if sess == nil {
-		httpError(w, http.StatusNotFound, "no such session (it may have expired: reload the page)")
-		return
-	}
-	if ip := clientAddr(r); ip != sess.IP {
-		httpError(w, http.StatusForbidden, "this session belongs to another address")
 		return
 	}
 	var res pageResult
@@ -118,6 +172,14 @@ func (s *Server) sessionResult(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if _, _, ok := sess.window(); !ok {
+		httpError(w, http.StatusConflict, "this session never started testing")
+		return
+	}
+	// One post at a time per session: a second one waits for the first
+	// and answers with its report.
+	sess.postMu.Lock()
+	defer sess.postMu.Unlock()
 	sess.mu.Lock()
 	done := sess.reportID
 	sess.mu.Unlock()
@@ -125,6 +187,7 @@ func (s *Server) sessionResult(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"id": done, "url": "/r/" + done})
 		return
 	}
+	s.sessions.release(sess, time.Now())
 	rep := s.joinSession(sess, res)
 	if err := s.storeReport(r.Context(), rep); err != nil {
 		s.log.Error("store report", "err", err)
@@ -141,20 +204,30 @@ func (s *Server) sessionResult(w http.ResponseWriter, r *http.Request) {
 
 // joinSession joins the page's results with the server's records of the
 // session's connections and diagnoses each family.
+//
+// What the join takes: from the session's own address, the connections
+// accepted while the session held the address's lease (no other session
+// of that address was testing) that no other session named; from any
+// other address (the second family of a dual-stack check), only the
+// connections whose requests named the session.
 func (s *Server) joinSession(sess *session, res pageResult) *Report {
-	since := sess.Created.Add(-sessionJoinAge)
+	from, to, _ := sess.window()
 	type key struct{ fam, mss int }
 	tlsBy, downBy := map[key][]snapshot{}, map[key][]snapshot{}
 	allBy := map[int][]snapshot{}
 	for _, ip := range sess.addrs() {
 		fam := familyOf(ip)
-		for _, rec := range s.reg.since(ip, since) {
-			if rec.Kind == kindPage {
+		own := queueKey(ip) == queueKey(sess.IP)
+		for _, rec := range s.reg.since(ip, from) {
+			if rec.Kind == kindPage || rec.Accepted.After(to) {
 				continue
 			}
 			snap := rec.snapshot()
 			if snap.Session != "" && snap.Session != sess.ID {
 				continue // another session's connection from the same address
+			}
+			if !own && snap.Session != sess.ID {
+				continue // untagged, from an address the lease does not cover
 			}
 			k := key{fam, rec.MSS}
 			if rec.Kind == kindDown {

@@ -16,15 +16,44 @@
     return fetch(url, o).finally(() => clearTimeout(t));
   }
 
+  const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
+
+  // postJSON posts body to url. A busy server (429, 503) is not a result:
+  // the page says so and tries again after the time the server asks for,
+  // a bounded number of times.
   async function postJSON(url, body) {
-    const r = await fetch(url, {
-      method: "POST", cache: "no-store",
-      headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
-    });
-    if (!r.ok) {
-      throw new Error(url + ": HTTP " + r.status + " " + (await r.text()).slice(0, 200));
+    for (let attempt = 0; ; attempt++) {
+      const r = await fetch(url, {
+        method: "POST", cache: "no-store",
+        headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+      });
+      if ((r.status === 429 || r.status === 503) && attempt < 30) {
+        const wait = Math.min(10, Math.max(1, Number(r.headers.get("Retry-After")) || 2));
+        status("The server is busy, retrying in " + wait + " s…");
+        await r.text();
+        await sleep(wait * 1000);
+        continue;
+      }
+      if (!r.ok) {
+        throw new Error(url + ": HTTP " + r.status + " " + (await r.text()).slice(0, 200));
+      }
+      return { status: r.status, body: await r.json() };
     }
-    return r.json();
+  }
+
+  // waitTurn waits until the server lets this session test: people behind
+  // one address (an office's NAT) test one after the other, so that every
+  // connection the server sees from that address belongs to one check.
+  async function waitTurn(sess) {
+    let st = { started: sess.started, position: sess.position, retry_ms: sess.retry_ms };
+    for (let i = 0; !st.started; i++) {
+      if (i > 600) {
+        throw new Error("waited too long for the other checks from your network");
+      }
+      status("Another check from your network is running (" + st.position + " ahead of yours); yours starts when it ends…");
+      await sleep(st.retry_ms || 700);
+      st = (await postJSON("/api/v1/sessions/" + encodeURIComponent(sess.id) + "/start", {})).body;
+    }
   }
 
   function hostFor(fam) {
@@ -50,9 +79,18 @@
     const q = "?s=" + encodeURIComponent(sess.id);
     const t0 = performance.now();
     try {
-      const x = await timed(base + "/t/hello" + q, {}, timeout);
+      let x = await timed(base + "/t/hello" + q, {}, timeout);
       await x.text();
-      res.hello = x.ok ? "ok" : "fail";
+      if (x.status === 429 || x.status === 503) {
+        // Busy is not lost: try once more, then leave the size untested.
+        await sleep(1000);
+        x = await timed(base + "/t/hello" + q, {}, timeout);
+        await x.text();
+      }
+      res.hello = x.ok ? "ok" : (x.status === 429 || x.status === 503) ? "skipped" : "fail";
+      if (!x.ok) {
+        res.error = "HTTP " + x.status;
+      }
     } catch (e) {
       res.hello = "fail";
       res.error = String(e && e.name || e);
@@ -62,14 +100,14 @@
       try {
         const x = await timed(base + "/t/down" + q + "&n=" + sess.download_bytes, {}, timeout);
         const b = await x.arrayBuffer();
-        res.down = x.ok && b.byteLength === sess.download_bytes ? "ok" : "fail";
+        res.down = x.ok && b.byteLength === sess.download_bytes ? "ok" : (x.status === 429 || x.status === 503) ? "skipped" : "fail";
       } catch (e) {
         res.down = "fail";
       }
       try {
         const x = await timed(base + "/t/up" + q, { method: "POST", headers: { "Content-Type": "text/plain" }, body: payload }, timeout);
         const j = await x.json();
-        res.up = x.ok && j.received === payload.length ? "ok" : "fail";
+        res.up = x.ok && j.received === payload.length ? "ok" : (x.status === 429 || x.status === 503) ? "skipped" : "fail";
       } catch (e) {
         res.up = "fail";
       }
@@ -77,8 +115,12 @@
     if (probe) {
       res.probe = await probe;
     }
-    const bad = res.hello !== "ok" || res.down === "fail" || res.up === "fail";
-    mark(li, bad ? "lost" : "passed", bad ? "fail" : "pass");
+    const bad = res.hello === "fail" || res.down === "fail" || res.up === "fail";
+    if (res.hello === "skipped") {
+      mark(li, "not tested (server busy)", "untested");
+    } else {
+      mark(li, bad ? "lost" : "passed", bad ? "fail" : "pass");
+    }
     const c = $("progress-count");
     c.textContent = String(Number(c.textContent) + 1);
     return res;
@@ -93,7 +135,8 @@
       await r.text();
       rtt = Math.min(rtt, performance.now() - t0);
     }
-    const sess = await postJSON("/api/v1/sessions", { rtt_ms: Math.round(rtt) });
+    const sess = (await postJSON("/api/v1/sessions", { rtt_ms: Math.round(rtt) })).body;
+    await waitTurn(sess);
     // A failed size costs one timeout: long enough for a few
     // retransmissions at the measured round-trip time, no longer.
     const timeout = Math.round(Math.min(sess.max_timeout_ms, Math.max(sess.min_timeout_ms, 10 * rtt + sess.min_timeout_ms)));
@@ -120,8 +163,8 @@
     status("Testing " + jobs.length + " packet sizes (each failure waits " + (timeout / 1000).toFixed(1) + " s)…");
     const results = await Promise.all(jobs.map(([fam, r, li]) => testRung(sess, fam, r, li, timeout, payload)));
     status("Working out the result…");
-    const rep = await postJSON("/api/v1/sessions/" + encodeURIComponent(sess.id) + "/result",
-      { rungs: results, rtt_ms: Math.round(rtt), timeout_ms: timeout });
+    const rep = (await postJSON("/api/v1/sessions/" + encodeURIComponent(sess.id) + "/result",
+      { rungs: results, rtt_ms: Math.round(rtt), timeout_ms: timeout })).body;
     $("report-link").href = rep.url;
     $("done").hidden = false;
     status("Done.");

@@ -1,0 +1,126 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/mtuscope/mtuscope/internal/testnet"
+	"github.com/mtuscope/mtuscope/server"
+	"github.com/mtuscope/mtuscope/server/servetest"
+)
+
+// pageMTUTolerance is how far below the real path MTU the page may be.
+const pageMTUTolerance = 8
+
+// pageOutcome is what one browser's page run ended on.
+type pageOutcome struct {
+	Verdict, Direction string
+	PathMTU            int
+	Location           string
+	Took               time.Duration
+	Err                error
+}
+
+// openPage loads url in a new tab of b and waits for the whole report.
+func openPage(b *testnet.Browser, url string, within time.Duration) pageOutcome {
+	ctx, cancel := b.NewContext(context.Background())
+	defer cancel()
+	var out pageOutcome
+	if out.Err = chromedp.Do(ctx, chromedp.Navigate("about:blank")); out.Err != nil {
+		return out
+	}
+	tctx, tcancel := context.WithTimeout(ctx, within)
+	defer tcancel()
+	start := time.Now()
+	if err := chromedp.Do(tctx, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.ID("verdict-code")),
+		chromedp.WaitReady(chromedp.ID("report-text"))); err != nil {
+		status, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("status")))
+		out.Err = fmt.Errorf("%s: the page did not reach a result: %v (status %q)", url, err, status)
+		return out
+	}
+	out.Took = time.Since(start)
+	text := func(id string) string {
+		v, err := chromedp.Run(tctx, chromedp.Text(chromedp.ID(id)))
+		if err != nil && out.Err == nil {
+			out.Err = fmt.Errorf("#%s: %w", id, err)
+		}
+		return strings.TrimSpace(v)
+	}
+	out.Verdict, out.Direction = text("verdict-code"), text("direction")
+	out.PathMTU, _ = strconv.Atoi(text("path-mtu"))
+	out.Location, _ = chromedp.Run(tctx, chromedp.Location())
+	return out
+}
+
+// TestOfficeInBrowser is S10: people behind one NAT address (random
+// ports) open the page at the same moment, each on a path with its own
+// fault, in IPv4 and IPv6, twice; each must get their own path's verdict,
+// direction and path MTU, never a colleague's.
+func TestOfficeInBrowser(t *testing.T) {
+	t.Parallel()
+	people := []struct {
+		name   string
+		faults testnet.Faults
+		want   testnet.Want
+	}{
+		{"clean", testnet.Faults{}, testnet.Want{Verdict: "ok", PathMTU: 1500, Direction: "none"}},
+		{"downstream-only", testnet.Faults{DownLimit: 1300}, testnet.Want{Verdict: "pmtud_blackhole", PathMTU: 1300, Direction: "downstream"}},
+		{"upstream-only", testnet.Faults{UpLimit: 1350}, testnet.Want{Verdict: "pmtud_blackhole", PathMTU: 1350, Direction: "upstream"}},
+	}
+	var faults []testnet.Faults
+	for _, p := range people {
+		faults = append(faults, p.faults)
+	}
+	n := testnet.New(t, testnet.Office(faults...))
+	srv := servetest.Start(t, n)
+	var browsers []*testnet.Browser
+	for _, c := range n.Clients {
+		browsers = append(browsers, c.StartChromium(t, "--ignore-certificate-errors"))
+	}
+	for _, fam := range []int{4, 6} {
+		for round := 1; round <= 2; round++ {
+			t.Run(fmt.Sprintf("IPv%d round %d", fam, round), func(t *testing.T) {
+				outs := make([]pageOutcome, len(people))
+				var wg sync.WaitGroup
+				for i := range people {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						outs[i] = openPage(browsers[i], srv.URL(fam, server.PagePath), 120*time.Second)
+					}()
+				}
+				wg.Wait()
+				for i, p := range people {
+					o := outs[i]
+					if o.Err != nil {
+						t.Errorf("%s: %v", p.name, o.Err)
+						continue
+					}
+					t.Logf("%s over IPv%d: %s %s %d in %v (%s)", p.name, fam, o.Verdict, o.Direction, o.PathMTU, o.Took.Round(time.Millisecond), o.Location)
+					if o.Verdict != p.want.Verdict || o.Direction != p.want.Direction || o.PathMTU > p.want.PathMTU || o.PathMTU < p.want.PathMTU-pageMTUTolerance {
+						t.Errorf("%s over IPv%d: page says %s/%s/%d, want %s/%s/%d", p.name, fam, o.Verdict, o.Direction, o.PathMTU,
+							p.want.Verdict, p.want.Direction, p.want.PathMTU)
+					}
+					var rep server.Report
+					if err := servetest.GetJSON(context.Background(), servetest.Client(n.Clients[i]), o.Location+".json", &rep); err != nil {
+						t.Errorf("%s: %v", p.name, err)
+						continue
+					}
+					if rep.Client.IP != n.NAT.Addr(fam).String() {
+						t.Errorf("%s: report's client %s, want the office address %s", p.name, rep.Client.IP, n.NAT.Addr(fam))
+					}
+					if pr := rep.Primary(); pr == nil || string(pr.Diagnosis.Verdict) != p.want.Verdict || pr.Diagnosis.PathMTU != o.PathMTU {
+						t.Errorf("%s: stored report disagrees with the page", p.name)
+					}
+				}
+			})
+		}
+	}
+}
