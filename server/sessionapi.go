@@ -12,10 +12,10 @@ import (
 
 // Sizes of the page's transfers and bounds of its per-step timeout.
 const (
-	pageDownload   = 32 << 10
-	pageUpload     = 32 << 10
-	minTimeoutMs   = 1500
-	maxTimeoutMs   = 10000
+	pageDownload = 32 << 10
+	pageUpload   = 32 << 10
+	minTimeoutMs = 1500
+	maxTimeoutMs = 10000
 )
 
 type familyHost struct {
