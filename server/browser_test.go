@@ -92,8 +92,8 @@ func TestPageInBrowser(t *testing.T) {
 			if verdict != string(want.Verdict) || direction != string(want.Direction) {
 				t.Errorf("page says %s/%s, want %s/%s", verdict, direction, want.Verdict, want.Direction)
 			}
-			if got, _ := strconv.Atoi(mtu); got < want.PathMTU-8 || got > want.PathMTU {
-				t.Errorf("page says path MTU %s, want %d (within 8 bytes below)", mtu, want.PathMTU)
+			if got, _ := strconv.Atoi(mtu); got != want.PathMTU {
+				t.Errorf("page says path MTU %s, want %d to the byte", mtu, want.PathMTU)
 			}
 			i := strings.Index(location, "/r/")
 			if i < 0 {
@@ -108,7 +108,7 @@ func TestPageInBrowser(t *testing.T) {
 				t.Fatalf("stored report %s has no result", location)
 			}
 			if string(p.Diagnosis.Verdict) != string(want.Verdict) || string(p.Diagnosis.Direction) != string(want.Direction) ||
-				p.Diagnosis.PathMTU < want.PathMTU-8 || p.Diagnosis.PathMTU > want.PathMTU || p.Family != c.family {
+				p.Diagnosis.PathMTU != want.PathMTU || p.Family != c.family {
 				t.Errorf("stored report: %s/%s/%d, evidence local MTU %d kernel PMTU %d", p.Diagnosis.Verdict, p.Diagnosis.Direction, p.Diagnosis.PathMTU, p.Evidence.LocalMTU, p.Evidence.KernelPMTU)
 				for _, r := range p.Rungs[:min(len(p.Rungs), 40)] {
 					t.Logf("rung %d: %+v browser %+v", r.MSS, r.Test, r.Browser)
@@ -121,12 +121,12 @@ func TestPageInBrowser(t *testing.T) {
 				t.Errorf("the page shows no fix for the network team (%d bytes of text, %v)", len(body), berr)
 			}
 			// mtuscope probe on the same path, against the same server, must
-			// agree with the page: same verdict and direction, and a path MTU
-			// within the page's 8-byte rung step.
+			// agree with the page: same verdict, direction and path MTU, to
+			// the byte.
 			target := net.JoinHostPort(n.Server.Addr(c.family).String(), strconv.Itoa(servetest.TargetPort))
 			d, _ := runProbe(t, n, fmt.Sprintf("-%d", c.family), "--no-icmp", "--timeout", "60s", target)
 			pageMTU, _ := strconv.Atoi(mtu)
-			if d.Verdict != verdict || d.Direction != direction || d.PathMTU < pageMTU || d.PathMTU > pageMTU+8 {
+			if d.Verdict != verdict || d.Direction != direction || d.PathMTU != pageMTU {
 				t.Errorf("probe says %s/%s/%d, the page %s/%s/%s", d.Verdict, d.Direction, d.PathMTU, verdict, direction, mtu)
 			}
 		})

@@ -74,6 +74,12 @@ type RungConfig struct {
 	Addresses    []string `yaml:"addresses"`
 	Port         int      `yaml:"port"`
 	DownPort     int      `yaml:"down_port"`
+	// RefineBasePort and RefinePorts are the ports a session's refinement
+	// round borrows (one listener per size inside the bracket and one for
+	// the exact-size downstream writes); RefinePorts 0 disables the round.
+	// With BasePort 0 (tests) they are any free ports.
+	RefineBasePort int `yaml:"refine_base_port"`
+	RefinePorts    int `yaml:"refine_ports"`
 }
 
 // EchoConfig sets the UDP echo for probe's datagram tests.
@@ -98,7 +104,8 @@ type Limits struct {
 func Defaults() Config {
 	return Config{
 		HTTPS: ":8443", HTTP: ":8080", Admin: "127.0.0.1:9090", Target: ":8444", PageMSS: 1220,
-		Rungs:  RungConfig{First: 1220, Last: 1460, Step: 8, BasePort: 9400, DownBasePort: 9500, Port: 443},
+		Rungs: RungConfig{First: 1220, Last: 1460, Step: 8, BasePort: 9400, DownBasePort: 9500, Port: 443,
+			RefineBasePort: 9600, RefinePorts: 100},
 		Echo:   EchoConfig{Listen: ":9300", PerSecond: 20, Burst: 40, TokenTTL: 5 * time.Minute},
 		Limits: Limits{SessionsPerMinute: 20, ReportsPerMinute: 30, TestsPerSecond: 100, Burst: 100},
 	}
@@ -186,6 +193,9 @@ func (c *Config) Validate() error {
 		bad("rungs.base_port %d / down_base_port %d: the %d rung ports do not fit", r.BasePort, r.DownBasePort, n)
 	} else if r.BasePort > 0 && r.DownBasePort > 0 && r.DownBasePort < r.BasePort+n && r.BasePort < r.DownBasePort+n {
 		bad("rungs: base_port %d and down_base_port %d ranges overlap", r.BasePort, r.DownBasePort)
+	}
+	if r.RefinePorts < 0 || r.RefinePorts > 4096 || r.RefineBasePort < 0 || r.RefineBasePort+r.RefinePorts > 65536 {
+		bad("rungs.refine_base_port %d / refine_ports %d: out of range", r.RefineBasePort, r.RefinePorts)
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		bad("tls: cert_file and key_file go together")

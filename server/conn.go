@@ -16,6 +16,9 @@ const (
 	kindPage = "page" // the page, the API, whoami: clamped to the page MSS
 	kindRung = "rung" // HTTPS at one MSS: handshake, download, upload
 	kindDown = "down" // server speaks first: one full-size segment at one MSS
+	// kindExact: server speaks first, unclamped: segments of exact sizes,
+	// smallest first, for one session's refinement round.
+	kindExact = "exact"
 )
 
 // connRecord is what the server saw of one accepted connection. Its fields
@@ -36,6 +39,8 @@ type connRecord struct {
 	handshakeDone bool
 	flightBytes   int64 // written before the handshake was done
 	downWritten   int   // bytes of the server-first probe segment
+	exactSizes    []int // kindExact: the IP packet sizes written, in order
+	exactEnds     []int64
 	closed        bool
 	final         TCPInfo // at close
 }
@@ -57,8 +62,12 @@ type snapshot struct {
 	HandshakeDone bool      `json:"handshake_done"`
 	FlightBytes   int64     `json:"flight_bytes,omitempty"`
 	DownWritten   int       `json:"down_written,omitempty"`
-	Closed        bool      `json:"closed"`
-	Info          TCPInfo   `json:"tcp_info"`
+	// ExactSizes are the IP packet sizes an exact-size probe wrote, in
+	// order, and ExactEnds the stream offset at the end of each.
+	ExactSizes []int   `json:"exact_sizes,omitempty"`
+	ExactEnds  []int64 `json:"exact_ends,omitempty"`
+	Closed     bool    `json:"closed"`
+	Info       TCPInfo `json:"tcp_info"`
 }
 
 func (r *connRecord) snapshot() snapshot {
@@ -68,6 +77,7 @@ func (r *connRecord) snapshot() snapshot {
 		HelloExpected: r.hello.Expected, HelloGot: r.hello.Got(), HelloHash: r.hello.Hash,
 		HelloRecords: r.hello.Records, RecordHash: r.hello.RecordHash, HelloSID: r.hello.SessionID, NotTLS: r.hello.NotTLS, HandshakeDone: r.handshakeDone,
 		FlightBytes: r.flightBytes, DownWritten: r.downWritten, Closed: r.closed, Info: r.final,
+		ExactSizes: r.exactSizes, ExactEnds: r.exactEnds,
 	}
 	r.mu.Unlock()
 	if !s.Closed {

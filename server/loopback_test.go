@@ -76,7 +76,7 @@ func TestLoopbackPage(t *testing.T) {
 	}
 	resp.Body.Close()
 	csp := resp.Header.Get("Content-Security-Policy")
-	if !strings.Contains(csp, "script-src 'self'") || !strings.Contains(csp, fmt.Sprintf("https://127.0.0.1:%d", s.rungs[0].Port)) {
+	if !strings.Contains(csp, "script-src 'self'") || !strings.Contains(csp, "https://127.0.0.1:*;") {
 		t.Errorf("CSP %q", csp)
 	}
 	code, out := runPage(t, s, c)

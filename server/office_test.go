@@ -16,9 +16,6 @@ import (
 	"github.com/mtuscope/mtuscope/server/servetest"
 )
 
-// pageMTUTolerance is how far below the real path MTU the page may be.
-const pageMTUTolerance = 8
-
 // pageOutcome is what one browser's page run ended on.
 type pageOutcome struct {
 	Verdict, Direction string
@@ -73,6 +70,7 @@ func TestOfficeInBrowser(t *testing.T) {
 		{"clean", testnet.Faults{}, testnet.Want{Verdict: "ok", PathMTU: 1500, Direction: "none"}},
 		{"downstream-only", testnet.Faults{DownLimit: 1300}, testnet.Want{Verdict: "pmtud_blackhole", PathMTU: 1300, Direction: "downstream"}},
 		{"upstream-only", testnet.Faults{UpLimit: 1350}, testnet.Want{Verdict: "pmtud_blackhole", PathMTU: 1350, Direction: "upstream"}},
+		{"S2 black hole", testnet.Faults{MidMTU: 1400, NoICMP: true, DropFragments: true}, testnet.Want{Verdict: "pmtud_blackhole", PathMTU: 1400, Direction: "both"}},
 	}
 	var faults []testnet.Faults
 	for _, p := range people {
@@ -104,7 +102,7 @@ func TestOfficeInBrowser(t *testing.T) {
 						continue
 					}
 					t.Logf("%s over IPv%d: %s %s %d in %v (%s)", p.name, fam, o.Verdict, o.Direction, o.PathMTU, o.Took.Round(time.Millisecond), o.Location)
-					if o.Verdict != p.want.Verdict || o.Direction != p.want.Direction || o.PathMTU > p.want.PathMTU || o.PathMTU < p.want.PathMTU-pageMTUTolerance {
+					if o.Verdict != p.want.Verdict || o.Direction != p.want.Direction || o.PathMTU != p.want.PathMTU {
 						t.Errorf("%s over IPv%d: page says %s/%s/%d, want %s/%s/%d", p.name, fam, o.Verdict, o.Direction, o.PathMTU,
 							p.want.Verdict, p.want.Direction, p.want.PathMTU)
 					}
@@ -116,8 +114,19 @@ func TestOfficeInBrowser(t *testing.T) {
 					if rep.Client.IP != n.NAT.Addr(fam).String() {
 						t.Errorf("%s: report's client %s, want the office address %s", p.name, rep.Client.IP, n.NAT.Addr(fam))
 					}
-					if pr := rep.Primary(); pr == nil || string(pr.Diagnosis.Verdict) != p.want.Verdict || pr.Diagnosis.PathMTU != o.PathMTU {
+					pr := rep.Primary()
+					for _, r := range pr.Rungs {
+						if r.Uncertain != "" {
+							t.Errorf("%s: rung %d uncertain: %s", p.name, r.MSS, r.Uncertain)
+						}
+					}
+					if pr == nil || string(pr.Diagnosis.Verdict) != p.want.Verdict || pr.Diagnosis.PathMTU != o.PathMTU {
 						t.Errorf("%s: stored report disagrees with the page", p.name)
+					}
+					if pr != nil && (o.PathMTU != p.want.PathMTU || o.Verdict != p.want.Verdict) {
+						for _, r := range pr.Rungs {
+							t.Logf("%s rung %d: %+v browser %+v uncertain %q, %d server records", p.name, r.MSS, r.Test, r.Browser, r.Uncertain, len(r.Server))
+						}
 					}
 				}
 			})

@@ -44,6 +44,7 @@ func (s *Server) pageHandler(admin bool) http.Handler {
 	})
 	mux.HandleFunc("POST /api/v1/sessions", s.limited(s.sessLim, "session", s.newSession))
 	mux.HandleFunc("POST /api/v1/sessions/{id}/start", s.startSession)
+	mux.HandleFunc("POST /api/v1/sessions/{id}/refine", s.refineSession)
 	mux.HandleFunc("POST /api/v1/sessions/{id}/result", s.limited(s.repLim, "report", s.sessionResult))
 	mux.HandleFunc("GET /r/{id}", s.reportPage)
 	mux.HandleFunc("GET /.well-known/mtuscope.json", s.capabilities)
@@ -70,6 +71,12 @@ func (s *Server) adminHandler() http.Handler { return s.pageHandler(true) }
 func (s *Server) pageHeaders(w http.ResponseWriter, r *http.Request) {
 	var origins []string
 	for _, h := range s.rungHosts(r) {
+		if s.cfg.Rungs.RefinePorts > 0 && len(s.cfg.Rungs.Addresses) == 0 && !strings.HasPrefix(h, "[") {
+			// The refinement round borrows ports from a pool: any port
+			// of the page's host (CORS on the rungs names the page).
+			origins = append(origins, fmt.Sprintf("https://%s:*", h))
+			continue
+		}
 		for _, rg := range s.rungs {
 			host := h
 			if rg.Host != "" {

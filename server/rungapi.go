@@ -24,6 +24,10 @@ func (s *Server) rungHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Cache-Control", "no-store")
+		// One request per connection: a browser must not carry a connection
+		// from one check into the next (its records belong to the check that
+		// opened it), and every step of a rung tests a fresh handshake.
+		w.Header().Set("Connection", "close")
 		if o := r.Header.Get("Origin"); o != "" && s.pageOrigin(o, r) {
 			w.Header().Set("Access-Control-Allow-Origin", o)
 			w.Header().Set("Vary", "Origin")

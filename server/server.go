@@ -47,9 +47,11 @@ type Server struct {
 	downSem                  chan struct{}
 	download                 []byte
 
-	rungs   []rung
-	servers []*http.Server
-	closers []func() error
+	rungs      []rung
+	refinePool *portPool
+	refineSrv  *http.Server // serves every refinement listener
+	servers    []*http.Server
+	closers    []func() error
 	// Addrs are the bound addresses, by name ("https", "http", "admin",
 	// "echo"), once Start returned.
 	Addrs map[string]string
@@ -86,6 +88,10 @@ func New(cfg Config, log *slog.Logger, version string) (*Server, error) {
 	s := &Server{cfg: cfg, log: log, version: version, reg: newRegistry(3*time.Minute, 4096),
 		sessions: newSessions(10*time.Minute, 100000), metrics: newMetrics(), Addrs: map[string]string{},
 		stop: make(chan struct{}), downSem: make(chan struct{}, 4096)}
+	s.refinePool = &portPool{base: cfg.Rungs.RefineBasePort, n: cfg.Rungs.RefinePorts, used: map[int]bool{}}
+	if cfg.Rungs.BasePort == 0 {
+		s.refinePool.base = 0 // tests: any free ports
+	}
 	s.token = cfg.Token
 	if t := os.Getenv("MTUSCOPE_TOKEN"); t != "" {
 		s.token = t
@@ -221,6 +227,8 @@ func (s *Server) startRungs(ctx context.Context) error {
 	host, _, _ := net.SplitHostPort(s.cfg.HTTPS)
 	rungTLS := tlsConfig(s.certs, "http/1.1")
 	h := s.rungHandler()
+	s.refineSrv = newHTTPServer(h, rungTLS, s.log)
+	s.servers = append(s.servers, s.refineSrv)
 	for i, mss := range s.cfg.RungMSS() {
 		r := rung{MSS: mss}
 		addr, downAddr := net.JoinHostPort(host, strconv.Itoa(portOr0(rc.BasePort, i))), ""

@@ -43,6 +43,7 @@ type session struct {
 	started  time.Time // the lease was granted (zero: waiting)
 	ended    time.Time // the lease was given back (zero: still held)
 	polled   time.Time // the page last asked to start
+	refine   *refinement
 }
 
 func (s *session) addIP(ip netip.Addr) {

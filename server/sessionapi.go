@@ -127,23 +127,32 @@ type pageResult struct {
 	TimeoutMs int           `json:"timeout_ms"`
 }
 
-func (s *Server) validResult(res *pageResult) error {
+// validResult checks what the page posted: rungs the server has (or the
+// session's refinement lent), each once, with known step results.
+func (s *Server) validResult(res *pageResult, ref *refinement) error {
 	known := map[int]bool{}
 	for _, r := range s.rungs {
-		known[r.MSS] = true
+		known[refineKey(4, r.MSS)], known[refineKey(6, r.MSS)] = true, true
+	}
+	limit := 2 * len(s.rungs)
+	if ref != nil {
+		for k := range ref.mss {
+			known[k] = true
+		}
+		limit += len(ref.mss)
 	}
 	if len(res.Rungs) == 0 {
 		return fmt.Errorf("no rung results")
 	}
-	if len(res.Rungs) > 2*len(s.rungs) {
-		return fmt.Errorf("%d rung results for %d rungs", len(res.Rungs), len(s.rungs))
+	if len(res.Rungs) > limit {
+		return fmt.Errorf("%d rung results for %d rungs", len(res.Rungs), limit)
 	}
 	step := map[string]bool{stepOK: true, stepFail: true, stepSkipped: true, "": true, "opened": true}
 	type key struct{ fam, mss int }
 	seen := map[key]bool{}
 	for i := range res.Rungs {
 		b := &res.Rungs[i]
-		if !known[b.MSS] || (b.Family != 4 && b.Family != 6) {
+		if !known[refineKey(b.Family, b.MSS)] || (b.Family != 4 && b.Family != 6) {
 			return fmt.Errorf("rung %d: unknown MSS %d or family %d", i, b.MSS, b.Family)
 		}
 		if seen[key{b.Family, b.MSS}] {
@@ -168,7 +177,10 @@ func (s *Server) sessionResult(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if err := s.validResult(&res); err != nil {
+	sess.mu.Lock()
+	ref := sess.refine
+	sess.mu.Unlock()
+	if err := s.validResult(&res, ref); err != nil {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
@@ -189,6 +201,9 @@ func (s *Server) sessionResult(w http.ResponseWriter, r *http.Request) {
 	}
 	s.sessions.release(sess, time.Now())
 	rep := s.joinSession(sess, res)
+	if ref != nil {
+		ref.close(s)
+	}
 	if err := s.storeReport(r.Context(), rep); err != nil {
 		s.log.Error("store report", "err", err)
 		httpError(w, http.StatusInternalServerError, "the report could not be stored")
@@ -213,7 +228,7 @@ func (s *Server) sessionResult(w http.ResponseWriter, r *http.Request) {
 func (s *Server) joinSession(sess *session, res pageResult) *Report {
 	from, to, _ := sess.window()
 	type key struct{ fam, mss int }
-	tlsBy, downBy := map[key][]snapshot{}, map[key][]snapshot{}
+	tlsBy, downBy, exactBy := map[key][]snapshot{}, map[key][]snapshot{}, map[int][]snapshot{}
 	allBy := map[int][]snapshot{}
 	for _, ip := range sess.addrs() {
 		fam := familyOf(ip)
@@ -230,6 +245,10 @@ func (s *Server) joinSession(sess *session, res pageResult) *Report {
 				continue // untagged, from an address the lease does not cover
 			}
 			k := key{fam, rec.MSS}
+			if rec.Kind == kindExact {
+				exactBy[fam] = append(exactBy[fam], snap)
+				continue
+			}
 			if rec.Kind == kindDown {
 				downBy[k] = append(downBy[k], snap)
 			} else {
@@ -246,6 +265,9 @@ func (s *Server) joinSession(sess *session, res pageResult) *Report {
 		}
 		k := key{br.Family, br.MSS}
 		rungsBy[br.Family] = append(rungsBy[br.Family], joinRung(br.Family, br, sess.ID, tlsBy[k], downBy[k]))
+	}
+	for _, fam := range fams {
+		rungsBy[fam] = append(rungsBy[fam], exactTests(fam, exactBy[fam])...)
 	}
 	if len(fams) == 0 {
 		fams = []int{sess.Family}

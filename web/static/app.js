@@ -126,6 +126,20 @@
     return res;
   }
 
+  function addRow(ladder, fam, r) {
+    const li = document.createElement("li");
+    li.className = "rung waiting";
+    const size = document.createElement("span");
+    size.className = "size";
+    size.textContent = "IPv" + fam.family + " " + (r.mss + (fam.family === 6 ? 60 : 40)) + " bytes";
+    const what = document.createElement("span");
+    what.className = "what";
+    what.textContent = "waiting";
+    li.append(size, " ", what);
+    ladder.append(li);
+    return li;
+  }
+
   async function run() {
     status("Measuring the round-trip time…");
     let rtt = Infinity;
@@ -145,23 +159,37 @@
     const jobs = [];
     for (const fam of sess.families) {
       for (const r of sess.rungs) {
-        const li = document.createElement("li");
-        li.className = "rung waiting";
-        const size = document.createElement("span");
-        size.className = "size";
-        size.textContent = "IPv" + fam.family + " " + (r.mss + (fam.family === 6 ? 60 : 40)) + " bytes";
-        const what = document.createElement("span");
-        what.className = "what";
-        what.textContent = "waiting";
-        li.append(size, " ", what);
-        ladder.append(li);
-        jobs.push([fam, r, li]);
+        jobs.push([fam, r, addRow(ladder, fam, r)]);
       }
     }
     $("progress-total").textContent = String(jobs.length);
     $("progress").hidden = false;
     status("Testing " + jobs.length + " packet sizes (each failure waits " + (timeout / 1000).toFixed(1) + " s)…");
     const results = await Promise.all(jobs.map(([fam, r, li]) => testRung(sess, fam, r, li, timeout, payload)));
+    // The second round: the server lends ports for the sizes between the
+    // largest that passed and the smallest that was lost, one byte apart.
+    status("Narrowing down to the byte…");
+    const ref = (await postJSON("/api/v1/sessions/" + encodeURIComponent(sess.id) + "/refine",
+      { rungs: results, rtt_ms: Math.round(rtt), timeout_ms: timeout })).body;
+    const more = [];
+    for (const rf of ref.families || []) {
+      const fam = sess.families.find((f) => f.family === rf.family) || { family: rf.family };
+      for (const r of rf.rungs || []) {
+        more.push(testRung(sess, fam, r, addRow(ladder, fam, r), timeout, payload));
+      }
+      if (rf.exact_port) {
+        // The server writes one segment of each size, smallest first; it
+        // reads from its own side which of them arrived. The browser only
+        // holds the connection open long enough for the acknowledgements.
+        more.push(timed("https://" + hostFor(fam) + ":" + rf.exact_port + "/", {}, ref.wait_ms).then(() => null, () => null));
+      }
+    }
+    $("progress-total").textContent = String(jobs.length + more.length);
+    for (const r of await Promise.all(more)) {
+      if (r) {
+        results.push(r);
+      }
+    }
     status("Working out the result…");
     const rep = (await postJSON("/api/v1/sessions/" + encodeURIComponent(sess.id) + "/result",
       { rungs: results, rtt_ms: Math.round(rtt), timeout_ms: timeout })).body;
