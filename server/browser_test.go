@@ -3,6 +3,8 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net"
 	"os"
 	"path/filepath"
@@ -73,7 +75,9 @@ func TestPageInBrowser(t *testing.T) {
 			verdict, direction, mtu := text(tctx, "verdict-code"), text(tctx, "direction"), text(tctx, "path-mtu")
 			body, berr := chromedp.Run(tctx, chromedp.TextContent(chromedp.CSS("main")))
 			location, _ := chromedp.Run(tctx, chromedp.Location())
-			t.Logf("%s over IPv%d: %s %s %s in %v (%s)", c.scenario, c.family, verdict, direction, mtu, time.Since(start).Round(time.Millisecond), location)
+			took := time.Since(start).Round(time.Millisecond)
+			t.Logf("%s over IPv%d: %s %s %s in %v (%s)", c.scenario, c.family, verdict, direction, mtu, took, location)
+			recordTiming(t, c.scenario, c.family, took)
 			if c.scenario == "S2" {
 				png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 				if err != nil {
@@ -86,6 +90,12 @@ func TestPageInBrowser(t *testing.T) {
 						t.Error(err)
 					}
 					t.Logf("screenshot of the S2 result: %s", f)
+				}
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, location+".txt", nil)
+				if resp, err := servetest.Client(n.Client).Do(req); err == nil {
+					b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+					resp.Body.Close()
+					os.WriteFile(filepath.Join(servetest.ArtifactDir(), "serve-S2-result.txt"), b, 0o644)
 				}
 			}
 			want := sc.Want
@@ -131,4 +141,18 @@ func TestPageInBrowser(t *testing.T) {
 			}
 		})
 	}
+}
+
+// recordTiming appends the time from load to report to
+// $MTUSCOPE_ARTIFACTS/serve-page-timings.txt.
+func recordTiming(t *testing.T, scenario string, family int, took time.Duration) {
+	dir := servetest.ArtifactDir()
+	os.MkdirAll(dir, 0o755)
+	f, err := os.OpenFile(filepath.Join(dir, "serve-page-timings.txt"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Log(err)
+		return
+	}
+	defer f.Close()
+	fmt.Fprintf(f, "%s %s IPv%d load-to-report %v\n", time.Now().UTC().Format(time.RFC3339), scenario, family, took)
 }

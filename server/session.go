@@ -31,6 +31,10 @@ type session struct {
 	SYNMSS  int
 	Created time.Time
 	UA      string
+	// Host and Local are what the page was opened at: the Host header's
+	// name and the server address the connection reached.
+	Host  string
+	Local netip.Addr
 
 	// postMu serializes result posts: a result posted twice stores one report.
 	postMu sync.Mutex

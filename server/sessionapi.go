@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
+
+	"github.com/mtuscope/mtuscope/asn"
 
 	"github.com/mtuscope/mtuscope/diagnose"
 )
@@ -52,8 +55,9 @@ func (s *Server) newSession(w http.ResponseWriter, r *http.Request) {
 	}
 	ip := clientAddr(r)
 	sess := &session{ID: newID(), IP: ip, Family: familyOf(ip), Created: time.Now(), UA: truncate(r.UserAgent(), 300)}
+	sess.Host = escapeControls(truncate(strings.Trim(requestHost(r), "[]"), 255))
 	if rec := connRecordFrom(r); rec != nil {
-		sess.SYNMSS = rec.SYNMSS
+		sess.SYNMSS, sess.Local = rec.SYNMSS, rec.Local.Addr()
 	}
 	switch s.sessions.add(sess) {
 	case tableFull:
@@ -274,6 +278,12 @@ func (s *Server) joinSession(sess *session, res pageResult) *Report {
 	}
 	rep := &Report{ID: newID(), Created: time.Now().UTC(), Source: "page", Version: s.version, RTTms: int(res.RTTms),
 		Client: s.clientInfo(sess.IP, sess.SYNMSS, sess.UA)}
+	if sess.Local.IsValid() || sess.Host != "" {
+		rep.Server = &ServerInfo{Name: sess.Host, Family: sess.Family}
+		if sess.Local.IsValid() {
+			rep.Server.Address = sess.Local.String()
+		}
+	}
 	for _, fam := range fams {
 		ev := familyEvidence(fam, rungsBy[fam], allBy[fam])
 		if ev.LocalMTU == 0 && fam == sess.Family && sess.SYNMSS > 0 {
@@ -288,6 +298,9 @@ func (s *Server) clientInfo(ip netip.Addr, synMSS int, ua string) ClientInfo {
 	ci := ClientInfo{IP: ip.String(), Family: familyOf(ip), SYNMSS: synMSS, UserAgent: ua}
 	res := s.asn.Lookup(ip)
 	ci.ASN, ci.Org, ci.Group = res.ASN, truncate(res.Org, 200), res.Group()
+	if ci.ASN != 0 {
+		ci.ASNAttribution = s.asnAttribution()
+	}
 	return ci
 }
 
@@ -298,8 +311,26 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// storeReport writes rep durably and counts it.
+// asnAttribution is the credit line of the ASN database in use.
+func (s *Server) asnAttribution() string {
+	if r, ok := s.asn.(*asn.Resolver); ok {
+		if t := r.Table(); t != nil {
+			return t.Meta().Attribution()
+		}
+	}
+	return ""
+}
+
+// hasASN reports whether the server has an ASN database loaded.
+func (s *Server) hasASN() bool {
+	r, ok := s.asn.(*asn.Resolver)
+	return ok && r.Table() != nil
+}
+
+// storeReport writes rep durably and counts it. Every string a client
+// submitted is escaped first (scrubStrings), for every format.
 func (s *Server) storeReport(ctx context.Context, rep *Report) error {
+	scrubStrings(rep)
 	start := time.Now()
 	if err := s.store.Put(ctx, toStored(rep)); err != nil {
 		return err
