@@ -81,6 +81,9 @@ func joinRung(fam int, br BrowserRung, session string, tlsConns, down []snapshot
 		t.Detail = "the server saw no connection on this rung"
 	case best.NotTLS:
 		t.Outcome = diagnose.NotTLS
+	case best.HelloHash == "" && best.HelloUnread:
+		t.Outcome = diagnose.Timeout
+		t.Detail = "the server was too busy to read this ClientHello"
 	case best.HelloHash == "":
 		t.Outcome = diagnose.StalledClientHello
 	case !best.HandshakeDone:

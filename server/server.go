@@ -44,6 +44,7 @@ type Server struct {
 	token    string
 
 	sessLim, repLim, testLim *limiter
+	pending                  pendingConns // unfinished connections per address
 	downSem                  chan struct{}
 	download                 []byte
 
@@ -199,7 +200,11 @@ func (s *Server) listen(ctx context.Context, addr string, mss int, kind string) 
 	if err != nil {
 		return nil, err
 	}
-	return &evListener{Listener: ln, kind: kind, mss: mss, reg: s.reg, metrics: s.metrics}, nil
+	el := &evListener{Listener: ln, kind: kind, mss: mss, reg: s.reg, metrics: s.metrics}
+	if kind != "admin" {
+		el.pending = &s.pending
+	}
+	return el, nil
 }
 
 func (s *Server) startServer(ln net.Listener, h http.Handler, tlsConf *tls.Config) {
