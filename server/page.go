@@ -217,9 +217,15 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	return nil
 }
 
+// minFreeBytes is the free space below which the server reports that it
+// cannot store reports.
+const minFreeBytes = 8 << 20
+
+// health answers ok only when a report could be stored now: a write
+// commits and the disk has room.
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
-	if _, err := s.store.Count(r.Context()); err != nil {
-		httpError(w, http.StatusServiceUnavailable, "store: "+err.Error())
+	if err := s.store.CheckWrite(r.Context(), minFreeBytes); err != nil {
+		httpError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "version": s.version,
