@@ -100,6 +100,9 @@ type Limits struct {
 	Burst int `yaml:"burst"`
 }
 
+// MinTokenLen is the shortest operator token accepted.
+const MinTokenLen = 20
+
 // Defaults returns the configuration `mtuscope serve` runs with when told nothing.
 func Defaults() Config {
 	return Config{
@@ -196,6 +199,9 @@ func (c *Config) Validate() error {
 	}
 	if r.RefinePorts < 0 || r.RefinePorts > 4096 || r.RefineBasePort < 0 || r.RefineBasePort+r.RefinePorts > 65536 {
 		bad("rungs.refine_base_port %d / refine_ports %d: out of range", r.RefineBasePort, r.RefinePorts)
+	}
+	if c.Token != "" && len(c.Token) < MinTokenLen {
+		bad("token: %d characters, at least %d (for example: openssl rand -base64 24)", len(c.Token), MinTokenLen)
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		bad("tls: cert_file and key_file go together")

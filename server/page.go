@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -64,7 +65,7 @@ func (s *Server) pageHandler(admin bool) http.Handler {
 	return s.metrics.instrument(kind, mux)
 }
 
-func (s *Server) adminHandler() http.Handler { return s.pageHandler(true) }
+func (s *Server) adminHandler() http.Handler { return adminHosts(s.pageHandler(true)) }
 
 // pageHeaders sets the security headers of the page; connect-src names
 // exactly the rung origins of the host the page was loaded from.
@@ -166,6 +167,11 @@ func (s *Server) limited(l *limiter, name string, h http.HandlerFunc) http.Handl
 // operator guards the operator views and the report API: on the admin
 // listener they are open; elsewhere they need the token, and without a
 // configured token they do not exist.
+//
+// The token is refused over plain HTTP (it would cross the network in
+// clear), and failures are limited per address (authFailuresPerMinute):
+// past them even the right token is refused for a while, so it cannot be
+// guessed at any speed.
 func (s *Server) operator(admin bool, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !admin {
@@ -173,7 +179,19 @@ func (s *Server) operator(admin bool, h http.HandlerFunc) http.HandlerFunc {
 				http.NotFound(w, r)
 				return
 			}
+			if r.TLS == nil {
+				httpError(w, http.StatusForbidden, "the operator token is accepted over HTTPS only")
+				return
+			}
+			ip := clientAddr(r)
+			if s.authFail.exhausted(ip) {
+				s.metrics.limited.WithLabelValues("auth").Inc()
+				w.Header().Set("Retry-After", "60")
+				httpError(w, http.StatusTooManyRequests, "too many failed attempts from your address; try again in a minute")
+				return
+			}
 			if !tokenOK(r, s.token) {
+				s.authFail.allow(ip) // count the failure
 				w.Header().Set("WWW-Authenticate", `Bearer realm="mtuscope"`)
 				httpError(w, http.StatusUnauthorized, "this needs the operator token")
 				return
@@ -181,6 +199,28 @@ func (s *Server) operator(admin bool, h http.HandlerFunc) http.HandlerFunc {
 		}
 		h(w, r)
 	}
+}
+
+// authFailuresPerMinute bounds the failed token attempts of one address.
+const authFailuresPerMinute = 5
+
+// adminHosts guards the admin listener against DNS rebinding: a page a
+// browser on this host loaded from some name must not be able to read the
+// admin views by pointing that name at 127.0.0.1. Only requests naming the
+// listener by an IP literal or "localhost" are served.
+func adminHosts(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if hh, _, err := net.SplitHostPort(host); err == nil {
+			host = hh
+		}
+		host = strings.Trim(host, "[]")
+		if _, err := netip.ParseAddr(host); err != nil && !strings.EqualFold(host, "localhost") {
+			httpError(w, http.StatusMisdirectedRequest, "the admin listener answers only to an IP address or localhost")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func httpError(w http.ResponseWriter, code int, msg string) {

@@ -45,6 +45,7 @@ type Server struct {
 
 	sessLim, repLim, testLim *limiter
 	pending                  pendingConns // unfinished connections per address
+	authFail                 *limiter     // failed operator-token attempts per address
 	downSem                  chan struct{}
 	download                 []byte
 
@@ -97,6 +98,10 @@ func New(cfg Config, log *slog.Logger, version string) (*Server, error) {
 	if t := os.Getenv("MTUSCOPE_TOKEN"); t != "" {
 		s.token = t
 	}
+	if s.token != "" && len(s.token) < MinTokenLen {
+		return nil, fmt.Errorf("operator token: %d characters, at least %d", len(s.token), MinTokenLen)
+	}
+	s.authFail = newLimiter(authFailuresPerMinute/60.0, authFailuresPerMinute)
 	s.sessLim = newLimiter(cfg.Limits.SessionsPerMinute/60, max(1, int(cfg.Limits.SessionsPerMinute)))
 	s.repLim = newLimiter(cfg.Limits.ReportsPerMinute/60, max(1, cfg.Limits.Burst/10))
 	s.testLim = newLimiter(cfg.Limits.TestsPerSecond, cfg.Limits.Burst)
