@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime"
 	"strings"
 	"sync"
@@ -184,5 +185,67 @@ func TestBareConnectionsReportSize(t *testing.T) {
 	decode(t, js, &rep)
 	if p := rep.Primary(); p == nil || p.Rungs[0].ServerMore < 1000 || p.Rungs[0].Uncertain == "" {
 		t.Errorf("rung 0 should count the extra connections and say it is uncertain: %+v", p.Rungs[0])
+	}
+}
+
+// TestHeldProbeConnections: 4,096 connections held open to the rung
+// probes from one address do not switch the downstream test off for
+// anyone else (that address gets its share, 256).
+func TestHeldProbeConnections(t *testing.T) {
+	t.Parallel()
+	s := loopback(t, nil)
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for i := 0; i < 4096; i++ {
+		r := s.rungs[i%len(s.rungs)]
+		c, err := d.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", r.DownPort))
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		held = append(held, c)
+	}
+	time.Sleep(500 * time.Millisecond) // the server accepts and refuses
+	s.pending.mu.Lock()
+	n := s.pending.by[netip.MustParseAddr("127.0.0.2")]
+	s.pending.mu.Unlock()
+	t.Logf("4096 held probe connections from one address: %d kept by the server", n)
+	if n > maxPendingPerAddr {
+		t.Errorf("%d held, want at most %d", n, maxPendingPerAddr)
+	}
+	code, out := runPage(t, s, client())
+	if code != http.StatusCreated || out["verdict"] != "ok" {
+		t.Fatalf("a page run during the flood: %d %v", code, out)
+	}
+}
+
+// TestBusyIsNotAResult: a full session table answers 503 with Retry-After,
+// which the page shows as "the server is busy, retrying".
+func TestBusyIsNotAResult(t *testing.T) {
+	t.Parallel()
+	s := loopback(t, nil)
+	s.sessions.mu.Lock()
+	s.sessions.max = 1
+	s.sessions.mu.Unlock()
+	c := client()
+	if code, body := do(t, c, "POST", s.url("https", "/api/v1/sessions"), "application/json", strings.NewReader(`{}`)); code != http.StatusCreated {
+		t.Fatalf("first session: %d %s", code, body)
+	}
+	req, _ := http.NewRequest("POST", s.url("https", "/api/v1/sessions"), strings.NewReader(`{}`))
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("full table: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	_, js := do(t, c, "GET", s.url("https", "/static/app.js"), "", nil)
+	if !strings.Contains(js, "The server is busy, retrying") || !strings.Contains(js, "r.status === 503") {
+		t.Error("the page does not treat 503 as busy")
 	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/netip"
+	"sort"
 	"sync"
 	"time"
 )
@@ -18,8 +19,10 @@ const (
 	leaseMax = 45 * time.Second
 	// queueIdle drops a waiting session whose page stopped asking.
 	queueIdle = 10 * time.Second
-	// maxQueued bounds the sessions waiting per address (and per /64).
-	maxQueued = 64
+	// maxQueued bounds the sessions waiting per address (and per /64),
+	// maxQueuedBusy once the session table is half full.
+	maxQueued     = 64
+	maxQueuedBusy = 4
 )
 
 // session is one run of the page: created when the page starts, finished
@@ -101,6 +104,8 @@ type sessions struct {
 	queues map[netip.Addr][]*session
 	maxAge time.Duration
 	max    int
+	// lastEvict is when an evictLocked scan last freed nothing.
+	lastEvict time.Time
 }
 
 func newSessions(maxAge time.Duration, max int) *sessions {
@@ -134,14 +139,21 @@ func (ss *sessions) add(s *session) addRefusal {
 	defer ss.mu.Unlock()
 	now := time.Now()
 	if len(ss.byID) >= ss.max {
-		ss.sweepLocked(now)
+		ss.evictLocked(now)
 		if len(ss.byID) >= ss.max {
 			return tableFull
 		}
 	}
 	k := queueKey(s.IP)
 	q := ss.pruneLocked(k, now)
-	if len(q) >= maxQueued {
+	// Fair shares: once the table is half full, one address (one /64) may
+	// keep only a few sessions waiting, so a flood from many addresses
+	// leaves room for the next customer.
+	limit := maxQueued
+	if len(ss.byID) >= ss.max/2 {
+		limit = maxQueuedBusy
+	}
+	if len(q) >= limit {
 		return queueFull
 	}
 	s.ips = map[netip.Addr]bool{}
@@ -239,6 +251,35 @@ func (ss *sessions) sweep(now time.Time) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	ss.sweepLocked(now)
+}
+
+// evictLocked makes room in a full table: besides what sweep drops, the
+// sessions whose test is over (their report stored, or their lease run
+// out) go, oldest first, a tenth of the table at a time; they are kept
+// only to answer a result posted twice. A scan that freed nothing is not
+// repeated within a second, so a flood of requests against a table full
+// of live sessions cannot make every one of them scan it.
+func (ss *sessions) evictLocked(now time.Time) {
+	if now.Sub(ss.lastEvict) < time.Second {
+		return // the last scan found nothing to evict
+	}
+	ss.sweepLocked(now)
+	var over []*session
+	for _, s := range ss.byID {
+		s.mu.Lock()
+		done := !s.started.IsZero() && (!s.ended.IsZero() || now.Sub(s.started) > leaseMax)
+		s.mu.Unlock()
+		if done {
+			over = append(over, s)
+		}
+	}
+	sort.Slice(over, func(i, j int) bool { return over[i].Created.Before(over[j].Created) })
+	for _, s := range over[:min(len(over), max(ss.max/10, 1))] {
+		delete(ss.byID, s.ID)
+	}
+	if len(ss.byID) >= ss.max {
+		ss.lastEvict = now
+	}
 }
 
 func (ss *sessions) sweepLocked(now time.Time) {

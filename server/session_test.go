@@ -13,7 +13,7 @@ import (
 // order; other addresses are not held up; an IPv6 /64 is one queue; a
 // waiting page that stops asking loses its place.
 func TestLeaseQueue(t *testing.T) {
-	ss := newSessions(10*time.Minute, 100)
+	ss := newSessions(10*time.Minute, 1000)
 	now := time.Now()
 	office := netip.MustParseAddr("203.0.113.64")
 	mk := func(ip netip.Addr) *session {
@@ -124,4 +124,55 @@ func TestResultPostedTwiceAtOnce(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatalf("%d reports stored (%v), want 1", n, err)
 	}
+}
+
+// TestSessionFlood: 100,000 sessions from 10,000 addresses, some tested to
+// the end, some waiting, cannot lock out the next customer: the flood's
+// addresses get their fair share, the table makes room, and a refused
+// page is told the server is busy (it retries) rather than failing.
+func TestSessionFlood(t *testing.T) {
+	const max = 100000
+	ss := newSessions(10*time.Minute, max)
+	now := time.Now()
+	refused, added0 := 0, 0
+	for a := 0; a < 10000; a++ {
+		ip := netip.AddrFrom4([4]byte{198, 18, byte(a >> 8), byte(a)})
+		for i := 0; i < 10; i++ {
+			s := &session{ID: newID(), IP: ip, Created: now}
+			if ss.add(s) != added {
+				refused++
+				continue
+			}
+			added0++
+			if i == 0 {
+				if ok, _ := ss.start(s, now); ok {
+					ss.release(s, now.Add(time.Second)) // a test that ran to the end
+				}
+			}
+		}
+	}
+	t.Logf("flood: %d sessions added (one tested to the end per address, the others waiting), %d refused (fair share past half the table), table %d", added0, refused, len(ss.byID))
+	if refused == 0 {
+		t.Error("the flood got all it asked for")
+	}
+	customer := &session{ID: newID(), IP: netip.MustParseAddr("203.0.113.99"), Created: now}
+	if r := ss.add(customer); r != added {
+		t.Fatalf("a new customer was refused: %v (table %d)", r, len(ss.byID))
+	}
+	if ok, _ := ss.start(customer, now); !ok {
+		t.Fatal("a new customer could not start")
+	}
+	// Fill the table to the brim with sessions that finished: the next
+	// customer still gets in (finished sessions make room).
+	for i := 0; len(ss.byID) < max; i++ {
+		ip := netip.AddrFrom4([4]byte{100, 64, byte(i >> 8), byte(i)})
+		s := &session{ID: newID(), IP: ip, Created: now}
+		ss.byID[s.ID] = s
+		s.started, s.ended, s.ips, s.polled = now, now, map[netip.Addr]bool{}, now
+	}
+	next := &session{ID: newID(), IP: netip.MustParseAddr("203.0.113.98"), Created: now}
+	if r := ss.add(next); r != added {
+		t.Fatalf("full table of finished sessions: %v", r)
+	}
+	t.Logf("after the brim: table %d", len(ss.byID))
 }
