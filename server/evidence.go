@@ -45,11 +45,11 @@ type RungResult struct {
 // What one page run opens per rung: at most three TLS connections (the
 // hello, the download and the upload: the rungs close every connection
 // after one request) and one server-first probe, which Chromium opens a
-// second time after the first fails TLS. More from the session's address
+// again (up to three retries) after the first fails TLS. More from the session's address
 // in its lease means something else from that address tested the same rung.
 const (
 	pageTLSPerRung   = 3
-	pageDownPerRung  = 2
+	pageDownPerRung  = 4
 	maxRungSnapshots = 4
 )
 
