@@ -182,7 +182,9 @@ func (s *Server) refineSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess.refine = ref
+	started := sess.started
 	sess.mu.Unlock()
+	s.log.Debug("refinement round", "session", sess.ID, "since_start", time.Since(started), "families", len(ref.Families))
 	time.AfterFunc(leaseMax, func() { ref.close(s) })
 	writeJSON(w, http.StatusOK, ref)
 }

@@ -204,6 +204,9 @@ func (s *Server) sessionResult(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.sessions.release(sess, time.Now())
+	from, _, _ := sess.window()
+	s.log.Debug("session result", "session", sess.ID, "since_start", time.Since(from), "since_created", time.Since(sess.Created),
+		"rtt_ms", res.RTTms, "timeout_ms", res.TimeoutMs)
 	rep := s.joinSession(sess, res)
 	if ref != nil {
 		ref.close(s)
