@@ -195,6 +195,14 @@ func TestAdminHostCheck(t *testing.T) {
 			t.Errorf("Host %q: %d, want %d", host, resp.StatusCode, want)
 		}
 	}
+	// Metrics and health answer to any name (scrapers use host names).
+	req, _ := http.NewRequest("GET", s.url("admin", "/metrics"), nil)
+	req.Host = "monitoring.example:9090"
+	if resp, err := c.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Errorf("metrics by host name: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 }
 
 func TestCORS(t *testing.T) {

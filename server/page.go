@@ -207,9 +207,15 @@ const authFailuresPerMinute = 5
 // adminHosts guards the admin listener against DNS rebinding: a page a
 // browser on this host loaded from some name must not be able to read the
 // admin views by pointing that name at 127.0.0.1. Only requests naming the
-// listener by an IP literal or "localhost" are served.
+// listener by an IP literal or "localhost" are served, except /metrics and
+// /healthz (counts and a status, which scrapers and probes may ask for by
+// host name).
 func adminHosts(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/metrics" || r.URL.Path == "/healthz" {
+			h.ServeHTTP(w, r)
+			return
+		}
 		host := r.Host
 		if hh, _, err := net.SplitHostPort(host); err == nil {
 			host = hh
