@@ -167,6 +167,7 @@ func (s *Server) refineSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess.mu.Unlock()
+	arrived := time.Now()
 	ref := &refinement{Families: []refineFamily{}, WaitMs: 600 + 4*max(0, int(res.RTTms)), mss: map[int]bool{}}
 	if s.cfg.Rungs.RefinePorts > 0 && len(s.cfg.Rungs.Addresses) == 0 {
 		prelim := s.joinSession(sess, res)
@@ -184,7 +185,7 @@ func (s *Server) refineSession(w http.ResponseWriter, r *http.Request) {
 	sess.refine = ref
 	started := sess.started
 	sess.mu.Unlock()
-	s.log.Debug("refinement round", "session", sess.ID, "since_start", time.Since(started), "families", len(ref.Families))
+	s.log.Debug("refinement round", "session", sess.ID, "since_start", time.Since(started), "planned_in", time.Since(arrived), "families", len(ref.Families))
 	time.AfterFunc(leaseMax, func() { ref.close(s) })
 	writeJSON(w, http.StatusOK, ref)
 }

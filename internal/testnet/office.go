@@ -28,6 +28,7 @@ func (n *Net) officeConfig(cfg map[string][]string) {
 		"addr add " + OfficeV4.String() + "/24 dev srv",
 		"addr add " + OfficeV6.String() + "/64 dev srv nodad",
 	}
+	downLimited := false
 	for i, f := range n.Scenario.Networks {
 		c, r1 := n.Clients[i], n.R1[i]
 		lanR1v4, lanCv4, lanR1v6, lanCv6 := clientLAN(i)
@@ -50,6 +51,10 @@ func (n *Net) officeConfig(cfg map[string][]string) {
 			"route add default via " + midNATv4,
 			"route add ::/0 via " + midNATv6,
 		}
+		cfg[c.Name] = append(cfg[c.Name], f.gsoLines("eth0", f.UpLimit)...)
+		if f.DownLimit > 0 {
+			downLimited = true
+		}
 		nat = append(nat,
 			fmt.Sprintf("link set mid%d mtu %d up", i, mtu),
 			fmt.Sprintf("addr add %s/30 dev mid%d", midNATv4, i),
@@ -59,6 +64,9 @@ func (n *Net) officeConfig(cfg map[string][]string) {
 		)
 	}
 	cfg[n.NAT.Name] = nat
+	if downLimited {
+		cfg[n.Server.Name] = append(cfg[n.Server.Name], Faults{}.gsoLines("n0", 1)...)
+	}
 }
 
 // officeNAT is the NAT router's nft script: masquerade to the uplink's

@@ -121,3 +121,15 @@ func Preset(name string) Scenario {
 	}
 	return s
 }
+
+// gsoLines keep the sender of a size-limited direction from handing the
+// path GSO super-packets: veth passes them unsegmented to the next
+// namespace, where the limit's nft rule would see one packet of many
+// segments' size and drop segments that are each under the limit. With
+// gso_max_segs 1 on the sender's link, every packet leaves wire-sized.
+func (Faults) gsoLines(dev string, limit int) []string {
+	if limit <= 0 {
+		return nil
+	}
+	return []string{"link set dev " + dev + " gso_max_segs 1"}
+}

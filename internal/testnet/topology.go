@@ -289,8 +289,8 @@ func (n *Net) config() map[string][]string {
 		"addr add 2001:db8:300::10/64 dev br0 nodad",
 	}
 	if n.Scenario.Office {
-		n.officeConfig(cfg)
 		cfg[n.Server.Name] = append([]string{"link set lo up"}, append(srv, "link set n0 master br0 up")...)
+		n.officeConfig(cfg)
 		return cfg
 	}
 	for i, f := range n.Scenario.Networks {
@@ -326,6 +326,8 @@ func (n *Net) config() map[string][]string {
 			fmt.Sprintf("route add 198.51.100.%d/28 via %s", 16*i, midR1v4),
 			fmt.Sprintf("route add 2001:db8:100:%x::/64 via %s", i, midR1v6),
 		}
+		cfg[c.Name] = append(cfg[c.Name], f.gsoLines("eth0", f.UpLimit)...)
+		srv = append(srv, f.gsoLines(fmt.Sprintf("n%d", i), f.DownLimit)...)
 		srv = append(srv,
 			fmt.Sprintf("link set n%d master br0 up", i),
 			fmt.Sprintf("route add 198.51.100.%d/28 via %s", 16*i, upR2v4),
