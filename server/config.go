@@ -108,7 +108,7 @@ func Defaults() Config {
 	return Config{
 		HTTPS: ":8443", HTTP: ":8080", Admin: "127.0.0.1:9090", Target: ":8444", PageMSS: 1220,
 		Rungs: RungConfig{First: 1220, Last: 1460, Step: 8, BasePort: 9400, DownBasePort: 9500, Port: 443,
-			RefineBasePort: 9600, RefinePorts: 100},
+			RefineBasePort: 9600, RefinePorts: 400},
 		Echo:   EchoConfig{Listen: ":9300", PerSecond: 20, Burst: 40, TokenTTL: 5 * time.Minute},
 		Limits: Limits{SessionsPerMinute: 20, ReportsPerMinute: 30, TestsPerSecond: 100, Burst: 100},
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/mtuscope/mtuscope/diagnose"
 )
@@ -69,7 +70,36 @@ func joinRung(fam int, br BrowserRung, session string, tlsConns, down []snapshot
 	}
 	t := diagnose.SegmentTest{UpSize: size, DownSize: size, Up: diagnose.Untested, Down: diagnose.Untested,
 		Outcome: diagnose.Timeout}
-	best := bestTLS(tlsConns, session)
+	// Which connections can be the page's: those its requests named; failing
+	// that, those whose handshake never completed (the page sends its request
+	// the moment a handshake completes, so an unnamed completed one is some
+	// other client's, such as a browser's preconnect). Unnamed ones that
+	// disagree (one lost the ClientHello, another the server's flight) may
+	// be two people's: the rung's server side is then uncertain and unused.
+	var tagged, open []snapshot
+	for _, c := range tlsConns {
+		switch {
+		case session != "" && c.Session == session:
+			tagged = append(tagged, c)
+		case c.Session == "" && !c.HandshakeDone:
+			open = append(open, c)
+		}
+	}
+	var uncertain []string
+	cands := tagged
+	if len(cands) == 0 {
+		cands = open
+		if disagree(open, tlsClass) {
+			uncertain = append(uncertain, "unnamed connections on this size disagree (one lost the ClientHello, another the server's reply)")
+			cands = nil
+		}
+	}
+	allDown := down
+	down, downUncertain := agreeingProbes(down)
+	if downUncertain {
+		uncertain = append(uncertain, "the server-first probes on this size disagree (one arrived, another was lost)")
+	}
+	best := bestTLS(cands, session)
 	switch {
 	case br.Hello == stepOK:
 		t.Outcome = diagnose.Completed
@@ -143,17 +173,18 @@ func joinRung(fam int, br BrowserRung, session string, tlsConns, down []snapshot
 			untagged++
 		}
 	}
-	if untagged > pageTLSPerRung || len(down) > pageDownPerRung {
-		rr.Uncertain = fmt.Sprintf("the server saw %d unnamed TLS connections and %d probe connections from your address on this size "+
-			"while your check ran, more than the page opens: another program on your network tested it too", untagged, len(down))
+	if untagged > pageTLSPerRung || len(allDown) > pageDownPerRung {
+		uncertain = append(uncertain, fmt.Sprintf("the server saw %d unnamed TLS connections and %d probe connections from your address on this size "+
+			"while your check ran, more than the page opens: another program on your network tested it too", untagged, len(allDown)))
 	}
+	rr.Uncertain = strings.Join(uncertain, "; ")
 	// Keep what decided the rung: the best TLS connection and the probes
 	// first, then others, at most maxRungSnapshots.
 	var keep []snapshot
 	if best != nil {
 		keep = append(keep, *best)
 	}
-	keep = append(keep, down...)
+	keep = append(keep, allDown...)
 	for i := range tlsConns {
 		if &tlsConns[i] != best {
 			keep = append(keep, tlsConns[i])
@@ -165,6 +196,50 @@ func joinRung(fam int, br BrowserRung, session string, tlsConns, down []snapshot
 	}
 	rr.Server = keep
 	return rr
+}
+
+// tlsClass is how far an unfinished TLS connection got.
+func tlsClass(s snapshot) string {
+	switch {
+	case s.NotTLS:
+		return "not_tls"
+	case s.HelloHash == "" && s.HelloUnread:
+		return "unread"
+	case s.HelloHash == "":
+		return "hello_lost"
+	}
+	return "flight_lost"
+}
+
+// disagree reports whether the connections fall into different classes.
+func disagree(ss []snapshot, class func(snapshot) string) bool {
+	for i := 1; i < len(ss); i++ {
+		if class(ss[i]) != class(ss[0]) {
+			return true
+		}
+	}
+	return false
+}
+
+// agreeingProbes returns the probes that say something about the path,
+// or none (and true) when they disagree: one acknowledged, another lost.
+func agreeingProbes(down []snapshot) ([]snapshot, bool) {
+	var said []snapshot
+	for _, s := range down {
+		if s.DownWritten > 0 && s.Info.Valid {
+			said = append(said, s)
+		}
+	}
+	arrived := func(s snapshot) string {
+		if s.Info.BytesAcked >= int64(s.DownWritten) {
+			return "arrived"
+		}
+		return "lost"
+	}
+	if disagree(said, arrived) {
+		return nil, true
+	}
+	return said, false
 }
 
 // bestTLS picks the connection that says most about the rung: one the

@@ -58,27 +58,41 @@ type refinement struct {
 
 func refineKey(fam, mss int) int { return fam*100000 + mss }
 
-// portPool hands out the refinement ports.
+// portPool hands out the refinement ports round the pool, and lends a
+// port again only portQuarantine after it was given back: a browser that
+// learned a session's ports (Chromium preconnects at the next page load to
+// origins it saw) must not reach another session's listener on them.
 type portPool struct {
-	mu   sync.Mutex
-	base int
-	n    int
-	used map[int]bool
+	mu       sync.Mutex
+	base     int
+	n        int
+	next     int
+	used     map[int]bool
+	released map[int]time.Time
+	now      func() time.Time
 }
 
+const portQuarantine = time.Minute
+
 // take returns k ports, or nil when fewer are free. With base 0 it returns
-// zeros: any free port.
+// zeros: any free port (the kernel does not hand a port straight back).
 func (p *portPool) take(k int) []int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make([]int, 0, k)
 	if p.base == 0 {
 		return make([]int, k)
 	}
-	for port := p.base; port < p.base+p.n && len(out) < k; port++ {
-		if !p.used[port] {
-			out = append(out, port)
+	now := time.Now
+	if p.now != nil {
+		now = p.now
+	}
+	out := make([]int, 0, k)
+	for i := 0; i < p.n && len(out) < k; i++ {
+		port := p.base + (p.next+i)%p.n
+		if p.used[port] || now().Sub(p.released[port]) < portQuarantine {
+			continue
 		}
+		out = append(out, port)
 	}
 	if len(out) < k {
 		return nil
@@ -86,14 +100,25 @@ func (p *portPool) take(k int) []int {
 	for _, port := range out {
 		p.used[port] = true
 	}
+	p.next = (out[len(out)-1] - p.base + 1) % p.n
 	return out
 }
 
 func (p *portPool) put(ports []int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.released == nil {
+		p.released = map[int]time.Time{}
+	}
+	now := time.Now
+	if p.now != nil {
+		now = p.now
+	}
 	for _, port := range ports {
 		delete(p.used, port)
+		if port != 0 {
+			p.released[port] = now()
+		}
 	}
 }
 

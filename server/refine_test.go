@@ -2,6 +2,7 @@ package server
 
 import (
 	"testing"
+	"time"
 
 	"github.com/mtuscope/mtuscope/diagnose"
 )
@@ -58,5 +59,26 @@ func TestExactTests(t *testing.T) {
 	sn.Info.BytesAcked = 10
 	if rs := exactTests(4, []snapshot{sn}); len(rs) != 0 {
 		t.Errorf("an unacknowledged probe gave %d results", len(rs))
+	}
+}
+
+// TestPortPoolQuarantine: ports go round the pool and come back only after
+// the quarantine.
+func TestPortPoolQuarantine(t *testing.T) {
+	now := time.Unix(1000, 0)
+	p := &portPool{base: 9600, n: 10, used: map[int]bool{}, now: func() time.Time { return now }}
+	a := p.take(4)
+	p.put(a)
+	b := p.take(4)
+	if b == nil || b[0] != 9604 {
+		t.Fatalf("second lease %v, want the next ports round the pool", b)
+	}
+	p.put(b)
+	if c := p.take(4); c != nil {
+		t.Fatalf("lent %v while the others were in quarantine", c)
+	}
+	now = now.Add(portQuarantine)
+	if c := p.take(4); c == nil {
+		t.Fatal("ports did not come back after the quarantine")
 	}
 }
