@@ -198,23 +198,34 @@ func joinRung(fam int, br BrowserRung, session string, tlsConns, down []snapshot
 	return rr
 }
 
-// tlsClass is how far an unfinished TLS connection got.
+// tlsClass is how far an unfinished TLS connection got; "" when nothing
+// arrived at all, in order or beyond a gap (a browser's retry opened just
+// before the page gave up has not sent its hello yet: that says nothing).
 func tlsClass(s snapshot) string {
 	switch {
 	case s.NotTLS:
 		return "not_tls"
 	case s.HelloHash == "" && s.HelloUnread:
 		return "unread"
+	case s.HelloHash == "" && s.HelloGot == 0 && s.Info.Valid && s.Info.RcvOOOPack == 0 && s.Info.BytesReceived == 0:
+		return ""
 	case s.HelloHash == "":
 		return "hello_lost"
 	}
 	return "flight_lost"
 }
 
-// disagree reports whether the connections fall into different classes.
+// disagree reports whether the connections that say something fall into
+// different classes.
 func disagree(ss []snapshot, class func(snapshot) string) bool {
-	for i := 1; i < len(ss); i++ {
-		if class(ss[i]) != class(ss[0]) {
+	first := ""
+	for _, s := range ss {
+		c := class(s)
+		switch {
+		case c == "":
+		case first == "":
+			first = c
+		case c != first:
 			return true
 		}
 	}

@@ -139,6 +139,8 @@ func TestJoinRungUnnamed(t *testing.T) {
 	ts := TCPInfo{Valid: true, Timestamps: true, PMTU: 1500}
 	const sid = "session"
 	failed := BrowserRung{MSS: 1400, Hello: stepFail}
+	// lost: the hello's head never came, its tail did (out of order).
+	lost := func() snapshot { s := tlsConn("", 1800, 0, false, 0, ts); s.Info.RcvOOOPack = 1; return s }
 	cases := []struct {
 		name      string
 		tls, down []snapshot
@@ -147,10 +149,12 @@ func TestJoinRungUnnamed(t *testing.T) {
 	}{
 		{"an unnamed completed handshake is not the page's", []snapshot{tlsConn("", 1800, 1795, true, 4500, ts), tlsConn("", 1800, 0, false, 0, ts)},
 			nil, diagnose.Failed, diagnose.Untested, false},
-		{"the page's retry agrees with its first try", []snapshot{tlsConn("", 1800, 0, false, 0, ts), tlsConn("", 1800, 0, false, 0, ts)},
+		{"the page's retry agrees with its first try", []snapshot{lost(), lost()},
 			nil, diagnose.Failed, diagnose.Untested, false},
-		{"a hello lost and a flight lost: two people", []snapshot{tlsConn("", 1800, 0, false, 0, ts), tlsConn("", 1800, 1795, false, 4500, ts)},
+		{"a hello lost and a flight lost: two people", []snapshot{lost(), tlsConn("", 1800, 1795, false, 4500, ts)},
 			nil, diagnose.Untested, diagnose.Untested, true},
+		{"a retry that sent nothing yet says nothing", []snapshot{tlsConn("", 1800, 1795, false, 4500, ts), tlsConn("", 1800, 0, false, 0, ts)},
+			nil, diagnose.Passed, diagnose.Failed, false},
 		{"probes disagree", []snapshot{tlsConn("", 1800, 0, false, 0, ts)}, []snapshot{probeConn(1388, 1389, 1500), probeConn(1388, 1, 1500)},
 			diagnose.Failed, diagnose.Untested, true},
 	}
