@@ -152,6 +152,8 @@ type ladder struct {
 	Family int
 	Rows   []ladderRow
 	Strips []strip
+	// Uncertain says which sizes rest on the browser's word alone, and why.
+	Uncertain string
 }
 
 type ladderRow struct {
@@ -259,7 +261,7 @@ func (t *templates) view(rep *Report, base string) (*reportView, error) {
 		if len(fr.Rungs) == 0 {
 			continue
 		}
-		l := ladder{Family: fr.Family, Rows: ladderRows(fr)}
+		l := ladder{Family: fr.Family, Rows: ladderRows(fr), Uncertain: uncertainNote(fr)}
 		l.Strips = []strip{makeStrip(l.Rows, true), makeStrip(l.Rows, false)}
 		v.Ladders = append(v.Ladders, l)
 	}
@@ -304,6 +306,31 @@ func ladderRows(fr FamilyResult) []ladderRow {
 		rows = append(rows, row)
 	}
 	return rows
+}
+
+// uncertainNote lists the sizes whose server side the join left unused.
+func uncertainNote(fr FamilyResult) string {
+	var sizes []string
+	why := ""
+	for _, r := range fr.Rungs {
+		if r.Uncertain != "" {
+			sizes = append(sizes, fmt.Sprint(r.MSS+diagnose.IPHeader(fr.Family)))
+			if why == "" {
+				why = r.Uncertain
+			}
+		}
+	}
+	if len(sizes) == 0 {
+		return ""
+	}
+	what := fmt.Sprintf("%d sizes", len(sizes))
+	if len(sizes) == 1 {
+		what = "one size"
+	}
+	return fmt.Sprintf("For %s (%s bytes) the server saw connections from your address that your browser may not have made "+
+		"(another browser or program on your network, such as a colleague's browser reconnecting to this server): "+
+		"it did not use them, and these sizes rest on what your browser saw. The first reason: %s.",
+		what, strings.Join(sizes, ", "), why)
 }
 
 const cellWidth = 12

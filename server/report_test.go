@@ -78,6 +78,7 @@ func TestPageReportFixes(t *testing.T) {
 	for _, sg := range ev.Segments {
 		rungs = append(rungs, RungResult{MSS: sg.UpSize - 40, Test: sg})
 	}
+	rungs[2].Uncertain = "unnamed connections on this size disagree"
 	rep := &Report{ID: newID(), Source: "page", Results: []FamilyResult{{Family: 4, Evidence: ev, Diagnosis: d, Rungs: rungs}},
 		Server: &ServerInfo{Name: "check.example.net", Address: "203.0.113.10", Family: 4}}
 	v, err := tmpl.view(rep, "https://check.example.net")
@@ -96,7 +97,8 @@ func TestPageReportFixes(t *testing.T) {
 		t.Errorf("bracket in words: %q", v.Bracket)
 	}
 	for _, want := range []string{"https://check.example.net/r/" + rep.ID, "For your network team:", "For the operator of the service",
-		"1400  ✓   ✓   ◀ largest through", "Server tested: check.example.net (203.0.113.10)"} {
+		"1400  ✓   ✓   ◀ largest through", "Server tested: check.example.net (203.0.113.10)",
+		"For one size (1404 bytes) the server saw connections"} {
 		if !strings.Contains(v.Text, want) {
 			t.Errorf("text lacks %q:\n%s", want, v.Text)
 		}
