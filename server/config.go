@@ -210,6 +210,9 @@ func (c *Config) Validate() error {
 		bad("tls: certificate files and ACME exclude each other")
 	}
 	for _, h := range []string{c.HostnameV4, c.HostnameV6} {
+		if _, err := netip.ParseAddr(h); err == nil {
+			continue // an address, as --help says: IPv6 ones have colons
+		}
 		if h != "" && (len(h) > 253 || bytes.ContainsAny([]byte(h), " /:?#@")) {
 			bad("hostname %q is not a host name", h)
 		}

@@ -150,3 +150,71 @@ func firstUncertain(rs []server.RungResult) string {
 	}
 	return ""
 }
+
+// TestOfficeDualStackInBrowser: the office again, with the server
+// configured for both families: each page tests IPv4 and IPv6 (its second
+// family from a second address, which the check claims before testing),
+// and each person's report holds their own verdict for both.
+func TestOfficeDualStackInBrowser(t *testing.T) {
+	t.Parallel()
+	people := []struct {
+		name   string
+		faults testnet.Faults
+		want   testnet.Want
+	}{
+		{"clean", testnet.Faults{}, testnet.Want{Verdict: "ok", PathMTU: 1500, Direction: "none"}},
+		{"downstream-only", testnet.Faults{DownLimit: 1300}, testnet.Want{Verdict: "pmtud_blackhole", PathMTU: 1300, Direction: "downstream"}},
+		{"upstream-only", testnet.Faults{UpLimit: 1350}, testnet.Want{Verdict: "pmtud_blackhole", PathMTU: 1350, Direction: "upstream"}},
+	}
+	var faults []testnet.Faults
+	for _, p := range people {
+		faults = append(faults, p.faults)
+	}
+	n := testnet.New(t, testnet.Office(faults...))
+	srv := servetest.Start(t, n, "--hostname-v4", n.Server.V4.String(), "--hostname-v6", n.Server.V6.String())
+	var browsers []*testnet.Browser
+	for _, c := range n.Clients {
+		// Chromium puts 2001:db8::/32 (documentation) in the "local"
+		// address space and asks the user before a page on a public
+		// address may reach it; a real server's IPv6 address is public.
+		browsers = append(browsers, c.StartChromium(t, "--ignore-certificate-errors",
+			"--disable-features=Translate,MediaRouter,OptimizationHints,LocalNetworkAccessChecks"))
+	}
+	outs := make([]pageOutcome, len(people))
+	var wg sync.WaitGroup
+	for i := range people {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outs[i] = openPage(browsers[i], srv.URL(4, server.PagePath), 150*time.Second)
+		}()
+	}
+	wg.Wait()
+	for i, p := range people {
+		o := outs[i]
+		if o.Err != nil {
+			t.Errorf("%s: %v", p.name, o.Err)
+			continue
+		}
+		var rep server.Report
+		if err := servetest.GetJSON(context.Background(), servetest.Client(n.Clients[i]), o.Location+".json", &rep); err != nil {
+			t.Errorf("%s: %v", p.name, err)
+			continue
+		}
+		if len(rep.Results) != 2 {
+			t.Errorf("%s: %d families in the report, want 2", p.name, len(rep.Results))
+		}
+		for _, fr := range rep.Results {
+			d := fr.Diagnosis
+			t.Logf("%s IPv%d: %s %s %d in %v", p.name, fr.Family, d.Verdict, d.Direction, d.PathMTU, o.Took.Round(time.Millisecond))
+			if string(d.Verdict) != p.want.Verdict || string(d.Direction) != p.want.Direction || d.PathMTU != p.want.PathMTU {
+				t.Errorf("%s IPv%d: %s/%s/%d, want %s/%s/%d", p.name, fr.Family, d.Verdict, d.Direction, d.PathMTU,
+					p.want.Verdict, p.want.Direction, p.want.PathMTU)
+				for _, r := range fr.Rungs[:min(3, len(fr.Rungs))] {
+					t.Logf("  rung %d: %+v browser %+v, %d server records", r.MSS, r.Test, r.Browser, len(r.Server))
+				}
+				t.Logf("  findings %+v skipped %v", d.Findings, fr.Evidence.Skipped)
+			}
+		}
+	}
+}

@@ -16,6 +16,7 @@ func (s *Server) rungHandler() http.Handler {
 	mux.HandleFunc("GET /t/hello", s.testLimited(s.rungHello))
 	mux.HandleFunc("GET /t/down", s.testLimited(s.rungDown))
 	mux.HandleFunc("POST /t/up", s.testLimited(s.rungUp))
+	mux.HandleFunc("GET /t/claim", s.testLimited(s.rungClaim))
 	mux.HandleFunc("GET /api/v1/whoami", s.limited(s.testLim, "test", s.whoami))
 	mux.HandleFunc("GET /api/v1/connections/{sid}", s.limited(s.testLim, "test", s.connection))
 	mux.HandleFunc("GET /api/v1/udp-token", s.limited(s.testLim, "test", s.udpToken))
@@ -35,6 +36,11 @@ func (s *Server) rungHandler() http.Handler {
 				w.Header().Set("Access-Control-Allow-Methods", "GET, POST")
 				w.Header().Set("Access-Control-Allow-Headers", "Content-Type")
 				w.Header().Set("Access-Control-Max-Age", "600")
+				if r.Header.Get("Access-Control-Request-Private-Network") == "true" {
+					// Chromium's Private Network Access: a page on one
+					// address may test the server's other family's address.
+					w.Header().Set("Access-Control-Allow-Private-Network", "true")
+				}
 				w.WriteHeader(http.StatusNoContent)
 				return
 			}
@@ -138,6 +144,23 @@ func (s *Server) rungHello(w http.ResponseWriter, r *http.Request) {
 		out["mss"], out["syn_mss"] = rec.MSS, rec.SYNMSS
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// rungClaim is what the page asks first from the address of a family
+// other than its own (a dual-stack check): the session's lease extends to
+// that address, so that its unnamed connections from then on are the
+// session's. claimed false: another check from that address is testing;
+// the page asks again.
+func (s *Server) rungClaim(w http.ResponseWriter, r *http.Request) {
+	s.tagSession(r)
+	id := r.URL.Query().Get("s")
+	sess := s.sessions.get(id)
+	if !validID(id) || sess == nil {
+		httpError(w, http.StatusNotFound, "no such session")
+		return
+	}
+	ok := s.sessions.claim(sess, clientAddr(r), time.Now())
+	writeJSON(w, http.StatusOK, map[string]any{"claimed": ok, "retry_ms": startRetryMs})
 }
 
 func (s *Server) rungDown(w http.ResponseWriter, r *http.Request) {

@@ -51,6 +51,10 @@ type session struct {
 	ended    time.Time // the lease was given back (zero: still held)
 	polled   time.Time // the page last asked to start
 	refine   *refinement
+	// claimed are the other addresses (keys) whose lease the session
+	// also holds, with the time each was claimed: a dual-stack check's
+	// second family.
+	claimed map[netip.Addr]time.Time
 }
 
 func (s *session) addIP(ip netip.Addr) {
@@ -226,6 +230,45 @@ func (ss *sessions) start(s *session, now time.Time) (bool, int) {
 	return true, 0
 }
 
+// claim extends s's lease to another address of the client (the second
+// family of a dual-stack check), from now on, when no other session of
+// that address is testing. It reports whether s holds that address.
+func (ss *sessions) claim(s *session, ip netip.Addr, now time.Time) bool {
+	k := queueKey(ip)
+	if k == queueKey(s.IP) {
+		return true
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if !s.holding(now) {
+		return false
+	}
+	if h := ss.leases[k]; h != nil && h != s && h.holding(now) {
+		return false
+	}
+	if len(ss.queues[k]) > 0 && ss.leases[k] != s {
+		return false // that address's own sessions wait in line: they go first
+	}
+	ss.leases[k] = s
+	s.mu.Lock()
+	if s.claimed == nil {
+		s.claimed = map[netip.Addr]time.Time{}
+	}
+	if _, ok := s.claimed[k]; !ok && len(s.claimed) < 4 {
+		s.claimed[k] = now
+	}
+	s.mu.Unlock()
+	return true
+}
+
+// claimedSince returns when s claimed the address's lease (ok false: never).
+func (s *session) claimedSince(ip netip.Addr) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.claimed[queueKey(ip)]
+	return t, ok
+}
+
 // release gives the lease back (the session posted its result).
 func (ss *sessions) release(s *session, now time.Time) {
 	ss.mu.Lock()
@@ -239,6 +282,13 @@ func (ss *sessions) release(s *session, now time.Time) {
 	if ss.leases[k] == s {
 		delete(ss.leases, k)
 	}
+	s.mu.Lock()
+	for c := range s.claimed {
+		if ss.leases[c] == s {
+			delete(ss.leases, c)
+		}
+	}
+	s.mu.Unlock()
 }
 
 func (ss *sessions) get(id string) *session {

@@ -176,3 +176,40 @@ func TestSessionFlood(t *testing.T) {
 	}
 	t.Logf("after the brim: table %d", len(ss.byID))
 }
+
+// TestClaimSecondFamily: a dual-stack check extends its turn to its
+// IPv6 address, unless a check from that address is testing.
+func TestClaimSecondFamily(t *testing.T) {
+	ss := newSessions(10*time.Minute, 1000)
+	now := time.Now()
+	v4, v6 := netip.MustParseAddr("203.0.113.64"), netip.MustParseAddr("2001:db8:300::40")
+	a := &session{ID: newID(), IP: v4, Created: now}
+	ss.add(a)
+	if ok, _ := ss.start(a, now); !ok {
+		t.Fatal("start")
+	}
+	b := &session{ID: newID(), IP: v6, Created: now}
+	ss.add(b)
+	if ok, _ := ss.start(b, now); !ok {
+		t.Fatal("a v6 session should start while nothing holds v6")
+	}
+	if ss.claim(a, v6, now) {
+		t.Fatal("claimed an address another check is testing from")
+	}
+	ss.release(b, now.Add(time.Second))
+	if !ss.claim(a, v6, now.Add(2*time.Second)) {
+		t.Fatal("could not claim a free address")
+	}
+	if since, ok := a.claimedSince(v6); !ok || !since.Equal(now.Add(2*time.Second)) {
+		t.Errorf("claimed since %v %v", since, ok)
+	}
+	c := &session{ID: newID(), IP: v6, Created: now}
+	ss.add(c)
+	if ok, _ := ss.start(c, now.Add(3*time.Second)); ok {
+		t.Fatal("a v6 session started while a dual-stack check held v6")
+	}
+	ss.release(a, now.Add(4*time.Second))
+	if ok, _ := ss.start(c, now.Add(4*time.Second)); !ok {
+		t.Fatal("the v6 session did not start after the dual-stack check ended")
+	}
+}

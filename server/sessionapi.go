@@ -249,7 +249,12 @@ func (s *Server) joinSession(sess *session, res pageResult) *Report {
 				continue // another session's connection from the same address
 			}
 			if !own && snap.Session != sess.ID {
-				continue // untagged, from an address the lease does not cover
+				// Another address of the client: its unnamed connections
+				// count from the moment the session claimed its lease.
+				since, ok := sess.claimedSince(ip)
+				if !ok || rec.Accepted.Before(since) {
+					continue
+				}
 			}
 			k := key{fam, rec.MSS}
 			if rec.Kind == kindExact {

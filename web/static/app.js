@@ -140,6 +140,34 @@
     return li;
   }
 
+  // claimFamilies extends the session's turn to this client's address in
+  // each family the check tests under its own host name (a dual-stack
+  // check reaches the server from a second address): from then on, every
+  // connection from that address belongs to this check too.
+  async function claimFamilies(sess) {
+    for (const fam of sess.families) {
+      if (!fam.host || !sess.rungs.length) {
+        continue;
+      }
+      const r = sess.rungs[0];
+      const url = "https://" + hostFor(fam) + ":" + r.port + "/t/claim?s=" + encodeURIComponent(sess.id);
+      for (let i = 0; i < 60; i++) {
+        let st = null;
+        try {
+          const x = await timed(url, {}, 5000);
+          st = x.ok ? await x.json() : null;
+        } catch (e) {
+          st = null;
+        }
+        if (!st || st.claimed) {
+          break; // claimed, or that family cannot be reached: its test will say so
+        }
+        status("Another check from your network is running over IPv" + fam.family + "; yours continues when it ends…");
+        await sleep(st.retry_ms || 700);
+      }
+    }
+  }
+
   async function run() {
     status("Measuring the round-trip time…");
     let rtt = Infinity;
@@ -151,6 +179,7 @@
     }
     const sess = (await postJSON("/api/v1/sessions", { rtt_ms: Math.round(rtt) })).body;
     await waitTurn(sess);
+    await claimFamilies(sess);
     // A failed size costs one timeout: long enough for a few
     // retransmissions at the measured round-trip time, no longer.
     const timeout = Math.round(Math.min(sess.max_timeout_ms, Math.max(sess.min_timeout_ms, 10 * rtt + sess.min_timeout_ms)));
