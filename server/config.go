@@ -74,6 +74,12 @@ type RungConfig struct {
 	Addresses    []string `yaml:"addresses"`
 	Port         int      `yaml:"port"`
 	DownPort     int      `yaml:"down_port"`
+	// RefineBasePort and RefinePorts are the ports a session's refinement
+	// round borrows (one listener per size inside the bracket and one for
+	// the exact-size downstream writes); RefinePorts 0 disables the round.
+	// With BasePort 0 (tests) they are any free ports.
+	RefineBasePort int `yaml:"refine_base_port"`
+	RefinePorts    int `yaml:"refine_ports"`
 }
 
 // EchoConfig sets the UDP echo for probe's datagram tests.
@@ -94,11 +100,15 @@ type Limits struct {
 	Burst int `yaml:"burst"`
 }
 
+// MinTokenLen is the shortest operator token accepted.
+const MinTokenLen = 20
+
 // Defaults returns the configuration `mtuscope serve` runs with when told nothing.
 func Defaults() Config {
 	return Config{
 		HTTPS: ":8443", HTTP: ":8080", Admin: "127.0.0.1:9090", Target: ":8444", PageMSS: 1220,
-		Rungs:  RungConfig{First: 1220, Last: 1460, Step: 8, BasePort: 9400, DownBasePort: 9500, Port: 443},
+		Rungs: RungConfig{First: 1220, Last: 1460, Step: 8, BasePort: 9400, DownBasePort: 9500, Port: 443,
+			RefineBasePort: 9600, RefinePorts: 400},
 		Echo:   EchoConfig{Listen: ":9300", PerSecond: 20, Burst: 40, TokenTTL: 5 * time.Minute},
 		Limits: Limits{SessionsPerMinute: 20, ReportsPerMinute: 30, TestsPerSecond: 100, Burst: 100},
 	}
@@ -187,6 +197,12 @@ func (c *Config) Validate() error {
 	} else if r.BasePort > 0 && r.DownBasePort > 0 && r.DownBasePort < r.BasePort+n && r.BasePort < r.DownBasePort+n {
 		bad("rungs: base_port %d and down_base_port %d ranges overlap", r.BasePort, r.DownBasePort)
 	}
+	if r.RefinePorts < 0 || r.RefinePorts > 4096 || r.RefineBasePort < 0 || r.RefineBasePort+r.RefinePorts > 65536 {
+		bad("rungs.refine_base_port %d / refine_ports %d: out of range", r.RefineBasePort, r.RefinePorts)
+	}
+	if c.Token != "" && len(c.Token) < MinTokenLen {
+		bad("token: %d characters, at least %d (for example: openssl rand -base64 24)", len(c.Token), MinTokenLen)
+	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		bad("tls: cert_file and key_file go together")
 	}
@@ -194,6 +210,9 @@ func (c *Config) Validate() error {
 		bad("tls: certificate files and ACME exclude each other")
 	}
 	for _, h := range []string{c.HostnameV4, c.HostnameV6} {
+		if _, err := netip.ParseAddr(h); err == nil {
+			continue // an address, as --help says: IPv6 ones have colons
+		}
 		if h != "" && (len(h) > 253 || bytes.ContainsAny([]byte(h), " /:?#@")) {
 			bad("hostname %q is not a host name", h)
 		}

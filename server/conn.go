@@ -16,6 +16,9 @@ const (
 	kindPage = "page" // the page, the API, whoami: clamped to the page MSS
 	kindRung = "rung" // HTTPS at one MSS: handshake, download, upload
 	kindDown = "down" // server speaks first: one full-size segment at one MSS
+	// kindExact: server speaks first, unclamped: segments of exact sizes,
+	// smallest first, for one session's refinement round.
+	kindExact = "exact"
 )
 
 // connRecord is what the server saw of one accepted connection. Its fields
@@ -36,8 +39,11 @@ type connRecord struct {
 	handshakeDone bool
 	flightBytes   int64 // written before the handshake was done
 	downWritten   int   // bytes of the server-first probe segment
+	exactSizes    []int // kindExact: the IP packet sizes written, in order
+	exactEnds     []int64
 	closed        bool
-	final         TCPInfo // at close
+	final         TCPInfo       // at close
+	pending       *pendingConns // holds a place there until done or closed
 }
 
 // snapshot is a copy of a connRecord at one moment, with TCP_INFO read then.
@@ -54,11 +60,18 @@ type snapshot struct {
 	RecordHash    string    `json:"hello_record_sha256,omitempty"`
 	HelloSID      string    `json:"-"`
 	NotTLS        bool      `json:"not_tls,omitempty"`
-	HandshakeDone bool      `json:"handshake_done"`
-	FlightBytes   int64     `json:"flight_bytes,omitempty"`
-	DownWritten   int       `json:"down_written,omitempty"`
-	Closed        bool      `json:"closed"`
-	Info          TCPInfo   `json:"tcp_info"`
+	// HelloUnread says the sniffer stopped copying (its memory budget was
+	// spent): a hello without a hash then says nothing about the path.
+	HelloUnread   bool  `json:"hello_unread,omitempty"`
+	HandshakeDone bool  `json:"handshake_done"`
+	FlightBytes   int64 `json:"flight_bytes,omitempty"`
+	DownWritten   int   `json:"down_written,omitempty"`
+	// ExactSizes are the IP packet sizes an exact-size probe wrote, in
+	// order, and ExactEnds the stream offset at the end of each.
+	ExactSizes []int   `json:"exact_sizes,omitempty"`
+	ExactEnds  []int64 `json:"exact_ends,omitempty"`
+	Closed     bool    `json:"closed"`
+	Info       TCPInfo `json:"tcp_info"`
 }
 
 func (r *connRecord) snapshot() snapshot {
@@ -66,8 +79,9 @@ func (r *connRecord) snapshot() snapshot {
 	s := snapshot{
 		Kind: r.Kind, MSS: r.MSS, Accepted: r.Accepted, SYNMSS: r.SYNMSS, Session: r.session,
 		HelloExpected: r.hello.Expected, HelloGot: r.hello.Got(), HelloHash: r.hello.Hash,
-		HelloRecords: r.hello.Records, RecordHash: r.hello.RecordHash, HelloSID: r.hello.SessionID, NotTLS: r.hello.NotTLS, HandshakeDone: r.handshakeDone,
+		HelloRecords: r.hello.Records, RecordHash: r.hello.RecordHash, HelloSID: r.hello.SessionID, NotTLS: r.hello.NotTLS, HelloUnread: r.hello.Truncated, HandshakeDone: r.handshakeDone,
 		FlightBytes: r.flightBytes, DownWritten: r.downWritten, Closed: r.closed, Info: r.final,
+		ExactSizes: r.exactSizes, ExactEnds: r.exactEnds,
 	}
 	r.mu.Unlock()
 	if !s.Closed {
@@ -89,7 +103,16 @@ func (r *connRecord) setSession(id string) {
 func (r *connRecord) markHandshakeDone() {
 	r.mu.Lock()
 	r.handshakeDone = true
+	p := r.pending
+	if r.Kind != kindDown && r.Kind != kindExact {
+		r.pending = nil
+	} else {
+		p = nil
+	}
 	r.mu.Unlock()
+	if p != nil {
+		p.release(r.Client.Addr())
+	}
 }
 
 // evConn is an accepted connection that records what crossed it.
@@ -137,7 +160,13 @@ func (c *evConn) Close() error {
 			c.rec.final = ti
 		}
 		c.rec.closed = true
+		c.rec.hello.Release() // a half-sent hello's buffers go with the connection
+		p := c.rec.pending
+		c.rec.pending = nil
 		c.rec.mu.Unlock()
+		if p != nil {
+			p.release(c.rec.Client.Addr())
+		}
 		if c.onClose != nil {
 			c.onClose()
 		}
@@ -170,6 +199,9 @@ type evListener struct {
 	// onAccept, when set, takes over the connection (the down probe);
 	// Accept then does not return it.
 	onAccept func(*evConn)
+	// pending, when set, bounds the unfinished connections per address:
+	// past the bound a new one is closed at once.
+	pending *pendingConns
 }
 
 func (l *evListener) Accept() (net.Conn, error) {
@@ -178,7 +210,20 @@ func (l *evListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
+		if l.pending != nil {
+			ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+			if err == nil && !l.pending.acquire(ap.Addr().Unmap()) {
+				if l.metrics != nil {
+					l.metrics.limited.WithLabelValues("connections").Inc()
+				}
+				c.Close()
+				continue
+			}
+		}
 		ec := l.wrap(c)
+		if l.pending != nil {
+			ec.rec.pending = l.pending
+		}
 		if l.onAccept != nil {
 			go l.onAccept(ec)
 			continue

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/mtuscope/mtuscope/diagnose"
 )
@@ -33,7 +35,24 @@ type RungResult struct {
 	Test    diagnose.SegmentTest `json:"test"`
 	Browser BrowserRung          `json:"browser"`
 	Server  []snapshot           `json:"server"`
+	// ServerMore counts the connections of the rung not listed in Server
+	// (a report keeps at most maxRungSnapshots per rung).
+	ServerMore int `json:"server_more,omitempty"`
+	// Uncertain says why the server's part of this rung may include
+	// connections the page did not make (empty: every one is the page's).
+	Uncertain string `json:"uncertain,omitempty"`
 }
+
+// What one page run opens per rung: at most three TLS connections (the
+// hello, the download and the upload: the rungs close every connection
+// after one request) and one server-first probe, which Chromium opens a
+// again (up to three retries) after the first fails TLS. More from the session's address
+// in its lease means something else from that address tested the same rung.
+const (
+	pageTLSPerRung   = 3
+	pageDownPerRung  = 4
+	maxRungSnapshots = 4
+)
 
 // minObservedMSS ignores rcv_mss values that are the kernel's initial
 // guess (536) rather than a measured segment.
@@ -51,7 +70,36 @@ func joinRung(fam int, br BrowserRung, session string, tlsConns, down []snapshot
 	}
 	t := diagnose.SegmentTest{UpSize: size, DownSize: size, Up: diagnose.Untested, Down: diagnose.Untested,
 		Outcome: diagnose.Timeout}
-	best := bestTLS(tlsConns, session)
+	// Which connections can be the page's: those its requests named; failing
+	// that, those whose handshake never completed (the page sends its request
+	// the moment a handshake completes, so an unnamed completed one is some
+	// other client's, such as a browser's preconnect). Unnamed ones that
+	// disagree (one lost the ClientHello, another the server's flight) may
+	// be two people's: the rung's server side is then uncertain and unused.
+	var tagged, open []snapshot
+	for _, c := range tlsConns {
+		switch {
+		case session != "" && c.Session == session:
+			tagged = append(tagged, c)
+		case c.Session == "" && !c.HandshakeDone:
+			open = append(open, c)
+		}
+	}
+	var uncertain []string
+	cands := tagged
+	if len(cands) == 0 {
+		cands = open
+		if disagree(open, tlsClass) {
+			uncertain = append(uncertain, "unnamed connections on this size disagree (one lost the ClientHello, another the server's reply)")
+			cands = nil
+		}
+	}
+	allDown := down
+	down, downUncertain := agreeingProbes(down)
+	if downUncertain {
+		uncertain = append(uncertain, "the server-first probes on this size disagree (one arrived, another was lost)")
+	}
+	best := bestTLS(cands, session)
 	switch {
 	case br.Hello == stepOK:
 		t.Outcome = diagnose.Completed
@@ -63,6 +111,9 @@ func joinRung(fam int, br BrowserRung, session string, tlsConns, down []snapshot
 		t.Detail = "the server saw no connection on this rung"
 	case best.NotTLS:
 		t.Outcome = diagnose.NotTLS
+	case best.HelloHash == "" && best.HelloUnread:
+		t.Outcome = diagnose.Timeout
+		t.Detail = "the server was too busy to read this ClientHello"
 	case best.HelloHash == "":
 		t.Outcome = diagnose.StalledClientHello
 	case !best.HandshakeDone:
@@ -115,8 +166,91 @@ func joinRung(fam int, br BrowserRung, session string, tlsConns, down []snapshot
 			t.DownSize = p // the server learned a smaller path MTU (ICMP works)
 		}
 	}
-	all := append(append([]snapshot(nil), tlsConns...), down...)
-	return RungResult{MSS: br.MSS, Test: t, Browser: br, Server: all}
+	rr := RungResult{MSS: br.MSS, Test: t, Browser: br}
+	untagged := 0
+	for _, c := range tlsConns {
+		if c.Session != session {
+			untagged++
+		}
+	}
+	if untagged > pageTLSPerRung || len(allDown) > pageDownPerRung {
+		uncertain = append(uncertain, fmt.Sprintf("the server saw %d unnamed TLS connections and %d probe connections from your address on this size "+
+			"while your check ran, more than the page opens: another program on your network tested it too", untagged, len(allDown)))
+	}
+	rr.Uncertain = strings.Join(uncertain, "; ")
+	// Keep what decided the rung: the best TLS connection and the probes
+	// first, then others, at most maxRungSnapshots.
+	var keep []snapshot
+	if best != nil {
+		keep = append(keep, *best)
+	}
+	keep = append(keep, allDown...)
+	for i := range tlsConns {
+		if &tlsConns[i] != best {
+			keep = append(keep, tlsConns[i])
+		}
+	}
+	if len(keep) > maxRungSnapshots {
+		rr.ServerMore = len(keep) - maxRungSnapshots
+		keep = keep[:maxRungSnapshots]
+	}
+	rr.Server = keep
+	return rr
+}
+
+// tlsClass is how far an unfinished TLS connection got; "" when nothing
+// arrived at all, in order or beyond a gap (a browser's retry opened just
+// before the page gave up has not sent its hello yet: that says nothing).
+func tlsClass(s snapshot) string {
+	switch {
+	case s.NotTLS:
+		return "not_tls"
+	case s.HelloHash == "" && s.HelloUnread:
+		return "unread"
+	case s.HelloHash == "" && s.HelloGot == 0 && s.Info.Valid && s.Info.RcvOOOPack == 0 && s.Info.BytesReceived == 0:
+		return ""
+	case s.HelloHash == "":
+		return "hello_lost"
+	}
+	return "flight_lost"
+}
+
+// disagree reports whether the connections that say something fall into
+// different classes.
+func disagree(ss []snapshot, class func(snapshot) string) bool {
+	first := ""
+	for _, s := range ss {
+		c := class(s)
+		switch {
+		case c == "":
+		case first == "":
+			first = c
+		case c != first:
+			return true
+		}
+	}
+	return false
+}
+
+// agreeingProbes returns the probes that say something about the path,
+// or none (and true) when they disagree: one acknowledged, another lost.
+func agreeingProbes(down []snapshot) ([]snapshot, bool) {
+	var said []snapshot
+	for _, s := range down {
+		if s.DownWritten > 0 && s.Info.Valid {
+			said = append(said, s)
+		}
+	}
+	arrived := func(s snapshot) string {
+		if s.Info.BytesAcked >= int64(s.DownWritten) {
+			return "arrived"
+		}
+		return "lost"
+	}
+	if disagree(said, arrived) {
+		return nil, true
+	}
+	return said, false
 }
 
 // bestTLS picks the connection that says most about the rung: one the

@@ -132,3 +132,36 @@ func TestFamilyEvidenceVerdicts(t *testing.T) {
 		}
 	}
 }
+
+// TestJoinRungUnnamed: what the join does with connections no request
+// named, such as a colleague's browser preconnecting from the same NAT.
+func TestJoinRungUnnamed(t *testing.T) {
+	ts := TCPInfo{Valid: true, Timestamps: true, PMTU: 1500}
+	const sid = "session"
+	failed := BrowserRung{MSS: 1400, Hello: stepFail}
+	// lost: the hello's head never came, its tail did (out of order).
+	lost := func() snapshot { s := tlsConn("", 1800, 0, false, 0, ts); s.Info.RcvOOOPack = 1; return s }
+	cases := []struct {
+		name      string
+		tls, down []snapshot
+		up, dn    diagnose.Result
+		uncertain bool
+	}{
+		{"an unnamed completed handshake is not the page's", []snapshot{tlsConn("", 1800, 1795, true, 4500, ts), tlsConn("", 1800, 0, false, 0, ts)},
+			nil, diagnose.Failed, diagnose.Untested, false},
+		{"the page's retry agrees with its first try", []snapshot{lost(), lost()},
+			nil, diagnose.Failed, diagnose.Untested, false},
+		{"a hello lost and a flight lost: two people", []snapshot{lost(), tlsConn("", 1800, 1795, false, 4500, ts)},
+			nil, diagnose.Untested, diagnose.Untested, true},
+		{"a retry that sent nothing yet says nothing", []snapshot{tlsConn("", 1800, 1795, false, 4500, ts), tlsConn("", 1800, 0, false, 0, ts)},
+			nil, diagnose.Passed, diagnose.Failed, false},
+		{"probes disagree", []snapshot{tlsConn("", 1800, 0, false, 0, ts)}, []snapshot{probeConn(1388, 1389, 1500), probeConn(1388, 1, 1500)},
+			diagnose.Failed, diagnose.Untested, true},
+	}
+	for _, c := range cases {
+		r := joinRung(4, failed, sid, c.tls, c.down)
+		if r.Test.Up != c.up || r.Test.Down != c.dn || (r.Uncertain != "") != c.uncertain {
+			t.Errorf("%s: up %s down %s uncertain %q; want %s %s %v", c.name, r.Test.Up, r.Test.Down, r.Uncertain, c.up, c.dn, c.uncertain)
+		}
+	}
+}

@@ -3,14 +3,16 @@ package server
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"sync"
 
 	"github.com/mtuscope/mtuscope/tlswire"
 )
 
 // maxHelloCapture bounds the bytes kept while a ClientHello arrives: a
 // handshake message header says at most 2^24 bytes, a real hello is under
-// 16 KiB, and anything larger is not waited for.
-const maxHelloCapture = 64 << 10
+// 16 KiB (browsers' are about 1.8 KB), and anything larger is not waited
+// for.
+const maxHelloCapture = 16 << 10
 
 // helloSniffer watches the first bytes a client sends and tells how much of
 // its ClientHello arrived. It copies at most maxHelloCapture bytes and
@@ -20,6 +22,10 @@ type helloSniffer struct {
 	recLeft int    // bytes of the current handshake record still to come
 	msg     []byte // handshake message bytes so far
 	raw     []byte // the records that carry it, headers included
+	held    int    // bytes reserved from sniffBudget
+	freed   int    // message bytes that arrived before Release
+	// Truncated is set when the budget ran out before the hello was whole.
+	Truncated bool
 	// Records counts record bytes (headers included) that made up the hello.
 	Records int
 	// Expected is the handshake message size (4-byte header included) once
@@ -42,7 +48,39 @@ func (h *helloSniffer) Got() int {
 	if h.Hash != "" {
 		return h.Expected
 	}
-	return len(h.msg)
+	return len(h.msg) + h.freed
+}
+
+// sniffBudget bounds the bytes all sniffers hold at once: a flood of
+// connections that each send most of a huge ClientHello and stall cannot
+// grow the server past it. A sniffer that finds the budget spent stops
+// copying (it still counts what arrived).
+var sniffBudget = struct {
+	sync.Mutex
+	used, max int64
+}{max: 32 << 20}
+
+func (h *helloSniffer) reserve(n int) bool {
+	sniffBudget.Lock()
+	defer sniffBudget.Unlock()
+	if sniffBudget.used+int64(n) > sniffBudget.max {
+		return false
+	}
+	sniffBudget.used += int64(n)
+	h.held += n
+	return true
+}
+
+// Release frees the sniffer's buffers (the connection ended): what it
+// learned stays, the bytes go back to the budget.
+func (h *helloSniffer) Release() {
+	h.freed += len(h.msg)
+	h.msg, h.raw, h.pending = nil, nil, nil
+	sniffBudget.Lock()
+	sniffBudget.used -= int64(h.held)
+	sniffBudget.Unlock()
+	h.held = 0
+	h.Done = true
 }
 
 // Feed gives the sniffer bytes as they were read from the connection.
@@ -74,6 +112,12 @@ func (h *helloSniffer) Feed(b []byte) {
 		} else if h.Expected > 0 {
 			n = min(n, h.Expected-len(h.msg))
 		}
+		if !h.reserve(2 * n) {
+			h.Truncated = true
+			h.freed += len(h.msg) + n
+			h.Release()
+			return
+		}
 		h.msg = append(h.msg, b[:n]...)
 		h.raw = append(h.raw, b[:n]...)
 		h.Records += n
@@ -103,8 +147,8 @@ func (h *helloSniffer) check() {
 		if ch, err := tlswire.ParseClientHello(h.msg[:h.Expected]); err == nil {
 			h.SessionID = hex.EncodeToString(ch.SessionID)
 		}
-		h.msg, h.raw = nil, nil
-		h.Done = true
+		h.Release()
+		h.freed = 0 // Got reports Expected once Hash is set
 	}
 }
 

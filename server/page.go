@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -43,6 +44,8 @@ func (s *Server) pageHandler(admin bool) http.Handler {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("POST /api/v1/sessions", s.limited(s.sessLim, "session", s.newSession))
+	mux.HandleFunc("POST /api/v1/sessions/{id}/start", s.startSession)
+	mux.HandleFunc("POST /api/v1/sessions/{id}/refine", s.refineSession)
 	mux.HandleFunc("POST /api/v1/sessions/{id}/result", s.limited(s.repLim, "report", s.sessionResult))
 	mux.HandleFunc("GET /r/{id}", s.reportPage)
 	mux.HandleFunc("GET /.well-known/mtuscope.json", s.capabilities)
@@ -62,13 +65,19 @@ func (s *Server) pageHandler(admin bool) http.Handler {
 	return s.metrics.instrument(kind, mux)
 }
 
-func (s *Server) adminHandler() http.Handler { return s.pageHandler(true) }
+func (s *Server) adminHandler() http.Handler { return adminHosts(s.pageHandler(true)) }
 
 // pageHeaders sets the security headers of the page; connect-src names
 // exactly the rung origins of the host the page was loaded from.
 func (s *Server) pageHeaders(w http.ResponseWriter, r *http.Request) {
 	var origins []string
 	for _, h := range s.rungHosts(r) {
+		if s.cfg.Rungs.RefinePorts > 0 && len(s.cfg.Rungs.Addresses) == 0 && !strings.HasPrefix(h, "[") {
+			// The refinement round borrows ports from a pool: any port
+			// of the page's host (CORS on the rungs names the page).
+			origins = append(origins, fmt.Sprintf("https://%s:*", h))
+			continue
+		}
 		for _, rg := range s.rungs {
 			host := h
 			if rg.Host != "" {
@@ -158,6 +167,11 @@ func (s *Server) limited(l *limiter, name string, h http.HandlerFunc) http.Handl
 // operator guards the operator views and the report API: on the admin
 // listener they are open; elsewhere they need the token, and without a
 // configured token they do not exist.
+//
+// The token is refused over plain HTTP (it would cross the network in
+// clear), and failures are limited per address (authFailuresPerMinute):
+// past them even the right token is refused for a while, so it cannot be
+// guessed at any speed.
 func (s *Server) operator(admin bool, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !admin {
@@ -165,7 +179,19 @@ func (s *Server) operator(admin bool, h http.HandlerFunc) http.HandlerFunc {
 				http.NotFound(w, r)
 				return
 			}
+			if r.TLS == nil {
+				httpError(w, http.StatusForbidden, "the operator token is accepted over HTTPS only")
+				return
+			}
+			ip := clientAddr(r)
+			if s.authFail.exhausted(ip) {
+				s.metrics.limited.WithLabelValues("auth").Inc()
+				w.Header().Set("Retry-After", "60")
+				httpError(w, http.StatusTooManyRequests, "too many failed attempts from your address; try again in a minute")
+				return
+			}
 			if !tokenOK(r, s.token) {
+				s.authFail.allow(ip) // count the failure
 				w.Header().Set("WWW-Authenticate", `Bearer realm="mtuscope"`)
 				httpError(w, http.StatusUnauthorized, "this needs the operator token")
 				return
@@ -173,6 +199,34 @@ func (s *Server) operator(admin bool, h http.HandlerFunc) http.HandlerFunc {
 		}
 		h(w, r)
 	}
+}
+
+// authFailuresPerMinute bounds the failed token attempts of one address.
+const authFailuresPerMinute = 5
+
+// adminHosts guards the admin listener against DNS rebinding: a page a
+// browser on this host loaded from some name must not be able to read the
+// admin views by pointing that name at 127.0.0.1. Only requests naming the
+// listener by an IP literal or "localhost" are served, except /metrics and
+// /healthz (counts and a status, which scrapers and probes may ask for by
+// host name).
+func adminHosts(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/metrics" || r.URL.Path == "/healthz" {
+			h.ServeHTTP(w, r)
+			return
+		}
+		host := r.Host
+		if hh, _, err := net.SplitHostPort(host); err == nil {
+			host = hh
+		}
+		host = strings.Trim(host, "[]")
+		if _, err := netip.ParseAddr(host); err != nil && !strings.EqualFold(host, "localhost") {
+			httpError(w, http.StatusMisdirectedRequest, "the admin listener answers only to an IP address or localhost")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func httpError(w http.ResponseWriter, code int, msg string) {
@@ -209,9 +263,15 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	return nil
 }
 
+// minFreeBytes is the free space below which the server reports that it
+// cannot store reports.
+const minFreeBytes = 8 << 20
+
+// health answers ok only when a report could be stored now: a write
+// commits and the disk has room.
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
-	if _, err := s.store.Count(r.Context()); err != nil {
-		httpError(w, http.StatusServiceUnavailable, "store: "+err.Error())
+	if err := s.store.CheckWrite(r.Context(), minFreeBytes); err != nil {
+		httpError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "version": s.version,

@@ -70,3 +70,14 @@ func (l *limiter) sweepLocked(now time.Time) {
 		}
 	}
 }
+
+// exhausted reports whether addr has no token left, without taking one.
+func (l *limiter) exhausted(addr netip.Addr) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[addr.Unmap()]
+	if b == nil {
+		return false
+	}
+	return min(l.burst, b.tokens+l.now().Sub(b.last).Seconds()*l.rate) < 1
+}

@@ -96,3 +96,42 @@ func (r *registry) size() int {
 	defer r.mu.Unlock()
 	return len(r.byIP)
 }
+
+// maxPendingPerAddr bounds the connections of one address (one /64 for
+// IPv6) that have not finished a TLS handshake, or that hold a server-first
+// probe: each costs buffers (crypto/tls keeps up to 64 KB of an unfinished
+// handshake message), and a flood from one address must neither grow the
+// server without bound nor take the probes from everyone else. One page
+// run keeps about a hundred open at its peak.
+const maxPendingPerAddr = 256
+
+// pendingConns counts those connections per address.
+type pendingConns struct {
+	mu sync.Mutex
+	by map[netip.Addr]int
+}
+
+func (p *pendingConns) acquire(ip netip.Addr) bool {
+	k := queueKey(ip)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.by == nil {
+		p.by = map[netip.Addr]int{}
+	}
+	if p.by[k] >= maxPendingPerAddr {
+		return false
+	}
+	p.by[k]++
+	return true
+}
+
+func (p *pendingConns) release(ip netip.Addr) {
+	k := queueKey(ip)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.by[k] <= 1 {
+		delete(p.by, k)
+		return
+	}
+	p.by[k]--
+}

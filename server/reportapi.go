@@ -43,6 +43,7 @@ func (s *Server) loadReport(w http.ResponseWriter, r *http.Request, id string) (
 		httpError(w, http.StatusInternalServerError, "the stored report is damaged")
 		return nil, false
 	}
+	scrubStrings(&rep) // reports stored before escaping existed
 	return &rep, true
 }
 
@@ -66,7 +67,7 @@ func (s *Server) reportPage(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, rep)
 		return
 	}
-	v, err := s.tmpl.view(rep)
+	v, err := s.tmpl.view(rep, baseURL(r))
 	if err != nil {
 		s.log.Error("render report", "id", id, "err", err)
 		httpError(w, http.StatusInternalServerError, "the report could not be rendered")
@@ -83,6 +84,15 @@ func (s *Server) reportPage(w http.ResponseWriter, r *http.Request) {
 	if err := s.tmpl.report.Execute(w, v); err != nil {
 		s.log.Debug("render report", "id", id, "err", err)
 	}
+}
+
+// baseURL is the scheme and host the request came to, for full links.
+func baseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + escapeControls(truncate(r.Host, 300))
 }
 
 // probeSubmission is what `mtuscope probe --submit` posts: the evidence it
@@ -218,7 +228,8 @@ func (s *Server) operatorPage(w http.ResponseWriter, r *http.Request) {
 			s.pageHeaders(w, r)
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
 			w.Header().Set("Cache-Control", "no-store")
-			err = s.tmpl.operator.Execute(w, map[string]any{"Filter": f, "Reports": l, "Summary": sum, "Verdicts": verdicts, "Since": since})
+			err = s.tmpl.operator.Execute(w, map[string]any{"Filter": f, "Reports": l, "Summary": sum, "Verdicts": verdicts, "Since": since,
+				"NoASN": !s.hasASN(), "Attribution": s.asnAttribution()})
 			if err != nil {
 				s.log.Debug("render operator view", "err", err)
 			}

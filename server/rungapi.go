@@ -13,9 +13,10 @@ import (
 // and the capabilities, with CORS for exactly the page's origins.
 func (s *Server) rungHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /t/hello", s.limited(s.testLim, "test", s.rungHello))
-	mux.HandleFunc("GET /t/down", s.limited(s.testLim, "test", s.rungDown))
-	mux.HandleFunc("POST /t/up", s.limited(s.testLim, "test", s.rungUp))
+	mux.HandleFunc("GET /t/hello", s.testLimited(s.rungHello))
+	mux.HandleFunc("GET /t/down", s.testLimited(s.rungDown))
+	mux.HandleFunc("POST /t/up", s.testLimited(s.rungUp))
+	mux.HandleFunc("GET /t/claim", s.testLimited(s.rungClaim))
 	mux.HandleFunc("GET /api/v1/whoami", s.limited(s.testLim, "test", s.whoami))
 	mux.HandleFunc("GET /api/v1/connections/{sid}", s.limited(s.testLim, "test", s.connection))
 	mux.HandleFunc("GET /api/v1/udp-token", s.limited(s.testLim, "test", s.udpToken))
@@ -24,6 +25,10 @@ func (s *Server) rungHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Cache-Control", "no-store")
+		// One request per connection: a browser must not carry a connection
+		// from one check into the next (its records belong to the check that
+		// opened it), and every step of a rung tests a fresh handshake.
+		w.Header().Set("Connection", "close")
 		if o := r.Header.Get("Origin"); o != "" && s.pageOrigin(o, r) {
 			w.Header().Set("Access-Control-Allow-Origin", o)
 			w.Header().Set("Vary", "Origin")
@@ -31,6 +36,11 @@ func (s *Server) rungHandler() http.Handler {
 				w.Header().Set("Access-Control-Allow-Methods", "GET, POST")
 				w.Header().Set("Access-Control-Allow-Headers", "Content-Type")
 				w.Header().Set("Access-Control-Max-Age", "600")
+				if r.Header.Get("Access-Control-Request-Private-Network") == "true" {
+					// Chromium's Private Network Access: a page on one
+					// address may test the server's other family's address.
+					w.Header().Set("Access-Control-Allow-Private-Network", "true")
+				}
 				w.WriteHeader(http.StatusNoContent)
 				return
 			}
@@ -73,6 +83,46 @@ func portOf(addr string) string {
 	return ""
 }
 
+// testLimited rate-limits a rung step. A step that names a session holding
+// its address's lease counts against that session's budget (enough for
+// every rung of both families, with retries), not against the address:
+// an office behind one address runs its checks one after the other, each
+// at full speed. Anything else shares the address's token bucket.
+func (s *Server) testLimited(h http.HandlerFunc) http.HandlerFunc {
+	limited := s.limited(s.testLim, "test", h)
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := r.URL.Query().Get("s")
+		if !validID(id) {
+			limited(w, r)
+			return
+		}
+		sess := s.sessions.get(id)
+		if sess == nil || !sess.holding(time.Now()) {
+			limited(w, r)
+			return
+		}
+		if ip := clientAddr(r); familyOf(ip) == sess.Family && queueKey(ip) != queueKey(sess.IP) {
+			limited(w, r) // another address of the same family: not this session's
+			return
+		}
+		sess.mu.Lock()
+		sess.tests++
+		over := sess.tests > s.sessionTestBudget()
+		sess.mu.Unlock()
+		if over {
+			s.metrics.limited.WithLabelValues("test").Inc()
+			w.Header().Set("Retry-After", "2")
+			httpError(w, http.StatusTooManyRequests, "this check made more requests than a check needs")
+			return
+		}
+		h(w, r)
+	}
+}
+
+// sessionTestBudget is how many rung steps one session may make: three
+// per rung and family, twice over, and the refinement round.
+func (s *Server) sessionTestBudget() int { return 2*3*2*len(s.rungs) + 200 }
+
 // tagSession names the session on the request's connection.
 func (s *Server) tagSession(r *http.Request) *connRecord {
 	rec := connRecordFrom(r)
@@ -94,6 +144,23 @@ func (s *Server) rungHello(w http.ResponseWriter, r *http.Request) {
 		out["mss"], out["syn_mss"] = rec.MSS, rec.SYNMSS
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// rungClaim is what the page asks first from the address of a family
+// other than its own (a dual-stack check): the session's lease extends to
+// that address, so that its unnamed connections from then on are the
+// session's. claimed false: another check from that address is testing;
+// the page asks again.
+func (s *Server) rungClaim(w http.ResponseWriter, r *http.Request) {
+	s.tagSession(r)
+	id := r.URL.Query().Get("s")
+	sess := s.sessions.get(id)
+	if !validID(id) || sess == nil {
+		httpError(w, http.StatusNotFound, "no such session")
+		return
+	}
+	ok := s.sessions.claim(sess, clientAddr(r), time.Now())
+	writeJSON(w, http.StatusOK, map[string]any{"claimed": ok, "retry_ms": startRetryMs})
 }
 
 func (s *Server) rungDown(w http.ResponseWriter, r *http.Request) {

@@ -44,12 +44,16 @@ type Server struct {
 	token    string
 
 	sessLim, repLim, testLim *limiter
+	pending                  pendingConns // unfinished connections per address
+	authFail                 *limiter     // failed operator-token attempts per address
 	downSem                  chan struct{}
 	download                 []byte
 
-	rungs   []rung
-	servers []*http.Server
-	closers []func() error
+	rungs      []rung
+	refinePool *portPool
+	refineSrv  *http.Server // serves every refinement listener
+	servers    []*http.Server
+	closers    []func() error
 	// Addrs are the bound addresses, by name ("https", "http", "admin",
 	// "echo"), once Start returned.
 	Addrs map[string]string
@@ -86,11 +90,19 @@ func New(cfg Config, log *slog.Logger, version string) (*Server, error) {
 	s := &Server{cfg: cfg, log: log, version: version, reg: newRegistry(3*time.Minute, 4096),
 		sessions: newSessions(10*time.Minute, 100000), metrics: newMetrics(), Addrs: map[string]string{},
 		stop: make(chan struct{}), downSem: make(chan struct{}, 4096)}
+	s.refinePool = &portPool{base: cfg.Rungs.RefineBasePort, n: cfg.Rungs.RefinePorts, used: map[int]bool{}}
+	if cfg.Rungs.BasePort == 0 {
+		s.refinePool.base = 0 // tests: any free ports
+	}
 	s.token = cfg.Token
 	if t := os.Getenv("MTUSCOPE_TOKEN"); t != "" {
 		s.token = t
 	}
-	s.sessLim = newLimiter(cfg.Limits.SessionsPerMinute/60, max(1, cfg.Limits.Burst/10))
+	if s.token != "" && len(s.token) < MinTokenLen {
+		return nil, fmt.Errorf("operator token: %d characters, at least %d", len(s.token), MinTokenLen)
+	}
+	s.authFail = newLimiter(authFailuresPerMinute/60.0, authFailuresPerMinute)
+	s.sessLim = newLimiter(cfg.Limits.SessionsPerMinute/60, max(1, int(cfg.Limits.SessionsPerMinute)))
 	s.repLim = newLimiter(cfg.Limits.ReportsPerMinute/60, max(1, cfg.Limits.Burst/10))
 	s.testLim = newLimiter(cfg.Limits.TestsPerSecond, cfg.Limits.Burst)
 	s.download = make([]byte, maxDownload)
@@ -205,7 +217,11 @@ func (s *Server) listen(ctx context.Context, addr string, mss int, kind string) 
 	if err != nil {
 		return nil, err
 	}
-	return &evListener{Listener: ln, kind: kind, mss: mss, reg: s.reg, metrics: s.metrics}, nil
+	el := &evListener{Listener: ln, kind: kind, mss: mss, reg: s.reg, metrics: s.metrics}
+	if kind != "admin" {
+		el.pending = &s.pending
+	}
+	return el, nil
 }
 
 func (s *Server) startServer(ln net.Listener, h http.Handler, tlsConf *tls.Config) {
@@ -233,6 +249,8 @@ func (s *Server) startRungs(ctx context.Context) error {
 	host, _, _ := net.SplitHostPort(s.cfg.HTTPS)
 	rungTLS := tlsConfig(s.certs, "http/1.1")
 	h := s.rungHandler()
+	s.refineSrv = newHTTPServer(h, rungTLS, s.log)
+	s.servers = append(s.servers, s.refineSrv)
 	for i, mss := range s.cfg.RungMSS() {
 		r := rung{MSS: mss}
 		addr, downAddr := net.JoinHostPort(host, strconv.Itoa(portOr0(rc.BasePort, i))), ""

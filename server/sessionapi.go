@@ -5,18 +5,20 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
+
+	"github.com/mtuscope/mtuscope/asn"
 
 	"github.com/mtuscope/mtuscope/diagnose"
 )
 
 // Sizes of the page's transfers and bounds of its per-step timeout.
 const (
-	pageDownload   = 32 << 10
-	pageUpload     = 32 << 10
-	minTimeoutMs   = 1500
-	maxTimeoutMs   = 10000
-	sessionJoinAge = 2 * time.Second // records accepted this much before the session count
+	pageDownload = 32 << 10
+	pageUpload   = 32 << 10
+	minTimeoutMs = 1500
+	maxTimeoutMs = 10000
 )
 
 type familyHost struct {
@@ -32,7 +34,16 @@ type sessionResponse struct {
 	UploadBytes   int          `json:"upload_bytes"`
 	MinTimeoutMs  int          `json:"min_timeout_ms"`
 	MaxTimeoutMs  int          `json:"max_timeout_ms"`
+	// Started says the session may test now; otherwise another session
+	// from the same address is testing, Position says how many are ahead,
+	// and the page asks /start again after RetryMs.
+	Started  bool `json:"started"`
+	Position int  `json:"position,omitempty"`
+	RetryMs  int  `json:"retry_ms,omitempty"`
 }
+
+// startRetryMs is how often a waiting page asks whether its turn came.
+const startRetryMs = 700
 
 func (s *Server) newSession(w http.ResponseWriter, r *http.Request) {
 	var req struct {
@@ -44,22 +55,73 @@ func (s *Server) newSession(w http.ResponseWriter, r *http.Request) {
 	}
 	ip := clientAddr(r)
 	sess := &session{ID: newID(), IP: ip, Family: familyOf(ip), Created: time.Now(), UA: truncate(r.UserAgent(), 300)}
+	sess.Host = escapeControls(truncate(strings.Trim(requestHost(r), "[]"), 255))
 	if rec := connRecordFrom(r); rec != nil {
-		sess.SYNMSS = rec.SYNMSS
+		sess.SYNMSS, sess.Local = rec.SYNMSS, rec.Local.Addr()
 	}
-	if !s.sessions.add(sess) {
-		httpError(w, http.StatusServiceUnavailable, "too many sessions in progress; try again in a minute")
+	switch s.sessions.add(sess) {
+	case tableFull:
+		s.busy(w, "too many checks in progress; retrying")
+		return
+	case queueFull:
+		s.busy(w, "too many checks from your network are waiting; retrying")
 		return
 	}
 	s.metrics.sessions.Inc()
 	resp := sessionResponse{ID: sess.ID, Rungs: s.rungs, DownloadBytes: pageDownload, UploadBytes: pageUpload,
 		MinTimeoutMs: minTimeoutMs, MaxTimeoutMs: maxTimeoutMs}
+	resp.Started, resp.Position = s.sessions.start(sess, time.Now())
+	if !resp.Started {
+		resp.RetryMs = startRetryMs
+	}
 	if s.cfg.HostnameV4 != "" && s.cfg.HostnameV6 != "" {
 		resp.Families = []familyHost{{4, s.cfg.HostnameV4}, {6, s.cfg.HostnameV6}}
 	} else {
 		resp.Families = []familyHost{{Family: sess.Family}}
 	}
 	writeJSON(w, http.StatusCreated, resp)
+}
+
+// busy answers 503 with a Retry-After: the page shows that the server is
+// busy and tries again, instead of counting anything as a result.
+func (s *Server) busy(w http.ResponseWriter, msg string) {
+	s.metrics.limited.WithLabelValues("busy").Inc()
+	w.Header().Set("Retry-After", "2")
+	httpError(w, http.StatusServiceUnavailable, msg)
+}
+
+// ownSession returns the session named in the path when the request comes
+// from its address (or its address's /64); otherwise it wrote the error.
+func (s *Server) ownSession(w http.ResponseWriter, r *http.Request) *session {
+	id := r.PathValue("id")
+	if !validID(id) {
+		httpError(w, http.StatusBadRequest, "malformed session ID")
+		return nil
+	}
+	sess := s.sessions.get(id)
+	if sess == nil {
+		httpError(w, http.StatusNotFound, "no such session (it may have expired: reload the page)")
+		return nil
+	}
+	if ip := clientAddr(r); ip != sess.IP {
+		httpError(w, http.StatusForbidden, "this session belongs to another address")
+		return nil
+	}
+	return sess
+}
+
+// startSession is what a waiting page asks until its turn comes.
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request) {
+	sess := s.ownSession(w, r)
+	if sess == nil {
+		return
+	}
+	ok, pos := s.sessions.start(sess, time.Now())
+	if !ok {
+		writeJSON(w, http.StatusAccepted, map[string]any{"started": false, "position": pos, "retry_ms": startRetryMs})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"started": true})
 }
 
 // pageResult is what the page posts when its tests are done.
@@ -69,23 +131,38 @@ type pageResult struct {
 	TimeoutMs int           `json:"timeout_ms"`
 }
 
-func (s *Server) validResult(res *pageResult) error {
+// validResult checks what the page posted: rungs the server has (or the
+// session's refinement lent), each once, with known step results.
+func (s *Server) validResult(res *pageResult, ref *refinement) error {
 	known := map[int]bool{}
 	for _, r := range s.rungs {
-		known[r.MSS] = true
+		known[refineKey(4, r.MSS)], known[refineKey(6, r.MSS)] = true, true
+	}
+	limit := 2 * len(s.rungs)
+	if ref != nil {
+		for k := range ref.mss {
+			known[k] = true
+		}
+		limit += len(ref.mss)
 	}
 	if len(res.Rungs) == 0 {
 		return fmt.Errorf("no rung results")
 	}
-	if len(res.Rungs) > 2*len(s.rungs) {
-		return fmt.Errorf("%d rung results for %d rungs", len(res.Rungs), len(s.rungs))
+	if len(res.Rungs) > limit {
+		return fmt.Errorf("%d rung results for %d rungs", len(res.Rungs), limit)
 	}
 	step := map[string]bool{stepOK: true, stepFail: true, stepSkipped: true, "": true, "opened": true}
+	type key struct{ fam, mss int }
+	seen := map[key]bool{}
 	for i := range res.Rungs {
 		b := &res.Rungs[i]
-		if !known[b.MSS] || (b.Family != 4 && b.Family != 6) {
+		if !known[refineKey(b.Family, b.MSS)] || (b.Family != 4 && b.Family != 6) {
 			return fmt.Errorf("rung %d: unknown MSS %d or family %d", i, b.MSS, b.Family)
 		}
+		if seen[key{b.Family, b.MSS}] {
+			return fmt.Errorf("rung %d: MSS %d of IPv%d given twice", i, b.MSS, b.Family)
+		}
+		seen[key{b.Family, b.MSS}] = true
 		if !step[b.Hello] || !step[b.Down] || !step[b.Up] || !step[b.Probe] {
 			return fmt.Errorf("rung %d: a step result is not ok, fail or skipped", i)
 		}
@@ -95,18 +172,8 @@ func (s *Server) validResult(res *pageResult) error {
 }
 
 func (s *Server) sessionResult(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if !validID(id) {
-		httpError(w, http.StatusBadRequest, "malformed session ID")
-		return
-	}
-	sess := s.sessions.get(id)
+	sess := s.ownSession(w, r)
 	if sess == nil {
-		httpError(w, http.StatusNotFound, "no such session (it may have expired: reload the page)")
-		return
-	}
-	if ip := clientAddr(r); ip != sess.IP {
-		httpError(w, http.StatusForbidden, "this session belongs to another address")
 		return
 	}
 	var res pageResult
@@ -114,10 +181,21 @@ func (s *Server) sessionResult(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if err := s.validResult(&res); err != nil {
+	sess.mu.Lock()
+	ref := sess.refine
+	sess.mu.Unlock()
+	if err := s.validResult(&res, ref); err != nil {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if _, _, ok := sess.window(); !ok {
+		httpError(w, http.StatusConflict, "this session never started testing")
+		return
+	}
+	// One post at a time per session: a second one waits for the first
+	// and answers with its report.
+	sess.postMu.Lock()
+	defer sess.postMu.Unlock()
 	sess.mu.Lock()
 	done := sess.reportID
 	sess.mu.Unlock()
@@ -125,7 +203,14 @@ func (s *Server) sessionResult(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"id": done, "url": "/r/" + done})
 		return
 	}
+	s.sessions.release(sess, time.Now())
+	from, _, _ := sess.window()
+	s.log.Debug("session result", "session", sess.ID, "since_start", time.Since(from), "since_created", time.Since(sess.Created),
+		"rtt_ms", res.RTTms, "timeout_ms", res.TimeoutMs)
 	rep := s.joinSession(sess, res)
+	if ref != nil {
+		ref.close(s)
+	}
 	if err := s.storeReport(r.Context(), rep); err != nil {
 		s.log.Error("store report", "err", err)
 		httpError(w, http.StatusInternalServerError, "the report could not be stored")
@@ -141,22 +226,41 @@ func (s *Server) sessionResult(w http.ResponseWriter, r *http.Request) {
 
 // joinSession joins the page's results with the server's records of the
 // session's connections and diagnoses each family.
+//
+// What the join takes: from the session's own address, the connections
+// accepted while the session held the address's lease (no other session
+// of that address was testing) that no other session named; from any
+// other address (the second family of a dual-stack check), only the
+// connections whose requests named the session.
 func (s *Server) joinSession(sess *session, res pageResult) *Report {
-	since := sess.Created.Add(-sessionJoinAge)
+	from, to, _ := sess.window()
 	type key struct{ fam, mss int }
-	tlsBy, downBy := map[key][]snapshot{}, map[key][]snapshot{}
+	tlsBy, downBy, exactBy := map[key][]snapshot{}, map[key][]snapshot{}, map[int][]snapshot{}
 	allBy := map[int][]snapshot{}
 	for _, ip := range sess.addrs() {
 		fam := familyOf(ip)
-		for _, rec := range s.reg.since(ip, since) {
-			if rec.Kind == kindPage {
+		own := queueKey(ip) == queueKey(sess.IP)
+		for _, rec := range s.reg.since(ip, from) {
+			if rec.Kind == kindPage || rec.Accepted.After(to) {
 				continue
 			}
 			snap := rec.snapshot()
 			if snap.Session != "" && snap.Session != sess.ID {
 				continue // another session's connection from the same address
 			}
+			if !own && snap.Session != sess.ID {
+				// Another address of the client: its unnamed connections
+				// count from the moment the session claimed its lease.
+				since, ok := sess.claimedSince(ip)
+				if !ok || rec.Accepted.Before(since) {
+					continue
+				}
+			}
 			k := key{fam, rec.MSS}
+			if rec.Kind == kindExact {
+				exactBy[fam] = append(exactBy[fam], snap)
+				continue
+			}
 			if rec.Kind == kindDown {
 				downBy[k] = append(downBy[k], snap)
 			} else {
@@ -174,11 +278,20 @@ func (s *Server) joinSession(sess *session, res pageResult) *Report {
 		k := key{br.Family, br.MSS}
 		rungsBy[br.Family] = append(rungsBy[br.Family], joinRung(br.Family, br, sess.ID, tlsBy[k], downBy[k]))
 	}
+	for _, fam := range fams {
+		rungsBy[fam] = append(rungsBy[fam], exactTests(fam, exactBy[fam])...)
+	}
 	if len(fams) == 0 {
 		fams = []int{sess.Family}
 	}
 	rep := &Report{ID: newID(), Created: time.Now().UTC(), Source: "page", Version: s.version, RTTms: int(res.RTTms),
 		Client: s.clientInfo(sess.IP, sess.SYNMSS, sess.UA)}
+	if sess.Local.IsValid() || sess.Host != "" {
+		rep.Server = &ServerInfo{Name: sess.Host, Family: sess.Family}
+		if sess.Local.IsValid() {
+			rep.Server.Address = sess.Local.String()
+		}
+	}
 	for _, fam := range fams {
 		ev := familyEvidence(fam, rungsBy[fam], allBy[fam])
 		if ev.LocalMTU == 0 && fam == sess.Family && sess.SYNMSS > 0 {
@@ -193,6 +306,9 @@ func (s *Server) clientInfo(ip netip.Addr, synMSS int, ua string) ClientInfo {
 	ci := ClientInfo{IP: ip.String(), Family: familyOf(ip), SYNMSS: synMSS, UserAgent: ua}
 	res := s.asn.Lookup(ip)
 	ci.ASN, ci.Org, ci.Group = res.ASN, truncate(res.Org, 200), res.Group()
+	if ci.ASN != 0 {
+		ci.ASNAttribution = s.asnAttribution()
+	}
 	return ci
 }
 
@@ -203,8 +319,26 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// storeReport writes rep durably and counts it.
+// asnAttribution is the credit line of the ASN database in use.
+func (s *Server) asnAttribution() string {
+	if r, ok := s.asn.(*asn.Resolver); ok {
+		if t := r.Table(); t != nil {
+			return t.Meta().Attribution()
+		}
+	}
+	return ""
+}
+
+// hasASN reports whether the server has an ASN database loaded.
+func (s *Server) hasASN() bool {
+	r, ok := s.asn.(*asn.Resolver)
+	return ok && r.Table() != nil
+}
+
+// storeReport writes rep durably and counts it. Every string a client
+// submitted is escaped first (scrubStrings), for every format.
 func (s *Server) storeReport(ctx context.Context, rep *Report) error {
+	scrubStrings(rep)
 	start := time.Now()
 	if err := s.store.Put(ctx, toStored(rep)); err != nil {
 		return err

@@ -40,8 +40,9 @@ type Report struct {
 
 // Store is an open report database. It is safe for concurrent use.
 type Store struct {
-	w *sql.DB // one connection: SQLite has one writer at a time anyway
-	r *sql.DB
+	w    *sql.DB // one connection: SQLite has one writer at a time anyway
+	r    *sql.DB
+	path string
 }
 
 const schema = `
@@ -61,6 +62,7 @@ CREATE TABLE IF NOT EXISTS reports (
 CREATE INDEX IF NOT EXISTS reports_created ON reports(created);
 CREATE INDEX IF NOT EXISTS reports_asn ON reports(asn, created);
 CREATE INDEX IF NOT EXISTS reports_verdict ON reports(verdict, created);
+CREATE TABLE IF NOT EXISTS health (k INTEGER PRIMARY KEY, t INTEGER NOT NULL);
 `
 
 // Open opens (creating if needed) the database file at path. Any path
@@ -99,7 +101,7 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(4)
-	return &Store{w: w, r: r}, nil
+	return &Store{w: w, r: r, path: path}, nil
 }
 
 // dsn is the connection string of modernc.org/sqlite for the file at path:
@@ -145,7 +147,11 @@ func (s *Store) Put(ctx context.Context, rep Report) error {
 	return nil
 }
 
-const columns = `id, created, source, client_ip, family, asn, org, verdict, direction, path_mtu, body`
+const (
+	columns = `id, created, source, client_ip, family, asn, org, verdict, direction, path_mtu, body`
+	// listColumns leave the body out: list views never read report bodies.
+	listColumns = `id, created, source, client_ip, family, asn, org, verdict, direction, path_mtu, NULL`
+)
 
 func scan(row interface{ Scan(...any) error }) (Report, error) {
 	var rep Report
@@ -201,14 +207,15 @@ func (f Filter) where() (string, []any) {
 	return " WHERE " + strings.Join(conds, " AND "), args
 }
 
-// List returns the reports f selects, newest first.
+// List returns the reports f selects, newest first, without their bodies
+// (Body is nil): a list never reads what may be large.
 func (s *Store) List(ctx context.Context, f Filter) ([]Report, error) {
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 100
 	}
 	where, args := f.where()
-	rows, err := s.r.QueryContext(ctx, `SELECT `+columns+` FROM reports`+where+
+	rows, err := s.r.QueryContext(ctx, `SELECT `+listColumns+` FROM reports`+where+
 		` ORDER BY created DESC, id LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list: %w", err)
@@ -277,6 +284,25 @@ func (s *Store) Summary(ctx context.Context, f Filter) ([]ASNSummary, error) {
 	}
 	sortSummary(out)
 	return out, nil
+}
+
+// CheckWrite tells whether a report could be stored now: a write
+// transaction commits to disk (a read-only, locked or damaged database
+// fails it) and the database's file system has at least minFree bytes
+// free (SQLite may still find room in its own free pages when the disk is
+// full; reports would not for long).
+func (s *Store) CheckWrite(ctx context.Context, minFree uint64) error {
+	if _, err := s.w.ExecContext(ctx, `INSERT OR REPLACE INTO health (k, t) VALUES (1, ?)`, time.Now().UnixMilli()); err != nil {
+		return fmt.Errorf("store: write check: %w", err)
+	}
+	free, err := freeBytes(filepath.Dir(s.path))
+	if err != nil {
+		return fmt.Errorf("store: free space: %w", err)
+	}
+	if free < minFree {
+		return fmt.Errorf("store: %d bytes free on the database's file system, below %d", free, minFree)
+	}
+	return nil
 }
 
 // Count returns the number of stored reports.

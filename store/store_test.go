@@ -78,6 +78,9 @@ func TestPutGetListSummary(t *testing.T) {
 		var ids []string
 		for _, r := range l {
 			ids = append(ids, r.ID)
+			if r.Body != nil {
+				t.Errorf("%s: List read the body of %s", c.name, r.ID)
+			}
 		}
 		if fmt.Sprint(ids) != fmt.Sprint(c.want) {
 			t.Errorf("%s: got %v, want %v", c.name, ids, c.want)

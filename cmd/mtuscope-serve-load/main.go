@@ -1,6 +1,8 @@
 // Command mtuscope-serve-load loads `mtuscope serve` across the testbed:
-// the real binary in the server namespace, and from the client namespace
-// many concurrent page sessions (every step of every rung, as the page's
+// the real binary in the server namespace, and from 16 client networks
+// with the scenario's faults many concurrent page sessions (the server
+// runs one session per client address at a time, so each network's are
+// queued) (every step of every rung, as the page's
 // script does) and a stream of stored reports; then it checks that every
 // report it was told was stored is there, and prints latencies. It needs
 // root (network namespaces).
@@ -53,6 +55,11 @@ func run(bin, scenario string, sessions, reports, conc int) error {
 	if err != nil {
 		return err
 	}
+	// Sixteen client networks: the server tests one session per address at
+	// a time, so sessions spread over addresses to run concurrently.
+	for len(sc.Networks) < 16 {
+		sc.Networks = append(sc.Networks, sc.Networks[0])
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	n, err := testnet.Build(ctx, sc)
@@ -79,13 +86,14 @@ func run(bin, scenario string, sessions, reports, conc int) error {
 		return fmt.Errorf("server: %v\n%s", err, p.Stderr.String())
 	}
 	base := strings.TrimSuffix(srv.URL(4, ""), "/")
-	dial := n.Client.Dialer(&net.Dialer{})
-	newClient := func() *http.Client {
-		return &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
-			DialContext: dial, TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+	clientOf := func(i int) (*http.Client, func(ctx context.Context, network, addr string) (net.Conn, error)) {
+		d := n.Clients[i%len(n.Clients)].Dialer(&net.Dialer{})
+		return &http.Client{Timeout: 120 * time.Second, Transport: &http.Transport{
+			DialContext: d, TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
 			MaxIdleConnsPerHost: 64,
-		}}
+		}}, d
 	}
+	newClient := func() *http.Client { c, _ := clientOf(0); return c }
 	var mu sync.Mutex
 	var ids []string
 	var errs []error
@@ -99,7 +107,7 @@ func run(bin, scenario string, sessions, reports, conc int) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := newClient()
+			c, dial := clientOf(i)
 			defer c.CloseIdleConnections()
 			r, err := servetest.RunPage(ctx, c, base, dial)
 			mu.Lock()

@@ -61,6 +61,8 @@ token comes from the config file or $MTUSCOPE_TOKEN, never from a flag.`,
 	f.IntVar(&d.Rungs.BasePort, "rung-port", d.Rungs.BasePort, "port of the first rung (the others follow; 0: any free ports)")
 	f.IntVar(&d.Rungs.DownBasePort, "rung-probe-port", d.Rungs.DownBasePort, "port of the first rung's server-first probe (0: none, or any free ports with --rung-port 0)")
 	f.StringSliceVar(&a.addresses, "rung-addresses", nil, "one address per rung instead of ports (each on --rung-address-port)")
+	f.IntVar(&d.Rungs.RefineBasePort, "refine-port", d.Rungs.RefineBasePort, "first port of the refinement round's pool (one listener per size inside a bracket)")
+	f.IntVar(&d.Rungs.RefinePorts, "refine-ports", d.Rungs.RefinePorts, "ports in the refinement pool (0: no refinement, the page gives a bracket)")
 	f.IntVar(&d.Rungs.Port, "rung-address-port", d.Rungs.Port, "port of the per-address rungs")
 	f.StringVar(&d.Echo.Listen, "echo", d.Echo.Listen, `UDP echo listen address ("" disables)`)
 	return cmd
@@ -94,6 +96,8 @@ func (a *serveArgs) apply(cmd *cobra.Command, cfg *server.Config) {
 	set("rung-probe-port", func() { cfg.Rungs.DownBasePort = o.Rungs.DownBasePort })
 	set("rung-addresses", func() { cfg.Rungs.Addresses = a.addresses })
 	set("rung-address-port", func() { cfg.Rungs.Port = o.Rungs.Port })
+	set("refine-port", func() { cfg.Rungs.RefineBasePort = o.Rungs.RefineBasePort })
+	set("refine-ports", func() { cfg.Rungs.RefinePorts = o.Rungs.RefinePorts })
 	set("echo", func() { cfg.Echo.Listen = o.Echo.Listen })
 }
 

@@ -37,7 +37,7 @@ func (h *Host) Addr(family int) netip.Addr {
 func (h *Host) String() string { return h.Name }
 
 func (h *Host) isRouter() bool {
-	return strings.Contains(h.Name, "-r1n") || strings.Contains(h.Name, "-r2n")
+	return strings.Contains(h.Name, "-r1n") || strings.Contains(h.Name, "-r2n") || strings.HasSuffix(h.Name, "-nat")
 }
 
 // sysctls sets the namespace's kernel knobs; it runs inside the namespace.

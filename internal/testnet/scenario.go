@@ -56,7 +56,12 @@ type Scenario struct {
 	Name     string   // short id, such as "S2"
 	Slug     string   // descriptive name, such as "seed"
 	Networks []Faults // one per client network; none means one clean network
-	Want     Want
+	// Office joins every client network's r1 to one NAT router (instead
+	// of a second router per network) that masquerades them all to one
+	// public address, OfficeV4 and OfficeV6, with random ports: several
+	// people in one office, each behind their own faulty path.
+	Office bool
+	Want   Want
 }
 
 // String returns "S2 seed".
@@ -115,4 +120,16 @@ func Preset(name string) Scenario {
 		panic(err)
 	}
 	return s
+}
+
+// gsoLines keep the sender of a size-limited direction from handing the
+// path GSO super-packets: veth passes them unsegmented to the next
+// namespace, where the limit's nft rule would see one packet of many
+// segments' size and drop segments that are each under the limit. With
+// gso_max_segs 1 on the sender's link, every packet leaves wire-sized.
+func (Faults) gsoLines(dev string, limit int) []string {
+	if limit <= 0 {
+		return nil
+	}
+	return []string{"link set dev " + dev + " gso_max_segs 1"}
 }

@@ -49,6 +49,9 @@ type Net struct {
 	Client   *Host // Clients[0]
 	Clients  []*Host
 	R1, R2   []*Host
+	// NAT is the office router every client network converges on when
+	// the scenario has Office set (then R2 holds only it), nil otherwise.
+	NAT *Host
 
 	mu     sync.Mutex
 	procs  []*Proc
@@ -86,6 +89,9 @@ func Build(ctx context.Context, sc Scenario) (n *Net, err error) {
 	prefix := newNetName()
 	n = &Net{Scenario: sc}
 	n.Server = &Host{Name: prefix + "srv", net: n, V4: ServerV4, V6: ServerV6}
+	if sc.Office {
+		n.NAT = &Host{Name: prefix + "nat", net: n, V4: OfficeV4, V6: OfficeV6}
+	}
 	for i := range sc.Networks {
 		_, c4, _, c6 := clientLAN(i)
 		n.Clients = append(n.Clients, &Host{Name: fmt.Sprintf("%sc%d", prefix, i), net: n,
@@ -93,9 +99,15 @@ func Build(ctx context.Context, sc Scenario) (n *Net, err error) {
 		r1v4, _, r1v6, _ := clientLAN(i)
 		n.R1 = append(n.R1, &Host{Name: fmt.Sprintf("%sr1n%d", prefix, i), net: n,
 			V4: netip.MustParseAddr(r1v4), V6: netip.MustParseAddr(r1v6)})
+		if sc.Office {
+			continue
+		}
 		r2v4, r2v6 := serverLAN(i)
 		n.R2 = append(n.R2, &Host{Name: fmt.Sprintf("%sr2n%d", prefix, i), net: n,
 			V4: netip.MustParseAddr(r2v4), V6: netip.MustParseAddr(r2v6)})
+	}
+	if sc.Office {
+		n.R2 = []*Host{n.NAT}
 	}
 	n.Client = n.Clients[0]
 	defer func() {
@@ -125,15 +137,33 @@ func Build(ctx context.Context, sc Scenario) (n *Net, err error) {
 	if err := ipBatch(ctx, n.Server.Name, []string{"link add br0 type bridge", "link set br0 up"}); err != nil {
 		return n, err
 	}
+	if sc.Office {
+		if err := ipBatch(ctx, n.NAT.Name, []string{"link add srv type veth peer name n0 netns " + n.Server.Name}); err != nil {
+			return n, err
+		}
+	}
 	for i := range sc.Networks {
-		c, r1, r2 := n.Clients[i], n.R1[i], n.R2[i]
+		c, r1 := n.Clients[i], n.R1[i]
 		steps := []struct {
 			ns    string
 			lines []string
 		}{
 			{c.Name, []string{"link add eth0 type veth peer name lan netns " + r1.Name}},
-			{r1.Name, []string{"link add mid type veth peer name mid netns " + r2.Name}},
-			{r2.Name, []string{fmt.Sprintf("link add srv type veth peer name n%d netns %s", i, n.Server.Name)}},
+		}
+		if sc.Office {
+			steps = append(steps, struct {
+				ns    string
+				lines []string
+			}{r1.Name, []string{fmt.Sprintf("link add mid type veth peer name mid%d netns %s", i, n.NAT.Name)}})
+		} else {
+			r2 := n.R2[i]
+			steps = append(steps, []struct {
+				ns    string
+				lines []string
+			}{
+				{r1.Name, []string{"link add mid type veth peer name mid netns " + r2.Name}},
+				{r2.Name, []string{fmt.Sprintf("link add srv type veth peer name n%d netns %s", i, n.Server.Name)}},
+			}...)
 		}
 		for _, s := range steps {
 			if err := ipBatch(ctx, s.ns, s.lines); err != nil {
@@ -155,8 +185,23 @@ func Build(ctx context.Context, sc Scenario) (n *Net, err error) {
 			}
 		}()
 	}
+	if sc.Office {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := n.NAT.nft(ctx, officeNAT(sc.Networks)); err != nil {
+				emu.Lock()
+				errs = append(errs, err)
+				emu.Unlock()
+			}
+		}()
+	}
 	for i, f := range sc.Networks {
-		for _, r := range []*Host{n.R1[i], n.R2[i]} {
+		routers := []*Host{n.R1[i]}
+		if !sc.Office {
+			routers = append(routers, n.R2[i])
+		}
+		for _, r := range routers {
 			rules := nftRules(f, r == n.R1[i])
 			if rules == "" {
 				continue
@@ -243,6 +288,11 @@ func (n *Net) config() map[string][]string {
 		"addr add 203.0.113.10/24 dev br0",
 		"addr add 2001:db8:300::10/64 dev br0 nodad",
 	}
+	if n.Scenario.Office {
+		cfg[n.Server.Name] = append([]string{"link set lo up"}, append(srv, "link set n0 master br0 up")...)
+		n.officeConfig(cfg)
+		return cfg
+	}
 	for i, f := range n.Scenario.Networks {
 		c, r1, r2 := n.Clients[i], n.R1[i], n.R2[i]
 		lanR1v4, lanCv4, lanR1v6, lanCv6 := clientLAN(i)
@@ -276,6 +326,8 @@ func (n *Net) config() map[string][]string {
 			fmt.Sprintf("route add 198.51.100.%d/28 via %s", 16*i, midR1v4),
 			fmt.Sprintf("route add 2001:db8:100:%x::/64 via %s", i, midR1v6),
 		}
+		cfg[c.Name] = append(cfg[c.Name], f.gsoLines("eth0", f.UpLimit)...)
+		srv = append(srv, f.gsoLines(fmt.Sprintf("n%d", i), f.DownLimit)...)
 		srv = append(srv,
 			fmt.Sprintf("link set n%d master br0 up", i),
 			fmt.Sprintf("route add 198.51.100.%d/28 via %s", 16*i, upR2v4),

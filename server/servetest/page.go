@@ -37,11 +37,28 @@ func RunPage(ctx context.Context, c *http.Client, base string, dial func(ctx con
 			Port     int `json:"port"`
 			DownPort int `json:"down_port"`
 		} `json:"rungs"`
-		DownloadBytes int `json:"download_bytes"`
-		UploadBytes   int `json:"upload_bytes"`
+		DownloadBytes int  `json:"download_bytes"`
+		UploadBytes   int  `json:"upload_bytes"`
+		Started       bool `json:"started"`
+		RetryMs       int  `json:"retry_ms"`
 	}
 	if err := post(ctx, c, base+"/api/v1/sessions", `{"rtt_ms":1}`, http.StatusCreated, &sess); err != nil {
 		return run, err
+	}
+	// Sessions from one address test one after the other: wait for the turn.
+	for !sess.Started {
+		select {
+		case <-ctx.Done():
+			return run, ctx.Err()
+		case <-time.After(time.Duration(max(sess.RetryMs, 100)) * time.Millisecond):
+		}
+		var st struct {
+			Started bool `json:"started"`
+		}
+		if err := postAny(ctx, c, base+"/api/v1/sessions/"+sess.ID+"/start", &st); err != nil {
+			return run, err
+		}
+		sess.Started = st.Started
 	}
 	host := base[len("https://"):strings.LastIndexByte(base, ':')]
 	type rungResult struct {
@@ -101,6 +118,15 @@ func RunPage(ctx context.Context, c *http.Client, base string, dial func(ctx con
 	run.Store, run.Session = time.Since(t0), time.Since(start)
 	run.ReportID, run.Verdict = rep.ID, rep.Verdict
 	return run, nil
+}
+
+// postAny posts an empty object and decodes a 200 or 202 answer.
+func postAny(ctx context.Context, c *http.Client, url string, v any) error {
+	err := post(ctx, c, url, "{}", http.StatusOK, v)
+	if err != nil && strings.Contains(err.Error(), "202 Accepted") {
+		return nil
+	}
+	return err
 }
 
 func get(ctx context.Context, c *http.Client, url string, wantLen int) error {

@@ -16,15 +16,44 @@
     return fetch(url, o).finally(() => clearTimeout(t));
   }
 
+  const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
+
+  // postJSON posts body to url. A busy server (429, 503) is not a result:
+  // the page says so and tries again after the time the server asks for,
+  // a bounded number of times.
   async function postJSON(url, body) {
-    const r = await fetch(url, {
-      method: "POST", cache: "no-store",
-      headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
-    });
-    if (!r.ok) {
-      throw new Error(url + ": HTTP " + r.status + " " + (await r.text()).slice(0, 200));
+    for (let attempt = 0; ; attempt++) {
+      const r = await fetch(url, {
+        method: "POST", cache: "no-store",
+        headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+      });
+      if ((r.status === 429 || r.status === 503) && attempt < 30) {
+        const wait = Math.min(10, Math.max(1, Number(r.headers.get("Retry-After")) || 2));
+        status("The server is busy, retrying in " + wait + " s…");
+        await r.text();
+        await sleep(wait * 1000);
+        continue;
+      }
+      if (!r.ok) {
+        throw new Error(url + ": HTTP " + r.status + " " + (await r.text()).slice(0, 200));
+      }
+      return { status: r.status, body: await r.json() };
     }
-    return r.json();
+  }
+
+  // waitTurn waits until the server lets this session test: people behind
+  // one address (an office's NAT) test one after the other, so that every
+  // connection the server sees from that address belongs to one check.
+  async function waitTurn(sess) {
+    let st = { started: sess.started, position: sess.position, retry_ms: sess.retry_ms };
+    for (let i = 0; !st.started; i++) {
+      if (i > 600) {
+        throw new Error("waited too long for the other checks from your network");
+      }
+      status("Another check from your network is running (" + st.position + " ahead of yours); yours starts when it ends…");
+      await sleep(st.retry_ms || 700);
+      st = (await postJSON("/api/v1/sessions/" + encodeURIComponent(sess.id) + "/start", {})).body;
+    }
   }
 
   function hostFor(fam) {
@@ -50,9 +79,18 @@
     const q = "?s=" + encodeURIComponent(sess.id);
     const t0 = performance.now();
     try {
-      const x = await timed(base + "/t/hello" + q, {}, timeout);
+      let x = await timed(base + "/t/hello" + q, {}, timeout);
       await x.text();
-      res.hello = x.ok ? "ok" : "fail";
+      if (x.status === 429 || x.status === 503) {
+        // Busy is not lost: try once more, then leave the size untested.
+        await sleep(1000);
+        x = await timed(base + "/t/hello" + q, {}, timeout);
+        await x.text();
+      }
+      res.hello = x.ok ? "ok" : (x.status === 429 || x.status === 503) ? "skipped" : "fail";
+      if (!x.ok) {
+        res.error = "HTTP " + x.status;
+      }
     } catch (e) {
       res.hello = "fail";
       res.error = String(e && e.name || e);
@@ -62,14 +100,14 @@
       try {
         const x = await timed(base + "/t/down" + q + "&n=" + sess.download_bytes, {}, timeout);
         const b = await x.arrayBuffer();
-        res.down = x.ok && b.byteLength === sess.download_bytes ? "ok" : "fail";
+        res.down = x.ok && b.byteLength === sess.download_bytes ? "ok" : (x.status === 429 || x.status === 503) ? "skipped" : "fail";
       } catch (e) {
         res.down = "fail";
       }
       try {
         const x = await timed(base + "/t/up" + q, { method: "POST", headers: { "Content-Type": "text/plain" }, body: payload }, timeout);
         const j = await x.json();
-        res.up = x.ok && j.received === payload.length ? "ok" : "fail";
+        res.up = x.ok && j.received === payload.length ? "ok" : (x.status === 429 || x.status === 503) ? "skipped" : "fail";
       } catch (e) {
         res.up = "fail";
       }
@@ -77,11 +115,57 @@
     if (probe) {
       res.probe = await probe;
     }
-    const bad = res.hello !== "ok" || res.down === "fail" || res.up === "fail";
-    mark(li, bad ? "lost" : "passed", bad ? "fail" : "pass");
+    const bad = res.hello === "fail" || res.down === "fail" || res.up === "fail";
+    if (res.hello === "skipped") {
+      mark(li, "not tested (server busy)", "untested");
+    } else {
+      mark(li, bad ? "lost" : "passed", bad ? "fail" : "pass");
+    }
     const c = $("progress-count");
     c.textContent = String(Number(c.textContent) + 1);
     return res;
+  }
+
+  function addRow(ladder, fam, r) {
+    const li = document.createElement("li");
+    li.className = "rung waiting";
+    const size = document.createElement("span");
+    size.className = "size";
+    size.textContent = "IPv" + fam.family + " " + (r.mss + (fam.family === 6 ? 60 : 40)) + " bytes";
+    const what = document.createElement("span");
+    what.className = "what";
+    what.textContent = "waiting";
+    li.append(size, " ", what);
+    ladder.append(li);
+    return li;
+  }
+
+  // claimFamilies extends the session's turn to this client's address in
+  // each family the check tests under its own host name (a dual-stack
+  // check reaches the server from a second address): from then on, every
+  // connection from that address belongs to this check too.
+  async function claimFamilies(sess) {
+    for (const fam of sess.families) {
+      if (!fam.host || !sess.rungs.length) {
+        continue;
+      }
+      const r = sess.rungs[0];
+      const url = "https://" + hostFor(fam) + ":" + r.port + "/t/claim?s=" + encodeURIComponent(sess.id);
+      for (let i = 0; i < 60; i++) {
+        let st = null;
+        try {
+          const x = await timed(url, {}, 5000);
+          st = x.ok ? await x.json() : null;
+        } catch (e) {
+          st = null;
+        }
+        if (!st || st.claimed) {
+          break; // claimed, or that family cannot be reached: its test will say so
+        }
+        status("Another check from your network is running over IPv" + fam.family + "; yours continues when it ends…");
+        await sleep(st.retry_ms || 700);
+      }
+    }
   }
 
   async function run() {
@@ -93,7 +177,9 @@
       await r.text();
       rtt = Math.min(rtt, performance.now() - t0);
     }
-    const sess = await postJSON("/api/v1/sessions", { rtt_ms: Math.round(rtt) });
+    const sess = (await postJSON("/api/v1/sessions", { rtt_ms: Math.round(rtt) })).body;
+    await waitTurn(sess);
+    await claimFamilies(sess);
     // A failed size costs one timeout: long enough for a few
     // retransmissions at the measured round-trip time, no longer.
     const timeout = Math.round(Math.min(sess.max_timeout_ms, Math.max(sess.min_timeout_ms, 10 * rtt + sess.min_timeout_ms)));
@@ -102,26 +188,40 @@
     const jobs = [];
     for (const fam of sess.families) {
       for (const r of sess.rungs) {
-        const li = document.createElement("li");
-        li.className = "rung waiting";
-        const size = document.createElement("span");
-        size.className = "size";
-        size.textContent = "IPv" + fam.family + " " + (r.mss + (fam.family === 6 ? 60 : 40)) + " bytes";
-        const what = document.createElement("span");
-        what.className = "what";
-        what.textContent = "waiting";
-        li.append(size, " ", what);
-        ladder.append(li);
-        jobs.push([fam, r, li]);
+        jobs.push([fam, r, addRow(ladder, fam, r)]);
       }
     }
     $("progress-total").textContent = String(jobs.length);
     $("progress").hidden = false;
     status("Testing " + jobs.length + " packet sizes (each failure waits " + (timeout / 1000).toFixed(1) + " s)…");
     const results = await Promise.all(jobs.map(([fam, r, li]) => testRung(sess, fam, r, li, timeout, payload)));
+    // The second round: the server lends ports for the sizes between the
+    // largest that passed and the smallest that was lost, one byte apart.
+    status("Narrowing down to the byte…");
+    const ref = (await postJSON("/api/v1/sessions/" + encodeURIComponent(sess.id) + "/refine",
+      { rungs: results, rtt_ms: Math.round(rtt), timeout_ms: timeout })).body;
+    const more = [];
+    for (const rf of ref.families || []) {
+      const fam = sess.families.find((f) => f.family === rf.family) || { family: rf.family };
+      for (const r of rf.rungs || []) {
+        more.push(testRung(sess, fam, r, addRow(ladder, fam, r), timeout, payload));
+      }
+      if (rf.exact_port) {
+        // The server writes one segment of each size, smallest first; it
+        // reads from its own side which of them arrived. The browser only
+        // holds the connection open long enough for the acknowledgements.
+        more.push(timed("https://" + hostFor(fam) + ":" + rf.exact_port + "/", {}, ref.wait_ms).then(() => null, () => null));
+      }
+    }
+    $("progress-total").textContent = String(jobs.length + more.length);
+    for (const r of await Promise.all(more)) {
+      if (r) {
+        results.push(r);
+      }
+    }
     status("Working out the result…");
-    const rep = await postJSON("/api/v1/sessions/" + encodeURIComponent(sess.id) + "/result",
-      { rungs: results, rtt_ms: Math.round(rtt), timeout_ms: timeout });
+    const rep = (await postJSON("/api/v1/sessions/" + encodeURIComponent(sess.id) + "/result",
+      { rungs: results, rtt_ms: Math.round(rtt), timeout_ms: timeout })).body;
     $("report-link").href = rep.url;
     $("done").hidden = false;
     status("Done.");
