@@ -2,6 +2,7 @@ package server
 
 import (
 	"os"
+	"strings"
 	"path/filepath"
 	"testing"
 
@@ -24,6 +25,19 @@ func TestHealthReflectsStore(t *testing.T) {
 	s := loopback(t, func(c *Config) { c.DataDir = dir })
 	c := client()
 	health := func() (int, string) { return do(t, c, "GET", s.url("admin", "/healthz"), "", nil) }
+	writable := func() string {
+		_, body := do(t, c, "GET", s.url("admin", "/metrics"), "", nil)
+		for _, l := range strings.Split(body, "\n") {
+			if v, ok := strings.CutPrefix(l, "mtuscope_store_writable "); ok {
+				return v
+			}
+		}
+		t.Fatalf("no mtuscope_store_writable in /metrics")
+		return ""
+	}
+	if w := writable(); w != "1" {
+		t.Errorf("healthy store: mtuscope_store_writable %s, want 1", w)
+	}
 	if code, body := health(); code != 200 {
 		t.Fatalf("healthy store: %d %s", code, body)
 	}
@@ -39,6 +53,9 @@ func TestHealthReflectsStore(t *testing.T) {
 		t.Errorf("full disk: %d %s, want 503", code, body)
 	} else {
 		t.Logf("full disk: %s", body)
+	}
+	if w := writable(); w != "0" {
+		t.Errorf("full disk: mtuscope_store_writable %s, want 0", w)
 	}
 	os.Remove(fill)
 	if code, body := health(); code != 200 {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -23,6 +24,7 @@ type metrics struct {
 	echo         *prometheus.CounterVec
 	conns        *prometheus.CounterVec
 	storeLatency prometheus.Histogram
+	storeErrors  prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -54,10 +56,29 @@ func newMetrics() *metrics {
 			Name: "mtuscope_store_write_seconds", Help: "Time to store one report durably.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 3, 10),
 		}),
+		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mtuscope_report_store_errors_total", Help: "Reports that could not be stored (the submitter got an error).",
+		}),
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.reports, m.sessions, m.limited, m.echo, m.conns, m.storeLatency,
+	m.reg.MustRegister(m.requests, m.duration, m.reports, m.sessions, m.limited, m.echo, m.conns, m.storeLatency, m.storeErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// watchStore exports mtuscope_store_writable: at each scrape, whether a
+// report could be stored now (check is the store's write check, the one
+// /healthz runs).
+func (m *metrics) watchStore(check func(context.Context) error) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "mtuscope_store_writable", Help: "1 when a report could be stored at the last scrape (a write commits and the disk has room), else 0.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if check(ctx) != nil {
+			return 0
+		}
+		return 1
+	}))
 }
 
 func (m *metrics) handler() http.Handler {

@@ -130,6 +130,7 @@ func New(cfg Config, log *slog.Logger, version string) (*Server, error) {
 	if s.store, err = store.Open(dbPath); err != nil {
 		return nil, err
 	}
+	s.metrics.watchStore(func(ctx context.Context) error { return s.store.CheckWrite(ctx, minFreeBytes) })
 	return s, nil
 }
 

@@ -341,6 +341,7 @@ func (s *Server) storeReport(ctx context.Context, rep *Report) error {
 	scrubStrings(rep)
 	start := time.Now()
 	if err := s.store.Put(ctx, toStored(rep)); err != nil {
+		s.metrics.storeErrors.Inc()
 		return err
 	}
 	s.metrics.storeLatency.Observe(time.Since(start).Seconds())
