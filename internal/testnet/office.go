@@ -31,26 +31,9 @@ func (n *Net) officeConfig(cfg map[string][]string) {
 	downLimited := false
 	for i, f := range n.Scenario.Networks {
 		c, r1 := n.Clients[i], n.R1[i]
-		lanR1v4, lanCv4, lanR1v6, lanCv6 := clientLAN(i)
 		midR1v4, midNATv4, midR1v6, midNATv6 := midLink(i)
 		mtu := f.mtu()
-		cfg[c.Name] = []string{
-			"link set lo up", "link set eth0 up",
-			"addr add " + lanCv4 + "/28 dev eth0",
-			"addr add " + lanCv6 + "/64 dev eth0 nodad",
-			"route add default via " + lanR1v4,
-			"route add ::/0 via " + lanR1v6,
-		}
-		cfg[r1.Name] = []string{
-			"link set lo up", "link set lan up",
-			fmt.Sprintf("link set mid mtu %d up", mtu),
-			"addr add " + lanR1v4 + "/28 dev lan",
-			"addr add " + lanR1v6 + "/64 dev lan nodad",
-			"addr add " + midR1v4 + "/30 dev mid",
-			"addr add " + midR1v6 + "/64 dev mid nodad",
-			"route add default via " + midNATv4,
-			"route add ::/0 via " + midNATv6,
-		}
+		cfg[c.Name], cfg[r1.Name] = clientAndR1(i, mtu, midNATv4, midNATv6)
 		cfg[c.Name] = append(cfg[c.Name], f.gsoLines("eth0", f.UpLimit)...)
 		if f.DownLimit > 0 {
 			downLimited = true

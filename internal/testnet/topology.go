@@ -295,27 +295,10 @@ func (n *Net) config() map[string][]string {
 	}
 	for i, f := range n.Scenario.Networks {
 		c, r1, r2 := n.Clients[i], n.R1[i], n.R2[i]
-		lanR1v4, lanCv4, lanR1v6, lanCv6 := clientLAN(i)
 		midR1v4, midR2v4, midR1v6, midR2v6 := midLink(i)
 		upR2v4, upR2v6 := serverLAN(i)
 		mtu := f.mtu()
-		cfg[c.Name] = []string{
-			"link set lo up", "link set eth0 up",
-			"addr add " + lanCv4 + "/28 dev eth0",
-			"addr add " + lanCv6 + "/64 dev eth0 nodad",
-			"route add default via " + lanR1v4,
-			"route add ::/0 via " + lanR1v6,
-		}
-		cfg[r1.Name] = []string{
-			"link set lo up", "link set lan up",
-			fmt.Sprintf("link set mid mtu %d up", mtu),
-			"addr add " + lanR1v4 + "/28 dev lan",
-			"addr add " + lanR1v6 + "/64 dev lan nodad",
-			"addr add " + midR1v4 + "/30 dev mid",
-			"addr add " + midR1v6 + "/64 dev mid nodad",
-			"route add default via " + midR2v4,
-			"route add ::/0 via " + midR2v6,
-		}
+		cfg[c.Name], cfg[r1.Name] = clientAndR1(i, mtu, midR2v4, midR2v6)
 		cfg[r2.Name] = []string{
 			"link set lo up", "link set srv up",
 			fmt.Sprintf("link set mid mtu %d up", mtu),
@@ -383,4 +366,31 @@ func (n *Net) FlushPMTU(ctx context.Context) error {
 // String names the net by its scenario and namespace prefix.
 func (n *Net) String() string {
 	return fmt.Sprintf("%s (%s)", n.Scenario, strings.TrimSuffix(n.Server.Name, "srv"))
+}
+
+// clientAndR1 returns the commands that configure client network i's
+// client and its router r1, whose middle link (MTU mtu) leads to the next
+// hop at nextV4 and nextV6: r2 in the per-network topology, the NAT router
+// in the office.
+func clientAndR1(i, mtu int, nextV4, nextV6 string) (client, r1 []string) {
+	lanR1v4, lanCv4, lanR1v6, lanCv6 := clientLAN(i)
+	midR1v4, _, midR1v6, _ := midLink(i)
+	client = []string{
+		"link set lo up", "link set eth0 up",
+		"addr add " + lanCv4 + "/28 dev eth0",
+		"addr add " + lanCv6 + "/64 dev eth0 nodad",
+		"route add default via " + lanR1v4,
+		"route add ::/0 via " + lanR1v6,
+	}
+	r1 = []string{
+		"link set lo up", "link set lan up",
+		fmt.Sprintf("link set mid mtu %d up", mtu),
+		"addr add " + lanR1v4 + "/28 dev lan",
+		"addr add " + lanR1v6 + "/64 dev lan nodad",
+		"addr add " + midR1v4 + "/30 dev mid",
+		"addr add " + midR1v6 + "/64 dev mid nodad",
+		"route add default via " + nextV4,
+		"route add ::/0 via " + nextV6,
+	}
+	return client, r1
 }
