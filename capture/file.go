@@ -53,6 +53,7 @@ type fileSource struct {
 	gz      *gzip.Reader
 	count   *countingReader
 	r       packetReader
+	pcap    *pcapReader
 	link    packet.LinkType // pcap: the file's link type
 	ng      *pcapgo.NgReader
 	ngLinks []packet.LinkType
@@ -102,11 +103,13 @@ func newFileSource(path string, f *os.File) (*fileSource, error) {
 	le, bigE := binary.LittleEndian.Uint32(magicBuf), binary.BigEndian.Uint32(magicBuf)
 	switch {
 	case le == magicPcapMicro || le == magicPcapNano || bigE == magicPcapMicro || bigE == magicPcapNano:
-		r, err := pcapgo.NewReader(pr)
+		r, err := newPcapReader(pr)
 		if err != nil {
 			return nil, &FileError{path, s.offset(pr), err}
 		}
-		s.r, s.link = r, packet.LinkType(r.LinkType())
+		s.pcap, s.link = r, packet.LinkType(r.link)
+		s.count.buffered = func() int { return pr.Buffered() + r.buffered() }
+		return s, nil
 	case le == magicPcapngBlock:
 		r, err := pcapgo.NewNgReader(pr, pcapgo.NgReaderOptions{WantMixedLinkType: true})
 		if err != nil {
@@ -124,15 +127,18 @@ func (s *fileSource) offset(pr *bufio.Reader) int64 { return s.count.n - int64(p
 
 // Next returns the next packet of the file.
 func (s *fileSource) Next() ([]byte, Info, error) {
+	if s.pcap != nil {
+		data, ts, capLen, length, err := s.pcap.next()
+		if err != nil {
+			return nil, Info{}, s.readError(err)
+		}
+		s.packets.Add(1)
+		s.bytes.Add(uint64(len(data)))
+		return data, Info{Timestamp: ts, CaptureLength: capLen, Length: length, Link: s.link}, nil
+	}
 	data, ci, err := s.r.ZeroCopyReadPacketData()
 	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, Info{}, io.EOF
-		}
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			err = fmt.Errorf("file ends inside a record (truncated capture): %w", err)
-		}
-		return nil, Info{}, &FileError{s.path, s.count.pos(), err}
+		return nil, Info{}, s.readError(err)
 	}
 	info := Info{Timestamp: ci.Timestamp, CaptureLength: ci.CaptureLength, Length: ci.Length, Link: s.link, Interface: ci.InterfaceIndex}
 	if s.ng != nil {
@@ -146,6 +152,17 @@ func (s *fileSource) Next() ([]byte, Info, error) {
 	s.packets.Add(1)
 	s.bytes.Add(uint64(len(data)))
 	return data, info, nil
+}
+
+// readError is what Next returns for a reader's error.
+func (s *fileSource) readError(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.EOF
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = fmt.Errorf("file ends inside a record (truncated capture): %w", err)
+	}
+	return &FileError{s.path, s.count.pos(), err}
 }
 
 func (s *fileSource) Stats() Stats {
