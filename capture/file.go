@@ -57,6 +57,8 @@ type fileSource struct {
 	link    packet.LinkType // pcap: the file's link type
 	ng      *pcapgo.NgReader
 	ngLinks []packet.LinkType
+	mapped  []byte // the file, when it is read through a mapping
+	closed  bool
 	packets atomic.Uint64
 	bytes   atomic.Uint64
 }
@@ -78,6 +80,19 @@ func OpenFile(path string) (Source, error) {
 
 func newFileSource(path string, f *os.File) (*fileSource, error) {
 	s := &fileSource{path: path, f: f}
+	if m := mapFile(f); m != nil {
+		if len(m) >= 4 && isPcapMagic(m[:4]) {
+			r, err := newMappedPcapReader(m)
+			if err != nil {
+				unmapFile(m)
+				return nil, &FileError{path, 0, err}
+			}
+			s.pcap, s.link, s.mapped = r, packet.LinkType(r.link), m
+			s.count = &countingReader{buffered: func() int { return len(m) - r.off }, n: int64(len(m))}
+			return s, nil
+		}
+		unmapFile(m)
+	}
 	br := bufio.NewReaderSize(f, 1<<16)
 	var in io.Reader = br
 	if head, _ := br.Peek(2); len(head) == 2 && head[0] == 0x1f && head[1] == 0x8b {
@@ -100,9 +115,9 @@ func newFileSource(path string, f *os.File) (*fileSource, error) {
 		return nil, &FileError{path, 0, err}
 	}
 	copy(magicBuf, head)
-	le, bigE := binary.LittleEndian.Uint32(magicBuf), binary.BigEndian.Uint32(magicBuf)
+	le := binary.LittleEndian.Uint32(magicBuf)
 	switch {
-	case le == magicPcapMicro || le == magicPcapNano || bigE == magicPcapMicro || bigE == magicPcapNano:
+	case isPcapMagic(magicBuf):
 		r, err := newPcapReader(pr)
 		if err != nil {
 			return nil, &FileError{path, s.offset(pr), err}
@@ -123,10 +138,19 @@ func newFileSource(path string, f *os.File) (*fileSource, error) {
 	return s, nil
 }
 
+// isPcapMagic reports whether b starts a classic pcap file.
+func isPcapMagic(b []byte) bool {
+	le, be := binary.LittleEndian.Uint32(b), binary.BigEndian.Uint32(b)
+	return le == magicPcapMicro || le == magicPcapNano || be == magicPcapMicro || be == magicPcapNano
+}
+
 func (s *fileSource) offset(pr *bufio.Reader) int64 { return s.count.n - int64(pr.Buffered()) }
 
 // Next returns the next packet of the file.
 func (s *fileSource) Next() ([]byte, Info, error) {
+	if s.closed {
+		return nil, Info{}, &FileError{s.path, 0, os.ErrClosed}
+	}
 	if s.pcap != nil {
 		data, ts, capLen, length, err := s.pcap.next()
 		if err != nil {
@@ -170,6 +194,11 @@ func (s *fileSource) Stats() Stats {
 }
 
 func (s *fileSource) Close() error {
+	s.closed = true
+	if s.mapped != nil {
+		unmapFile(s.mapped)
+		s.mapped = nil
+	}
 	if s.gz != nil {
 		s.gz.Close()
 	}

@@ -4,8 +4,11 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"os"
 	"time"
 )
+
+var pageSize = os.Getpagesize()
 
 // pcapReader reads the records of a classic pcap file. It does what
 // pcapgo's Reader does (the same checks, errors and timestamps), with one
@@ -22,6 +25,10 @@ type pcapReader struct {
 	off, end  int // buf[off:end] is read and not yet handed out
 	eof       error
 	maxRecord int
+	// mapped says buf is the whole file, mapped (see mapFile); dropped is
+	// how much of it was handed back to the kernel.
+	mapped  bool
+	dropped int
 }
 
 // pcapBuffer is the reader's buffer size; it grows for a record larger
@@ -38,6 +45,25 @@ func newPcapReader(r io.Reader) (*pcapReader, error) {
 		return nil, err
 	}
 	p := &pcapReader{r: r, buf: make([]byte, pcapBuffer)}
+	return p, p.header(h[:])
+}
+
+// newMappedPcapReader reads a pcap file mapped whole: records are slices
+// of the mapping, never copied; the pages read are dropped from the
+// process as it goes, so its resident memory does not grow with the file.
+func newMappedPcapReader(m []byte) (*pcapReader, error) {
+	if len(m) < 24 {
+		return nil, io.ErrUnexpectedEOF
+	}
+	p := &pcapReader{buf: m, off: 24, end: len(m), eof: io.EOF, mapped: true}
+	return p, p.header(m[:24])
+}
+
+// mappedDrop is how much of a mapped file is read before its pages are
+// dropped.
+const mappedDrop = 8 << 20
+
+func (p *pcapReader) header(h []byte) error {
 	switch magic := binary.LittleEndian.Uint32(h[0:4]); magic {
 	case magicPcapNano:
 		p.order, p.nanos = binary.LittleEndian, 1
@@ -48,13 +74,13 @@ func newPcapReader(r io.Reader) (*pcapReader, error) {
 	case 0xd4c3b2a1:
 		p.order, p.nanos = binary.BigEndian, 1000
 	default:
-		return nil, fmt.Errorf("Unknown magic %x", magic)
+		return fmt.Errorf("Unknown magic %x", magic)
 	}
 	if v := p.order.Uint16(h[4:6]); v != 2 {
-		return nil, fmt.Errorf("Unknown major version %d", v)
+		return fmt.Errorf("Unknown major version %d", v)
 	}
 	if v := p.order.Uint16(h[6:8]); v != 4 {
-		return nil, fmt.Errorf("Unknown minor version %d", v)
+		return fmt.Errorf("Unknown minor version %d", v)
 	}
 	p.snaplen = p.order.Uint32(h[16:20])
 	p.link = p.order.Uint32(h[20:24])
@@ -62,7 +88,7 @@ func newPcapReader(r io.Reader) (*pcapReader, error) {
 	if int64(p.snaplen) > pcapgoMaxRecord {
 		p.maxRecord = int(min(int64(p.snaplen), 1<<31-1))
 	}
-	return p, nil
+	return nil
 }
 
 // fill makes at least n bytes available at buf[off:], unless the input
@@ -99,6 +125,12 @@ func (p *pcapReader) buffered() int { return p.end - p.off }
 // Errors are io.EOF at the end of the file, io.ErrUnexpectedEOF for a
 // file that ends inside a record, or a bad length.
 func (p *pcapReader) next() (data []byte, ts time.Time, capLen, length int, err error) {
+	if p.mapped && p.off-p.dropped >= mappedDrop {
+		// The record handed out last is no longer needed either.
+		to := p.off &^ (pageSize - 1)
+		dropMapped(p.buf[p.dropped:to])
+		p.dropped = to
+	}
 	if err = p.fill(16); err != nil {
 		if err == io.EOF && p.end > p.off {
 			err = io.ErrUnexpectedEOF

@@ -37,6 +37,9 @@ func TestPcapReaderAgreesWithPcapgo(t *testing.T) {
 			in := data[:cut]
 			want, wantErr := readPcapgo(in)
 			got, gotErr := readOurs(in)
+			if mgot, mErr := readMapped(in); len(mgot) != len(got) || (mErr == nil) != (gotErr == nil) {
+				t.Fatalf("%s cut at %d: mapped %d records (err %v), read %d (err %v)", name, cut, len(mgot), mErr, len(got), gotErr)
+			}
 			if wantErr == nil && errors.Is(gotErr, io.ErrUnexpectedEOF) && cut-consumed(want) == 16 {
 				// Cut right after a record header: pcapgo reads no data,
 				// gets io.EOF and takes the file for complete; this reader
@@ -108,6 +111,53 @@ func readOurs(b []byte) ([]rec, error) {
 			return out, err
 		}
 		out = append(out, rec{append([]byte(nil), d...), ts, c, l})
+	}
+}
+
+func readMapped(b []byte) ([]rec, error) {
+	r, err := newMappedPcapReader(b) // below mappedDrop: nothing is dropped
+	if err != nil {
+		return nil, err
+	}
+	var out []rec
+	for {
+		d, ts, c, l, err := r.next()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, rec{append([]byte(nil), d...), ts, c, l})
+	}
+}
+
+// TestMappedLargeFile reads a file larger than mappedDrop through
+// OpenFile (mapped, its pages dropped as it goes) and checks every record
+// against pcapgo's reading.
+func TestMappedLargeFile(t *testing.T) {
+	var frames [][]byte
+	for i := range 3 * mappedDrop / 1400 {
+		f := make([]byte, 1000+i%500)
+		binary.BigEndian.PutUint32(f, uint32(i))
+		frames = append(frames, f)
+	}
+	data := writePcap(t, frames, true)
+	want, err := readPcapgo(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := readAll(t, writeFile(t, "big.pcap", data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d records, pcapgo %d", len(got), len(want))
+	}
+	for i := range got {
+		if !bytes.Equal(got[i], want[i].data) {
+			t.Fatalf("record %d differs", i)
+		}
 	}
 }
 
