@@ -330,10 +330,14 @@ type fragKey struct{ src, dst netip.Addr }
 
 // table follows the flows of one capture.
 type table struct {
-	lim       Limits
-	flows     map[mapKey]*flowState
-	active    int
-	finish    func(*flowState)
+	lim    Limits
+	flows  map[mapKey]*flowState
+	active int
+	// finish receives each finished flow; it returns true when it kept
+	// nothing of it, so its state (and the capacity of its slices) can
+	// serve a later flow.
+	finish    func(*flowState) bool
+	free      []*flowState
 	icmp      []icmpEvent
 	icmpCount int
 	frags     map[fragKey]int
@@ -344,7 +348,7 @@ type table struct {
 	now       int64
 }
 
-func newTable(lim Limits, finish func(*flowState)) *table {
+func newTable(lim Limits, finish func(*flowState) bool) *table {
 	return &table{lim: lim, flows: make(map[mapKey]*flowState), finish: finish, frags: make(map[fragKey]int),
 		pmtu: make(map[netip.Addr]pmtuEvent)}
 }
@@ -407,7 +411,8 @@ func (tb *table) tcp(p *packet.Packet, t int64) {
 				return
 			}
 		}
-		f = &flowState{client: src, server: dst, family: p.Family, first: t}
+		f = tb.newFlow()
+		f.client, f.server, f.family, f.first = src, dst, p.Family, t
 		if !syn { // a SYN-ACK whose SYN the capture missed
 			f.client, f.server = dst, src
 		}
@@ -472,7 +477,30 @@ func (tb *table) close(f *flowState) {
 	delete(tb.flows, f.key)
 	delete(tb.flows, flowKey{f.server, f.client}.packed())
 	tb.active--
-	tb.finish(f)
+	if tb.finish(f) && len(tb.free) < maxFree {
+		tb.free = append(tb.free, f)
+	}
+}
+
+// maxFree bounds the finished flow states kept for reuse.
+const maxFree = 1024
+
+// newFlow returns a zero flow state, reusing a finished one's slices.
+func (tb *table) newFlow() *flowState {
+	n := len(tb.free)
+	if n == 0 {
+		return &flowState{}
+	}
+	f := tb.free[n-1]
+	tb.free = tb.free[:n-1]
+	var keep [2]dirState
+	for i := range f.d {
+		d, k := &f.d[i], &keep[i]
+		k.segs, k.gaps, k.acks, k.sacks, k.dsacks, k.seen.r = d.segs[:0], d.gaps[:0], d.acks[:0], d.sacks[:0], d.dsacks[:0], d.seen.r[:0]
+	}
+	tooBig, ctl := f.tooBig[:0], f.ctl[:0]
+	*f = flowState{d: keep, tooBig: tooBig, ctl: ctl}
+	return f
 }
 
 // tidy closes flows that are over: closed (RST or both FINs) a second ago,
