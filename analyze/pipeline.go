@@ -11,12 +11,12 @@ import (
 	"github.com/mtuscope/mtuscope/packet"
 )
 
-// The packets of a capture are read and decoded once, in batches, and go
-// to two consumers on two goroutines: the analyzer's flow table (on the
-// reading goroutine) and package flow's tracker. A batch holds copies of
-// its frames, so both read the same decoded packets; a fixed number of
-// batches of bounded size circulate, so memory does not grow with the
-// capture.
+// The packets of a capture are read and decoded once, in batches, on one
+// goroutine, and go to two consumers on two more: the analyzer's flow
+// table (on the calling goroutine) and package flow's tracker. A batch
+// holds copies of its frames, so both read the same decoded packets; a
+// fixed number of batches of bounded size circulate, so memory does not
+// grow with the capture.
 
 const (
 	batchPackets = 128
@@ -44,24 +44,40 @@ func pipeline(src capture.Source, st *Stats, tb *table, hs *tracked) (first, las
 			free <- b
 		}
 	}
-	work := make(chan *batch, batches)
+	toTable, toTracker := make(chan *batch, batches), make(chan *batch, batches)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		for b := range work {
+		for b := range toTracker {
 			for i := range b.pkts {
 				hs.packet(&b.pkts[i], b.ts[i])
 			}
 			release(b)
 		}
 	})
-	send := func(b *batch) {
-		b.refs.Store(2)
-		work <- b
+	// The reader writes st, first, last and err; closing toTable makes
+	// them visible here.
+	go func() {
+		defer close(toTable)
+		defer close(toTracker)
+		first, last, err = readBatches(src, st, free, func(b *batch) {
+			b.refs.Store(2)
+			toTracker <- b
+			toTable <- b
+		})
+	}()
+	for b := range toTable {
 		for i := range b.pkts {
 			tb.packet(&b.pkts[i], b.ts[i].UnixNano())
 		}
 		release(b)
 	}
+	wg.Wait()
+	return first, last, err
+}
+
+// readBatches reads and decodes src into batches taken from free and
+// hands each full one to send.
+func readBatches(src capture.Source, st *Stats, free chan *batch, send func(*batch)) (first, last int64, err error) {
 	b := <-free
 	for {
 		data, ci, rerr := src.Next()
@@ -103,7 +119,5 @@ func pipeline(src capture.Source, st *Stats, tb *table, hs *tracked) (first, las
 	if len(b.pkts) > 0 {
 		send(b)
 	}
-	close(work)
-	wg.Wait()
 	return first, last, err
 }
