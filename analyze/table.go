@@ -483,7 +483,7 @@ func (tb *table) close(f *flowState) {
 }
 
 // maxFree bounds the finished flow states kept for reuse.
-const maxFree = 1024
+const maxFree = 8192
 
 // newFlow returns a zero flow state, reusing a finished one's slices.
 func (tb *table) newFlow() *flowState {
