@@ -189,6 +189,15 @@ func (s *fileSource) readError(err error) error {
 	return &FileError{s.path, s.count.pos(), err}
 }
 
+// RetainedBytes implements Retainer: a mapped file's pages are dropped
+// only well behind the reading.
+func (s *fileSource) RetainedBytes() int {
+	if s.mapped != nil {
+		return mappedKeep
+	}
+	return 0
+}
+
 func (s *fileSource) Stats() Stats {
 	return Stats{Packets: s.packets.Load(), Bytes: s.bytes.Load()}
 }

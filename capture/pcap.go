@@ -60,8 +60,14 @@ func newMappedPcapReader(m []byte) (*pcapReader, error) {
 }
 
 // mappedDrop is how much of a mapped file is read before its pages are
-// dropped.
-const mappedDrop = 8 << 20
+// dropped; mappedKeep how far behind the next record a page must be to be
+// dropped (the data of the records read in that span stays valid: see
+// Retainer).
+// (Variables for the tests.)
+var (
+	mappedDrop = 4 << 20
+	mappedKeep = 16 << 20
+)
 
 func (p *pcapReader) header(h []byte) error {
 	switch magic := binary.LittleEndian.Uint32(h[0:4]); magic {
@@ -125,9 +131,8 @@ func (p *pcapReader) buffered() int { return p.end - p.off }
 // Errors are io.EOF at the end of the file, io.ErrUnexpectedEOF for a
 // file that ends inside a record, or a bad length.
 func (p *pcapReader) next() (data []byte, ts time.Time, capLen, length int, err error) {
-	if p.mapped && p.off-p.dropped >= mappedDrop {
-		// The record handed out last is no longer needed either.
-		to := p.off &^ (pageSize - 1)
+	if p.mapped && p.off-mappedKeep-p.dropped >= mappedDrop {
+		to := (p.off - mappedKeep) &^ (pageSize - 1)
 		dropMapped(p.buf[p.dropped:to])
 		p.dropped = to
 	}
