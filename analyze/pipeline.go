@@ -20,7 +20,7 @@ import (
 // circulate, so memory does not grow with the capture.
 
 const (
-	batchPackets = 128
+	batchPackets = 1024
 	batchBytes   = 1 << 20
 	batches      = 4
 )
