@@ -1,6 +1,7 @@
 package analyze
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"time"
 
@@ -162,8 +163,11 @@ type flowState struct {
 	tooBig         []tooBig
 	ctl            []ctl
 	frags          int
-	closedAt       int64  // RST or second FIN, 0 while open
-	key            mapKey // the table's key from client to server
+	closedAt       int64 // RST or second FIN, 0 while open
+	// hash is the table's key for the flow (the same both ways), next the
+	// following flow with that key.
+	hash uint64
+	next *flowState
 }
 
 // dirOf returns the direction of a packet from src.
@@ -304,15 +308,71 @@ type flowKey struct{ src, dst netip.AddrPort }
 // (IPv4 mapped), both ports.
 type mapKey [36]byte
 
-func (k flowKey) packed() mapKey {
-	return packKey(k.src.Addr(), k.dst.Addr(), k.src.Port(), k.dst.Port())
-}
-
 func packKey(src, dst netip.Addr, sp, dp uint16) (m mapKey) {
 	*(*[16]byte)(m[0:16]) = src.As16()
 	*(*[16]byte)(m[16:32]) = dst.As16()
 	m[32], m[33], m[34], m[35] = byte(sp>>8), byte(sp), byte(dp>>8), byte(dp)
 	return m
+}
+
+// lookup returns the flow between two endpoints, either way round, or nil.
+func (tb *table) lookup(a, b netip.AddrPort) *flowState {
+	for f := tb.flows[endpointsHash(a, b)]; f != nil; f = f.next {
+		if sameEndpoint(f.client, a) && sameEndpoint(f.server, b) || sameEndpoint(f.client, b) && sameEndpoint(f.server, a) {
+			return f
+		}
+	}
+	return nil
+}
+
+// unlink takes a flow out of the table.
+func (tb *table) unlink(f *flowState) {
+	head := tb.flows[f.hash]
+	switch {
+	case head == f && f.next == nil:
+		delete(tb.flows, f.hash)
+	case head == f:
+		tb.flows[f.hash] = f.next
+	default:
+		for x := head; x != nil; x = x.next {
+			if x.next == f {
+				x.next = f.next
+				break
+			}
+		}
+	}
+	f.next = nil
+}
+
+// endpointsHash is the table's key for a pair of endpoints, the same
+// either way round. Addresses count as As16 sees them (an IPv4 address and
+// its IPv4-mapped IPv6 form alike, zones ignored), as sameEndpoint does.
+// It is a uint64, hashed by the map's fast path, and computed from the
+// addresses' words: building a byte key cost more than the lookup.
+func endpointsHash(a, b netip.AddrPort) uint64 {
+	return endpointHash(a) + endpointHash(b)
+}
+
+func endpointHash(e netip.AddrPort) uint64 {
+	a := e.Addr().Unmap()
+	var h uint64
+	if a.Is4() {
+		b := a.As4()
+		h = uint64(binary.BigEndian.Uint32(b[:])) * 0x9e3779b97f4a7c15
+	} else {
+		b := a.As16()
+		h = binary.BigEndian.Uint64(b[:8])*0x9e3779b97f4a7c15 ^ binary.BigEndian.Uint64(b[8:])*0xc2b2ae3d27d4eb4f
+	}
+	h ^= uint64(e.Port()) * 0x165667b19e3779f9
+	return h ^ h>>31
+}
+
+// sameEndpoint reports whether two endpoints are equal as As16 sees them.
+func sameEndpoint(a, b netip.AddrPort) bool {
+	if a == b {
+		return true
+	}
+	return a.Port() == b.Port() && a.Addr().As16() == b.Addr().As16()
 }
 
 // icmpEvent is one ICMP too-big message seen, for the report.
@@ -330,8 +390,10 @@ type fragKey struct{ src, dst netip.Addr }
 
 // table follows the flows of one capture.
 type table struct {
-	lim    Limits
-	flows  map[mapKey]*flowState
+	lim Limits
+	// flows finds a flow by endpointsHash of its endpoints (either way
+	// round); flows whose hashes collide are chained.
+	flows  map[uint64]*flowState
 	active int
 	// finish receives each finished flow; it returns true when it kept
 	// nothing of it, so its state (and the capacity of its slices) can
@@ -349,7 +411,7 @@ type table struct {
 }
 
 func newTable(lim Limits, finish func(*flowState) bool) *table {
-	return &table{lim: lim, flows: make(map[mapKey]*flowState), finish: finish, frags: make(map[fragKey]int),
+	return &table{lim: lim, flows: make(map[uint64]*flowState), finish: finish, frags: make(map[fragKey]int),
 		pmtu: make(map[netip.Addr]pmtuEvent)}
 }
 
@@ -392,7 +454,7 @@ func (tb *table) packet(p *packet.Packet, t int64) {
 func (tb *table) tcp(p *packet.Packet, t int64) {
 	src := netip.AddrPortFrom(p.Src, p.TCP.SrcPort)
 	dst := netip.AddrPortFrom(p.Dst, p.TCP.DstPort)
-	f := tb.flows[packKey(p.Src, p.Dst, p.TCP.SrcPort, p.TCP.DstPort)]
+	f := tb.lookup(src, dst)
 	syn := p.TCP.Flags.Has(packet.SYN) && !p.TCP.Flags.Has(packet.ACK)
 	if f != nil && syn && f.syn.seen && f.syn.isn != p.TCP.Seq {
 		// The 4-tuple is reused by a new connection.
@@ -417,9 +479,9 @@ func (tb *table) tcp(p *packet.Packet, t int64) {
 			f.client, f.server = dst, src
 		}
 		tb.inheritPMTU(f)
-		f.key = flowKey{f.client, f.server}.packed()
-		tb.flows[f.key] = f
-		tb.flows[flowKey{f.server, f.client}.packed()] = f
+		f.hash = endpointsHash(f.client, f.server)
+		f.next = tb.flows[f.hash]
+		tb.flows[f.hash] = f
 		tb.active++
 		tb.stats.Flows++
 	}
@@ -440,7 +502,7 @@ func (tb *table) tooBig(p *packet.Packet, t int64) {
 	}
 	if q.Valid && q.Ports && q.Proto == packet.ProtoTCP {
 		ev.flow = flowKey{netip.AddrPortFrom(q.Src, q.SrcPort), netip.AddrPortFrom(q.Dst, q.DstPort)}
-		if f := tb.flows[ev.flow.packed()]; f != nil {
+		if f := tb.lookup(ev.flow.src, ev.flow.dst); f != nil {
 			ev.known = true
 			if len(f.tooBig) < maxEvents {
 				f.tooBig = append(f.tooBig, tooBig{t: t, dir: uint8(f.dirOf(ev.flow.src)), mtu: p.ICMP.MTU, quoted: q.IPLen, from: p.Src})
@@ -474,8 +536,7 @@ func (tb *table) inheritPMTU(f *flowState) {
 // close finishes a flow and forgets it.
 func (tb *table) close(f *flowState) {
 	tb.inheritPMTU(f)
-	delete(tb.flows, f.key)
-	delete(tb.flows, flowKey{f.server, f.client}.packed())
+	tb.unlink(f)
 	tb.active--
 	if tb.finish(f) && len(tb.free) < maxFree {
 		tb.free = append(tb.free, f)
@@ -513,12 +574,11 @@ func (tb *table) tidy(urgent bool) {
 		idle = min(idle, (10 * time.Second).Nanoseconds())
 	}
 	var done []*flowState
-	for k, f := range tb.flows {
-		if k != f.key {
-			continue
-		}
-		if (f.closedAt != 0 && tb.now-f.closedAt > int64(time.Second)) || tb.now-f.last > idle {
-			done = append(done, f)
+	for _, head := range tb.flows {
+		for f := head; f != nil; f = f.next {
+			if (f.closedAt != 0 && tb.now-f.closedAt > int64(time.Second)) || tb.now-f.last > idle {
+				done = append(done, f)
+			}
 		}
 	}
 	for _, f := range done {
@@ -529,8 +589,8 @@ func (tb *table) tidy(urgent bool) {
 // end closes every flow still open, at the end of the capture.
 func (tb *table) end() {
 	var all []*flowState
-	for k, f := range tb.flows {
-		if k == f.key {
+	for _, head := range tb.flows {
+		for f := head; f != nil; f = f.next {
 			all = append(all, f)
 		}
 	}
