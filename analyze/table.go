@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"encoding/binary"
+	"math/rand/v2"
 	"net/netip"
 	"time"
 
@@ -317,7 +318,7 @@ func packKey(src, dst netip.Addr, sp, dp uint16) (m mapKey) {
 
 // lookup returns the flow between two endpoints, either way round, or nil.
 func (tb *table) lookup(a, b netip.AddrPort) *flowState {
-	for f := tb.flows[endpointsHash(a, b)]; f != nil; f = f.next {
+	for f := tb.flows[endpointsHash(tb.seed, a, b)]; f != nil; f = f.next {
 		if sameEndpoint(f.client, a) && sameEndpoint(f.server, b) || sameEndpoint(f.client, b) && sameEndpoint(f.server, a) {
 			return f
 		}
@@ -345,26 +346,31 @@ func (tb *table) unlink(f *flowState) {
 }
 
 // endpointsHash is the table's key for a pair of endpoints, the same
-// either way round. Addresses count as As16 sees them (an IPv4 address and
-// its IPv4-mapped IPv6 form alike, zones ignored), as sameEndpoint does.
-// It is a uint64, hashed by the map's fast path, and computed from the
-// addresses' words: building a byte key cost more than the lookup.
-func endpointsHash(a, b netip.AddrPort) uint64 {
-	return endpointHash(a) + endpointHash(b)
+// either way round: a uint64, which the map hashes on its fast path. An
+// address counts as As16 sees it (an IPv4 address and its IPv4-mapped
+// IPv6 form alike, zones ignored), as sameEndpoint does. The table's
+// random seed goes in before the mixing, so that no one can pick
+// endpoints whose keys collide (the chains would grow).
+func endpointsHash(seed uint64, a, b netip.AddrPort) uint64 {
+	return endpointHash(seed, a) + endpointHash(seed, b)
 }
 
-func endpointHash(e netip.AddrPort) uint64 {
+func endpointHash(seed uint64, e netip.AddrPort) uint64 {
 	a := e.Addr().Unmap()
-	var h uint64
+	h := seed ^ uint64(e.Port())
 	if a.Is4() {
 		b := a.As4()
-		h = uint64(binary.BigEndian.Uint32(b[:])) * 0x9e3779b97f4a7c15
-	} else {
-		b := a.As16()
-		h = binary.BigEndian.Uint64(b[:8])*0x9e3779b97f4a7c15 ^ binary.BigEndian.Uint64(b[8:])*0xc2b2ae3d27d4eb4f
+		return mix64(h ^ uint64(binary.BigEndian.Uint32(b[:]))<<16)
 	}
-	h ^= uint64(e.Port()) * 0x165667b19e3779f9
-	return h ^ h>>31
+	b := a.As16()
+	return mix64(mix64(h^binary.BigEndian.Uint64(b[:8])) ^ binary.BigEndian.Uint64(b[8:]))
+}
+
+// mix64 is splitmix64's finaliser.
+func mix64(z uint64) uint64 {
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return z ^ z>>31
 }
 
 // sameEndpoint reports whether two endpoints are equal as As16 sees them.
@@ -394,6 +400,7 @@ type table struct {
 	// flows finds a flow by endpointsHash of its endpoints (either way
 	// round); flows whose hashes collide are chained.
 	flows  map[uint64]*flowState
+	seed   uint64
 	active int
 	// finish receives each finished flow; it returns true when it kept
 	// nothing of it, so its state (and the capacity of its slices) can
@@ -411,7 +418,7 @@ type table struct {
 }
 
 func newTable(lim Limits, finish func(*flowState) bool) *table {
-	return &table{lim: lim, flows: make(map[uint64]*flowState), finish: finish, frags: make(map[fragKey]int),
+	return &table{lim: lim, flows: make(map[uint64]*flowState), seed: rand.Uint64(), finish: finish, frags: make(map[fragKey]int),
 		pmtu: make(map[netip.Addr]pmtuEvent)}
 }
 
@@ -479,7 +486,7 @@ func (tb *table) tcp(p *packet.Packet, t int64) {
 			f.client, f.server = dst, src
 		}
 		tb.inheritPMTU(f)
-		f.hash = endpointsHash(f.client, f.server)
+		f.hash = endpointsHash(tb.seed, f.client, f.server)
 		f.next = tb.flows[f.hash]
 		tb.flows[f.hash] = f
 		tb.active++

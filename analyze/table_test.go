@@ -11,7 +11,7 @@ import (
 func TestEndpointsKey(t *testing.T) {
 	a, b := netip.MustParseAddrPort("198.51.100.2:40000"), netip.MustParseAddrPort("203.0.113.10:443")
 	mapped := netip.AddrPortFrom(netip.AddrFrom16(a.Addr().As16()), a.Port())
-	if endpointsHash(a, b) != endpointsHash(b, a) || endpointsHash(a, b) != endpointsHash(mapped, b) {
+	if endpointsHash(1, a, b) != endpointsHash(1, b, a) || endpointsHash(1, a, b) != endpointsHash(1, mapped, b) || endpointsHash(1, a, b) == endpointsHash(2, a, b) {
 		t.Error("key differs by direction or by address form")
 	}
 	if !sameEndpoint(a, mapped) || sameEndpoint(a, b) || sameEndpoint(a, netip.AddrPortFrom(a.Addr(), 1)) {
@@ -25,7 +25,7 @@ func TestEndpointsKey(t *testing.T) {
 		f.next = tb.flows[7]
 		tb.flows[7] = f
 	}
-	tb.flows[endpointsHash(a, b)] = tb.flows[7]
+	tb.flows[endpointsHash(tb.seed, a, b)] = tb.flows[7]
 	if tb.lookup(b, mapped) != f1 {
 		t.Error("lookup of the first flow")
 	}
