@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math/bits"
 	"os"
 	"time"
 )
@@ -18,6 +19,7 @@ var pageSize = os.Getpagesize()
 type pcapReader struct {
 	r         io.Reader
 	order     binary.ByteOrder
+	bigEndian bool
 	nanos     uint32 // nanoseconds per timestamp unit: 1 or 1000
 	snaplen   uint32
 	link      uint32
@@ -88,6 +90,7 @@ func (p *pcapReader) header(h []byte) error {
 	if v := p.order.Uint16(h[6:8]); v != 4 {
 		return fmt.Errorf("Unknown minor version %d", v)
 	}
+	p.bigEndian = p.order == binary.BigEndian
 	p.snaplen = p.order.Uint32(h[16:20])
 	p.link = p.order.Uint32(h[20:24])
 	p.maxRecord = pcapgoMaxRecord
@@ -143,8 +146,14 @@ func (p *pcapReader) next() (data []byte, ts time.Time, capLen, length int, err 
 		return
 	}
 	h := p.buf[p.off : p.off+16]
-	ts = time.Unix(int64(p.order.Uint32(h[0:4])), int64(p.order.Uint32(h[4:8])*p.nanos)).UTC()
-	capLen, length = int(p.order.Uint32(h[8:12])), int(p.order.Uint32(h[12:16]))
+	// The four fields, read without the ByteOrder interface (a call each).
+	sec, frac, cl, ln := binary.LittleEndian.Uint32(h[0:4]), binary.LittleEndian.Uint32(h[4:8]),
+		binary.LittleEndian.Uint32(h[8:12]), binary.LittleEndian.Uint32(h[12:16])
+	if p.bigEndian {
+		sec, frac, cl, ln = bits.ReverseBytes32(sec), bits.ReverseBytes32(frac), bits.ReverseBytes32(cl), bits.ReverseBytes32(ln)
+	}
+	ts = time.Unix(int64(sec), int64(frac*p.nanos)).UTC()
+	capLen, length = int(cl), int(ln)
 	if capLen < 0 || capLen > p.maxRecord {
 		return nil, ts, capLen, length, fmt.Errorf("capture length exceeds snap length: %d > %d", capLen, p.snaplen)
 	}
