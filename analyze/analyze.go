@@ -62,24 +62,37 @@ func read(path string, lim Limits, fold func(*record)) (*capResult, error) {
 	}
 	defer src.Close()
 	res := &capResult{path: path}
-	tb := newTable(lim, func(f *flowState) {
-		r := classify(f, [2][]wirePkt{f.judgeSingle(up), f.judgeSingle(down)})
+	// One capture: the wire packets of a flow that keeps none go back to
+	// scratch for the next one; records are allocated in chunks.
+	var scratch [2][]wirePkt
+	var recs []record
+	tb := newTable(lim, func(f *flowState) bool {
+		w := [2][]wirePkt{f.judgeSingle(up, scratch[up]), f.judgeSingle(down, scratch[down])}
+		scratch = [2][]wirePkt{}
+		if len(recs) == cap(recs) {
+			recs = make([]record, 0, 256)
+		}
+		recs = append(recs, classify(f, w))
+		r := &recs[len(recs)-1]
 		if fold != nil {
 			// One capture: the figures take what they need now; a record
 			// keeps its packets only for a ladder diagram.
-			fold(&r)
-			if !r.handshake {
-				return
-			}
-			if !r.stalled() && r.lostN == 0 {
+			fold(r)
+			if !r.handshake || !r.stalled() && r.lostN == 0 {
 				r.f, r.wire = nil, [2][]wirePkt{}
+				scratch = [2][]wirePkt{w[up][:0], w[down][:0]}
+			}
+			if !r.handshake {
+				recs = recs[:len(recs)-1]
+				return true
 			}
 		}
 		if len(res.records) < lim.MaxRecords {
-			res.records = append(res.records, &r)
+			res.records = append(res.records, r)
 		} else {
 			res.stats.FlowsNotListed++
 		}
+		return r.f == nil
 	})
 	res.hs = newTracked(lim)
 	first, last, err := pipeline(src, &res.stats, tb, res.hs)

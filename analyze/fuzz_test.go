@@ -64,9 +64,10 @@ func FuzzFlow(f *testing.F) {
 		s := netip.MustParseAddrPort("203.0.113.10:443")
 		lim := Limits{MaxSegments: 16, MaxStream: 1 << 16}.withDefaults()
 		var recs []record
-		tb := newTable(lim, func(fs *flowState) {
-			r := classify(fs, [2][]wirePkt{fs.judgeSingle(up), fs.judgeSingle(down)})
+		tb := newTable(lim, func(fs *flowState) bool {
+			r := classify(fs, [2][]wirePkt{fs.judgeSingle(up, nil), fs.judgeSingle(down, nil)})
 			recs = append(recs, r)
+			return false
 		})
 		var p packet.Packet
 		var tm int64

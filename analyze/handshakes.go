@@ -46,19 +46,55 @@ func (t *tracked) packet(p *packet.Packet, ts time.Time) { t.tr.Packet(p, ts) }
 
 func (t *tracked) end(last time.Time) { t.tr.Flush(last) }
 
-// hsKey joins a tracker handshake to the analyzer's record of the flow.
-type hsKey struct{ client, server netip.AddrPort }
+// hsKey joins a tracker handshake to the analyzer's record of the flow:
+// both endpoints, packed, and which of them are IPv4 (captured addresses
+// carry no zone, so this is the endpoints' equality).
+type hsKey struct {
+	k  mapKey
+	v4 uint8
+}
+
+func makeHSKey(client, server netip.AddrPort) hsKey {
+	v4 := uint8(0)
+	if client.Addr().Is4() {
+		v4 |= 1
+	}
+	if server.Addr().Is4() {
+		v4 |= 2
+	}
+	return hsKey{packKey(client.Addr(), server.Addr(), client.Port(), server.Port()), v4}
+}
 
 // recordIndex finds the analyzer's record of a flow by its endpoints and
-// start.
-type recordIndex map[hsKey][]*record
+// start: the records of one pair of endpoints are chained, in the order
+// they were indexed.
+type recordIndex struct {
+	ends map[hsKey][2]int32 // first and last entry
+	e    []ixEntry
+}
+
+type ixEntry struct {
+	r    *record
+	next int32 // -1: the last
+}
 
 func indexRecords(rs ...[]*record) recordIndex {
-	ix := recordIndex{}
+	n := 0
+	for _, list := range rs {
+		n += len(list)
+	}
+	ix := recordIndex{ends: make(map[hsKey][2]int32, n), e: make([]ixEntry, 0, n)}
 	for _, list := range rs {
 		for _, r := range list {
-			k := hsKey{r.hs.Client, r.hs.Server}
-			ix[k] = append(ix[k], r)
+			k := makeHSKey(r.hs.Client, r.hs.Server)
+			i := int32(len(ix.e))
+			ix.e = append(ix.e, ixEntry{r, -1})
+			if ends, ok := ix.ends[k]; ok {
+				ix.e[ends[1]].next = i
+				ix.ends[k] = [2]int32{ends[0], i}
+			} else {
+				ix.ends[k] = [2]int32{i, i}
+			}
 		}
 	}
 	return ix
@@ -69,7 +105,12 @@ func indexRecords(rs ...[]*record) recordIndex {
 func (ix recordIndex) find(client, server netip.AddrPort, start time.Time) *record {
 	var best *record
 	bestD := time.Second
-	for _, r := range ix[hsKey{client, server}] {
+	ends, ok := ix.ends[makeHSKey(client, server)]
+	if !ok {
+		return nil
+	}
+	for i := ends[0]; i >= 0; i = ix.e[i].next {
+		r := ix.e[i].r
 		d := r.hs.Start.Sub(start)
 		if d < 0 {
 			d = -d
@@ -88,20 +129,25 @@ func (ix recordIndex) find(client, server netip.AddrPort, start time.Time) *reco
 func joinHandshakes(t *tracked, ix recordIndex) ([]Handshake, []*record) {
 	out := make([]Handshake, 0, t.n)
 	var stalled []*record
-	for _, h := range t.all() {
-		x := Handshake{Handshake: h}
-		if r := ix.find(h.Client, h.Server, h.Start); r != nil {
+	for _, c := range t.list {
+		for j := range c {
+			h := &c[j]
+			out = append(out, Handshake{Handshake: *h})
+			x := &out[len(out)-1]
+			r := ix.find(h.Client, h.Server, h.Start)
+			if r == nil {
+				continue
+			}
 			x.LostPackets = r.lostN
 			if r.srv != nil {
-				c := r.srv.client
-				x.ClientAtServer = &c
+				cs := r.srv.client
+				x.ClientAtServer = &cs
 			}
 			if (h.Outcome == diagnose.StalledClientHello || h.Outcome == diagnose.StalledServerFlight) && r.f != nil {
 				r.tracked = h.Outcome
 				stalled = append(stalled, r)
 			}
 		}
-		out = append(out, x)
 	}
 	return out, stalled
 }

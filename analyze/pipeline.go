@@ -11,15 +11,16 @@ import (
 	"github.com/mtuscope/mtuscope/packet"
 )
 
-// The packets of a capture are read and decoded once, in batches, and go
-// to two consumers on two goroutines: the analyzer's flow table (on the
-// reading goroutine) and package flow's tracker. A batch holds copies of
-// its frames, so both read the same decoded packets; a fixed number of
-// batches of bounded size circulate, so memory does not grow with the
-// capture.
+// The packets of a capture are read and decoded once, in batches, on one
+// goroutine, and go to two consumers on two more: the analyzer's flow
+// table (on the calling goroutine) and package flow's tracker. A batch
+// holds copies of its frames (or, from a source whose data outlives the
+// batches in flight, capture.Retainer, the frames themselves), so both
+// read the same decoded packets; a fixed number of batches of bounded size
+// circulate, so memory does not grow with the capture.
 
 const (
-	batchPackets = 128
+	batchPackets = 1024
 	batchBytes   = 1 << 20
 	batches      = 4
 )
@@ -44,24 +45,46 @@ func pipeline(src capture.Source, st *Stats, tb *table, hs *tracked) (first, las
 			free <- b
 		}
 	}
-	work := make(chan *batch, batches)
+	toTable, toTracker := make(chan *batch, batches), make(chan *batch, batches)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		for b := range work {
+		for b := range toTracker {
 			for i := range b.pkts {
 				hs.packet(&b.pkts[i], b.ts[i])
 			}
 			release(b)
 		}
 	})
-	send := func(b *batch) {
-		b.refs.Store(2)
-		work <- b
+	// The reader writes st, first, last and err; closing toTable makes
+	// them visible here.
+	go func() {
+		defer close(toTable)
+		defer close(toTracker)
+		first, last, err = readBatches(src, st, free, func(b *batch) {
+			b.refs.Store(2)
+			toTracker <- b
+			toTable <- b
+		})
+	}()
+	for b := range toTable {
 		for i := range b.pkts {
 			tb.packet(&b.pkts[i], b.ts[i].UnixNano())
 		}
 		release(b)
 	}
+	wg.Wait()
+	return first, last, err
+}
+
+// readBatches reads and decodes src into batches taken from free and
+// hands each full one to send.
+func readBatches(src capture.Source, st *Stats, free chan *batch, send func(*batch)) (first, last int64, err error) {
+	// The frames of every batch in flight, with their record headers,
+	// span less than this many bytes of the capture.
+	const inFlight = 2 * (batches + 2) * batchBytes
+	r, ok := src.(capture.Retainer)
+	noCopy := ok && r.RetainedBytes() >= inFlight
+	held := 0 // frame bytes of the batch being filled, when not copied
 	b := <-free
 	for {
 		data, ci, rerr := src.Next()
@@ -78,23 +101,34 @@ func pipeline(src capture.Source, st *Stats, tb *table, hs *tracked) (first, las
 			first = t
 		}
 		last = max(last, t)
-		if len(b.pkts) == batchPackets || len(b.buf)+len(data) > cap(b.buf) && len(b.pkts) > 0 {
+		if len(b.pkts) == batchPackets || len(b.buf)+held+len(data) > cap(b.buf) && len(b.pkts) > 0 {
 			send(b)
-			b = <-free
+			b, held = <-free, 0
 		}
+		frame := data[:len(data):len(data)]
 		off := len(b.buf)
-		if len(data) > cap(b.buf) { // one frame larger than a batch: its own buffer
-			b.buf = make([]byte, 0, len(data))
-			off = 0
+		keep := noCopy && len(data) <= batchBytes
+		if keep {
+			held += len(data)
+		} else {
+			if len(data) > cap(b.buf) { // one frame larger than a batch: its own buffer
+				b.buf = make([]byte, 0, len(data))
+				off = 0
+			}
+			b.buf = append(b.buf, data...)
+			frame = b.buf[off : off+len(data) : off+len(data)]
 		}
-		b.buf = append(b.buf, data...)
 		b.pkts = append(b.pkts, packet.Packet{})
 		p := &b.pkts[len(b.pkts)-1]
-		if derr := packet.Decode(ci.Link, b.buf[off:off+len(data):off+len(data)], p); derr != nil {
+		if derr := packet.Decode(ci.Link, frame, p); derr != nil {
 			st.Undecoded++
 			if !p.Transport {
 				b.pkts = b.pkts[:len(b.pkts)-1]
-				b.buf = b.buf[:off]
+				if keep {
+					held -= len(data)
+				} else {
+					b.buf = b.buf[:off]
+				}
 				continue
 			}
 		}
@@ -103,7 +137,5 @@ func pipeline(src capture.Source, st *Stats, tb *table, hs *tracked) (first, las
 	if len(b.pkts) > 0 {
 		send(b)
 	}
-	close(work)
-	wg.Wait()
 	return first, last, err
 }

@@ -1,6 +1,8 @@
 package analyze
 
 import (
+	"encoding/binary"
+	"math/rand/v2"
 	"net/netip"
 	"time"
 
@@ -162,8 +164,11 @@ type flowState struct {
 	tooBig         []tooBig
 	ctl            []ctl
 	frags          int
-	closedAt       int64  // RST or second FIN, 0 while open
-	key            mapKey // the table's key from client to server
+	closedAt       int64 // RST or second FIN, 0 while open
+	// hash is the table's key for the flow (the same both ways), next the
+	// following flow with that key.
+	hash uint64
+	next *flowState
 }
 
 // dirOf returns the direction of a packet from src.
@@ -304,15 +309,76 @@ type flowKey struct{ src, dst netip.AddrPort }
 // (IPv4 mapped), both ports.
 type mapKey [36]byte
 
-func (k flowKey) packed() mapKey {
-	return packKey(k.src.Addr(), k.dst.Addr(), k.src.Port(), k.dst.Port())
-}
-
 func packKey(src, dst netip.Addr, sp, dp uint16) (m mapKey) {
 	*(*[16]byte)(m[0:16]) = src.As16()
 	*(*[16]byte)(m[16:32]) = dst.As16()
 	m[32], m[33], m[34], m[35] = byte(sp>>8), byte(sp), byte(dp>>8), byte(dp)
 	return m
+}
+
+// lookup returns the flow between two endpoints, either way round, or nil.
+func (tb *table) lookup(a, b netip.AddrPort) *flowState {
+	for f := tb.flows[endpointsHash(tb.seed, a, b)]; f != nil; f = f.next {
+		if sameEndpoint(f.client, a) && sameEndpoint(f.server, b) || sameEndpoint(f.client, b) && sameEndpoint(f.server, a) {
+			return f
+		}
+	}
+	return nil
+}
+
+// unlink takes a flow out of the table.
+func (tb *table) unlink(f *flowState) {
+	head := tb.flows[f.hash]
+	switch {
+	case head == f && f.next == nil:
+		delete(tb.flows, f.hash)
+	case head == f:
+		tb.flows[f.hash] = f.next
+	default:
+		for x := head; x != nil; x = x.next {
+			if x.next == f {
+				x.next = f.next
+				break
+			}
+		}
+	}
+	f.next = nil
+}
+
+// endpointsHash is the table's key for a pair of endpoints, the same
+// either way round: a uint64, which the map hashes on its fast path. An
+// address counts as As16 sees it (an IPv4 address and its IPv4-mapped
+// IPv6 form alike, zones ignored), as sameEndpoint does. The table's
+// random seed goes in before the mixing, so that no one can pick
+// endpoints whose keys collide (the chains would grow).
+func endpointsHash(seed uint64, a, b netip.AddrPort) uint64 {
+	return endpointHash(seed, a) + endpointHash(seed, b)
+}
+
+func endpointHash(seed uint64, e netip.AddrPort) uint64 {
+	a := e.Addr().Unmap()
+	h := seed ^ uint64(e.Port())
+	if a.Is4() {
+		b := a.As4()
+		return mix64(h ^ uint64(binary.BigEndian.Uint32(b[:]))<<16)
+	}
+	b := a.As16()
+	return mix64(mix64(h^binary.BigEndian.Uint64(b[:8])) ^ binary.BigEndian.Uint64(b[8:]))
+}
+
+// mix64 is splitmix64's finaliser.
+func mix64(z uint64) uint64 {
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return z ^ z>>31
+}
+
+// sameEndpoint reports whether two endpoints are equal as As16 sees them.
+func sameEndpoint(a, b netip.AddrPort) bool {
+	if a == b {
+		return true
+	}
+	return a.Port() == b.Port() && a.Addr().As16() == b.Addr().As16()
 }
 
 // icmpEvent is one ICMP too-big message seen, for the report.
@@ -330,10 +396,17 @@ type fragKey struct{ src, dst netip.Addr }
 
 // table follows the flows of one capture.
 type table struct {
-	lim       Limits
-	flows     map[mapKey]*flowState
-	active    int
-	finish    func(*flowState)
+	lim Limits
+	// flows finds a flow by endpointsHash of its endpoints (either way
+	// round); flows whose hashes collide are chained.
+	flows  map[uint64]*flowState
+	seed   uint64
+	active int
+	// finish receives each finished flow; it returns true when it kept
+	// nothing of it, so its state (and the capacity of its slices) can
+	// serve a later flow.
+	finish    func(*flowState) bool
+	free      []*flowState
 	icmp      []icmpEvent
 	icmpCount int
 	frags     map[fragKey]int
@@ -344,8 +417,8 @@ type table struct {
 	now       int64
 }
 
-func newTable(lim Limits, finish func(*flowState)) *table {
-	return &table{lim: lim, flows: make(map[mapKey]*flowState), finish: finish, frags: make(map[fragKey]int),
+func newTable(lim Limits, finish func(*flowState) bool) *table {
+	return &table{lim: lim, flows: make(map[uint64]*flowState), seed: rand.Uint64(), finish: finish, frags: make(map[fragKey]int),
 		pmtu: make(map[netip.Addr]pmtuEvent)}
 }
 
@@ -388,7 +461,7 @@ func (tb *table) packet(p *packet.Packet, t int64) {
 func (tb *table) tcp(p *packet.Packet, t int64) {
 	src := netip.AddrPortFrom(p.Src, p.TCP.SrcPort)
 	dst := netip.AddrPortFrom(p.Dst, p.TCP.DstPort)
-	f := tb.flows[packKey(p.Src, p.Dst, p.TCP.SrcPort, p.TCP.DstPort)]
+	f := tb.lookup(src, dst)
 	syn := p.TCP.Flags.Has(packet.SYN) && !p.TCP.Flags.Has(packet.ACK)
 	if f != nil && syn && f.syn.seen && f.syn.isn != p.TCP.Seq {
 		// The 4-tuple is reused by a new connection.
@@ -407,14 +480,15 @@ func (tb *table) tcp(p *packet.Packet, t int64) {
 				return
 			}
 		}
-		f = &flowState{client: src, server: dst, family: p.Family, first: t}
+		f = tb.newFlow()
+		f.client, f.server, f.family, f.first = src, dst, p.Family, t
 		if !syn { // a SYN-ACK whose SYN the capture missed
 			f.client, f.server = dst, src
 		}
 		tb.inheritPMTU(f)
-		f.key = flowKey{f.client, f.server}.packed()
-		tb.flows[f.key] = f
-		tb.flows[flowKey{f.server, f.client}.packed()] = f
+		f.hash = endpointsHash(tb.seed, f.client, f.server)
+		f.next = tb.flows[f.hash]
+		tb.flows[f.hash] = f
 		tb.active++
 		tb.stats.Flows++
 	}
@@ -435,7 +509,7 @@ func (tb *table) tooBig(p *packet.Packet, t int64) {
 	}
 	if q.Valid && q.Ports && q.Proto == packet.ProtoTCP {
 		ev.flow = flowKey{netip.AddrPortFrom(q.Src, q.SrcPort), netip.AddrPortFrom(q.Dst, q.DstPort)}
-		if f := tb.flows[ev.flow.packed()]; f != nil {
+		if f := tb.lookup(ev.flow.src, ev.flow.dst); f != nil {
 			ev.known = true
 			if len(f.tooBig) < maxEvents {
 				f.tooBig = append(f.tooBig, tooBig{t: t, dir: uint8(f.dirOf(ev.flow.src)), mtu: p.ICMP.MTU, quoted: q.IPLen, from: p.Src})
@@ -469,10 +543,32 @@ func (tb *table) inheritPMTU(f *flowState) {
 // close finishes a flow and forgets it.
 func (tb *table) close(f *flowState) {
 	tb.inheritPMTU(f)
-	delete(tb.flows, f.key)
-	delete(tb.flows, flowKey{f.server, f.client}.packed())
+	tb.unlink(f)
 	tb.active--
-	tb.finish(f)
+	if tb.finish(f) && len(tb.free) < maxFree {
+		tb.free = append(tb.free, f)
+	}
+}
+
+// maxFree bounds the finished flow states kept for reuse.
+const maxFree = 8192
+
+// newFlow returns a zero flow state, reusing a finished one's slices.
+func (tb *table) newFlow() *flowState {
+	n := len(tb.free)
+	if n == 0 {
+		return &flowState{}
+	}
+	f := tb.free[n-1]
+	tb.free = tb.free[:n-1]
+	var keep [2]dirState
+	for i := range f.d {
+		d, k := &f.d[i], &keep[i]
+		k.segs, k.gaps, k.acks, k.sacks, k.dsacks, k.seen.r = d.segs[:0], d.gaps[:0], d.acks[:0], d.sacks[:0], d.dsacks[:0], d.seen.r[:0]
+	}
+	tooBig, ctl := f.tooBig[:0], f.ctl[:0]
+	*f = flowState{d: keep, tooBig: tooBig, ctl: ctl}
+	return f
 }
 
 // tidy closes flows that are over: closed (RST or both FINs) a second ago,
@@ -485,12 +581,11 @@ func (tb *table) tidy(urgent bool) {
 		idle = min(idle, (10 * time.Second).Nanoseconds())
 	}
 	var done []*flowState
-	for k, f := range tb.flows {
-		if k != f.key {
-			continue
-		}
-		if (f.closedAt != 0 && tb.now-f.closedAt > int64(time.Second)) || tb.now-f.last > idle {
-			done = append(done, f)
+	for _, head := range tb.flows {
+		for f := head; f != nil; f = f.next {
+			if (f.closedAt != 0 && tb.now-f.closedAt > int64(time.Second)) || tb.now-f.last > idle {
+				done = append(done, f)
+			}
 		}
 	}
 	for _, f := range done {
@@ -501,8 +596,8 @@ func (tb *table) tidy(urgent bool) {
 // end closes every flow still open, at the end of the capture.
 func (tb *table) end() {
 	var all []*flowState
-	for k, f := range tb.flows {
-		if k == f.key {
+	for _, head := range tb.flows {
+		for f := head; f != nil; f = f.next {
 			all = append(all, f)
 		}
 	}

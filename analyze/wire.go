@@ -99,7 +99,10 @@ func (f *flowState) wireMSS(di int, hdr int, t int64) uint32 {
 
 // chunks splits a direction's transmissions into wire packets, in time
 // order, marking retransmissions.
-func (f *flowState) chunks(di int) []wirePkt {
+func (f *flowState) chunks(di int) []wirePkt { return f.chunksInto(di, nil) }
+
+// chunksInto is chunks, appending to buf[:0] when it is large enough.
+func (f *flowState) chunksInto(di int, buf []wirePkt) []wirePkt {
 	d := &f.d[di]
 	var out []wirePkt
 	remote := d.hop != 0 && !localHop(d.hop)
@@ -111,7 +114,11 @@ func (f *flowState) chunks(di int) []wirePkt {
 			n++
 		}
 	}
-	out = make([]wirePkt, 0, min(n, maxChunks))
+	if n = min(n, maxChunks); cap(buf) >= n {
+		out = buf[:0]
+	} else {
+		out = make([]wirePkt, 0, n)
+	}
 	for i, s := range d.segs {
 		m := f.wireMSS(di, int(s.hdr), s.t)
 		merged := remote && m > 0 && s.len() > m
@@ -159,9 +166,9 @@ func (d *dirState) ackTime(s span) int64 {
 // or never acknowledged at all; and, where this capture is the receiver's,
 // the holes in what arrived are packets lost on the way, their sizes
 // inferred from the MSS.
-func (f *flowState) judgeSingle(di int) []wirePkt {
+func (f *flowState) judgeSingle(di int, buf []wirePkt) []wirePkt {
 	d := &f.d[di]
-	out := f.chunks(di)
+	out := f.chunksInto(di, buf)
 	if d.inOrder() && len(d.gaps) == 0 && d.ackSet && d.ack >= d.maxEnd && len(d.sacks) == 0 {
 		// The common case: every byte sent once, in order, and all of it
 		// acknowledged.

@@ -53,9 +53,12 @@ type fileSource struct {
 	gz      *gzip.Reader
 	count   *countingReader
 	r       packetReader
+	pcap    *pcapReader
 	link    packet.LinkType // pcap: the file's link type
 	ng      *pcapgo.NgReader
 	ngLinks []packet.LinkType
+	mapped  []byte // the file, when it is read through a mapping
+	closed  bool
 	packets atomic.Uint64
 	bytes   atomic.Uint64
 }
@@ -77,6 +80,19 @@ func OpenFile(path string) (Source, error) {
 
 func newFileSource(path string, f *os.File) (*fileSource, error) {
 	s := &fileSource{path: path, f: f}
+	if m := mapFile(f); m != nil {
+		if len(m) >= 4 && isPcapMagic(m[:4]) {
+			r, err := newMappedPcapReader(m)
+			if err != nil {
+				unmapFile(m)
+				return nil, &FileError{path, 0, err}
+			}
+			s.pcap, s.link, s.mapped = r, packet.LinkType(r.link), m
+			s.count = &countingReader{buffered: func() int { return len(m) - r.off }, n: int64(len(m))}
+			return s, nil
+		}
+		unmapFile(m)
+	}
 	br := bufio.NewReaderSize(f, 1<<16)
 	var in io.Reader = br
 	if head, _ := br.Peek(2); len(head) == 2 && head[0] == 0x1f && head[1] == 0x8b {
@@ -99,14 +115,16 @@ func newFileSource(path string, f *os.File) (*fileSource, error) {
 		return nil, &FileError{path, 0, err}
 	}
 	copy(magicBuf, head)
-	le, bigE := binary.LittleEndian.Uint32(magicBuf), binary.BigEndian.Uint32(magicBuf)
+	le := binary.LittleEndian.Uint32(magicBuf)
 	switch {
-	case le == magicPcapMicro || le == magicPcapNano || bigE == magicPcapMicro || bigE == magicPcapNano:
-		r, err := pcapgo.NewReader(pr)
+	case isPcapMagic(magicBuf):
+		r, err := newPcapReader(pr)
 		if err != nil {
 			return nil, &FileError{path, s.offset(pr), err}
 		}
-		s.r, s.link = r, packet.LinkType(r.LinkType())
+		s.pcap, s.link = r, packet.LinkType(r.link)
+		s.count.buffered = func() int { return pr.Buffered() + r.buffered() }
+		return s, nil
 	case le == magicPcapngBlock:
 		r, err := pcapgo.NewNgReader(pr, pcapgo.NgReaderOptions{WantMixedLinkType: true})
 		if err != nil {
@@ -120,19 +138,31 @@ func newFileSource(path string, f *os.File) (*fileSource, error) {
 	return s, nil
 }
 
+// isPcapMagic reports whether b starts a classic pcap file.
+func isPcapMagic(b []byte) bool {
+	le, be := binary.LittleEndian.Uint32(b), binary.BigEndian.Uint32(b)
+	return le == magicPcapMicro || le == magicPcapNano || be == magicPcapMicro || be == magicPcapNano
+}
+
 func (s *fileSource) offset(pr *bufio.Reader) int64 { return s.count.n - int64(pr.Buffered()) }
 
 // Next returns the next packet of the file.
 func (s *fileSource) Next() ([]byte, Info, error) {
+	if s.closed {
+		return nil, Info{}, &FileError{s.path, 0, os.ErrClosed}
+	}
+	if s.pcap != nil {
+		data, ts, capLen, length, err := s.pcap.next()
+		if err != nil {
+			return nil, Info{}, s.readError(err)
+		}
+		s.packets.Add(1)
+		s.bytes.Add(uint64(len(data)))
+		return data, Info{Timestamp: ts, CaptureLength: capLen, Length: length, Link: s.link}, nil
+	}
 	data, ci, err := s.r.ZeroCopyReadPacketData()
 	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, Info{}, io.EOF
-		}
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			err = fmt.Errorf("file ends inside a record (truncated capture): %w", err)
-		}
-		return nil, Info{}, &FileError{s.path, s.count.pos(), err}
+		return nil, Info{}, s.readError(err)
 	}
 	info := Info{Timestamp: ci.Timestamp, CaptureLength: ci.CaptureLength, Length: ci.Length, Link: s.link, Interface: ci.InterfaceIndex}
 	if s.ng != nil {
@@ -148,11 +178,36 @@ func (s *fileSource) Next() ([]byte, Info, error) {
 	return data, info, nil
 }
 
+// readError is what Next returns for a reader's error.
+func (s *fileSource) readError(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.EOF
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = fmt.Errorf("file ends inside a record (truncated capture): %w", err)
+	}
+	return &FileError{s.path, s.count.pos(), err}
+}
+
+// RetainedBytes implements Retainer: a mapped file's pages are dropped
+// only well behind the reading.
+func (s *fileSource) RetainedBytes() int {
+	if s.mapped != nil {
+		return mappedKeep
+	}
+	return 0
+}
+
 func (s *fileSource) Stats() Stats {
 	return Stats{Packets: s.packets.Load(), Bytes: s.bytes.Load()}
 }
 
 func (s *fileSource) Close() error {
+	s.closed = true
+	if s.mapped != nil {
+		unmapFile(s.mapped)
+		s.mapped = nil
+	}
 	if s.gz != nil {
 		s.gz.Close()
 	}

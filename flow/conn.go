@@ -15,7 +15,10 @@ const (
 
 // flow is one connection's state. Slots are reused: reset clears one.
 type flow struct {
-	key        key
+	// hash is the table's key for the flow's endpoints, hnext the next
+	// flow with the same key (-1: none).
+	hash       uint64
+	hnext      int32
 	prev, next int32
 	list       uint8
 	clientIsA  bool
@@ -53,7 +56,7 @@ type flow struct {
 
 func (f *flow) reset() {
 	buf := f.hello.buf
-	*f = flow{prev: -1, next: -1, list: listNone}
+	*f = flow{hnext: -1, prev: -1, next: -1, list: listNone}
 	f.hello.buf = buf // released by the tracker, nil here
 	for i := range f.d {
 		f.d[i].wscale = -1
@@ -63,10 +66,11 @@ func (f *flow) reset() {
 // tcp handles one TCP segment.
 func (t *Tracker) tcp(p *packet.Packet, now int64) {
 	tc := &p.TCP
-	k, fromA := makeKey(p.Src, p.Dst, tc.SrcPort, tc.DstPort)
-	i, ok := t.table[k]
+	src, dst := netip.AddrPortFrom(p.Src, tc.SrcPort), netip.AddrPortFrom(p.Dst, tc.DstPort)
+	h := endpointsHash(t.seed, src, dst)
+	i, ok := t.lookup(h, src, dst)
 	if !ok {
-		if i = t.open(p, k, fromA, now); i < 0 {
+		if i = t.open(p, h, now); i < 0 {
 			t.stats.Ignored++
 			return
 		}
@@ -77,7 +81,7 @@ func (t *Tracker) tcp(p *packet.Packet, now int64) {
 		// its port): the old one ends here, as a capture's end would.
 		t.finish(i, endFlush, now)
 		t.release(i)
-		if i = t.open(p, k, fromA, now); i < 0 {
+		if i = t.open(p, h, now); i < 0 {
 			t.stats.Ignored++
 			return
 		}
@@ -92,10 +96,7 @@ func (t *Tracker) tcp(p *packet.Packet, now int64) {
 		t.finish(i, endTimeout, now)
 		return
 	}
-	side := sideUp
-	if fromA != f.clientIsA {
-		side = sideDown
-	}
+	side := f.side(src, dst)
 	d, o := &f.d[side], &f.d[1-side]
 	if p.Frag.Is {
 		d.frags++
@@ -141,7 +142,7 @@ func (t *Tracker) tcp(p *packet.Packet, now int64) {
 
 // open starts a flow for a packet of an unknown connection, or returns -1
 // when the packet starts nothing the tracker follows.
-func (t *Tracker) open(p *packet.Packet, k key, fromA bool, now int64) int32 {
+func (t *Tracker) open(p *packet.Packet, h uint64, now int64) int32 {
 	tc := &p.TCP
 	var clientIsSrc bool
 	switch {
@@ -161,13 +162,14 @@ func (t *Tracker) open(p *packet.Packet, k key, fromA bool, now int64) int32 {
 	if !t.watched(serverPort) {
 		return -1
 	}
-	i := t.alloc(k, now)
+	i := t.alloc(h, now)
 	if i < 0 {
 		return -1
 	}
 	f := t.at(i)
 	f.family = p.Family
 	src, dst := netip.AddrPortFrom(p.Src, tc.SrcPort), netip.AddrPortFrom(p.Dst, tc.DstPort)
+	fromA := firstEndpoint(src, dst)
 	if clientIsSrc {
 		f.client, f.server, f.clientIsA = src, dst, fromA
 	} else {

@@ -2,6 +2,8 @@ package flow
 
 import (
 	"bytes"
+	"encoding/binary"
+	"math/rand/v2"
 	"net/netip"
 	"time"
 
@@ -120,7 +122,11 @@ type Tracker struct {
 	ports   [1024]uint64 // bitmap of watched ports, empty when any port
 	anyPort bool
 
-	table map[key]int32
+	// table finds a flow by endpointsHash of its endpoints: the first
+	// slot of a chain linked by flow.hnext. nOpen counts the flows in it.
+	table map[uint64]int32
+	nOpen int
+	seed  uint64
 	// chunks hold the flows, n slots in all: allocated a chunk at a time
 	// as the table grows, never moved, reused through free.
 	chunks []*[chunk]flow
@@ -159,7 +165,8 @@ func NewTracker(cfg Config) *Tracker {
 		timeout: int64(cfg.HandshakeTimeout),
 		anyPort: len(cfg.Ports) == 0,
 		maxBufs: max(64, cfg.MaxFlows/8),
-		table:   make(map[key]int32, min(cfg.MaxFlows, 4096)),
+		table:   make(map[uint64]int32, min(cfg.MaxFlows, 4096)),
+		seed:    rand.Uint64(),
 		learned: make(map[netip.AddrPort]struct{}),
 		names:   make(map[string]string),
 	}
@@ -180,7 +187,7 @@ func (t *Tracker) watched(port uint16) bool {
 // Stats returns the counters so far.
 func (t *Tracker) Stats() Stats {
 	s := t.stats
-	s.Open = len(t.table)
+	s.Open = t.nOpen
 	s.Handshakes = make(map[diagnose.Outcome]uint64, len(outcomes))
 	for i, n := range t.outcomes {
 		if n > 0 {
@@ -267,21 +274,76 @@ func (t *Tracker) Flush(now time.Time) {
 	}
 }
 
-// key names a connection by its two endpoints, the smaller first, so both
-// directions find the same flow.
-type key struct {
-	a, b   [16]byte
-	pa, pb uint16
+// endpointsHash is the table's key for a pair of endpoints, the same
+// either way round: a uint64, which the map hashes on its fast path. An
+// address counts as As16 sees it (an IPv4 address and its IPv4-mapped
+// IPv6 form alike, zones ignored), as sameEndpoint does. The table's
+// random seed goes in before the mixing, so that no one can pick
+// endpoints whose keys collide (the chains would grow).
+func endpointsHash(seed uint64, a, b netip.AddrPort) uint64 {
+	return endpointHash(seed, a) + endpointHash(seed, b)
 }
 
-// makeKey returns the key of a packet from src to dst and whether src is
-// the key's first endpoint.
-func makeKey(src, dst netip.Addr, sp, dp uint16) (key, bool) {
-	s, d := src.As16(), dst.As16()
-	if c := bytes.Compare(s[:], d[:]); c < 0 || c == 0 && sp <= dp {
-		return key{a: s, b: d, pa: sp, pb: dp}, true
+func endpointHash(seed uint64, e netip.AddrPort) uint64 {
+	a := e.Addr().Unmap()
+	h := seed ^ uint64(e.Port())
+	if a.Is4() {
+		b := a.As4()
+		return mix64(h ^ uint64(binary.BigEndian.Uint32(b[:]))<<16)
 	}
-	return key{a: d, b: s, pa: dp, pb: sp}, false
+	b := a.As16()
+	return mix64(mix64(h^binary.BigEndian.Uint64(b[:8])) ^ binary.BigEndian.Uint64(b[8:]))
+}
+
+// mix64 is splitmix64's finaliser.
+func mix64(z uint64) uint64 {
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return z ^ z>>31
+}
+
+// sameEndpoint reports whether two endpoints are equal as As16 sees them.
+func sameEndpoint(a, b netip.AddrPort) bool {
+	if a == b {
+		return true
+	}
+	return a.Port() == b.Port() && a.Addr().As16() == b.Addr().As16()
+}
+
+// firstEndpoint reports whether src orders before dst (or equals it): the
+// smaller endpoint of a connection, whichever way a packet goes.
+func firstEndpoint(src, dst netip.AddrPort) bool {
+	s, d := src.Addr().As16(), dst.Addr().As16()
+	c := bytes.Compare(s[:], d[:])
+	return c < 0 || c == 0 && src.Port() <= dst.Port()
+}
+
+// side returns the side of the flow that sent a packet from src to dst.
+func (f *flow) side(src, dst netip.AddrPort) int {
+	if !sameEndpoint(src, dst) {
+		if sameEndpoint(src, f.client) {
+			return sideUp
+		}
+		return sideDown
+	}
+	// Both ends alike: the side the flow was opened from.
+	if f.clientIsA {
+		return sideUp
+	}
+	return sideDown
+}
+
+// lookup returns the slot of the flow between endpoints a and b.
+func (t *Tracker) lookup(h uint64, a, b netip.AddrPort) (int32, bool) {
+	i, ok := t.table[h]
+	for ok && i >= 0 {
+		f := t.at(i)
+		if sameEndpoint(f.client, a) && sameEndpoint(f.server, b) || sameEndpoint(f.client, b) && sameEndpoint(f.server, a) {
+			return i, true
+		}
+		i = f.hnext
+	}
+	return -1, false
 }
 
 // Lists of flows, by state.
@@ -332,8 +394,8 @@ func (t *Tracker) move(i int32, l uint8) {
 
 // alloc returns a cleared flow slot, evicting when the table is full, or
 // -1 when nothing can be evicted.
-func (t *Tracker) alloc(k key, now int64) int32 {
-	if len(t.table) >= t.cfg.MaxFlows {
+func (t *Tracker) alloc(h uint64, now int64) int32 {
+	if t.nOpen >= t.cfg.MaxFlows {
 		switch {
 		case t.lists[listDone].head >= 0:
 			t.release(t.lists[listDone].head)
@@ -361,8 +423,12 @@ func (t *Tracker) alloc(k key, now int64) int32 {
 	}
 	f := t.at(i)
 	f.reset()
-	f.key, f.first, f.start, f.last = k, now, now, now
-	t.table[k] = i
+	f.hash, f.first, f.start, f.last = h, now, now, now
+	if head, ok := t.table[h]; ok {
+		f.hnext = head
+	}
+	t.table[h] = i
+	t.nOpen++
 	return i
 }
 
@@ -371,9 +437,28 @@ func (t *Tracker) release(i int32) {
 	t.unlink(i)
 	f := t.at(i)
 	t.putBuf(f)
-	delete(t.table, f.key)
-	f.key = key{}
+	t.unhash(i, f)
 	t.free = append(t.free, i)
+}
+
+// unhash takes flow slot i out of the table.
+func (t *Tracker) unhash(i int32, f *flow) {
+	head := t.table[f.hash]
+	switch {
+	case head == i && f.hnext < 0:
+		delete(t.table, f.hash)
+	case head == i:
+		t.table[f.hash] = f.hnext
+	default:
+		for x := t.at(head); x.hnext >= 0; x = t.at(x.hnext) {
+			if x.hnext == i {
+				x.hnext = f.hnext
+				break
+			}
+		}
+	}
+	f.hash, f.hnext = 0, -1
+	t.nOpen--
 }
 
 // getBuf returns a hello buffer, or nil when maxBufs are out already.
@@ -417,8 +502,8 @@ func (t *Tracker) tooBig(p *packet.Packet) {
 	if !q.Valid || !q.Ports || q.Proto != packet.ProtoTCP {
 		return
 	}
-	k, fromA := makeKey(q.Src, q.Dst, q.SrcPort, q.DstPort)
-	i, ok := t.table[k]
+	src, dst := netip.AddrPortFrom(q.Src, q.SrcPort), netip.AddrPortFrom(q.Dst, q.DstPort)
+	i, ok := t.lookup(endpointsHash(t.seed, src, dst), src, dst)
 	if !ok {
 		return
 	}
@@ -428,10 +513,7 @@ func (t *Tracker) tooBig(p *packet.Packet) {
 	if p.ICMP.MTU > 0 && (f.tooBigMTU == 0 || p.ICMP.MTU < f.tooBigMTU) {
 		f.tooBigMTU = p.ICMP.MTU
 	}
-	side := sideUp
-	if fromA != f.clientIsA {
-		side = sideDown
-	}
+	side := f.side(src, dst)
 	if d := &f.d[side]; p.ICMP.MTU > 0 && (d.pmtu == 0 || p.ICMP.MTU < d.pmtu) {
 		d.pmtu = p.ICMP.MTU
 	}

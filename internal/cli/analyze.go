@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -94,9 +93,7 @@ func runAnalyze(g *globals, a analyzeArgs, args []string) error {
 		}
 	}
 	if a.json {
-		enc := json.NewEncoder(g.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
+		if err := res.WriteJSON(g.stdout); err != nil {
 			return withExit(ExitUsage, err)
 		}
 	} else {
