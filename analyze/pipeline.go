@@ -14,9 +14,7 @@ import (
 // The packets of a capture are read and decoded once, in batches, on one
 // goroutine, and go to two consumers on two more: the analyzer's flow
 // table (on the calling goroutine) and package flow's tracker. A batch
-// holds copies of its frames (or, from a source whose data outlives the
-// batches in flight, capture.Retainer, the frames themselves), so both
-// read the same decoded packets; a fixed number of batches of bounded size
+// holds copies of its frames, so both read the same decoded packets; a fixed number of batches of bounded size
 // circulate, so memory does not grow with the capture.
 
 const (
@@ -79,12 +77,6 @@ func pipeline(src capture.Source, st *Stats, tb *table, hs *tracked) (first, las
 // readBatches reads and decodes src into batches taken from free and
 // hands each full one to send.
 func readBatches(src capture.Source, st *Stats, free chan *batch, send func(*batch)) (first, last int64, err error) {
-	// The frames of every batch in flight, with their record headers,
-	// span less than this many bytes of the capture.
-	const inFlight = 2 * (batches + 2) * batchBytes
-	r, ok := src.(capture.Retainer)
-	noCopy := ok && r.RetainedBytes() >= inFlight
-	held := 0 // frame bytes of the batch being filled, when not copied
 	b := <-free
 	for {
 		data, ci, rerr := src.Next()
@@ -101,34 +93,24 @@ func readBatches(src capture.Source, st *Stats, free chan *batch, send func(*bat
 			first = t
 		}
 		last = max(last, t)
-		if len(b.pkts) == batchPackets || len(b.buf)+held+len(data) > cap(b.buf) && len(b.pkts) > 0 {
+		if len(b.pkts) == batchPackets || len(b.buf)+len(data) > cap(b.buf) && len(b.pkts) > 0 {
 			send(b)
-			b, held = <-free, 0
+			b = <-free
 		}
-		frame := data[:len(data):len(data)]
 		off := len(b.buf)
-		keep := noCopy && len(data) <= batchBytes
-		if keep {
-			held += len(data)
-		} else {
-			if len(data) > cap(b.buf) { // one frame larger than a batch: its own buffer
-				b.buf = make([]byte, 0, len(data))
-				off = 0
-			}
-			b.buf = append(b.buf, data...)
-			frame = b.buf[off : off+len(data) : off+len(data)]
+		if len(data) > cap(b.buf) { // one frame larger than a batch: its own buffer
+			b.buf = make([]byte, 0, len(data))
+			off = 0
 		}
+		b.buf = append(b.buf, data...)
+		frame := b.buf[off : off+len(data) : off+len(data)]
 		b.pkts = append(b.pkts, packet.Packet{})
 		p := &b.pkts[len(b.pkts)-1]
 		if derr := packet.Decode(ci.Link, frame, p); derr != nil {
 			st.Undecoded++
 			if !p.Transport {
 				b.pkts = b.pkts[:len(b.pkts)-1]
-				if keep {
-					held -= len(data)
-				} else {
-					b.buf = b.buf[:off]
-				}
+				b.buf = b.buf[:off]
 				continue
 			}
 		}

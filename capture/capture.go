@@ -47,13 +47,3 @@ type Source interface {
 	// Close releases the source.
 	Close() error
 }
-
-// Retainer is implemented by sources whose packet data stays valid after
-// later calls to Next (a file read through a mapping), as long as the
-// source is open and at most RetainedBytes bytes of capture were read
-// since the data was returned: a reader that hands packets on in bounded
-// batches need not copy them. RetainedBytes is 0 when the data is only
-// valid until the next call, as Next promises.
-type Retainer interface {
-	RetainedBytes() int
-}

@@ -57,7 +57,6 @@ type fileSource struct {
 	link    packet.LinkType // pcap: the file's link type
 	ng      *pcapgo.NgReader
 	ngLinks []packet.LinkType
-	mapped  []byte // the file, when it is read through a mapping
 	closed  bool
 	packets atomic.Uint64
 	bytes   atomic.Uint64
@@ -80,19 +79,6 @@ func OpenFile(path string) (Source, error) {
 
 func newFileSource(path string, f *os.File) (*fileSource, error) {
 	s := &fileSource{path: path, f: f}
-	if m := mapFile(f); m != nil {
-		if len(m) >= 4 && isPcapMagic(m[:4]) {
-			r, err := newMappedPcapReader(m)
-			if err != nil {
-				unmapFile(m)
-				return nil, &FileError{path, 0, err}
-			}
-			s.pcap, s.link, s.mapped = r, packet.LinkType(r.link), m
-			s.count = &countingReader{buffered: func() int { return len(m) - r.off }, n: int64(len(m))}
-			return s, nil
-		}
-		unmapFile(m)
-	}
 	br := bufio.NewReaderSize(f, 1<<16)
 	var in io.Reader = br
 	if head, _ := br.Peek(2); len(head) == 2 && head[0] == 0x1f && head[1] == 0x8b {
@@ -189,25 +175,12 @@ func (s *fileSource) readError(err error) error {
 	return &FileError{s.path, s.count.pos(), err}
 }
 
-// RetainedBytes implements Retainer: a mapped file's pages are dropped
-// only well behind the reading.
-func (s *fileSource) RetainedBytes() int {
-	if s.mapped != nil {
-		return mappedKeep
-	}
-	return 0
-}
-
 func (s *fileSource) Stats() Stats {
 	return Stats{Packets: s.packets.Load(), Bytes: s.bytes.Load()}
 }
 
 func (s *fileSource) Close() error {
 	s.closed = true
-	if s.mapped != nil {
-		unmapFile(s.mapped)
-		s.mapped = nil
-	}
 	if s.gz != nil {
 		s.gz.Close()
 	}

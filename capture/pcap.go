@@ -5,11 +5,8 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
-	"os"
 	"time"
 )
-
-var pageSize = os.Getpagesize()
 
 // pcapReader reads the records of a classic pcap file. It does what
 // pcapgo's Reader does (the same checks, errors and timestamps), with one
@@ -27,10 +24,6 @@ type pcapReader struct {
 	off, end  int // buf[off:end] is read and not yet handed out
 	eof       error
 	maxRecord int
-	// mapped says buf is the whole file, mapped (see mapFile); dropped is
-	// how much of it was handed back to the kernel.
-	mapped  bool
-	dropped int
 }
 
 // pcapBuffer is the reader's buffer size; it grows for a record larger
@@ -49,27 +42,6 @@ func newPcapReader(r io.Reader) (*pcapReader, error) {
 	p := &pcapReader{r: r, buf: make([]byte, pcapBuffer)}
 	return p, p.header(h[:])
 }
-
-// newMappedPcapReader reads a pcap file mapped whole: records are slices
-// of the mapping, never copied; the pages read are dropped from the
-// process as it goes, so its resident memory does not grow with the file.
-func newMappedPcapReader(m []byte) (*pcapReader, error) {
-	if len(m) < 24 {
-		return nil, io.ErrUnexpectedEOF
-	}
-	p := &pcapReader{buf: m, off: 24, end: len(m), eof: io.EOF, mapped: true}
-	return p, p.header(m[:24])
-}
-
-// mappedDrop is how much of a mapped file is read before its pages are
-// dropped; mappedKeep how far behind the next record a page must be to be
-// dropped (the data of the records read in that span stays valid: see
-// Retainer).
-// (Variables for the tests.)
-var (
-	mappedDrop = 4 << 20
-	mappedKeep = 16 << 20
-)
 
 func (p *pcapReader) header(h []byte) error {
 	switch magic := binary.LittleEndian.Uint32(h[0:4]); magic {
@@ -134,11 +106,6 @@ func (p *pcapReader) buffered() int { return p.end - p.off }
 // Errors are io.EOF at the end of the file, io.ErrUnexpectedEOF for a
 // file that ends inside a record, or a bad length.
 func (p *pcapReader) next() (data []byte, ts time.Time, capLen, length int, err error) {
-	if p.mapped && p.off-mappedKeep-p.dropped >= mappedDrop {
-		to := (p.off - mappedKeep) &^ (pageSize - 1)
-		dropMapped(p.buf[p.dropped:to])
-		p.dropped = to
-	}
 	if err = p.fill(16); err != nil {
 		if err == io.EOF && p.end > p.off {
 			err = io.ErrUnexpectedEOF
