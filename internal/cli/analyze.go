@@ -203,8 +203,13 @@ func writeAnalyzeHuman(w io.Writer, res *analyze.Result, color bool) {
 			for _, n := range notes {
 				note += ", " + n
 			}
+			// The packet's own way: server to client for a downstream loss.
+			from, to := l.Flow.Client, l.Flow.Server
+			if l.Direction == diagnose.Downstream {
+				from, to = to, from
+			}
 			fmt.Fprintf(w, "  %-10s %5d B  %s  %s -> %s  seq %d-%d  %s\n", l.Direction, l.IPSize,
-				l.Time.Format("15:04:05.000000"), l.Flow.Client, l.Flow.Server, l.Seq[0], l.Seq[1], note)
+				l.Time.Format("15:04:05.000000"), from, to, l.Seq[0], l.Seq[1], note)
 		}
 	}
 	if len(res.Findings) > 0 {
