@@ -29,6 +29,10 @@ type Diagnosis struct {
 	Fixes         []Fix     `json:"fixes"`
 
 	fragDirection Direction
+	// bracketTop is the largest size the path MTU may still have when it
+	// is only bracketed (passive evidence: smallest lost packet minus one)
+	// and the bracket is too wide for a number to be a fix; 0 otherwise.
+	bracketTop int
 }
 
 // Finding codes beyond the verdicts themselves.

@@ -22,20 +22,32 @@ func fixesFor(ev Evidence, d *Diagnosis) []Fix {
 		if v6 {
 			ipt, fam = "ip6tables", "ip6"
 		}
-		fixes = append(fixes, Fix{
-			Code: "clamp_mss", Where: "network",
-			Title: fmt.Sprintf("Clamp the TCP MSS to %d on the router or firewall in front of the small-MTU link (both directions)", mss),
-			Commands: []string{
-				fmt.Sprintf("nft add rule %s filter forward tcp flags syn tcp option maxseg size set %d", fam, mss),
-				fmt.Sprintf("%s -t mangle -A FORWARD -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --set-mss %d", ipt, mss),
-			},
-		})
-		fixes = append(fixes, allowICMP(v6))
-		fixes = append(fixes, Fix{
-			Code: "tunnel_mtu", Where: "network",
-			Title:    fmt.Sprintf("Set the MTU of the tunnel or overlay interface to %d so hosts learn it", d.PathMTU),
-			Commands: []string{fmt.Sprintf("ip link set dev TUNNEL mtu %d", d.PathMTU)},
-		})
+		if d.bracketTop > 0 {
+			// The size is not known well enough to write it down: clamp
+			// to the router's route MTU instead, and guess no tunnel MTU.
+			fixes = append(fixes, Fix{
+				Code: "clamp_mss", Where: "network",
+				Title: fmt.Sprintf("Clamp the TCP MSS to the route MTU on the router or firewall in front of the small-MTU link "+
+					"(both directions; the path MTU lies between %d and %d bytes)", d.PathMTU, d.bracketTop),
+				Commands: []string{
+					fmt.Sprintf("nft add rule %s filter forward tcp flags syn tcp option maxseg size set rt mtu", fam),
+					fmt.Sprintf("%s -t mangle -A FORWARD -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu", ipt),
+				},
+			}, allowICMP(v6))
+		} else {
+			fixes = append(fixes, Fix{
+				Code: "clamp_mss", Where: "network",
+				Title: fmt.Sprintf("Clamp the TCP MSS to %d on the router or firewall in front of the small-MTU link (both directions)", mss),
+				Commands: []string{
+					fmt.Sprintf("nft add rule %s filter forward tcp flags syn tcp option maxseg size set %d", fam, mss),
+					fmt.Sprintf("%s -t mangle -A FORWARD -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --set-mss %d", ipt, mss),
+				},
+			}, allowICMP(v6), Fix{
+				Code: "tunnel_mtu", Where: "network",
+				Title:    fmt.Sprintf("Set the MTU of the tunnel or overlay interface to %d so hosts learn it", d.PathMTU),
+				Commands: []string{fmt.Sprintf("ip link set dev TUNNEL mtu %d", d.PathMTU)},
+			})
+		}
 		if d.Direction == Downstream || d.Direction == Both {
 			fixes = append(fixes, Fix{
 				Code: "server_mtu_probing", Where: "server",
@@ -45,7 +57,16 @@ func fixesFor(ev Evidence, d *Diagnosis) []Fix {
 					"echo 'net.ipv4.tcp_mtu_probing = 1' > /etc/sysctl.d/60-mtu-probing.conf",
 				},
 			})
-			if seg := d.PathMTU - IPHeader(ev.Family); ev.FlightBytes > 0 && seg > 0 && ev.FlightBytes > seg {
+			switch seg := d.PathMTU - IPHeader(ev.Family); {
+			case ev.FlightBytes <= 0 || seg <= 0 || ev.FlightBytes <= seg:
+			case d.bracketTop > 0:
+				fixes = append(fixes, Fix{
+					Code: "shrink_server_flight", Where: "server",
+					Title: fmt.Sprintf("The server's first flight is %d bytes (several full-size segments): shrink the "+
+						"certificate chain (ECDSA keys, no root or cross-signed extras) so fewer large packets are needed",
+						ev.FlightBytes),
+				})
+			default:
 				fixes = append(fixes, Fix{
 					Code: "shrink_server_flight", Where: "server",
 					Title: fmt.Sprintf("The server's first flight is %d bytes (%d full segments at this path's MSS): shrink the "+

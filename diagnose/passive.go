@@ -52,6 +52,11 @@ type PassiveEvidence struct {
 // CodePassiveBracket is the finding that a passive bracket is wide.
 const CodePassiveBracket = "path_mtu_bracket"
 
+// maxFixBracket is the widest bracket, bytes, whose lower end is still
+// written into fixes as the MSS and tunnel MTU; a wider one would make
+// them needlessly small (a 530-byte MTU for a 1400-byte path).
+const maxFixBracket = 100
+
 // passiveMinFailures is how many failed handshakes with no completed one
 // make tls_failed or clienthello_split_intolerant: fewer is bad luck.
 const passiveMinFailures = 5
@@ -91,10 +96,11 @@ func Passive(p PassiveEvidence) (d Diagnosis) {
 			"handshakes": total, "completed": completed, "icmp_too_big": p.TooBig,
 			"mss": d.PathMTU - IPHeader(p.Family),
 		})
-		if lost := minPositive(p.UpLost, p.DownLost); lost-d.PathMTU > 100 {
+		if lost := minPositive(p.UpLost, p.DownLost); lost-d.PathMTU > maxFixBracket {
+			d.bracketTop = lost - 1
 			d.add(CodePassiveBracket, fmt.Sprintf("Passively the path MTU is only bracketed: between %d and %d bytes. "+
-				"The MSS and MTU below are the safe lower bound; the diagnostic page or mtuscope probe, run from this "+
-				"network, measures the exact size.", d.PathMTU, lost-1),
+				"The MSS clamp below follows the router's own route MTU, so it needs no number; the diagnostic page or "+
+				"mtuscope probe, run from this network, measures the exact size.", d.PathMTU, lost-1),
 				map[string]any{"lower": d.PathMTU, "upper": lost - 1})
 		}
 		if p.PQHellos > 0 && p.StalledUp > 0 {

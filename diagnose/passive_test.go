@@ -1,6 +1,9 @@
 package diagnose
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestPassive(t *testing.T) {
 	cases := []struct {
@@ -57,4 +60,50 @@ func hasFix(fs []Fix, code string) bool {
 		}
 	}
 	return false
+}
+
+// TestPassiveFixesFollowTheBracket: a narrow passive bracket gives fixes
+// with numbers; a wide one (only a 530-byte tail seen to pass) must not
+// turn its lower end into an MSS of 490 and a tunnel MTU of 530, but clamp
+// to the router's route MTU and name the bracket.
+func TestPassiveFixesFollowTheBracket(t *testing.T) {
+	base := PassiveEvidence{Family: 4, Outcomes: map[Outcome]int{StalledServerFlight: 20, Completed: 0}, StalledDown: 20,
+		Significant: true, FlightBytes: 3314}
+	commands := func(d Diagnosis) string {
+		var b strings.Builder
+		for _, f := range d.Fixes {
+			b.WriteString(f.Code + ": " + f.Title + "\n")
+			for _, c := range f.Commands {
+				b.WriteString("  " + c + "\n")
+			}
+		}
+		return b.String()
+	}
+
+	narrow := base
+	narrow.DownDelivered, narrow.DownLost = 1400, 1460
+	got := commands(Passive(narrow))
+	for _, want := range []string{"maxseg size set 1360", "--set-mss 1360", "ip link set dev TUNNEL mtu 1400", "(3 full segments at this path's MSS)"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("narrow bracket: no %q in\n%s", want, got)
+		}
+	}
+
+	wide := base
+	wide.DownDelivered, wide.DownLost = 530, 1500
+	d := Passive(wide)
+	got = commands(d)
+	for _, want := range []string{"maxseg size set rt mtu", "--clamp-mss-to-pmtu", "between 530 and 1499 bytes", "sysctl -w net.ipv4.tcp_mtu_probing=1", "(several full-size segments)"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("wide bracket: no %q in\n%s", want, got)
+		}
+	}
+	for _, bad := range []string{"490", "mtu 530", "tunnel_mtu"} {
+		if strings.Contains(got, bad) {
+			t.Errorf("wide bracket: %q in\n%s", bad, got)
+		}
+	}
+	if d.Verdict != VerdictBlackhole || d.PathMTU != 530 {
+		t.Errorf("wide bracket: %s %d", d.Verdict, d.PathMTU)
+	}
 }
