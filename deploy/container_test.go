@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mtuscope/mtuscope/internal/testnet"
+	"github.com/mtuscope/mtuscope/monitor/monitortest"
 )
 
 // podman runs podman on a storage of the test's own (vfs: no mounts left
@@ -28,11 +29,15 @@ func (p podman) cmd(ctx context.Context, args ...string) *exec.Cmd {
 	return exec.CommandContext(ctx, "podman", append(base, args...)...)
 }
 
+// run returns what podman (or the container) wrote on standard output.
 func (p podman) run(ctx context.Context, args ...string) string {
 	p.t.Helper()
-	out, err := p.cmd(ctx, args...).CombinedOutput()
+	var stderr bytes.Buffer
+	cmd := p.cmd(ctx, args...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		p.t.Fatalf("podman %s: %v\n%s", strings.Join(args, " "), err, out)
+		p.t.Fatalf("podman %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.Bytes())
 	}
 	return string(out)
 }
@@ -99,6 +104,32 @@ func TestContainerImage(t *testing.T) {
 	out := p.run(ctx, append(append([]string{"run", "--rm"}, runArgs...), tag, "version", "--json")...)
 	if err := json.Unmarshal([]byte(out), &v); err != nil || v.GoVersion == "" {
 		t.Fatalf("version in the container: %v\n%s", err, out)
+	}
+
+	// watch replays a capture in it with no privilege: three handshakes
+	// (SYN, SYN-ACK, ACK) that never send a ClientHello, from one client.
+	capDir := t.TempDir()
+	w := monitortest.NewPcapWriter(t, filepath.Join(capDir, "in.pcap"))
+	cli, srv := [4]byte{198, 51, 100, 2}, [4]byte{203, 0, 113, 10}
+	for i := range 3 {
+		ts := time.Date(2026, 11, 21, 3, 0, i, 0, time.UTC)
+		port := uint16(40000 + i)
+		w.TCP(t, ts, cli, srv, port, 443, 1000, 0, 0x02, nil)
+		w.TCP(t, ts.Add(time.Millisecond), srv, cli, 443, port, 5000, 1001, 0x12, nil)
+		w.TCP(t, ts.Add(2*time.Millisecond), cli, srv, port, 443, 1001, 5001, 0x10, nil)
+	}
+	w.Close(t)
+	os.Chmod(capDir, 0o755)
+	os.Chmod(filepath.Join(capDir, "in.pcap"), 0o644)
+	out = p.run(ctx, append(append([]string{"run", "--rm"}, runArgs...), "-v", capDir+":/in:ro", tag,
+		"watch", "--read", "/in/in.pcap", "--json", "--admin", "")...)
+	var doc struct {
+		Networks []struct {
+			Handshakes int `json:"handshakes"`
+		} `json:"networks"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil || len(doc.Networks) != 1 || doc.Networks[0].Handshakes != 3 {
+		t.Fatalf("watch --read in the container: %v\n%s", err, out)
 	}
 
 	// serve starts on its defaults with a volume for its data, writes its
