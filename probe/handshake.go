@@ -229,6 +229,27 @@ func tlsVersionName(v uint16) string {
 	return fmt.Sprintf("0x%04x", v)
 }
 
+// downloadFacts states what a download saw for the one classifier: herr
+// from crypto/tls's handshake, rerr from the HTTP exchange after it, and
+// whether a full-size segment arrived. Its small hello is taken to have
+// arrived; the answer counts as the flight, complete once a full-size
+// segment arrived or the server ended it. A failed handshake that did not
+// time out ends as crypto/tls saw it: an alert, or an error it words.
+func downloadFacts(herr, rerr error, fullSeg bool) diagnose.HandshakeFacts {
+	f := diagnose.HandshakeFacts{Connected: true, HelloSent: 1, HelloArrived: 1, HelloComplete: true}
+	switch {
+	case herr != nil && isTimeout(herr):
+		f.TimedOut = true
+	case herr != nil:
+		f.Alert, f.AlertName = true, herr.Error()
+	case fullSeg || !isTimeout(rerr):
+		f.FlightComplete = true
+	default:
+		f.TimedOut = true
+	}
+	return f
+}
+
 // dial opens a TCP connection to the run's address with TCP_MAXSEG mss,
 // within the run's politeness bounds; release frees its in-flight slot.
 func (r *runner) dial(ctx context.Context, mss int) (c net.Conn, err error) {
@@ -308,18 +329,18 @@ func (r *runner) download(ctx context.Context, mss int) (h Handshake) {
 		over += 12
 	}
 	h.UpSize, h.DownSize = 0, info.SndMSS+over
+	fullSeg := info.RcvMSS >= info.SndMSS && info.SndMSS > 0
+	h.Outcome, h.Detail = diagnose.ClassifyHandshake(downloadFacts(herr, rerr, fullSeg))
 	switch {
-	case herr != nil && isTimeout(herr):
-		h.Outcome, h.Down, h.Detail = diagnose.StalledServerFlight, diagnose.Failed, herr.Error()
-	case herr != nil:
-		h.Outcome, h.Detail = diagnose.Alert, herr.Error()
-	case info.RcvMSS >= info.SndMSS && info.SndMSS > 0:
-		h.Outcome, h.Down, h.DownSize = diagnose.Completed, diagnose.Passed, info.RcvMSS+over
+	case h.Outcome == diagnose.StalledServerFlight && herr != nil:
+		h.Down, h.Detail = diagnose.Failed, herr.Error()
+	case h.Outcome == diagnose.StalledServerFlight:
+		h.Down, h.Detail = diagnose.Failed, "the HTTP answer stalled before a full-size segment arrived"
+	case h.Outcome == diagnose.Completed && fullSeg:
+		h.Down, h.DownSize = diagnose.Passed, info.RcvMSS+over
 		h.Detail = strconv.FormatInt(n, 10) + " bytes of HTTP answer"
-	case isTimeout(rerr):
-		h.Outcome, h.Down, h.Detail = diagnose.StalledServerFlight, diagnose.Failed, "the HTTP answer stalled before a full-size segment arrived"
-	default:
-		h.Outcome, h.Detail = diagnose.Completed, fmt.Sprintf("the answer (%d bytes) never filled a full-size segment", n)
+	case h.Outcome == diagnose.Completed:
+		h.Detail = fmt.Sprintf("the answer (%d bytes) never filled a full-size segment", n)
 	}
 	return h
 }

@@ -100,26 +100,19 @@ func joinRung(fam int, br BrowserRung, session string, tlsConns, down []snapshot
 		uncertain = append(uncertain, "the server-first probes on this size disagree (one arrived, another was lost)")
 	}
 	best := bestTLS(cands, session)
+	t.Outcome, _ = diagnose.ClassifyHandshake(rungFacts(br, best))
 	switch {
 	case br.Hello == stepOK:
-		t.Outcome = diagnose.Completed
 	case best == nil:
-		t.Outcome = diagnose.ConnectFailed
 		if br.Hello == stepFail {
+			// The page's hello failed and the server saw nothing: the
+			// connection never opened, or its SYN was lost; the page
+			// waited out its timeout either way.
 			t.Outcome = diagnose.Timeout
 		}
 		t.Detail = "the server saw no connection on this rung"
-	case best.NotTLS:
-		t.Outcome = diagnose.NotTLS
-	case best.HelloHash == "" && best.HelloUnread:
-		t.Outcome = diagnose.Timeout
+	case !best.NotTLS && best.HelloHash == "" && best.HelloUnread:
 		t.Detail = "the server was too busy to read this ClientHello"
-	case best.HelloHash == "":
-		t.Outcome = diagnose.StalledClientHello
-	case !best.HandshakeDone:
-		t.Outcome = diagnose.StalledServerFlight
-	default:
-		t.Outcome = diagnose.Completed
 	}
 
 	// Upstream: the ClientHello (when it needed a full segment) and the upload.
@@ -196,6 +189,34 @@ func joinRung(fam int, br BrowserRung, session string, tlsConns, down []snapshot
 	}
 	rr.Server = keep
 	return rr
+}
+
+// rungFacts states what the page and the server saw of a rung's handshake
+// (best: the server's record of it, nil when it saw none) for the one
+// classifier. The server cannot see its flight arrive; a handshake it saw
+// through, or a hello step the page completed, means the flight arrived.
+func rungFacts(br BrowserRung, best *snapshot) diagnose.HandshakeFacts {
+	f := diagnose.HandshakeFacts{FlightComplete: br.Hello == stepOK}
+	if best == nil {
+		return f
+	}
+	f.Connected = true
+	f.HelloBytes = best.HelloExpected
+	f.HelloSent = max(best.HelloGot, 1) // the client sent a hello, or the start of one
+	f.HelloArrived = best.HelloGot
+	switch {
+	case best.NotTLS:
+		f.NotTLS = true
+	case best.HelloHash == "":
+		// The hello never arrived whole before the page gave up; a
+		// sniffer that stopped copying says nothing of a loss.
+		f.HelloLost, f.TimedOut = !best.HelloUnread, true
+	case !best.HandshakeDone:
+		f.HelloComplete, f.TimedOut = true, true
+	default:
+		f.HelloComplete, f.FlightComplete = true, true
+	}
+	return f
 }
 
 // tlsClass is how far an unfinished TLS connection got; "" when nothing
