@@ -55,7 +55,6 @@ type fileSource struct {
 	r       packetReader
 	link    packet.LinkType // pcap: the file's link type
 	ng      *pcapgo.NgReader
-	ngLinks []packet.LinkType
 	packets atomic.Uint64
 	bytes   atomic.Uint64
 }

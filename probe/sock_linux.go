@@ -95,16 +95,6 @@ func sockaddr(a netip.Addr, port int) unix.Sockaddr {
 	return &unix.SockaddrInet6{Port: port, Addr: a.As16()}
 }
 
-func addrOf(sa unix.Sockaddr) string {
-	switch s := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrFrom4(s.Addr).String()
-	case *unix.SockaddrInet6:
-		return netip.AddrFrom16(s.Addr).String()
-	}
-	return ""
-}
-
 // udpProbe sends one datagram making an IP packet of size bytes to a port
 // that should be closed, with Don't Fragment (IP_PMTUDISC_PROBE: set DF but
 // ignore the cached path MTU, as tracepath does) or allowed to fragment, and

@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
-	"log/slog"
 	"net"
 	"net/netip"
 	"time"
@@ -26,18 +25,17 @@ type echoServer struct {
 	ttl     time.Duration
 	lim     *limiter
 	metrics *metrics
-	log     *slog.Logger
 	now     func() time.Time
 }
 
-func newEchoServer(ctx context.Context, cfg EchoConfig, m *metrics, log *slog.Logger) (*echoServer, error) {
+func newEchoServer(ctx context.Context, cfg EchoConfig, m *metrics) (*echoServer, error) {
 	var lc net.ListenConfig
 	pc, err := lc.ListenPacket(ctx, "udp", cfg.Listen)
 	if err != nil {
 		return nil, err
 	}
 	e := &echoServer{conn: pc.(*net.UDPConn), ttl: cfg.TokenTTL, lim: newLimiter(cfg.PerSecond, cfg.Burst),
-		metrics: m, log: log, now: time.Now}
+		metrics: m, now: time.Now}
 	rand.Read(e.key[:])
 	return e, nil
 }

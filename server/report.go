@@ -6,7 +6,6 @@ import (
 	"encoding/base32"
 	"fmt"
 	htmltemplate "html/template"
-	"net/netip"
 	"sort"
 	"strings"
 	texttemplate "text/template"
@@ -414,10 +413,3 @@ func mark(r diagnose.Result) (string, string, string) {
 	return "not tested", "–", "untested"
 }
 
-// clientGroup names the client's network when no ASN is known.
-func clientGroup(ip netip.Addr, asnFound bool, asn uint32, prefix netip.Prefix) string {
-	if asnFound {
-		return fmt.Sprintf("AS%d", asn)
-	}
-	return strings.TrimSpace(prefix.String())
-}

@@ -189,7 +189,7 @@ func (s *Server) start(ctx context.Context) error {
 		return err
 	}
 	if s.cfg.Echo.Listen != "" {
-		e, err := newEchoServer(ctx, s.cfg.Echo, s.metrics, s.log)
+		e, err := newEchoServer(ctx, s.cfg.Echo, s.metrics)
 		if err != nil {
 			return fmt.Errorf("echo: %w", err)
 		}
@@ -323,18 +323,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		errs = append(errs, s.store.Close())
 	}
 	return errors.Join(errs...)
-}
-
-// Run starts the server and serves until ctx ends, then shuts down
-// gracefully.
-func (s *Server) Run(ctx context.Context) error {
-	if err := s.Start(ctx); err != nil {
-		return err
-	}
-	<-ctx.Done()
-	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	return s.Shutdown(sctx)
 }
 
 func (s *Server) sweeper() {
