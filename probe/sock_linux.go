@@ -7,64 +7,17 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"syscall"
 	"time"
 
 	"github.com/mtuscope/mtuscope/packet"
+	"github.com/mtuscope/mtuscope/sockopt"
 	"golang.org/x/sys/unix"
 )
 
 // supported reports whether this OS has the socket options the tests need.
 const supported = true
-
-// dialControl returns a net.Dialer Control hook that sets TCP_MAXSEG before
-// connect, which lowers both the MSS this host advertises and the one it
-// sends with; 0 leaves the MSS alone.
-func dialControl(mss int) func(network, address string, c syscall.RawConn) error {
-	return func(_, _ string, c syscall.RawConn) error {
-		if mss <= 0 {
-			return nil
-		}
-		var serr error
-		err := c.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_MAXSEG, mss)
-		})
-		if err != nil {
-			return err
-		}
-		if serr != nil {
-			return fmt.Errorf("setsockopt TCP_MAXSEG %d: %w", mss, serr)
-		}
-		return nil
-	}
-}
-
-// readTCPInfo returns the kernel's view of a TCP connection.
-func readTCPInfo(c net.Conn) (tcpInfo, error) {
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
-		return tcpInfo{}, errors.New("not a TCP connection")
-	}
-	rc, err := tc.SyscallConn()
-	if err != nil {
-		return tcpInfo{}, err
-	}
-	var ti *unix.TCPInfo
-	var gerr error
-	if err := rc.Control(func(fd uintptr) { ti, gerr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO) }); err != nil {
-		return tcpInfo{}, err
-	}
-	if gerr != nil {
-		return tcpInfo{}, gerr
-	}
-	return tcpInfo{
-		SndMSS: int(ti.Snd_mss), RcvMSS: int(ti.Rcv_mss), Unacked: int(ti.Unacked),
-		Retrans: int(ti.Total_retrans), PMTU: int(ti.Pmtu), RTT: time.Duration(ti.Rtt) * time.Microsecond,
-		Timestamps: ti.Options&1 != 0, // TCPI_OPT_TIMESTAMPS,
-	}, nil
-}
 
 // routeMTU returns the MTU of the route towards addr, as the kernel knows it
 // now (the interface MTU, or a path MTU it learned from ICMP).
@@ -104,17 +57,9 @@ func sockaddr(a netip.Addr, port int) unix.Sockaddr {
 // it cannot be the server's ICMP rate limit (see udpPacer).
 func udpProbe(ctx context.Context, addr netip.Addr, port, size int, df bool, timeout time.Duration, pacer *udpPacer) udpAnswer {
 	fam, lvl := unix.AF_INET, unix.IPPROTO_IP
-	disc, recverr, hdr := unix.IP_MTU_DISCOVER, unix.IP_RECVERR, packet.IPv4HeaderLen+packet.UDPHeaderLen
-	mode := unix.IP_PMTUDISC_PROBE
-	if !df {
-		mode = unix.IP_PMTUDISC_DONT
-	}
+	recverr, hdr := unix.IP_RECVERR, packet.IPv4HeaderLen+packet.UDPHeaderLen
 	if addr.Is6() {
-		fam, lvl, disc, recverr, hdr = unix.AF_INET6, unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_RECVERR, packet.IPv6HeaderLen+packet.UDPHeaderLen
-		mode = unix.IPV6_PMTUDISC_PROBE
-		if !df {
-			mode = unix.IPV6_PMTUDISC_DONT
-		}
+		fam, lvl, recverr, hdr = unix.AF_INET6, unix.IPPROTO_IPV6, unix.IPV6_RECVERR, packet.IPv6HeaderLen+packet.UDPHeaderLen
 	}
 	ans := udpAnswer{Answer: "none"}
 	fd, err := unix.Socket(fam, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
@@ -123,7 +68,7 @@ func udpProbe(ctx context.Context, addr netip.Addr, port, size int, df bool, tim
 		return ans
 	}
 	defer unix.Close(fd)
-	if err := unix.SetsockoptInt(fd, lvl, disc, mode); err != nil {
+	if err := sockopt.SetDontFragmentFD(fd, addr.Is6(), df); err != nil {
 		ans.Err = fmt.Errorf("set PMTU discovery mode: %w", err)
 		return ans
 	}

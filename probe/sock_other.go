@@ -5,19 +5,13 @@ package probe
 import (
 	"context"
 	"errors"
-	"net"
 	"net/netip"
-	"syscall"
 	"time"
 )
 
 const supported = false
 
 var errUnsupported = errors.New("not supported on this OS")
-
-func dialControl(int) func(string, string, syscall.RawConn) error { return nil }
-
-func readTCPInfo(net.Conn) (tcpInfo, error) { return tcpInfo{}, errUnsupported }
 
 func routeMTU(netip.Addr) (int, error) { return 0, errUnsupported }
 

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/mtuscope/mtuscope/sockopt"
 	"golang.org/x/sys/unix"
 )
 
@@ -140,24 +141,15 @@ func udpOrdered(ctx context.Context, addr netip.Addr, port int, sizes []int, df 
 // (ignoring the cached path MTU) or allowed to fragment, with its ICMP
 // errors on the error queue.
 func udpSocket(addr netip.Addr, port int, df bool) (int, error) {
-	fam, lvl := unix.AF_INET, unix.IPPROTO_IP
-	disc, recverr := unix.IP_MTU_DISCOVER, unix.IP_RECVERR
-	mode := unix.IP_PMTUDISC_PROBE
-	if !df {
-		mode = unix.IP_PMTUDISC_DONT
-	}
+	fam, lvl, recverr := unix.AF_INET, unix.IPPROTO_IP, unix.IP_RECVERR
 	if addr.Is6() {
-		fam, lvl, disc, recverr = unix.AF_INET6, unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_RECVERR
-		mode = unix.IPV6_PMTUDISC_PROBE
-		if !df {
-			mode = unix.IPV6_PMTUDISC_DONT
-		}
+		fam, lvl, recverr = unix.AF_INET6, unix.IPPROTO_IPV6, unix.IPV6_RECVERR
 	}
 	fd, err := unix.Socket(fam, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
 		return -1, err
 	}
-	if err := unix.SetsockoptInt(fd, lvl, disc, mode); err != nil {
+	if err := sockopt.SetDontFragmentFD(fd, addr.Is6(), df); err != nil {
 		unix.Close(fd)
 		return -1, err
 	}

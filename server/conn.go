@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/mtuscope/mtuscope/sockopt"
 )
 
 // Listener kinds: what a listener is for, which decides what its
@@ -85,7 +87,7 @@ func (r *connRecord) snapshot() snapshot {
 	}
 	r.mu.Unlock()
 	if !s.Closed {
-		if ti, err := tcpInfo(r.raw); err == nil {
+		if ti, err := sockopt.ReadTCPInfo(r.raw); err == nil {
 			s.Info = ti
 		}
 	}
@@ -154,7 +156,7 @@ func (c *evConn) Write(p []byte) (int, error) {
 // Close keeps the connection's last TCP_INFO, then closes it.
 func (c *evConn) Close() error {
 	c.closeOnce.Do(func() {
-		ti, err := tcpInfo(c.rec.raw)
+		ti, err := sockopt.ReadTCPInfo(c.rec.raw)
 		c.rec.mu.Lock()
 		if err == nil {
 			c.rec.final = ti

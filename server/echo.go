@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mtuscope/mtuscope/server/echowire"
+	"github.com/mtuscope/mtuscope/sockopt"
 )
 
 // echoServer answers probe's UDP datagrams, but only from a source address
@@ -85,7 +86,7 @@ func (e *echoServer) serve() {
 	buf := make([]byte, 65536)
 	out := make([]byte, 0, 65536)
 	lastDF := false
-	if raw, err := e.conn.SyscallConn(); err == nil && setDF(raw, true) == nil {
+	if raw, err := e.conn.SyscallConn(); err == nil && sockopt.SetDontFragment(raw, true) == nil {
 		lastDF = true
 	}
 	for {
@@ -112,7 +113,7 @@ func (e *echoServer) serve() {
 			continue
 		}
 		if df := req.Flags&echowire.FlagFragment == 0; df != lastDF {
-			if raw, err := e.conn.SyscallConn(); err == nil && setDF(raw, df) == nil {
+			if raw, err := e.conn.SyscallConn(); err == nil && sockopt.SetDontFragment(raw, df) == nil {
 				lastDF = df
 			}
 		}

@@ -117,7 +117,7 @@ func joinRung(fam int, br BrowserRung, session string, tlsConns, down []snapshot
 
 	// Upstream: the ClientHello (when it needed a full segment) and the upload.
 	if best != nil {
-		seg := size - hdr - best.Info.optionBytes()
+		seg := size - hdr - best.Info.OptionBytes()
 		switch {
 		case best.HelloHash != "" && best.HelloRecords > seg:
 			t.Up = diagnose.Passed
@@ -126,7 +126,7 @@ func joinRung(fam int, br BrowserRung, session string, tlsConns, down []snapshot
 			t.Detail = "the ClientHello did not arrive whole"
 		}
 		if rcv := best.Info.RcvMSS; best.HandshakeDone && rcv >= minObservedMSS {
-			if obs := rcv + hdr + best.Info.optionBytes(); obs < t.UpSize {
+			if obs := rcv + hdr + best.Info.OptionBytes(); obs < t.UpSize {
 				t.UpSize = obs // the client's kernel learned a smaller path MTU
 			}
 		}
@@ -145,7 +145,7 @@ func joinRung(fam int, br BrowserRung, session string, tlsConns, down []snapshot
 		t.Down = diagnose.Failed
 	}
 	if best != nil && t.Down != diagnose.Passed {
-		seg := size - hdr - best.Info.optionBytes()
+		seg := size - hdr - best.Info.OptionBytes()
 		switch {
 		case best.HandshakeDone && best.FlightBytes > int64(seg):
 			t.Down = diagnose.Passed

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mtuscope/mtuscope/diagnose"
+	"github.com/mtuscope/mtuscope/sockopt"
 )
 
 // The refinement round makes the page exact to the byte. The first round's
@@ -287,12 +288,12 @@ func (s *Server) exactProbe(c *evConn, sess *session, fam int, sizes []int) {
 	if queueKey(c.rec.Client.Addr()) != queueKey(sess.IP) && familyOf(c.rec.Client.Addr()) == sess.Family {
 		return
 	}
-	ti, err := tcpInfo(c.rec.raw)
+	ti, err := sockopt.ReadTCPInfo(c.rec.raw)
 	if err != nil || ti.SndMSS <= 0 {
 		return
 	}
 	c.SetDeadline(time.Now().Add(20 * time.Second))
-	hdr, opt := diagnose.IPHeader(fam), ti.optionBytes()
+	hdr, opt := diagnose.IPHeader(fam), ti.OptionBytes()
 	first := make([]byte, 64)
 	copy(first, exactRecordHeader)
 	n, err := c.Conn.Write(first)

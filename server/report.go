@@ -412,4 +412,3 @@ func mark(r diagnose.Result) (string, string, string) {
 	}
 	return "not tested", "–", "untested"
 }
-

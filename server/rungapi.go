@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mtuscope/mtuscope/sockopt"
 )
 
 // rungHandler serves the rung listeners: the page's three steps, whoami
@@ -198,7 +200,7 @@ func (s *Server) downProbe(c *evConn) {
 	default:
 		return
 	}
-	ti, err := tcpInfo(c.rec.raw)
+	ti, err := sockopt.ReadTCPInfo(c.rec.raw)
 	if err != nil || ti.SndMSS <= 0 {
 		return
 	}

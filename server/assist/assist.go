@@ -21,7 +21,12 @@ import (
 
 	"github.com/mtuscope/mtuscope/diagnose"
 	"github.com/mtuscope/mtuscope/probe"
+	"github.com/mtuscope/mtuscope/sockopt"
 )
+
+// smallMSS is the MSS of the assistant's own HTTPS connections: small
+// enough that they cross the very black hole the probe looks for.
+const smallMSS = 1200
 
 // Client talks to one mtuscope server.
 type Client struct {
@@ -57,7 +62,7 @@ var ErrNotMtuscope = errors.New("not an mtuscope server")
 // the things the probe is there to find) presents its own.
 func Detect(ctx context.Context, base string, dial func(context.Context, string, string) (net.Conn, error)) (*Client, error) {
 	if dial == nil {
-		dial = (&net.Dialer{Control: dialControl}).DialContext
+		dial = (&net.Dialer{Control: sockopt.MaxSegControl(smallMSS)}).DialContext
 	}
 	c := &Client{Base: strings.TrimSuffix(base, "/"), Dial: dial}
 	// A small ClientHello and a small MSS: this channel must work across
@@ -147,7 +152,7 @@ func Submit(ctx context.Context, base, target string, evidence []diagnose.Eviden
 	}
 	c := &Client{Base: strings.TrimSuffix(base, "/")}
 	c.http = &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
-		DialContext:     (&net.Dialer{Control: dialControl}).DialContext,
+		DialContext:     (&net.Dialer{Control: sockopt.MaxSegControl(smallMSS)}).DialContext,
 		TLSClientConfig: &tls.Config{CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP256}},
 	}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Base+"/api/v1/reports", strings.NewReader(string(body)))

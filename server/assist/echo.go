@@ -3,6 +3,7 @@ package assist
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/mtuscope/mtuscope/probe"
 	"github.com/mtuscope/mtuscope/server/echowire"
+	"github.com/mtuscope/mtuscope/sockopt"
 )
 
 // udpToken returns a token for the echo, fetched over HTTPS (which proves
@@ -63,8 +65,12 @@ func (c *Client) UDPEcho(ctx context.Context, size int, fragment bool) (probe.UD
 		hdr = 48
 	}
 	if sc, ok := conn.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
-			setDF(raw, !fragment)
+		raw, err := sc.SyscallConn()
+		if err == nil {
+			err = sockopt.SetDontFragment(raw, !fragment)
+		}
+		if err != nil {
+			return res, fmt.Errorf("udp echo: %w", err)
 		}
 	}
 	payload := size - hdr
