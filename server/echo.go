@@ -12,7 +12,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/mtuscope/mtuscope/server/echowire"
+	"github.com/mtuscope/mtuscope/api/echowire"
 	"github.com/mtuscope/mtuscope/sockopt"
 )
 

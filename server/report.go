@@ -11,6 +11,7 @@ import (
 	texttemplate "text/template"
 	"time"
 
+	"github.com/mtuscope/mtuscope/api"
 	"github.com/mtuscope/mtuscope/diagnose"
 	"github.com/mtuscope/mtuscope/web"
 )
@@ -238,7 +239,7 @@ var fixNotes = map[string]string{
 var pageHiddenFixes = map[string]bool{"go_disable_mlkem": true, "shrink_server_flight": true}
 
 func (t *templates) view(rep *Report, base string) (*reportView, error) {
-	v := &reportView{R: rep, Primary: rep.Primary(), Link: base + "/r/" + rep.ID}
+	v := &reportView{R: rep, Primary: rep.Primary(), Link: base + api.ReportPagePath + rep.ID}
 	if p := v.Primary; p != nil {
 		v.Title = verdictTitles[p.Diagnosis.Verdict]
 		v.Summary = summaryText(p.Diagnosis)

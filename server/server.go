@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mtuscope/mtuscope/api"
 	"github.com/mtuscope/mtuscope/asn"
 	"github.com/mtuscope/mtuscope/store"
 )
@@ -63,12 +64,7 @@ type Server struct {
 }
 
 // rung is one rung's listeners, once bound.
-type rung struct {
-	MSS      int    `json:"mss"`
-	Host     string `json:"host,omitempty"` // address mode: the rung's own address
-	Port     int    `json:"port"`
-	DownPort int    `json:"down_port,omitempty"`
-}
+type rung = api.Rung
 
 // New checks cfg, opens the report store, the ASN database (when there is
 // one) and the certificates. It binds nothing yet.

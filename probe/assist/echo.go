@@ -10,8 +10,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mtuscope/mtuscope/api"
+	"github.com/mtuscope/mtuscope/api/echowire"
 	"github.com/mtuscope/mtuscope/probe"
-	"github.com/mtuscope/mtuscope/server/echowire"
 	"github.com/mtuscope/mtuscope/sockopt"
 )
 
@@ -23,10 +24,7 @@ func (c *Client) udpToken(ctx context.Context) (string, error) {
 	if c.token != "" && time.Until(c.tokenExp) > 30*time.Second {
 		return c.token, nil
 	}
-	var t struct {
-		Token   string    `json:"token"`
-		Expires time.Time `json:"expires"`
-	}
+	var t api.UDPToken
 	if c.Caps.EchoToken == "" {
 		return "", errors.New("the server runs no UDP echo")
 	}
