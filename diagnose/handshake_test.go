@@ -60,3 +60,22 @@ func TestClassifyHandshake(t *testing.T) {
 		})
 	}
 }
+
+// TestVerdicts checks the exported list against DESIGN.md's vocabulary.
+func TestVerdicts(t *testing.T) {
+	want := []Verdict{"ok", "pmtu_reduced", "pmtud_blackhole", "fragments_dropped", "clienthello_split_intolerant",
+		"tls_intercepted", "tls_failed", "tcp_unreachable", "inconclusive"}
+	got := Verdicts()
+	if len(got) != len(want) {
+		t.Fatalf("Verdicts() = %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("Verdicts()[%d] = %s, want %s", i, got[i], want[i])
+		}
+	}
+	got[0] = "changed"
+	if Verdicts()[0] != VerdictOK {
+		t.Error("Verdicts shares its slice with callers")
+	}
+}

@@ -20,6 +20,13 @@ const (
 	VerdictInconclusive     Verdict = "inconclusive"
 )
 
+// Verdicts returns every verdict, in DESIGN.md's order (a new slice each
+// call).
+func Verdicts() []Verdict {
+	return []Verdict{VerdictOK, VerdictPMTUReduced, VerdictBlackhole, VerdictFragmentsDropped, VerdictSplitIntolerant,
+		VerdictTLSIntercepted, VerdictTLSFailed, VerdictTCPUnreachable, VerdictInconclusive}
+}
+
 // Problem reports whether the verdict calls for action: everything except
 // ok and pmtu_reduced (a smaller path MTU that PMTUD or clamping copes with).
 func (v Verdict) Problem() bool { return v != VerdictOK && v != VerdictPMTUReduced }

@@ -85,15 +85,15 @@ type Report struct {
 
 // UDPTest is one UDP probe to a closed port.
 type UDPTest struct {
-	Size     int           `json:"size"`
-	DF       bool          `json:"df"`
-	Port     int           `json:"port"`
-	Answer   string        `json:"answer"`
-	Copies   int           `json:"copies"`
-	MTU      int           `json:"mtu,omitempty"`
-	From     string        `json:"from,omitempty"`
-	Error    string        `json:"error,omitempty"`
-	Duration time.Duration `json:"-"`
+	Size     int                     `json:"size"`
+	DF       bool                    `json:"df"`
+	Port     int                     `json:"port"`
+	Answer   diagnose.DatagramAnswer `json:"answer"`
+	Copies   int                     `json:"copies"`
+	MTU      int                     `json:"mtu,omitempty"`
+	From     string                  `json:"from,omitempty"`
+	Error    string                  `json:"error,omitempty"`
+	Duration time.Duration           `json:"-"`
 }
 
 // EchoTest is one ICMP echo request and whether its reply came.

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mtuscope/mtuscope/diagnose"
 	"github.com/mtuscope/mtuscope/packet"
 	"github.com/mtuscope/mtuscope/sockopt"
 	"golang.org/x/sys/unix"
@@ -61,7 +62,7 @@ func udpProbe(ctx context.Context, addr netip.Addr, port, size int, df bool, tim
 	if addr.Is6() {
 		fam, lvl, recverr, hdr = unix.AF_INET6, unix.IPPROTO_IPV6, unix.IPV6_RECVERR, packet.IPv6HeaderLen+packet.UDPHeaderLen
 	}
-	ans := udpAnswer{Answer: "none"}
+	ans := udpAnswer{Answer: diagnose.AnswerNone}
 	fd, err := unix.Socket(fam, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
 		ans.Err = err
@@ -95,7 +96,7 @@ func udpProbe(ctx context.Context, addr netip.Addr, port, size int, df bool, tim
 		for i := 0; i < n; i++ {
 			if err := unix.Send(fd, payload, 0); err != nil {
 				if errors.Is(err, unix.EMSGSIZE) {
-					ans.Answer, ans.LocalTooBig = "local_emsgsize", true
+					ans.Answer, ans.LocalTooBig = diagnose.AnswerLocalEMSGSIZE, true
 					mtu, _ := unix.GetsockoptInt(fd, lvl, map[int]int{unix.AF_INET: unix.IP_MTU, unix.AF_INET6: unix.IPV6_MTU}[fam])
 					ans.MTU = mtu
 					return ans
@@ -125,13 +126,13 @@ func udpProbe(ctx context.Context, addr netip.Addr, port, size int, df bool, tim
 				return ans
 			}
 			if readErrQueue(fd, &ans) {
-				if ans.Answer == "frag_needed" && !df {
+				if ans.Answer == diagnose.AnswerFragNeeded && !df {
 					// The kernel now knows the smaller MTU and fragments
 					// the next copy to fit: send it.
 					refrag = true
 					continue
 				}
-				if ans.Answer == "port_unreachable" {
+				if ans.Answer == diagnose.AnswerPortUnreachable {
 					pacer.answered(time.Now())
 				}
 				return ans
@@ -191,11 +192,11 @@ func readErrQueue(fd int, ans *udpAnswer) bool {
 		}
 		switch syscall.Errno(ee.Errno) {
 		case unix.ECONNREFUSED:
-			ans.Answer = "port_unreachable"
+			ans.Answer = diagnose.AnswerPortUnreachable
 		case unix.EMSGSIZE:
-			ans.Answer, ans.MTU = "frag_needed", int(ee.Info)
+			ans.Answer, ans.MTU = diagnose.AnswerFragNeeded, int(ee.Info)
 		default:
-			ans.Answer = "icmp_error"
+			ans.Answer = diagnose.AnswerICMPError
 			ans.ICMPType, ans.ICMPCode = int(ee.Type), int(ee.Code)
 		}
 		return true

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/mtuscope/mtuscope/diagnose"
 	"github.com/mtuscope/mtuscope/sockopt"
 	"golang.org/x/sys/unix"
 )
@@ -46,7 +47,7 @@ func udpOrdered(ctx context.Context, addr netip.Addr, port int, sizes []int, df 
 		}
 	}()
 	for i := range sizes {
-		answers[i] = udpAnswer{Answer: "none"}
+		answers[i] = udpAnswer{Answer: diagnose.AnswerNone}
 		fd, err := udpSocket(addr, port, df[i])
 		if err != nil {
 			answers[i].Err = err
@@ -54,7 +55,7 @@ func udpOrdered(ctx context.Context, addr netip.Addr, port int, sizes []int, df 
 		}
 		fds[i] = fd
 	}
-	ctlAns := udpAnswer{Answer: "none"}
+	ctlAns := udpAnswer{Answer: diagnose.AnswerNone}
 	ctl, err := udpSocket(addr, port, true)
 	if err != nil {
 		ctlAns.Err = err
@@ -67,7 +68,9 @@ func udpOrdered(ctx context.Context, addr netip.Addr, port int, sizes []int, df 
 	}
 	control := make([]byte, 128-hdr)
 	copy(control, "mtuscope control: please ignore")
-	open := func(i int) bool { return fds[i] >= 0 && answers[i].Answer == "none" && answers[i].Err == nil }
+	open := func(i int) bool {
+		return fds[i] >= 0 && answers[i].Answer == diagnose.AnswerNone && answers[i].Err == nil
+	}
 	for round := 0; round < 2 && ctx.Err() == nil; round++ {
 		waiting := 0
 		for i, size := range sizes {
@@ -78,7 +81,7 @@ func udpOrdered(ctx context.Context, addr netip.Addr, port int, sizes []int, df 
 			copy(payload, "mtuscope probe: please ignore")
 			if err := unix.Send(fds[i], payload, 0); err != nil {
 				if errors.Is(err, unix.EMSGSIZE) {
-					answers[i].Answer, answers[i].LocalTooBig = "local_emsgsize", true
+					answers[i].Answer, answers[i].LocalTooBig = diagnose.AnswerLocalEMSGSIZE, true
 					continue
 				}
 				answers[i].Err = err
@@ -94,7 +97,7 @@ func udpOrdered(ctx context.Context, addr netip.Addr, port int, sizes []int, df 
 			break
 		}
 		ctlAns.Sent++
-		ctlAns.Answer = "none"
+		ctlAns.Answer = diagnose.AnswerNone
 		var answeredAt time.Time
 		end := time.Now().Add(timeout)
 		for time.Now().Before(end) && ctx.Err() == nil {
@@ -109,12 +112,12 @@ func udpOrdered(ctx context.Context, addr netip.Addr, port int, sizes []int, df 
 				return answers, proven, ctlAns
 			}
 			for i, fd := range fds {
-				if fd >= 0 && answers[i].Answer == "none" {
+				if fd >= 0 && answers[i].Answer == diagnose.AnswerNone {
 					readErrQueue(fd, &answers[i])
 				}
 			}
 			if answeredAt.IsZero() && readErrQueue(ctl, &ctlAns) {
-				if ctlAns.Answer != "port_unreachable" {
+				if ctlAns.Answer != diagnose.AnswerPortUnreachable {
 					return answers, proven, ctlAns // not a closed port answering: no proof this way
 				}
 				answeredAt = time.Now()
@@ -126,7 +129,7 @@ func udpOrdered(ctx context.Context, addr netip.Addr, port int, sizes []int, df 
 			break // no token for the control either: the slow way decides
 		}
 		for i := range sizes {
-			if answers[i].Answer == "port_unreachable" {
+			if answers[i].Answer == diagnose.AnswerPortUnreachable {
 				pacer.answered(answeredAt)
 			}
 			if open(i) {

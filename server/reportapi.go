@@ -207,9 +207,7 @@ func (s *Server) operatorPage(w http.ResponseWriter, r *http.Request) {
 		var sum []store.ASNSummary
 		if sum, err = s.store.Summary(r.Context(), store.Filter{Since: f.Since, Until: f.Until, Verdict: f.Verdict, ASN: f.ASN}); err == nil {
 			var verdicts []string
-			for _, v := range []diagnose.Verdict{diagnose.VerdictOK, diagnose.VerdictPMTUReduced, diagnose.VerdictBlackhole,
-				diagnose.VerdictFragmentsDropped, diagnose.VerdictSplitIntolerant, diagnose.VerdictTLSIntercepted,
-				diagnose.VerdictTLSFailed, diagnose.VerdictTCPUnreachable, diagnose.VerdictInconclusive} {
+			for _, v := range diagnose.Verdicts() {
 				verdicts = append(verdicts, string(v))
 			}
 			since := ""
