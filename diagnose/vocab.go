@@ -4,6 +4,8 @@
 // the analyzer all fill the same Evidence and share this vocabulary.
 package diagnose
 
+import "github.com/mtuscope/mtuscope/packet"
+
 // Verdict is the one-word conclusion about a path.
 type Verdict string
 
@@ -74,7 +76,7 @@ const (
 // the packet size for family 4 or 6 (40 or 60).
 func IPHeader(family int) int {
 	if family == 6 {
-		return 60
+		return packet.IPv6HeaderLen + packet.TCPHeaderLen
 	}
-	return 40
+	return packet.IPv4HeaderLen + packet.TCPHeaderLen
 }

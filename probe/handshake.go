@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mtuscope/mtuscope/diagnose"
+	"github.com/mtuscope/mtuscope/packet"
 	"github.com/mtuscope/mtuscope/tlswire"
 )
 
@@ -139,11 +140,11 @@ func (r *runner) classify(h *Handshake, info tcpInfo, f *tlswire.Flight, ferr, r
 	}
 	over := diagnose.IPHeader(r.family)
 	if info.Timestamps {
-		over += 12
+		over += packet.TCPTimestampsLen
 	}
 	seg := info.SndMSS
 	if seg == 0 {
-		seg = max(h.MSS-12, 0)
+		seg = max(h.MSS-packet.TCPTimestampsLen, 0) // as if timestamps were on
 	}
 	h.UpSize = min(h.HelloBytes, seg) + over
 	h.DownSize = seg + over
@@ -326,7 +327,7 @@ func (r *runner) download(ctx context.Context, mss int) (h Handshake) {
 	h.SndMSS, h.RcvMSS, h.Unacked, h.FlightBytes = info.SndMSS, info.RcvMSS, info.Unacked, int(n)
 	over := diagnose.IPHeader(r.family)
 	if info.Timestamps {
-		over += 12
+		over += packet.TCPTimestampsLen
 	}
 	h.UpSize, h.DownSize = 0, info.SndMSS+over
 	fullSeg := info.RcvMSS >= info.SndMSS && info.SndMSS > 0

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mtuscope/mtuscope/diagnose"
+	"github.com/mtuscope/mtuscope/packet"
 	"github.com/mtuscope/mtuscope/tlswire"
 )
 
@@ -401,7 +402,7 @@ func (r *runner) connectAll(ctx context.Context, addrs []netip.Addr) []AddressCh
 				}
 				c.SndMSS = info.SndMSS
 				if info.Timestamps {
-					c.SndMSS += 12 // the MSS as in the SYN, options not counted
+					c.SndMSS += packet.TCPTimestampsLen // the MSS as in the SYN, options not counted
 				}
 			}
 			conn.Close()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mtuscope/mtuscope/diagnose"
+	"github.com/mtuscope/mtuscope/packet"
 	"github.com/mtuscope/mtuscope/sockopt"
 	"golang.org/x/sys/unix"
 )
@@ -62,9 +63,9 @@ func udpOrdered(ctx context.Context, addr netip.Addr, port int, sizes []int, df 
 		return answers, proven, ctlAns
 	}
 	defer unix.Close(ctl)
-	hdr := 28
+	hdr := packet.IPv4HeaderLen + packet.UDPHeaderLen
 	if addr.Is6() {
-		hdr = 48
+		hdr = packet.IPv6HeaderLen + packet.UDPHeaderLen
 	}
 	control := make([]byte, 128-hdr)
 	copy(control, "mtuscope control: please ignore")

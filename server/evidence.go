@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/mtuscope/mtuscope/diagnose"
+	"github.com/mtuscope/mtuscope/tlswire"
 )
 
 // Step results the page posts for each part of a rung test.
@@ -121,7 +122,7 @@ func joinRung(fam int, br BrowserRung, session string, tlsConns, down []snapshot
 		switch {
 		case best.HelloHash != "" && best.HelloRecords > seg:
 			t.Up = diagnose.Passed
-		case t.Outcome == diagnose.StalledClientHello && (best.HelloExpected == 0 || best.HelloRecords+5 > seg || best.HelloRecords < best.HelloExpected):
+		case t.Outcome == diagnose.StalledClientHello && (best.HelloExpected == 0 || best.HelloRecords+tlswire.RecordHeaderLen > seg || best.HelloRecords < best.HelloExpected):
 			t.Up = diagnose.Failed
 			t.Detail = "the ClientHello did not arrive whole"
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mtuscope/mtuscope/api"
 	"github.com/mtuscope/mtuscope/api/echowire"
+	"github.com/mtuscope/mtuscope/packet"
 	"github.com/mtuscope/mtuscope/probe"
 	"github.com/mtuscope/mtuscope/sockopt"
 )
@@ -58,9 +59,9 @@ func (c *Client) UDPEcho(ctx context.Context, size int, fragment bool) (probe.UD
 		return res, err
 	}
 	defer conn.Close()
-	hdr := 28
+	hdr := packet.IPv4HeaderLen + packet.UDPHeaderLen
 	if ap, err := netip.ParseAddrPort(conn.RemoteAddr().String()); err == nil && ap.Addr().Unmap().Is6() {
-		hdr = 48
+		hdr = packet.IPv6HeaderLen + packet.UDPHeaderLen
 	}
 	if sc, ok := conn.(syscall.Conn); ok {
 		raw, err := sc.SyscallConn()
