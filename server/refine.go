@@ -249,7 +249,8 @@ func (s *Server) planRefine(ctx context.Context, sess *session, fr FamilyResult,
 		ref.lns = append(ref.lns, ln)
 		rf.Rungs = append(rf.Rungs, rung{MSS: mss, Port: ln.Addr().(*net.TCPAddr).Port})
 		ref.mss[refineKey(fr.Family, mss)] = true
-		go s.refineSrv.ServeTLS(ln, "", "")
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.refineSrv.ServeTLS(ln, "", "") }()
 	}
 	if len(down) > 0 {
 		dl, err := s.listen(ctx, net.JoinHostPort(host, strconv.Itoa(ports[len(up)])), 0, kindExact)
@@ -257,7 +258,14 @@ func (s *Server) planRefine(ctx context.Context, sess *session, fr FamilyResult,
 			dl.onAccept = func(c *evConn) { s.exactProbe(c, sess, fr.Family, down) }
 			ref.lns = append(ref.lns, dl)
 			rf.ExactPort, rf.ExactSizes = dl.Addr().(*net.TCPAddr).Port, down
-			go dl.Accept()
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				// Closed by the refinement's end or, sooner, by Shutdown.
+				unwatch := context.AfterFunc(s.stopped, func() { dl.Close() })
+				defer unwatch()
+				dl.Accept()
+			}()
 		} else {
 			s.log.Info("refinement listener", "err", err)
 		}
