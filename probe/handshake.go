@@ -76,8 +76,8 @@ func (h Handshake) segmentTest() diagnose.SegmentTest {
 // server gives up, or the handshake timeout passes.
 func (r *runner) handshake(ctx context.Context, kind string, mss int, spec tlswire.HelloSpec) (h Handshake) {
 	h = Handshake{Kind: kind, MSS: mss, Up: diagnose.Untested, Down: diagnose.Untested}
-	start := time.Now()
-	defer func() { h.Duration = time.Since(start) }()
+	start := r.now()
+	defer func() { h.Duration = r.now().Sub(start) }()
 	hello, err := tlswire.Build(spec, rand.Reader)
 	if err != nil {
 		h.Outcome, h.Detail = diagnose.Timeout, err.Error()
@@ -93,7 +93,7 @@ func (r *runner) handshake(ctx context.Context, kind string, mss int, spec tlswi
 		return h
 	}
 	defer conn.Close()
-	h.Connect = time.Since(start)
+	h.Connect = r.now().Sub(start)
 	deadline := time.Now().Add(r.hsTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -267,8 +267,8 @@ func (r *runner) dial(ctx context.Context, mss int) (c net.Conn, err error) {
 			<-r.inflight
 		}
 	}()
-	d := net.Dialer{Timeout: r.connectTimeout, Control: dialControl(mss)}
-	c, err = d.DialContext(ctx, "tcp", netip.AddrPortFrom(r.addr, uint16(r.port)).String())
+	d := &net.Dialer{Timeout: r.connectTimeout, Control: dialControl(mss)}
+	c, err = r.cfg.Dial(ctx, d, "tcp", netip.AddrPortFrom(r.addr, uint16(r.port)).String())
 	if err != nil {
 		return nil, err
 	}
@@ -295,8 +295,8 @@ var errBudget = errors.New("connection budget for this run spent (MaxConnections
 // sends more than its first flight downstream.
 func (r *runner) download(ctx context.Context, mss int) (h Handshake) {
 	h = Handshake{Kind: KindDownload, MSS: mss, Up: diagnose.Untested, Down: diagnose.Untested}
-	start := time.Now()
-	defer func() { h.Duration = time.Since(start) }()
+	start := r.now()
+	defer func() { h.Duration = r.now().Sub(start) }()
 	conn, err := r.dial(ctx, mss)
 	if err != nil {
 		h.Outcome, h.Detail = diagnose.ConnectFailed, err.Error()

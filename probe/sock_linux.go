@@ -13,7 +13,6 @@ import (
 
 	"github.com/mtuscope/mtuscope/diagnose"
 	"github.com/mtuscope/mtuscope/packet"
-	"github.com/mtuscope/mtuscope/sockopt"
 	"golang.org/x/sys/unix"
 )
 
@@ -57,29 +56,16 @@ func sockaddr(a netip.Addr, port int) unix.Sockaddr {
 // and the router that said so. Silence is reported as Verified only when
 // it cannot be the server's ICMP rate limit (see udpPacer).
 func udpProbe(ctx context.Context, addr netip.Addr, port, size int, df bool, timeout time.Duration, pacer *udpPacer) udpAnswer {
-	fam, lvl := unix.AF_INET, unix.IPPROTO_IP
-	recverr, hdr := unix.IP_RECVERR, packet.IPv4HeaderLen+packet.UDPHeaderLen
-	if addr.Is6() {
-		fam, lvl, recverr, hdr = unix.AF_INET6, unix.IPPROTO_IPV6, unix.IPV6_RECVERR, packet.IPv6HeaderLen+packet.UDPHeaderLen
-	}
 	ans := udpAnswer{Answer: diagnose.AnswerNone}
-	fd, err := unix.Socket(fam, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	fd, err := udpSocket(addr, port, df)
 	if err != nil {
 		ans.Err = err
 		return ans
 	}
 	defer unix.Close(fd)
-	if err := sockopt.SetDontFragmentFD(fd, addr.Is6(), df); err != nil {
-		ans.Err = fmt.Errorf("set PMTU discovery mode: %w", err)
-		return ans
-	}
-	if err := unix.SetsockoptInt(fd, lvl, recverr, 1); err != nil {
-		ans.Err = fmt.Errorf("set RECVERR: %w", err)
-		return ans
-	}
-	if err := unix.Connect(fd, sockaddr(addr, port)); err != nil {
-		ans.Err = err
-		return ans
+	hdr := packet.IPv4HeaderLen + packet.UDPHeaderLen
+	if addr.Is6() {
+		hdr = packet.IPv6HeaderLen + packet.UDPHeaderLen
 	}
 	payload := make([]byte, max(size-hdr, 0))
 	copy(payload, "mtuscope probe: please ignore")
@@ -93,53 +79,18 @@ func udpProbe(ctx context.Context, addr netip.Addr, port, size int, df bool, tim
 			n = 2
 		}
 		sentAt := time.Now()
-		for i := 0; i < n; i++ {
-			if err := unix.Send(fd, payload, 0); err != nil {
-				if errors.Is(err, unix.EMSGSIZE) {
-					ans.Answer, ans.LocalTooBig = diagnose.AnswerLocalEMSGSIZE, true
-					mtu, _ := unix.GetsockoptInt(fd, lvl, map[int]int{unix.AF_INET: unix.IP_MTU, unix.AF_INET6: unix.IPV6_MTU}[fam])
-					ans.MTU = mtu
-					return ans
-				}
-				// An error queued by an earlier copy surfaces here.
-				if !errors.Is(err, unix.ECONNREFUSED) {
-					ans.Err = err
-					return ans
-				}
-			}
-			ans.Sent++
+		if !sendCopies(fd, addr, payload, n, &ans) {
+			return ans
 		}
 		wait := timeout
 		if ans.Sent == 1 {
 			wait = max(timeout, time.Until(pacer.start.Add(icmpRefill)))
 		}
-		end := time.Now().Add(wait)
-		refrag := false
-		for time.Now().Before(end) && !refrag {
-			if ctx.Err() != nil {
-				return ans
-			}
-			step := min(time.Until(end), 50*time.Millisecond)
-			pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLERR | unix.POLLIN}}
-			if _, err := unix.Poll(pfd, int(max(step.Milliseconds(), 1))); err != nil && !errors.Is(err, unix.EINTR) {
-				ans.Err = err
-				return ans
-			}
-			if readErrQueue(fd, &ans) {
-				if ans.Answer == diagnose.AnswerFragNeeded && !df {
-					// The kernel now knows the smaller MTU and fragments
-					// the next copy to fit: send it.
-					refrag = true
-					continue
-				}
-				if ans.Answer == diagnose.AnswerPortUnreachable {
-					pacer.answered(time.Now())
-				}
-				return ans
-			}
-		}
-		if refrag {
+		switch awaitAnswer(ctx, fd, wait, df, pacer, &ans) {
+		case udpRefragment:
 			continue
+		case udpDone:
+			return ans
 		}
 		// A pair sent together shares whatever single token the server
 		// has refilled (earlier runs from this host may have drained the
@@ -161,6 +112,67 @@ func udpProbe(ctx context.Context, addr netip.Addr, port, size int, df bool, tim
 		}
 	}
 	return ans
+}
+
+// sendCopies sends n copies of payload and counts them in ans; false when
+// the probe ends there (this host refused the size: ans says so, with its
+// route MTU; or a send failed: ans.Err).
+func sendCopies(fd int, addr netip.Addr, payload []byte, n int, ans *udpAnswer) bool {
+	for i := 0; i < n; i++ {
+		if err := unix.Send(fd, payload, 0); err != nil {
+			if errors.Is(err, unix.EMSGSIZE) {
+				ans.Answer, ans.LocalTooBig = diagnose.AnswerLocalEMSGSIZE, true
+				lvl, opt := unix.IPPROTO_IP, unix.IP_MTU
+				if addr.Is6() {
+					lvl, opt = unix.IPPROTO_IPV6, unix.IPV6_MTU
+				}
+				ans.MTU, _ = unix.GetsockoptInt(fd, lvl, opt)
+				return false
+			}
+			// An error queued by an earlier copy surfaces here.
+			if !errors.Is(err, unix.ECONNREFUSED) {
+				ans.Err = err
+				return false
+			}
+		}
+		ans.Sent++
+	}
+	return true
+}
+
+// What awaitAnswer saw.
+const (
+	udpSilent     = iota // nothing came back within the wait
+	udpDone              // an answer (in ans), an error or the run's end: the probe ends
+	udpRefragment        // frag-needed on a datagram that may fragment: send again
+)
+
+// awaitAnswer polls the socket's error queue for up to wait.
+func awaitAnswer(ctx context.Context, fd int, wait time.Duration, df bool, pacer *udpPacer, ans *udpAnswer) int {
+	end := time.Now().Add(wait)
+	for time.Now().Before(end) {
+		if ctx.Err() != nil {
+			return udpDone
+		}
+		step := min(time.Until(end), 50*time.Millisecond)
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLERR | unix.POLLIN}}
+		if _, err := unix.Poll(pfd, int(max(step.Milliseconds(), 1))); err != nil && !errors.Is(err, unix.EINTR) {
+			ans.Err = err
+			return udpDone
+		}
+		if readErrQueue(fd, ans) {
+			if ans.Answer == diagnose.AnswerFragNeeded && !df {
+				// The kernel now knows the smaller MTU and fragments
+				// the next copy to fit: send it.
+				return udpRefragment
+			}
+			if ans.Answer == diagnose.AnswerPortUnreachable {
+				pacer.answered(time.Now())
+			}
+			return udpDone
+		}
+	}
+	return udpSilent
 }
 
 // readErrQueue drains the socket's error queue into ans and reports whether

@@ -5,6 +5,7 @@ package probe
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -155,11 +156,11 @@ func udpSocket(addr netip.Addr, port int, df bool) (int, error) {
 	}
 	if err := sockopt.SetDontFragmentFD(fd, addr.Is6(), df); err != nil {
 		unix.Close(fd)
-		return -1, err
+		return -1, fmt.Errorf("set PMTU discovery mode: %w", err)
 	}
 	if err := unix.SetsockoptInt(fd, lvl, recverr, 1); err != nil {
 		unix.Close(fd)
-		return -1, err
+		return -1, fmt.Errorf("set RECVERR: %w", err)
 	}
 	if err := unix.Connect(fd, sockaddr(addr, port)); err != nil {
 		unix.Close(fd)
