@@ -73,7 +73,6 @@ func lowMask(n int) u128 {
 	return u128{hi: ^uint64(0), lo: ^uint64(0)}
 }
 
-func (u u128) and(v u128) u128    { return u128{u.hi & v.hi, u.lo & v.lo} }
 func (u u128) or(v u128) u128     { return u128{u.hi | v.hi, u.lo | v.lo} }
 func (u u128) andNot(v u128) u128 { return u128{u.hi &^ v.hi, u.lo &^ v.lo} }
 

@@ -56,7 +56,6 @@ type fileSource struct {
 	pcap    *pcapReader
 	link    packet.LinkType // pcap: the file's link type
 	ng      *pcapgo.NgReader
-	ngLinks []packet.LinkType
 	closed  bool
 	packets atomic.Uint64
 	bytes   atomic.Uint64

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -48,9 +47,9 @@ var runArgs = []string{"--runtime", "runc", "--network", "none", "--ulimit", "no
 // staticBinary builds mtuscope without cgo, as the image needs it.
 func staticBinary(t *testing.T, dir string) string {
 	t.Helper()
-	goBin, err := exec.LookPath("go")
+	goBin, err := exec.LookPath("go") // go test puts GOROOT/bin first in PATH
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		t.Fatalf("the go command: %v", err)
 	}
 	out := filepath.Join(dir, "mtuscope")
 	cmd := exec.Command(goBin, "build", "-trimpath", "-o", out, "../cmd/mtuscope")

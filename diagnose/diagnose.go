@@ -317,8 +317,8 @@ func (d *Diagnosis) datagramFindings(ev Evidence) {
 	}
 	for i := range ev.Datagrams {
 		t := &ev.Datagrams[i]
-		if t.DF && t.Result == Failed && t.Answer == "none" && control != nil && t.Size > control.Size &&
-			!signalled(ev.ICMPSignals, t.Size) && (bigDF == nil || t.Method == "udp" && bigDF.Method != "udp") {
+		if t.DF && t.Result == Failed && t.Answer == AnswerNone && control != nil && t.Size > control.Size &&
+			!signalled(ev.ICMPSignals, t.Size) && (bigDF == nil || t.Method == MethodUDP && bigDF.Method != MethodUDP) {
 			bigDF = t
 		}
 	}

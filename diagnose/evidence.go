@@ -66,11 +66,41 @@ type HelloTest struct {
 	Outcome    Outcome `json:"outcome"`
 }
 
+// DatagramMethod names how a datagram test was sent.
+type DatagramMethod string
+
+// Datagram methods.
+const (
+	// MethodUDP is a datagram to a closed port: the port-unreachable
+	// answer proves arrival.
+	MethodUDP DatagramMethod = "udp"
+	// MethodICMPEcho is an ICMP (or ICMPv6) echo request.
+	MethodICMPEcho DatagramMethod = "icmp_echo"
+	// MethodUDPEcho is a datagram through mtuscope serve's UDP echo.
+	MethodUDPEcho DatagramMethod = "udp_echo"
+)
+
+// DatagramAnswer names what came back for a datagram test.
+type DatagramAnswer string
+
+// Datagram answers.
+const (
+	AnswerPortUnreachable DatagramAnswer = "port_unreachable" // the datagram arrived at the closed port
+	AnswerFragNeeded      DatagramAnswer = "frag_needed"      // a router reported a smaller MTU (ICMP frag-needed, ICMPv6 packet-too-big)
+	AnswerICMPError       DatagramAnswer = "icmp_error"       // another ICMP error came back
+	AnswerLocalEMSGSIZE   DatagramAnswer = "local_emsgsize"   // this host refused to send it (larger than its route MTU)
+	AnswerEchoReply       DatagramAnswer = "echo_reply"       // the echo came back (both ways)
+	AnswerRequestArrived  DatagramAnswer = "request_arrived"  // the server's echo got it, its same-size answer was lost
+	AnswerNone            DatagramAnswer = "none"             // silence
+	// AnswerNoneUnverified is silence that may be the server's ICMP rate
+	// limit rather than a loss.
+	AnswerNoneUnverified DatagramAnswer = "none_unverified"
+	AnswerError          DatagramAnswer = "error" // the test could not run
+)
+
 // DatagramTest is one UDP or ICMP test.
 type DatagramTest struct {
-	// Method is "udp" (to a closed port: the port-unreachable answer proves
-	// arrival) or "icmp_echo".
-	Method string `json:"method"`
+	Method DatagramMethod `json:"method"`
 	// Size is the IP packet size, bytes, before any fragmentation.
 	Size int `json:"size"`
 	// DF says the packet carried Don't Fragment; otherwise it may have been
@@ -79,9 +109,8 @@ type DatagramTest struct {
 	Fragmented bool `json:"fragmented"`
 	// Result is Passed when the answer came back, Failed on silence.
 	Result Result `json:"result"`
-	// Answer names what came back: "port_unreachable", "echo_reply",
-	// "frag_needed", "none".
-	Answer string `json:"answer"`
+	// Answer names what came back.
+	Answer DatagramAnswer `json:"answer"`
 	// Proves is the direction a failure of this test implicates: upstream
 	// for UDP (its answer is small), unknown for an echo round trip.
 	Proves Direction `json:"proves"`

@@ -28,6 +28,14 @@ func TestClassifyHandshake(t *testing.T) {
 		{"probe: server reset", hello(HandshakeFacts{ClosedBy: ServerSide, CloseDetail: "the server reset the connection"}), Reset},
 		{"serve: hello incomplete at the deadline", HandshakeFacts{Connected: true, HelloSent: 1, HelloLost: true, TimedOut: true}, StalledClientHello},
 		{"serve: hello complete, handshake not done", hello(HandshakeFacts{TimedOut: true}), StalledServerFlight},
+		// serve's rungFacts: the page's hello step and the server's best record.
+		{"serve: the page's hello completed", HandshakeFacts{FlightComplete: true}, Completed},
+		{"serve: handshake done", hello(HandshakeFacts{FlightComplete: true}), Completed},
+		{"serve: sniffer stopped copying the hello", HandshakeFacts{Connected: true, HelloSent: 1, TimedOut: true}, Timeout},
+		// probe's downloadFacts: crypto/tls's handshake, then an HTTP answer.
+		{"download: handshake timed out", HandshakeFacts{Connected: true, HelloSent: 1, HelloArrived: 1, HelloComplete: true, TimedOut: true}, StalledServerFlight},
+		{"download: handshake failed", HandshakeFacts{Connected: true, HelloSent: 1, HelloArrived: 1, HelloComplete: true, Alert: true, AlertName: "remote error: tls: handshake failure"}, Alert},
+		{"download: answer filled a segment or ended", HandshakeFacts{Connected: true, HelloSent: 1, HelloArrived: 1, HelloComplete: true, FlightComplete: true}, Completed},
 		{"capture: hello tail across a gap, client gives up", HandshakeFacts{Connected: true, HelloSent: 1512, HelloArrived: 0, HelloLost: true, ClosedBy: ClientSide}, StalledClientHello},
 		{"capture: flight retransmitted, client gives up", hello(HandshakeFacts{FlightSent: 3474, FlightArrived: 578, FlightLost: true, ClosedBy: ClientSide}), StalledServerFlight},
 		{"capture: flight retransmitted until the timeout", hello(HandshakeFacts{FlightSent: 3474, FlightLost: true, TimedOut: true}), StalledServerFlight},
@@ -50,5 +58,24 @@ func TestClassifyHandshake(t *testing.T) {
 				t.Errorf("outcome %s without a detail", got)
 			}
 		})
+	}
+}
+
+// TestVerdicts checks the exported list against DESIGN.md's vocabulary.
+func TestVerdicts(t *testing.T) {
+	want := []Verdict{"ok", "pmtu_reduced", "pmtud_blackhole", "fragments_dropped", "clienthello_split_intolerant",
+		"tls_intercepted", "tls_failed", "tcp_unreachable", "inconclusive"}
+	got := Verdicts()
+	if len(got) != len(want) {
+		t.Fatalf("Verdicts() = %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("Verdicts()[%d] = %s, want %s", i, got[i], want[i])
+		}
+	}
+	got[0] = "changed"
+	if Verdicts()[0] != VerdictOK {
+		t.Error("Verdicts shares its slice with callers")
 	}
 }

@@ -4,6 +4,8 @@
 // the analyzer all fill the same Evidence and share this vocabulary.
 package diagnose
 
+import "github.com/mtuscope/mtuscope/packet"
+
 // Verdict is the one-word conclusion about a path.
 type Verdict string
 
@@ -19,6 +21,13 @@ const (
 	VerdictTCPUnreachable   Verdict = "tcp_unreachable"
 	VerdictInconclusive     Verdict = "inconclusive"
 )
+
+// Verdicts returns every verdict, in DESIGN.md's order (a new slice each
+// call).
+func Verdicts() []Verdict {
+	return []Verdict{VerdictOK, VerdictPMTUReduced, VerdictBlackhole, VerdictFragmentsDropped, VerdictSplitIntolerant,
+		VerdictTLSIntercepted, VerdictTLSFailed, VerdictTCPUnreachable, VerdictInconclusive}
+}
 
 // Problem reports whether the verdict calls for action: everything except
 // ok and pmtu_reduced (a smaller path MTU that PMTUD or clamping copes with).
@@ -67,7 +76,7 @@ const (
 // the packet size for family 4 or 6 (40 or 60).
 func IPHeader(family int) int {
 	if family == 6 {
-		return 60
+		return packet.IPv6HeaderLen + packet.TCPHeaderLen
 	}
-	return 40
+	return packet.IPv4HeaderLen + packet.TCPHeaderLen
 }

@@ -55,19 +55,19 @@ type AssistedEcho struct {
 	Duration time.Duration `json:"-"`
 }
 
-// Answer names the outcome: "echo_reply" (both ways), "request_arrived"
-// (the server got it, its same-size answer was lost), "none" (the request
-// was lost), "error".
-func (e AssistedEcho) Answer() string {
+// Answer names the outcome: AnswerEchoReply (both ways),
+// AnswerRequestArrived (the server got it, its same-size answer was lost),
+// AnswerNone (the request was lost), AnswerError.
+func (e AssistedEcho) Answer() diagnose.DatagramAnswer {
 	switch {
 	case e.Error != "":
-		return "error"
+		return diagnose.AnswerError
 	case e.Echoed:
-		return "echo_reply"
+		return diagnose.AnswerEchoReply
 	case e.Arrived:
-		return "request_arrived"
+		return diagnose.AnswerRequestArrived
 	}
-	return "none"
+	return diagnose.AnswerNone
 }
 
 // assistedEchoes runs the fragment test through the server's echo, which
@@ -99,7 +99,7 @@ func echoEvidence(echoes []AssistedEcho, localMTU int) []diagnose.DatagramTest {
 		return nil // no working control: silence proves nothing
 	}
 	for _, e := range echoes {
-		t := diagnose.DatagramTest{Method: "udp_echo", Size: e.Size, DF: !e.Fragment,
+		t := diagnose.DatagramTest{Method: diagnose.MethodUDPEcho, Size: e.Size, DF: !e.Fragment,
 			Fragmented: e.Fragment && e.Size > localMTU, Answer: e.Answer(), Result: diagnose.Passed, Proves: diagnose.None}
 		switch {
 		case e.Error != "":

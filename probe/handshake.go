@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mtuscope/mtuscope/diagnose"
+	"github.com/mtuscope/mtuscope/packet"
 	"github.com/mtuscope/mtuscope/tlswire"
 )
 
@@ -75,8 +76,8 @@ func (h Handshake) segmentTest() diagnose.SegmentTest {
 // server gives up, or the handshake timeout passes.
 func (r *runner) handshake(ctx context.Context, kind string, mss int, spec tlswire.HelloSpec) (h Handshake) {
 	h = Handshake{Kind: kind, MSS: mss, Up: diagnose.Untested, Down: diagnose.Untested}
-	start := time.Now()
-	defer func() { h.Duration = time.Since(start) }()
+	start := r.now()
+	defer func() { h.Duration = r.now().Sub(start) }()
 	hello, err := tlswire.Build(spec, rand.Reader)
 	if err != nil {
 		h.Outcome, h.Detail = diagnose.Timeout, err.Error()
@@ -92,7 +93,7 @@ func (r *runner) handshake(ctx context.Context, kind string, mss int, spec tlswi
 		return h
 	}
 	defer conn.Close()
-	h.Connect = time.Since(start)
+	h.Connect = r.now().Sub(start)
 	deadline := time.Now().Add(r.hsTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -139,11 +140,11 @@ func (r *runner) classify(h *Handshake, info tcpInfo, f *tlswire.Flight, ferr, r
 	}
 	over := diagnose.IPHeader(r.family)
 	if info.Timestamps {
-		over += 12
+		over += packet.TCPTimestampsLen
 	}
 	seg := info.SndMSS
 	if seg == 0 {
-		seg = max(h.MSS-12, 0)
+		seg = max(h.MSS-packet.TCPTimestampsLen, 0) // as if timestamps were on
 	}
 	h.UpSize = min(h.HelloBytes, seg) + over
 	h.DownSize = seg + over
@@ -229,6 +230,27 @@ func tlsVersionName(v uint16) string {
 	return fmt.Sprintf("0x%04x", v)
 }
 
+// downloadFacts states what a download saw for the one classifier: herr
+// from crypto/tls's handshake, rerr from the HTTP exchange after it, and
+// whether a full-size segment arrived. Its small hello is taken to have
+// arrived; the answer counts as the flight, complete once a full-size
+// segment arrived or the server ended it. A failed handshake that did not
+// time out ends as crypto/tls saw it: an alert, or an error it words.
+func downloadFacts(herr, rerr error, fullSeg bool) diagnose.HandshakeFacts {
+	f := diagnose.HandshakeFacts{Connected: true, HelloSent: 1, HelloArrived: 1, HelloComplete: true}
+	switch {
+	case herr != nil && isTimeout(herr):
+		f.TimedOut = true
+	case herr != nil:
+		f.Alert, f.AlertName = true, herr.Error()
+	case fullSeg || !isTimeout(rerr):
+		f.FlightComplete = true
+	default:
+		f.TimedOut = true
+	}
+	return f
+}
+
 // dial opens a TCP connection to the run's address with TCP_MAXSEG mss,
 // within the run's politeness bounds; release frees its in-flight slot.
 func (r *runner) dial(ctx context.Context, mss int) (c net.Conn, err error) {
@@ -245,8 +267,8 @@ func (r *runner) dial(ctx context.Context, mss int) (c net.Conn, err error) {
 			<-r.inflight
 		}
 	}()
-	d := net.Dialer{Timeout: r.connectTimeout, Control: dialControl(mss)}
-	c, err = d.DialContext(ctx, "tcp", netip.AddrPortFrom(r.addr, uint16(r.port)).String())
+	d := &net.Dialer{Timeout: r.connectTimeout, Control: dialControl(mss)}
+	c, err = r.cfg.Dial(ctx, d, "tcp", netip.AddrPortFrom(r.addr, uint16(r.port)).String())
 	if err != nil {
 		return nil, err
 	}
@@ -273,8 +295,8 @@ var errBudget = errors.New("connection budget for this run spent (MaxConnections
 // sends more than its first flight downstream.
 func (r *runner) download(ctx context.Context, mss int) (h Handshake) {
 	h = Handshake{Kind: KindDownload, MSS: mss, Up: diagnose.Untested, Down: diagnose.Untested}
-	start := time.Now()
-	defer func() { h.Duration = time.Since(start) }()
+	start := r.now()
+	defer func() { h.Duration = r.now().Sub(start) }()
 	conn, err := r.dial(ctx, mss)
 	if err != nil {
 		h.Outcome, h.Detail = diagnose.ConnectFailed, err.Error()
@@ -305,21 +327,21 @@ func (r *runner) download(ctx context.Context, mss int) (h Handshake) {
 	h.SndMSS, h.RcvMSS, h.Unacked, h.FlightBytes = info.SndMSS, info.RcvMSS, info.Unacked, int(n)
 	over := diagnose.IPHeader(r.family)
 	if info.Timestamps {
-		over += 12
+		over += packet.TCPTimestampsLen
 	}
 	h.UpSize, h.DownSize = 0, info.SndMSS+over
+	fullSeg := info.RcvMSS >= info.SndMSS && info.SndMSS > 0
+	h.Outcome, h.Detail = diagnose.ClassifyHandshake(downloadFacts(herr, rerr, fullSeg))
 	switch {
-	case herr != nil && isTimeout(herr):
-		h.Outcome, h.Down, h.Detail = diagnose.StalledServerFlight, diagnose.Failed, herr.Error()
-	case herr != nil:
-		h.Outcome, h.Detail = diagnose.Alert, herr.Error()
-	case info.RcvMSS >= info.SndMSS && info.SndMSS > 0:
-		h.Outcome, h.Down, h.DownSize = diagnose.Completed, diagnose.Passed, info.RcvMSS+over
+	case h.Outcome == diagnose.StalledServerFlight && herr != nil:
+		h.Down, h.Detail = diagnose.Failed, herr.Error()
+	case h.Outcome == diagnose.StalledServerFlight:
+		h.Down, h.Detail = diagnose.Failed, "the HTTP answer stalled before a full-size segment arrived"
+	case h.Outcome == diagnose.Completed && fullSeg:
+		h.Down, h.DownSize = diagnose.Passed, info.RcvMSS+over
 		h.Detail = strconv.FormatInt(n, 10) + " bytes of HTTP answer"
-	case isTimeout(rerr):
-		h.Outcome, h.Down, h.Detail = diagnose.StalledServerFlight, diagnose.Failed, "the HTTP answer stalled before a full-size segment arrived"
-	default:
-		h.Outcome, h.Detail = diagnose.Completed, fmt.Sprintf("the answer (%d bytes) never filled a full-size segment", n)
+	case h.Outcome == diagnose.Completed:
+		h.Detail = fmt.Sprintf("the answer (%d bytes) never filled a full-size segment", n)
 	}
 	return h
 }

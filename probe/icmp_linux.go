@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mtuscope/mtuscope/packet"
+	"github.com/mtuscope/mtuscope/sockopt"
 	"golang.org/x/sys/unix"
 )
 
@@ -29,15 +30,9 @@ type echoer struct {
 var errNoPrivilege = errors.New("ICMP echo needs root or CAP_NET_RAW")
 
 func newEchoer(addr netip.Addr, df bool) (*echoer, error) {
-	fam, proto, lvl, disc, mode := unix.AF_INET, unix.IPPROTO_ICMP, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_PROBE
-	if !df {
-		mode = unix.IP_PMTUDISC_DONT
-	}
+	fam, proto := unix.AF_INET, unix.IPPROTO_ICMP
 	if addr.Is6() {
-		fam, proto, lvl, disc, mode = unix.AF_INET6, unix.IPPROTO_ICMPV6, unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_PROBE
-		if !df {
-			mode = unix.IPV6_PMTUDISC_DONT
-		}
+		fam, proto = unix.AF_INET6, unix.IPPROTO_ICMPV6
 	}
 	fd, err := unix.Socket(fam, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, proto)
 	if err != nil {
@@ -46,7 +41,7 @@ func newEchoer(addr netip.Addr, df bool) (*echoer, error) {
 		}
 		return nil, fmt.Errorf("raw socket: %w", err)
 	}
-	if err := unix.SetsockoptInt(fd, lvl, disc, mode); err != nil {
+	if err := sockopt.SetDontFragmentFD(fd, addr.Is6(), df); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("set PMTU discovery mode: %w", err)
 	}

@@ -328,8 +328,8 @@ func (r *runner) udpTests(ctx context.Context, localMTU int, rtt time.Duration) 
 		if a.Err != nil {
 			t.Error = a.Err.Error()
 		}
-		if t.Answer == "none" && !a.Verified {
-			t.Answer = "none_unverified"
+		if t.Answer == diagnose.AnswerNone && !a.Verified {
+			t.Answer = diagnose.AnswerNoneUnverified
 		}
 		return t
 	}
@@ -345,8 +345,8 @@ func (r *runner) udpTests(ctx context.Context, localMTU int, rtt time.Duration) 
 	var wg sync.WaitGroup
 	for i := range sizes {
 		a := quick[i]
-		settled := a.Err == nil && (a.Answer == "port_unreachable" || a.Answer == "local_emsgsize" ||
-			a.Answer == "frag_needed" && dfs[i] || a.Answer == "none" && proven[i] >= 2)
+		settled := a.Err == nil && (a.Answer == diagnose.AnswerPortUnreachable || a.Answer == diagnose.AnswerLocalEMSGSIZE ||
+			a.Answer == diagnose.AnswerFragNeeded && dfs[i] || a.Answer == diagnose.AnswerNone && proven[i] >= 2)
 		if settled {
 			tests[i] = UDPTest{Size: sizes[i], DF: dfs[i], Port: udpPort, Answer: a.Answer, MTU: a.MTU, From: a.From,
 				Copies: a.Sent, Duration: time.Since(start)}
@@ -366,21 +366,21 @@ func (r *runner) udpTests(ctx context.Context, localMTU int, rtt time.Duration) 
 			Duration: time.Since(start)})
 	}
 	// Follow frag-needed answers down, at most a few plateaus.
-	for last := tests[0]; last.Answer == "frag_needed" && last.MTU > 0 && last.MTU < last.Size && len(tests) < 5; {
+	for last := tests[0]; last.Answer == diagnose.AnswerFragNeeded && last.MTU > 0 && last.MTU < last.Size && len(tests) < 5; {
 		last = probe(last.MTU, true)
 		tests = append(tests, last)
 	}
 	// Silence the quick way proved needs no further control.
 	silent := false
 	for i, t := range tests {
-		silent = silent || (t.Answer == "none" || t.Answer == "none_unverified") && t.Error == "" && (i >= 2 || proven[i] < 2)
+		silent = silent || (t.Answer == diagnose.AnswerNone || t.Answer == diagnose.AnswerNoneUnverified) && t.Error == "" && (i >= 2 || proven[i] < 2)
 	}
 	if silent && ctx.Err() == nil {
 		control := probe(128, true)
-		if control.Answer != "port_unreachable" {
+		if control.Answer != diagnose.AnswerPortUnreachable {
 			for i := range tests {
-				if tests[i].Answer == "none" && (i >= 2 || proven[i] < 2) {
-					tests[i].Answer = "none_unverified"
+				if tests[i].Answer == diagnose.AnswerNone && (i >= 2 || proven[i] < 2) {
+					tests[i].Answer = diagnose.AnswerNoneUnverified
 				}
 			}
 		}
@@ -420,20 +420,20 @@ func (r *runner) fillEvidence(rep *Report) {
 	}
 	unverified := false
 	for _, u := range rep.UDP {
-		if u.Error != "" || u.Answer == "local_emsgsize" {
+		if u.Error != "" || u.Answer == diagnose.AnswerLocalEMSGSIZE {
 			continue
 		}
-		if u.Answer == "none_unverified" {
+		if u.Answer == diagnose.AnswerNoneUnverified {
 			unverified = true
 			continue
 		}
 		res := diagnose.Failed
-		if u.Answer == "port_unreachable" {
+		if u.Answer == diagnose.AnswerPortUnreachable {
 			res = diagnose.Passed
 		}
-		ev.Datagrams = append(ev.Datagrams, diagnose.DatagramTest{Method: "udp", Size: u.Size, DF: u.DF,
+		ev.Datagrams = append(ev.Datagrams, diagnose.DatagramTest{Method: diagnose.MethodUDP, Size: u.Size, DF: u.DF,
 			Fragmented: !u.DF && u.Size > ev.LocalMTU, Result: res, Answer: u.Answer, Proves: diagnose.Upstream})
-		if u.Answer == "frag_needed" && u.MTU > 0 {
+		if u.Answer == diagnose.AnswerFragNeeded && u.MTU > 0 {
 			ev.ICMPSignals = append(ev.ICMPSignals, diagnose.ICMPSignal{From: u.From, MTU: u.MTU})
 		}
 	}
@@ -458,15 +458,15 @@ func (r *runner) fillEvidence(rep *Report) {
 			if e.Replied {
 				res = diagnose.Passed
 			}
-			ev.Datagrams = append(ev.Datagrams, diagnose.DatagramTest{Method: "icmp_echo", Size: e.Size,
-				Fragmented: e.Size > ev.LocalMTU, Result: res, Answer: map[bool]string{true: "echo_reply", false: "none"}[e.Replied],
+			ev.Datagrams = append(ev.Datagrams, diagnose.DatagramTest{Method: diagnose.MethodICMPEcho, Size: e.Size,
+				Fragmented: e.Size > ev.LocalMTU, Result: res, Answer: map[bool]diagnose.DatagramAnswer{true: diagnose.AnswerEchoReply, false: diagnose.AnswerNone}[e.Replied],
 				Proves: diagnose.Unknown})
 		}
 	}
 	if maxOK > 0 {
-		ev.Datagrams = append(ev.Datagrams, diagnose.DatagramTest{Method: "icmp_echo", Size: maxOK, DF: true, Result: diagnose.Passed, Answer: "echo_reply", Proves: diagnose.Unknown})
+		ev.Datagrams = append(ev.Datagrams, diagnose.DatagramTest{Method: diagnose.MethodICMPEcho, Size: maxOK, DF: true, Result: diagnose.Passed, Answer: diagnose.AnswerEchoReply, Proves: diagnose.Unknown})
 	}
 	if minBad > 0 {
-		ev.Datagrams = append(ev.Datagrams, diagnose.DatagramTest{Method: "icmp_echo", Size: minBad, DF: true, Result: diagnose.Failed, Answer: "none", Proves: diagnose.Unknown})
+		ev.Datagrams = append(ev.Datagrams, diagnose.DatagramTest{Method: diagnose.MethodICMPEcho, Size: minBad, DF: true, Result: diagnose.Failed, Answer: diagnose.AnswerNone, Proves: diagnose.Unknown})
 	}
 }

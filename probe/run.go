@@ -13,44 +13,9 @@ import (
 	"time"
 
 	"github.com/mtuscope/mtuscope/diagnose"
+	"github.com/mtuscope/mtuscope/packet"
 	"github.com/mtuscope/mtuscope/tlswire"
 )
-
-// Config says what to probe and how.
-type Config struct {
-	Target Target
-	// Family is 4 or 6 to use only that family, 0 for the first address.
-	Family int
-	// ServerName is the SNI sent; default the target's host name (none for
-	// an IP literal).
-	ServerName string
-	// Timeout bounds the whole run (default 30 s), counted from Start.
-	Timeout time.Duration
-	// Start is when the run began, for a caller that did something on its
-	// behalf first; zero means when Run is called. Report.Elapsed counts
-	// from it too.
-	Start time.Time
-	// SkipICMP skips the ICMP echo tests even when privileged.
-	SkipICMP bool
-	Logger   *slog.Logger
-	// Progress, when set, is called as the run advances.
-	Progress func(Progress)
-	// Assistant is a cooperating mtuscope server; nil without one.
-	Assistant Assistant
-	// Detect, when set and Assistant is nil, finds out whether the target
-	// is a cooperating server (nil if not). Run calls it alongside its
-	// first tests, within the run's time bound, and waits for its answer
-	// only where an assistant would be used.
-	Detect func(ctx context.Context) Assistant
-}
-
-// Progress is a snapshot of a running probe.
-type Progress struct {
-	Phase       string
-	Round       int
-	Connections int
-	Elapsed     time.Duration
-}
 
 // AddressCheck is the TCP connect test of one resolved address.
 type AddressCheck struct {
@@ -85,15 +50,15 @@ type Report struct {
 
 // UDPTest is one UDP probe to a closed port.
 type UDPTest struct {
-	Size     int           `json:"size"`
-	DF       bool          `json:"df"`
-	Port     int           `json:"port"`
-	Answer   string        `json:"answer"`
-	Copies   int           `json:"copies"`
-	MTU      int           `json:"mtu,omitempty"`
-	From     string        `json:"from,omitempty"`
-	Error    string        `json:"error,omitempty"`
-	Duration time.Duration `json:"-"`
+	Size     int                     `json:"size"`
+	DF       bool                    `json:"df"`
+	Port     int                     `json:"port"`
+	Answer   diagnose.DatagramAnswer `json:"answer"`
+	Copies   int                     `json:"copies"`
+	MTU      int                     `json:"mtu,omitempty"`
+	From     string                  `json:"from,omitempty"`
+	Error    string                  `json:"error,omitempty"`
+	Duration time.Duration           `json:"-"`
 }
 
 // EchoTest is one ICMP echo request and whether its reply came.
@@ -148,7 +113,7 @@ func (r *runner) take() bool { return r.budget.Add(1) <= MaxConnections }
 
 func (r *runner) progress(phase string, round int) {
 	if r.cfg.Progress != nil {
-		r.cfg.Progress(Progress{Phase: phase, Round: round, Connections: int(min(r.budget.Load(), MaxConnections)), Elapsed: time.Since(r.start)})
+		r.cfg.Progress(Progress{Phase: phase, Round: round, Connections: int(min(r.budget.Load(), MaxConnections)), Elapsed: r.now().Sub(r.start)})
 	}
 }
 
@@ -168,39 +133,98 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if !supported {
 		return nil, errors.New("probe: not supported on this OS (needs Linux socket options)")
 	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 30 * time.Second
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Start.IsZero() {
-		cfg.Start = time.Now()
-	}
-	ctx, cancel := context.WithDeadline(ctx, cfg.Start.Add(cfg.Timeout))
+	cfg = cfg.withDefaults()
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout-cfg.TimeNow().Sub(cfg.Start))
 	defer cancel()
 	r := &runner{cfg: cfg, log: cfg.Logger, port: cfg.Target.Port, inflight: make(chan struct{}, MaxInFlight), start: cfg.Start}
 	rep := &Report{Target: cfg.Target.Input}
-	// Server detection runs alongside the first tests.
+	assistant := r.detect(ctx)
+
+	// 1. TCP connect to each address: RTT and settled MSS.
+	if err := r.connect(ctx, rep); err != nil {
+		return nil, err
+	}
+	defer func() {
+		rep.Handshakes = r.handshakes
+		rep.Connections = int(min(r.budget.Load(), MaxConnections))
+		rep.Elapsed = r.now().Sub(r.start)
+	}()
+	ev := &rep.Evidence
+	if ev.ConnectError != "" {
+		return rep, nil
+	}
+	// 2. UDP tests, running alongside everything that follows: they go
+	// first so that a router's rate-limited ICMP answers them before the
+	// ladders' large segments ask for more. Then a baseline handshake at
+	// the floor: does TLS work at all?
+	r.progress("baseline", 0)
+	var udp []UDPTest
+	udpDone := make(chan struct{})
+	go func() {
+		defer close(udpDone)
+		udp = r.udpTests(ctx, ev.LocalMTU, rep.RTT)
+	}()
+	floor, hi := r.ladderBounds(ev.LocalMTU)
+	small := tlswire.HelloSpec{ServerName: r.serverName, ALPN: []string{"http/1.1"}}
+	base := r.baseline(ctx, rep, floor, small)
+	if base.Outcome == diagnose.Completed && assistant() != nil {
+		r.assist(ctx, base, ev)
+	}
+	// 3. Ladders and sweep (and ICMP echo), when TLS works at all.
+	if base.Outcome == diagnose.Completed {
+		r.sizeTests(ctx, rep, floor, hi, small)
+	}
+	<-udpDone
+	rep.UDP = udp
+	// 4. What needs the others done: the server's echo, the kernel's
+	// path MTU afterwards, the evidence.
+	if assistant() != nil && ctx.Err() == nil {
+		r.progress("udp echo", 0)
+		rep.AssistedEcho = assistedEchoes(ctx, r.cfg.Assistant)
+	}
+	if mtu, err := routeMTU(r.addr); err == nil && mtu < ev.LocalMTU && (ev.KernelPMTU == 0 || mtu < ev.KernelPMTU) {
+		ev.KernelPMTU = mtu
+	}
+	r.fillEvidence(rep)
+	if ctx.Err() != nil {
+		ev.Incomplete = true
+		ev.Skipped = append(ev.Skipped, fmt.Sprintf("the run hit its %s timeout before finishing", cfg.Timeout))
+	}
+	return rep, nil
+}
+
+func (r *runner) now() time.Time { return r.cfg.TimeNow() }
+
+// detect starts server detection alongside the first tests and returns
+// the function that waits for its answer; only the run's own goroutine
+// may call it.
+func (r *runner) detect(ctx context.Context) func() Assistant {
 	detected := make(chan Assistant, 1)
-	if cfg.Assistant == nil && cfg.Detect != nil {
-		go func() { detected <- cfg.Detect(ctx) }()
+	if r.cfg.Assistant == nil && r.cfg.Detect != nil {
+		go func() { detected <- r.cfg.Detect(ctx) }()
 	} else {
-		detected <- cfg.Assistant
+		detected <- r.cfg.Assistant
 	}
 	waited := false
-	assistant := func() Assistant { // the main goroutine's only
+	return func() Assistant {
 		if !waited {
 			waited = true
 			r.cfg.Assistant = <-detected
 		}
 		return r.cfg.Assistant
 	}
+}
 
+// connect resolves the target, connects to each address and picks the
+// one the tests use (the first that connected), with its family, RTT,
+// MSS and the local MTU towards it. A failed connect is evidence
+// (Evidence.ConnectError); an error means the run cannot start.
+func (r *runner) connect(ctx context.Context, rep *Report) error {
+	cfg := r.cfg
 	r.progress("resolving", 0)
 	addrs, err := resolve(ctx, cfg.Target, cfg.Family)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	r.serverName = cfg.ServerName
 	if r.serverName == "" && !cfg.Target.Addr.IsValid() {
@@ -208,9 +232,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep.ServerName = r.serverName
 
-	// 1. TCP connect to each address: RTT and settled MSS.
 	r.progress("connecting", 0)
-	r.connectTimeout = min(5*time.Second, time.Until(cfg.Start.Add(cfg.Timeout)))
+	r.connectTimeout = min(5*time.Second, cfg.Start.Add(cfg.Timeout).Sub(r.now()))
 	checks := r.connectAll(ctx, addrs)
 	rep.Addresses = checks
 	chosen := -1
@@ -232,7 +255,6 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.Family = r.family
 	ev := &rep.Evidence
 	ev.Family = r.family
-	hdr := diagnose.IPHeader(r.family)
 	// The local MTU is the interface's; a smaller route MTU is a path MTU
 	// the kernel already learned from ICMP (before this run, or from
 	// another program). Above maxProbeMTU (loopback, jumbo frames) only
@@ -246,50 +268,39 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if rerr == nil && route < ev.LocalMTU {
 		ev.KernelPMTU = route
 	}
-	defer func() {
-		rep.Handshakes = r.handshakes
-		rep.Connections = int(min(r.budget.Load(), MaxConnections))
-		rep.Elapsed = time.Since(r.start)
-	}()
 	if checks[chosen].Error != "" {
 		ev.ConnectError = checks[chosen].Error
-		return rep, nil
+		return nil
 	}
 	ev.Connected = true
 	rep.RTT = checks[chosen].RTT
-	ev.OfferedMSS = ev.LocalMTU - hdr
+	ev.OfferedMSS = ev.LocalMTU - diagnose.IPHeader(r.family)
 	ev.SettledMSS = checks[chosen].SndMSS
 	// Timeouts derive from the measured RTT, with a floor that leaves room
 	// for two retransmissions at the kernel's minimum RTO (200 ms).
 	r.hsTimeout = max(800*time.Millisecond, 600*time.Millisecond+4*rep.RTT)
 	r.connectTimeout = max(2*time.Second, 10*rep.RTT)
+	return nil
+}
 
-	floor := floorMSS4
+// ladderBounds returns the MSS range of the ladders: from the floor every
+// path must carry to the local MTU (at most maxProbeMTU).
+func (r *runner) ladderBounds(localMTU int) (floor, hi int) {
+	floor = floorMSS4
 	if r.family == 6 {
 		floor = floorMSS6
 	}
-	hi := min(ev.LocalMTU, maxProbeMTU) - hdr
-	if hi < floor {
-		hi = floor
-	}
-	small := tlswire.HelloSpec{ServerName: r.serverName, ALPN: []string{"http/1.1"}}
+	hi = min(localMTU, maxProbeMTU) - diagnose.IPHeader(r.family)
+	return floor, max(hi, floor)
+}
 
-	// 2. UDP tests, running alongside everything that follows: they go
-	// first so that a router's rate-limited ICMP answers them before the
-	// ladders' large segments ask for more. Then a baseline handshake at
-	// the floor: does TLS work at all?
-	r.progress("baseline", 0)
-	var udp []UDPTest
-	udpDone := make(chan struct{})
-	go func() {
-		defer close(udpDone)
-		udp = r.udpTests(ctx, ev.LocalMTU, rep.RTT)
-	}()
+// baseline runs the handshake at the floor MSS (again once when its hello
+// or its connect failed) and sets the handshake timeout from it.
+func (r *runner) baseline(ctx context.Context, rep *Report, floor int, small tlswire.HelloSpec) Handshake {
 	base := r.keep(r.handshake(ctx, KindBaseline, floor, small))
 	if base.Outcome != diagnose.Completed && (base.Outcome == diagnose.StalledClientHello || base.Outcome == diagnose.ConnectFailed) {
 		base = r.keep(r.handshake(ctx, KindBaseline, floor, small))
 	}
-	// A slow server earns a longer timeout.
 	// The RTT is the smallest connect time seen (a connect that needed a
 	// SYN retransmission overstates it); the handshake timeout leaves room
 	// for a slow server too.
@@ -301,46 +312,31 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		r.hsTimeout = max(r.hsTimeout, r.hsTimeout/2+3*(base.Duration-base.Connect))
 	}
 	rep.HandshakeTimeout = r.hsTimeout
-	if base.Outcome == diagnose.Completed && assistant() != nil {
-		r.assist(ctx, base, ev)
-	}
+	return base
+}
 
-	// 3. Ladders and sweep (and ICMP echo), when TLS works at all.
-	if base.Outcome == diagnose.Completed {
-		var echo []EchoTest
-		var skipped string
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if cfg.SkipICMP {
-				skipped = "ICMP echo tests (--no-icmp)"
-				return
-			}
-			echo, skipped = r.echoTests(ctx, ev.LocalMTU)
-		}()
-		r.ladders(ctx, floor, hi, small)
-		wg.Wait()
-		rep.Echo = echo
-		if skipped != "" {
-			ev.Skipped = append(ev.Skipped, skipped)
+// sizeTests runs the ladders and the sweep, with the ICMP echo tests
+// alongside.
+func (r *runner) sizeTests(ctx context.Context, rep *Report, floor, hi int, small tlswire.HelloSpec) {
+	ev := &rep.Evidence
+	var echo []EchoTest
+	var skipped string
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if r.cfg.SkipICMP {
+			skipped = "ICMP echo tests (--no-icmp)"
+			return
 		}
+		echo, skipped = r.echoTests(ctx, ev.LocalMTU)
+	}()
+	r.ladders(ctx, floor, hi, small)
+	wg.Wait()
+	rep.Echo = echo
+	if skipped != "" {
+		ev.Skipped = append(ev.Skipped, skipped)
 	}
-	<-udpDone
-	rep.UDP = udp
-	if assistant() != nil && ctx.Err() == nil {
-		r.progress("udp echo", 0)
-		rep.AssistedEcho = assistedEchoes(ctx, r.cfg.Assistant)
-	}
-	if mtu, err := routeMTU(r.addr); err == nil && mtu < ev.LocalMTU && (ev.KernelPMTU == 0 || mtu < ev.KernelPMTU) {
-		ev.KernelPMTU = mtu
-	}
-	r.fillEvidence(rep)
-	if ctx.Err() != nil {
-		ev.Incomplete = true
-		ev.Skipped = append(ev.Skipped, fmt.Sprintf("the run hit its %s timeout before finishing", cfg.Timeout))
-	}
-	return rep, nil
 }
 
 func resolve(ctx context.Context, t Target, family int) ([]netip.Addr, error) {
@@ -383,15 +379,14 @@ func (r *runner) connectAll(ctx context.Context, addrs []netip.Addr) []AddressCh
 				out[i] = c
 				return
 			}
-			start := time.Now()
-			d := net.Dialer{Timeout: r.connectTimeout}
-			conn, err := d.DialContext(ctx, "tcp", c.Address)
+			start := r.now()
+			conn, err := r.cfg.Dial(ctx, &net.Dialer{Timeout: r.connectTimeout}, "tcp", c.Address)
 			if err != nil {
 				c.Error = err.Error()
 				out[i] = c
 				return
 			}
-			c.Connect = time.Since(start)
+			c.Connect = r.now().Sub(start)
 			c.RTT = c.Connect
 			if info, err := readTCPInfo(conn); err == nil {
 				// The kernel's RTT sample is right even when the SYN had to
@@ -401,7 +396,7 @@ func (r *runner) connectAll(ctx context.Context, addrs []netip.Addr) []AddressCh
 				}
 				c.SndMSS = info.SndMSS
 				if info.Timestamps {
-					c.SndMSS += 12 // the MSS as in the SYN, options not counted
+					c.SndMSS += packet.TCPTimestampsLen // the MSS as in the SYN, options not counted
 				}
 			}
 			conn.Close()

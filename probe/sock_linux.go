@@ -7,64 +7,17 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"syscall"
 	"time"
 
+	"github.com/mtuscope/mtuscope/diagnose"
 	"github.com/mtuscope/mtuscope/packet"
 	"golang.org/x/sys/unix"
 )
 
 // supported reports whether this OS has the socket options the tests need.
 const supported = true
-
-// dialControl returns a net.Dialer Control hook that sets TCP_MAXSEG before
-// connect, which lowers both the MSS this host advertises and the one it
-// sends with; 0 leaves the MSS alone.
-func dialControl(mss int) func(network, address string, c syscall.RawConn) error {
-	return func(_, _ string, c syscall.RawConn) error {
-		if mss <= 0 {
-			return nil
-		}
-		var serr error
-		err := c.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_MAXSEG, mss)
-		})
-		if err != nil {
-			return err
-		}
-		if serr != nil {
-			return fmt.Errorf("setsockopt TCP_MAXSEG %d: %w", mss, serr)
-		}
-		return nil
-	}
-}
-
-// readTCPInfo returns the kernel's view of a TCP connection.
-func readTCPInfo(c net.Conn) (tcpInfo, error) {
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
-		return tcpInfo{}, errors.New("not a TCP connection")
-	}
-	rc, err := tc.SyscallConn()
-	if err != nil {
-		return tcpInfo{}, err
-	}
-	var ti *unix.TCPInfo
-	var gerr error
-	if err := rc.Control(func(fd uintptr) { ti, gerr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO) }); err != nil {
-		return tcpInfo{}, err
-	}
-	if gerr != nil {
-		return tcpInfo{}, gerr
-	}
-	return tcpInfo{
-		SndMSS: int(ti.Snd_mss), RcvMSS: int(ti.Rcv_mss), Unacked: int(ti.Unacked),
-		Retrans: int(ti.Total_retrans), PMTU: int(ti.Pmtu), RTT: time.Duration(ti.Rtt) * time.Microsecond,
-		Timestamps: ti.Options&1 != 0, // TCPI_OPT_TIMESTAMPS,
-	}, nil
-}
 
 // routeMTU returns the MTU of the route towards addr, as the kernel knows it
 // now (the interface MTU, or a path MTU it learned from ICMP).
@@ -95,16 +48,6 @@ func sockaddr(a netip.Addr, port int) unix.Sockaddr {
 	return &unix.SockaddrInet6{Port: port, Addr: a.As16()}
 }
 
-func addrOf(sa unix.Sockaddr) string {
-	switch s := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrFrom4(s.Addr).String()
-	case *unix.SockaddrInet6:
-		return netip.AddrFrom16(s.Addr).String()
-	}
-	return ""
-}
-
 // udpProbe sends one datagram making an IP packet of size bytes to a port
 // that should be closed, with Don't Fragment (IP_PMTUDISC_PROBE: set DF but
 // ignore the cached path MTU, as tracepath does) or allowed to fragment, and
@@ -113,37 +56,16 @@ func addrOf(sa unix.Sockaddr) string {
 // and the router that said so. Silence is reported as Verified only when
 // it cannot be the server's ICMP rate limit (see udpPacer).
 func udpProbe(ctx context.Context, addr netip.Addr, port, size int, df bool, timeout time.Duration, pacer *udpPacer) udpAnswer {
-	fam, lvl := unix.AF_INET, unix.IPPROTO_IP
-	disc, recverr, hdr := unix.IP_MTU_DISCOVER, unix.IP_RECVERR, packet.IPv4HeaderLen+packet.UDPHeaderLen
-	mode := unix.IP_PMTUDISC_PROBE
-	if !df {
-		mode = unix.IP_PMTUDISC_DONT
-	}
-	if addr.Is6() {
-		fam, lvl, disc, recverr, hdr = unix.AF_INET6, unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_RECVERR, packet.IPv6HeaderLen+packet.UDPHeaderLen
-		mode = unix.IPV6_PMTUDISC_PROBE
-		if !df {
-			mode = unix.IPV6_PMTUDISC_DONT
-		}
-	}
-	ans := udpAnswer{Answer: "none"}
-	fd, err := unix.Socket(fam, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	ans := udpAnswer{Answer: diagnose.AnswerNone}
+	fd, err := udpSocket(addr, port, df)
 	if err != nil {
 		ans.Err = err
 		return ans
 	}
 	defer unix.Close(fd)
-	if err := unix.SetsockoptInt(fd, lvl, disc, mode); err != nil {
-		ans.Err = fmt.Errorf("set PMTU discovery mode: %w", err)
-		return ans
-	}
-	if err := unix.SetsockoptInt(fd, lvl, recverr, 1); err != nil {
-		ans.Err = fmt.Errorf("set RECVERR: %w", err)
-		return ans
-	}
-	if err := unix.Connect(fd, sockaddr(addr, port)); err != nil {
-		ans.Err = err
-		return ans
+	hdr := packet.IPv4HeaderLen + packet.UDPHeaderLen
+	if addr.Is6() {
+		hdr = packet.IPv6HeaderLen + packet.UDPHeaderLen
 	}
 	payload := make([]byte, max(size-hdr, 0))
 	copy(payload, "mtuscope probe: please ignore")
@@ -157,53 +79,18 @@ func udpProbe(ctx context.Context, addr netip.Addr, port, size int, df bool, tim
 			n = 2
 		}
 		sentAt := time.Now()
-		for i := 0; i < n; i++ {
-			if err := unix.Send(fd, payload, 0); err != nil {
-				if errors.Is(err, unix.EMSGSIZE) {
-					ans.Answer, ans.LocalTooBig = "local_emsgsize", true
-					mtu, _ := unix.GetsockoptInt(fd, lvl, map[int]int{unix.AF_INET: unix.IP_MTU, unix.AF_INET6: unix.IPV6_MTU}[fam])
-					ans.MTU = mtu
-					return ans
-				}
-				// An error queued by an earlier copy surfaces here.
-				if !errors.Is(err, unix.ECONNREFUSED) {
-					ans.Err = err
-					return ans
-				}
-			}
-			ans.Sent++
+		if !sendCopies(fd, addr, payload, n, &ans) {
+			return ans
 		}
 		wait := timeout
 		if ans.Sent == 1 {
 			wait = max(timeout, time.Until(pacer.start.Add(icmpRefill)))
 		}
-		end := time.Now().Add(wait)
-		refrag := false
-		for time.Now().Before(end) && !refrag {
-			if ctx.Err() != nil {
-				return ans
-			}
-			step := min(time.Until(end), 50*time.Millisecond)
-			pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLERR | unix.POLLIN}}
-			if _, err := unix.Poll(pfd, int(max(step.Milliseconds(), 1))); err != nil && !errors.Is(err, unix.EINTR) {
-				ans.Err = err
-				return ans
-			}
-			if readErrQueue(fd, &ans) {
-				if ans.Answer == "frag_needed" && !df {
-					// The kernel now knows the smaller MTU and fragments
-					// the next copy to fit: send it.
-					refrag = true
-					continue
-				}
-				if ans.Answer == "port_unreachable" {
-					pacer.answered(time.Now())
-				}
-				return ans
-			}
-		}
-		if refrag {
+		switch awaitAnswer(ctx, fd, wait, df, pacer, &ans) {
+		case udpRefragment:
 			continue
+		case udpDone:
+			return ans
 		}
 		// A pair sent together shares whatever single token the server
 		// has refilled (earlier runs from this host may have drained the
@@ -225,6 +112,67 @@ func udpProbe(ctx context.Context, addr netip.Addr, port, size int, df bool, tim
 		}
 	}
 	return ans
+}
+
+// sendCopies sends n copies of payload and counts them in ans; false when
+// the probe ends there (this host refused the size: ans says so, with its
+// route MTU; or a send failed: ans.Err).
+func sendCopies(fd int, addr netip.Addr, payload []byte, n int, ans *udpAnswer) bool {
+	for i := 0; i < n; i++ {
+		if err := unix.Send(fd, payload, 0); err != nil {
+			if errors.Is(err, unix.EMSGSIZE) {
+				ans.Answer, ans.LocalTooBig = diagnose.AnswerLocalEMSGSIZE, true
+				lvl, opt := unix.IPPROTO_IP, unix.IP_MTU
+				if addr.Is6() {
+					lvl, opt = unix.IPPROTO_IPV6, unix.IPV6_MTU
+				}
+				ans.MTU, _ = unix.GetsockoptInt(fd, lvl, opt)
+				return false
+			}
+			// An error queued by an earlier copy surfaces here.
+			if !errors.Is(err, unix.ECONNREFUSED) {
+				ans.Err = err
+				return false
+			}
+		}
+		ans.Sent++
+	}
+	return true
+}
+
+// What awaitAnswer saw.
+const (
+	udpSilent     = iota // nothing came back within the wait
+	udpDone              // an answer (in ans), an error or the run's end: the probe ends
+	udpRefragment        // frag-needed on a datagram that may fragment: send again
+)
+
+// awaitAnswer polls the socket's error queue for up to wait.
+func awaitAnswer(ctx context.Context, fd int, wait time.Duration, df bool, pacer *udpPacer, ans *udpAnswer) int {
+	end := time.Now().Add(wait)
+	for time.Now().Before(end) {
+		if ctx.Err() != nil {
+			return udpDone
+		}
+		step := min(time.Until(end), 50*time.Millisecond)
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLERR | unix.POLLIN}}
+		if _, err := unix.Poll(pfd, int(max(step.Milliseconds(), 1))); err != nil && !errors.Is(err, unix.EINTR) {
+			ans.Err = err
+			return udpDone
+		}
+		if readErrQueue(fd, ans) {
+			if ans.Answer == diagnose.AnswerFragNeeded && !df {
+				// The kernel now knows the smaller MTU and fragments
+				// the next copy to fit: send it.
+				return udpRefragment
+			}
+			if ans.Answer == diagnose.AnswerPortUnreachable {
+				pacer.answered(time.Now())
+			}
+			return udpDone
+		}
+	}
+	return udpSilent
 }
 
 // readErrQueue drains the socket's error queue into ans and reports whether
@@ -256,11 +204,11 @@ func readErrQueue(fd int, ans *udpAnswer) bool {
 		}
 		switch syscall.Errno(ee.Errno) {
 		case unix.ECONNREFUSED:
-			ans.Answer = "port_unreachable"
+			ans.Answer = diagnose.AnswerPortUnreachable
 		case unix.EMSGSIZE:
-			ans.Answer, ans.MTU = "frag_needed", int(ee.Info)
+			ans.Answer, ans.MTU = diagnose.AnswerFragNeeded, int(ee.Info)
 		default:
-			ans.Answer = "icmp_error"
+			ans.Answer = diagnose.AnswerICMPError
 			ans.ICMPType, ans.ICMPCode = int(ee.Type), int(ee.Code)
 		}
 		return true

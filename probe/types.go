@@ -3,6 +3,8 @@ package probe
 import (
 	"sync"
 	"time"
+
+	"github.com/mtuscope/mtuscope/diagnose"
 )
 
 // tcpInfo is the part of the kernel's TCP_INFO the tests read.
@@ -17,9 +19,9 @@ type tcpInfo struct {
 
 // udpAnswer is what came back for one UDP probe.
 type udpAnswer struct {
-	Answer      string // "port_unreachable", "frag_needed", "icmp_error", "local_emsgsize", "none"
-	MTU         int    // for frag_needed and local_emsgsize
-	From        string // the address that sent the ICMP error
+	Answer      diagnose.DatagramAnswer // port_unreachable, frag_needed, icmp_error, local_emsgsize or none
+	MTU         int                     // for frag_needed and local_emsgsize
+	From        string                  // the address that sent the ICMP error
 	ICMPType    int
 	ICMPCode    int
 	LocalTooBig bool

@@ -5,9 +5,13 @@ package probe
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"time"
 
+	"github.com/mtuscope/mtuscope/diagnose"
+	"github.com/mtuscope/mtuscope/packet"
+	"github.com/mtuscope/mtuscope/sockopt"
 	"golang.org/x/sys/unix"
 )
 
@@ -45,7 +49,7 @@ func udpOrdered(ctx context.Context, addr netip.Addr, port int, sizes []int, df 
 		}
 	}()
 	for i := range sizes {
-		answers[i] = udpAnswer{Answer: "none"}
+		answers[i] = udpAnswer{Answer: diagnose.AnswerNone}
 		fd, err := udpSocket(addr, port, df[i])
 		if err != nil {
 			answers[i].Err = err
@@ -53,20 +57,22 @@ func udpOrdered(ctx context.Context, addr netip.Addr, port int, sizes []int, df 
 		}
 		fds[i] = fd
 	}
-	ctlAns := udpAnswer{Answer: "none"}
+	ctlAns := udpAnswer{Answer: diagnose.AnswerNone}
 	ctl, err := udpSocket(addr, port, true)
 	if err != nil {
 		ctlAns.Err = err
 		return answers, proven, ctlAns
 	}
 	defer unix.Close(ctl)
-	hdr := 28
+	hdr := packet.IPv4HeaderLen + packet.UDPHeaderLen
 	if addr.Is6() {
-		hdr = 48
+		hdr = packet.IPv6HeaderLen + packet.UDPHeaderLen
 	}
 	control := make([]byte, 128-hdr)
 	copy(control, "mtuscope control: please ignore")
-	open := func(i int) bool { return fds[i] >= 0 && answers[i].Answer == "none" && answers[i].Err == nil }
+	open := func(i int) bool {
+		return fds[i] >= 0 && answers[i].Answer == diagnose.AnswerNone && answers[i].Err == nil
+	}
 	for round := 0; round < 2 && ctx.Err() == nil; round++ {
 		waiting := 0
 		for i, size := range sizes {
@@ -77,7 +83,7 @@ func udpOrdered(ctx context.Context, addr netip.Addr, port int, sizes []int, df 
 			copy(payload, "mtuscope probe: please ignore")
 			if err := unix.Send(fds[i], payload, 0); err != nil {
 				if errors.Is(err, unix.EMSGSIZE) {
-					answers[i].Answer, answers[i].LocalTooBig = "local_emsgsize", true
+					answers[i].Answer, answers[i].LocalTooBig = diagnose.AnswerLocalEMSGSIZE, true
 					continue
 				}
 				answers[i].Err = err
@@ -93,7 +99,7 @@ func udpOrdered(ctx context.Context, addr netip.Addr, port int, sizes []int, df 
 			break
 		}
 		ctlAns.Sent++
-		ctlAns.Answer = "none"
+		ctlAns.Answer = diagnose.AnswerNone
 		var answeredAt time.Time
 		end := time.Now().Add(timeout)
 		for time.Now().Before(end) && ctx.Err() == nil {
@@ -108,12 +114,12 @@ func udpOrdered(ctx context.Context, addr netip.Addr, port int, sizes []int, df 
 				return answers, proven, ctlAns
 			}
 			for i, fd := range fds {
-				if fd >= 0 && answers[i].Answer == "none" {
+				if fd >= 0 && answers[i].Answer == diagnose.AnswerNone {
 					readErrQueue(fd, &answers[i])
 				}
 			}
 			if answeredAt.IsZero() && readErrQueue(ctl, &ctlAns) {
-				if ctlAns.Answer != "port_unreachable" {
+				if ctlAns.Answer != diagnose.AnswerPortUnreachable {
 					return answers, proven, ctlAns // not a closed port answering: no proof this way
 				}
 				answeredAt = time.Now()
@@ -125,7 +131,7 @@ func udpOrdered(ctx context.Context, addr netip.Addr, port int, sizes []int, df 
 			break // no token for the control either: the slow way decides
 		}
 		for i := range sizes {
-			if answers[i].Answer == "port_unreachable" {
+			if answers[i].Answer == diagnose.AnswerPortUnreachable {
 				pacer.answered(answeredAt)
 			}
 			if open(i) {
@@ -140,30 +146,21 @@ func udpOrdered(ctx context.Context, addr netip.Addr, port int, sizes []int, df 
 // (ignoring the cached path MTU) or allowed to fragment, with its ICMP
 // errors on the error queue.
 func udpSocket(addr netip.Addr, port int, df bool) (int, error) {
-	fam, lvl := unix.AF_INET, unix.IPPROTO_IP
-	disc, recverr := unix.IP_MTU_DISCOVER, unix.IP_RECVERR
-	mode := unix.IP_PMTUDISC_PROBE
-	if !df {
-		mode = unix.IP_PMTUDISC_DONT
-	}
+	fam, lvl, recverr := unix.AF_INET, unix.IPPROTO_IP, unix.IP_RECVERR
 	if addr.Is6() {
-		fam, lvl, disc, recverr = unix.AF_INET6, unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_RECVERR
-		mode = unix.IPV6_PMTUDISC_PROBE
-		if !df {
-			mode = unix.IPV6_PMTUDISC_DONT
-		}
+		fam, lvl, recverr = unix.AF_INET6, unix.IPPROTO_IPV6, unix.IPV6_RECVERR
 	}
 	fd, err := unix.Socket(fam, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
 		return -1, err
 	}
-	if err := unix.SetsockoptInt(fd, lvl, disc, mode); err != nil {
+	if err := sockopt.SetDontFragmentFD(fd, addr.Is6(), df); err != nil {
 		unix.Close(fd)
-		return -1, err
+		return -1, fmt.Errorf("set PMTU discovery mode: %w", err)
 	}
 	if err := unix.SetsockoptInt(fd, lvl, recverr, 1); err != nil {
 		unix.Close(fd)
-		return -1, err
+		return -1, fmt.Errorf("set RECVERR: %w", err)
 	}
 	if err := unix.Connect(fd, sockaddr(addr, port)); err != nil {
 		unix.Close(fd)

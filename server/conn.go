@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/tls"
 	"net"
 	"net/netip"
@@ -8,6 +9,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/mtuscope/mtuscope/sockopt"
 )
 
 // Listener kinds: what a listener is for, which decides what its
@@ -32,6 +35,9 @@ type connRecord struct {
 	Accepted time.Time
 	SYNMSS   int
 	raw      syscall.RawConn
+	// handshakeFlag mirrors handshakeDone for the write path, which then
+	// takes no lock.
+	handshakeFlag atomic.Bool
 
 	mu            sync.Mutex
 	session       string
@@ -85,7 +91,7 @@ func (r *connRecord) snapshot() snapshot {
 	}
 	r.mu.Unlock()
 	if !s.Closed {
-		if ti, err := tcpInfo(r.raw); err == nil {
+		if ti, err := sockopt.ReadTCPInfo(r.raw); err == nil {
 			s.Info = ti
 		}
 	}
@@ -103,6 +109,7 @@ func (r *connRecord) setSession(id string) {
 func (r *connRecord) markHandshakeDone() {
 	r.mu.Lock()
 	r.handshakeDone = true
+	r.handshakeFlag.Store(true)
 	p := r.pending
 	if r.Kind != kindDown && r.Kind != kindExact {
 		r.pending = nil
@@ -122,16 +129,22 @@ type evConn struct {
 	reg       *registry
 	closeOnce sync.Once
 	onClose   func()
+	// helloDone is set once the record's hello sniffer is done: reads
+	// after that (the whole rest of the connection) take no lock.
+	helloDone atomic.Bool
 }
 
 func (c *evConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if n > 0 {
+	if n > 0 && !c.helloDone.Load() {
 		sid := ""
 		c.rec.mu.Lock()
 		if !c.rec.hello.Done {
 			c.rec.hello.Feed(p[:n])
 			sid = c.rec.hello.SessionID
+		}
+		if c.rec.hello.Done {
+			c.helloDone.Store(true)
 		}
 		c.rec.mu.Unlock()
 		if sid != "" && c.reg != nil {
@@ -143,18 +156,20 @@ func (c *evConn) Read(p []byte) (int, error) {
 
 func (c *evConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
-	c.rec.mu.Lock()
-	if !c.rec.handshakeDone {
-		c.rec.flightBytes += int64(n)
+	if !c.rec.handshakeFlag.Load() {
+		c.rec.mu.Lock()
+		if !c.rec.handshakeDone {
+			c.rec.flightBytes += int64(n)
+		}
+		c.rec.mu.Unlock()
 	}
-	c.rec.mu.Unlock()
 	return n, err
 }
 
 // Close keeps the connection's last TCP_INFO, then closes it.
 func (c *evConn) Close() error {
 	c.closeOnce.Do(func() {
-		ti, err := tcpInfo(c.rec.raw)
+		ti, err := sockopt.ReadTCPInfo(c.rec.raw)
 		c.rec.mu.Lock()
 		if err == nil {
 			c.rec.final = ti
@@ -196,9 +211,12 @@ type evListener struct {
 	reg  *registry
 	// metrics, when set, counts accepted connections.
 	metrics *metrics
-	// onAccept, when set, takes over the connection (the down probe);
-	// Accept then does not return it.
+	// onAccept, when set, takes over the connection (the down probe) in a
+	// goroutine counted in wg; Accept then does not return it. When stopped
+	// ends, the connection is closed rather than held to its deadline.
 	onAccept func(*evConn)
+	wg       *sync.WaitGroup
+	stopped  context.Context
 	// pending, when set, bounds the unfinished connections per address:
 	// past the bound a new one is closed at once.
 	pending *pendingConns
@@ -225,7 +243,13 @@ func (l *evListener) Accept() (net.Conn, error) {
 			ec.rec.pending = l.pending
 		}
 		if l.onAccept != nil {
-			go l.onAccept(ec)
+			l.wg.Add(1)
+			go func() {
+				defer l.wg.Done()
+				unwatch := context.AfterFunc(l.stopped, func() { ec.Close() })
+				defer unwatch()
+				l.onAccept(ec)
+			}()
 			continue
 		}
 		return ec, nil

@@ -8,12 +8,12 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
-	"log/slog"
 	"net"
 	"net/netip"
 	"time"
 
-	"github.com/mtuscope/mtuscope/server/echowire"
+	"github.com/mtuscope/mtuscope/api/echowire"
+	"github.com/mtuscope/mtuscope/sockopt"
 )
 
 // echoServer answers probe's UDP datagrams, but only from a source address
@@ -26,18 +26,17 @@ type echoServer struct {
 	ttl     time.Duration
 	lim     *limiter
 	metrics *metrics
-	log     *slog.Logger
 	now     func() time.Time
 }
 
-func newEchoServer(ctx context.Context, cfg EchoConfig, m *metrics, log *slog.Logger) (*echoServer, error) {
+func newEchoServer(ctx context.Context, cfg EchoConfig, m *metrics) (*echoServer, error) {
 	var lc net.ListenConfig
 	pc, err := lc.ListenPacket(ctx, "udp", cfg.Listen)
 	if err != nil {
 		return nil, err
 	}
 	e := &echoServer{conn: pc.(*net.UDPConn), ttl: cfg.TokenTTL, lim: newLimiter(cfg.PerSecond, cfg.Burst),
-		metrics: m, log: log, now: time.Now}
+		metrics: m, now: time.Now}
 	rand.Read(e.key[:])
 	return e, nil
 }
@@ -87,7 +86,7 @@ func (e *echoServer) serve() {
 	buf := make([]byte, 65536)
 	out := make([]byte, 0, 65536)
 	lastDF := false
-	if raw, err := e.conn.SyscallConn(); err == nil && setDF(raw, true) == nil {
+	if raw, err := e.conn.SyscallConn(); err == nil && sockopt.SetDontFragment(raw, true) == nil {
 		lastDF = true
 	}
 	for {
@@ -114,7 +113,7 @@ func (e *echoServer) serve() {
 			continue
 		}
 		if df := req.Flags&echowire.FlagFragment == 0; df != lastDF {
-			if raw, err := e.conn.SyscallConn(); err == nil && setDF(raw, df) == nil {
+			if raw, err := e.conn.SyscallConn(); err == nil && sockopt.SetDontFragment(raw, df) == nil {
 				lastDF = df
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/mtuscope/mtuscope/diagnose"
+	"github.com/mtuscope/mtuscope/tlswire"
 )
 
 // Step results the page posts for each part of a rung test.
@@ -100,40 +101,33 @@ func joinRung(fam int, br BrowserRung, session string, tlsConns, down []snapshot
 		uncertain = append(uncertain, "the server-first probes on this size disagree (one arrived, another was lost)")
 	}
 	best := bestTLS(cands, session)
+	t.Outcome, _ = diagnose.ClassifyHandshake(rungFacts(br, best))
 	switch {
 	case br.Hello == stepOK:
-		t.Outcome = diagnose.Completed
 	case best == nil:
-		t.Outcome = diagnose.ConnectFailed
 		if br.Hello == stepFail {
+			// The page's hello failed and the server saw nothing: the
+			// connection never opened, or its SYN was lost; the page
+			// waited out its timeout either way.
 			t.Outcome = diagnose.Timeout
 		}
 		t.Detail = "the server saw no connection on this rung"
-	case best.NotTLS:
-		t.Outcome = diagnose.NotTLS
-	case best.HelloHash == "" && best.HelloUnread:
-		t.Outcome = diagnose.Timeout
+	case !best.NotTLS && best.HelloHash == "" && best.HelloUnread:
 		t.Detail = "the server was too busy to read this ClientHello"
-	case best.HelloHash == "":
-		t.Outcome = diagnose.StalledClientHello
-	case !best.HandshakeDone:
-		t.Outcome = diagnose.StalledServerFlight
-	default:
-		t.Outcome = diagnose.Completed
 	}
 
 	// Upstream: the ClientHello (when it needed a full segment) and the upload.
 	if best != nil {
-		seg := size - hdr - best.Info.optionBytes()
+		seg := size - hdr - best.Info.OptionBytes()
 		switch {
 		case best.HelloHash != "" && best.HelloRecords > seg:
 			t.Up = diagnose.Passed
-		case t.Outcome == diagnose.StalledClientHello && (best.HelloExpected == 0 || best.HelloRecords+5 > seg || best.HelloRecords < best.HelloExpected):
+		case t.Outcome == diagnose.StalledClientHello && (best.HelloExpected == 0 || best.HelloRecords+tlswire.RecordHeaderLen > seg || best.HelloRecords < best.HelloExpected):
 			t.Up = diagnose.Failed
 			t.Detail = "the ClientHello did not arrive whole"
 		}
 		if rcv := best.Info.RcvMSS; best.HandshakeDone && rcv >= minObservedMSS {
-			if obs := rcv + hdr + best.Info.optionBytes(); obs < t.UpSize {
+			if obs := rcv + hdr + best.Info.OptionBytes(); obs < t.UpSize {
 				t.UpSize = obs // the client's kernel learned a smaller path MTU
 			}
 		}
@@ -152,7 +146,7 @@ func joinRung(fam int, br BrowserRung, session string, tlsConns, down []snapshot
 		t.Down = diagnose.Failed
 	}
 	if best != nil && t.Down != diagnose.Passed {
-		seg := size - hdr - best.Info.optionBytes()
+		seg := size - hdr - best.Info.OptionBytes()
 		switch {
 		case best.HandshakeDone && best.FlightBytes > int64(seg):
 			t.Down = diagnose.Passed
@@ -196,6 +190,34 @@ func joinRung(fam int, br BrowserRung, session string, tlsConns, down []snapshot
 	}
 	rr.Server = keep
 	return rr
+}
+
+// rungFacts states what the page and the server saw of a rung's handshake
+// (best: the server's record of it, nil when it saw none) for the one
+// classifier. The server cannot see its flight arrive; a handshake it saw
+// through, or a hello step the page completed, means the flight arrived.
+func rungFacts(br BrowserRung, best *snapshot) diagnose.HandshakeFacts {
+	f := diagnose.HandshakeFacts{FlightComplete: br.Hello == stepOK}
+	if best == nil {
+		return f
+	}
+	f.Connected = true
+	f.HelloBytes = best.HelloExpected
+	f.HelloSent = max(best.HelloGot, 1) // the client sent a hello, or the start of one
+	f.HelloArrived = best.HelloGot
+	switch {
+	case best.NotTLS:
+		f.NotTLS = true
+	case best.HelloHash == "":
+		// The hello never arrived whole before the page gave up; a
+		// sniffer that stopped copying says nothing of a loss.
+		f.HelloLost, f.TimedOut = !best.HelloUnread, true
+	case !best.HandshakeDone:
+		f.HelloComplete, f.TimedOut = true, true
+	default:
+		f.HelloComplete, f.FlightComplete = true, true
+	}
+	return f
 }
 
 // tlsClass is how far an unfinished TLS connection got; "" when nothing

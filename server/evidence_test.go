@@ -165,3 +165,13 @@ func TestJoinRungUnnamed(t *testing.T) {
 		}
 	}
 }
+
+// TestVerdictTitles checks that the report page has a title for every
+// verdict diagnose can give (the operator view's filter offers them all).
+func TestVerdictTitles(t *testing.T) {
+	for _, v := range diagnose.Verdicts() {
+		if verdictTitles[v] == "" {
+			t.Errorf("no title for verdict %s", v)
+		}
+	}
+}

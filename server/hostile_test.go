@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mtuscope/mtuscope/server/echowire"
+	"github.com/mtuscope/mtuscope/api/echowire"
 )
 
 // stillServes fails the test unless the page still loads.

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mtuscope/mtuscope/api"
 	"github.com/mtuscope/mtuscope/web"
 )
 
@@ -39,22 +40,22 @@ func (s *Server) pageHandler(admin bool) http.Handler {
 		w.Header().Set("Cache-Control", "public, max-age=300")
 		static.ServeHTTP(w, r)
 	})))
-	mux.HandleFunc("GET /api/v1/ping", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+api.PingPath, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusNoContent)
 	})
-	mux.HandleFunc("POST /api/v1/sessions", s.limited(s.sessLim, "session", s.newSession))
-	mux.HandleFunc("POST /api/v1/sessions/{id}/start", s.startSession)
-	mux.HandleFunc("POST /api/v1/sessions/{id}/refine", s.refineSession)
-	mux.HandleFunc("POST /api/v1/sessions/{id}/result", s.limited(s.repLim, "report", s.sessionResult))
-	mux.HandleFunc("GET /r/{id}", s.reportPage)
-	mux.HandleFunc("GET /.well-known/mtuscope.json", s.capabilities)
-	mux.HandleFunc("GET /api/v1/whoami", s.limited(s.testLim, "test", s.whoami))
-	mux.HandleFunc("GET /api/v1/connections/{sid}", s.limited(s.testLim, "test", s.connection))
-	mux.HandleFunc("GET /api/v1/udp-token", s.limited(s.testLim, "test", s.udpToken))
-	mux.HandleFunc("POST /api/v1/reports", s.limited(s.repLim, "report", s.submitReport))
-	mux.HandleFunc("GET /api/v1/reports", s.operator(admin, s.listReports))
-	mux.HandleFunc("GET /api/v1/reports/{id}", s.operator(admin, s.getReport))
+	mux.HandleFunc("POST "+api.SessionsPath, s.limited(s.sessLim, "session", s.newSession))
+	mux.HandleFunc("POST "+api.SessionsPath+"/{id}/start", s.startSession)
+	mux.HandleFunc("POST "+api.SessionsPath+"/{id}/refine", s.refineSession)
+	mux.HandleFunc("POST "+api.SessionsPath+"/{id}/result", s.limited(s.repLim, "report", s.sessionResult))
+	mux.HandleFunc("GET "+api.ReportPagePath+"{id}", s.reportPage)
+	mux.HandleFunc("GET "+api.CapabilitiesPath, s.capabilities)
+	mux.HandleFunc("GET "+api.WhoamiPath, s.limited(s.testLim, "test", s.whoami))
+	mux.HandleFunc("GET "+api.ConnectionsPath+"{sid}", s.limited(s.testLim, "test", s.connection))
+	mux.HandleFunc("GET "+api.UDPTokenPath, s.limited(s.testLim, "test", s.udpToken))
+	mux.HandleFunc("POST "+api.ReportsPath, s.limited(s.repLim, "report", s.submitReport))
+	mux.HandleFunc("GET "+api.ReportsPath, s.operator(admin, s.listReports))
+	mux.HandleFunc("GET "+api.ReportsPath+"/{id}", s.operator(admin, s.getReport))
 	mux.HandleFunc("GET /operator", s.operator(admin, s.operatorPage))
 	kind := kindPage
 	if admin {

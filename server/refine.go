@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mtuscope/mtuscope/diagnose"
+	"github.com/mtuscope/mtuscope/sockopt"
 )
 
 // The refinement round makes the page exact to the byte. The first round's
@@ -248,7 +249,8 @@ func (s *Server) planRefine(ctx context.Context, sess *session, fr FamilyResult,
 		ref.lns = append(ref.lns, ln)
 		rf.Rungs = append(rf.Rungs, rung{MSS: mss, Port: ln.Addr().(*net.TCPAddr).Port})
 		ref.mss[refineKey(fr.Family, mss)] = true
-		go s.refineSrv.ServeTLS(ln, "", "")
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.refineSrv.ServeTLS(ln, "", "") }()
 	}
 	if len(down) > 0 {
 		dl, err := s.listen(ctx, net.JoinHostPort(host, strconv.Itoa(ports[len(up)])), 0, kindExact)
@@ -256,7 +258,14 @@ func (s *Server) planRefine(ctx context.Context, sess *session, fr FamilyResult,
 			dl.onAccept = func(c *evConn) { s.exactProbe(c, sess, fr.Family, down) }
 			ref.lns = append(ref.lns, dl)
 			rf.ExactPort, rf.ExactSizes = dl.Addr().(*net.TCPAddr).Port, down
-			go dl.Accept()
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				// Closed by the refinement's end or, sooner, by Shutdown.
+				unwatch := context.AfterFunc(s.stopped, func() { dl.Close() })
+				defer unwatch()
+				dl.Accept()
+			}()
 		} else {
 			s.log.Info("refinement listener", "err", err)
 		}
@@ -287,12 +296,12 @@ func (s *Server) exactProbe(c *evConn, sess *session, fam int, sizes []int) {
 	if queueKey(c.rec.Client.Addr()) != queueKey(sess.IP) && familyOf(c.rec.Client.Addr()) == sess.Family {
 		return
 	}
-	ti, err := tcpInfo(c.rec.raw)
+	ti, err := sockopt.ReadTCPInfo(c.rec.raw)
 	if err != nil || ti.SndMSS <= 0 {
 		return
 	}
 	c.SetDeadline(time.Now().Add(20 * time.Second))
-	hdr, opt := diagnose.IPHeader(fam), ti.optionBytes()
+	hdr, opt := diagnose.IPHeader(fam), ti.OptionBytes()
 	first := make([]byte, 64)
 	copy(first, exactRecordHeader)
 	n, err := c.Conn.Write(first)

@@ -6,12 +6,12 @@ import (
 	"encoding/base32"
 	"fmt"
 	htmltemplate "html/template"
-	"net/netip"
 	"sort"
 	"strings"
 	texttemplate "text/template"
 	"time"
 
+	"github.com/mtuscope/mtuscope/api"
 	"github.com/mtuscope/mtuscope/diagnose"
 	"github.com/mtuscope/mtuscope/web"
 )
@@ -239,7 +239,7 @@ var fixNotes = map[string]string{
 var pageHiddenFixes = map[string]bool{"go_disable_mlkem": true, "shrink_server_flight": true}
 
 func (t *templates) view(rep *Report, base string) (*reportView, error) {
-	v := &reportView{R: rep, Primary: rep.Primary(), Link: base + "/r/" + rep.ID}
+	v := &reportView{R: rep, Primary: rep.Primary(), Link: base + api.ReportPagePath + rep.ID}
 	if p := v.Primary; p != nil {
 		v.Title = verdictTitles[p.Diagnosis.Verdict]
 		v.Summary = summaryText(p.Diagnosis)
@@ -412,12 +412,4 @@ func mark(r diagnose.Result) (string, string, string) {
 		return "lost", "✗", "fail"
 	}
 	return "not tested", "–", "untested"
-}
-
-// clientGroup names the client's network when no ASN is known.
-func clientGroup(ip netip.Addr, asnFound bool, asn uint32, prefix netip.Prefix) string {
-	if asnFound {
-		return fmt.Sprintf("AS%d", asn)
-	}
-	return strings.TrimSpace(prefix.String())
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mtuscope/mtuscope/api"
 	"github.com/mtuscope/mtuscope/diagnose"
 )
 
@@ -17,7 +18,7 @@ func TestSubmittedFieldsEscaped(t *testing.T) {
 	c := client()
 	evil := "x\nFix (network): run rm -rf /\r\x1b[2J\u202eevil"
 	ev := diagnose.Evidence{Family: 4, Connected: false, ConnectError: evil, Skipped: []string{evil}}
-	body, _ := json.Marshal(probeSubmission{Target: evil, Version: evil, Evidence: []diagnose.Evidence{ev}})
+	body, _ := json.Marshal(api.Submission{Target: evil, Version: evil, Evidence: []diagnose.Evidence{ev}})
 	code, out := do(t, c, "POST", s.url("https", "/api/v1/reports"), "application/json", strings.NewReader(string(body)))
 	if code != http.StatusCreated {
 		t.Fatalf("submit: %d %s", code, out)

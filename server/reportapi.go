@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mtuscope/mtuscope/api"
 	"github.com/mtuscope/mtuscope/diagnose"
 	"github.com/mtuscope/mtuscope/store"
 )
@@ -95,16 +96,8 @@ func baseURL(r *http.Request) string {
 	return scheme + "://" + escapeControls(truncate(r.Host, 300))
 }
 
-// probeSubmission is what `mtuscope probe --submit` posts: the evidence it
-// gathered per family. The server diagnoses it itself.
-type probeSubmission struct {
-	Target   string              `json:"target"`
-	Version  string              `json:"version"`
-	Evidence []diagnose.Evidence `json:"evidence"`
-}
-
 func (s *Server) submitReport(w http.ResponseWriter, r *http.Request) {
-	var sub probeSubmission
+	var sub api.Submission
 	if err := decodeJSON(w, r, maxJSONBody, &sub); err != nil {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
@@ -138,9 +131,7 @@ func (s *Server) submitReport(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusInternalServerError, "the report could not be stored")
 		return
 	}
-	p := rep.Primary()
-	writeJSON(w, http.StatusCreated, map[string]any{"id": rep.ID, "url": "/r/" + rep.ID, "stored": true,
-		"verdict": p.Diagnosis.Verdict, "direction": p.Diagnosis.Direction, "path_mtu": p.Diagnosis.PathMTU})
+	writeJSON(w, http.StatusCreated, submitted(rep))
 }
 
 // parseFilter reads ?asn=&verdict=&since=&until=&limit=.
@@ -194,7 +185,7 @@ func (s *Server) listReports(w http.ResponseWriter, r *http.Request) {
 	for _, sr := range l {
 		out = append(out, map[string]any{"id": sr.ID, "created": sr.Created, "source": sr.Source, "client_ip": sr.ClientIP,
 			"family": sr.Family, "asn": sr.ASN, "org": sr.Org, "verdict": sr.Verdict, "direction": sr.Direction,
-			"path_mtu": sr.PathMTU, "url": "/r/" + sr.ID})
+			"path_mtu": sr.PathMTU, "url": api.ReportPagePath + sr.ID})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"reports": out, "count": len(out)})
 }
@@ -216,9 +207,7 @@ func (s *Server) operatorPage(w http.ResponseWriter, r *http.Request) {
 		var sum []store.ASNSummary
 		if sum, err = s.store.Summary(r.Context(), store.Filter{Since: f.Since, Until: f.Until, Verdict: f.Verdict, ASN: f.ASN}); err == nil {
 			var verdicts []string
-			for _, v := range []diagnose.Verdict{diagnose.VerdictOK, diagnose.VerdictPMTUReduced, diagnose.VerdictBlackhole,
-				diagnose.VerdictFragmentsDropped, diagnose.VerdictSplitIntolerant, diagnose.VerdictTLSIntercepted,
-				diagnose.VerdictTLSFailed, diagnose.VerdictTCPUnreachable, diagnose.VerdictInconclusive} {
+			for _, v := range diagnose.Verdicts() {
 				verdicts = append(verdicts, string(v))
 			}
 			since := ""
@@ -237,4 +226,12 @@ func (s *Server) operatorPage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	httpError(w, http.StatusInternalServerError, "the reports could not be read")
+}
+
+// submitted is the answer to a stored report: where it is and its first
+// family's diagnosis.
+func submitted(rep *Report) api.Submitted {
+	p := rep.Primary()
+	return api.Submitted{ID: rep.ID, URL: api.ReportPagePath + rep.ID, Stored: true,
+		Verdict: p.Diagnosis.Verdict, Direction: p.Diagnosis.Direction, PathMTU: p.Diagnosis.PathMTU}
 }

@@ -7,20 +7,23 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mtuscope/mtuscope/api"
+	"github.com/mtuscope/mtuscope/sockopt"
 )
 
 // rungHandler serves the rung listeners: the page's three steps, whoami
 // and the capabilities, with CORS for exactly the page's origins.
 func (s *Server) rungHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /t/hello", s.testLimited(s.rungHello))
-	mux.HandleFunc("GET /t/down", s.testLimited(s.rungDown))
-	mux.HandleFunc("POST /t/up", s.testLimited(s.rungUp))
-	mux.HandleFunc("GET /t/claim", s.testLimited(s.rungClaim))
-	mux.HandleFunc("GET /api/v1/whoami", s.limited(s.testLim, "test", s.whoami))
-	mux.HandleFunc("GET /api/v1/connections/{sid}", s.limited(s.testLim, "test", s.connection))
-	mux.HandleFunc("GET /api/v1/udp-token", s.limited(s.testLim, "test", s.udpToken))
-	mux.HandleFunc("GET /.well-known/mtuscope.json", s.capabilities)
+	mux.HandleFunc("GET "+api.RungHelloPath, s.testLimited(s.rungHello))
+	mux.HandleFunc("GET "+api.RungDownPath, s.testLimited(s.rungDown))
+	mux.HandleFunc("POST "+api.RungUpPath, s.testLimited(s.rungUp))
+	mux.HandleFunc("GET "+api.RungClaimPath, s.testLimited(s.rungClaim))
+	mux.HandleFunc("GET "+api.WhoamiPath, s.limited(s.testLim, "test", s.whoami))
+	mux.HandleFunc("GET "+api.ConnectionsPath+"{sid}", s.limited(s.testLim, "test", s.connection))
+	mux.HandleFunc("GET "+api.UDPTokenPath, s.limited(s.testLim, "test", s.udpToken))
+	mux.HandleFunc("GET "+api.CapabilitiesPath, s.capabilities)
 	inner := s.metrics.instrument(kindRung, mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -198,7 +201,7 @@ func (s *Server) downProbe(c *evConn) {
 	default:
 		return
 	}
-	ti, err := tcpInfo(c.rec.raw)
+	ti, err := sockopt.ReadTCPInfo(c.rec.raw)
 	if err != nil || ti.SndMSS <= 0 {
 		return
 	}

@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mtuscope/mtuscope/api"
 	"github.com/mtuscope/mtuscope/asn"
 	"github.com/mtuscope/mtuscope/store"
 )
@@ -58,17 +59,15 @@ type Server struct {
 	// "echo"), once Start returned.
 	Addrs map[string]string
 
-	wg   sync.WaitGroup
-	stop chan struct{}
+	// wg counts every goroutine the server starts; stopped ends at
+	// Shutdown (stop), which closes what they hold and waits for them.
+	wg      sync.WaitGroup
+	stopped context.Context
+	stop    context.CancelFunc
 }
 
 // rung is one rung's listeners, once bound.
-type rung struct {
-	MSS      int    `json:"mss"`
-	Host     string `json:"host,omitempty"` // address mode: the rung's own address
-	Port     int    `json:"port"`
-	DownPort int    `json:"down_port,omitempty"`
-}
+type rung = api.Rung
 
 // New checks cfg, opens the report store, the ASN database (when there is
 // one) and the certificates. It binds nothing yet.
@@ -89,7 +88,8 @@ func New(cfg Config, log *slog.Logger, version string) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, version: version, reg: newRegistry(3*time.Minute, 4096),
 		sessions: newSessions(10*time.Minute, 100000), metrics: newMetrics(), Addrs: map[string]string{},
-		stop: make(chan struct{}), downSem: make(chan struct{}, 4096)}
+		downSem: make(chan struct{}, 4096)}
+	s.stopped, s.stop = context.WithCancel(context.Background())
 	s.refinePool = &portPool{base: cfg.Rungs.RefineBasePort, n: cfg.Rungs.RefinePorts, used: map[int]bool{}}
 	if cfg.Rungs.BasePort == 0 {
 		s.refinePool.base = 0 // tests: any free ports
@@ -189,7 +189,7 @@ func (s *Server) start(ctx context.Context) error {
 		return err
 	}
 	if s.cfg.Echo.Listen != "" {
-		e, err := newEchoServer(ctx, s.cfg.Echo, s.metrics, s.log)
+		e, err := newEchoServer(ctx, s.cfg.Echo, s.metrics)
 		if err != nil {
 			return fmt.Errorf("echo: %w", err)
 		}
@@ -218,7 +218,7 @@ func (s *Server) listen(ctx context.Context, addr string, mss int, kind string) 
 	if err != nil {
 		return nil, err
 	}
-	el := &evListener{Listener: ln, kind: kind, mss: mss, reg: s.reg, metrics: s.metrics}
+	el := &evListener{Listener: ln, kind: kind, mss: mss, reg: s.reg, metrics: s.metrics, wg: &s.wg, stopped: s.stopped}
 	if kind != "admin" {
 		el.pending = &s.pending
 	}
@@ -304,11 +304,7 @@ func (s *Server) Rungs() []rung { return s.rungs }
 // Shutdown stops accepting, lets requests in flight finish (until ctx
 // ends), and closes the store: every report acknowledged is on disk.
 func (s *Server) Shutdown(ctx context.Context) error {
-	select {
-	case <-s.stop:
-	default:
-		close(s.stop)
-	}
+	s.stop()
 	var errs []error
 	for _, srv := range s.servers {
 		if err := srv.Shutdown(ctx); err != nil {
@@ -325,25 +321,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Run starts the server and serves until ctx ends, then shuts down
-// gracefully.
-func (s *Server) Run(ctx context.Context) error {
-	if err := s.Start(ctx); err != nil {
-		return err
-	}
-	<-ctx.Done()
-	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	return s.Shutdown(sctx)
-}
-
 func (s *Server) sweeper() {
 	defer s.wg.Done()
 	t := time.NewTicker(30 * time.Second)
 	defer t.Stop()
 	for {
 		select {
-		case <-s.stop:
+		case <-s.stopped.Done():
 			return
 		case now := <-t.C:
 			s.reg.sweep(now)

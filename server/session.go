@@ -45,7 +45,6 @@ type session struct {
 	mu       sync.Mutex
 	ips      map[netip.Addr]bool // addresses whose requests named the session
 	reportID string
-	finished chan struct{}
 	tests    int       // test requests counted against the session's budget
 	started  time.Time // the lease was granted (zero: waiting)
 	ended    time.Time // the lease was given back (zero: still held)
@@ -161,7 +160,6 @@ func (ss *sessions) add(s *session) addRefusal {
 		return queueFull
 	}
 	s.ips = map[netip.Addr]bool{}
-	s.finished = make(chan struct{})
 	s.polled = now
 	ss.byID[s.ID] = s
 	ss.queues[k] = append(q, s)

@@ -1,6 +1,11 @@
 package server
 
 import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -211,5 +216,52 @@ func TestClaimSecondFamily(t *testing.T) {
 	ss.release(a, now.Add(4*time.Second))
 	if ok, _ := ss.start(c, now.Add(4*time.Second)); !ok {
 		t.Fatal("the v6 session did not start after the dual-stack check ended")
+	}
+}
+
+// TestShutdownEndsDownProbes holds a server-first probe connection open and
+// shuts the server down: Shutdown must close it (not leave its goroutine
+// holding it to the 20 s deadline) and return promptly.
+func TestShutdownEndsDownProbes(t *testing.T) {
+	s, err := New(func() Config {
+		cfg := Defaults()
+		cfg.HTTPS, cfg.HTTP, cfg.Admin, cfg.Target, cfg.Echo.Listen = "127.0.0.1:0", "", "", "", ""
+		cfg.DataDir = t.TempDir()
+		cfg.Rungs.First, cfg.Rungs.Last, cfg.Rungs.Step, cfg.Rungs.BasePort = 1220, 1460, 240, 0
+		return cfg
+	}(), slog.New(slog.NewTextHandler(io.Discard, nil)), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", s.Rungs()[0].DownPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 4096)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(buf); err != nil {
+		t.Fatalf("the probe's segment: %v", err)
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Shutdown took %v", d)
+	}
+	c.SetReadDeadline(time.Now().Add(time.Second))
+	for {
+		if _, err = c.Read(buf); err != nil {
+			break
+		}
+	}
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Error("the probe connection is still open after Shutdown")
 	}
 }

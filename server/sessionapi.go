@@ -10,6 +10,7 @@ import (
 
 	"github.com/mtuscope/mtuscope/asn"
 
+	"github.com/mtuscope/mtuscope/api"
 	"github.com/mtuscope/mtuscope/diagnose"
 )
 
@@ -200,7 +201,7 @@ func (s *Server) sessionResult(w http.ResponseWriter, r *http.Request) {
 	done := sess.reportID
 	sess.mu.Unlock()
 	if done != "" {
-		writeJSON(w, http.StatusOK, map[string]string{"id": done, "url": "/r/" + done})
+		writeJSON(w, http.StatusOK, map[string]string{"id": done, "url": api.ReportPagePath + done})
 		return
 	}
 	s.sessions.release(sess, time.Now())
@@ -219,9 +220,7 @@ func (s *Server) sessionResult(w http.ResponseWriter, r *http.Request) {
 	sess.mu.Lock()
 	sess.reportID = rep.ID
 	sess.mu.Unlock()
-	p := rep.Primary()
-	writeJSON(w, http.StatusCreated, map[string]any{"id": rep.ID, "url": "/r/" + rep.ID, "stored": true,
-		"verdict": p.Diagnosis.Verdict, "direction": p.Diagnosis.Direction, "path_mtu": p.Diagnosis.PathMTU})
+	writeJSON(w, http.StatusCreated, submitted(rep))
 }
 
 // joinSession joins the page's results with the server's records of the

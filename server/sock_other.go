@@ -9,9 +9,7 @@ import (
 	"syscall"
 )
 
-var errNotLinux = errors.New("MSS-clamped listeners, TCP_SAVED_SYN and TCP_INFO are not supported on this OS")
+var errNotLinux = errors.New("MSS-clamped listeners and TCP_SAVED_SYN are not supported on this OS")
 
 func listenTCP(context.Context, string, string, int) (net.Listener, error) { return nil, errNotLinux }
 func savedSYN(syscall.RawConn) ([]byte, error)                             { return nil, errNotLinux }
-func tcpInfo(syscall.RawConn) (TCPInfo, error)                             { return TCPInfo{}, errNotLinux }
-func setDF(syscall.RawConn, bool) error                                    { return errNotLinux }

@@ -6,21 +6,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-)
 
-// Whoami is what the server saw of the connection a request arrived on:
-// probe compares it with what it sent to find MSS clamping on the path and
-// ClientHellos rewritten by an intercepting proxy.
-type Whoami struct {
-	Client        string   `json:"client"`
-	Family        int      `json:"family"`
-	ListenerMSS   int      `json:"listener_mss"`
-	SYNMSS        int      `json:"syn_mss"`
-	HelloBytes    int      `json:"hello_bytes"`
-	HelloSHA256   string   `json:"hello_sha256"`
-	HelloRecBytes int      `json:"hello_record_bytes"`
-	TCPInfo       *TCPInfo `json:"tcp_info,omitempty"`
-}
+	"github.com/mtuscope/mtuscope/api"
+)
 
 func (s *Server) whoami(w http.ResponseWriter, r *http.Request) {
 	rec := connRecordFrom(r)
@@ -29,7 +17,7 @@ func (s *Server) whoami(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	snap := rec.snapshot()
-	out := Whoami{Client: rec.Client.String(), Family: familyOf(rec.Client.Addr()), ListenerMSS: rec.MSS,
+	out := api.Whoami{Client: rec.Client.String(), Family: familyOf(rec.Client.Addr()), ListenerMSS: rec.MSS,
 		SYNMSS: rec.SYNMSS, HelloBytes: snap.HelloExpected, HelloSHA256: snap.HelloHash, HelloRecBytes: snap.HelloRecords}
 	if snap.Info.Valid {
 		out.TCPInfo = &snap.Info
@@ -37,35 +25,14 @@ func (s *Server) whoami(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// Capabilities is /.well-known/mtuscope.json: what this server offers, so
-// that probe can detect it and run server-assisted.
-type Capabilities struct {
-	Service    string `json:"service"`
-	Version    string `json:"version"`
-	API        int    `json:"api"`
-	PagePath   string `json:"page_path"`
-	PageMSS    int    `json:"page_mss"`
-	WhoamiPath string `json:"whoami_path"`
-	// ConnectionsPath + a ClientHello session ID in hex: Observation.
-	ConnectionsPath string `json:"connections_path"`
-	SubmitPath      string `json:"submit_path"`
-	// TargetPort is the unclamped HTTPS listener for probe\'s own ladders.
-	TargetPort  int    `json:"target_port,omitempty"`
-	Rungs       []rung `json:"rungs"`
-	EchoPort    int    `json:"echo_port,omitempty"`
-	EchoToken   string `json:"echo_token_path,omitempty"`
-	EchoWire    string `json:"echo_wire,omitempty"`
-	MaxDownload int    `json:"max_download"`
-}
-
 func (s *Server) capabilities(w http.ResponseWriter, r *http.Request) {
-	c := Capabilities{Service: "mtuscope", Version: s.version, API: 1, PagePath: PagePath, PageMSS: s.cfg.PageMSS,
-		WhoamiPath: "/api/v1/whoami", ConnectionsPath: "/api/v1/connections/", SubmitPath: "/api/v1/reports", Rungs: s.rungs, MaxDownload: len(s.download)}
+	c := api.Capabilities{Service: api.Service, Version: s.version, API: api.Version, PagePath: PagePath, PageMSS: s.cfg.PageMSS,
+		WhoamiPath: api.WhoamiPath, ConnectionsPath: api.ConnectionsPath, SubmitPath: api.ReportsPath, Rungs: s.rungs, MaxDownload: len(s.download)}
 	if p, err := strconv.Atoi(portOf(s.Addrs["target"])); err == nil {
 		c.TargetPort = p
 	}
 	if s.echo != nil {
-		c.EchoPort, c.EchoToken, c.EchoWire = s.echo.Port(), "/api/v1/udp-token", "echowire/1"
+		c.EchoPort, c.EchoToken, c.EchoWire = s.echo.Port(), api.UDPTokenPath, api.EchoWire
 	}
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	writeJSON(w, http.StatusOK, c)
@@ -81,21 +48,7 @@ func (s *Server) udpToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tok, exp := s.echo.token(clientAddr(r))
-	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "port": s.echo.Port(), "expires": exp.UTC().Format(time.RFC3339)})
-}
-
-// Observation is what the server saw of one earlier connection, for
-// probe's server-assisted mode: found by the session ID its ClientHello
-// carried, or else (Match "address") the latest connection from the
-// address asking, which is what a TLS-intercepting proxy re-originates.
-type Observation struct {
-	Match       string `json:"match"` // "session_id" or "address"
-	Client      string `json:"client"`
-	SYNMSS      int    `json:"syn_mss"`
-	HelloBytes  int    `json:"hello_bytes"`  // the records that carried the hello, headers included
-	HelloSHA256 string `json:"hello_sha256"` // of those records
-	Retrans     int    `json:"retrans"`
-	PMTU        int    `json:"pmtu"`
+	writeJSON(w, http.StatusOK, api.UDPToken{Token: tok, Port: s.echo.Port(), Expires: exp.UTC()})
 }
 
 func (s *Server) connection(w http.ResponseWriter, r *http.Request) {
@@ -104,12 +57,12 @@ func (s *Server) connection(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "session ID: 8 to 32 bytes in hex")
 		return
 	}
-	out := Observation{Match: "session_id"}
+	out := api.Observation{Match: api.MatchSessionID}
 	rec := s.reg.bySession(sid)
 	if rec == nil {
 		// Not seen with that ID: the latest completed hello from the
 		// address asking, on this listener, other than this connection.
-		out.Match = "address"
+		out.Match = api.MatchAddress
 		self := connRecordFrom(r)
 		local := netip.AddrPort{}
 		if self != nil {

@@ -274,16 +274,16 @@ func probeDocument(rep *probe.Report, d diagnose.Diagnosis) probeDoc {
 			res["error"] = u.Error
 		}
 		res["copies"] = u.Copies
-		doc.Tests = append(doc.Tests, testDoc{Name: "udp", Params: map[string]any{"size": u.Size, "df": u.DF, "port": u.Port},
-			Outcome: u.Answer, DurationMS: ms(u.Duration), Result: res})
+		doc.Tests = append(doc.Tests, testDoc{Name: string(diagnose.MethodUDP), Params: map[string]any{"size": u.Size, "df": u.DF, "port": u.Port},
+			Outcome: string(u.Answer), DurationMS: ms(u.Duration), Result: res})
 	}
 	for _, e := range rep.AssistedEcho {
 		res := map[string]any{"arrived": e.Arrived, "echoed": e.Echoed}
 		if e.Error != "" {
 			res["error"] = e.Error
 		}
-		doc.Tests = append(doc.Tests, testDoc{Name: "udp_echo", Params: map[string]any{"size": e.Size, "fragment": e.Fragment},
-			Outcome: e.Answer(), DurationMS: ms(e.Duration), Result: res})
+		doc.Tests = append(doc.Tests, testDoc{Name: string(diagnose.MethodUDPEcho), Params: map[string]any{"size": e.Size, "fragment": e.Fragment},
+			Outcome: string(e.Answer()), DurationMS: ms(e.Duration), Result: res})
 	}
 	for _, h := range rep.Handshakes {
 		res := map[string]any{"up": h.Up, "down": h.Down, "up_size": h.UpSize, "down_size": h.DownSize,
@@ -305,12 +305,12 @@ func probeDocument(rep *probe.Report, d diagnose.Diagnosis) probeDoc {
 			Outcome: string(h.Outcome), DurationMS: ms(h.Duration), Result: res})
 	}
 	for _, e := range rep.Echo {
-		out := "none"
+		out := diagnose.AnswerNone
 		if e.Replied {
-			out = "echo_reply"
+			out = diagnose.AnswerEchoReply
 		}
-		doc.Tests = append(doc.Tests, testDoc{Name: "icmp_echo", Params: map[string]any{"size": e.Size, "df": e.DF, "round": e.Round},
-			Outcome: out, DurationMS: ms(e.Duration)})
+		doc.Tests = append(doc.Tests, testDoc{Name: string(diagnose.MethodICMPEcho), Params: map[string]any{"size": e.Size, "df": e.DF, "round": e.Round},
+			Outcome: string(out), DurationMS: ms(e.Duration)})
 	}
 	return doc
 }

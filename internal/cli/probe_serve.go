@@ -9,7 +9,7 @@ import (
 
 	"github.com/mtuscope/mtuscope/diagnose"
 	"github.com/mtuscope/mtuscope/probe"
-	"github.com/mtuscope/mtuscope/server/assist"
+	"github.com/mtuscope/mtuscope/probe/assist"
 )
 
 // detectAssistant asks the target whether it is an mtuscope server

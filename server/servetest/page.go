@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mtuscope/mtuscope/api"
 )
 
 // PageRun is the outcome of one emulated page session.
@@ -42,7 +44,7 @@ func RunPage(ctx context.Context, c *http.Client, base string, dial func(ctx con
 		Started       bool `json:"started"`
 		RetryMs       int  `json:"retry_ms"`
 	}
-	if err := post(ctx, c, base+"/api/v1/sessions", `{"rtt_ms":1}`, http.StatusCreated, &sess); err != nil {
+	if err := post(ctx, c, base+api.SessionsPath, `{"rtt_ms":1}`, http.StatusCreated, &sess); err != nil {
 		return run, err
 	}
 	// Sessions from one address test one after the other: wait for the turn.
@@ -55,7 +57,7 @@ func RunPage(ctx context.Context, c *http.Client, base string, dial func(ctx con
 		var st struct {
 			Started bool `json:"started"`
 		}
-		if err := postAny(ctx, c, base+"/api/v1/sessions/"+sess.ID+"/start", &st); err != nil {
+		if err := postAny(ctx, c, base+api.SessionsPath+"/"+sess.ID+"/start", &st); err != nil {
 			return run, err
 		}
 		sess.Started = st.Started
@@ -83,13 +85,13 @@ func RunPage(ctx context.Context, c *http.Client, base string, dial func(ctx con
 			rr := rungResult{MSS: r.MSS, Family: fam, Hello: "ok", Down: "ok", Up: "ok", Probe: "opened"}
 			rb := fmt.Sprintf("https://%s:%d", host, r.Port)
 			q := "?s=" + sess.ID
-			if err := get(ctx, c, rb+"/t/hello"+q, -1); err != nil {
+			if err := get(ctx, c, rb+api.RungHelloPath+q, -1); err != nil {
 				errs <- err
 				rr.Hello = "fail"
 			} else if err := get(ctx, c, fmt.Sprintf("%s/t/down%s&n=%d", rb, q, sess.DownloadBytes), sess.DownloadBytes); err != nil {
 				errs <- err
 				rr.Down = "fail"
-			} else if err := post(ctx, c, rb+"/t/up"+q, strings.Repeat("u", sess.UploadBytes), http.StatusOK, nil); err != nil {
+			} else if err := post(ctx, c, rb+api.RungUpPath+q, strings.Repeat("u", sess.UploadBytes), http.StatusOK, nil); err != nil {
 				errs <- err
 				rr.Up = "fail"
 			}
@@ -112,7 +114,7 @@ func RunPage(ctx context.Context, c *http.Client, base string, dial func(ctx con
 		Verdict string `json:"verdict"`
 	}
 	t0 := time.Now()
-	if err := post(ctx, c, base+"/api/v1/sessions/"+sess.ID+"/result", string(body), http.StatusCreated, &rep); err != nil {
+	if err := post(ctx, c, base+api.SessionsPath+"/"+sess.ID+"/result", string(body), http.StatusCreated, &rep); err != nil {
 		return run, err
 	}
 	run.Store, run.Session = time.Since(t0), time.Since(start)

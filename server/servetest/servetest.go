@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mtuscope/mtuscope/api"
 	"github.com/mtuscope/mtuscope/internal/testnet"
 )
 
@@ -79,7 +80,7 @@ func (s *Serve) WaitReady(host *testnet.Host, family int, within time.Duration) 
 		DialContext: host.Dialer(&net.Dialer{}), TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	deadline := time.Now().Add(within)
 	for {
-		resp, err := c.Get(s.URL(family, "/.well-known/mtuscope.json"))
+		resp, err := c.Get(s.URL(family, api.CapabilitiesPath))
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {

@@ -3,14 +3,18 @@ package assist
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
 	"syscall"
 	"time"
 
+	"github.com/mtuscope/mtuscope/api"
+	"github.com/mtuscope/mtuscope/api/echowire"
+	"github.com/mtuscope/mtuscope/packet"
 	"github.com/mtuscope/mtuscope/probe"
-	"github.com/mtuscope/mtuscope/server/echowire"
+	"github.com/mtuscope/mtuscope/sockopt"
 )
 
 // udpToken returns a token for the echo, fetched over HTTPS (which proves
@@ -21,10 +25,7 @@ func (c *Client) udpToken(ctx context.Context) (string, error) {
 	if c.token != "" && time.Until(c.tokenExp) > 30*time.Second {
 		return c.token, nil
 	}
-	var t struct {
-		Token   string    `json:"token"`
-		Expires time.Time `json:"expires"`
-	}
+	var t api.UDPToken
 	if c.Caps.EchoToken == "" {
 		return "", errors.New("the server runs no UDP echo")
 	}
@@ -58,13 +59,17 @@ func (c *Client) UDPEcho(ctx context.Context, size int, fragment bool) (probe.UD
 		return res, err
 	}
 	defer conn.Close()
-	hdr := 28
+	hdr := packet.IPv4HeaderLen + packet.UDPHeaderLen
 	if ap, err := netip.ParseAddrPort(conn.RemoteAddr().String()); err == nil && ap.Addr().Unmap().Is6() {
-		hdr = 48
+		hdr = packet.IPv6HeaderLen + packet.UDPHeaderLen
 	}
 	if sc, ok := conn.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
-			setDF(raw, !fragment)
+		raw, err := sc.SyscallConn()
+		if err == nil {
+			err = sockopt.SetDontFragment(raw, !fragment)
+		}
+		if err != nil {
+			return res, fmt.Errorf("udp echo: %w", err)
 		}
 	}
 	payload := size - hdr

@@ -19,16 +19,22 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mtuscope/mtuscope/api"
 	"github.com/mtuscope/mtuscope/diagnose"
 	"github.com/mtuscope/mtuscope/probe"
+	"github.com/mtuscope/mtuscope/sockopt"
 )
+
+// smallMSS is the MSS of the assistant's own HTTPS connections: small
+// enough that they cross the very black hole the probe looks for.
+const smallMSS = 1200
 
 // Client talks to one mtuscope server.
 type Client struct {
 	// Base is "https://host:port" of the server.
 	Base string
 	// Caps is the server's capabilities document.
-	Caps Capabilities
+	Caps api.Capabilities
 	// Dial makes the TCP and UDP sockets (nil: net.Dialer).
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 
@@ -36,17 +42,6 @@ type Client struct {
 	mu       sync.Mutex
 	token    string
 	tokenExp time.Time
-}
-
-// Capabilities is the part of /.well-known/mtuscope.json this client uses.
-type Capabilities struct {
-	Service         string `json:"service"`
-	Version         string `json:"version"`
-	API             int    `json:"api"`
-	ConnectionsPath string `json:"connections_path"`
-	SubmitPath      string `json:"submit_path"`
-	EchoPort        int    `json:"echo_port"`
-	EchoToken       string `json:"echo_token_path"`
 }
 
 // ErrNotMtuscope is returned by Detect for a server that is not mtuscope's.
@@ -57,7 +52,7 @@ var ErrNotMtuscope = errors.New("not an mtuscope server")
 // the things the probe is there to find) presents its own.
 func Detect(ctx context.Context, base string, dial func(context.Context, string, string) (net.Conn, error)) (*Client, error) {
 	if dial == nil {
-		dial = (&net.Dialer{Control: dialControl}).DialContext
+		dial = (&net.Dialer{Control: sockopt.MaxSegControl(smallMSS)}).DialContext
 	}
 	c := &Client{Base: strings.TrimSuffix(base, "/"), Dial: dial}
 	// A small ClientHello and a small MSS: this channel must work across
@@ -66,10 +61,10 @@ func Detect(ctx context.Context, base string, dial func(context.Context, string,
 	tr := &http.Transport{TLSClientConfig: tlsConf, DialContext: dial,
 		DisableKeepAlives: true, ResponseHeaderTimeout: 5 * time.Second}
 	c.http = &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	if err := c.getJSON(ctx, "/.well-known/mtuscope.json", &c.Caps); err != nil {
+	if err := c.getJSON(ctx, api.CapabilitiesPath, &c.Caps); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotMtuscope, err)
 	}
-	if c.Caps.Service != "mtuscope" || c.Caps.API != 1 {
+	if c.Caps.Service != api.Service || c.Caps.API != api.Version {
 		return nil, ErrNotMtuscope
 	}
 	return c, nil
@@ -101,20 +96,10 @@ func (c *Client) do(req *http.Request, want int, v any) error {
 	return json.Unmarshal(b, v)
 }
 
-// observation is the server's answer about one connection.
-type observation struct {
-	Match       string `json:"match"`
-	SYNMSS      int    `json:"syn_mss"`
-	HelloBytes  int    `json:"hello_bytes"`
-	HelloSHA256 string `json:"hello_sha256"`
-	Retrans     int    `json:"retrans"`
-	PMTU        int    `json:"pmtu"`
-}
-
 // Connection asks the server what it saw of the connection whose
 // ClientHello carried sessionID.
 func (c *Client) Connection(ctx context.Context, sessionID []byte) (probe.ServerObservation, error) {
-	var o observation
+	var o api.Observation
 	path := c.Caps.ConnectionsPath
 	if path == "" {
 		return probe.ServerObservation{}, errors.New("the server offers no connection lookup")
@@ -131,31 +116,23 @@ func (c *Client) Connection(ctx context.Context, sessionID []byte) (probe.Server
 	return out, nil
 }
 
-// submitted is the server's answer to a submission.
-type submitted struct {
-	ID        string             `json:"id"`
-	URL       string             `json:"url"`
-	Verdict   diagnose.Verdict   `json:"verdict"`
-	Direction diagnose.Direction `json:"direction"`
-}
-
 // Submit stores evidence on the server as a report and returns its URL.
 func Submit(ctx context.Context, base, target string, evidence []diagnose.Evidence) (string, error) {
-	body, err := json.Marshal(map[string]any{"target": target, "evidence": evidence})
+	body, err := json.Marshal(api.Submission{Target: target, Evidence: evidence})
 	if err != nil {
 		return "", err
 	}
 	c := &Client{Base: strings.TrimSuffix(base, "/")}
 	c.http = &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
-		DialContext:     (&net.Dialer{Control: dialControl}).DialContext,
+		DialContext:     (&net.Dialer{Control: sockopt.MaxSegControl(smallMSS)}).DialContext,
 		TLSClientConfig: &tls.Config{CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP256}},
 	}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Base+"/api/v1/reports", strings.NewReader(string(body)))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Base+api.ReportsPath, strings.NewReader(string(body)))
 	if err != nil {
 		return "", err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	var s submitted
+	var s api.Submitted
 	if err := c.do(req, http.StatusCreated, &s); err != nil {
 		return "", err
 	}
