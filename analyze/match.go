@@ -38,10 +38,8 @@ type Matching struct {
 
 // pair is one flow seen in both captures.
 type pair struct {
-	c, s   *record
-	byTS   bool
-	nat    bool
-	offset int64
+	c, s *record
+	byTS bool
 }
 
 // matching is the result of pairing two captures' flows.

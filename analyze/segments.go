@@ -75,25 +75,6 @@ func (ss *spanSet) covers(s span) bool {
 	return false
 }
 
-// holes returns the parts of [0, end) the set does not cover.
-func (ss *spanSet) holes(end uint32) []span {
-	var out []span
-	at := uint32(0)
-	for _, x := range ss.r {
-		if x.start > at {
-			out = append(out, span{at, min(x.start, end)})
-		}
-		at = max(at, x.end)
-		if at >= end {
-			break
-		}
-	}
-	if at < end {
-		out = append(out, span{at, end})
-	}
-	return out
-}
-
 // wireSplit cuts a segment's payload range into the wire segments it was
 // (or became) on the wire: a segmentation-offload super-segment on the
 // sending host, or segments merged by GRO on the receiving host, is

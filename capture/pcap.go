@@ -54,13 +54,13 @@ func (p *pcapReader) header(h []byte) error {
 	case 0xd4c3b2a1:
 		p.order, p.nanos = binary.BigEndian, 1000
 	default:
-		return fmt.Errorf("Unknown magic %x", magic)
+		return fmt.Errorf("unknown pcap magic %x", magic)
 	}
 	if v := p.order.Uint16(h[4:6]); v != 2 {
-		return fmt.Errorf("Unknown major version %d", v)
+		return fmt.Errorf("unknown pcap major version %d", v)
 	}
 	if v := p.order.Uint16(h[6:8]); v != 4 {
-		return fmt.Errorf("Unknown minor version %d", v)
+		return fmt.Errorf("unknown pcap minor version %d", v)
 	}
 	p.bigEndian = p.order == binary.BigEndian
 	p.snaplen = p.order.Uint32(h[16:20])

@@ -15,7 +15,9 @@ type HelloSummary struct {
 }
 
 // Shares returns the key-share groups recorded.
-func (s *HelloSummary) Shares() []Group { return s.KeyShareGroups[:min(s.NKeyShares, len(s.KeyShareGroups))] }
+func (s *HelloSummary) Shares() []Group {
+	return s.KeyShareGroups[:min(s.NKeyShares, len(s.KeyShareGroups))]
+}
 
 // ScanClientHello reads the server name and key-share groups of a
 // ClientHello handshake message (header included) into s, as
