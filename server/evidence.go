@@ -27,6 +27,9 @@ type BrowserRung struct {
 	// Millis is how long the hello step took, or how long it was waited for.
 	Millis int    `json:"ms"`
 	Error  string `json:"error,omitempty"`
+	// Retried says the page tested this size a second time with a longer
+	// wait, because its round's passes ran slow (a busy client or server).
+	Retried bool `json:"retried,omitempty"`
 }
 
 // RungResult is one rung in a report: what the page saw, what the server

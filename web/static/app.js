@@ -126,6 +126,31 @@
     return res;
   }
 
+  // testRound tests every job's rung at once. A failure counts only when
+  // the round's passes were quick: on a busy client or server a slow
+  // handshake looks like a lost one, so when a pass took more than half
+  // the timeout the failed sizes are tested again, once, with three times
+  // the wait (as mtuscope probe does).
+  async function testRound(sess, jobs, timeout, payload) {
+    const results = await Promise.all(jobs.map(([fam, r, li]) => testRung(sess, fam, r, li, timeout, payload)));
+    const failed = (x) => x.hello === "fail" || x.down === "fail" || x.up === "fail";
+    const slow = results.some((x) => x.hello === "ok" && x.ms > timeout / 2);
+    const again = results.map((x, i) => i).filter((i) => failed(results[i]));
+    if (!slow || again.length === 0) {
+      return results;
+    }
+    const longer = Math.min(sess.max_timeout_ms, 3 * timeout);
+    status("The connection is slow: testing " + again.length + " sizes again with a longer wait…");
+    const total = $("progress-total");
+    total.textContent = String(Number(total.textContent) + again.length);
+    const retried = await Promise.all(again.map((i) => testRung(sess, jobs[i][0], jobs[i][1], jobs[i][2], longer, payload)));
+    again.forEach((i, k) => {
+      retried[k].retried = true;
+      results[i] = retried[k];
+    });
+    return results;
+  }
+
   function addRow(ladder, fam, r) {
     const li = document.createElement("li");
     li.className = "rung waiting";
@@ -194,17 +219,18 @@
     $("progress-total").textContent = String(jobs.length);
     $("progress").hidden = false;
     status("Testing " + jobs.length + " packet sizes (each failure waits " + (timeout / 1000).toFixed(1) + " s)…");
-    const results = await Promise.all(jobs.map(([fam, r, li]) => testRung(sess, fam, r, li, timeout, payload)));
+    const results = await testRound(sess, jobs, timeout, payload);
     // The second round: the server lends ports for the sizes between the
     // largest that passed and the smallest that was lost, one byte apart.
     status("Narrowing down to the byte…");
     const ref = (await postJSON("/api/v1/sessions/" + encodeURIComponent(sess.id) + "/refine",
       { rungs: results, rtt_ms: Math.round(rtt), timeout_ms: timeout })).body;
     const more = [];
+    const refineJobs = [];
     for (const rf of ref.families || []) {
       const fam = sess.families.find((f) => f.family === rf.family) || { family: rf.family };
       for (const r of rf.rungs || []) {
-        more.push(testRung(sess, fam, r, addRow(ladder, fam, r), timeout, payload));
+        refineJobs.push([fam, r, addRow(ladder, fam, r)]);
       }
       if (rf.exact_port) {
         // The server writes one segment of each size, smallest first; it
@@ -213,12 +239,9 @@
         more.push(timed("https://" + hostFor(fam) + ":" + rf.exact_port + "/", {}, ref.wait_ms).then(() => null, () => null));
       }
     }
-    $("progress-total").textContent = String(jobs.length + more.length);
-    for (const r of await Promise.all(more)) {
-      if (r) {
-        results.push(r);
-      }
-    }
+    $("progress-total").textContent = String(jobs.length + refineJobs.length);
+    const [refined] = await Promise.all([testRound(sess, refineJobs, timeout, payload), Promise.all(more)]);
+    results.push(...refined);
     status("Working out the result…");
     const rep = (await postJSON("/api/v1/sessions/" + encodeURIComponent(sess.id) + "/result",
       { rungs: results, rtt_ms: Math.round(rtt), timeout_ms: timeout })).body;
