@@ -1,11 +1,11 @@
 package analyze
 
 import (
-	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
 	"time"
 
+	"github.com/mtuscope/mtuscope/flow"
 	"github.com/mtuscope/mtuscope/packet"
 )
 
@@ -318,8 +318,8 @@ func packKey(src, dst netip.Addr, sp, dp uint16) (m mapKey) {
 
 // lookup returns the flow between two endpoints, either way round, or nil.
 func (tb *table) lookup(a, b netip.AddrPort) *flowState {
-	for f := tb.flows[endpointsHash(tb.seed, a, b)]; f != nil; f = f.next {
-		if sameEndpoint(f.client, a) && sameEndpoint(f.server, b) || sameEndpoint(f.client, b) && sameEndpoint(f.server, a) {
+	for f := tb.flows[flow.EndpointsHash(tb.seed, a, b)]; f != nil; f = f.next {
+		if flow.SameEndpoint(f.client, a) && flow.SameEndpoint(f.server, b) || flow.SameEndpoint(f.client, b) && flow.SameEndpoint(f.server, a) {
 			return f
 		}
 	}
@@ -343,42 +343,6 @@ func (tb *table) unlink(f *flowState) {
 		}
 	}
 	f.next = nil
-}
-
-// endpointsHash is the table's key for a pair of endpoints, the same
-// either way round: a uint64, which the map hashes on its fast path. An
-// address counts as As16 sees it (an IPv4 address and its IPv4-mapped
-// IPv6 form alike, zones ignored), as sameEndpoint does. The table's
-// random seed goes in before the mixing, so that no one can pick
-// endpoints whose keys collide (the chains would grow).
-func endpointsHash(seed uint64, a, b netip.AddrPort) uint64 {
-	return endpointHash(seed, a) + endpointHash(seed, b)
-}
-
-func endpointHash(seed uint64, e netip.AddrPort) uint64 {
-	a := e.Addr().Unmap()
-	h := seed ^ uint64(e.Port())
-	if a.Is4() {
-		b := a.As4()
-		return mix64(h ^ uint64(binary.BigEndian.Uint32(b[:]))<<16)
-	}
-	b := a.As16()
-	return mix64(mix64(h^binary.BigEndian.Uint64(b[:8])) ^ binary.BigEndian.Uint64(b[8:]))
-}
-
-// mix64 is splitmix64's finaliser.
-func mix64(z uint64) uint64 {
-	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
-	z = (z ^ z>>27) * 0x94d049bb133111eb
-	return z ^ z>>31
-}
-
-// sameEndpoint reports whether two endpoints are equal as As16 sees them.
-func sameEndpoint(a, b netip.AddrPort) bool {
-	if a == b {
-		return true
-	}
-	return a.Port() == b.Port() && a.Addr().As16() == b.Addr().As16()
 }
 
 // icmpEvent is one ICMP too-big message seen, for the report.
@@ -486,7 +450,7 @@ func (tb *table) tcp(p *packet.Packet, t int64) {
 			f.client, f.server = dst, src
 		}
 		tb.inheritPMTU(f)
-		f.hash = endpointsHash(tb.seed, f.client, f.server)
+		f.hash = flow.EndpointsHash(tb.seed, f.client, f.server)
 		f.next = tb.flows[f.hash]
 		tb.flows[f.hash] = f
 		tb.active++

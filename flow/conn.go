@@ -67,7 +67,7 @@ func (f *flow) reset() {
 func (t *Tracker) tcp(p *packet.Packet, now int64) {
 	tc := &p.TCP
 	src, dst := netip.AddrPortFrom(p.Src, tc.SrcPort), netip.AddrPortFrom(p.Dst, tc.DstPort)
-	h := endpointsHash(t.seed, src, dst)
+	h := EndpointsHash(t.seed, src, dst)
 	i, ok := t.lookup(h, src, dst)
 	if !ok {
 		if i = t.open(p, h, now); i < 0 {

@@ -11,9 +11,12 @@ import (
 func TestTableChains(t *testing.T) {
 	a, b := netip.MustParseAddrPort("198.51.100.2:40000"), netip.MustParseAddrPort("203.0.113.10:443")
 	mapped := netip.AddrPortFrom(netip.AddrFrom16(a.Addr().As16()), a.Port())
-	if endpointsHash(1, a, b) != endpointsHash(1, b, a) || endpointsHash(1, a, b) != endpointsHash(1, mapped, b) ||
-		endpointsHash(1, a, b) == endpointsHash(2, a, b) {
+	if EndpointsHash(1, a, b) != EndpointsHash(1, b, a) || EndpointsHash(1, a, b) != EndpointsHash(1, mapped, b) ||
+		EndpointsHash(1, a, b) == EndpointsHash(2, a, b) {
 		t.Error("key differs by direction or address form, or ignores the seed")
+	}
+	if !SameEndpoint(a, mapped) || SameEndpoint(a, b) || SameEndpoint(a, netip.AddrPortFrom(a.Addr(), 1)) {
+		t.Error("SameEndpoint: an address and its mapped form must match, other addresses and ports must not")
 	}
 	tr := NewTracker(Config{})
 	const h = 42 // three flows with one key

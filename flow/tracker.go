@@ -274,13 +274,14 @@ func (t *Tracker) Flush(now time.Time) {
 	}
 }
 
-// endpointsHash is the table's key for a pair of endpoints, the same
-// either way round: a uint64, which the map hashes on its fast path. An
+// EndpointsHash is a flow table's key for a pair of endpoints, the same
+// either way round: a uint64, which a map hashes on its fast path. An
 // address counts as As16 sees it (an IPv4 address and its IPv4-mapped
-// IPv6 form alike, zones ignored), as sameEndpoint does. The table's
+// IPv6 form alike, zones ignored), as SameEndpoint does. The table's
 // random seed goes in before the mixing, so that no one can pick
-// endpoints whose keys collide (the chains would grow).
-func endpointsHash(seed uint64, a, b netip.AddrPort) uint64 {
+// endpoints whose keys collide (the chains would grow). The tracker and
+// the analyzer's table both key their flows with it.
+func EndpointsHash(seed uint64, a, b netip.AddrPort) uint64 {
 	return endpointHash(seed, a) + endpointHash(seed, b)
 }
 
@@ -302,8 +303,8 @@ func mix64(z uint64) uint64 {
 	return z ^ z>>31
 }
 
-// sameEndpoint reports whether two endpoints are equal as As16 sees them.
-func sameEndpoint(a, b netip.AddrPort) bool {
+// SameEndpoint reports whether two endpoints are equal as As16 sees them.
+func SameEndpoint(a, b netip.AddrPort) bool {
 	if a == b {
 		return true
 	}
@@ -320,8 +321,8 @@ func firstEndpoint(src, dst netip.AddrPort) bool {
 
 // side returns the side of the flow that sent a packet from src to dst.
 func (f *flow) side(src, dst netip.AddrPort) int {
-	if !sameEndpoint(src, dst) {
-		if sameEndpoint(src, f.client) {
+	if !SameEndpoint(src, dst) {
+		if SameEndpoint(src, f.client) {
 			return sideUp
 		}
 		return sideDown
@@ -338,7 +339,7 @@ func (t *Tracker) lookup(h uint64, a, b netip.AddrPort) (int32, bool) {
 	i, ok := t.table[h]
 	for ok && i >= 0 {
 		f := t.at(i)
-		if sameEndpoint(f.client, a) && sameEndpoint(f.server, b) || sameEndpoint(f.client, b) && sameEndpoint(f.server, a) {
+		if SameEndpoint(f.client, a) && SameEndpoint(f.server, b) || SameEndpoint(f.client, b) && SameEndpoint(f.server, a) {
 			return i, true
 		}
 		i = f.hnext
@@ -503,7 +504,7 @@ func (t *Tracker) tooBig(p *packet.Packet) {
 		return
 	}
 	src, dst := netip.AddrPortFrom(q.Src, q.SrcPort), netip.AddrPortFrom(q.Dst, q.DstPort)
-	i, ok := t.lookup(endpointsHash(t.seed, src, dst), src, dst)
+	i, ok := t.lookup(EndpointsHash(t.seed, src, dst), src, dst)
 	if !ok {
 		return
 	}

@@ -212,21 +212,7 @@ func writeAnalyzeHuman(w io.Writer, res *analyze.Result, color bool) {
 				l.Time.Format("15:04:05.000000"), from, to, l.Seq[0], l.Seq[1], note)
 		}
 	}
-	if len(res.Findings) > 0 {
-		fmt.Fprintf(w, "\nFindings\n")
-		for _, f := range res.Findings {
-			fmt.Fprintf(w, "  - %s: %s\n", f.Code, f.Detail)
-		}
-	}
-	if len(res.Fixes) > 0 {
-		fmt.Fprintf(w, "\nFixes\n")
-		for _, f := range res.Fixes {
-			fmt.Fprintf(w, "  - [%s] %s\n", f.Where, f.Title)
-			for _, c := range f.Commands {
-				fmt.Fprintf(w, "        %s\n", c)
-			}
-		}
-	}
+	writeFindings(w, res.Findings, res.Fixes)
 	if res.StalledHandshakes() > 0 {
 		fmt.Fprintf(w, "\nStalled handshakes\n")
 		res.WriteLadderText(w)

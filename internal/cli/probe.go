@@ -184,21 +184,7 @@ func writeHuman(w io.Writer, rep *probe.Report, d diagnose.Diagnosis, color bool
 	fmt.Fprintf(w, "  direction  %s\n", d.Direction)
 	fmt.Fprintf(w, "  ran        %d TCP connections, %d UDP probes, %d ICMP echoes in %.1f s (RTT %.1f ms, handshake timeout %.1f s)\n",
 		rep.Connections, len(rep.UDP), len(rep.Echo), rep.Elapsed.Seconds(), float64(rep.RTT.Microseconds())/1000, rep.HandshakeTimeout.Seconds())
-	if len(d.Findings) > 0 {
-		fmt.Fprintf(w, "\nFindings\n")
-		for _, f := range d.Findings {
-			fmt.Fprintf(w, "  - %s: %s\n", f.Code, f.Detail)
-		}
-	}
-	if len(d.Fixes) > 0 {
-		fmt.Fprintf(w, "\nFixes\n")
-		for _, f := range d.Fixes {
-			fmt.Fprintf(w, "  - [%s] %s\n", f.Where, f.Title)
-			for _, c := range f.Commands {
-				fmt.Fprintf(w, "        %s\n", c)
-			}
-		}
-	}
+	writeFindings(w, d.Findings, d.Fixes)
 	fmt.Fprintf(w, "\n(--json for every test and its evidence)\n")
 }
 
