@@ -70,21 +70,6 @@ func runScenario(t *testing.T, bin string, c e2eCase) {
 			t.Fatal(err)
 		}
 	}
-	if sc.Networks[0].UpLimit > 0 || sc.Networks[0].DownLimit > 0 {
-		// The testbed's size limits are nft rules on a router, which see
-		// a segmentation-offload super-packet crossing the veths whole
-		// and drop it whole, even when every wire segment in it fits; a
-		// real link sees wire packets. One segment per packet at both
-		// ends makes the limit act on wire sizes.
-		for _, x := range []struct {
-			h   *testnet.Host
-			dev string
-		}{{n.Client, "eth0"}, {n.Server, "br0"}, {n.Server, "n0"}} {
-			if res := x.h.Run(ctx, "ip", "link", "set", "dev", x.dev, "gso_max_segs", "1"); res.ExitCode != 0 {
-				t.Fatalf("gso_max_segs on %s: %s", x.dev, res)
-			}
-		}
-	}
 	// The captures are kept with the test artifacts when there is a place for them.
 	dir := artifactDir(t)
 	base := "analyze-" + c.preset
