@@ -22,6 +22,10 @@ type dirAgg struct {
 	tooBig                             int
 	recoveredAt                        int         // largest packet that got through where smaller packets recovered a loss
 	silentSizes                        map[int]int // sizes of the packets lost without explanation
+	// undecided holds the sizes of packets whose fate says nothing of
+	// their size (noteUndecided); undecidedOver counts those past its cap.
+	undecided     map[int]int
+	undecidedOver int
 }
 
 // minSilent is the smallest packet lost without explanation that is larger
@@ -171,6 +175,9 @@ func (s *summary) add(r *record) {
 		}
 		for i := range ws {
 			w := &ws[i]
+			if w.status == unknown || w.status == delivered && w.merged || w.status == lost && !w.silent() {
+				d.noteUndecided(w.ipLen)
+			}
 			switch w.status {
 			case delivered:
 				if !w.merged {
@@ -290,7 +297,7 @@ func containsSignal(ss []diagnose.ICMPSignal, s diagnose.ICMPSignal) bool {
 // no handshake completed, the handshakes themselves are the tests, so
 // diagnose explains a server that fails at every size.
 func (a *pathAgg) evidence() diagnose.Evidence {
-	ev := diagnose.Evidence{Family: a.family, Connected: a.flows > 0}
+	ev := diagnose.Evidence{Family: a.family, Connected: a.flows > 0, Captured: true}
 	upA, downA := &a.dir[up], &a.dir[down]
 	silent := upA.silentAbove()+downA.silentAbove() > 0
 	if !silent && a.completed == 0 && len(a.tests) > 0 {
@@ -330,6 +337,7 @@ func (a *pathAgg) evidence() diagnose.Evidence {
 	if downA.maxDelivered > 0 {
 		ev.FlightBytes = a.flight
 	}
+	ev.SentInBracket = a.sentInBracket(passedFloor(ev.Segments))
 	return ev
 }
 
@@ -442,6 +450,12 @@ func (x diagnosed) pathResult() PathResult {
 		p.Client, p.Server = "other", "other"
 	}
 	p.PathMTURange = MTUBracket{Delivered: d.PathMTU, Lost: minPositive(a.dir[up].minSilent(), a.dir[down].minSilent())}
+	p.PathMTURange.SentBetween = a.sentInBracket(d.PathMTU)
+	if _, _, wide := d.Bracket(); wide {
+		// Only bracketed: the largest packet through is no path MTU.
+		p.PathMTU = 0
+		return p
+	}
 	for _, sig := range a.icmp {
 		if sig.MTU > 0 && sig.MTU == d.PathMTU {
 			p.PathMTUExact = true

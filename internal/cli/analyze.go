@@ -141,7 +141,11 @@ func writeAnalyzeHuman(w io.Writer, res *analyze.Result, color bool) {
 		verdict = "\033[1;" + code + "m" + verdict + "\033[0m"
 	}
 	fmt.Fprintf(w, "  verdict     %s (IPv%d)\n", verdict, res.Family)
-	switch {
+	switch b := res.PathMTURange; {
+	case res.PathMTU == 0 && b.Delivered > 0 && b.Lost > 0:
+		// Only bracketed, too widely to name a size.
+		fmt.Fprintf(w, "  path MTU    between %d and %d bytes, not measured: %s (largest packet through %d, smallest lost %d)\n",
+			b.Delivered, b.Lost-1, b.Reason(), b.Delivered, b.Lost)
 	case res.PathMTU == 0:
 		fmt.Fprintf(w, "  path MTU    unknown\n")
 	case res.PathMTUExact:
