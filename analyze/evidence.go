@@ -58,14 +58,11 @@ type pathAgg struct {
 	client, server netip.Addr
 	family         int
 	flows          int
-	handshakes     int
-	completed      int
+	hsFigures      // from the tracker's handshakes
 	dir            [2]dirAgg
 	localMTU       int
-	flight         int
 	icmp           []diagnose.ICMPSignal
-	tests          []diagnose.SegmentTest // real outcomes, for a path where nothing worked
-	lost           []LostPacket           // the path's first lost packets
+	lost           []LostPacket // the path's first lost packets
 }
 
 // maxLostPerPath bounds the lost packets kept per path.
@@ -139,21 +136,9 @@ func (s *summary) add(r *record) {
 	if m := max(f.syn.mss, f.synAck.mss); m > 0 {
 		a.localMTU = max(a.localMTU, m+hdr)
 	}
-	if s.isHandshake(r) {
-		r.handshake = true
-		a.handshakes++
-		s.outcomes[r.hs.Outcome]++
-		if r.hs.Outcome == diagnose.Completed {
-			a.completed++
-		}
-		if r.hs.Outcome == diagnose.StalledServerFlight {
-			a.flight = max(a.flight, r.hs.FlightBytes)
-		}
-		if len(a.tests) < 32 {
-			a.tests = append(a.tests, diagnose.SegmentTest{UpSize: r.hs.Up.Delivered, DownSize: r.hs.Down.Delivered,
-				Up: diagnose.Untested, Down: diagnose.Untested, Outcome: r.hs.Outcome, Detail: r.hs.Detail})
-		}
-	}
+	// The path's handshakes are the tracker's (addTracked): the record's
+	// own classification only decides whether its packets are kept.
+	r.handshake = s.isHandshake(r)
 	for di := range 2 {
 		d := &a.dir[di]
 		sender := f
