@@ -16,6 +16,7 @@ import (
 
 	"github.com/mtuscope/mtuscope/analyze"
 	"github.com/mtuscope/mtuscope/diagnose"
+	"github.com/mtuscope/mtuscope/internal/findingtest"
 	"github.com/mtuscope/mtuscope/internal/testnet"
 )
 
@@ -150,6 +151,11 @@ func checkResult(t *testing.T, what string, r *analyze.Result, want testnet.Want
 	if string(r.Verdict) != want.Verdict || string(r.Direction) != want.Direction {
 		t.Errorf("%s: verdict %s direction %s, want %s %s\nfindings: %+v\nup %+v\ndown %+v\noutcomes %v",
 			what, r.Verdict, r.Direction, want.Verdict, want.Direction, r.Findings, r.Upstream, r.Downstream, r.Outcomes)
+	}
+	for _, f := range r.Findings {
+		for _, p := range findingtest.Problems(f) {
+			t.Errorf("%s: %s", what, p)
+		}
 	}
 	if r.Family != c.family {
 		t.Errorf("%s: family %d, want %d", what, r.Family, c.family)

@@ -59,6 +59,8 @@ func (f *flowState) holes(di int, out []wirePkt) []wirePkt {
 		wait = f.settle()
 	}
 	sent := len(out) // the capture's own transmissions; holes are appended after
+	full := uint32(0)
+	fullDone := false
 	for _, g := range d.gaps {
 		for pos := g.start; pos < g.end && len(out) < maxChunks; {
 			fill, next := -1, g.end
@@ -88,7 +90,10 @@ func (f *flowState) holes(di int, out []wirePkt) []wirePkt {
 				continue // acknowledged (a capture drop), or the capture ended first
 			}
 			m := f.wireMSS(di, hdr, g.t)
-			if full := f.fullSize(di, rtt); full > 0 && (m == 0 || full < m) {
+			if !fullDone {
+				full, fullDone = f.fullSize(di, rtt), true
+			}
+			if full > 0 && (m == 0 || full < m) {
 				m = full
 			}
 			wireSplit(piece, m, func(c span) {

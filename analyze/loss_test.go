@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mtuscope/mtuscope/diagnose"
+	"github.com/mtuscope/mtuscope/internal/findingtest"
 )
 
 // Loss inferred from one capture: each capture below is healthy, or shows
@@ -99,6 +100,9 @@ func checkHealthy(t *testing.T, res *Result) {
 		t.Errorf("lost packets in a capture where nothing was lost: %+v", res.Lost)
 	}
 	for _, f := range res.Findings {
+		for _, p := range findingtest.Problems(f) {
+			t.Error(p)
+		}
 		if f.Code == diagnose.CodePMTUDWorks {
 			t.Errorf("finding %s without any ICMP: %s", f.Code, f.Detail)
 		}
