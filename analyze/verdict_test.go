@@ -101,3 +101,53 @@ func TestCaptureThatEndsIsNoFailure(t *testing.T) {
 		t.Errorf("verdict %s, want inconclusive:\n%s", res.Verdict, text)
 	}
 }
+
+// TestHeldOutBracket rebuilds the held-out server capture's figures: the
+// flight (3474 bytes, one TSO super-segment) loses its full-size packets,
+// its 630-byte tail gets through, the largest upstream packet is the
+// 569-byte hello. Main said "path MTU 630 to 1499", "Clamp the TCP MSS to
+// 590", "Set the MTU of the tunnel ... to 630" and "this host's large
+// packets arrive (0 bytes passed)".
+func TestHeldOutBracket(t *testing.T) {
+	b := newPcap(t)
+	v := newConv(b, true)
+	v.open()
+	v.up(0, helloRecord(517), 0, time.Millisecond)
+	v.ackUp(0, 517, 100*time.Microsecond)
+	fl := serverRecord(3474)
+	v.down(0, fl, 517, time.Millisecond)
+	v.ackDown(517, 0, [][2]int{{2896, 3474}}, 20*time.Millisecond)
+	for _, gap := range []time.Duration{200, 400, 800, 1600} {
+		v.down(0, fl[:1448], 517, gap*time.Millisecond)
+	}
+	v.b.add(tcpSeg{src: v.c, dst: v.s, seq: v.cisn + 518, ack: v.sisn + 1, ackF: true, fin: true, ttl: 62, after: 500 * time.Millisecond})
+	res, err := File(b.file("held-out-server.pcap"), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := res.PathMTURange
+	if res.Verdict != diagnose.VerdictBlackhole || res.Direction != diagnose.Downstream || res.PathMTU != 0 || r.Delivered != 630 || r.Lost != 1500 || r.SentBetween != 0 {
+		t.Fatalf("%s %s path MTU %d bracket %+v, want pmtud_blackhole downstream, no path MTU, 630-1500 with nothing between",
+			res.Verdict, res.Direction, res.PathMTU, r)
+	}
+	if got := r.Reason(); got != "nothing between 631 and 1499 bytes was sent" {
+		t.Errorf("reason %q", got)
+	}
+	text := verdictFindings(res)
+	for _, f := range res.Fixes {
+		text += f.Code + ": " + f.Title + " " + strings.Join(f.Commands, " ") + "\n"
+	}
+	for _, bad := range []string{"590", "mtu 630", "tunnel_mtu", "0 bytes passed", "larger than 630"} {
+		if strings.Contains(text, bad) {
+			t.Errorf("%q in\n%s", bad, text)
+		}
+	}
+	if !strings.Contains(text, "were not tested at these sizes") || !strings.Contains(text, "set rt mtu") {
+		t.Errorf("findings and fixes:\n%s", text)
+	}
+	for _, f := range res.Findings {
+		for _, p := range findingtest.Problems(f) {
+			t.Error(p)
+		}
+	}
+}
