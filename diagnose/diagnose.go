@@ -138,10 +138,13 @@ func Diagnose(ev Evidence) (d Diagnosis) {
 		evd := map[string]any{
 			"upstream_max_pass": up.maxPass, "upstream_min_fail": up.minFail,
 			"downstream_max_pass": down.maxPass, "downstream_min_fail": down.minFail,
-			"path_mtu": d.PathMTU, "smallest_lost": lost,
+			"smallest_lost": lost,
 		}
-		if !wide {
-			evd["mss"] = d.PathMTU - hdr
+		if wide {
+			// The floor of a wide bracket is no path MTU, nor its MSS.
+			evd["largest_delivered"] = d.PathMTU
+		} else {
+			evd["path_mtu"], evd["mss"] = d.PathMTU, d.PathMTU-hdr
 		}
 		d.add(string(VerdictBlackhole), d.blackholeDetail(up, down, lost, wide), evd)
 		why, m := bracketReason(ev, d.PathMTU, lost)

@@ -86,7 +86,7 @@ func Passive(p PassiveEvidence) (d Diagnosis) {
 			"downstream_max_pass": p.DownDelivered, "downstream_min_fail": p.DownLost,
 			"stalled_upstream": p.StalledUp, "stalled_downstream": p.StalledDown,
 			"handshakes": total, "completed": completed, "icmp_too_big": p.TooBig, "stalled": stalls,
-			"path_mtu": d.PathMTU, "mss": d.PathMTU - IPHeader(p.Family),
+			"mss": d.PathMTU - IPHeader(p.Family),
 		}
 		d.add(string(VerdictBlackhole), p.blackholeDetail(d.Direction, stalls, total, completed), evd)
 		if lost := minPositive(p.UpLost, p.DownLost); lost > 0 {
