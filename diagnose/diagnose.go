@@ -244,6 +244,10 @@ func anyCompleted(ts []SegmentTest) bool {
 	return false
 }
 
+// decisive reports whether an outcome shows how a handshake ended, as a
+// timeout (a capture cut short, a run that stopped) does not.
+func decisive(o Outcome) bool { return o != Timeout && o != NoClientHello }
+
 // failedEverywhere explains a server with which no handshake completed.
 func (d *Diagnosis) failedEverywhere(ev Evidence) {
 	var smallest *SegmentTest
@@ -252,7 +256,17 @@ func (d *Diagnosis) failedEverywhere(ev Evidence) {
 		if t.Outcome == ConnectFailed {
 			continue
 		}
-		if smallest == nil || t.DownSize < smallest.DownSize {
+		switch {
+		case smallest == nil:
+			smallest = t
+		case ev.Captured && decisive(t.Outcome) != decisive(smallest.Outcome):
+			// In captures, a handshake that ended in a way that shows
+			// something (an alert, a reset) speaks before one the capture
+			// cut short, whatever its size.
+			if decisive(t.Outcome) {
+				smallest = t
+			}
+		case t.DownSize < smallest.DownSize:
 			smallest = t
 		}
 	}

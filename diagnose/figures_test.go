@@ -159,3 +159,20 @@ func findingOf(d Diagnosis, code string) *Finding {
 	}
 	return nil
 }
+
+// TestCapturedFailureOverCutShort: from captures, a reset by the server
+// speaks before a handshake the capture cut short, whichever comes first
+// or is smaller; without Captured (the probe), the smallest test decides
+// as before.
+func TestCapturedFailureOverCutShort(t *testing.T) {
+	tests := []SegmentTest{{DownSize: 0, Outcome: Timeout, Detail: "the observation ended before the handshake did"},
+		{DownSize: 600, Outcome: Reset, Detail: "the server reset (RST) the connection"}}
+	d := Diagnose(Evidence{Family: 4, Connected: true, Captured: true, Segments: tests})
+	if d.Verdict != VerdictTLSFailed || !strings.Contains(d.Findings[0].Detail, "the server reset (RST)") {
+		t.Errorf("captured: %s %+v", d.Verdict, d.Findings)
+	}
+	d = Diagnose(Evidence{Family: 4, Connected: true, Segments: tests})
+	if d.Verdict != VerdictInconclusive {
+		t.Errorf("probe: %s %+v", d.Verdict, d.Findings)
+	}
+}
