@@ -455,7 +455,12 @@ func (d *Diagnosis) mtuFindings(ev Evidence) {
 			}
 		}
 		detail := fmt.Sprintf("Path MTU discovery works: routers report a smaller MTU (%s)", strings.Join(parts, ", "))
-		if len(parts) == 0 {
+		switch {
+		case len(parts) == 0 && ev.Captured:
+			// A capture shows no kernel: only what the sender did.
+			detail = fmt.Sprintf("Path MTU discovery works: the sender resent the lost bytes in packets of at most %d bytes "+
+				"(it learned the smaller path MTU from an ICMP message this capture does not hold, or by probing)", ev.KernelPMTU)
+		case len(parts) == 0:
 			detail = fmt.Sprintf("Path MTU discovery works: the kernel learned a path MTU of %d", ev.KernelPMTU)
 		}
 		d.add(CodePMTUDWorks, detail+" and TCP adapts.", map[string]any{"kernel_pmtu": ev.KernelPMTU, "icmp": ev.ICMPSignals})

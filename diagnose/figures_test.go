@@ -63,6 +63,7 @@ func TestFindingsCiteTheirFigures(t *testing.T) {
 		"unreachable":     {Family: 4, ConnectError: "connection refused"},
 		"pmtud by icmp":   {Family: 4, Connected: true, LocalMTU: 1500, ICMPSignals: []ICMPSignal{{From: "192.0.2.1", MTU: 1400}}, Segments: []SegmentTest{passTest(true, 1400), passTest(false, 1400)}},
 		"pmtud by kernel": {Family: 4, Connected: true, LocalMTU: 1500, KernelPMTU: 1400, Segments: []SegmentTest{passTest(true, 1400), passTest(false, 1400)}},
+		"resent smaller, captured": {Family: 4, Connected: true, Captured: true, LocalMTU: 1500, KernelPMTU: 1400, Segments: []SegmentTest{passTest(true, 1400), passTest(false, 1400)}},
 		"mss clamped": {Family: 4, Connected: true, LocalMTU: 1500, OfferedMSS: 1460, SettledMSS: 1360,
 			Segments: []SegmentTest{passTest(true, 1400), passTest(false, 1400)}},
 		"hello split": {Family: 4, Connected: true, Segments: []SegmentTest{passTest(true, 1400), passTest(false, 1400)},
