@@ -1,6 +1,7 @@
 package diagnose_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -175,5 +176,28 @@ func TestCapturedFailureOverCutShort(t *testing.T) {
 	d = Diagnose(Evidence{Family: 4, Connected: true, Segments: tests})
 	if d.Verdict != VerdictInconclusive {
 		t.Errorf("probe: %s %+v", d.Verdict, d.Findings)
+	}
+}
+
+// TestFiguresReadBackFromJSON: the check holds for findings read back
+// from a command's JSON (numbers as float64, lists as []any).
+func TestFiguresReadBackFromJSON(t *testing.T) {
+	d := Diagnose(Evidence{Family: 4, Connected: true, LocalMTU: 1500, ICMPSignals: []ICMPSignal{{From: "198.51.100.1", MTU: 1400}},
+		Segments: []SegmentTest{passTest(true, 1400), passTest(false, 1400)}})
+	b, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Diagnosis
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if len(back.Findings) == 0 {
+		t.Fatal("no findings")
+	}
+	for _, f := range back.Findings {
+		for _, p := range findingtest.Problems(f) {
+			t.Error(p)
+		}
 	}
 }

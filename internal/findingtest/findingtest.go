@@ -63,6 +63,14 @@ func collect(v any, into map[string]bool) {
 			collect(s.From, into)
 			into[fmt.Sprint(s.MTU)] = true
 		}
+	case []any: // evidence read back from JSON
+		for _, e := range x {
+			collect(e, into)
+		}
+	case map[string]any:
+		for _, e := range x {
+			collect(e, into)
+		}
 	default:
 		into[fmt.Sprint(x)] = true
 	}
