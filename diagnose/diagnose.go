@@ -105,7 +105,7 @@ func Diagnose(ev Evidence) (d Diagnosis) {
 	switch {
 	case ev.FlightBytes > 0 && down.maxPass == 0:
 		d.add(CodeDownUntested, fmt.Sprintf("The server's first flight (%d bytes) never filled a full-size segment, "+
-			"so the handshakes did not test large packets from the server to this host.", ev.FlightBytes),
+			"so the handshakes did not test large packets from the server to %s.", ev.FlightBytes, clientName(ev)),
 			map[string]any{"flight_bytes": ev.FlightBytes})
 	case down.minFail == 0 && down.maxPass < up.maxPass && untestedAbove(ev.Segments, down.maxPass):
 		// The server's answers filled segments only at the small rungs: the
@@ -117,8 +117,8 @@ func Diagnose(ev Evidence) (d Diagnosis) {
 			flight = fmt.Sprintf(" (its first flight is %d bytes)", ev.FlightBytes)
 		}
 		d.add(CodeDownUntested, fmt.Sprintf("Nothing the server sent filled a segment larger than %d bytes%s, "+
-			"so packets from the server to this host were tested only up to %d bytes; none was lost.",
-			down.maxPass, flight, down.maxPass),
+			"so packets from the server to %s were tested only up to %d bytes; none was lost.",
+			down.maxPass, flight, clientName(ev), down.maxPass),
 			map[string]any{"flight_bytes": ev.FlightBytes, "downstream_tested_to": down.maxPass})
 	}
 	hdr := IPHeader(ev.Family)
@@ -146,7 +146,7 @@ func Diagnose(ev Evidence) (d Diagnosis) {
 		} else {
 			evd["path_mtu"], evd["mss"] = d.PathMTU, d.PathMTU-hdr
 		}
-		d.add(string(VerdictBlackhole), d.blackholeDetail(up, down, lost, wide), evd)
+		d.add(string(VerdictBlackhole), d.blackholeDetail(up, down, lost, wide, clientName(ev)), evd)
 		why, m := bracketReason(ev, d.PathMTU, lost)
 		d.noteBracket(d.PathMTU, lost, why, m)
 	}
@@ -189,7 +189,16 @@ func Diagnose(ev Evidence) (d Diagnosis) {
 // CodeFragmentsDropped is the finding that fragmented packets vanish.
 const CodeFragmentsDropped = string(VerdictFragmentsDropped)
 
-func (d *Diagnosis) blackholeDetail(up, down dirStats, lost int, wide bool) string {
+// clientName names the client in a sentence: the probe is "this host"; a
+// capture may have been taken anywhere.
+func clientName(ev Evidence) string {
+	if ev.Captured {
+		return "the client"
+	}
+	return "this host"
+}
+
+func (d *Diagnosis) blackholeDetail(up, down dirStats, lost int, wide bool, client string) string {
 	var b strings.Builder
 	if wide {
 		fmt.Fprintf(&b, "Packets of %d bytes vanish without an ICMP error while packets of %d bytes get through: ", lost, d.PathMTU)
@@ -210,11 +219,11 @@ func (d *Diagnosis) blackholeDetail(up, down dirStats, lost int, wide bool) stri
 	}
 	switch d.Direction {
 	case Both:
-		fmt.Fprintf(&b, "from this host to the server (%s) and back (%s)", figures(up), figures(down))
+		fmt.Fprintf(&b, "from %s to the server (%s) and back (%s)", client, figures(up), figures(down))
 	case Upstream:
-		fmt.Fprintf(&b, "from this host to the server (%s)%s", figures(up), other(down, "from the server to this host"))
+		fmt.Fprintf(&b, "from %s to the server (%s)%s", client, figures(up), other(down, "from the server to "+client))
 	case Downstream:
-		fmt.Fprintf(&b, "from the server to this host (%s)%s", figures(down), other(up, "from this host to the server"))
+		fmt.Fprintf(&b, "from the server to %s (%s)%s", client, figures(down), other(up, "from "+client+" to the server"))
 	}
 	if wide {
 		b.WriteString(". TCP connects, but a TLS handshake that needs packets that large stalls until it times out.")
