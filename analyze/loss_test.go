@@ -324,3 +324,27 @@ func TestUnfilledHoleIsLoss(t *testing.T) {
 		})
 	}
 }
+
+// TestOneWayCaptureIsNoLoss: a capture of one direction only (asymmetric
+// routing, or a filter on the source address): the server's SYN-ACK, its
+// flight and its ordinary retransmissions, and never a packet from the
+// client. No acknowledgement could be seen, so none missing is a loss.
+func TestOneWayCaptureIsNoLoss(t *testing.T) {
+	b := newPcap(t)
+	c, s := testClient, testServer
+	b.add(tcpSeg{src: s, dst: c, seq: 5000, ack: 1001, syn: true, ackF: true, mss: 1460})
+	fl := serverRecord(3314)
+	for i, seg := range flightSegs(len(fl), 1448) {
+		b.add(tcpSeg{src: s, dst: c, seq: 5001 + uint32(seg[0]), ack: 1518, ackF: true, data: fl[seg[0]:seg[1]], after: time.Duration(i+1) * time.Millisecond})
+	}
+	b.add(tcpSeg{src: s, dst: c, seq: 5001, ack: 1518, ackF: true, data: fl[:1448], after: 300 * time.Millisecond})
+	b.add(tcpSeg{src: s, dst: c, seq: 5001 + 3314, ack: 1600, ackF: true, fin: true, after: 2 * time.Second})
+	res, err := File(b.file("one-way.pcap"), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("verdict %s, outcomes %v, findings %+v", res.Verdict, res.Outcomes, res.Findings)
+	if res.Verdict == diagnose.VerdictBlackhole || res.Verdict == diagnose.VerdictTLSFailed || len(res.Lost) != 0 {
+		t.Errorf("verdict %s, lost %+v from a capture that holds no packet of the receiver", res.Verdict, res.Lost)
+	}
+}

@@ -190,8 +190,10 @@ func (f *flowState) judgeSingle(di int, buf []wirePkt) []wirePkt {
 		switch {
 		case ta != 0 && !later, ta != 0 && d.dsacked(c.span):
 			c.status = delivered
-		case ta == 0 && f.capEnd-c.t < f.settle():
-			// Still in flight when the capture ended: its fate is unknown.
+		case ta == 0 && (f.capEnd-c.t < f.settle() || f.d[1-di].last <= c.t):
+			// Still in flight when the capture ended, or the capture holds
+			// nothing the receiver sent after it (a capture of one
+			// direction, a receiver gone): its fate is unknown.
 		case later || c.retrans || ta == 0 && d.sackedAfter(c.end):
 			// retransmitted before any acknowledgement, or never
 			// acknowledged while the receiver acknowledged later bytes
