@@ -6,9 +6,6 @@ import "fmt"
 // too widely for a fix to name a size.
 const CodeBracket = "path_mtu_bracket"
 
-// CodePassiveBracket is CodeBracket's former name, kept for callers.
-const CodePassiveBracket = CodeBracket
-
 // maxFixBracket is the widest bracket, bytes, whose lower end is still
 // written into fixes as the MSS and tunnel MTU; a wider one would make
 // them needlessly small (a 530-byte MTU for a 1400-byte path).
