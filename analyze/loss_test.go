@@ -302,6 +302,8 @@ func TestUnfilledHoleIsLoss(t *testing.T) {
 			fl := serverRecord(1348)
 			w.down(0, fl, 1348, time.Microsecond)
 			w.ackDown(1348, 1348, nil, time.Millisecond)
+			w.up(1348, []byte{20, 3, 3, 0, 1, 1}, 1348, time.Microsecond)
+			w.ackUp(1348, 1354, time.Microsecond)
 			// The stalled one.
 			v := newConv(b, true)
 			v.open()
@@ -309,7 +311,7 @@ func TestUnfilledHoleIsLoss(t *testing.T) {
 			v.up(1448, hello[1448:], 0, time.Millisecond)
 			v.b.add(tcpSeg{src: v.s, dst: v.c, seq: v.sisn + 1, ack: v.cisn + 1, ackF: true,
 				sack: [][2]uint32{{v.cisn + 1 + 1448, v.cisn + 1 + 1507}}, after: time.Microsecond})
-			w.fins(1348, 1348, tc.end)
+			w.fins(1354, 1348, tc.end)
 			res, err := File(b.file("s7-server.pcap"), Limits{})
 			if err != nil {
 				t.Fatal(err)
