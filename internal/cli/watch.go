@@ -183,6 +183,9 @@ type WatchDocument struct {
 	Totals        map[string]int           `json:"totals"`
 	Capture       monitor.PipelineStats    `json:"capture"`
 	Folded        uint64                   `json:"folded"`
+	// Unverified counts, by outcome, the handshakes whose TCP three-way
+	// exchange the capture did not see: evidence for no network.
+	Unverified map[string]int `json:"unverified"`
 }
 
 func writeWatchJSON(out io.Writer, snap monitor.Snapshot, figs monitor.PipelineStats) error {
@@ -196,6 +199,10 @@ func writeWatchJSON(out io.Writer, snap monitor.Snapshot, figs monitor.PipelineS
 	for o, n := range snap.Totals {
 		doc.Totals[string(o)] = n
 	}
+	doc.Unverified = map[string]int{}
+	for o, n := range snap.Unverified {
+		doc.Unverified[string(o)] = n
+	}
 	enc := json.NewEncoder(out)
 	enc.SetIndent("", "  ")
 	return enc.Encode(doc)
@@ -207,6 +214,9 @@ func writeWatchSummary(out io.Writer, snap monitor.Snapshot, figs monitor.Pipeli
 		fmt.Fprintf(out, " (%d packets not decoded, %d unfinished flows evicted)", figs.DecodeErrors, figs.FlowsEvicted)
 	}
 	fmt.Fprintln(out)
+	if n := sum(snap.Unverified); n > 0 {
+		fmt.Fprintf(out, "%d more unverified (their TCP three-way exchange not in the capture: forged sources, or connections older than it), evidence for no network\n", n)
+	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NETWORK\tASN\tORG\tHANDSHAKES\tCOMPLETED\tSTALLED UP\tSTALLED DOWN\tOTHER\tALERT\tVERDICT\tDIRECTION\tPATH MTU UP\tPATH MTU DOWN")
 	for _, n := range snap.Networks {
