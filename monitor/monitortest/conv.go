@@ -50,6 +50,10 @@ func NewConversations(t testing.TB, seed uint64, servers ...netip.AddrPort) *Con
 	return c
 }
 
+// Hello returns the small ClientHello record (517 bytes) the
+// conversations send.
+func (c *Conversations) Hello() []byte { return c.small }
+
 // Segment adds one packet at ts.
 func (c *Conversations) Segment(ts time.Time, s Segment) { c.pkts = append(c.pkts, timed{ts, s}) }
 

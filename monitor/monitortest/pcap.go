@@ -73,6 +73,16 @@ type Segment struct {
 // Segment writes s at time ts.
 func (r *PcapWriter) Segment(t testing.TB, ts time.Time, s Segment) {
 	t.Helper()
+	pkt := s.Packet()
+	ci := gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(pkt), Length: len(pkt)}
+	if err := r.w.WritePacket(ci, pkt); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Packet returns s as an IP packet, checksums included (a raw socket
+// can send it as it is).
+func (s Segment) Packet() []byte {
 	var opts []byte
 	if s.MSS > 0 {
 		opts = append(opts, 2, 4, byte(s.MSS>>8), byte(s.MSS))
@@ -95,27 +105,47 @@ func (r *PcapWriter) Segment(t testing.TB, ts time.Time, s Segment) {
 	tcp[12], tcp[13] = byte((20+len(opts))/4<<4), s.Flags
 	binary.BigEndian.PutUint16(tcp[14:], 64240)
 	tcp = append(append(tcp, opts...), s.Payload...)
+	src, dst := s.Src.Addr().AsSlice(), s.Dst.Addr().AsSlice()
+	// The pseudo-header: addresses, protocol, TCP length.
+	sum := sum16(0, src)
+	sum = sum16(sum, dst)
+	sum += 6 + uint32(len(tcp))
+	binary.BigEndian.PutUint16(tcp[16:], ^fold(sum16(sum, tcp)))
 	var ip []byte
 	if s.Src.Addr().Is4() {
 		ip = make([]byte, 20, 20+len(tcp))
 		ip[0], ip[6], ip[8], ip[9] = 0x45, 0x40, 64, 6
 		binary.BigEndian.PutUint16(ip[2:], uint16(20+len(tcp)))
-		a, b := s.Src.Addr().As4(), s.Dst.Addr().As4()
-		copy(ip[12:], a[:])
-		copy(ip[16:], b[:])
+		copy(ip[12:], src)
+		copy(ip[16:], dst)
+		binary.BigEndian.PutUint16(ip[10:], ^fold(sum16(0, ip)))
 	} else {
 		ip = make([]byte, 40, 40+len(tcp))
 		ip[0], ip[6], ip[7] = 0x60, 6, 64
 		binary.BigEndian.PutUint16(ip[4:], uint16(len(tcp)))
-		a, b := s.Src.Addr().As16(), s.Dst.Addr().As16()
-		copy(ip[8:], a[:])
-		copy(ip[24:], b[:])
+		copy(ip[8:], src)
+		copy(ip[24:], dst)
 	}
-	pkt := append(ip, tcp...)
-	ci := gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(pkt), Length: len(pkt)}
-	if err := r.w.WritePacket(ci, pkt); err != nil {
-		t.Fatal(err)
+	return append(ip, tcp...)
+}
+
+// sum16 adds b to a ones'-complement sum as 16-bit words.
+func sum16(sum uint32, b []byte) uint32 {
+	for len(b) >= 2 {
+		sum += uint32(b[0])<<8 | uint32(b[1])
+		b = b[2:]
 	}
+	if len(b) == 1 {
+		sum += uint32(b[0]) << 8
+	}
+	return sum
+}
+
+func fold(sum uint32) uint16 {
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	return uint16(sum)
 }
 
 // Close flushes and closes the file.
