@@ -36,7 +36,9 @@ packets, groups them by the client's network (ASN and organisation from the
 ASN database, or the /24 and /48 prefix without one) in one-minute buckets,
 and alerts when one network's handshakes stall while the other networks'
 complete, with the probable cause (path MTU black hole and its direction,
-the path-MTU bracket) and the fixes.
+the path-MTU bracket) and the fixes. Only handshakes whose TCP three-way
+exchange the capture saw are evidence; the others (forged sources, or
+connections older than the capture) are counted apart as unverified.
 
 Live (-i IFACE) needs CAP_NET_RAW; it serves metrics, health and the
 operator view on the admin listener (127.0.0.1:9091) and keeps per-network
