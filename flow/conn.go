@@ -113,11 +113,11 @@ func (t *Tracker) tcp(p *packet.Packet, now int64) {
 		}
 	}
 	if tc.Flags.Has(packet.ACK) {
-		if side == sideUp && f.synAck && !tc.Flags.Has(packet.SYN) && !f.connected {
-			t.connect(i)
-		}
 		if side == sideUp && f.synAckOK && !tc.Flags.Has(packet.SYN) && int32(tc.Ack-o.base) >= 0 && int32(tc.Ack-o.base) <= int32(o.end) {
 			f.verified = true
+		}
+		if side == sideUp && f.synAck && !tc.Flags.Has(packet.SYN) && !f.connected {
+			t.connect(i)
 		}
 		o.ackSeg(tc)
 	}
@@ -187,7 +187,7 @@ func (t *Tracker) open(p *packet.Packet, h uint64, now int64) int32 {
 	} else {
 		// Seen from its middle: the ClientHello proves the connection open.
 		f.synAck, f.connected = true, true
-		t.push(listActive, i)
+		t.push(listLoose, i)
 	}
 	return i
 }
@@ -197,7 +197,11 @@ func (t *Tracker) connect(i int32) {
 	f := t.at(i)
 	f.connected = true
 	f.start = f.last
-	t.move(i, listActive)
+	if f.verified {
+		t.move(i, listActive)
+	} else {
+		t.move(i, listLoose)
+	}
 }
 
 // segMax is the payload of one wire segment from this direction's sender:

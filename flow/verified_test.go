@@ -1,6 +1,7 @@
 package flow_test
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 
@@ -82,5 +83,35 @@ func TestVerified(t *testing.T) {
 				t.Errorf("verified %v, outcome %s (%s); want verified %v, outcome %q", h.Verified, h.Outcome, h.Detail, c.verified, c.outcome)
 			}
 		})
+	}
+}
+
+// A full flow table evicts unverified handshakes before real ones: a
+// flood of forged one-segment hellos, ten times the table, leaves a real
+// connection (opened before it, finished after it) whole.
+func TestVerifiedSurviveFlood(t *testing.T) {
+	hello := pqHello(t)
+	f := newFeeder(t, flow.Config{Ports: []uint16{443}, MaxFlows: 100})
+	k := &conn{c: cli4, s: srv4, cseq: 100, sseq: 9000}
+	k.open(f, 1460)
+	k.client(f, hello[:1448], -1)
+	for i := range 1000 {
+		src := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}), uint16(1024+i))
+		f.send(seg{src: src, dst: srv4, seq: uint32(i) * 7919, ack: 5, flags: packet.ACK | packet.PSH, payload: hello[:600]}, time.Microsecond)
+	}
+	k.client(f, hello[1448:], -1)
+	k.ackClient(f)
+	k.server(f, record(22, 200, 2))
+	k.ackServer(f)
+	k.client(f, record(23, 60), -1)
+	st := f.tr.Stats()
+	var real []flow.Handshake
+	for _, h := range f.got {
+		if h.Client == cli4 {
+			real = append(real, h)
+		}
+	}
+	if len(real) != 1 || real[0].Outcome != diagnose.Completed || !real[0].Verified || st.Evicted < 900 {
+		t.Errorf("the real connection gave %+v (want one completed, verified handshake); %d evicted", real, st.Evicted)
 	}
 }

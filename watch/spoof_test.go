@@ -59,6 +59,10 @@ type spoofResult struct {
 // replaySpoof writes the capture that fill makes, replays it as watch
 // --read does, and returns what the monitor concluded and its metrics.
 func replaySpoof(t *testing.T, fill func(c *monitortest.Conversations)) spoofResult {
+	return replaySpoofWith(t, Defaults(), fill)
+}
+
+func replaySpoofWith(t *testing.T, cfg Config, fill func(c *monitortest.Conversations)) spoofResult {
 	t.Helper()
 	dir := t.TempDir()
 	db := filepath.Join(dir, "asn.db")
@@ -70,7 +74,6 @@ func replaySpoof(t *testing.T, fill func(c *monitortest.Conversations)) spoofRes
 	c.Write(t, pw)
 	pw.Close(t)
 
-	cfg := Defaults()
 	cfg.ASNDatabase = db
 	cfg.DataDir = dir
 	cfg.HandshakeLog = filepath.Join(dir, "handshakes.log")
@@ -111,6 +114,7 @@ func replaySpoof(t *testing.T, fill func(c *monitortest.Conversations)) spoofRes
 	t.Logf("handshake log: %d lines verified, %d unverified; %s", r.logVerified, r.logUnverified,
 		r.metric("mtuscope_handshake_log_suppressed_lines_total "))
 	t.Logf("%s", r.metric("mtuscope_unverified_handshakes_total"))
+	t.Logf("%s", r.metric("mtuscope_flows_evicted_total"))
 	for _, n := range r.snap.Networks {
 		if n.Handshakes > 0 && (n.ASN != 0 || n.Alert) {
 			t.Logf("%s: %v alert=%v %s %s", n.Network, n.Outcomes, n.Alert, n.Verdict, n.Direction)
@@ -232,4 +236,29 @@ func TestSpoofForgedStalls(t *testing.T) {
 		t.Errorf("alerts fired %v, want none", f)
 	}
 	r.want(t, `mtuscope_unverified_handshakes_total{outcome="stalled_clienthello"} 70`)
+}
+
+// Flow-table exhaustion: forged one-segment hellos, more a second than the
+// flow table holds in the five seconds a real stall lasts, must not push
+// the real (verified) stalls out of it before they are classified.
+func TestSpoofFlowTable(t *testing.T) {
+	cfg := Defaults()
+	cfg.MaxFlows = 2000
+	r := replaySpoofWith(t, cfg, func(c *monitortest.Conversations) {
+		healthy(c, 1, 30, 0, 7)
+		healthy(c, 2, 30, 0, 7)
+		for m := 1; m < 7; m++ {
+			every(spoofStart.Add(time.Duration(m)*time.Minute), 60_000, func(i int, ts time.Time) {
+				c.SpoofedHello(ts, forged(i%5000), false)
+			})
+		}
+		for m := 1; m < 6; m++ {
+			every(spoofStart.Add(time.Duration(m)*time.Minute+3*time.Second), 12, func(k int, ts time.Time) {
+				c.StalledUp(ts, customer(0, m*12+k, true))
+			})
+		}
+	})
+	if f := r.fired(); !f["network/AS64496"] || len(f) != 1 {
+		t.Errorf("alerts fired %v, want the failing network AS64496 alone", f)
+	}
 }
