@@ -262,3 +262,28 @@ func TestSpoofFlowTable(t *testing.T) {
 		t.Errorf("alerts fired %v, want the failing network AS64496 alone", f)
 	}
 }
+
+// Blind resets: for each real stall, a reset forged from its client's
+// endpoint (the port guessed, by spraying them all) with a sequence number
+// the sender could not know. The real server ignores such resets; the
+// stalls must still count. (This held before verification too: a
+// handshake whose hello already showed a loss is classified by the loss,
+// however it closes. A reset landing in the 20 ms before the tail arrived
+// would turn the stall into a reset, at the price of a sweep of every
+// port every 20 ms.)
+func TestSpoofBlindResets(t *testing.T) {
+	r := replaySpoof(t, func(c *monitortest.Conversations) {
+		healthy(c, 1, 30, 0, 7)
+		healthy(c, 2, 30, 0, 7)
+		for m := 1; m < 6; m++ {
+			every(spoofStart.Add(time.Duration(m)*time.Minute+3*time.Second), 12, func(k int, ts time.Time) {
+				cl := customer(0, m*12+k, true)
+				c.StalledUp(ts, cl)
+				c.BlindReset(ts.Add(time.Second), cl)
+			})
+		}
+	})
+	if f := r.fired(); !f["network/AS64496"] || len(f) != 1 {
+		t.Errorf("alerts fired %v, want the failing network AS64496 alone", f)
+	}
+}

@@ -168,3 +168,11 @@ func (c *Conversations) BlindStall(ts time.Time, cl netip.AddrPort) {
 		c.Segment(at.Add(time.Millisecond), Segment{Src: cl, Dst: srv, Seq: seq + tailAt, Ack: ack, Flags: FlagACK | FlagPSH, Payload: c.big[tailAt:]})
 	}
 }
+
+// BlindReset writes a reset forged from cl (a client's endpoint the
+// sender guessed, port included), with a sequence number it could not
+// know: a real server ignores it (RFC 5961), as should whoever watches.
+func (c *Conversations) BlindReset(ts time.Time, cl netip.AddrPort) {
+	srv := c.server(cl)
+	c.Segment(ts, Segment{Src: cl, Dst: srv, Seq: c.rng.Uint32(), Flags: FlagRST})
+}
