@@ -157,7 +157,8 @@ type Monitor struct {
 	// unverified counts the handshakes whose SYN exchange the capture did
 	// not see (flow.Handshake.Verified): never evidence, counted apart.
 	unverified Counts
-	other      Counts // handshakes of networks without their own series
+	wt         windowTotals // the evaluation's per-bucket totals (see allFrom)
+	other      Counts       // handshakes of networks without their own series
 	server     serverState
 	history    []Alert // every alert change, newest last (bounded)
 }
@@ -214,6 +215,7 @@ func (m *Monitor) Observe(h flow.Handshake) {
 		m.unverified[outcomeIndex(h.Outcome)]++
 		return
 	}
+	m.wt.ok = false
 	n := m.networkFor(h.Client.Addr())
 	kind := stallKind(&h)
 	oi := outcomeIndex(h.Outcome)

@@ -79,3 +79,41 @@ func (m *Monitor) forget(n *network) {
 	delete(m.nets, n.key)
 	m.pruned++
 }
+
+// windowTotals are every network's buckets of the window ending at bucket
+// at, added up bucket by bucket: the others' figures over part of the
+// window (for a network first seen within it) are sums of these, not a
+// pass over every network for each network (quadratic in the table under
+// churn: 6.4 s a one-minute bucket with 2,000 new networks in each).
+type windowTotals struct {
+	at  int64
+	ok  bool
+	per []tally
+}
+
+// allFrom returns every network's buckets from..b added, for a bucket b
+// being evaluated and from within its window.
+func (m *Monitor) allFrom(from, b int64) tally {
+	w := int64(m.cfg.Window)
+	first := b - w + 1
+	if !m.wt.ok || m.wt.at != b {
+		if len(m.wt.per) != int(w) {
+			m.wt.per = make([]tally, w)
+		}
+		clear(m.wt.per)
+		for _, n := range m.nets {
+			for j := range m.wt.per {
+				idx := first + int64(j)
+				if t := &n.ring[int(idx%int64(len(n.ring)))]; t.index == idx {
+					m.wt.per[j].add(*t)
+				}
+			}
+		}
+		m.wt.at, m.wt.ok = b, true
+	}
+	var s tally
+	for idx := max(from, first); idx <= b; idx++ {
+		s.add(m.wt.per[idx-first])
+	}
+	return s
+}
