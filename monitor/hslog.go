@@ -103,7 +103,8 @@ func UID(h *flow.Handshake) string {
 	return string(out)
 }
 
-// Logged reports whether the log writes h.
+// Logged reports whether the log writes h when it is verified (an
+// unverified one only within the log's rate for them).
 func Logged(h *flow.Handshake) bool {
 	return h.Outcome != diagnose.Completed && h.Outcome != diagnose.NoClientHello
 }
