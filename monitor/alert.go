@@ -159,9 +159,7 @@ func (m *Monitor) evaluateNetwork(n *network, b int64, last, tot, totWin tally, 
 			if from == b-int64(m.cfg.Window)+1 {
 				others = totWin
 			} else {
-				for _, o := range m.nets {
-					others.add(o.sum(from, b))
-				}
+				others = m.allFrom(from, b)
 			}
 			fire, st = m.test("window", win, others)
 		}

@@ -59,6 +59,12 @@ type Snapshot struct {
 	Server   *Alert                   `json:"server_alert,omitempty"`
 	Alerts   []Alert                  `json:"alerts"` // every change, oldest first
 	Folded   uint64                   `json:"folded"`
+	// Unverified are the handshakes whose SYN exchange the capture did not
+	// see (a capture from the middle of connections, or forged sources):
+	// counted here, evidence for nothing.
+	Unverified map[diagnose.Outcome]int `json:"unverified"`
+	// Evicted counts networks forgotten to make room in the full table.
+	Evicted uint64 `json:"networks_evicted"`
 }
 
 // Snapshot copies the state; withSeries adds each network's bucket history.
@@ -66,7 +72,7 @@ func (m *Monitor) Snapshot(withSeries bool) Snapshot {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := Snapshot{Bucket: m.cfg.Bucket, Now: m.start(m.cur), Totals: m.total.Map(), Folded: m.folded,
-		Alerts: append([]Alert(nil), m.history...)}
+		Unverified: m.unverified.Map(), Evicted: m.pruned, Alerts: append([]Alert(nil), m.history...)}
 	if m.server.alert != nil {
 		a := *m.server.alert
 		s.Server = &a
@@ -128,8 +134,12 @@ type Exported struct {
 	ByFamily [2]Counts
 	Tracked  int
 	Folded   uint64
-	Firing   int
-	Server   bool
+	// Unverified are the handshakes that were evidence for nothing;
+	// Evicted the networks forgotten to make room.
+	Unverified Counts
+	Evicted    uint64
+	Firing     int
+	Server     bool
 }
 
 // ExportedNetwork is one network's series.
@@ -147,7 +157,7 @@ func (m *Monitor) Exported() Exported {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e := Exported{Other: m.other, Total: m.total, ByFamily: m.byFamily, Tracked: len(m.nets), Folded: m.folded,
-		Server: m.server.firing}
+		Unverified: m.unverified, Evicted: m.pruned, Server: m.server.firing}
 	for _, n := range m.nets {
 		if n.firing {
 			e.Firing++

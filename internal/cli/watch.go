@@ -36,7 +36,9 @@ packets, groups them by the client's network (ASN and organisation from the
 ASN database, or the /24 and /48 prefix without one) in one-minute buckets,
 and alerts when one network's handshakes stall while the other networks'
 complete, with the probable cause (path MTU black hole and its direction,
-the path-MTU bracket) and the fixes.
+the path-MTU bracket) and the fixes. Only handshakes whose TCP three-way
+exchange the capture saw are evidence; the others (forged sources, or
+connections older than the capture) are counted apart as unverified.
 
 Live (-i IFACE) needs CAP_NET_RAW; it serves metrics, health and the
 operator view on the admin listener (127.0.0.1:9091) and keeps per-network
@@ -183,6 +185,9 @@ type WatchDocument struct {
 	Totals        map[string]int           `json:"totals"`
 	Capture       monitor.PipelineStats    `json:"capture"`
 	Folded        uint64                   `json:"folded"`
+	// Unverified counts, by outcome, the handshakes whose TCP three-way
+	// exchange the capture did not see: evidence for no network.
+	Unverified map[string]int `json:"unverified"`
 }
 
 func writeWatchJSON(out io.Writer, snap monitor.Snapshot, figs monitor.PipelineStats) error {
@@ -196,6 +201,10 @@ func writeWatchJSON(out io.Writer, snap monitor.Snapshot, figs monitor.PipelineS
 	for o, n := range snap.Totals {
 		doc.Totals[string(o)] = n
 	}
+	doc.Unverified = map[string]int{}
+	for o, n := range snap.Unverified {
+		doc.Unverified[string(o)] = n
+	}
 	enc := json.NewEncoder(out)
 	enc.SetIndent("", "  ")
 	return enc.Encode(doc)
@@ -207,6 +216,9 @@ func writeWatchSummary(out io.Writer, snap monitor.Snapshot, figs monitor.Pipeli
 		fmt.Fprintf(out, " (%d packets not decoded, %d unfinished flows evicted)", figs.DecodeErrors, figs.FlowsEvicted)
 	}
 	fmt.Fprintln(out)
+	if n := sum(snap.Unverified); n > 0 {
+		fmt.Fprintf(out, "%d more unverified (their TCP three-way exchange not in the capture: forged sources, or connections older than it), evidence for no network\n", n)
+	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NETWORK\tASN\tORG\tHANDSHAKES\tCOMPLETED\tSTALLED UP\tSTALLED DOWN\tOTHER\tALERT\tVERDICT\tDIRECTION\tPATH MTU UP\tPATH MTU DOWN")
 	for _, n := range snap.Networks {
