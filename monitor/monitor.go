@@ -42,7 +42,9 @@ type Config struct {
 	MinDrop float64 `yaml:"min_drop" json:"min_drop"`
 	// ResolveAlpha is the looser level a firing network must clear, and
 	// ResolveAfter how many evaluations in a row with handshakes it must
-	// clear it, to resolve (hysteresis).
+	// clear it, to resolve (hysteresis). A network whose rate lies MinDrop
+	// below the healthy majority's at this level leaves the reference the
+	// others are compared with (see reference).
 	ResolveAlpha float64 `yaml:"resolve_alpha" json:"resolve_alpha"`
 	ResolveAfter int     `yaml:"resolve_after" json:"resolve_after"`
 	// StaleAfter resolves a firing alert whose network sent nothing for
