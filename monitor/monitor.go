@@ -42,7 +42,9 @@ type Config struct {
 	MinDrop float64 `yaml:"min_drop" json:"min_drop"`
 	// ResolveAlpha is the looser level a firing network must clear, and
 	// ResolveAfter how many evaluations in a row with handshakes it must
-	// clear it, to resolve (hysteresis).
+	// clear it, to resolve (hysteresis). A network whose rate lies MinDrop
+	// below the healthy majority's at this level leaves the reference the
+	// others are compared with (see reference).
 	ResolveAlpha float64 `yaml:"resolve_alpha" json:"resolve_alpha"`
 	ResolveAfter int     `yaml:"resolve_after" json:"resolve_after"`
 	// StaleAfter resolves a firing alert whose network sent nothing for
@@ -157,8 +159,7 @@ type Monitor struct {
 	// unverified counts the handshakes whose SYN exchange the capture did
 	// not see (flow.Handshake.Verified): never evidence, counted apart.
 	unverified Counts
-	wt         windowTotals // the evaluation's per-bucket totals (see allFrom)
-	other      Counts       // handshakes of networks without their own series
+	other      Counts // handshakes of networks without their own series
 	server     serverState
 	history    []Alert // every alert change, newest last (bounded)
 }
@@ -215,7 +216,6 @@ func (m *Monitor) Observe(h flow.Handshake) {
 		m.unverified[outcomeIndex(h.Outcome)]++
 		return
 	}
-	m.wt.ok = false
 	n := m.networkFor(h.Client.Addr())
 	kind := stallKind(&h)
 	oi := outcomeIndex(h.Outcome)

@@ -259,23 +259,13 @@ func (n *network) bucket(idx int64) *tally {
 	return t
 }
 
-// sum adds the buckets from..to (inclusive) that the ring still holds.
-// It looks at the slots of those buckets alone when they are fewer than
-// the ring's (the alerting window: 5 of 60), since it runs for every
-// network at every evaluation.
+// sum adds the buckets from..to (inclusive) that the ring still holds,
+// visiting only their slots (a window is a few of the history's).
 func (n *network) sum(from, to int64) tally {
 	var s tally
-	if to-from+1 < int64(len(n.ring)) {
-		for idx := max(from, 0); idx <= to; idx++ {
-			if t := &n.ring[int(idx%int64(len(n.ring)))]; t.index == idx {
-				s.add(*t)
-			}
-		}
-		return s
-	}
-	for i := range n.ring {
-		t := &n.ring[i]
-		if t.index >= from && t.index <= to {
+	size := int64(len(n.ring))
+	for idx := max(from, to-size+1, 0); idx <= to; idx++ {
+		if t := &n.ring[idx%size]; t.index == idx {
 			s.add(*t)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/mtuscope/mtuscope/diagnose"
+	"github.com/mtuscope/mtuscope/internal/textsafe"
 )
 
 // NetworkSummary is one network's figures since the monitor started, and
@@ -205,7 +206,9 @@ func (m *Monitor) Preload(bs []BucketRecord) {
 			if len(m.nets) >= m.cfg.MaxNetworks || b.Network == OtherNetwork {
 				continue
 			}
-			n = &network{key: b.Network, asn: b.ASN, org: b.Org, ring: make([]tally, m.cfg.History)}
+			// Escaped again: a database written before names were escaped
+			// where they enter (see watch) may hold them raw.
+			n = &network{key: b.Network, asn: b.ASN, org: textsafe.Escape(b.Org), ring: make([]tally, m.cfg.History)}
 			for i := range n.ring {
 				n.ring[i].index = -1
 			}

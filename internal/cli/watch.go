@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mtuscope/mtuscope/diagnose"
+	"github.com/mtuscope/mtuscope/internal/textsafe"
 	"github.com/mtuscope/mtuscope/monitor"
 	"github.com/mtuscope/mtuscope/watch"
 )
@@ -230,7 +231,7 @@ func writeWatchSummary(out io.Writer, snap monitor.Snapshot, figs monitor.Pipeli
 		case n.Alert:
 			alert = "resolved"
 		}
-		org := n.Org
+		org := textsafe.Escape(n.Org)
 		if org == "" {
 			org = "-"
 		}
@@ -251,12 +252,12 @@ func writeWatchSummary(out io.Writer, snap monitor.Snapshot, figs monitor.Pipeli
 		if a.State == monitor.Resolved {
 			when = a.EndsAt.Format("15:04:05")
 		}
-		fmt.Fprintf(out, "  %s %-8s %s\n", when, a.State, a.Summary)
+		fmt.Fprintf(out, "  %s %-8s %s\n", when, a.State, textsafe.Escape(a.Summary))
 		if a.State != monitor.Firing {
 			continue
 		}
 		for _, f := range a.Diagnosis.Findings {
-			fmt.Fprintf(out, "      %s\n", f.Detail)
+			fmt.Fprintf(out, "      %s\n", textsafe.Escape(f.Detail))
 		}
 		for _, f := range a.Diagnosis.Fixes {
 			fmt.Fprintf(out, "      fix (%s): %s\n", f.Where, f.Title)

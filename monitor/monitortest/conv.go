@@ -97,14 +97,6 @@ func (c *Conversations) open(ts time.Time, cl netip.AddrPort) (cseq, sseq uint32
 	return cseq + 1, sseq + 1
 }
 
-// record is a TLS record of type typ, n bytes of body starting with first.
-func record(typ byte, n int, first ...byte) []byte {
-	b := make([]byte, 5+n)
-	b[0], b[1], b[2], b[3], b[4] = typ, 3, 3, byte(n>>8), byte(n)
-	copy(b[5:], first)
-	return b
-}
-
 // Completed writes a handshake that completes, started at ts from cl: the
 // small hello, the server's 3500-byte flight, the client's Finished.
 func (c *Conversations) Completed(ts time.Time, cl netip.AddrPort) {

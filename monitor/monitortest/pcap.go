@@ -38,7 +38,17 @@ func NewPcapWriter(t testing.TB, path string) *PcapWriter {
 
 // TCP writes one IPv4 TCP segment (flags as in the header) at time ts.
 func (r *PcapWriter) TCP(t testing.TB, ts time.Time, src, dst [4]byte, sport, dport uint16, seq, ack uint32, flags byte, payload []byte) {
-	pkt := make([]byte, 40+len(payload))
+	r.Raw(t, ts, TCPPacket(src, dst, sport, dport, seq, ack, flags, nil, payload))
+}
+
+// TCPPacket returns one IPv4 TCP segment with the TCP options opts (padded
+// to a multiple of four bytes with no-ops), Don't Fragment set.
+func TCPPacket(src, dst [4]byte, sport, dport uint16, seq, ack uint32, flags byte, opts, payload []byte) []byte {
+	for len(opts)%4 != 0 {
+		opts = append(opts, 1)
+	}
+	hl := 20 + len(opts)
+	pkt := make([]byte, 20+hl+len(payload))
 	pkt[0], pkt[8], pkt[9] = 0x45, 64, 6
 	binary.BigEndian.PutUint16(pkt[2:], uint16(len(pkt)))
 	pkt[6] = 0x40 // DF
@@ -48,9 +58,15 @@ func (r *PcapWriter) TCP(t testing.TB, ts time.Time, src, dst [4]byte, sport, dp
 	binary.BigEndian.PutUint16(pkt[22:], dport)
 	binary.BigEndian.PutUint32(pkt[24:], seq)
 	binary.BigEndian.PutUint32(pkt[28:], ack)
-	pkt[32], pkt[33] = 5<<4, flags
+	pkt[32], pkt[33] = byte(hl/4)<<4, flags
 	binary.BigEndian.PutUint16(pkt[34:], 64240)
-	copy(pkt[40:], payload)
+	copy(pkt[40:], opts)
+	copy(pkt[20+hl:], payload)
+	return pkt
+}
+
+// Raw writes one raw IP packet at time ts.
+func (r *PcapWriter) Raw(t testing.TB, ts time.Time, pkt []byte) {
 	ci := gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(pkt), Length: len(pkt)}
 	if err := r.w.WritePacket(ci, pkt); err != nil {
 		t.Fatal(err)
