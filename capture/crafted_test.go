@@ -146,7 +146,8 @@ func bigBlock(parts map[int64][]byte, at int64, typ, total uint32, head []byte) 
 func craftedFiles() []crafted {
 	start := ngStart()
 	at := int64(len(start))
-	nrb := ngBlock(4, bytes.Repeat([]byte{0, 0, 0, 0, 'a', 'b', 'c', 'd'}, 8<<10)) // 64 KiB of records
+	// 64 KiB of IPv4 name records (type 1, 6 bytes: an address and "a").
+	nrb := ngBlock(4, bytes.Repeat([]byte{1, 0, 6, 0, 192, 0, 2, 1, 'a', 0, 0, 0}, 5460))
 	// An interface named with 64 KiB of letters.
 	named := ngIDB(append([]byte{2, 0, 0xfc, 0xff}, bytes.Repeat([]byte{'e'}, 0xfffc)...))
 	bigNRB := func(typ uint32) func(testing.TB, string) {
@@ -204,7 +205,7 @@ func craftedFiles() []crafted {
 			bigBlock(parts, at, ngSectionHeader, 1<<30, append(le32(ngByteOrder), 1, 0, 0, 0))
 			sparse(t, p, at+1<<30, parts)
 		}, packets: 1, err: "more than the 67108864", offset: at},
-		{name: "pcapng interface blocks of 384 KiB, many", write: func(t testing.TB, p string) {
+		{name: "pcapng interface blocks of 384 KiB", write: func(t testing.TB, p string) {
 			// 2,000 interfaces of the largest block read, options a hole
 			// of zeros (end of options), then a packet.
 			parts := map[int64][]byte{0: ngSHB()}
