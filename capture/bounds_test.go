@@ -1,11 +1,14 @@
 package capture
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestCraftedFiles reads a crafted file for every length a capture
@@ -73,6 +76,42 @@ func readCount(path string) (int, error) {
 				err = nil
 			}
 			return n, err
+		}
+	}
+}
+
+// TestPcapngTimestampUnits converts timestamps in decimal and binary
+// units, with an offset, exactly (pcapgo rounds binary units down to a
+// whole number of nanoseconds per unit).
+func TestPcapngTimestampUnits(t *testing.T) {
+	for _, tc := range []struct {
+		resol  byte
+		offset int64
+		ts     uint64
+		want   time.Time
+	}{
+		{6, 0, 1700000000_123456, time.Unix(1700000000, 123456000)},
+		{9, 10, 1700000000_123456789, time.Unix(1700000010, 123456789)},
+		{3, -5, 1700000000_999, time.Unix(1699999995, 999000000)},
+		{0x80 | 20, 0, 1700000000<<20 | 1<<19, time.Unix(1700000000, 500000000)},
+		{0x80 | 30, 0, 3<<30 | 1, time.Unix(3, 0)}, // 2^-30 s is 0.93 ns: rounds down
+	} {
+		b := append(ngSHB(), ngIDB([]byte{ngOptTSResol, 0, 1, 0, tc.resol, 0, 0, 0, ngOptTSOffset, 0, 8, 0})...)
+		b = binary.LittleEndian.AppendUint64(b[:len(b)-4], uint64(tc.offset))
+		// Fix the interface block's lengths for the offset's 8 bytes.
+		idb := b[len(ngSHB()):]
+		total := uint32(len(idb) + 4)
+		binary.LittleEndian.PutUint32(idb[4:], total)
+		b = binary.LittleEndian.AppendUint32(b, total)
+		r, err := newNgReader(newInput(bytes.NewReader(b)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.next(); err != io.EOF {
+			t.Fatalf("resolution %#x: %v", tc.resol, err)
+		}
+		if got := r.ifaces[0].time(tc.ts); !got.Equal(tc.want) {
+			t.Errorf("resolution %#x offset %d: %v, want %v", tc.resol, tc.offset, got, tc.want)
 		}
 	}
 }
