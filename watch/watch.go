@@ -51,6 +51,7 @@ type Watcher struct {
 	figures   func() trackerFigures
 	lastTS    time.Time
 	lastFlush time.Time
+	warnings  []string // Replay: files cut short, read up to the cut
 
 	packets, bytes, dropped, decodeErrors atomic.Uint64
 	// sourceStats adds the live source's counters to the finished files'.

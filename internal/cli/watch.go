@@ -135,6 +135,7 @@ func runWatch(cmd *cobra.Command, g *globals, a *watchArgs) error {
 	if !live {
 		err := w.Replay(ctx, a.read)
 		cerr := w.Close()
+		printWarnings(g, w.Warnings())
 		if err != nil {
 			return withExit(ExitUsage, err)
 		}
@@ -143,7 +144,7 @@ func runWatch(cmd *cobra.Command, g *globals, a *watchArgs) error {
 		}
 		snap := w.Monitor.Snapshot(false)
 		if a.json {
-			err = writeWatchJSON(g.stdout, snap, w.Figures())
+			err = writeWatchJSON(g.stdout, snap, w.Figures(), w.Warnings())
 		} else {
 			err = writeWatchSummary(g.stdout, snap, w.Figures())
 		}
@@ -189,10 +190,14 @@ type WatchDocument struct {
 	// Unverified counts, by outcome, the handshakes whose TCP three-way
 	// exchange the capture did not see: evidence for no network.
 	Unverified map[string]int `json:"unverified"`
+	// Warnings say what the replay could not take in: a file cut short,
+	// read up to the cut.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
-func writeWatchJSON(out io.Writer, snap monitor.Snapshot, figs monitor.PipelineStats) error {
-	doc := WatchDocument{SchemaVersion: 1, Networks: snap.Networks, Alerts: snap.Alerts, Totals: map[string]int{}, Capture: figs, Folded: snap.Folded}
+func writeWatchJSON(out io.Writer, snap monitor.Snapshot, figs monitor.PipelineStats, warnings []string) error {
+	doc := WatchDocument{SchemaVersion: 1, Networks: snap.Networks, Alerts: snap.Alerts, Totals: map[string]int{}, Capture: figs, Folded: snap.Folded,
+		Warnings: warnings}
 	if doc.Networks == nil {
 		doc.Networks = []monitor.NetworkSummary{}
 	}
