@@ -33,6 +33,9 @@ type flow struct {
 
 	synAck    bool
 	connected bool
+	// synAckOK says the SYN-ACK acknowledged the client's SYN; verified
+	// that the client then acknowledged the SYN-ACK (Handshake.Verified).
+	synAckOK, verified bool
 	// serverHello says the server's first record was a ServerHello.
 	serverHello bool
 	alert       bool
@@ -106,9 +109,13 @@ func (t *Tracker) tcp(p *packet.Packet, now int64) {
 		d.mss, d.wscale, d.sackOK, d.ts = tc.MSS, tc.WScale, tc.SACKPermitted, tc.Timestamps
 		if side == sideDown && tc.Flags.Has(packet.ACK) {
 			f.synAck = true
+			f.synAckOK = o.syn && tc.Ack == o.isn+1
 		}
 	}
 	if tc.Flags.Has(packet.ACK) {
+		if side == sideUp && f.synAckOK && !tc.Flags.Has(packet.SYN) && int32(tc.Ack-o.base) >= 0 && int32(tc.Ack-o.base) <= int32(o.end) {
+			f.verified = true
+		}
 		if side == sideUp && f.synAck && !tc.Flags.Has(packet.SYN) && !f.connected {
 			t.connect(i)
 		}
@@ -180,7 +187,7 @@ func (t *Tracker) open(p *packet.Packet, h uint64, now int64) int32 {
 	} else {
 		// Seen from its middle: the ClientHello proves the connection open.
 		f.synAck, f.connected = true, true
-		t.push(listActive, i)
+		t.push(listLoose, i)
 	}
 	return i
 }
@@ -190,7 +197,11 @@ func (t *Tracker) connect(i int32) {
 	f := t.at(i)
 	f.connected = true
 	f.start = f.last
-	t.move(i, listActive)
+	if f.verified {
+		t.move(i, listActive)
+	} else {
+		t.move(i, listLoose)
+	}
 }
 
 // segMax is the payload of one wire segment from this direction's sender:
