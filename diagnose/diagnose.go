@@ -297,23 +297,30 @@ func (d *Diagnosis) failedEverywhere(ev Evidence) {
 		}
 		return dflt
 	}
-	switch smallest.Outcome {
-	case NotTLS:
+	switch o := smallest.Outcome; {
+	case o == NotTLS:
 		d.add(CodeNotTLS, "The server answered, but not in TLS ("+why("its first bytes are not a TLS record")+"): this port speaks another protocol.", ev2)
-	case Alert:
+	case o == Alert:
 		d.add(CodeServerAlert, "The handshake ended with a TLS alert ("+why("alert")+"), even with the smallest packets: not a path MTU problem.", ev2)
-	case Reset:
+	case o == Reset:
 		d.add(CodeConnectionLost, "The connection was closed or reset before the handshake completed ("+
 			why("by the server or something in front of it")+"), even with the smallest packets: not a path MTU problem.", ev2)
-	case StalledServerFlight:
+	case o == StalledServerFlight && ev.Captured:
+		// A capture saw the server send its answer: the server did its
+		// part, whatever became of the packets.
+		d.Verdict = VerdictInconclusive
+		d.add(string(VerdictInconclusive), "The server sent its answer to the ClientHello but it was never acknowledged ("+
+			why("nothing of it arrived")+"), even in the handshakes with the smallest packets: the path loses even "+
+			"small packets from the server, the client went away, or the capture ended first; nothing here points at a packet size.", ev2)
+	case o == StalledServerFlight:
 		d.add(CodeServerSilent, "The server's answer to the ClientHello never arrived ("+why("nothing came back")+
 			"), even with the smallest packets: the server (or something in front of it) is not completing TLS handshakes; "+
 			"this is not a path MTU problem.", ev2)
-	case StalledClientHello:
+	case o == StalledClientHello:
 		d.Verdict = VerdictInconclusive
 		d.add(string(VerdictInconclusive), "Even the smallest handshake did not get through (the ClientHello was not acknowledged: "+
 			why("none of it arrived")+"): the path loses small packets too, or the server is overloaded.", ev2)
-	case NoClientHello:
+	case o == NoClientHello:
 		d.Verdict = VerdictInconclusive
 		d.add(string(VerdictInconclusive), "The connections opened but no ClientHello was sent on them: nothing tested TLS.", ev2)
 	default:

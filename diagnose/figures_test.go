@@ -59,6 +59,8 @@ func TestFindingsCiteTheirFigures(t *testing.T) {
 		"not tls":             {Family: 4, Connected: true, Segments: []SegmentTest{{DownSize: 800, Outcome: NotTLS, Detail: `server sent "220 mail"`}}},
 		"server flight lost": {Family: 4, Connected: true, Segments: []SegmentTest{{DownSize: 800, Outcome: StalledServerFlight,
 			Detail: "0 of the server's 1428 bytes arrived"}}},
+		"server flight unacknowledged, captured": {Family: 4, Connected: true, Captured: true, Segments: []SegmentTest{{DownSize: 800, Outcome: StalledServerFlight,
+			Detail: "0 of the server's 3314 bytes arrived"}}},
 		"hello lost":               {Family: 4, Connected: true, Segments: []SegmentTest{{UpSize: 600, Outcome: StalledClientHello}}},
 		"no hello":                 {Family: 4, Connected: true, Segments: []SegmentTest{{Outcome: NoClientHello}}},
 		"unreachable":              {Family: 4, ConnectError: "connection refused"},
@@ -199,5 +201,22 @@ func TestFiguresReadBackFromJSON(t *testing.T) {
 		for _, p := range findingtest.Problems(f) {
 			t.Error(p)
 		}
+	}
+}
+
+// TestCapturedFlightUnacknowledged: a capture saw the server send its
+// flight, never acknowledged, in every handshake: the server did answer,
+// so this is no tls_failed ("the server is not completing TLS
+// handshakes"), and no size is to blame either.
+func TestCapturedFlightUnacknowledged(t *testing.T) {
+	ev := Evidence{Family: 4, Connected: true, Captured: true, Segments: []SegmentTest{{DownSize: 0, Outcome: StalledServerFlight,
+		Detail: "0 of the server's 3314 bytes arrived"}}}
+	d := Diagnose(ev)
+	if d.Verdict != VerdictInconclusive || strings.Contains(d.Findings[0].Detail, "not completing") {
+		t.Errorf("captured: %s %+v", d.Verdict, d.Findings)
+	}
+	ev.Captured = false
+	if d := Diagnose(ev); d.Verdict != VerdictTLSFailed {
+		t.Errorf("probe: %s %+v", d.Verdict, d.Findings)
 	}
 }
