@@ -111,7 +111,6 @@ func runProbe(ctx context.Context, g *globals, a probeArgs, target string) error
 	}
 	if a.submit != "" {
 		if err := submitReport(ctx, g, a.submit, target, rep.Evidence); err != nil {
-			fmt.Fprintf(g.stderr, "mtuscope: %v\n", err)
 			return withExit(ExitProblem, err)
 		}
 	}
