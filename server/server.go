@@ -52,7 +52,8 @@ type Server struct {
 
 	rungs      []rung
 	refinePool *portPool
-	refineSrv  *http.Server // serves every refinement listener
+	refineSrv  *http.Server // serves every refinement listener (mixedListener)
+	rungTLS    *tls.Config  // the rungs' and refinement listeners' TLS
 	servers    []*http.Server
 	closers    []func() error
 	// Addrs are the bound addresses, by name ("https", "http", "admin",
@@ -248,9 +249,10 @@ func (s *Server) startServer(ln net.Listener, h http.Handler, tlsConf *tls.Confi
 func (s *Server) startRungs(ctx context.Context) error {
 	rc := s.cfg.Rungs
 	host, _, _ := net.SplitHostPort(s.cfg.HTTPS)
-	rungTLS := tlsConfig(s.certs, "http/1.1")
+	s.rungTLS = tlsConfig(s.certs, "http/1.1")
 	h := s.rungHandler()
-	s.refineSrv = newHTTPServer(h, rungTLS, s.log)
+	// The rung servers get no TLSConfig: mixedListener does the handshake.
+	s.refineSrv = newHTTPServer(h, nil, s.log)
 	s.servers = append(s.servers, s.refineSrv)
 	for i, mss := range s.cfg.RungMSS() {
 		r := rung{MSS: mss}
@@ -273,7 +275,7 @@ func (s *Server) startRungs(ctx context.Context) error {
 			return fmt.Errorf("rung %d listener %s: %w", mss, addr, err)
 		}
 		r.Port = ln.Addr().(*net.TCPAddr).Port
-		s.startServer(ln, h, rungTLS)
+		s.startServer(&mixedListener{Listener: ln, conf: s.rungTLS}, h, nil)
 		if downAddr != "" {
 			dl, err := s.listen(ctx, downAddr, mss, kindDown)
 			if err != nil {
@@ -339,10 +341,16 @@ func (s *Server) sweeper() {
 	}
 }
 
-// PageURLs returns the URLs the page is reachable at, for the log line.
+// PageURLs returns the URLs the page is reachable at, the one to open
+// first: HTTPS, or plain HTTP while the certificate is the self-signed one
+// (a browser refuses it; over http:// the page measures without TLS).
 func (s *Server) PageURLs() []string {
 	var out []string
-	for _, name := range []string{"https", "http"} {
+	order := []string{"https", "http"}
+	if s.certs.SelfSigned != "" {
+		order = []string{"http", "https"}
+	}
+	for _, name := range order {
 		a, ok := s.Addrs[name]
 		if !ok {
 			continue

@@ -34,6 +34,14 @@
         await sleep(wait * 1000);
         continue;
       }
+      if (r.status === 422) {
+        // The server says why there is no result (the browser refused its
+        // certificate): that is the message, not an HTTP error.
+        const j = await r.json().catch(() => ({}));
+        const e = new Error(j.error || "HTTP 422");
+        e.noResult = true;
+        throw e;
+      }
       if (!r.ok) {
         throw new Error(url + ": HTTP " + r.status + " " + (await r.text()).slice(0, 200));
       }
@@ -60,6 +68,12 @@
     return fam.host ? (fam.host.includes(":") ? "[" + fam.host + "]" : fam.host) : location.hostname;
   }
 
+  // rungURL is the address of a rung's port: over TLS, or over plain HTTP
+  // when the server says the browser cannot trust its certificate.
+  function rungURL(sess, host, port) {
+    return (sess.rung_scheme === "http" ? "http://" : "https://") + host + ":" + port;
+  }
+
   function mark(li, text, state) {
     li.querySelector(".what").textContent = text;
     li.className = "rung " + state;
@@ -67,14 +81,14 @@
 
   async function testRung(sess, fam, r, li, timeout, payload) {
     const host = r.host ? (r.host.includes(":") ? "[" + r.host + "]" : r.host) : hostFor(fam);
-    const base = "https://" + host + ":" + r.port;
+    const base = rungURL(sess, host, r.port);
     const res = { mss: r.mss, family: fam.family, hello: "skipped", down: "skipped", up: "skipped", probe: "skipped", ms: 0 };
     mark(li, "testing", "testing");
     let probe = null;
     if (r.down_port) {
       // The server writes one full-size segment as soon as this connects;
       // the request itself fails either way: the server reads the result.
-      probe = timed("https://" + host + ":" + r.down_port + "/", {}, timeout).then(() => "opened", () => "opened");
+      probe = timed(rungURL(sess, host, r.down_port) + "/", {}, timeout).then(() => "opened", () => "opened");
     }
     const q = "?s=" + encodeURIComponent(sess.id);
     const t0 = performance.now();
@@ -175,7 +189,7 @@
         continue;
       }
       const r = sess.rungs[0];
-      const url = "https://" + hostFor(fam) + ":" + r.port + "/t/claim?s=" + encodeURIComponent(sess.id);
+      const url = rungURL(sess, hostFor(fam), r.port) + "/t/claim?s=" + encodeURIComponent(sess.id);
       for (let i = 0; i < 60; i++) {
         let st = null;
         try {
@@ -236,7 +250,7 @@
         // The server writes one segment of each size, smallest first; it
         // reads from its own side which of them arrived. The browser only
         // holds the connection open long enough for the acknowledgements.
-        more.push(timed("https://" + hostFor(fam) + ":" + rf.exact_port + "/", {}, ref.wait_ms).then(() => null, () => null));
+        more.push(timed(rungURL(sess, hostFor(fam), rf.exact_port) + "/", {}, ref.wait_ms).then(() => null, () => null));
       }
     }
     $("progress-total").textContent = String(jobs.length + refineJobs.length);
@@ -251,5 +265,11 @@
     location.assign(rep.url);
   }
 
-  run().catch((e) => status("The check could not finish: " + (e && e.message || e)));
+  run().catch((e) => {
+    status("The check could not finish: " + (e && e.message || e));
+    if (e && e.noResult) {
+      // Nothing was lost on the network: the sizes were not measured.
+      document.querySelectorAll("#ladder .rung.fail").forEach((li) => mark(li, "not measured", "untested"));
+    }
+  });
 })();
