@@ -41,6 +41,9 @@ func TestFirstRunInBrowser(t *testing.T) {
 		}
 	})
 	url := printedURL(t, p)
+	if !strings.Contains(p.Stdout.String(), "probe target: localhost:8444 ") {
+		t.Errorf("serve does not print its probe target: %q", p.Stdout.String())
+	}
 	b := n.Server.StartChromium(t)
 	ctx, cancel := b.NewContext(context.Background())
 	defer cancel()

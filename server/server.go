@@ -351,27 +351,40 @@ func (s *Server) PageURLs() []string {
 		order = []string{"http", "https"}
 	}
 	for _, name := range order {
-		a, ok := s.Addrs[name]
-		if !ok {
-			continue
-		}
-		ap, err := netip.ParseAddrPort(a)
-		host := "localhost"
-		if s.cfg.HostnameV4 != "" {
-			host = s.cfg.HostnameV4
-		} else if s.cfg.HostnameV6 != "" {
-			host = "[" + s.cfg.HostnameV6 + "]"
-		} else if err == nil && !ap.Addr().IsUnspecified() {
-			host = ap.Addr().String()
-			if ap.Addr().Is6() {
-				host = "[" + host + "]"
-			}
-		}
-		if err == nil {
-			out = append(out, fmt.Sprintf("%s://%s:%d/", name, host, ap.Port()))
+		if hp := s.publicAddr(name); hp != "" {
+			out = append(out, fmt.Sprintf("%s://%s/", name, hp))
 		}
 	}
 	return out
+}
+
+// ProbeTarget returns host:port of the unclamped listener `mtuscope probe`
+// measures, "" when it is disabled.
+func (s *Server) ProbeTarget() string { return s.publicAddr("target") }
+
+// publicAddr is host:port of the named listener as a client names it: the
+// configured host name, the bound address, or localhost for a wildcard.
+func (s *Server) publicAddr(name string) string {
+	a, ok := s.Addrs[name]
+	if !ok {
+		return ""
+	}
+	ap, err := netip.ParseAddrPort(a)
+	if err != nil {
+		return ""
+	}
+	host := "localhost"
+	if s.cfg.HostnameV4 != "" {
+		host = s.cfg.HostnameV4
+	} else if s.cfg.HostnameV6 != "" {
+		host = "[" + s.cfg.HostnameV6 + "]"
+	} else if !ap.Addr().IsUnspecified() {
+		host = ap.Addr().String()
+		if ap.Addr().Is6() {
+			host = "[" + host + "]"
+		}
+	}
+	return fmt.Sprintf("%s:%d", host, ap.Port())
 }
 
 // SelfSigned names the self-signed certificate file when the server made one.

@@ -137,6 +137,9 @@ func runServe(cmd *cobra.Command, g *globals, a *serveArgs) error {
 			fmt.Fprintf(g.stdout, "page: %s\n", u)
 		}
 	}
+	if t := srv.ProbeTarget(); t != "" {
+		fmt.Fprintf(g.stdout, "probe target: %s (mtuscope probe %s: HTTPS without the page's MSS clamp)\n", t, t)
+	}
 	if a := srv.Addrs["admin"]; a != "" {
 		fmt.Fprintf(g.stdout, "admin: http://%s/ (metrics, health, operator views)\n", a)
 	}
