@@ -313,6 +313,7 @@ func (s *Server) joinSession(sess *session, res pageResult) *Report {
 	}
 	for _, fam := range fams {
 		ev := familyEvidence(fam, rungsBy[fam], allBy[fam])
+		ev.TooSlow = tooSlow(fam, rungsBy[fam])
 		if sess.Plain {
 			ev.Skipped = append(ev.Skipped, "the TLS handshakes: the page was opened over http:// and this server has the "+
 				"self-signed certificate mtuscope serve makes, which browsers do not trust, so the page measured the packet "+

@@ -143,14 +143,19 @@
   // testRound tests every job's rung at once. A failure counts only when
   // the round's passes were quick: on a busy client or server a slow
   // handshake looks like a lost one, so when a pass took more than half
-  // the timeout the failed sizes are tested again, once, with three times
-  // the wait (as mtuscope probe does).
-  async function testRound(sess, jobs, timeout, payload) {
+  // the timeout, or (in the first round) a family's smallest size failed,
+  // which every path must carry, the failed sizes are tested again, once,
+  // with three times the wait (as mtuscope probe does). What still fails
+  // at the smallest size the server reads (too slow, or lost).
+  async function testRound(sess, jobs, timeout, payload, first) {
     const results = await Promise.all(jobs.map(([fam, r, li]) => testRung(sess, fam, r, li, timeout, payload)));
     const failed = (x) => x.hello === "fail" || x.down === "fail" || x.up === "fail";
     const slow = results.some((x) => x.hello === "ok" && x.ms > timeout / 2);
+    const smallest = {};
+    jobs.forEach(([fam, r]) => { smallest[fam.family] = Math.min(smallest[fam.family] || Infinity, r.mss); });
+    const lowFail = first && results.some((x, i) => failed(x) && jobs[i][1].mss === smallest[jobs[i][0].family]);
     const again = results.map((x, i) => i).filter((i) => failed(results[i]));
-    if (!slow || again.length === 0) {
+    if ((!slow && !lowFail) || again.length === 0) {
       return results;
     }
     const longer = Math.min(sess.max_timeout_ms, 3 * timeout);
@@ -233,7 +238,7 @@
     $("progress-total").textContent = String(jobs.length);
     $("progress").hidden = false;
     status("Testing " + jobs.length + " packet sizes (each failure waits " + (timeout / 1000).toFixed(1) + " s)…");
-    const results = await testRound(sess, jobs, timeout, payload);
+    const results = await testRound(sess, jobs, timeout, payload, true);
     // The second round: the server lends ports for the sizes between the
     // largest that passed and the smallest that was lost, one byte apart.
     status("Narrowing down to the byte…");
@@ -254,7 +259,7 @@
       }
     }
     $("progress-total").textContent = String(jobs.length + refineJobs.length);
-    const [refined] = await Promise.all([testRound(sess, refineJobs, timeout, payload), Promise.all(more)]);
+    const [refined] = await Promise.all([testRound(sess, refineJobs, timeout, payload, false), Promise.all(more)]);
     results.push(...refined);
     status("Working out the result…");
     const rep = (await postJSON("/api/v1/sessions/" + encodeURIComponent(sess.id) + "/result",
