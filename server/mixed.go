@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 )
 
 // The rung listeners speak TLS and plain HTTP on the same port, told apart
@@ -70,6 +71,10 @@ func (c *mixedConn) start() {
 		return
 	}
 	tc := tls.Server(first, c.conf)
+	// net/http has set the read deadline; the flight's writes get one too,
+	// so a client that never reads cannot hold the handshake.
+	c.Conn.SetWriteDeadline(time.Now().Add(readHeaderTimeout))
+	defer c.Conn.SetWriteDeadline(time.Time{})
 	if err := tc.Handshake(); err != nil {
 		if rec := recordOf(c.Conn); rec != nil {
 			rec.noteHandshakeError(err)
