@@ -162,12 +162,26 @@ func (r *connRecord) noteHandshakeError(err error) {
 }
 
 // certRefused counts the session's rung connections whose handshake the
-// browser ended by refusing the certificate, and names the alert.
-func (s *Server) certRefused(sess *session) (alert string, n int) {
+// browser ended by refusing the certificate, on the sizes whose hello step
+// the page failed, and names the alert. Refusals on sizes that passed do
+// not count: after a person clicked through the warning for a self-signed
+// certificate, Chromium refuses each new connection's certificate once and
+// then connects again under the exception, and the size is measured.
+func (s *Server) certRefused(sess *session, rungs []BrowserRung) (alert string, n int) {
+	type key struct{ fam, mss int }
+	failed := map[key]bool{}
+	for _, r := range rungs {
+		if r.Hello == stepFail {
+			failed[key{r.Family, r.MSS}] = true
+		}
+	}
+	if len(failed) == 0 {
+		return "", 0
+	}
 	from, to, _ := sess.window()
 	for _, ip := range sess.addrs() {
 		for _, rec := range s.reg.since(ip, from) {
-			if rec.Kind != kindRung || rec.Accepted.After(to) {
+			if rec.Kind != kindRung || rec.Accepted.After(to) || !failed[key{familyOf(ip), rec.MSS}] {
 				continue
 			}
 			rec.mu.Lock()

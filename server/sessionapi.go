@@ -213,7 +213,7 @@ func (s *Server) sessionResult(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.sessions.release(sess, time.Now())
-	if alert, n := s.certRefused(sess); n > 0 {
+	if alert, n := s.certRefused(sess, res.Rungs); n > 0 {
 		// Not a network result: the browser would not talk to the rungs.
 		if ref != nil {
 			ref.close(s)
