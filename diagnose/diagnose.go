@@ -95,6 +95,10 @@ func Diagnose(ev Evidence) (d Diagnosis) {
 			". Nothing about the path MTU can be learned until the port answers.", map[string]any{"error": ev.ConnectError})
 		return d
 	}
+	if ev.TooSlow != "" {
+		d.add(CodeTooSlow, TooSlowText+" "+ev.TooSlow+".", nil)
+		return d // inconclusive: nothing about the path
+	}
 	up, down := sizeStats(ev.Segments, true), sizeStats(ev.Segments, false)
 	d.UpstreamMTU, d.DownstreamMTU = up.maxPass, down.maxPass
 	if !anyCompleted(ev.Segments) {
@@ -185,6 +189,13 @@ func Diagnose(ev Evidence) (d Diagnosis) {
 	}
 	return d
 }
+
+// CodeTooSlow is the finding that the client was too slow to measure
+// (Evidence.TooSlow); TooSlowText is how it begins.
+const (
+	CodeTooSlow = "too_slow"
+	TooSlowText = "Your computer or the network was too slow to measure; retry (with fewer programs running, or later)."
+)
 
 // CodeFragmentsDropped is the finding that fragmented packets vanish.
 const CodeFragmentsDropped = string(VerdictFragmentsDropped)

@@ -47,6 +47,10 @@ type Evidence struct {
 	Incomplete bool `json:"incomplete,omitempty"`
 	// Skipped names tests that could not run and why.
 	Skipped []string `json:"skipped,omitempty"`
+	// TooSlow, when set, says why the measurements cannot be read as the
+	// path's: the client gave up on its smallest sizes although the server
+	// saw their packets cross (a busy computer, not a lossy path).
+	TooSlow string `json:"too_slow,omitempty"`
 }
 
 // SegmentTest is one TLS handshake that needed IP packets of a known size

@@ -48,6 +48,7 @@ type connRecord struct {
 	exactSizes    []int // kindExact: the IP packet sizes written, in order
 	exactEnds     []int64
 	closed        bool
+	certAlert     string        // the client refused the certificate with this TLS alert
 	final         TCPInfo       // at close
 	pending       *pendingConns // holds a place there until done or closed
 }
@@ -68,10 +69,13 @@ type snapshot struct {
 	NotTLS        bool      `json:"not_tls,omitempty"`
 	// HelloUnread says the sniffer stopped copying (its memory budget was
 	// spent): a hello without a hash then says nothing about the path.
-	HelloUnread   bool  `json:"hello_unread,omitempty"`
-	HandshakeDone bool  `json:"handshake_done"`
-	FlightBytes   int64 `json:"flight_bytes,omitempty"`
-	DownWritten   int   `json:"down_written,omitempty"`
+	HelloUnread   bool `json:"hello_unread,omitempty"`
+	HandshakeDone bool `json:"handshake_done"`
+	// CertAlert is the TLS alert with which the client refused the
+	// server's certificate ("unknown certificate authority", ...).
+	CertAlert   string `json:"cert_alert,omitempty"`
+	FlightBytes int64  `json:"flight_bytes,omitempty"`
+	DownWritten int    `json:"down_written,omitempty"`
 	// ExactSizes are the IP packet sizes an exact-size probe wrote, in
 	// order, and ExactEnds the stream offset at the end of each.
 	ExactSizes []int   `json:"exact_sizes,omitempty"`
@@ -86,7 +90,7 @@ func (r *connRecord) snapshot() snapshot {
 		Kind: r.Kind, MSS: r.MSS, Accepted: r.Accepted, SYNMSS: r.SYNMSS, Session: r.session,
 		HelloExpected: r.hello.Expected, HelloGot: r.hello.Got(), HelloHash: r.hello.Hash,
 		HelloRecords: r.hello.Records, RecordHash: r.hello.RecordHash, HelloSID: r.hello.SessionID, NotTLS: r.hello.NotTLS, HelloUnread: r.hello.Truncated, HandshakeDone: r.handshakeDone,
-		FlightBytes: r.flightBytes, DownWritten: r.downWritten, Closed: r.closed, Info: r.final,
+		FlightBytes: r.flightBytes, DownWritten: r.downWritten, Closed: r.closed, Info: r.final, CertAlert: r.certAlert,
 		ExactSizes: r.exactSizes, ExactEnds: r.exactEnds,
 	}
 	r.mu.Unlock()
@@ -191,6 +195,9 @@ func (c *evConn) Close() error {
 
 // recordOf returns the record behind a connection the HTTP server holds.
 func recordOf(c net.Conn) *connRecord {
+	if mc, ok := c.(*mixedConn); ok {
+		c = mc.Conn
+	}
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
 	}

@@ -250,7 +250,7 @@ func (s *Server) planRefine(ctx context.Context, sess *session, fr FamilyResult,
 		rf.Rungs = append(rf.Rungs, rung{MSS: mss, Port: ln.Addr().(*net.TCPAddr).Port})
 		ref.mss[refineKey(fr.Family, mss)] = true
 		s.wg.Add(1)
-		go func() { defer s.wg.Done(); s.refineSrv.ServeTLS(ln, "", "") }()
+		go func() { defer s.wg.Done(); s.refineSrv.Serve(&mixedListener{Listener: ln, conf: s.rungTLS}) }()
 	}
 	if len(down) > 0 {
 		dl, err := s.listen(ctx, net.JoinHostPort(host, strconv.Itoa(ports[len(up)])), 0, kindExact)

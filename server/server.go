@@ -52,7 +52,8 @@ type Server struct {
 
 	rungs      []rung
 	refinePool *portPool
-	refineSrv  *http.Server // serves every refinement listener
+	refineSrv  *http.Server // serves every refinement listener (mixedListener)
+	rungTLS    *tls.Config  // the rungs' and refinement listeners' TLS
 	servers    []*http.Server
 	closers    []func() error
 	// Addrs are the bound addresses, by name ("https", "http", "admin",
@@ -248,9 +249,10 @@ func (s *Server) startServer(ln net.Listener, h http.Handler, tlsConf *tls.Confi
 func (s *Server) startRungs(ctx context.Context) error {
 	rc := s.cfg.Rungs
 	host, _, _ := net.SplitHostPort(s.cfg.HTTPS)
-	rungTLS := tlsConfig(s.certs, "http/1.1")
+	s.rungTLS = tlsConfig(s.certs, "http/1.1")
 	h := s.rungHandler()
-	s.refineSrv = newHTTPServer(h, rungTLS, s.log)
+	// The rung servers get no TLSConfig: mixedListener does the handshake.
+	s.refineSrv = newHTTPServer(h, nil, s.log)
 	s.servers = append(s.servers, s.refineSrv)
 	for i, mss := range s.cfg.RungMSS() {
 		r := rung{MSS: mss}
@@ -273,7 +275,7 @@ func (s *Server) startRungs(ctx context.Context) error {
 			return fmt.Errorf("rung %d listener %s: %w", mss, addr, err)
 		}
 		r.Port = ln.Addr().(*net.TCPAddr).Port
-		s.startServer(ln, h, rungTLS)
+		s.startServer(&mixedListener{Listener: ln, conf: s.rungTLS}, h, nil)
 		if downAddr != "" {
 			dl, err := s.listen(ctx, downAddr, mss, kindDown)
 			if err != nil {
@@ -339,31 +341,50 @@ func (s *Server) sweeper() {
 	}
 }
 
-// PageURLs returns the URLs the page is reachable at, for the log line.
+// PageURLs returns the URLs the page is reachable at, the one to open
+// first: HTTPS, or plain HTTP while the certificate is the self-signed one
+// (a browser refuses it; over http:// the page measures without TLS).
 func (s *Server) PageURLs() []string {
 	var out []string
-	for _, name := range []string{"https", "http"} {
-		a, ok := s.Addrs[name]
-		if !ok {
-			continue
-		}
-		ap, err := netip.ParseAddrPort(a)
-		host := "localhost"
-		if s.cfg.HostnameV4 != "" {
-			host = s.cfg.HostnameV4
-		} else if s.cfg.HostnameV6 != "" {
-			host = "[" + s.cfg.HostnameV6 + "]"
-		} else if err == nil && !ap.Addr().IsUnspecified() {
-			host = ap.Addr().String()
-			if ap.Addr().Is6() {
-				host = "[" + host + "]"
-			}
-		}
-		if err == nil {
-			out = append(out, fmt.Sprintf("%s://%s:%d/", name, host, ap.Port()))
+	order := []string{"https", "http"}
+	if s.certs.SelfSigned != "" {
+		order = []string{"http", "https"}
+	}
+	for _, name := range order {
+		if hp := s.publicAddr(name); hp != "" {
+			out = append(out, fmt.Sprintf("%s://%s/", name, hp))
 		}
 	}
 	return out
+}
+
+// ProbeTarget returns host:port of the unclamped listener `mtuscope probe`
+// measures, "" when it is disabled.
+func (s *Server) ProbeTarget() string { return s.publicAddr("target") }
+
+// publicAddr is host:port of the named listener as a client names it: the
+// configured host name, the bound address, or localhost for a wildcard.
+func (s *Server) publicAddr(name string) string {
+	a, ok := s.Addrs[name]
+	if !ok {
+		return ""
+	}
+	ap, err := netip.ParseAddrPort(a)
+	if err != nil {
+		return ""
+	}
+	host := "localhost"
+	if s.cfg.HostnameV4 != "" {
+		host = s.cfg.HostnameV4
+	} else if s.cfg.HostnameV6 != "" {
+		host = "[" + s.cfg.HostnameV6 + "]"
+	} else if !ap.Addr().IsUnspecified() {
+		host = ap.Addr().String()
+		if ap.Addr().Is6() {
+			host = "[" + host + "]"
+		}
+	}
+	return fmt.Sprintf("%s:%d", host, ap.Port())
 }
 
 // SelfSigned names the self-signed certificate file when the server made one.

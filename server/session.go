@@ -38,6 +38,10 @@ type session struct {
 	// name and the server address the connection reached.
 	Host  string
 	Local netip.Addr
+	// Plain says the page measures over plain HTTP: it was opened over
+	// http:// and the server's certificate is the self-signed one, which
+	// no browser trusts.
+	Plain bool
 
 	// postMu serializes result posts: a result posted twice stores one report.
 	postMu sync.Mutex

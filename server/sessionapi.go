@@ -35,6 +35,10 @@ type sessionResponse struct {
 	UploadBytes   int          `json:"upload_bytes"`
 	MinTimeoutMs  int          `json:"min_timeout_ms"`
 	MaxTimeoutMs  int          `json:"max_timeout_ms"`
+	// RungScheme is how the page reaches the rungs: "https", or "http"
+	// when the page was opened over http:// and the certificate is the
+	// self-signed one (a browser would refuse every rung's handshake).
+	RungScheme string `json:"rung_scheme"`
 	// Started says the session may test now; otherwise another session
 	// from the same address is testing, Position says how many are ahead,
 	// and the page asks /start again after RetryMs.
@@ -57,6 +61,7 @@ func (s *Server) newSession(w http.ResponseWriter, r *http.Request) {
 	ip := clientAddr(r)
 	sess := &session{ID: newID(), IP: ip, Family: familyOf(ip), Created: time.Now(), UA: truncate(r.UserAgent(), 300)}
 	sess.Host = escapeControls(truncate(strings.Trim(requestHost(r), "[]"), 255))
+	sess.Plain = !overTLS(r) && s.certs.SelfSigned != ""
 	if rec := connRecordFrom(r); rec != nil {
 		sess.SYNMSS, sess.Local = rec.SYNMSS, rec.Local.Addr()
 	}
@@ -70,7 +75,10 @@ func (s *Server) newSession(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.sessions.Inc()
 	resp := sessionResponse{ID: sess.ID, Rungs: s.rungs, DownloadBytes: pageDownload, UploadBytes: pageUpload,
-		MinTimeoutMs: minTimeoutMs, MaxTimeoutMs: maxTimeoutMs}
+		MinTimeoutMs: minTimeoutMs, MaxTimeoutMs: maxTimeoutMs, RungScheme: "https"}
+	if sess.Plain {
+		resp.RungScheme = "http"
+	}
 	resp.Started, resp.Position = s.sessions.start(sess, time.Now())
 	if !resp.Started {
 		resp.RetryMs = startRetryMs
@@ -205,6 +213,18 @@ func (s *Server) sessionResult(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.sessions.release(sess, time.Now())
+	if alert, n := s.certRefused(sess, res.Rungs); n > 0 {
+		// Not a network result: the browser would not talk to the rungs.
+		if ref != nil {
+			ref.close(s)
+		}
+		s.metrics.certRefused.Inc()
+		s.log.Warn("a browser refused the server's certificate: no result", "session", sess.ID, "client", sess.IP,
+			"alert", alert, "connections", n, "self_signed", s.certs.SelfSigned != "", "page_over_tls", !sess.Plain)
+		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"certificate_untrusted": true, "alert": alert,
+			"error": certRefusedText(alert, n, s.certs.SelfSigned != "")})
+		return
+	}
 	from, _, _ := sess.window()
 	s.log.Debug("session result", "session", sess.ID, "since_start", time.Since(from), "since_created", time.Since(sess.Created),
 		"rtt_ms", res.RTTms, "timeout_ms", res.TimeoutMs)
@@ -275,7 +295,7 @@ func (s *Server) joinSession(sess *session, res pageResult) *Report {
 			fams = append(fams, br.Family)
 		}
 		k := key{br.Family, br.MSS}
-		rungsBy[br.Family] = append(rungsBy[br.Family], joinRung(br.Family, br, sess.ID, tlsBy[k], downBy[k]))
+		rungsBy[br.Family] = append(rungsBy[br.Family], joinRung(br.Family, br, sess.ID, sess.Plain, tlsBy[k], downBy[k]))
 	}
 	for _, fam := range fams {
 		rungsBy[fam] = append(rungsBy[fam], exactTests(fam, exactBy[fam])...)
@@ -293,6 +313,13 @@ func (s *Server) joinSession(sess *session, res pageResult) *Report {
 	}
 	for _, fam := range fams {
 		ev := familyEvidence(fam, rungsBy[fam], allBy[fam])
+		ev.TooSlow = tooSlow(fam, rungsBy[fam])
+		if sess.Plain {
+			ev.Skipped = append(ev.Skipped, "the TLS handshakes: the page was opened over http:// and this server has the "+
+				"self-signed certificate mtuscope serve makes, which browsers do not trust, so the page measured the packet "+
+				"sizes with plain HTTP downloads, uploads and server-first segments; the ClientHello's own size was not tested "+
+				"(give serve a trusted certificate with --cert/--key or --acme-host)")
+		}
 		if ev.LocalMTU == 0 && fam == sess.Family && sess.SYNMSS > 0 {
 			ev.LocalMTU, ev.OfferedMSS = sess.SYNMSS+diagnose.IPHeader(fam), sess.SYNMSS
 		}
