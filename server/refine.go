@@ -293,7 +293,7 @@ var exactRecordHeader = []byte{22, 3, 3, 0x3f, 0xff}
 // the deadline passes; Close keeps the final TCP_INFO.
 func (s *Server) exactProbe(c *evConn, sess *session, fam int, sizes []int) {
 	defer c.Close()
-	if queueKey(c.rec.Client.Addr()) != queueKey(sess.IP) && familyOf(c.rec.Client.Addr()) == sess.Family {
+	if addrKey(c.rec.Client.Addr()) != addrKey(sess.IP) && familyOf(c.rec.Client.Addr()) == sess.Family {
 		return
 	}
 	ti, err := sockopt.ReadTCPInfo(c.rec.raw)

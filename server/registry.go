@@ -112,7 +112,7 @@ type pendingConns struct {
 }
 
 func (p *pendingConns) acquire(ip netip.Addr) bool {
-	k := queueKey(ip)
+	k := addrKey(ip)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.by == nil {
@@ -126,7 +126,7 @@ func (p *pendingConns) acquire(ip netip.Addr) bool {
 }
 
 func (p *pendingConns) release(ip netip.Addr) {
-	k := queueKey(ip)
+	k := addrKey(ip)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.by[k] <= 1 {

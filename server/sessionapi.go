@@ -238,7 +238,7 @@ func (s *Server) joinSession(sess *session, res pageResult) *Report {
 	allBy := map[int][]snapshot{}
 	for _, ip := range sess.addrs() {
 		fam := familyOf(ip)
-		own := queueKey(ip) == queueKey(sess.IP)
+		own := addrKey(ip) == addrKey(sess.IP)
 		for _, rec := range s.reg.since(ip, from) {
 			if rec.Kind == kindPage || rec.Accepted.After(to) {
 				continue
