@@ -130,6 +130,8 @@ func New(cfg Config, log *slog.Logger, version string) (*Server, error) {
 	if s.store, err = store.Open(dbPath); err != nil {
 		return nil, err
 	}
+	s.store.SetRetention(store.Retention{MaxAge: cfg.Reports.MaxAge, MaxBytes: int64(cfg.Reports.MaxTotalMB) << 20,
+		MaxNetworkBytes: int64(cfg.Reports.MaxAddressMB) << 20})
 	s.metrics.watchStore(func(ctx context.Context) error { return s.store.CheckWrite(ctx, minFreeBytes) })
 	return s, nil
 }
@@ -325,7 +327,17 @@ func (s *Server) sweeper() {
 	defer s.wg.Done()
 	t := time.NewTicker(30 * time.Second)
 	defer t.Stop()
+	lastPrune := time.Time{}
 	for {
+		if time.Since(lastPrune) >= pruneInterval {
+			// The retention's age bound, also when no report arrives.
+			if n, err := s.store.Prune(s.stopped); err != nil && s.stopped.Err() == nil {
+				s.log.Error("prune reports", "err", err)
+			} else if n > 0 {
+				s.log.Info("pruned reports past the retention", "reports", n)
+			}
+			lastPrune = time.Now()
+		}
 		select {
 		case <-s.stopped.Done():
 			return
@@ -338,6 +350,9 @@ func (s *Server) sweeper() {
 		}
 	}
 }
+
+// pruneInterval is how often the sweeper applies the reports' retention.
+const pruneInterval = time.Hour
 
 // PageURLs returns the URLs the page is reachable at, for the log line.
 func (s *Server) PageURLs() []string {
