@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -53,7 +54,7 @@ type refinement struct {
 	WaitMs   int            `json:"wait_ms"`
 	mss      map[int]bool   // refinement MSS values, by family*100000+mss
 	lns      []net.Listener
-	ports    []int
+	leases   []*portLease
 	once     sync.Once
 }
 
@@ -63,63 +64,93 @@ func refineKey(fam, mss int) int { return fam*100000 + mss }
 // port again only portQuarantine after it was given back: a browser that
 // learned a session's ports (Chromium preconnects at the next page load to
 // origins it saw) must not reach another session's listener on them.
+//
+// Fair shares: one client address (addrKey: an IPv6 /64) holds at most
+// share() ports, counting those it gave back that are still in
+// quarantine (a client that finishes and starts again at once does not
+// get around it), and once fewer than a quarter of the ports are free,
+// only addresses that hold none may take them, so that the next customer
+// finds some. Addresses taking the whole pool need more than n/share of
+// them, each running real first rounds (refineSession lends only then).
 type portPool struct {
 	mu       sync.Mutex
-	base     int
+	base     int // 0: any free port (tests); the pool still counts n slots
 	n        int
 	next     int
+	holder   map[int]netip.Addr // slot: the address holding it, or that gave it back last
 	used     map[int]bool
 	released map[int]time.Time
 	now      func() time.Time
 }
 
-const portQuarantine = time.Minute
-
-// take returns k ports, or nil when fewer are free. With base 0 it returns
-// zeros: any free port (the kernel does not hand a port straight back).
-func (p *portPool) take(k int) []int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.base == 0 {
-		return make([]int, k)
-	}
-	now := time.Now
-	if p.now != nil {
-		now = p.now
-	}
-	out := make([]int, 0, k)
-	for i := 0; i < p.n && len(out) < k; i++ {
-		port := p.base + (p.next+i)%p.n
-		if p.used[port] || now().Sub(p.released[port]) < portQuarantine {
-			continue
-		}
-		out = append(out, port)
-	}
-	if len(out) < k {
-		return nil
-	}
-	for _, port := range out {
-		p.used[port] = true
-	}
-	p.next = (out[len(out)-1] - p.base + 1) % p.n
-	return out
+// portLease is the ports one take returned.
+type portLease struct {
+	key   netip.Addr
+	slots []int
+	Ports []int
 }
 
-func (p *portPool) put(ports []int) {
+const portQuarantine = time.Minute
+
+// maxSessionPorts is the most one session asks for: per family, one port
+// per size inside the upstream bracket and one for the downstream writes.
+const maxSessionPorts = 2 * (maxRefineSizes + 1)
+
+func newPortPool(base, n int) *portPool {
+	return &portPool{base: base, n: n, holder: map[int]netip.Addr{}, used: map[int]bool{}, released: map[int]time.Time{}, now: time.Now}
+}
+
+// share is the most ports one address may hold.
+func (p *portPool) share() int { return max(maxSessionPorts, p.n/16) }
+
+// take lends k ports to client, or returns nil when its share, the
+// reserve or the free ports do not allow it. With base 0 the ports are
+// zeros: any free port.
+func (p *portPool) take(client netip.Addr, k int) *portLease {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.released == nil {
-		p.released = map[int]time.Time{}
-	}
-	now := time.Now
-	if p.now != nil {
-		now = p.now
-	}
-	for _, port := range ports {
-		delete(p.used, port)
-		if port != 0 {
-			p.released[port] = now()
+	key, now := addrKey(client), p.now()
+	held, free := 0, 0
+	var out []int
+	for i := 0; i < p.n; i++ {
+		slot := (p.next + i) % p.n
+		quarantined := p.base != 0 && now.Sub(p.released[slot]) < portQuarantine
+		if h, ok := p.holder[slot]; ok && h == key && (p.used[slot] || quarantined) {
+			held++
 		}
+		if p.used[slot] || quarantined {
+			continue
+		}
+		free++
+		if len(out) < k {
+			out = append(out, slot)
+		}
+	}
+	if len(out) < k || held+k > p.share() || (held > 0 && free-k < p.n/4) {
+		return nil
+	}
+	l := &portLease{key: key, slots: out}
+	for _, slot := range out {
+		p.used[slot], p.holder[slot] = true, key
+		port := 0
+		if p.base != 0 {
+			port = p.base + slot
+		}
+		l.Ports = append(l.Ports, port)
+	}
+	p.next = (out[len(out)-1] + 1) % p.n
+	return l
+}
+
+// put gives a lease's ports back; they stay counted against its address
+// while in quarantine.
+func (p *portPool) put(l *portLease) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.now()
+	for _, slot := range l.slots {
+		delete(p.used, slot)
+		p.released[slot] = now
 	}
 }
 
@@ -146,6 +177,32 @@ func sizeBracket(ts []diagnose.SegmentTest, up bool) [2]int {
 		}
 	}
 	return b
+}
+
+// seenBracket reports whether the server saw the first round that found a
+// direction's bracket b (when want): at the size that passed a
+// handshake completed, and at the size lost a connection arrived. A page
+// result alone, claiming sizes without connections, lends no ports.
+func seenBracket(fr FamilyResult, b [2]int, up, want bool) bool {
+	if !want {
+		return true
+	}
+	passed, lost := false, false
+	for _, r := range fr.Rungs {
+		res, size := r.Test.Down, r.Test.DownSize
+		if up {
+			res, size = r.Test.Up, r.Test.UpSize
+		}
+		switch {
+		case size == b[0] && res == diagnose.Passed:
+			for _, sn := range r.Server {
+				passed = passed || sn.HandshakeDone
+			}
+		case size == b[1] && res == diagnose.Failed:
+			lost = lost || len(r.Server) > 0
+		}
+	}
+	return passed && lost
 }
 
 // maxRefineSizes bounds the sizes of one direction's round (below the
@@ -232,12 +289,17 @@ func (s *Server) planRefine(ctx context.Context, sess *session, fr FamilyResult,
 	if need == 0 {
 		return
 	}
-	ports := s.refinePool.take(need)
-	if ports == nil {
-		s.log.Info("refinement pool exhausted", "session", sess.ID)
+	if !seenBracket(fr, rf.Up, true, len(up) > 0) || !seenBracket(fr, rf.Down, false, len(down) > 0) {
+		s.log.Debug("refinement refused: the server did not see the bracket's connections", "session", sess.ID)
 		return
 	}
-	ref.ports = append(ref.ports, ports...)
+	lease := s.refinePool.take(sess.IP, need)
+	if lease == nil {
+		s.log.Info("refinement pool: no ports for this address", "session", sess.ID)
+		return
+	}
+	ref.leases = append(ref.leases, lease)
+	ports := lease.Ports
 	host, _, _ := net.SplitHostPort(s.cfg.HTTPS)
 	for i, size := range up {
 		mss := size - hdr
@@ -280,7 +342,9 @@ func (ref *refinement) close(s *Server) {
 		for _, ln := range ref.lns {
 			ln.Close()
 		}
-		s.refinePool.put(ref.ports)
+		for _, l := range ref.leases {
+			s.refinePool.put(l)
+		}
 	})
 }
 

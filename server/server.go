@@ -90,7 +90,7 @@ func New(cfg Config, log *slog.Logger, version string) (*Server, error) {
 		sessions: newSessions(10*time.Minute, 100000), metrics: newMetrics(), Addrs: map[string]string{},
 		downSem: make(chan struct{}, 4096)}
 	s.stopped, s.stop = context.WithCancel(context.Background())
-	s.refinePool = &portPool{base: cfg.Rungs.RefineBasePort, n: cfg.Rungs.RefinePorts, used: map[int]bool{}}
+	s.refinePool = newPortPool(cfg.Rungs.RefineBasePort, cfg.Rungs.RefinePorts)
 	if cfg.Rungs.BasePort == 0 {
 		s.refinePool.base = 0 // tests: any free ports
 	}
