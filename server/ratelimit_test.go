@@ -58,7 +58,7 @@ func TestIPv6LimitsPerSlash64(t *testing.T) {
 	for i := 0; i < addrs; i++ {
 		ap := netip.MustParseAddrPort(addr(i))
 		for j := 0; j < maxPendingPerAddr; j++ {
-			if s.pending.acquire(ap.Addr()) {
+			if pc, _ := s.pending.acquire(ap.Addr()); pc != nil {
 				conns++
 			}
 		}

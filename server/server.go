@@ -45,7 +45,7 @@ type Server struct {
 	token    string
 
 	sessLim, repLim, testLim *limiter
-	pending                  pendingConns // unfinished connections per address
+	pending                  pendingConns // unfinished connections per address and in all
 	authFail                 *limiter     // failed operator-token attempts per address
 	downSem                  chan struct{}
 	download                 []byte
@@ -142,6 +142,10 @@ func (s *Server) Start(ctx context.Context) error {
 		s.Shutdown(context.Background())
 		return err
 	}
+	// Unfinished connections stay well below the descriptor limit, whatever
+	// the number of addresses they come from.
+	// The fixed descriptors: the named listeners, two per rung, the pool.
+	s.pending.setMax(pendingBound(openFileLimit(), len(s.Addrs)+2*len(s.rungs)+s.cfg.Rungs.RefinePorts))
 	s.wg.Add(1)
 	go s.sweeper()
 	if r, ok := s.asn.(*asn.Resolver); ok {
