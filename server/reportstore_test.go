@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -113,5 +114,66 @@ func TestReportStorageBytes(t *testing.T) {
 		if code != http.StatusBadRequest || !strings.Contains(out, "evidence") {
 			t.Errorf("%s: %d %s, want 400 naming the evidence", name, code, out)
 		}
+	}
+}
+
+// TestReportRetentionPerAddress: the configured bound per address holds
+// for what one address submits, its oldest reports going first, and
+// another address's reports stay.
+func TestReportRetentionPerAddress(t *testing.T) {
+	t.Parallel()
+	s := loopback(t, func(c *Config) { c.Limits.Burst, c.Reports.MaxAddressMB = 1000, 1 })
+	c := client()
+	rng := rand.New(rand.NewPCG(7, 8))
+	submit := func(h http.Handler, from string) string {
+		ev := diagnose.Evidence{Family: 4, Connected: true}
+		for i := 0; i < 180; i++ {
+			ev.Segments = append(ev.Segments, diagnose.SegmentTest{UpSize: 1300 + i, DownSize: 1300 + i, Up: diagnose.Passed,
+				Down: diagnose.Passed, Outcome: diagnose.Completed, Detail: hostileText("random", rng, 1000)})
+		}
+		body, _ := json.Marshal(api.Submission{Target: "x", Evidence: []diagnose.Evidence{ev}})
+		if h == nil {
+			code, out := do(t, c, "POST", s.url("https", api.ReportsPath), "application/json", bytes.NewReader(body))
+			if code != http.StatusCreated {
+				t.Fatalf("submit: %d %s", code, out)
+			}
+			var res struct{ ID string }
+			decode(t, out, &res)
+			return res.ID
+		}
+		req := httptest.NewRequest("POST", api.ReportsPath, bytes.NewReader(body))
+		req.RemoteAddr = from
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusCreated {
+			t.Fatalf("submit from %s: %d %s", from, w.Code, w.Body)
+		}
+		return ""
+	}
+	submit(s.pageHandler(false), "[2001:db8:7::1]:1000")
+	var ids []string
+	for i := 0; i < 12; i++ {
+		ids = append(ids, submit(nil, ""))
+	}
+	u, err := s.store.Usage(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := 0
+	for _, id := range ids {
+		if code, _ := do(t, c, "GET", s.url("https", "/r/"+id+".json"), "", nil); code == 200 {
+			kept++
+		}
+	}
+	t.Logf("12 reports of about 166 KB stored each from one address with a bound of 1 MiB: %d kept; all addresses: %d reports, %d bytes",
+		kept, u.Reports, u.Bytes)
+	if kept == 0 || kept == len(ids) || u.Bytes > 1<<20+200<<10 {
+		t.Errorf("%d of %d kept, %d bytes in all, want the address's newest within 1 MiB and the other address's one", kept, len(ids), u.Bytes)
+	}
+	if code, _ := do(t, c, "GET", s.url("https", "/r/"+ids[len(ids)-1]+".json"), "", nil); code != 200 {
+		t.Error("the newest report went")
+	}
+	if u.Reports != kept+1 {
+		t.Errorf("%d reports in all, want %d of the address and the other address's one", u.Reports, kept)
 	}
 }
