@@ -87,9 +87,11 @@ func TestReportStorageBytes(t *testing.T) {
 		for i := 0; i < maxSkipped; i++ {
 			ev.Skipped = append(ev.Skipped, hostileText(kind, rng, 1000))
 		}
-		for i := 0; i < 900 && jsonLen(ev) < 190<<10; i++ {
-			ev.Segments = append(ev.Segments, diagnose.SegmentTest{UpSize: 1300 + i, DownSize: 1300 + i, Up: diagnose.Passed,
-				Down: diagnose.Passed, Outcome: diagnose.Completed, Detail: hostileText(kind, rng, 1000)})
+		for i, n := 0, jsonLen(ev); i < 900 && n < 190<<10; i++ {
+			sg := diagnose.SegmentTest{UpSize: 1300 + i, DownSize: 1300 + i, Up: diagnose.Passed,
+				Down: diagnose.Passed, Outcome: diagnose.Completed, Detail: hostileText(kind, rng, 1000)}
+			ev.Segments = append(ev.Segments, sg)
+			n += jsonLen(sg) + 1
 		}
 		sent, stored, refused := submit(api.Submission{Target: "x", Evidence: []diagnose.Evidence{ev}})
 		t.Logf("%-13s %7d bytes sent, %7d stored (%.2fx)%s", kind, sent, stored, float64(stored)/float64(sent), refused)
