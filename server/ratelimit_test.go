@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mtuscope/mtuscope/api"
 	"github.com/mtuscope/mtuscope/diagnose"
@@ -23,6 +24,14 @@ func TestIPv6LimitsPerSlash64(t *testing.T) {
 	t.Parallel()
 	const token = "s3cret-operator-token-0123"
 	s := loopback(t, func(c *Config) { c.Token = token })
+	// The buckets' clock stands still: on a busy machine the requests
+	// below take seconds, in which the buckets would refill.
+	frozen := time.Now()
+	for _, l := range []*limiter{s.repLim, s.sessLim, s.authFail} {
+		l.mu.Lock()
+		l.now = func() time.Time { return frozen }
+		l.mu.Unlock()
+	}
 	h := s.pageHandler(false)
 	const addrs = 39
 	addr := func(i int) string { return fmt.Sprintf("[2001:db8:64:1::%x]:4000", 0x100+i) }
