@@ -14,10 +14,11 @@ import (
 // Fair shares: one client address (addrKey: an IPv6 /64) holds at most
 // share() ports, counting those it gave back that are still in
 // quarantine (a client that finishes and starts again at once does not
-// get around it), and once fewer than a quarter of the ports are free,
-// only addresses that hold none may take them, so that the next customer
-// finds some. Addresses taking the whole pool need more than n/share of
-// them, each running real first rounds (refineSession lends only then).
+// get around it): two sessions' worth while at most half the pool is
+// taken, one session's worth beyond; and once fewer than a quarter of the
+// ports are free, only addresses that hold none may take them, so that
+// the next customer finds some. Every session must also have run a real
+// first round (refineSession lends only then).
 type portPool struct {
 	mu       sync.Mutex
 	base     int // 0: any free port (tests); the pool still counts n slots
@@ -46,8 +47,16 @@ func newPortPool(base, n int) *portPool {
 	return &portPool{base: base, n: n, holder: map[int]netip.Addr{}, used: map[int]bool{}, released: map[int]time.Time{}, now: time.Now}
 }
 
-// share is the most ports one address may hold.
-func (p *portPool) share() int { return max(maxSessionPorts, p.n/16) }
+// share is the most ports one address may hold: two sessions' worth (an
+// office behind one address checking twice within the quarantine), or a
+// sixteenth of a larger pool; once more than half the pool is taken, one
+// session's worth.
+func (p *portPool) share(free int) int {
+	if p.n-free > p.n/2 {
+		return maxSessionPorts
+	}
+	return max(2*maxSessionPorts, p.n/16)
+}
 
 // take lends k ports to client, or returns nil when its share, the
 // reserve or the free ports do not allow it. With base 0 the ports are
@@ -72,7 +81,7 @@ func (p *portPool) take(client netip.Addr, k int) *portLease {
 			out = append(out, slot)
 		}
 	}
-	if len(out) < k || held+k > p.share() || (held > 0 && free-k < p.n/4) {
+	if len(out) < k || held+k > p.share(free) || (held > 0 && free-k < p.n/4) {
 		return nil
 	}
 	l := &portLease{key: key, slots: out}
