@@ -50,7 +50,8 @@ type connRecord struct {
 	closed        bool
 	certAlert     string        // the client refused the certificate with this TLS alert
 	final         TCPInfo       // at close
-	pending       *pendingConns // holds a place there until done or closed
+	pending       *pendingConns // holds pendingSlot there until done or closed
+	pendingSlot   *pendingConn
 }
 
 // snapshot is a copy of a connRecord at one moment, with TCP_INFO read then.
@@ -114,7 +115,7 @@ func (r *connRecord) markHandshakeDone() {
 	r.mu.Lock()
 	r.handshakeDone = true
 	r.handshakeFlag.Store(true)
-	p := r.pending
+	p, slot := r.pending, r.pendingSlot
 	if r.Kind != kindDown && r.Kind != kindExact {
 		r.pending = nil
 	} else {
@@ -122,7 +123,7 @@ func (r *connRecord) markHandshakeDone() {
 	}
 	r.mu.Unlock()
 	if p != nil {
-		p.release(r.Client.Addr())
+		p.release(slot)
 	}
 }
 
@@ -180,11 +181,11 @@ func (c *evConn) Close() error {
 		}
 		c.rec.closed = true
 		c.rec.hello.Release() // a half-sent hello's buffers go with the connection
-		p := c.rec.pending
+		p, slot := c.rec.pending, c.rec.pendingSlot
 		c.rec.pending = nil
 		c.rec.mu.Unlock()
 		if p != nil {
-			p.release(c.rec.Client.Addr())
+			p.release(slot)
 		}
 		if c.onClose != nil {
 			c.onClose()
@@ -224,8 +225,9 @@ type evListener struct {
 	onAccept func(*evConn)
 	wg       *sync.WaitGroup
 	stopped  context.Context
-	// pending, when set, bounds the unfinished connections per address:
-	// past the bound a new one is closed at once.
+	// pending, when set, bounds the unfinished connections per address
+	// (past the bound a new one is closed at once) and in all (past that
+	// the oldest is closed).
 	pending *pendingConns
 }
 
@@ -235,19 +237,27 @@ func (l *evListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
+		var slot *pendingConn
 		if l.pending != nil {
 			ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
-			if err == nil && !l.pending.acquire(ap.Addr().Unmap()) {
-				if l.metrics != nil {
-					l.metrics.limited.WithLabelValues("connections").Inc()
+			if err == nil {
+				var shed int
+				if slot, shed = l.pending.acquire(ap.Addr()); slot == nil {
+					if l.metrics != nil {
+						l.metrics.limited.WithLabelValues("connections").Inc()
+					}
+					c.Close()
+					continue
 				}
-				c.Close()
-				continue
+				if shed > 0 && l.metrics != nil {
+					l.metrics.limited.WithLabelValues("shed").Add(float64(shed))
+				}
 			}
 		}
 		ec := l.wrap(c)
-		if l.pending != nil {
-			ec.rec.pending = l.pending
+		if slot != nil {
+			ec.rec.pending, ec.rec.pendingSlot = l.pending, slot
+			l.pending.setClose(slot, func() { ec.Close() })
 		}
 		if l.onAccept != nil {
 			l.wg.Add(1)

@@ -45,7 +45,7 @@ type Server struct {
 	token    string
 
 	sessLim, repLim, testLim *limiter
-	pending                  pendingConns // unfinished connections per address
+	pending                  pendingConns // unfinished connections per address and in all
 	authFail                 *limiter     // failed operator-token attempts per address
 	downSem                  chan struct{}
 	download                 []byte
@@ -91,7 +91,7 @@ func New(cfg Config, log *slog.Logger, version string) (*Server, error) {
 		sessions: newSessions(10*time.Minute, 100000), metrics: newMetrics(), Addrs: map[string]string{},
 		downSem: make(chan struct{}, 4096)}
 	s.stopped, s.stop = context.WithCancel(context.Background())
-	s.refinePool = &portPool{base: cfg.Rungs.RefineBasePort, n: cfg.Rungs.RefinePorts, used: map[int]bool{}}
+	s.refinePool = newPortPool(cfg.Rungs.RefineBasePort, cfg.Rungs.RefinePorts)
 	if cfg.Rungs.BasePort == 0 {
 		s.refinePool.base = 0 // tests: any free ports
 	}
@@ -131,6 +131,8 @@ func New(cfg Config, log *slog.Logger, version string) (*Server, error) {
 	if s.store, err = store.Open(dbPath); err != nil {
 		return nil, err
 	}
+	s.store.SetRetention(store.Retention{MaxAge: cfg.Reports.MaxAge, MaxBytes: int64(cfg.Reports.MaxTotalMB) << 20,
+		MaxNetworkBytes: int64(cfg.Reports.MaxAddressMB) << 20})
 	s.metrics.watchStore(func(ctx context.Context) error { return s.store.CheckWrite(ctx, minFreeBytes) })
 	return s, nil
 }
@@ -141,6 +143,10 @@ func (s *Server) Start(ctx context.Context) error {
 		s.Shutdown(context.Background())
 		return err
 	}
+	// Unfinished connections stay well below the descriptor limit, whatever
+	// the number of addresses they come from.
+	// The fixed descriptors: the named listeners, two per rung, the pool.
+	s.pending.setMax(pendingBound(openFileLimit(), len(s.Addrs)+2*len(s.rungs)+s.cfg.Rungs.RefinePorts))
 	s.wg.Add(1)
 	go s.sweeper()
 	if r, ok := s.asn.(*asn.Resolver); ok {
@@ -327,7 +333,17 @@ func (s *Server) sweeper() {
 	defer s.wg.Done()
 	t := time.NewTicker(30 * time.Second)
 	defer t.Stop()
+	lastPrune := time.Time{}
 	for {
+		if time.Since(lastPrune) >= pruneInterval {
+			// The retention's age bound, also when no report arrives.
+			if n, err := s.store.Prune(s.stopped); err != nil && s.stopped.Err() == nil {
+				s.log.Error("prune reports", "err", err)
+			} else if n > 0 {
+				s.log.Info("pruned reports past the retention", "reports", n)
+			}
+			lastPrune = time.Now()
+		}
 		select {
 		case <-s.stopped.Done():
 			return
@@ -340,6 +356,9 @@ func (s *Server) sweeper() {
 		}
 	}
 }
+
+// pruneInterval is how often the sweeper applies the reports' retention.
+const pruneInterval = time.Hour
 
 // PageURLs returns the URLs the page is reachable at, the one to open
 // first: HTTPS, or plain HTTP while the certificate is the self-signed one

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -258,7 +257,7 @@ func (s *Server) joinSession(sess *session, res pageResult) *Report {
 	allBy := map[int][]snapshot{}
 	for _, ip := range sess.addrs() {
 		fam := familyOf(ip)
-		own := queueKey(ip) == queueKey(sess.IP)
+		own := addrKey(ip) == addrKey(sess.IP)
 		for _, rec := range s.reg.since(ip, from) {
 			if rec.Kind == kindPage || rec.Accepted.After(to) {
 				continue
@@ -359,20 +358,4 @@ func (s *Server) asnAttribution() string {
 func (s *Server) hasASN() bool {
 	r, ok := s.asn.(*asn.Resolver)
 	return ok && r.Table() != nil
-}
-
-// storeReport writes rep durably and counts it. Every string a client
-// submitted is escaped first (scrubStrings), for every format.
-func (s *Server) storeReport(ctx context.Context, rep *Report) error {
-	scrubStrings(rep)
-	start := time.Now()
-	if err := s.store.Put(ctx, toStored(rep)); err != nil {
-		s.metrics.storeErrors.Inc()
-		return err
-	}
-	s.metrics.storeLatency.Observe(time.Since(start).Seconds())
-	if p := rep.Primary(); p != nil {
-		s.metrics.reports.WithLabelValues(rep.Source, string(p.Diagnosis.Verdict)).Inc()
-	}
-	return nil
 }
