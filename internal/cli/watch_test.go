@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"errors"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -154,21 +155,21 @@ func TestWatchReadTwoFailing(t *testing.T) {
 	evil := "Evil\x1b]0;pwned\x07\x1b[2J Net\u202egnp.exe\u2066"
 	monitortest.WriteASNDBOrgs(t, db, 64496, evil, "Customer 2", "Customer 3", "Customer 4")
 	pcap := filepath.Join(dir, "four.pcap")
-	hs := monitortest.NewHandshakes(t, [4]byte{203, 0, 113, 10})
+	hs := monitortest.NewConversations(t, 1, netip.MustParseAddrPort("203.0.113.10:443"))
 	start := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 	for i, n := range []int{20, 12, 35, 30} {
 		for j := range n {
-			client := [4]byte{198, 51, 100, byte(16*i + 1 + j%14)}
+			client := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, 100, byte(16*i + 1 + j%14)}), uint16(40000+j))
 			ts := start.Add(time.Duration(j) * 45 * time.Second / time.Duration(n)).Add(time.Duration(i) * 10 * time.Millisecond)
 			if i < 2 {
-				hs.StalledFlight(ts, client, uint16(40000+j))
+				hs.StalledFlight(ts, client, 1300)
 			} else {
-				hs.Completed(ts, client, uint16(40000+j))
+				hs.Completed(ts, client)
 			}
 		}
 	}
 	w := monitortest.NewPcapWriter(t, pcap)
-	hs.WriteTo(t, w)
+	hs.Write(t, w)
 	w.Close(t)
 
 	code, out, errOut := run(t, "watch", "--read", pcap, "--admin", "", "--asn-db", db)

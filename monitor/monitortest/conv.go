@@ -21,8 +21,10 @@ type Conversations struct {
 	pkts    []timed
 	rng     *rand.Rand
 	// small is curl's size of hello (517 bytes, one segment), big a
-	// post-quantum one (1800 bytes, two segments).
-	small, big []byte
+	// post-quantum one (1800 bytes, two segments); flight is the server's
+	// first flight (ServerHello, ChangeCipherSpec and encrypted records,
+	// 3474 bytes: three segments).
+	small, big, flight []byte
 }
 
 type timed struct {
@@ -47,7 +49,18 @@ func NewConversations(t testing.TB, seed uint64, servers ...netip.AddrPort) *Con
 		}
 		*spec.out = h.Record
 	}
+	c.flight = append(record(22, 90, 2), record(20, 1, 1)...)
+	c.flight = append(c.flight, record(23, 3474-len(c.flight)-5)...)
 	return c
+}
+
+// record returns a TLS record of type typ with an n-byte body that starts
+// with first.
+func record(typ byte, n int, first ...byte) []byte {
+	b := []byte{typ, 3, 3, byte(n >> 8), byte(n)}
+	body := make([]byte, n)
+	copy(body, first)
+	return append(b, body...)
 }
 
 // Hello returns the small ClientHello record (517 bytes) the
@@ -79,11 +92,15 @@ func (c *Conversations) server(cl netip.AddrPort) netip.AddrPort {
 }
 
 // mss is the segment size of a client's family (no TCP options).
-func mss(a netip.AddrPort) int {
+func mss(a netip.AddrPort) int { return 1500 - headers(a) }
+
+// headers is the length of the IP and TCP headers of a segment with no
+// TCP options in a's family.
+func headers(a netip.AddrPort) int {
 	if a.Addr().Is4() {
-		return 1460
+		return 20 + 20
 	}
-	return 1440
+	return 40 + 20
 }
 
 // open writes the three-way handshake and returns the ISNs plus one.
@@ -97,23 +114,82 @@ func (c *Conversations) open(ts time.Time, cl netip.AddrPort) (cseq, sseq uint32
 	return cseq + 1, sseq + 1
 }
 
+// hello writes the three-way handshake and the small hello, and returns
+// the sequence numbers at the server's flight.
+func (c *Conversations) hello(ts time.Time, cl netip.AddrPort) (cseq, sseq uint32) {
+	cseq, sseq = c.open(ts, cl)
+	c.Segment(ts.Add(21*time.Millisecond), Segment{Src: cl, Dst: c.server(cl), Seq: cseq, Ack: sseq, Flags: FlagACK | FlagPSH, Payload: c.small})
+	return cseq + uint32(len(c.small)), sseq
+}
+
+// flightSegments returns the server's flight to cl cut at cl's MSS.
+func (c *Conversations) flightSegments(cl netip.AddrPort, cseq, sseq uint32) []Segment {
+	var segs []Segment
+	for off := 0; off < len(c.flight); off += mss(cl) {
+		segs = append(segs, Segment{Src: c.server(cl), Dst: cl, Seq: sseq + uint32(off), Ack: cseq, Flags: FlagACK,
+			Payload: c.flight[off:min(off+mss(cl), len(c.flight))]})
+	}
+	return segs
+}
+
 // Completed writes a handshake that completes, started at ts from cl: the
-// small hello, the server's 3500-byte flight, the client's Finished.
+// small hello, the server's 3474-byte flight, the client's Finished.
 func (c *Conversations) Completed(ts time.Time, cl netip.AddrPort) {
 	srv := c.server(cl)
-	cseq, sseq := c.open(ts, cl)
-	c.Segment(ts.Add(21*time.Millisecond), Segment{Src: cl, Dst: srv, Seq: cseq, Ack: sseq, Flags: FlagACK | FlagPSH, Payload: c.small})
-	cseq += uint32(len(c.small))
-	flight := append(record(22, 90, 2), record(23, 3500-95-5)...)
-	at := ts.Add(22 * time.Millisecond)
-	for off := 0; off < len(flight); off += mss(cl) {
-		seg := flight[off:min(off+mss(cl), len(flight))]
-		c.Segment(at, Segment{Src: srv, Dst: cl, Seq: sseq + uint32(off), Ack: cseq, Flags: FlagACK, Payload: seg})
+	cseq, sseq := c.hello(ts, cl)
+	for _, s := range c.flightSegments(cl, cseq, sseq) {
+		c.Segment(ts.Add(22*time.Millisecond), s)
 	}
-	sseq += uint32(len(flight))
+	sseq += uint32(len(c.flight))
 	c.Segment(ts.Add(42*time.Millisecond), Segment{Src: cl, Dst: srv, Seq: cseq, Ack: sseq, Flags: FlagACK})
 	c.Segment(ts.Add(43*time.Millisecond), Segment{Src: cl, Dst: srv, Seq: cseq, Ack: sseq, Flags: FlagACK | FlagPSH,
 		Payload: append(record(20, 1, 1), record(23, 53)...)})
+}
+
+// StalledFlight writes a handshake, started at ts from cl, whose server
+// flight stalls on a path that loses packets over mtu bytes towards the
+// client and sends no ICMP back: the flight's segments that fit arrive and
+// the client acknowledges them selectively (its cumulative acknowledgement
+// stays before the first lost byte), the server retransmits the first lost
+// segment after 1, 2 and 4 seconds, each lost again and answered with the
+// same acknowledgement, and the client gives up with a reset a second
+// later, about 8 s after ts. It panics if every segment fits in mtu.
+func (c *Conversations) StalledFlight(ts time.Time, cl netip.AddrPort, mtu int) {
+	srv := c.server(cl)
+	cseq, sseq := c.hello(ts, cl)
+	at := ts.Add(22 * time.Millisecond)
+	ack, lost := sseq, -1
+	var sack [][2]uint32
+	segs := c.flightSegments(cl, cseq, sseq)
+	for i, s := range segs {
+		c.Segment(at, s)
+		end := s.Seq + uint32(len(s.Payload))
+		switch {
+		case headers(cl)+len(s.Payload) > mtu:
+			if lost < 0 {
+				lost = i
+			}
+		case s.Seq == ack:
+			ack = end
+		case len(sack) > 0 && sack[len(sack)-1][1] == s.Seq:
+			sack[len(sack)-1][1] = end
+		default:
+			sack = append(sack, [2]uint32{s.Seq, end})
+		}
+	}
+	if lost < 0 {
+		panic("monitortest: every segment of the flight fits in the MTU")
+	}
+	dup := Segment{Src: cl, Dst: srv, Seq: cseq, Ack: ack, Flags: FlagACK, SACK: sack[:min(len(sack), 4)]}
+	at = at.Add(20 * time.Millisecond)
+	c.Segment(at, dup)
+	for wait := time.Second; wait <= 4*time.Second; wait *= 2 {
+		at = at.Add(wait)
+		c.Segment(at, segs[lost])
+		at = at.Add(20 * time.Millisecond)
+		c.Segment(at, dup)
+	}
+	c.Segment(at.Add(time.Second), Segment{Src: cl, Dst: srv, Seq: cseq, Ack: ack, Flags: FlagRST | FlagACK})
 }
 
 // StalledUp writes a handshake that stalls upstream as behind a path-MTU
