@@ -28,6 +28,11 @@ type Handshake struct {
 	// Detail is a short reason: the alert's name, why a flow counts as
 	// stalled.
 	Detail string `json:"detail,omitempty"`
+	// CaptureEnded says the capture ended (or its clock jumped: another
+	// capture began) before the handshake did, with nothing lost. Its
+	// outcome is timeout, but nothing says it failed: the monitor does not
+	// count it.
+	CaptureEnded bool `json:"capture_ended,omitempty"`
 
 	// SYN options: the MSS each side offered, 0 when the SYN was not seen.
 	ClientMSS int `json:"client_mss,omitempty"`

@@ -20,6 +20,12 @@ const (
 	// maxLearned bounds the TLS server endpoints remembered when Ports is
 	// empty (see Config.Ports).
 	maxLearned = 4096
+	// maxClockGap is the longest silence in packet time taken for a quiet
+	// link: past it, or when the clock goes back by more than the
+	// handshake timeout, one capture ended and another began (files
+	// concatenated, a capture restarted), and the handshakes open at the
+	// jump are cut as at the end of a capture.
+	maxClockGap = time.Hour
 )
 
 // Config sets up a Tracker. The zero value works: every port, defaults.
@@ -202,6 +208,10 @@ func (t *Tracker) Stats() Stats {
 func (t *Tracker) Packet(p *packet.Packet, ts time.Time) {
 	t.stats.Packets++
 	now := ts.UnixNano()
+	if t.now != 0 && (now-t.now > int64(maxClockGap) || t.now-now > t.timeout) {
+		t.Flush(time.Unix(0, t.now))
+		t.now = now
+	}
 	if now > t.now {
 		t.now = now
 		t.advance(now)
@@ -256,12 +266,17 @@ func (t *Tracker) advance(now int64) {
 	}
 }
 
-// Flush finishes every open handshake at packet time now (the end of a
-// capture file): those past the timeout or showing a loss are classified
-// as they stand, the others as interrupted (timeout). The table is empty
-// afterwards.
+// Flush finishes every open handshake at the end of a capture: those
+// showing a loss are classified as they stand, the others as cut short
+// (timeout, Handshake.CaptureEnded). The end of a capture is no evidence:
+// time after the last packet is not time the handshake was seen to wait,
+// so now (the caller's idea of the end) counts only when no packet came.
+// The table is empty afterwards.
 func (t *Tracker) Flush(now time.Time) {
-	n := max(now.UnixNano(), t.now)
+	n := t.now
+	if n == 0 {
+		n = now.UnixNano()
+	}
 	for h := t.lists[listActive].head; h >= 0; h = t.lists[listActive].head {
 		t.finish(h, endFlush, n)
 	}
