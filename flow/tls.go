@@ -157,9 +157,10 @@ func (t *Tracker) answered(i int32, f *flow) bool {
 // connection whose plaintext runs past the bounds is not TLS.
 func (t *Tracker) upgrade(i int32, f *flow, s uint32, data []byte, n int) bool {
 	h := &f.hello
-	if isHelloStart(data) && h.buf == nil && !h.failed {
-		h.base = s
-		h.ncov = 0
+	if isHelloStart(data) {
+		// Whatever plaintext was held for a hello is not one.
+		t.putBuf(f)
+		h.base, h.ncov, h.failed = s, 0, false
 		return true
 	}
 	if int32(s+uint32(n)) > maxPlainClient {
@@ -345,7 +346,7 @@ func (t *Tracker) helloExtent(b []byte) (end int, msg []byte, ok bool) {
 func (t *Tracker) serverData(i int32, f *flow, s uint32, data []byte) {
 	w := &f.d[sideDown].w
 	if !w.on {
-		if f.hello.end == 0 && f.hello.ncov == 0 {
+		if f.hello.end == 0 {
 			// Before any hello: a server that speaks first, or answers
 			// plaintext (STARTTLS).
 			f.plaintext(sideDown, data)
