@@ -125,6 +125,11 @@ func ClassifyHandshake(f HandshakeFacts) (Outcome, string) {
 	case !stalled:
 		return Timeout, "no conclusion"
 	case f.HelloSent == 0 && !f.HelloComplete:
+		if f.ClosedBy == ClientSide && f.Passive {
+			// A connection opened and closed unused (a browser's
+			// preconnect): no TLS attempt to count as failed.
+			return NoClientHello, closeText(f, "the client") + " without sending a ClientHello"
+		}
 		if f.ClosedBy == ClientSide {
 			return Reset, closeText(f, "the client")
 		}
