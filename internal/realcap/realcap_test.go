@@ -26,7 +26,7 @@ import (
 // test, and so does a listed one that no longer differs.
 var known = map[string]string{
 	"irc-starttls.pcap#0": "IRC STARTTLS: tshark's IRC dissector does not hand the connection to TLS after STARTTLS, so it reads no ClientHello; mtuscope finds it after the plaintext and the handshake completes",
-	"heartbleed.pcap#0": "the Heartbleed attack: after the server's flight the client sends a 16 KB heartbeat request, never a handshake answer, then closes; tshark's rule counts any client record after the ServerHello as completion, mtuscope waits for a handshake record and reports the client's close",
+	"heartbleed.pcap#0":   "the Heartbleed attack: after the server's flight the client sends a 16 KB heartbeat request, never a handshake answer, then closes; tshark's rule counts any client record after the ServerHello as completion, mtuscope waits for a handshake record and reports the client's close",
 }
 
 // alertNames are the alert codes the corpus holds, named here from RFC
