@@ -32,8 +32,12 @@ const (
 type Config struct {
 	// Ports are the server ports whose connections carry TLS. Empty: any
 	// port, TLS recognised from the bytes (a ClientHello record header,
-	// 0x16 0x03 0x00-0x04, then handshake type 1); other connections are
-	// dropped without a word (counted in Stats.NotTLS). A connection whose
+	// 0x16 0x03 0x00-0x04, then handshake type 1, or an SSLv2-format
+	// hello), at the start of the client's stream or of a client segment
+	// after plaintext (STARTTLS, a server that speaks first: at most 4 KB
+	// of the client's and 16 KB of the server's); other connections are
+	// dropped without a word (counted in Stats.NotTLS) once they end or
+	// pass those bounds. A connection whose
 	// hello lost its first segment shows no header: in that mode it counts
 	// as TLS when its server port is a well-known TLS port (443, 8443, 853,
 	// 993, 995, 465, 636, 5061) or an earlier connection to the same server
@@ -120,8 +124,14 @@ var outcomes = [...]diagnose.Outcome{diagnose.Completed, diagnose.StalledClientH
 //     passes: diagnose.ClassifyHandshake over what was seen. A stall needs
 //     a loss: hello bytes retransmitted unacknowledged or missing below a
 //     tail that arrived (stalled_clienthello); the same for the server's
-//     answer (stalled_server_flight). A client that stopped half-way is a
-//     timeout or a reset; connected and silent is no_clienthello.
+//     answer (stalled_server_flight). A client that stopped half-way, or
+//     went quiet after a flight that all arrived, is a timeout or a reset;
+//     connected and silent is no_clienthello;
+//   - at the end of a capture (Flush, or a jump of its clock: see
+//     maxClockGap): with a loss as above, else timeout with CaptureEnded.
+//
+// A HelloRetryRequest does not count as the ServerHello: the handshake
+// goes on with the client's second hello.
 type Tracker struct {
 	cfg     Config
 	timeout int64

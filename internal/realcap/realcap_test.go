@@ -293,3 +293,59 @@ func table(m map[string]map[string]int) string {
 	}
 	return b.String()
 }
+
+// TestConcatenatedCaptures replays the whole corpus as one run, the files
+// one after the other (years apart, and out of order): each file's
+// handshakes keep the outcomes they have alone, none lasts longer than
+// the timeout, and no alert fires.
+func TestConcatenatedCaptures(t *testing.T) {
+	srcs := sources(t)
+	var files []string
+	alone := map[string]flow.Handshake{}
+	for _, s := range srcs {
+		path := filepath.Join("testdata/captures", s.file)
+		if _, err := os.Stat(path); err != nil {
+			t.Skipf("%s is not in testdata/captures (SOURCES.md says where it comes from)", s.file)
+		}
+		files = append(files, path)
+	}
+	cfg := watch.Defaults()
+	cfg.DataDir = t.TempDir()
+	cfg.Ports = []int{21, 25, 110, 143, 389, 443, 3306, 5222, 5269, 5432, 6667, 1080, 993, 995}
+	for _, path := range files {
+		w, err := watch.New(cfg, watch.Options{Emit: func(h flow.Handshake) { alone[key(h.Client, h.Server)+" "+h.Start.String()] = h }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Replay(context.Background(), []string{path}); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+	}
+	together := map[string]flow.Handshake{}
+	w, err := watch.New(cfg, watch.Options{Emit: func(h flow.Handshake) { together[key(h.Client, h.Server)+" "+h.Start.String()] = h }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Replay(context.Background(), files); err != nil {
+		t.Fatal(err)
+	}
+	if len(together) != len(alone) {
+		t.Errorf("%d handshakes replayed together, %d alone", len(together), len(alone))
+	}
+	for k, h := range together {
+		a, ok := alone[k]
+		if !ok || a.Outcome != h.Outcome || a.CaptureEnded != h.CaptureEnded {
+			t.Errorf("%s: together %s (%s), alone %s (%s)", k, h.Outcome, h.Detail, a.Outcome, a.Detail)
+		}
+		if d := h.End.Sub(h.Start); d < 0 || d > 2*cfg.HandshakeTimeout {
+			t.Errorf("%s: lasted %v", k, d)
+		}
+	}
+	snap := w.Monitor.Snapshot(false)
+	if len(snap.Alerts) != 0 {
+		t.Errorf("alerts from healthy captures replayed together: %+v", snap.Alerts)
+	}
+	t.Logf("%d files, %d handshakes, outcomes %v", len(files), len(together), snap.Totals)
+}
