@@ -47,17 +47,20 @@ type flow struct {
 	// took.
 	altISN    uint32
 	hasAltISN bool
-	alert     bool
-	alertDesc uint8
-	alertBy   uint8 // side+1
-	alertEnc  bool
-	notTLS    bool
-	notTLSBy  uint8
-	prefix    [16]byte
-	prefixN   uint8
-	completed bool
-	closedBy  diagnose.Side
-	rst       bool
+	// synAckAt and ackAt are when the SYN-ACK and the client's ACK of it
+	// were seen (0: not seen), for the round trip.
+	synAckAt, ackAt int64
+	alert           bool
+	alertDesc       uint8
+	alertBy         uint8 // side+1
+	alertEnc        bool
+	notTLS          bool
+	notTLSBy        uint8
+	prefix          [16]byte
+	prefixN         uint8
+	completed       bool
+	closedBy        diagnose.Side
+	rst             bool
 
 	tooBig    int
 	tooBigMTU int
@@ -121,6 +124,7 @@ func (t *Tracker) tcp(p *packet.Packet, now int64) {
 		d.mss, d.wscale, d.sackOK, d.ts = tc.MSS, tc.WScale, tc.SACKPermitted, tc.Timestamps
 		if side == sideDown && tc.Flags.Has(packet.ACK) {
 			f.synAck = true
+			f.synAckAt = now
 		}
 	}
 	if f.hasAltISN {
@@ -128,6 +132,7 @@ func (t *Tracker) tcp(p *packet.Packet, now int64) {
 	}
 	if tc.Flags.Has(packet.ACK) {
 		if side == sideUp && f.synAck && !tc.Flags.Has(packet.SYN) && !f.connected {
+			f.ackAt = now
 			t.connect(i)
 		}
 		o.ackSeg(tc)

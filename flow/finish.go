@@ -100,13 +100,13 @@ func (f *flow) facts(why int, now int64) diagnose.HandshakeFacts {
 	fx.HelloArrived = max(up.arrived(helloEnd)-int(h.base), 0)
 	fx.HelloComplete = h.end > 0 && up.acked && int32(up.ack-h.end) >= 0 || down.end > down.plain
 	if !fx.HelloComplete && fx.HelloSent > 0 {
-		fx.HelloLost, _ = up.lost(helloEnd, up.gapsCount(cut, now))
+		fx.HelloLost, _ = up.lost(helloEnd, up.gapsCount(cut, now, f.rtt()))
 	}
 	// The server's answer to the hello: what it sent after its plaintext.
 	fx.FlightSent = int(down.end - down.plain)
 	fx.FlightArrived = max(down.arrived(down.end)-int(down.plain), 0)
 	fx.FlightComplete = f.completed
-	fx.FlightLost, _ = down.lost(down.end, down.gapsCount(cut, now))
+	fx.FlightLost, _ = down.lost(down.end, down.gapsCount(cut, now, f.rtt()))
 	fx.ServerSilent = fx.HelloComplete && fx.FlightSent == 0
 	if f.alert {
 		fx.Alert = true
@@ -148,6 +148,16 @@ func (f *flow) facts(why int, now int64) diagnose.HandshakeFacts {
 	return fx
 }
 
+// rtt is the round trip the three-way handshake showed, 0 when it was not
+// seen: SYN to SYN-ACK (a capture near the client) or SYN-ACK to ACK (near
+// the server), whichever is longer.
+func (f *flow) rtt() int64 {
+	if f.synAckAt == 0 || f.ackAt == 0 || !f.d[sideUp].syn {
+		return 0
+	}
+	return max(f.synAckAt-f.first, f.ackAt-f.synAckAt)
+}
+
 // handshake builds the record emitted for a finished flow.
 // cut says the capture ended at now while the flow was open (see
 // dir.gapsCount).
@@ -185,9 +195,9 @@ func (f *flow) handshake(fx diagnose.HandshakeFacts, cut bool, now int64) Handsh
 	}
 	trust := f.tooBig == 0 && h.Retransmits == 0
 	h.Up.Delivered = up.delivered(trust)
-	_, h.Up.Lost = up.lost(up.end, up.gapsCount(cut, now))
+	_, h.Up.Lost = up.lost(up.end, up.gapsCount(cut, now, f.rtt()))
 	h.Down.Delivered = down.delivered(trust)
-	_, h.Down.Lost = down.lost(down.end, down.gapsCount(cut, now))
+	_, h.Down.Lost = down.lost(down.end, down.gapsCount(cut, now, f.rtt()))
 	return h
 }
 

@@ -242,18 +242,25 @@ func (d *dir) lost(limit uint32, gaps bool) (bool, int) {
 }
 
 // gapWait is how long a gap must stay unfilled, with later bytes waiting
-// past it, before a capture that ends counts it lost: a retransmission
-// timer (1 s initially, RFC 6298; 200 ms at least on Linux) would have
-// filled it by then.
-const gapWait = int64(time.Second)
+// past it, before a capture that ends counts it lost: the sender learned of
+// it (the receiver's SACK or duplicate ACK) and a retransmission timer
+// would have filled it by then: 300 ms (Linux's minimum RTO is 200 ms,
+// Windows' 300 ms) or four round trips, whichever is longer; 1 s (RFC
+// 6298's initial RTO) when the round trip is unknown.
+func gapWait(rtt int64) int64 {
+	if rtt <= 0 {
+		return int64(time.Second)
+	}
+	return max(int64(300*time.Millisecond), 4*rtt)
+}
 
 // gapsCount reports whether this direction's gaps count as losses for a
-// flow that ended at now: always, unless the capture ended while the flow
-// was open (cut): then the missing segments may still have been in flight,
-// and a gap counts only when the sender retransmitted or the later bytes
-// had waited gapWait past it.
-func (d *dir) gapsCount(cut bool, now int64) bool {
-	return !cut || d.retrans > 0 || d.ooo > 0 && now-d.oooAt >= gapWait
+// flow that ended at now (rtt: its round trip, 0 unknown): always, unless
+// the capture ended while the flow was open (cut): then the missing
+// segments may still have been in flight, and a gap counts only when the
+// sender retransmitted or the later bytes had waited gapWait past it.
+func (d *dir) gapsCount(cut bool, now, rtt int64) bool {
+	return !cut || d.retrans > 0 || d.ooo > 0 && now-d.oooAt >= gapWait(rtt)
 }
 
 // delivered returns the largest wire packet of this direction that the
