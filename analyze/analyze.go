@@ -8,6 +8,7 @@
 package analyze
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -37,6 +38,10 @@ type Stats struct {
 	// First and Last are the first and last packet's timestamps.
 	First time.Time `json:"first"`
 	Last  time.Time `json:"last"`
+	// TruncatedAt, set when the file ends inside a record (a capture cut
+	// short), is the byte offset of that record: the capture was analysed
+	// up to there.
+	TruncatedAt *int64 `json:"truncated_at,omitempty"`
 }
 
 // capResult is what reading one capture gave.
@@ -49,6 +54,7 @@ type capResult struct {
 	frags   map[fragKey]int
 	fragN   int
 	hs      *tracked
+	warning string // the file was cut short: analysed up to the cut
 }
 
 // read streams one capture through the analyzer's flow table and package
@@ -96,10 +102,19 @@ func read(path string, lim Limits, fold func(*record)) (*capResult, error) {
 	})
 	res.hs = newTracked(lim)
 	first, last, err := pipeline(src, &res.stats, tb, res.hs)
-	if err != nil {
+	var fe *capture.FileError
+	if errors.Is(err, capture.ErrTruncated) && errors.As(err, &fe) {
+		// A capture cut short (tcpdump killed while writing): what came
+		// before the cut is analysed, with a warning.
+		res.stats.TruncatedAt = &fe.Offset
+		res.warning = fmt.Sprintf("%v; analysed up to there", err)
+	} else if err != nil {
 		return nil, err
 	}
 	if res.stats.Packets == 0 {
+		if err != nil {
+			return nil, fmt.Errorf("capture %s: holds no packets (%w)", path, err)
+		}
 		return nil, fmt.Errorf("capture %s: holds no packets", path)
 	}
 	tb.end()
@@ -125,6 +140,7 @@ func File(path string, lim Limits) (*Result, error) {
 	res := s.result(ModeSingle)
 	res.Files = Files{Single: path}
 	res.Stats = map[string]Stats{"capture": c.stats}
+	res.Warnings = warnings(c)
 	var stalled []*record
 	res.Handshakes, stalled = joinHandshakes(c.hs, indexRecords(c.records))
 	res.Outcomes, res.HandshakesNotListed = c.hs.outcomes, total(c.hs.outcomes)-len(res.Handshakes)
@@ -164,6 +180,7 @@ func Pair(clientPath, serverPath string, lim Limits) (*Result, error) {
 	res := s.result(ModePair)
 	res.Files = Files{Client: clientPath, Server: serverPath}
 	res.Stats = map[string]Stats{"client": cl.stats, "server": sv.stats}
+	res.Warnings = warnings(cl, sv)
 	n, rep := len(m.pairs), m.report()
 	res.MatchedFlows, res.Matching = &n, &rep
 	// The client capture's handshakes, and those only the server capture holds.
@@ -177,6 +194,17 @@ func Pair(clientPath, serverPath string, lim Limits) (*Result, error) {
 	}
 	res.HandshakesNotListed = total(res.Outcomes) - len(res.Handshakes)
 	return res, nil
+}
+
+// warnings are the captures' warnings, nil when there is none.
+func warnings(cs ...*capResult) []string {
+	var w []string
+	for _, c := range cs {
+		if c.warning != "" {
+			w = append(w, c.warning)
+		}
+	}
+	return w
 }
 
 // pairHandshakes lists the client capture's handshakes joined to their

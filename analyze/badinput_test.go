@@ -41,14 +41,24 @@ func TestBadInput(t *testing.T) {
 		return p
 	}
 	t.Run("truncated", func(t *testing.T) {
+		// Cut inside a record: analysed up to the cut, with a warning
+		// naming the offset of the cut record.
 		p := write("cut.pcap", good[:len(good)-700])
-		_, err := File(p, Limits{})
-		fe := wantFileError(t, err, p)
-		if fe.Offset < int64(len(good)-2000) {
-			t.Errorf("offset %d, want near the cut at %d", fe.Offset, len(good)-700)
+		res, err := File(p, Limits{})
+		if err != nil {
+			t.Fatalf("a truncated capture: %v, want it analysed up to the cut", err)
 		}
-		if _, err := Pair(p, p, Limits{}); err == nil {
-			t.Error("pair of truncated files: no error")
+		st := res.Stats["capture"]
+		if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "truncated") || st.TruncatedAt == nil ||
+			*st.TruncatedAt < int64(len(good)-2000) || *st.TruncatedAt > int64(len(good)-700) || st.Packets == 0 {
+			t.Errorf("warnings %q, stats %+v: want one warning and the offset near the cut at %d", res.Warnings, st, len(good)-700)
+		}
+		res, err = Pair(p, p, Limits{})
+		if err != nil {
+			t.Fatalf("pair of truncated files: %v", err)
+		}
+		if len(res.Warnings) != 2 {
+			t.Errorf("pair of truncated files: warnings %q, want one each", res.Warnings)
 		}
 	})
 	t.Run("not a capture", func(t *testing.T) {

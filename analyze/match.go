@@ -50,16 +50,65 @@ type matching struct {
 	rtt                              int64
 	offsetKnown                      bool
 	byTS                             int
+	// steps counts the candidates looked at while pairing (for the test
+	// that pairing stays linear).
+	steps int
 }
 
 type isnKey struct{ c, s uint32 }
 
-// match pairs the flows of a client-side and a server-side capture.
+// tsKey is a SYN's TCP timestamp and the flow's address family.
+type tsKey struct {
+	ts     uint32
+	family uint8
+}
+
+// queue is the server-side records with one key, in capture order, and
+// the first that may still be unused: taking the first unused record
+// moves next past the used ones, once each, so that pairing stays
+// linear however many flows share a key.
+type queue struct {
+	rs   []*record
+	next int
+}
+
+// take returns the first record of q not yet used, and marks it used.
+func (q *queue) take(m *matching, used map[*record]bool) *record {
+	if q == nil {
+		return nil
+	}
+	for ; q.next < len(q.rs); q.next++ {
+		m.steps++
+		if r := q.rs[q.next]; !used[r] {
+			used[r] = true
+			q.next++
+			return r
+		}
+	}
+	return nil
+}
+
+// add appends r to the queue of key k in qs.
+func add[K comparable](qs map[K]*queue, k K, r *record) {
+	q := qs[k]
+	if q == nil {
+		q = &queue{}
+		qs[k] = q
+	}
+	q.rs = append(q.rs, r)
+}
+
+// match pairs the flows of a client-side and a server-side capture: each
+// client flow, in capture order, with the first unused server flow with
+// both its ISNs; else with the client's ISN (a SYN-ACK in one capture
+// only); else, for a NAT that rewrites sequence numbers, with its SYN's
+// TCP timestamp (same family, the server side's SYN with an MSS).
 func match(cl, sv []*record) *matching {
 	m := &matching{}
-	bySeq := map[isnKey][]*record{}
-	byCISN := map[uint32][]*record{}
-	byTS := map[uint32][]*record{}
+	bySeq := map[isnKey]*queue{}
+	byCISN := map[uint32]*queue{}         // every flow with the client ISN
+	byCISNNoSynAck := map[uint32]*queue{} // those whose SYN-ACK was not seen
+	byTS := map[tsKey]*queue{}
 	used := map[*record]bool{}
 	for _, r := range sv {
 		f := r.f
@@ -67,23 +116,15 @@ func match(cl, sv []*record) *matching {
 			continue
 		}
 		if f.synAck.seen {
-			bySeq[isnKey{f.syn.isn, f.synAck.isn}] = append(bySeq[isnKey{f.syn.isn, f.synAck.isn}], r)
+			add(bySeq, isnKey{f.syn.isn, f.synAck.isn}, r)
+		} else {
+			add(byCISNNoSynAck, f.syn.isn, r)
 		}
-		byCISN[f.syn.isn] = append(byCISN[f.syn.isn], r)
-		if f.syn.tsOK && f.syn.tsVal != 0 {
-			byTS[f.syn.tsVal] = append(byTS[f.syn.tsVal], r)
+		add(byCISN, f.syn.isn, r)
+		if f.syn.tsOK && f.syn.tsVal != 0 && f.syn.mss != 0 {
+			add(byTS, tsKey{f.syn.tsVal, f.family}, r)
 		}
 	}
-	take := func(rs []*record, ok func(*record) bool) *record {
-		for _, r := range rs {
-			if !used[r] && ok(r) {
-				used[r] = true
-				return r
-			}
-		}
-		return nil
-	}
-	anyRec := func(*record) bool { return true }
 	for _, r := range cl {
 		f := r.f
 		if !f.syn.seen {
@@ -92,14 +133,20 @@ func match(cl, sv []*record) *matching {
 		}
 		var s *record
 		if f.synAck.seen {
-			s = take(bySeq[isnKey{f.syn.isn, f.synAck.isn}], anyRec)
+			s = bySeq[isnKey{f.syn.isn, f.synAck.isn}].take(m, used)
 		}
 		if s == nil {
-			s = take(byCISN[f.syn.isn], func(x *record) bool { return !x.f.synAck.seen || !f.synAck.seen })
+			// A SYN-ACK seen in both captures would have paired by both
+			// ISNs: by the client's alone only when one capture lacks it.
+			if f.synAck.seen {
+				s = byCISNNoSynAck[f.syn.isn].take(m, used)
+			} else {
+				s = byCISN[f.syn.isn].take(m, used)
+			}
 		}
 		p := &pair{c: r}
 		if s == nil && f.syn.tsOK && f.syn.tsVal != 0 {
-			s = take(byTS[f.syn.tsVal], func(x *record) bool { return x.f.family == f.family && x.f.syn.mss != 0 })
+			s = byTS[tsKey{f.syn.tsVal, f.family}].take(m, used)
 			p.byTS = s != nil
 		}
 		if s == nil {

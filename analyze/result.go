@@ -69,6 +69,9 @@ type Result struct {
 	Findings      []diagnose.Finding `json:"findings"`
 	Fixes         []diagnose.Fix     `json:"fixes"`
 	Stats         map[string]Stats   `json:"stats"`
+	// Warnings say what the conclusion could not take in: a capture cut
+	// short (analysed up to the cut, its offset in Stats.TruncatedAt).
+	Warnings []string `json:"warnings,omitempty"`
 	// Paths lists each path's conclusion (problems first, at most 200);
 	// PathVerdicts counts every path by verdict.
 	Paths        []PathResult             `json:"paths"`

@@ -10,9 +10,6 @@ import (
 	"os"
 	"sync/atomic"
 
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/mtuscope/mtuscope/packet"
 )
 
@@ -40,23 +37,24 @@ func (e *FileError) Error() string {
 
 func (e *FileError) Unwrap() error { return e.Err }
 
-// packetReader is what pcapgo's pcap and pcapng readers have in common.
-type packetReader interface {
-	ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error)
-}
+// ErrTruncated says a file ends inside a record: a capture cut short, as
+// by a tcpdump killed while writing. The packets before the cut were
+// read; the error's offset is where the cut record starts.
+var ErrTruncated = errors.New("file ends inside a record (truncated capture)")
 
-// fileSource reads a pcap or pcapng file, streamed: memory does not grow
-// with the file.
+// fileSource reads a pcap or pcapng file, streamed through one fixed
+// buffer: memory does not grow with the file, nor with any length the
+// file states (each is checked against the bounds in input.go first).
 type fileSource struct {
 	path    string
 	f       *os.File
 	gz      *gzip.Reader
-	count   *countingReader
-	r       packetReader
+	in      *input
 	pcap    *pcapReader
 	link    packet.LinkType // pcap: the file's link type
-	ng      *pcapgo.NgReader
+	ng      *ngReader
 	closed  bool
+	ended   bool // Next returned an error: the end from now on
 	packets atomic.Uint64
 	bytes   atomic.Uint64
 }
@@ -79,47 +77,40 @@ func OpenFile(path string) (Source, error) {
 func newFileSource(path string, f *os.File) (*fileSource, error) {
 	s := &fileSource{path: path, f: f}
 	br := bufio.NewReaderSize(f, 1<<16)
-	var in io.Reader = br
+	var r io.Reader = br
 	if head, _ := br.Peek(2); len(head) == 2 && head[0] == 0x1f && head[1] == 0x8b {
 		gz, err := gzip.NewReader(br)
 		if err != nil {
 			return nil, &FileError{path, 0, fmt.Errorf("gzip: %w", err)}
 		}
 		gz.Multistream(true)
-		s.gz = gz
-		in = bufio.NewReaderSize(gz, 1<<16)
+		s.gz, r = gz, gz
 	}
-	s.count = &countingReader{r: in}
-	magicBuf := make([]byte, 4)
-	pr := bufio.NewReaderSize(s.count, 1<<16)
-	head, err := pr.Peek(4)
-	if err != nil {
-		if errors.Is(err, io.EOF) {
+	s.in = newInput(r)
+	if err := s.in.fill(4); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			err = fmt.Errorf("%w: the file is empty or shorter than a header", ErrFormat)
 		}
 		return nil, &FileError{path, 0, err}
 	}
-	copy(magicBuf, head)
-	le := binary.LittleEndian.Uint32(magicBuf)
+	magic := s.in.peek(4)
+	var err error
 	switch {
-	case isPcapMagic(magicBuf):
-		r, err := newPcapReader(pr)
-		if err != nil {
-			return nil, &FileError{path, s.offset(pr), err}
+	case isPcapMagic(magic):
+		if s.pcap, err = newPcapReader(s.in); err == nil {
+			s.link = packet.LinkType(s.pcap.link)
 		}
-		s.pcap, s.link = r, packet.LinkType(r.link)
-		s.count.buffered = func() int { return pr.Buffered() + r.buffered() }
-		return s, nil
-	case le == magicPcapngBlock:
-		r, err := pcapgo.NewNgReader(pr, pcapgo.NgReaderOptions{WantMixedLinkType: true})
-		if err != nil {
-			return nil, &FileError{path, s.offset(pr), err}
-		}
-		s.r, s.ng = r, r
+	case binary.LittleEndian.Uint32(magic) == magicPcapngBlock:
+		s.ng, err = newNgReader(s.in)
 	default:
-		return nil, &FileError{path, 0, fmt.Errorf("%w (starts with %x)", ErrFormat, magicBuf)}
+		return nil, &FileError{path, 0, fmt.Errorf("%w (starts with %x)", ErrFormat, magic)}
 	}
-	s.count.buffered = pr.Buffered
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		err = fmt.Errorf("file ends inside its header: %w", err)
+	}
+	if err != nil {
+		return nil, &FileError{path, s.in.pos, err}
+	}
 	return s, nil
 }
 
@@ -129,49 +120,49 @@ func isPcapMagic(b []byte) bool {
 	return le == magicPcapMicro || le == magicPcapNano || be == magicPcapMicro || be == magicPcapNano
 }
 
-func (s *fileSource) offset(pr *bufio.Reader) int64 { return s.count.n - int64(pr.Buffered()) }
-
-// Next returns the next packet of the file.
+// Next returns the next packet of the file. At the end it returns io.EOF;
+// for a file cut inside a record a *FileError wrapping ErrTruncated (the
+// packets before were all returned), and for any other fault a *FileError
+// saying what is wrong at which offset. After an error, io.EOF.
 func (s *fileSource) Next() ([]byte, Info, error) {
 	if s.closed {
 		return nil, Info{}, &FileError{s.path, 0, os.ErrClosed}
 	}
+	if s.ended {
+		return nil, Info{}, io.EOF
+	}
+	var (
+		data []byte
+		info Info
+		err  error
+	)
 	if s.pcap != nil {
-		data, ts, capLen, length, err := s.pcap.next()
-		if err != nil {
-			return nil, Info{}, s.readError(err)
-		}
-		s.packets.Add(1)
-		s.bytes.Add(uint64(len(data)))
-		return data, Info{Timestamp: ts, CaptureLength: capLen, Length: length, Link: s.link}, nil
+		data, info.Timestamp, info.CaptureLength, info.Length, err = s.pcap.next()
+		info.Link = s.link
+	} else {
+		var rec ngRecord
+		rec, err = s.ng.next()
+		data, info = rec.data, Info{Timestamp: rec.ts, CaptureLength: rec.capLen, Length: rec.length, Link: rec.link, Interface: rec.iface}
 	}
-	data, ci, err := s.r.ZeroCopyReadPacketData()
 	if err != nil {
-		return nil, Info{}, s.readError(err)
-	}
-	info := Info{Timestamp: ci.Timestamp, CaptureLength: ci.CaptureLength, Length: ci.Length, Link: s.link, Interface: ci.InterfaceIndex}
-	if s.ng != nil {
-		info.Link = packet.LinkEthernet
-		if len(ci.AncillaryData) > 0 {
-			if lt, ok := ci.AncillaryData[0].(layers.LinkType); ok {
-				info.Link = packet.LinkType(lt)
-			}
-		}
+		s.ended = true
+		return nil, Info{}, s.readError(s.in.mark, err)
 	}
 	s.packets.Add(1)
 	s.bytes.Add(uint64(len(data)))
 	return data, info, nil
 }
 
-// readError is what Next returns for a reader's error.
-func (s *fileSource) readError(err error) error {
-	if errors.Is(err, io.EOF) {
+// readError is what Next returns for a reader's error: the record that
+// failed starts at start.
+func (s *fileSource) readError(start int64, err error) error {
+	switch {
+	case errors.Is(err, io.EOF):
 		return io.EOF
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return &FileError{s.path, start, ErrTruncated}
 	}
-	if errors.Is(err, io.ErrUnexpectedEOF) {
-		err = fmt.Errorf("file ends inside a record (truncated capture): %w", err)
-	}
-	return &FileError{s.path, s.count.pos(), err}
+	return &FileError{s.path, start, err}
 }
 
 func (s *fileSource) Stats() Stats {
@@ -184,25 +175,4 @@ func (s *fileSource) Close() error {
 		s.gz.Close()
 	}
 	return s.f.Close()
-}
-
-// countingReader counts the bytes read through it, for error offsets.
-type countingReader struct {
-	r        io.Reader
-	n        int64
-	buffered func() int // bytes read ahead by the reader on top
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
-// pos is the offset of the next byte the packet reader will consume.
-func (c *countingReader) pos() int64 {
-	if c.buffered == nil {
-		return c.n
-	}
-	return c.n - int64(c.buffered())
 }

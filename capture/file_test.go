@@ -53,7 +53,7 @@ func writePcap(t *testing.T, frames [][]byte, nano bool) []byte {
 
 // writePcapng writes frames alternately on an Ethernet and a raw-IP
 // interface, with an unknown block type in the middle.
-func writePcapng(t *testing.T, frames [][]byte) []byte {
+func writePcapng(t testing.TB, frames [][]byte) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	w, err := pcapgo.NewNgWriterInterface(&buf, pcapgo.NgInterface{Name: "eth0", LinkType: layers.LinkTypeEthernet, SnapLength: 65536,
@@ -224,6 +224,10 @@ func TestTruncatedOffset(t *testing.T) {
 func FuzzOpenFile(f *testing.F) {
 	f.Add(writePcapFuzz(f))
 	f.Add([]byte{0x0a, 0x0d, 0x0d, 0x0a, 28, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a})
+	f.Add(writePcapng(f, testFrames(3)))
+	f.Add(append(ngStart(), ngBlock(4, []byte("name"))...))
+	f.Add(append(append(ngSHB(), ngIDB([]byte{9, 0, 1, 0, 0x89, 0, 0, 0, 14, 0, 8, 0, 1, 2, 3, 4, 5, 6, 7, 8})...), ngEPB()...))
+	f.Add(append(ngStart(), ngBlock(ngSimplePacket, append(le32(1000), frame...))...))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		path := filepath.Join(t.TempDir(), "f.cap")
 		if err := os.WriteFile(path, data, 0o644); err != nil {
@@ -239,7 +243,7 @@ func FuzzOpenFile(f *testing.F) {
 			if err != nil {
 				return
 			}
-			if len(d) != ci.CaptureLength {
+			if len(d) != ci.CaptureLength || len(d) > MaxRecord {
 				t.Fatalf("data %d bytes, capture length %d", len(d), ci.CaptureLength)
 			}
 		}

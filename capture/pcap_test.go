@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 )
 
@@ -16,7 +18,7 @@ import (
 // same records, timestamps and lengths, and an error at the same record.
 func TestPcapReaderAgreesWithPcapgo(t *testing.T) {
 	frames := testFrames(40)
-	big := make([]byte, 3<<20) // larger than the reader's buffer
+	big := make([]byte, MaxRecord) // the largest record read
 	for i := range big {
 		big[i] = byte(i * 7)
 	}
@@ -94,7 +96,7 @@ func readPcapgo(b []byte) ([]rec, error) {
 
 func readOurs(b []byte) ([]rec, error) {
 	// One byte at a time at first, to exercise short reads.
-	r, err := newPcapReader(io.MultiReader(io.LimitReader(bytes.NewReader(b), 100), bytes.NewReader(b[min(len(b), 100):])))
+	r, err := newPcapReader(newInput(io.MultiReader(io.LimitReader(bytes.NewReader(b), 100), bytes.NewReader(b[min(len(b), 100):]))))
 	if err != nil {
 		return nil, err
 	}
@@ -152,4 +154,52 @@ func bigEndian(t *testing.T, le []byte) []byte {
 		o += 16 + int(binary.BigEndian.Uint32(b[o+8:]))
 	}
 	return b
+}
+
+// TestPcapngReaderAgreesWithPcapgo reads well-formed pcapng files (two
+// interfaces of two link types, an unknown block between packets), whole
+// and cut at every few bytes, with the package's reader and pcapgo's: the
+// same packets, and a cut inside a block reported as a truncation.
+func TestPcapngReaderAgreesWithPcapgo(t *testing.T) {
+	data := writePcapng(t, testFrames(40))
+	for cut := 0; cut <= len(data); cut += 7 {
+		if cut+7 > len(data) {
+			cut = len(data)
+		}
+		in := data[:cut]
+		var want []gopacket.CaptureInfo
+		var wantData [][]byte
+		if r, err := pcapgo.NewNgReader(bytes.NewReader(in), pcapgo.NgReaderOptions{WantMixedLinkType: true}); err == nil {
+			for {
+				d, ci, err := r.ReadPacketData()
+				if err != nil {
+					break
+				}
+				want, wantData = append(want, ci), append(wantData, d)
+			}
+		}
+		r, err := newNgReader(newInput(bytes.NewReader(in)))
+		var n int
+		for err == nil {
+			var rec ngRecord
+			if rec, err = r.next(); err != nil {
+				break
+			}
+			if n >= len(want) {
+				t.Fatalf("cut at %d: packet %d, pcapgo read %d", cut, n, len(want))
+			}
+			w := want[n]
+			if !bytes.Equal(rec.data, wantData[n]) || !rec.ts.Equal(w.Timestamp) || rec.capLen != w.CaptureLength ||
+				rec.length != w.Length || rec.iface != w.InterfaceIndex || uint16(rec.link) != uint16(w.AncillaryData[0].(layers.LinkType)) {
+				t.Fatalf("cut at %d: packet %d differs: %+v, pcapgo %+v", cut, n, rec, w)
+			}
+			n++
+		}
+		if n != len(want) {
+			t.Fatalf("cut at %d: %d packets, pcapgo %d", cut, n, len(want))
+		}
+		if cut == len(data) && err != io.EOF || cut < len(data) && err != io.EOF && err != io.ErrUnexpectedEOF {
+			t.Fatalf("cut at %d of %d: error %v", cut, len(data), err)
+		}
+	}
 }

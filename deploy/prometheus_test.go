@@ -11,8 +11,10 @@ import (
 // TestPrometheusRules checks the shipped rules with promtool and runs
 // their unit tests (prometheus/rules_test.yml): the story's network
 // alerts; a lossy healthy network, a tiny one and a big healthy one do
-// not; a server-wide failure is one alert; capture loss, a silent node and
-// a server that cannot store each alert.
+// not; two networks failing at once both alert, each against the healthy
+// ones; the largest customer failing alone is a network alert; a
+// server-wide failure is one alert; capture loss, a silent node and a
+// server that cannot store each alert.
 func TestPrometheusRules(t *testing.T) {
 	testnet.RequireTools(t, "promtool")
 	for _, args := range [][]string{

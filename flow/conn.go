@@ -33,6 +33,9 @@ type flow struct {
 
 	synAck    bool
 	connected bool
+	// synAckOK says the SYN-ACK acknowledged the client's SYN; verified
+	// that the client then acknowledged the SYN-ACK (Handshake.Verified).
+	synAckOK, verified bool
 	// serverHello says the server's first record was a ServerHello (or,
 	// after a HelloRetryRequest, hrr, the one that followed the client's
 	// second hello).
@@ -125,12 +128,16 @@ func (t *Tracker) tcp(p *packet.Packet, now int64) {
 		if side == sideDown && tc.Flags.Has(packet.ACK) {
 			f.synAck = true
 			f.synAckAt = now
+			f.synAckOK = o.syn && tc.Ack == o.isn+1
 		}
 	}
 	if f.hasAltISN {
 		f.pickISN(side, tc, p.PayloadLen)
 	}
 	if tc.Flags.Has(packet.ACK) {
+		if side == sideUp && f.synAckOK && !tc.Flags.Has(packet.SYN) && int32(tc.Ack-o.base) >= 0 && int32(tc.Ack-o.base) <= int32(o.end) {
+			f.verified = true
+		}
 		if side == sideUp && f.synAck && !tc.Flags.Has(packet.SYN) && !f.connected {
 			f.ackAt = now
 			t.connect(i)
@@ -225,7 +232,7 @@ func (t *Tracker) open(p *packet.Packet, h uint64, now int64) int32 {
 	} else {
 		// Seen from its middle: the ClientHello proves the connection open.
 		f.synAck, f.connected = true, true
-		t.push(listActive, i)
+		t.push(listLoose, i)
 	}
 	return i
 }
@@ -235,7 +242,11 @@ func (t *Tracker) connect(i int32) {
 	f := t.at(i)
 	f.connected = true
 	f.start = f.last
-	t.move(i, listActive)
+	if f.verified {
+		t.move(i, listActive)
+	} else {
+		t.move(i, listLoose)
+	}
 }
 
 // segMax is the payload of one wire segment from this direction's sender:

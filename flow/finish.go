@@ -167,7 +167,7 @@ func (f *flow) handshake(fx diagnose.HandshakeFacts, cut bool, now int64) Handsh
 	h := Handshake{
 		Client: f.client, Server: f.server, Family: int(f.family),
 		Start: time.Unix(0, f.first).UTC(), End: time.Unix(0, f.end).UTC(),
-		Outcome: out, Detail: detail,
+		Outcome: out, Detail: detail, Verified: f.verified,
 		ClientMSS: int(up.mss), ServerMSS: int(down.mss),
 		SNI: f.hello.sni, HelloBytes: fx.HelloBytes, PQKeyShare: f.hello.pq,
 		FlightBytes: fx.FlightSent,

@@ -33,6 +33,16 @@ type Handshake struct {
 	// outcome is timeout, but nothing says it failed: the monitor does not
 	// count it.
 	CaptureEnded bool `json:"capture_ended,omitempty"`
+	// Verified says the capture saw the TCP three-way exchange that an
+	// off-path sender cannot fake cheaply: the client's SYN, the server's
+	// SYN-ACK acknowledging it (client ISN+1), and a client segment
+	// acknowledging the SYN-ACK with the server's ISN+1 (or a later
+	// number of what the server sent), which only a client that received
+	// the SYN-ACK knows. A flow seen from its middle, or whose sender
+	// never saw the SYN-ACK (a spoofed source), is unverified: analyze
+	// still classifies it; the monitor counts it apart. (Not in analyze's
+	// JSON, where the user chose the capture.)
+	Verified bool `json:"-"`
 
 	// SYN options: the MSS each side offered, 0 when the SYN was not seen.
 	ClientMSS int `json:"client_mss,omitempty"`

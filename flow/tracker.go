@@ -45,8 +45,10 @@ type Config struct {
 	Ports []uint16
 	// MaxFlows bounds the flow table (default 65536). When it is full a new
 	// connection evicts, in this order, the oldest finished flow, the oldest
-	// half-open one (a SYN never answered or never completed), the oldest
-	// unfinished handshake; evictions of the last two are counted and
+	// unverified unfinished handshake (see Handshake.Verified: forged
+	// segments cannot push out real connections), the oldest half-open one
+	// (a SYN never answered or never completed), the oldest verified
+	// unfinished handshake; evictions of the last three are counted and
 	// never emitted.
 	MaxFlows int
 	// HandshakeTimeout is how long, in packet time from the connection's
@@ -148,7 +150,7 @@ type Tracker struct {
 	chunks []*[chunk]flow
 	n      int32
 	free   []int32
-	lists  [3]list // half-open, active, done
+	lists  [4]list // half-open, active, done, unverified
 	// bufs are hello buffers free for reuse; bufsOut are in flows, at
 	// most maxBufs.
 	bufs    [][]byte
@@ -262,11 +264,13 @@ func (t *Tracker) advance(now int64) {
 		t.stats.HalfOpen++
 		t.release(h)
 	}
-	for h := t.lists[listActive].head; h >= 0; h = t.lists[listActive].head {
-		if t.at(h).start+t.timeout > now {
-			break
+	for _, l := range [...]uint8{listActive, listLoose} {
+		for h := t.lists[l].head; h >= 0; h = t.lists[l].head {
+			if t.at(h).start+t.timeout > now {
+				break
+			}
+			t.finish(h, endTimeout, now)
 		}
-		t.finish(h, endTimeout, now)
 	}
 	for h := t.lists[listDone].head; h >= 0; h = t.lists[listDone].head {
 		if t.at(h).last+t.timeout > now {
@@ -287,8 +291,10 @@ func (t *Tracker) Flush(now time.Time) {
 	if n == 0 {
 		n = now.UnixNano()
 	}
-	for h := t.lists[listActive].head; h >= 0; h = t.lists[listActive].head {
-		t.finish(h, endFlush, n)
+	for _, l := range [...]uint8{listActive, listLoose} {
+		for h := t.lists[l].head; h >= 0; h = t.lists[l].head {
+			t.finish(h, endFlush, n)
+		}
 	}
 	for h := t.lists[listHalf].head; h >= 0; h = t.lists[listHalf].head {
 		t.stats.HalfOpen++
@@ -377,6 +383,7 @@ const (
 	listHalf   = iota // SYN seen, connection not open: ordered by start
 	listActive        // handshake under way: ordered by start
 	listDone          // handshake emitted (or dropped): ordered by last packet
+	listLoose         // handshake under way, not verified: ordered by start
 	listNone   = 255
 )
 
@@ -425,6 +432,9 @@ func (t *Tracker) alloc(h uint64, now int64) int32 {
 		switch {
 		case t.lists[listDone].head >= 0:
 			t.release(t.lists[listDone].head)
+		case t.lists[listLoose].head >= 0:
+			t.stats.Evicted++
+			t.release(t.lists[listLoose].head)
 		case t.lists[listHalf].head >= 0:
 			t.stats.Evicted++
 			t.stats.HalfOpen++

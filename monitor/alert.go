@@ -40,7 +40,9 @@ type Alert struct {
 }
 
 // Stats are the numbers behind a test: the network's handshakes against
-// everyone else's in the same buckets.
+// the reference, the other networks that are healthy in the same buckets
+// (alerting networks and those far and significantly below the healthy
+// majority are left out: see reference).
 type Stats struct {
 	Scope       string  `json:"scope"` // "bucket" (the last one) or "window"
 	Handshakes  int     `json:"handshakes"`
@@ -52,7 +54,12 @@ type Stats struct {
 	OthersRate  float64 `json:"others_rate"`
 	OthersLower float64 `json:"others_rate_lower"` // Wilson 95% lower bound, the rate tested against
 	Others      int     `json:"others_handshakes"`
-	PValue      float64 `json:"p_value"`
+	// OthersNetworks is how many networks the reference pools; Excluded
+	// how many other networks with handshakes in the same buckets were
+	// left out of it as failing.
+	OthersNetworks int     `json:"others_networks"`
+	Excluded       int     `json:"excluded_networks"`
+	PValue         float64 `json:"p_value"`
 }
 
 // serverState is the server-wide detector: the completion rate of all
@@ -68,40 +75,15 @@ type serverState struct {
 	low      bool // the last bucket was low against the baseline
 }
 
-// test compares a network's tally with the others' (tot minus its own).
-func (m *Monitor) test(scope string, s, tot tally) (bool, Stats) {
-	var o tally
-	o.completed = tot.completed - s.completed
-	o.stallUp = tot.stallUp - s.stallUp
-	o.stallDown = tot.stallDown - s.stallDown
-	st := Stats{Scope: scope, Handshakes: s.attempts(), Completed: int(s.completed),
-		StalledUp: int(s.stallUp), StalledDown: int(s.stallDown), Others: o.attempts()}
-	if st.Handshakes > 0 {
-		st.Rate = float64(s.completed) / float64(st.Handshakes)
-	}
-	if st.Others == 0 {
-		st.PValue = 1
-		return false, st
-	}
-	st.OthersRate = float64(o.completed) / float64(st.Others)
-	st.OthersLower = wilsonLower(int(o.completed), st.Others, 1.96)
-	st.Shrunk = shrink(int(s.completed), st.Handshakes, st.OthersRate, m.cfg.Prior)
-	st.PValue = binomLowerTail(int(s.completed), st.Handshakes, st.OthersLower)
-	fire := st.Others >= m.cfg.MinOthers && s.stalls() >= m.cfg.MinStalls &&
-		st.PValue < m.cfg.Alpha && st.Shrunk < st.OthersRate-m.cfg.MinDrop
-	return fire, st
-}
-
 // closeBucket evaluates bucket b, which just ended.
 func (m *Monitor) closeBucket(b int64) {
-	winFrom := b - int64(m.cfg.Window) + 1
-	var tot, totWin tally
+	var tot tally
 	for _, n := range m.nets {
 		tot.add(n.sum(b, b))
-		totWin.add(n.sum(winFrom, b))
 	}
 	m.evaluateServer(b, tot)
 	end := m.start(b + 1)
+	refs := &references{m: m, to: b}
 	for _, n := range m.nets {
 		last := n.sum(b, b)
 		if last.attempts()+int(last.failed) > 0 && m.opt.Bucket != nil {
@@ -109,8 +91,10 @@ func (m *Monitor) closeBucket(b int64) {
 				Completed: int(last.completed), StalledUp: int(last.stallUp), StalledDn: int(last.stallDown), Failed: int(last.failed)})
 		}
 		if n.key != OtherNetwork {
-			m.evaluateNetwork(n, b, last, tot, totWin, end)
+			m.evaluateNetwork(n, b, last, refs, end)
 		}
+	}
+	for _, n := range m.nets {
 		if b-n.recentIdx+1 >= int64(m.cfg.Window) {
 			n.recent[1], n.recent[0] = n.recent[0], evidence{}
 			n.recentIdx = b + 1
@@ -134,36 +118,28 @@ func (m *Monitor) pruneIdle(b int64) {
 	}
 }
 
-func (m *Monitor) evaluateNetwork(n *network, b int64, last, tot, totWin tally, end time.Time) {
+// evaluateNetwork runs the fire test on n (its last bucket, then its
+// window, each against the healthy networks' reference over the same
+// buckets) or, when it is firing, the resolution test.
+func (m *Monitor) evaluateNetwork(n *network, b int64, last tally, refs *references, end time.Time) {
+	winFrom := b - int64(m.cfg.Window) + 1
 	if !n.firing {
 		if m.server.firing || m.server.low {
 			return // a server-wide drop is one server alert, not one per network
 		}
-		ref := tot
-		if tot.attempts()-last.attempts() < m.cfg.MinOthers {
+		o, nets, excl := refs.over(b).others(n, last)
+		if o.attempts() < m.cfg.MinOthers {
 			// Too few others in this bucket alone (a quiet server): the
 			// network's bucket against the others over the window.
-			// test subtracts the network's own figures from ref: ref is
-			// the others' window plus this bucket of the network.
-			w := n.sum(b-int64(m.cfg.Window)+1, b)
-			ref = tally{completed: totWin.completed - w.completed + last.completed,
-				stallUp:   totWin.stallUp - w.stallUp + last.stallUp,
-				stallDown: totWin.stallDown - w.stallDown + last.stallDown}
+			o, nets, excl = refs.over(winFrom).others(n, n.sum(winFrom, b))
 		}
-		fire, st := m.test("bucket", last, ref)
+		fire, st := m.test("bucket", last, o, nets, excl)
 		if !fire {
-			from := max(b-int64(m.cfg.Window)+1, n.since)
-			win := n.sum(from, b)
 			// The others' figures over the same buckets the network's window covers.
-			var others tally
-			if from == b-int64(m.cfg.Window)+1 {
-				others = totWin
-			} else {
-				for _, o := range m.nets {
-					others.add(o.sum(from, b))
-				}
-			}
-			fire, st = m.test("window", win, others)
+			from := max(winFrom, n.since)
+			win := n.sum(from, b)
+			o, nets, excl := refs.over(from).others(n, win)
+			fire, st = m.test("window", win, o, nets, excl)
 		}
 		if !fire {
 			return
@@ -181,7 +157,8 @@ func (m *Monitor) evaluateNetwork(n *network, b int64, last, tot, totWin tally, 
 		}
 		return
 	}
-	_, st := m.test("bucket", last, tot)
+	o, nets, excl := refs.over(b).others(n, last)
+	_, st := m.test("bucket", last, o, nets, excl)
 	clean := last.completed > 0 && (last.stalls() == 0 || st.PValue >= m.cfg.ResolveAlpha)
 	if !clean {
 		n.clean = 0
@@ -216,7 +193,7 @@ func (m *Monitor) networkAlert(n *network, st Stats, start time.Time) *Alert {
 		ID: fmt.Sprintf("network/%s/%d", n.key, start.Unix()), Kind: KindNetwork, State: Firing,
 		Network: n.key, ASN: n.asn, Org: n.org, StartsAt: start, Stats: st, Diagnosis: d, PageURL: m.opt.PageURL,
 	}
-	a.Summary = fmt.Sprintf("%s: %d of %d TLS handshakes stalled (%.0f%% completed, others %.0f%%): %s, %s",
+	a.Summary = fmt.Sprintf("%s: %d of %d TLS handshakes stalled (%.0f%% completed, healthy networks %.0f%%): %s, %s",
 		n.label(), st.StalledUp+st.StalledDown, st.Handshakes, 100*st.Rate, 100*st.OthersRate, d.Verdict, d.Direction)
 	return a
 }

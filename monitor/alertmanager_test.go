@@ -2,17 +2,21 @@ package monitor
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/mtuscope/mtuscope/asn"
 	"github.com/mtuscope/mtuscope/diagnose"
 	"github.com/mtuscope/mtuscope/monitor/monitortest"
 )
@@ -167,5 +171,40 @@ func TestSenderRetries(t *testing.T) {
 	bad.Drain(ctx)
 	if sent, failed, dropped := bad.Counts(); sent != 0 || failed != 2 || dropped != 3 || calls != 11 {
 		t.Fatalf("sent %d failed %d dropped %d calls %d", sent, failed, dropped, calls)
+	}
+}
+
+// An organisation name with escape sequences and bidi controls, straight
+// from a lookup that does not escape it: every annotation Alertmanager
+// receives holds it escaped, none a raw control character.
+func TestAnnotationsEscaped(t *testing.T) {
+	org := "Evil\x1b]0;pwned\x07\x1b[2J\nNet\u202egnp"
+	rec := &recorder{}
+	m := New(Config{}, Options{Notify: rec.notify, Lookup: func(a netip.Addr) asn.Result {
+		r := asn.Result{Addr: a, Prefix: fallbackPrefix(a)}
+		if a.As4()[0] == 192 {
+			r.ASN, r.Org = 64496, org
+		}
+		return r
+	}})
+	run(m, newRand(31), t0, 1, path{Prefix: "192.0.2", Per: 12, Kind: "down"}, path{Prefix: "203.0.113", Per: 40, Kind: "clean"})
+	if len(rec.alerts) != 1 {
+		t.Fatalf("alerts %+v", rec.alerts)
+	}
+	body, err := encodeAlertmanager(rec.alerts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []struct{ Annotations map[string]string }
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range got[0].Annotations {
+		if strings.ContainsAny(v, "\x1b\x07\u202e") || (k != "description" && k != "fix" && strings.Contains(v, "\n")) {
+			t.Errorf("annotation %s holds raw control characters: %q", k, v)
+		}
+	}
+	if want := `Evil\x1b]0;pwned\x07\x1b[2J\x0aNet\u202egnp`; got[0].Annotations["org"] != want || !strings.Contains(got[0].Annotations["summary"], want) {
+		t.Errorf("org %q, summary %q, want %q in both", got[0].Annotations["org"], got[0].Annotations["summary"], want)
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mtuscope/mtuscope/internal/textsafe"
 )
 
 // Sender delivers alerts to one HTTP receiver (Alertmanager's API or a
@@ -242,21 +244,24 @@ func encodeAlertmanager(batch []Alert) ([]byte, error) {
 	out := make([]amAlert, 0, len(batch))
 	for _, a := range batch {
 		d := a.Diagnosis
-		ann := map[string]string{"summary": a.Summary, "verdict": string(d.Verdict), "direction": string(d.Direction),
-			"org": a.Org, "page_url": a.PageURL}
+		// Every annotation goes through textsafe: an organisation name from
+		// the ASN data reaches the summary, and a receiver may print it.
+		esc := textsafe.Escape
+		ann := map[string]string{"summary": esc(a.Summary), "verdict": string(d.Verdict), "direction": string(d.Direction),
+			"org": esc(a.Org), "page_url": esc(a.PageURL)}
 		if d.PathMTU > 0 {
 			ann["path_mtu"] = strconv.Itoa(d.PathMTU)
 		}
 		var desc, fixes []string
 		for _, f := range d.Findings {
-			desc = append(desc, f.Detail)
+			desc = append(desc, esc(f.Detail))
 		}
 		for _, f := range d.Fixes {
 			line := f.Title
 			if len(f.Commands) > 0 {
 				line += ": " + f.Commands[0]
 			}
-			fixes = append(fixes, line)
+			fixes = append(fixes, esc(line))
 		}
 		ann["description"] = strings.Join(desc, "\n")
 		ann["fix"] = strings.Join(fixes, "\n")

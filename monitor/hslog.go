@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/mtuscope/mtuscope/asn"
 	"github.com/mtuscope/mtuscope/diagnose"
@@ -18,13 +19,27 @@ import (
 // HandshakeLog writes one JSON line per stalled or failed handshake, with
 // Zeek's field names for what Zeek also has (ts, uid, id.orig_h, ...), for
 // log pipelines. Completed handshakes and connections that never sent a
-// ClientHello (scans, SYN floods) are not written.
+// ClientHello (scans, SYN floods) are not written. Unverified handshakes
+// (flow.Handshake.Verified: one forged segment each can make them) are
+// written at most UnverifiedLogRate a second of packet time, in bursts of
+// at most UnverifiedLogBurst; the rest are counted (Suppressed), so that
+// a flood of forged segments cannot fill the disk.
 type HandshakeLog struct {
 	mu     sync.Mutex
 	w      *bufio.Writer
 	lookup func(netip.Addr) asn.Result
 	lines  uint64
+	// The unverified lines' token bucket, in packet time.
+	tokens     float64
+	refilled   time.Time
+	suppressed uint64
 }
+
+// The handshake log's bound on lines of unverified handshakes.
+const (
+	UnverifiedLogRate  = 1  // lines a second
+	UnverifiedLogBurst = 60 // lines at once
+)
 
 // NewHandshakeLog writes to w; lookup names each client's network (nil:
 // the /24 or /48).
@@ -32,7 +47,7 @@ func NewHandshakeLog(w io.Writer, lookup func(netip.Addr) asn.Result) *Handshake
 	if lookup == nil {
 		lookup = func(a netip.Addr) asn.Result { return asn.Result{Addr: a, Prefix: fallbackPrefix(a)} }
 	}
-	return &HandshakeLog{w: bufio.NewWriterSize(w, 64<<10), lookup: lookup}
+	return &HandshakeLog{w: bufio.NewWriterSize(w, 64<<10), lookup: lookup, tokens: UnverifiedLogBurst}
 }
 
 // HandshakeRecord is one line of the log.
@@ -45,6 +60,7 @@ type HandshakeRecord struct {
 	RespP         uint16           `json:"id.resp_p"`
 	Duration      float64          `json:"duration"`
 	Outcome       diagnose.Outcome `json:"outcome"`
+	Verified      bool             `json:"verified"` // see flow.Handshake.Verified
 	Detail        string           `json:"detail,omitempty"`
 	Stall         string           `json:"stall,omitempty"` // "upstream" or "downstream" when it counts as a stall
 	Network       string           `json:"network"`
@@ -87,21 +103,22 @@ func UID(h *flow.Handshake) string {
 	return string(out)
 }
 
-// Logged reports whether the log writes h.
+// Logged reports whether the log writes h when it is verified (an
+// unverified one only within the log's rate for them).
 func Logged(h *flow.Handshake) bool {
 	return h.Outcome != diagnose.Completed && h.Outcome != diagnose.NoClientHello
 }
 
-// Write logs h if it stalled or failed.
+// Write logs h if it stalled or failed (unverified: within the rate).
 func (l *HandshakeLog) Write(h flow.Handshake) error {
-	if !Logged(&h) {
+	if !Logged(&h) || !h.Verified && !l.admit(h.End) {
 		return nil
 	}
 	r := l.lookup(h.Client.Addr())
 	rec := HandshakeRecord{
 		TS: float64(h.Start.UnixNano()) / 1e9, UID: UID(&h),
 		OrigH: h.Client.Addr().String(), OrigP: h.Client.Port(), RespH: h.Server.Addr().String(), RespP: h.Server.Port(),
-		Duration: h.End.Sub(h.Start).Seconds(), Outcome: h.Outcome, Detail: h.Detail,
+		Duration: h.End.Sub(h.Start).Seconds(), Outcome: h.Outcome, Verified: h.Verified, Detail: h.Detail,
 		Network: r.Group(), ASN: r.ASN, Org: r.Org, ServerName: h.SNI,
 		HelloBytes: h.HelloBytes, HelloSegments: h.HelloSegments, PQKeyShare: h.PQKeyShare, FlightBytes: h.FlightBytes,
 		ClientMSS: h.ClientMSS, ServerMSS: h.ServerMSS,
@@ -136,6 +153,32 @@ func (l *HandshakeLog) Flush() error {
 		return fmt.Errorf("handshake log: %w", err)
 	}
 	return nil
+}
+
+// admit takes a token for an unverified line at packet time now, or
+// counts the line suppressed.
+func (l *HandshakeLog) admit(now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.After(l.refilled) {
+		if !l.refilled.IsZero() {
+			l.tokens = min(UnverifiedLogBurst, l.tokens+now.Sub(l.refilled).Seconds()*UnverifiedLogRate)
+		}
+		l.refilled = now
+	}
+	if l.tokens < 1 {
+		l.suppressed++
+		return false
+	}
+	l.tokens--
+	return true
+}
+
+// Suppressed is how many lines of unverified handshakes were not written.
+func (l *HandshakeLog) Suppressed() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.suppressed
 }
 
 // Lines is how many lines were written.

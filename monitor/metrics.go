@@ -26,7 +26,8 @@ type PipelineStats struct {
 
 var (
 	descHandshakes = prometheus.NewDesc("mtuscope_handshakes_total",
-		"TLS handshakes seen, by outcome and IP family (no network label).", []string{"outcome", "family"}, nil)
+		"Verified TLS handshakes seen (the capture saw their TCP three-way exchange), by outcome and IP family (no network label).",
+		[]string{"outcome", "family"}, nil)
 	descNetHandshakes = prometheus.NewDesc("mtuscope_network_handshakes_total",
 		"TLS handshakes by client network (the top N networks by volume, the alerting ones, and other) and outcome, "+
 			"counted while the network has its own series.", []string{"network", "outcome"}, nil)
@@ -44,6 +45,11 @@ var (
 		"Client networks tracked one by one (bounded by max_networks).", nil, nil)
 	descFolded = prometheus.NewDesc("mtuscope_networks_folded_handshakes_total",
 		"Handshakes counted under other because the network table was full.", nil, nil)
+	descEvictedNets = prometheus.NewDesc("mtuscope_networks_evicted_total",
+		"Networks forgotten to make room for a new one in the full network table (the least useful first).", nil, nil)
+	descUnverified = prometheus.NewDesc("mtuscope_unverified_handshakes_total",
+		"Handshakes whose TCP three-way exchange the capture did not see (forged sources, or connections older than the capture), "+
+			"by outcome: evidence for no network and not in mtuscope_handshakes_total.", []string{"outcome"}, nil)
 	descPackets = prometheus.NewDesc("mtuscope_capture_packets_total", "Packets captured.", nil, nil)
 	descBytes   = prometheus.NewDesc("mtuscope_capture_bytes_total", "Bytes captured.", nil, nil)
 	descDropped = prometheus.NewDesc("mtuscope_capture_dropped_packets_total",
@@ -61,6 +67,8 @@ var (
 		"Buckets and alert changes not written to the database because its queue was full.", nil, nil)
 	descLogLines = prometheus.NewDesc("mtuscope_handshake_log_lines_total",
 		"Lines written to the handshake log.", nil, nil)
+	descLogSuppressed = prometheus.NewDesc("mtuscope_handshake_log_suppressed_lines_total",
+		"Lines of unverified handshakes not written to the handshake log, beyond its rate for them.", nil, nil)
 )
 
 // collector exports a monitor's state at scrape time.
@@ -83,8 +91,8 @@ func NewRegistry(m *Monitor, pipeline func() PipelineStats, senders []*Sender, l
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descHandshakes, descNetHandshakes, descNetInfo, descNetAlert, descNetRate,
-		descServerAlert, descAlertsFiring, descNetworks, descFolded, descPackets, descBytes, descDropped, descDecode,
-		descFlows, descFlowsMax, descEvicted, descStoreDropped, descDeliveries, descLogLines} {
+		descServerAlert, descAlertsFiring, descNetworks, descFolded, descEvictedNets, descUnverified, descPackets, descBytes, descDropped, descDecode,
+		descFlows, descFlowsMax, descEvicted, descStoreDropped, descDeliveries, descLogLines, descLogSuppressed} {
 		ch <- d
 	}
 }
@@ -119,6 +127,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descAlertsFiring, float64(e.Firing))
 	gauge(descNetworks, float64(e.Tracked))
 	counter(descFolded, float64(e.Folded))
+	counter(descEvictedNets, float64(e.Evicted))
+	for i, o := range outcomes {
+		counter(descUnverified, float64(e.Unverified[i]), string(o))
+	}
 	if c.pipeline != nil {
 		p := c.pipeline()
 		counter(descPackets, float64(p.Packets))
@@ -138,6 +150,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.log != nil {
 		counter(descLogLines, float64(c.log.Lines()))
+		counter(descLogSuppressed, float64(c.log.Suppressed()))
 	}
 }
 

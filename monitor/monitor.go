@@ -42,7 +42,9 @@ type Config struct {
 	MinDrop float64 `yaml:"min_drop" json:"min_drop"`
 	// ResolveAlpha is the looser level a firing network must clear, and
 	// ResolveAfter how many evaluations in a row with handshakes it must
-	// clear it, to resolve (hysteresis).
+	// clear it, to resolve (hysteresis). A network whose rate lies MinDrop
+	// below the healthy majority's at this level leaves the reference the
+	// others are compared with (see reference).
 	ResolveAlpha float64 `yaml:"resolve_alpha" json:"resolve_alpha"`
 	ResolveAfter int     `yaml:"resolve_after" json:"resolve_after"`
 	// StaleAfter resolves a firing alert whose network sent nothing for
@@ -54,8 +56,9 @@ type Config struct {
 	// server-wide.
 	ServerMin     int     `yaml:"server_min" json:"server_min"`
 	ServerBreadth float64 `yaml:"server_breadth" json:"server_breadth"`
-	// MaxNetworks caps the networks tracked one by one; the rest are
-	// folded into "other".
+	// MaxNetworks caps the networks tracked one by one. A new network
+	// in a full table takes the place of the least useful ones (see
+	// makeRoom); only when every one alerts is it folded into "other".
 	MaxNetworks int `yaml:"max_networks" json:"max_networks"`
 	// TopN is how many networks, by volume, get their own metric series.
 	TopN int `yaml:"top_n" json:"top_n"`
@@ -152,10 +155,13 @@ type Monitor struct {
 	total    Counts
 	byFamily [2]Counts // IPv4, IPv6
 	folded   uint64    // handshakes folded into "other" for lack of room
-	pruned   uint64    // idle networks forgotten to make room
-	other    Counts    // handshakes of networks without their own series
-	server   serverState
-	history  []Alert // every alert change, newest last (bounded)
+	pruned   uint64    // networks forgotten to make room
+	// unverified counts the handshakes whose SYN exchange the capture did
+	// not see (flow.Handshake.Verified): never evidence, counted apart.
+	unverified Counts
+	other      Counts // handshakes of networks without their own series
+	server     serverState
+	history    []Alert // every alert change, newest last (bounded)
 }
 
 const maxHistory = 1000
@@ -192,7 +198,10 @@ func (m *Monitor) start(idx int64) time.Time { return time.Unix(0, idx*int64(m.c
 // Observe counts one handshake. Its End timestamp places it in a bucket;
 // a timestamp past the current bucket first closes (and evaluates) the
 // buckets before it. A handshake older than the current bucket counts in
-// the current one.
+// the current one. Only a verified handshake (flow.Handshake.Verified:
+// the capture saw its SYN exchange) is evidence for its network and the
+// server-wide rate; an unverified one, which an off-path sender can forge
+// from any address, is only counted apart (Snapshot.Unverified).
 func (m *Monitor) Observe(h flow.Handshake) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -201,6 +210,12 @@ func (m *Monitor) Observe(h flow.Handshake) {
 		ts = h.Start
 	}
 	m.advance(m.index(ts))
+	if !h.Verified {
+		// Anyone can send these from any address: they take no
+		// network's slot and count in no rate.
+		m.unverified[outcomeIndex(h.Outcome)]++
+		return
+	}
 	n := m.networkFor(h.Client.Addr())
 	kind := stallKind(&h)
 	oi := outcomeIndex(h.Outcome)
@@ -281,7 +296,7 @@ func (m *Monitor) networkFor(addr netip.Addr) *network {
 	if n := m.nets[key]; n != nil {
 		return n
 	}
-	if len(m.nets) >= m.cfg.MaxNetworks {
+	if len(m.nets) >= m.cfg.MaxNetworks && !m.makeRoom() {
 		key = OtherNetwork
 		if n := m.nets[key]; n != nil {
 			m.folded++

@@ -305,16 +305,16 @@ func TestServerWideDrop(t *testing.T) {
 }
 
 // A flood of connections without a ClientHello, and of half-sent hellos
-// that simply stop, from many spoofed sources: no alert, the network
-// table stays within its cap, real handshakes are still counted.
+// that simply stop, each from its own network: forged (unverified), they
+// make no network and count only apart; from real addresses (verified:
+// a botnet), they churn the network table, which stays within its cap and
+// still gives a failing network first seen amid the churn its own entry
+// and its alert.
 func TestFloodBounded(t *testing.T) {
-	m, rec := newMonitor(Config{MaxNetworks: 100})
-	rng := rand.New(rand.NewPCG(8, 9))
-	for min := 0; min < 5; min++ {
-		at := t0.Add(time.Duration(min) * time.Minute)
+	flood := func(m *Monitor, rng *rand.Rand, at time.Time, verified bool) {
 		for i := 0; i < 5000; i++ {
 			a := netip.AddrFrom4([4]byte{byte(rng.IntN(223) + 1), byte(rng.IntN(256)), byte(rng.IntN(256)), 1})
-			h := flow.Handshake{Client: netip.AddrPortFrom(a, 1234), Server: server, Family: 4,
+			h := flow.Handshake{Client: netip.AddrPortFrom(a, 1234), Server: server, Family: 4, Verified: verified,
 				Start: at, End: at.Add(time.Duration(i) * time.Millisecond), Outcome: diagnose.NoClientHello}
 			if i%2 == 0 {
 				// a half-sent hello: the tracker's timeout, nothing lost
@@ -323,35 +323,39 @@ func TestFloodBounded(t *testing.T) {
 			}
 			m.Observe(h)
 		}
-		for i := 0; i < 30; i++ {
-			m.Observe(path{Prefix: "203.0.113", Kind: "clean"}.Handshake(rng, i, at.Add(10*time.Second+time.Duration(i)*time.Second)))
-		}
 	}
-	m.Advance(t0.Add(6 * time.Minute))
-	if len(rec.alerts) != 0 {
-		t.Fatalf("flood alerted: %+v", rec.alerts[0])
-	}
-	e := m.Exported()
-	if e.Tracked > 101 || e.Folded == 0 {
-		t.Errorf("tracked %d folded %d, want at most 100 networks plus other", e.Tracked, e.Folded)
-	}
-	if got := e.Total[outcomeIndex(diagnose.Completed)]; got != 150 {
-		t.Errorf("completed %d, want 150", got)
-	}
-	// Past the history, the idle networks make room for new ones.
-	m.Observe(path{Prefix: "198.51.100", Kind: "clean"}.Handshake(rng, 1, t0.Add(2*time.Hour)))
-	m.Advance(t0.Add(2*time.Hour + time.Minute))
-	snap := m.Snapshot(false)
-	if len(snap.Networks) > 3 {
-		t.Errorf("%d networks after the idle ones went", len(snap.Networks))
-	}
-	m.Observe(path{Prefix: "192.0.2", Kind: "clean"}.Handshake(rng, 1, t0.Add(2*time.Hour+time.Minute)))
-	found := false
-	for _, n := range m.Snapshot(false).Networks {
-		found = found || n.Network == "192.0.2.0/24"
-	}
-	if !found {
-		t.Errorf("a new network still folded into other")
+	for _, verified := range []bool{false, true} {
+		t.Run(fmt.Sprintf("verified=%v", verified), func(t *testing.T) {
+			m, rec := newMonitor(Config{MaxNetworks: 100})
+			rng := rand.New(rand.NewPCG(8, 9))
+			for min := 0; min < 7; min++ {
+				at := t0.Add(time.Duration(min) * time.Minute)
+				flood(m, rng, at, verified)
+				for i := 0; i < 30; i++ {
+					m.Observe(path{Prefix: "203.0.113", Kind: "clean"}.Handshake(rng, i, at.Add(10*time.Second+time.Duration(i)*time.Second)))
+				}
+				if min >= 2 {
+					for i := 0; i < 12; i++ {
+						m.Observe(path{Prefix: "192.0.2", Kind: "s2"}.Handshake(rng, i, at.Add(10*time.Second+time.Duration(i)*3*time.Second)))
+					}
+				}
+			}
+			m.Advance(t0.Add(8 * time.Minute))
+			e := m.Exported()
+			t.Logf("tracked %d, folded %d, evicted %d, unverified %v, alerts %d", e.Tracked, e.Folded, e.Evicted, e.Unverified, len(rec.alerts))
+			if f := rec.firing(); len(f) != 1 || f[KindNetwork+"/192.0.2.0/24"].State != Firing {
+				t.Errorf("alerts %+v, want the failing network's alone", rec.alerts)
+			}
+			if e.Tracked > 100 || e.Folded != 0 {
+				t.Errorf("tracked %d folded %d, want at most 100 networks, none folded", e.Tracked, e.Folded)
+			}
+			if got := e.Total[outcomeIndex(diagnose.Completed)]; got != 7*30 {
+				t.Errorf("completed %d, want %d (the clean network's)", got, 7*30)
+			}
+			if verified != (e.Evicted > 0) || verified == (e.Unverified.Total() == 35000) {
+				t.Errorf("evicted %d, unverified %d", e.Evicted, e.Unverified.Total())
+			}
+		})
 	}
 }
 

@@ -263,12 +263,13 @@ func (n *network) bucket(idx int64) *tally {
 	return t
 }
 
-// sum adds the buckets from..to (inclusive) that the ring still holds.
+// sum adds the buckets from..to (inclusive) that the ring still holds,
+// visiting only their slots (a window is a few of the history's).
 func (n *network) sum(from, to int64) tally {
 	var s tally
-	for i := range n.ring {
-		t := &n.ring[i]
-		if t.index >= from && t.index <= to {
+	size := int64(len(n.ring))
+	for idx := max(from, to-size+1, 0); idx <= to; idx++ {
+		if t := &n.ring[idx%size]; t.index == idx {
 			s.add(*t)
 		}
 	}

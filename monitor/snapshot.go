@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/mtuscope/mtuscope/diagnose"
+	"github.com/mtuscope/mtuscope/internal/textsafe"
 )
 
 // NetworkSummary is one network's figures since the monitor started, and
@@ -59,6 +60,12 @@ type Snapshot struct {
 	Server   *Alert                   `json:"server_alert,omitempty"`
 	Alerts   []Alert                  `json:"alerts"` // every change, oldest first
 	Folded   uint64                   `json:"folded"`
+	// Unverified are the handshakes whose SYN exchange the capture did not
+	// see (a capture from the middle of connections, or forged sources):
+	// counted here, evidence for nothing.
+	Unverified map[diagnose.Outcome]int `json:"unverified"`
+	// Evicted counts networks forgotten to make room in the full table.
+	Evicted uint64 `json:"networks_evicted"`
 }
 
 // Snapshot copies the state; withSeries adds each network's bucket history.
@@ -66,7 +73,7 @@ func (m *Monitor) Snapshot(withSeries bool) Snapshot {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := Snapshot{Bucket: m.cfg.Bucket, Now: m.start(m.cur), Totals: m.total.Map(), Folded: m.folded,
-		Alerts: append([]Alert(nil), m.history...)}
+		Unverified: m.unverified.Map(), Evicted: m.pruned, Alerts: append([]Alert(nil), m.history...)}
 	if m.server.alert != nil {
 		a := *m.server.alert
 		s.Server = &a
@@ -128,8 +135,12 @@ type Exported struct {
 	ByFamily [2]Counts
 	Tracked  int
 	Folded   uint64
-	Firing   int
-	Server   bool
+	// Unverified are the handshakes that were evidence for nothing;
+	// Evicted the networks forgotten to make room.
+	Unverified Counts
+	Evicted    uint64
+	Firing     int
+	Server     bool
 }
 
 // ExportedNetwork is one network's series.
@@ -147,7 +158,7 @@ func (m *Monitor) Exported() Exported {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e := Exported{Other: m.other, Total: m.total, ByFamily: m.byFamily, Tracked: len(m.nets), Folded: m.folded,
-		Server: m.server.firing}
+		Unverified: m.unverified, Evicted: m.pruned, Server: m.server.firing}
 	for _, n := range m.nets {
 		if n.firing {
 			e.Firing++
@@ -195,7 +206,9 @@ func (m *Monitor) Preload(bs []BucketRecord) {
 			if len(m.nets) >= m.cfg.MaxNetworks || b.Network == OtherNetwork {
 				continue
 			}
-			n = &network{key: b.Network, asn: b.ASN, org: b.Org, ring: make([]tally, m.cfg.History)}
+			// Escaped again: a database written before names were escaped
+			// where they enter (see watch) may hold them raw.
+			n = &network{key: b.Network, asn: b.ASN, org: textsafe.Escape(b.Org), ring: make([]tally, m.cfg.History)}
 			for i := range n.ring {
 				n.ring[i].index = -1
 			}

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/mtuscope/mtuscope/api"
+	"github.com/mtuscope/mtuscope/internal/adminhost"
 	"github.com/mtuscope/mtuscope/web"
 )
 
@@ -66,7 +66,7 @@ func (s *Server) pageHandler(admin bool) http.Handler {
 	return s.metrics.instrument(kind, mux)
 }
 
-func (s *Server) adminHandler() http.Handler { return adminHosts(s.pageHandler(true)) }
+func (s *Server) adminHandler() http.Handler { return adminhost.Guard(s.pageHandler(true)) }
 
 // pageHeaders sets the security headers of the page; connect-src names
 // exactly the rung origins of the host the page was loaded from.
@@ -204,31 +204,6 @@ func (s *Server) operator(admin bool, h http.HandlerFunc) http.HandlerFunc {
 
 // authFailuresPerMinute bounds the failed token attempts of one address.
 const authFailuresPerMinute = 5
-
-// adminHosts guards the admin listener against DNS rebinding: a page a
-// browser on this host loaded from some name must not be able to read the
-// admin views by pointing that name at 127.0.0.1. Only requests naming the
-// listener by an IP literal or "localhost" are served, except /metrics and
-// /healthz (counts and a status, which scrapers and probes may ask for by
-// host name).
-func adminHosts(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/metrics" || r.URL.Path == "/healthz" {
-			h.ServeHTTP(w, r)
-			return
-		}
-		host := r.Host
-		if hh, _, err := net.SplitHostPort(host); err == nil {
-			host = hh
-		}
-		host = strings.Trim(host, "[]")
-		if _, err := netip.ParseAddr(host); err != nil && !strings.EqualFold(host, "localhost") {
-			httpError(w, http.StatusMisdirectedRequest, "the admin listener answers only to an IP address or localhost")
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
-}
 
 func httpError(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mtuscope/mtuscope/diagnose"
+	"github.com/mtuscope/mtuscope/internal/adminhost"
 	"github.com/mtuscope/mtuscope/monitor"
 )
 
@@ -37,7 +38,9 @@ var viewTmpl = template.Must(template.New("view.html.tmpl").Funcs(template.FuncM
 const viewNetworks = 100
 
 // Handler returns the admin listener's handler: the operator view at /,
-// /metrics, /healthz, and the JSON of /api/networks and /api/alerts.
+// /metrics, /healthz, and the JSON of /api/networks and /api/alerts. As
+// serve's admin listener, it answers only requests that name it by an IP
+// address or localhost (DNS rebinding), except /metrics and /healthz.
 func (w *Watcher) Handler() http.Handler {
 	mux := http.NewServeMux()
 	reg := monitor.NewRegistry(w.Monitor, w.Figures, w.Senders, w.HSLog)
@@ -70,7 +73,7 @@ func (w *Watcher) Handler() http.Handler {
 			w.log.Warn("operator view", "err", err)
 		}
 	})
-	return mux
+	return adminhost.Guard(mux)
 }
 
 type viewData struct {

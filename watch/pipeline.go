@@ -50,6 +50,12 @@ func (w *Watcher) Replay(ctx context.Context, files []string) error {
 			if errors.Is(err, io.EOF) {
 				break
 			}
+			if errors.Is(err, capture.ErrTruncated) {
+				// A capture cut short (tcpdump killed while writing):
+				// what came before the cut counts; the next file follows.
+				w.warnings = append(w.warnings, fmt.Sprintf("%v; replayed up to there", err))
+				break
+			}
 			if err != nil {
 				src.Close()
 				return err
@@ -75,6 +81,10 @@ func (w *Watcher) Replay(ctx context.Context, files []string) error {
 	}
 	return nil
 }
+
+// Warnings are what Replay could not take in: files cut short, read up
+// to the cut.
+func (w *Watcher) Warnings() []string { return w.warnings }
 
 // OpenLive starts capturing on the configured interface (packets queue
 // in the kernel ring until Live reads them). Without CAP_NET_RAW it fails

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/mtuscope/mtuscope/asn"
 	"github.com/mtuscope/mtuscope/capture"
 	"github.com/mtuscope/mtuscope/flow"
+	"github.com/mtuscope/mtuscope/internal/textsafe"
 	"github.com/mtuscope/mtuscope/monitor"
 	"github.com/mtuscope/mtuscope/store"
 )
@@ -53,6 +55,7 @@ type Watcher struct {
 	figures   func() trackerFigures
 	lastTS    time.Time
 	lastFlush time.Time
+	warnings  []string // Replay: files cut short, read up to the cut
 
 	packets, bytes, dropped, decodeErrors atomic.Uint64
 	// sourceStats adds the live source's counters to the finished files'.
@@ -100,6 +103,7 @@ func New(cfg Config, opt Options) (*Watcher, error) {
 		return nil, fmt.Errorf("asn database: %w", err)
 	}
 	w.Resolver = res
+	lookup := safeLookup(res.Lookup)
 	if st := res.Status(); !st.Loaded {
 		log.Warn(asn.MissingMessage(asnPath))
 	}
@@ -116,14 +120,14 @@ func New(cfg Config, opt Options) (*Watcher, error) {
 		if out == nil {
 			out = os.Stdout
 		}
-		w.HSLog = monitor.NewHandshakeLog(out, res.Lookup)
+		w.HSLog = monitor.NewHandshakeLog(out, lookup)
 	default:
 		f, err := os.OpenFile(cfg.HandshakeLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
 		if err != nil {
 			return nil, fmt.Errorf("handshake log: %w", err)
 		}
 		w.hsFile = f
-		w.HSLog = monitor.NewHandshakeLog(f, res.Lookup)
+		w.HSLog = monitor.NewHandshakeLog(f, lookup)
 	}
 	if opt.UseDatabase || cfg.Database != "" {
 		path := cfg.Database
@@ -141,11 +145,23 @@ func New(cfg Config, opt Options) (*Watcher, error) {
 		go w.storeLoop()
 	}
 	w.Monitor = monitor.New(cfg.Monitor, monitor.Options{
-		Lookup: res.Lookup, PageURL: cfg.PageURL, Logger: log,
+		Lookup: lookup, PageURL: cfg.PageURL, Logger: log,
 		Notify: w.notify, Bucket: w.bucket,
 	})
 	w.sendCtx, w.sendCancel = context.WithCancel(context.Background())
 	return w, nil
+}
+
+// safeLookup escapes the organisation names of the ASN data (a file
+// anyone may have built) where they enter, so that every output of watch
+// (the terminal, JSON, the operator view, metric labels, alerts and their
+// annotations, the handshake log, the database) carries them escaped.
+func safeLookup(lookup func(netip.Addr) asn.Result) func(netip.Addr) asn.Result {
+	return func(a netip.Addr) asn.Result {
+		r := lookup(a)
+		r.Org = textsafe.Escape(r.Org)
+		return r
+	}
 }
 
 // startTracker builds the flow tracker that feeds the monitor.

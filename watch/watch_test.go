@@ -127,7 +127,8 @@ func TestOutputs(t *testing.T) {
 	}
 	view := get("/")
 	for _, want := range []string{"192.0.2.0/24", "<svg", "<polyline", "pmtud_blackhole", "both",
-		"nft add rule ip filter forward tcp flags syn tcp option maxseg size set", "https://diag.example/"} {
+		"nft add rule ip filter forward tcp flags syn tcp option maxseg size set", "https://diag.example/",
+		"against 100.0%\nfor the other healthy networks (40 handshakes from 1)"} {
 		if !strings.Contains(view, want) {
 			t.Errorf("view lacks %q", want)
 		}

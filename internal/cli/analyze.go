@@ -12,6 +12,7 @@ import (
 
 	"github.com/mtuscope/mtuscope/analyze"
 	"github.com/mtuscope/mtuscope/diagnose"
+	"github.com/mtuscope/mtuscope/internal/textsafe"
 )
 
 // analyzeArgs are the flags of `mtuscope analyze`.
@@ -87,6 +88,7 @@ func runAnalyze(g *globals, a analyzeArgs, args []string) error {
 	if err != nil {
 		return withExit(ExitUsage, err)
 	}
+	printWarnings(g, res.Warnings)
 	if a.svg != "" {
 		if err := writeSVGFile(a.svg, res); err != nil {
 			return withExit(ExitUsage, err)
@@ -103,6 +105,14 @@ func runAnalyze(g *globals, a analyzeArgs, args []string) error {
 		return withExit(ExitProblem, nil)
 	}
 	return nil
+}
+
+// printWarnings writes what an analysis or a replay could not take in
+// (a capture cut short) on standard error, one line each.
+func printWarnings(g *globals, warnings []string) {
+	for _, w := range warnings {
+		fmt.Fprintf(g.stderr, "mtuscope: warning: %s\n", textsafe.Escape(w))
+	}
 }
 
 func writeSVGFile(path string, res *analyze.Result) error {

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mtuscope/mtuscope/asn"
+	"github.com/mtuscope/mtuscope/internal/textsafe"
 )
 
 // asnArgs are the flags of `mtuscope asn` and its subcommands.
@@ -199,14 +200,14 @@ func (a *asnArgs) runLookup(g *globals, ips []string) error {
 		tw := tabwriter.NewWriter(g.stdout, 0, 8, 2, ' ', 0)
 		for _, res := range out.Results {
 			if res.Found {
-				fmt.Fprintf(tw, "%s\tAS%d\t%s\t%s\t%s-%s\n", res.Addr, res.ASN, termSafe(res.Org), res.Prefix, res.First, res.Last)
+				fmt.Fprintf(tw, "%s\tAS%d\t%s\t%s\t%s-%s\n", res.Addr, res.ASN, textsafe.Escape(res.Org), res.Prefix, res.First, res.Last)
 			} else {
 				fmt.Fprintf(tw, "%s\t-\t(no ASN)\t%s\t(fallback group)\n", res.Addr, res.Prefix)
 			}
 		}
 		tw.Flush()
 		if out.Attribution != "" {
-			fmt.Fprintf(g.stdout, "# %s\n", termSafe(out.Attribution))
+			fmt.Fprintf(g.stdout, "# %s\n", textsafe.Escape(out.Attribution))
 		}
 	}
 	if st.Missing != "" {
@@ -254,21 +255,21 @@ func (a *asnArgs) runStatus(g *globals) error {
 // overlaps resolved.
 func printMeta(w io.Writer, m asn.Meta, list bool) {
 	for _, s := range m.Sources {
-		fmt.Fprintf(w, "  %s (%s): %d ranges\n", termSafe(s.Name), s.Format, s.Ranges)
+		fmt.Fprintf(w, "  %s (%s): %d ranges\n", textsafe.Escape(s.Name), s.Format, s.Ranges)
 	}
 	if m.Overlaps > 0 {
 		fmt.Fprintf(w, "  %d overlapping rows resolved, the narrower range winning (listed by `mtuscope asn status`)\n", m.Overlaps)
 	}
 	for _, o := range m.OverlapList {
 		if list {
-			fmt.Fprintf(w, "  overlap: %s and %s\n", termSafe(o.A), termSafe(o.B))
+			fmt.Fprintf(w, "  overlap: %s and %s\n", textsafe.Escape(o.A), textsafe.Escape(o.B))
 		}
 	}
 	if n := len(m.OverlapList); list && n < m.Overlaps {
 		fmt.Fprintf(w, "  (%d more overlaps not listed)\n", m.Overlaps-n)
 	}
 	if a := m.Attribution(); a != "" {
-		fmt.Fprintf(w, "# %s\n", termSafe(a))
+		fmt.Fprintf(w, "# %s\n", textsafe.Escape(a))
 	}
 }
 

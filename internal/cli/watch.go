@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mtuscope/mtuscope/diagnose"
+	"github.com/mtuscope/mtuscope/internal/textsafe"
 	"github.com/mtuscope/mtuscope/monitor"
 	"github.com/mtuscope/mtuscope/watch"
 )
@@ -36,7 +37,9 @@ packets, groups them by the client's network (ASN and organisation from the
 ASN database, or the /24 and /48 prefix without one) in one-minute buckets,
 and alerts when one network's handshakes stall while the other networks'
 complete, with the probable cause (path MTU black hole and its direction,
-the path-MTU bracket) and the fixes.
+the path-MTU bracket) and the fixes. Only handshakes whose TCP three-way
+exchange the capture saw are evidence; the others (forged sources, or
+connections older than the capture) are counted apart as unverified.
 
 Live (-i IFACE) needs CAP_NET_RAW; it serves metrics, health and the
 operator view on the admin listener (127.0.0.1:9091) and keeps per-network
@@ -132,6 +135,7 @@ func runWatch(cmd *cobra.Command, g *globals, a *watchArgs) error {
 	if !live {
 		err := w.Replay(ctx, a.read)
 		cerr := w.Close()
+		printWarnings(g, w.Warnings())
 		if err != nil {
 			return withExit(ExitUsage, err)
 		}
@@ -140,7 +144,7 @@ func runWatch(cmd *cobra.Command, g *globals, a *watchArgs) error {
 		}
 		snap := w.Monitor.Snapshot(false)
 		if a.json {
-			err = writeWatchJSON(g.stdout, snap, w.Figures())
+			err = writeWatchJSON(g.stdout, snap, w.Figures(), w.Warnings())
 		} else {
 			err = writeWatchSummary(g.stdout, snap, w.Figures())
 		}
@@ -183,10 +187,17 @@ type WatchDocument struct {
 	Totals        map[string]int           `json:"totals"`
 	Capture       monitor.PipelineStats    `json:"capture"`
 	Folded        uint64                   `json:"folded"`
+	// Unverified counts, by outcome, the handshakes whose TCP three-way
+	// exchange the capture did not see: evidence for no network.
+	Unverified map[string]int `json:"unverified"`
+	// Warnings say what the replay could not take in: a file cut short,
+	// read up to the cut.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
-func writeWatchJSON(out io.Writer, snap monitor.Snapshot, figs monitor.PipelineStats) error {
-	doc := WatchDocument{SchemaVersion: 1, Networks: snap.Networks, Alerts: snap.Alerts, Totals: map[string]int{}, Capture: figs, Folded: snap.Folded}
+func writeWatchJSON(out io.Writer, snap monitor.Snapshot, figs monitor.PipelineStats, warnings []string) error {
+	doc := WatchDocument{SchemaVersion: 1, Networks: snap.Networks, Alerts: snap.Alerts, Totals: map[string]int{}, Capture: figs, Folded: snap.Folded,
+		Warnings: warnings}
 	if doc.Networks == nil {
 		doc.Networks = []monitor.NetworkSummary{}
 	}
@@ -195,6 +206,10 @@ func writeWatchJSON(out io.Writer, snap monitor.Snapshot, figs monitor.PipelineS
 	}
 	for o, n := range snap.Totals {
 		doc.Totals[string(o)] = n
+	}
+	doc.Unverified = map[string]int{}
+	for o, n := range snap.Unverified {
+		doc.Unverified[string(o)] = n
 	}
 	enc := json.NewEncoder(out)
 	enc.SetIndent("", "  ")
@@ -207,6 +222,9 @@ func writeWatchSummary(out io.Writer, snap monitor.Snapshot, figs monitor.Pipeli
 		fmt.Fprintf(out, " (%d packets not decoded, %d unfinished flows evicted)", figs.DecodeErrors, figs.FlowsEvicted)
 	}
 	fmt.Fprintln(out)
+	if n := sum(snap.Unverified); n > 0 {
+		fmt.Fprintf(out, "%d more unverified (their TCP three-way exchange not in the capture: forged sources, or connections older than it), evidence for no network\n", n)
+	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NETWORK\tASN\tORG\tHANDSHAKES\tCOMPLETED\tSTALLED UP\tSTALLED DOWN\tOTHER\tALERT\tVERDICT\tDIRECTION\tPATH MTU UP\tPATH MTU DOWN")
 	for _, n := range snap.Networks {
@@ -218,7 +236,7 @@ func writeWatchSummary(out io.Writer, snap monitor.Snapshot, figs monitor.Pipeli
 		case n.Alert:
 			alert = "resolved"
 		}
-		org := n.Org
+		org := textsafe.Escape(n.Org)
 		if org == "" {
 			org = "-"
 		}
@@ -239,12 +257,12 @@ func writeWatchSummary(out io.Writer, snap monitor.Snapshot, figs monitor.Pipeli
 		if a.State == monitor.Resolved {
 			when = a.EndsAt.Format("15:04:05")
 		}
-		fmt.Fprintf(out, "  %s %-8s %s\n", when, a.State, a.Summary)
+		fmt.Fprintf(out, "  %s %-8s %s\n", when, a.State, textsafe.Escape(a.Summary))
 		if a.State != monitor.Firing {
 			continue
 		}
 		for _, f := range a.Diagnosis.Findings {
-			fmt.Fprintf(out, "      %s\n", f.Detail)
+			fmt.Fprintf(out, "      %s\n", textsafe.Escape(f.Detail))
 		}
 		for _, f := range a.Diagnosis.Fixes {
 			fmt.Fprintf(out, "      fix (%s): %s\n", f.Where, f.Title)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -136,5 +137,84 @@ func TestWatchReadJSON(t *testing.T) {
 	code, out, _ = run(t, "watch", "--read", pcap, "--admin", "", "--asn-db", filepath.Join(dir, "asn.db"))
 	if code != ExitOK || !strings.Contains(out, "192.0.2.0/24") || !strings.Contains(out, "no alerts") {
 		t.Errorf("summary: exit %d\n%s", code, out)
+	}
+}
+
+// watch --read on a crafted capture of four customer networks in one
+// minute, as in issue 15: AS64496 loses every server flight (20 of 20
+// stalled), AS64497 too (12 of 12), AS64498 and AS64499 complete (35 and
+// 30). Both failing networks alert, each compared with the two healthy
+// ones (65 of 65), and neither healthy one does. AS64496's organisation
+// name in the ASN data holds terminal escape sequences and bidi controls:
+// the summary shows them escaped, as asn lookup does, and so do the JSON
+// alerts.
+func TestWatchReadTwoFailing(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "asn.db")
+	evil := "Evil\x1b]0;pwned\x07\x1b[2J Net\u202egnp.exe\u2066"
+	monitortest.WriteASNDBOrgs(t, db, 64496, evil, "Customer 2", "Customer 3", "Customer 4")
+	pcap := filepath.Join(dir, "four.pcap")
+	hs := monitortest.NewHandshakes(t, [4]byte{203, 0, 113, 10})
+	start := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	for i, n := range []int{20, 12, 35, 30} {
+		for j := range n {
+			client := [4]byte{198, 51, 100, byte(16*i + 1 + j%14)}
+			ts := start.Add(time.Duration(j) * 45 * time.Second / time.Duration(n)).Add(time.Duration(i) * 10 * time.Millisecond)
+			if i < 2 {
+				hs.StalledFlight(ts, client, uint16(40000+j))
+			} else {
+				hs.Completed(ts, client, uint16(40000+j))
+			}
+		}
+	}
+	w := monitortest.NewPcapWriter(t, pcap)
+	hs.WriteTo(t, w)
+	w.Close(t)
+
+	code, out, errOut := run(t, "watch", "--read", pcap, "--admin", "", "--asn-db", db)
+	t.Logf("summary:\n%s", out)
+	if code != ExitProblem {
+		t.Fatalf("exit %d, want %d (alerts fired): %s", code, ExitProblem, errOut)
+	}
+	firing := map[string]bool{}
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], "AS") {
+			firing[f[0]] = strings.Contains(line, "firing")
+		}
+	}
+	want := map[string]bool{"AS64496": true, "AS64497": true, "AS64498": false, "AS64499": false}
+	if !reflect.DeepEqual(firing, want) {
+		t.Errorf("firing %v, want %v", firing, want)
+	}
+	if strings.ContainsAny(out, "\x1b\x07\u202e\u2066") {
+		t.Errorf("raw control characters in the summary: %q", out)
+	}
+	if !strings.Contains(out, `Evil\x1b]0;pwned\x07\x1b[2J Net\u202egnp.exe\u2066`) {
+		t.Errorf("the organisation name is not shown escaped")
+	}
+
+	code, out, errOut = run(t, "watch", "--read", pcap, "--json", "--admin", "", "--asn-db", db)
+	if code != ExitProblem {
+		t.Fatalf("--json: exit %d: %s", code, errOut)
+	}
+	var doc WatchDocument
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, a := range doc.Alerts {
+		s := a.Stats
+		t.Logf("%s %s: %d/%d completed, reference %d networks %d handshakes at %.3f (lower %.4f, %d left out), shrunk %.3f, p = %.3g",
+			a.State, a.Network, s.Completed, s.Handshakes, s.OthersNetworks, s.Others, s.OthersRate, s.OthersLower, s.Excluded, s.Shrunk, s.PValue)
+		got[a.Network] = a.State
+		if s.Others != 65 || s.OthersRate != 1 {
+			t.Errorf("%s compared with %d handshakes at %.3f, want the healthy 65 at 1", a.Network, s.Others, s.OthersRate)
+		}
+		if strings.ContainsAny(a.Summary+a.Org, "\x1b\x07\u202e\u2066") {
+			t.Errorf("raw control characters in the alert: %q %q", a.Summary, a.Org)
+		}
+	}
+	if !reflect.DeepEqual(got, map[string]string{"AS64496": "firing", "AS64497": "firing"}) {
+		t.Errorf("alerts %v, want AS64496 and AS64497 firing", got)
 	}
 }

@@ -2,7 +2,9 @@ package testnet
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"os"
 	"strings"
 	"syscall"
 	"time"
@@ -51,4 +53,57 @@ func (c *Capture) Stop() (string, error) {
 		return c.proc.Stderr.String(), fmt.Errorf("testnet: tcpdump did not stop on SIGINT")
 	}
 	return c.proc.Stderr.String(), nil
+}
+
+// StopAfter waits until tcpdump has written at least n packets to its file
+// (for at most a minute), then stops it as Stop does. SIGINT ends tcpdump
+// without draining its kernel ring, so on a busy machine packets the
+// kernel already captured can be lost if tcpdump has not been scheduled
+// to read them yet; a caller that knows how many packets went by (it
+// injected them, or another capture saw them) waits for them first. If
+// they never come, the capture is stopped anyway and the file holds what
+// tcpdump wrote: the caller's comparison then shows the difference.
+func (c *Capture) StopAfter(n int) (string, error) {
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		if got, err := countPcapRecords(c.File); err == nil && got >= n {
+			break
+		}
+		select {
+		case <-c.proc.Done():
+			return c.proc.Stderr.String(), fmt.Errorf("testnet: tcpdump exited before writing %d packets: %s", n, c.proc.Stderr)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return c.Stop()
+}
+
+// countPcapRecords counts the whole records of a classic pcap file that
+// tcpdump is still writing (with -U, record by record).
+func countPcapRecords(file string) (int, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return 0, err
+	}
+	if len(b) < 24 {
+		return 0, nil
+	}
+	var order binary.ByteOrder
+	switch binary.LittleEndian.Uint32(b) {
+	case 0xa1b2c3d4, 0xa1b23c4d:
+		order = binary.LittleEndian
+	case 0xd4c3b2a1, 0x4d3cb2a1:
+		order = binary.BigEndian
+	default:
+		return 0, fmt.Errorf("testnet: %s is not a pcap file", file)
+	}
+	n := 0
+	for off := 24; off+16 <= len(b); {
+		off += 16 + int(order.Uint32(b[off+8:]))
+		if off > len(b) {
+			break // a record tcpdump is still writing
+		}
+		n++
+	}
+	return n, nil
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -110,9 +111,24 @@ func (b *Browser) forward() {
 	}
 }
 
+// waitReady waits for Chromium to say its DevTools endpoint listens, then
+// for the endpoint to answer through the forwarder. A first start on a
+// busy machine (fonts, profile, GPU process) can take well over 20 s, so
+// the bound is two minutes: a browser that starts slowly is not a failure
+// of the page it is to test; one that exits or never listens is.
 func (b *Browser) waitReady() error {
-	deadline := time.Now().Add(20 * time.Second)
-	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(2 * time.Minute)
+	for !strings.Contains(b.Proc.Stderr.String(), "DevTools listening on") {
+		select {
+		case <-b.Proc.Done():
+			return fmt.Errorf("exited: %v", b.Proc.Wait())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("DevTools did not start listening")
+		}
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
 	for {
 		select {
 		case <-b.Proc.Done():

@@ -13,9 +13,19 @@ import (
 // AS firstASN+i, organisation "Customer i+1", for i < networks.
 func WriteASNDB(t testing.TB, path string, firstASN uint32, networks int) {
 	t.Helper()
+	orgs := make([]string, networks)
+	for i := range orgs {
+		orgs[i] = fmt.Sprintf("Customer %d", i+1)
+	}
+	WriteASNDBOrgs(t, path, firstASN, orgs...)
+}
+
+// WriteASNDBOrgs writes the database of WriteASNDB with one network per
+// organisation name, network i named orgs[i].
+func WriteASNDBOrgs(t testing.TB, path string, firstASN uint32, orgs ...string) {
+	t.Helper()
 	var rs []asn.Range
-	for i := range networks {
-		org := fmt.Sprintf("Customer %d", i+1)
+	for i, org := range orgs {
 		as := firstASN + uint32(i)
 		rs = append(rs,
 			asn.Range{First: netip.AddrFrom4([4]byte{198, 51, 100, byte(16 * i)}), Last: netip.AddrFrom4([4]byte{198, 51, 100, byte(16*i + 15)}), ASN: as, Org: org},

@@ -32,13 +32,14 @@ type Network struct {
 	Loss   float64 // Lossy: the share of handshakes that stall
 }
 
-// Handshake returns the i-th handshake of the network, decided at ts.
+// Handshake returns the i-th handshake of the network, decided at ts, a
+// verified one (the tracker saw its SYN exchange).
 // Half the clients send Go's 1507-byte post-quantum hello in two
 // segments, half curl's 517-byte one; the server's flight is 3500 bytes.
 func (n Network) Handshake(rng *rand.Rand, i int, ts time.Time) flow.Handshake {
 	client := netip.AddrPortFrom(netip.MustParseAddr(fmt.Sprintf("%s.%d", n.Prefix, 1+i%250)), uint16(40000+i%20000))
 	pq := i%2 == 0
-	h := flow.Handshake{Client: client, Server: Server, Family: 4, Start: ts.Add(-200 * time.Millisecond), End: ts,
+	h := flow.Handshake{Client: client, Server: Server, Family: 4, Start: ts.Add(-200 * time.Millisecond), End: ts, Verified: true,
 		ClientMSS: 1460, ServerMSS: 1460, HelloBytes: 517, HelloSegments: 1, FlightBytes: 3500, PQKeyShare: pq, SNI: "example.test"}
 	if pq {
 		h.HelloBytes, h.HelloSegments = 1507, 2

@@ -3,6 +3,7 @@ package monitortest
 import (
 	"bufio"
 	"encoding/binary"
+	"net/netip"
 	"os"
 	"testing"
 	"time"
@@ -12,7 +13,7 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 )
 
-// PcapWriter writes crafted raw IPv4 packets (link type RAW) to a pcap
+// PcapWriter writes crafted raw IP packets (link type RAW) to a pcap
 // file, for tests that replay hostile or minimal captures.
 type PcapWriter struct {
 	f *os.File
@@ -37,7 +38,17 @@ func NewPcapWriter(t testing.TB, path string) *PcapWriter {
 
 // TCP writes one IPv4 TCP segment (flags as in the header) at time ts.
 func (r *PcapWriter) TCP(t testing.TB, ts time.Time, src, dst [4]byte, sport, dport uint16, seq, ack uint32, flags byte, payload []byte) {
-	pkt := make([]byte, 40+len(payload))
+	r.Raw(t, ts, TCPPacket(src, dst, sport, dport, seq, ack, flags, nil, payload))
+}
+
+// TCPPacket returns one IPv4 TCP segment with the TCP options opts (padded
+// to a multiple of four bytes with no-ops), Don't Fragment set.
+func TCPPacket(src, dst [4]byte, sport, dport uint16, seq, ack uint32, flags byte, opts, payload []byte) []byte {
+	for len(opts)%4 != 0 {
+		opts = append(opts, 1)
+	}
+	hl := 20 + len(opts)
+	pkt := make([]byte, 20+hl+len(payload))
 	pkt[0], pkt[8], pkt[9] = 0x45, 64, 6
 	binary.BigEndian.PutUint16(pkt[2:], uint16(len(pkt)))
 	pkt[6] = 0x40 // DF
@@ -47,15 +58,113 @@ func (r *PcapWriter) TCP(t testing.TB, ts time.Time, src, dst [4]byte, sport, dp
 	binary.BigEndian.PutUint16(pkt[22:], dport)
 	binary.BigEndian.PutUint32(pkt[24:], seq)
 	binary.BigEndian.PutUint32(pkt[28:], ack)
-	pkt[32], pkt[33] = 5<<4, flags
+	pkt[32], pkt[33] = byte(hl/4)<<4, flags
 	binary.BigEndian.PutUint16(pkt[34:], 64240)
-	copy(pkt[40:], payload)
+	copy(pkt[40:], opts)
+	copy(pkt[20+hl:], payload)
+	return pkt
+}
+
+// Raw writes one raw IP packet at time ts.
+func (r *PcapWriter) Raw(t testing.TB, ts time.Time, pkt []byte) {
 	ci := gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(pkt), Length: len(pkt)}
 	if err := r.w.WritePacket(ci, pkt); err != nil {
 		t.Fatal(err)
 	}
 }
 
+// Segment is one TCP segment for PcapWriter.Segment, over IPv4 or IPv6
+// (as Src is).
+type Segment struct {
+	Src, Dst netip.AddrPort
+	Seq, Ack uint32
+	Flags    byte
+	// MSS is the SYN's MSS option, none when 0; SACK the blocks of a SACK
+	// option, as [left, right) sequence numbers.
+	MSS     uint16
+	SACK    [][2]uint32
+	Payload []byte
+}
+
+// Segment writes s at time ts.
+func (r *PcapWriter) Segment(t testing.TB, ts time.Time, s Segment) {
+	t.Helper()
+	pkt := s.Packet()
+	ci := gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(pkt), Length: len(pkt)}
+	if err := r.w.WritePacket(ci, pkt); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Packet returns s as an IP packet, checksums included (a raw socket
+// can send it as it is).
+func (s Segment) Packet() []byte {
+	var opts []byte
+	if s.MSS > 0 {
+		opts = append(opts, 2, 4, byte(s.MSS>>8), byte(s.MSS))
+	}
+	if len(s.SACK) > 0 {
+		opts = append(opts, 1, 1, 5, byte(2+8*len(s.SACK)))
+		for _, b := range s.SACK {
+			opts = binary.BigEndian.AppendUint32(opts, b[0])
+			opts = binary.BigEndian.AppendUint32(opts, b[1])
+		}
+	}
+	for len(opts)%4 != 0 {
+		opts = append(opts, 1)
+	}
+	tcp := make([]byte, 20, 20+len(opts)+len(s.Payload))
+	binary.BigEndian.PutUint16(tcp[0:], s.Src.Port())
+	binary.BigEndian.PutUint16(tcp[2:], s.Dst.Port())
+	binary.BigEndian.PutUint32(tcp[4:], s.Seq)
+	binary.BigEndian.PutUint32(tcp[8:], s.Ack)
+	tcp[12], tcp[13] = byte((20+len(opts))/4<<4), s.Flags
+	binary.BigEndian.PutUint16(tcp[14:], 64240)
+	tcp = append(append(tcp, opts...), s.Payload...)
+	src, dst := s.Src.Addr().AsSlice(), s.Dst.Addr().AsSlice()
+	// The pseudo-header: addresses, protocol, TCP length.
+	sum := sum16(0, src)
+	sum = sum16(sum, dst)
+	sum += 6 + uint32(len(tcp))
+	binary.BigEndian.PutUint16(tcp[16:], ^fold(sum16(sum, tcp)))
+	var ip []byte
+	if s.Src.Addr().Is4() {
+		ip = make([]byte, 20, 20+len(tcp))
+		ip[0], ip[6], ip[8], ip[9] = 0x45, 0x40, 64, 6
+		binary.BigEndian.PutUint16(ip[2:], uint16(20+len(tcp)))
+		copy(ip[12:], src)
+		copy(ip[16:], dst)
+		binary.BigEndian.PutUint16(ip[10:], ^fold(sum16(0, ip)))
+	} else {
+		ip = make([]byte, 40, 40+len(tcp))
+		ip[0], ip[6], ip[7] = 0x60, 6, 64
+		binary.BigEndian.PutUint16(ip[4:], uint16(len(tcp)))
+		copy(ip[8:], src)
+		copy(ip[24:], dst)
+	}
+	return append(ip, tcp...)
+}
+
+// sum16 adds b to a ones'-complement sum as 16-bit words.
+func sum16(sum uint32, b []byte) uint32 {
+	for len(b) >= 2 {
+		sum += uint32(b[0])<<8 | uint32(b[1])
+		b = b[2:]
+	}
+	if len(b) == 1 {
+		sum += uint32(b[0]) << 8
+	}
+	return sum
+}
+
+func fold(sum uint32) uint16 {
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	return uint16(sum)
+}
+
+// Close flushes and closes the file.
 func (r *PcapWriter) Close(t testing.TB) {
 	if err := r.b.Flush(); err != nil {
 		t.Fatal(err)

@@ -16,37 +16,42 @@ import (
 // network, two over IPv4 and one over IPv6, each pausing a second between
 // attempts. wg counts the client goroutines.
 func Traffic(ctx context.Context, n *testnet.Net, ng *testnet.Nginx, wg *sync.WaitGroup) {
-	tlsConf := &tls.Config{RootCAs: ng.CertPool(), ServerName: ng.ServerName}
 	for _, c := range n.Clients {
-		for k := 0; k < 3; k++ {
-			fam := 4
-			if k == 2 {
-				fam = 6
-			}
-			wg.Add(2)
-			go func() {
-				defer wg.Done()
-				for ctx.Err() == nil {
-					rctx, cancel := context.WithTimeout(ctx, 8*time.Second)
-					c.Run(rctx, "curl", ng.Curl(fam, "/small.txt", 6*time.Second)...)
-					cancel()
-					Sleep(ctx, time.Second)
-				}
-			}()
-			go func() {
-				defer wg.Done()
-				for ctx.Err() == nil {
-					hctx, cancel := context.WithTimeout(ctx, 6*time.Second)
-					if conn, err := c.DialContext(hctx, "tcp", netip.AddrPortFrom(n.Server.Addr(fam), 443).String()); err == nil {
-						tc := tls.Client(conn, tlsConf)
-						tc.HandshakeContext(hctx)
-						tc.Close()
-					}
-					cancel()
-					Sleep(ctx, time.Second)
-				}
-			}()
+		TrafficFrom(ctx, n, c, ng, wg)
+	}
+}
+
+// TrafficFrom runs Traffic's clients in the one client network of c.
+func TrafficFrom(ctx context.Context, n *testnet.Net, c *testnet.Host, ng *testnet.Nginx, wg *sync.WaitGroup) {
+	tlsConf := &tls.Config{RootCAs: ng.CertPool(), ServerName: ng.ServerName}
+	for k := 0; k < 3; k++ {
+		fam := 4
+		if k == 2 {
+			fam = 6
 		}
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				rctx, cancel := context.WithTimeout(ctx, 8*time.Second)
+				c.Run(rctx, "curl", ng.Curl(fam, "/small.txt", 6*time.Second)...)
+				cancel()
+				Sleep(ctx, time.Second)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				hctx, cancel := context.WithTimeout(ctx, 6*time.Second)
+				if conn, err := c.DialContext(hctx, "tcp", netip.AddrPortFrom(n.Server.Addr(fam), 443).String()); err == nil {
+					tc := tls.Client(conn, tlsConf)
+					tc.HandshakeContext(hctx)
+					tc.Close()
+				}
+				cancel()
+				Sleep(ctx, time.Second)
+			}
+		}()
 	}
 }
 
