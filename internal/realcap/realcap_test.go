@@ -29,6 +29,16 @@ var known = map[string]string{
 	"heartbleed.pcap#0":   "the Heartbleed attack: after the server's flight the client sends a 16 KB heartbeat request, never a handshake answer, then closes; tshark's rule counts any client record after the ServerHello as completion, mtuscope waits for a handshake record and reports the client's close",
 }
 
+// zeekEstablished are facts copied from Zeek's own baselines for these
+// captures (testing/btest/Baseline/scripts.base.protocols.*/ssl.log, the
+// established column, by client port): a second reference beside tshark.
+var zeekEstablished = map[string]map[uint16]bool{
+	"smtp-starttls.pcap":  {54170: true},  // smtp.starttls
+	"imap-starttls.pcap":  {49640: true},  // imap.starttls
+	"xmpp-starttls.pcap":  {56048: true},  // xmpp.starttls
+	"ml-dsa-44-cert.pcap": {55001: false}, // ssl.ml-dsa-44-cert: history Csx, the capture ends after the certificate
+}
+
 // alertNames are the alert codes the corpus holds, named here from RFC
 // 8446 and RFC 5246 (not from mtuscope's own table).
 var alertNames = map[int]string{40: "handshake_failure", 48: "unknown_ca", 70: "protocol_version", 112: "unrecognized_name"}
@@ -136,6 +146,9 @@ func TestRealCaptures(t *testing.T) {
 			matched[cs[0].stream] = h
 			byPorts[[2]uint16{h.Client.Port(), h.Server.Port()}] = cs[1:]
 			stallWithoutLoss(t, s.file, h.Handshake)
+			if est, ok := zeekEstablished[s.file][h.Client.Port()]; ok && est != (h.Outcome == diagnose.Completed) {
+				t.Errorf("%s: %s -> %s: %s (%s), Zeek's baseline says established %v", s.file, h.Client, h.Server, h.Outcome, h.Detail, est)
+			}
 			w, ok := watched[key(h.Client, h.Server)]
 			switch {
 			case !ok:
