@@ -17,9 +17,17 @@ staticcheck:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 # One binary for every package's end-to-end tests. The namespace tests mostly
-# wait on timeouts, hence more parallel tests than cores.
+# wait on timeouts, hence more parallel tests than cores. Then the race
+# detector over every package's unit tests (-short: the namespace tests,
+# which ran in the full pass, skip; the race detector needs cgo, a C
+# compiler).
 test: vet staticcheck build
 	MTUSCOPE_BIN=$(CURDIR)/bin/mtuscope MTUSCOPE_ARTIFACTS=$(CURDIR)/bin/artifacts $(GO) test -count=1 -parallel 16 -timeout 30m ./...
+	$(MAKE) race
+
+.PHONY: race
+race: build
+	MTUSCOPE_BIN=$(CURDIR)/bin/mtuscope MTUSCOPE_ARTIFACTS=$(CURDIR)/bin/artifacts CGO_ENABLED=1 $(GO) test -race -short -count=1 -parallel 16 -timeout 30m ./...
 
 # A FROM-scratch container image (deploy/container/Containerfile) with podman.
 IMAGE ?= localhost/mtuscope:dev

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/mtuscope/mtuscope/capture"
-	"github.com/mtuscope/mtuscope/diagnose"
 )
 
 // Stats count what one capture held.
@@ -137,6 +136,7 @@ func File(path string, lim Limits) (*Result, error) {
 		return nil, err
 	}
 	s.addCapture(c)
+	s.addTracked(c.hs)
 	res := s.result(ModeSingle)
 	res.Files = Files{Single: path}
 	res.Stats = map[string]Stats{"capture": c.stats}
@@ -177,21 +177,19 @@ func Pair(clientPath, serverPath string, lim Limits) (*Result, error) {
 	}
 	s.addCapture(cl)
 	s.addCapture(sv)
+	// The client capture's handshakes, and those only the server capture holds.
+	hs, stalled := pairHandshakes(cl, sv, listed, m)
+	s.addTracked(cl.hs)
+	for i := cl.hs.n; i < len(hs); i++ {
+		s.addHandshake(&hs[i].Handshake)
+	}
 	res := s.result(ModePair)
 	res.Files = Files{Client: clientPath, Server: serverPath}
 	res.Stats = map[string]Stats{"client": cl.stats, "server": sv.stats}
 	res.Warnings = warnings(cl, sv)
 	n, rep := len(m.pairs), m.report()
 	res.MatchedFlows, res.Matching = &n, &rep
-	// The client capture's handshakes, and those only the server capture holds.
-	res.Handshakes, res.stalled = pairHandshakes(cl, sv, listed, m)
-	res.Outcomes = map[diagnose.Outcome]int{}
-	for o, n := range cl.hs.outcomes {
-		res.Outcomes[o] += n
-	}
-	for _, h := range res.Handshakes[cl.hs.n:] {
-		res.Outcomes[h.Outcome]++
-	}
+	res.Handshakes, res.stalled = hs, stalled
 	res.HandshakesNotListed = total(res.Outcomes) - len(res.Handshakes)
 	return res, nil
 }

@@ -12,12 +12,15 @@ import (
 // full-size ones are retransmitted and never acknowledged, no ICMP.
 func TestServerSideStall(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		clamp   bool
-		pathMTU int
+		name      string
+		clamp     bool
+		pathMTU   int
+		delivered int
 	}{
-		{"stall only", false, 470}, // the largest packet through is the flight's tail
-		{"with a clamped connection", true, 1400},
+		// The largest packet through is the flight's tail: 470 to 1499
+		// bytes is no path MTU.
+		{"stall only", false, 0, 470},
+		{"with a clamped connection", true, 1400, 1400},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, err := File(serverSideStall(t, tc.clamp).file("server.pcap"), Limits{})
@@ -27,8 +30,8 @@ func TestServerSideStall(t *testing.T) {
 			if res.Verdict != diagnose.VerdictBlackhole || res.Direction != diagnose.Downstream {
 				t.Fatalf("verdict %s %s, want pmtud_blackhole downstream; findings %+v", res.Verdict, res.Direction, res.Findings)
 			}
-			if res.PathMTU != tc.pathMTU || res.PathMTURange.Lost != 1500 {
-				t.Errorf("path MTU %d, bracket %+v; want %d and 1500 lost", res.PathMTU, res.PathMTURange, tc.pathMTU)
+			if res.PathMTU != tc.pathMTU || res.PathMTURange.Delivered != tc.delivered || res.PathMTURange.Lost != 1500 {
+				t.Errorf("path MTU %d, bracket %+v; want %d, %d delivered and 1500 lost", res.PathMTU, res.PathMTURange, tc.pathMTU, tc.delivered)
 			}
 			if res.Outcomes[diagnose.StalledServerFlight] != 1 {
 				t.Errorf("outcomes %v, want one stalled_server_flight", res.Outcomes)

@@ -22,6 +22,10 @@ type dirAgg struct {
 	tooBig                             int
 	recoveredAt                        int         // largest packet that got through where smaller packets recovered a loss
 	silentSizes                        map[int]int // sizes of the packets lost without explanation
+	// undecided holds the sizes of packets whose fate says nothing of
+	// their size (noteUndecided); undecidedOver counts those past its cap.
+	undecided     map[int]int
+	undecidedOver int
 }
 
 // minSilent is the smallest packet lost without explanation that is larger
@@ -54,14 +58,11 @@ type pathAgg struct {
 	client, server netip.Addr
 	family         int
 	flows          int
-	handshakes     int
-	completed      int
+	hsFigures      // from the tracker's handshakes
 	dir            [2]dirAgg
 	localMTU       int
-	flight         int
 	icmp           []diagnose.ICMPSignal
-	tests          []diagnose.SegmentTest // real outcomes, for a path where nothing worked
-	lost           []LostPacket           // the path's first lost packets
+	lost           []LostPacket // the path's first lost packets
 }
 
 // maxLostPerPath bounds the lost packets kept per path.
@@ -135,21 +136,9 @@ func (s *summary) add(r *record) {
 	if m := max(f.syn.mss, f.synAck.mss); m > 0 {
 		a.localMTU = max(a.localMTU, m+hdr)
 	}
-	if s.isHandshake(r) {
-		r.handshake = true
-		a.handshakes++
-		s.outcomes[r.hs.Outcome]++
-		if r.hs.Outcome == diagnose.Completed {
-			a.completed++
-		}
-		if r.hs.Outcome == diagnose.StalledServerFlight {
-			a.flight = max(a.flight, r.hs.FlightBytes)
-		}
-		if len(a.tests) < 32 {
-			a.tests = append(a.tests, diagnose.SegmentTest{UpSize: r.hs.Up.Delivered, DownSize: r.hs.Down.Delivered,
-				Up: diagnose.Untested, Down: diagnose.Untested, Outcome: r.hs.Outcome, Detail: r.hs.Detail})
-		}
-	}
+	// The path's handshakes are the tracker's (addTracked): the record's
+	// own classification only decides whether its packets are kept.
+	r.handshake = s.isHandshake(r)
 	for di := range 2 {
 		d := &a.dir[di]
 		sender := f
@@ -171,6 +160,9 @@ func (s *summary) add(r *record) {
 		}
 		for i := range ws {
 			w := &ws[i]
+			if w.status == unknown || w.status == delivered && w.merged || w.status == lost && !w.silent() {
+				d.noteUndecided(w.ipLen)
+			}
 			switch w.status {
 			case delivered:
 				if !w.merged {
@@ -290,7 +282,7 @@ func containsSignal(ss []diagnose.ICMPSignal, s diagnose.ICMPSignal) bool {
 // no handshake completed, the handshakes themselves are the tests, so
 // diagnose explains a server that fails at every size.
 func (a *pathAgg) evidence() diagnose.Evidence {
-	ev := diagnose.Evidence{Family: a.family, Connected: a.flows > 0}
+	ev := diagnose.Evidence{Family: a.family, Connected: a.flows > 0, Captured: true}
 	upA, downA := &a.dir[up], &a.dir[down]
 	silent := upA.silentAbove()+downA.silentAbove() > 0
 	if !silent && a.completed == 0 && len(a.tests) > 0 {
@@ -330,6 +322,7 @@ func (a *pathAgg) evidence() diagnose.Evidence {
 	if downA.maxDelivered > 0 {
 		ev.FlightBytes = a.flight
 	}
+	ev.SentInBracket = a.sentInBracket(passedFloor(ev.Segments))
 	return ev
 }
 
@@ -442,6 +435,12 @@ func (x diagnosed) pathResult() PathResult {
 		p.Client, p.Server = "other", "other"
 	}
 	p.PathMTURange = MTUBracket{Delivered: d.PathMTU, Lost: minPositive(a.dir[up].minSilent(), a.dir[down].minSilent())}
+	p.PathMTURange.SentBetween = a.sentInBracket(d.PathMTU)
+	if _, _, wide := d.Bracket(); wide {
+		// Only bracketed: the largest packet through is no path MTU.
+		p.PathMTU = 0
+		return p
+	}
 	for _, sig := range a.icmp {
 		if sig.MTU > 0 && sig.MTU == d.PathMTU {
 			p.PathMTUExact = true

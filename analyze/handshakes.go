@@ -22,14 +22,18 @@ type tracked struct {
 	list     [][]flow.Handshake
 	n, max   int
 	outcomes map[diagnose.Outcome]int
+	// paths holds every handshake's figures by path (listed or not).
+	paths  map[pathKey]*hsFigures
+	family map[pathKey]int
 }
 
 const trackedChunk = 1024
 
 func newTracked(lim Limits) *tracked {
-	t := &tracked{max: lim.MaxRecords, outcomes: map[diagnose.Outcome]int{}}
+	t := &tracked{max: lim.MaxRecords, outcomes: map[diagnose.Outcome]int{}, paths: map[pathKey]*hsFigures{}, family: map[pathKey]int{}}
 	t.tr = flow.NewTracker(flow.Config{MaxFlows: lim.MaxFlows, Emit: func(h flow.Handshake) {
 		t.outcomes[h.Outcome]++
+		t.foldPath(&h)
 		if t.n >= t.max {
 			return
 		}
@@ -173,4 +177,86 @@ func (t *tracked) all() func(func(int, flow.Handshake) bool) {
 			}
 		}
 	}
+}
+
+// hsFigures are what the tracker's handshakes on one path showed: how
+// many there were and completed, the largest stalled server flight, and
+// the first handshakes' outcomes as tests, for a path where none
+// completed.
+type hsFigures struct {
+	handshakes, completed, flight int
+	tests                         []diagnose.SegmentTest
+}
+
+// maxPathTests bounds the handshakes kept as tests per path.
+const maxPathTests = 32
+
+func (x *hsFigures) add(h *flow.Handshake) {
+	x.handshakes++
+	switch h.Outcome {
+	case diagnose.Completed:
+		x.completed++
+	case diagnose.StalledServerFlight:
+		x.flight = max(x.flight, h.FlightBytes)
+	}
+	if h.Outcome == diagnose.NotTLS && h.HelloBytes == 0 {
+		// No ClientHello: a protocol of its own (SMTP's banner), not a
+		// TLS handshake that failed.
+		return
+	}
+	if len(x.tests) < maxPathTests {
+		x.tests = append(x.tests, diagnose.SegmentTest{UpSize: h.Up.Delivered, DownSize: h.Down.Delivered,
+			Up: diagnose.Untested, Down: diagnose.Untested, Outcome: h.Outcome, Detail: h.Detail})
+	}
+}
+
+func (x *hsFigures) merge(o *hsFigures) {
+	x.handshakes += o.handshakes
+	x.completed += o.completed
+	x.flight = max(x.flight, o.flight)
+	for _, t := range o.tests {
+		if len(x.tests) < maxPathTests {
+			x.tests = append(x.tests, t)
+		}
+	}
+}
+
+// foldPath counts a handshake on its path (the tracker's goroutine: the
+// summary is the analyzer's, merged in by addTracked once both are done).
+func (t *tracked) foldPath(h *flow.Handshake) {
+	k := pathKey{h.Client.Addr(), h.Server.Addr()}
+	p := t.paths[k]
+	if p == nil {
+		if len(t.paths) >= maxPaths {
+			k = pathKey{}
+			if p = t.paths[k]; p == nil {
+				p = &hsFigures{}
+				t.paths[k] = p
+				t.family[k] = h.Family
+			}
+		} else {
+			p = &hsFigures{}
+			t.paths[k] = p
+			t.family[k] = h.Family
+		}
+	}
+	p.add(h)
+}
+
+// addTracked folds a capture's handshakes, as its tracker emitted them,
+// into their paths: the verdict counts what watch would count, and
+// nothing the tracker never emitted (half-open connections, a scan).
+func (s *summary) addTracked(t *tracked) {
+	for k, p := range t.paths {
+		s.path(k.client, k.server, t.family[k]).merge(p)
+	}
+	for o, n := range t.outcomes {
+		s.outcomes[o] += n
+	}
+}
+
+// addHandshake folds one handshake found only in the server capture.
+func (s *summary) addHandshake(h *flow.Handshake) {
+	s.path(h.Client.Addr(), h.Server.Addr(), h.Family).add(h)
+	s.outcomes[h.Outcome]++
 }

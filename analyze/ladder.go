@@ -297,7 +297,9 @@ func lostText(n int) string {
 }
 
 func mtuText(res *Result) string {
-	switch {
+	switch b := res.PathMTURange; {
+	case res.PathMTU == 0 && b.Delivered > 0 && b.Lost > 0:
+		return fmt.Sprintf("between %d and %d B (%s)", b.Delivered, b.Lost-1, b.Reason())
 	case res.PathMTU == 0:
 		return "unknown"
 	case res.PathMTUExact || res.PathMTURange.Lost == 0:

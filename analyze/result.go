@@ -82,9 +82,13 @@ type Result struct {
 
 // MTUBracket is the path MTU's bracket: the largest packet that got
 // through and the smallest that was lost without explanation (0: none).
+// SentBetween counts the packets sent with sizes between them whose fate
+// says nothing of the size (lost with a larger packet, delivered merged,
+// unknown when the capture ended): 0 means nothing between was sent.
 type MTUBracket struct {
-	Delivered int `json:"delivered"`
-	Lost      int `json:"lost"`
+	Delivered   int `json:"delivered"`
+	Lost        int `json:"lost"`
+	SentBetween int `json:"sent_between"`
 }
 
 // DirSummary is what one direction showed, over every flow of the family.

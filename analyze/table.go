@@ -165,6 +165,10 @@ type flowState struct {
 	ctl            []ctl
 	frags          int
 	closedAt       int64 // RST or second FIN, 0 while open
+	// ackT is when the client first acknowledged the SYN-ACK (the end of
+	// the three-way handshake); capEnd the capture time when the flow was
+	// judged (the capture's end, or when it was closed).
+	ackT, capEnd int64
 	// hash is the table's key for the flow (the same both ways), next the
 	// following flow with that key.
 	hash uint64
@@ -222,6 +226,9 @@ func (f *flowState) tcp(p *packet.Packet, t int64, lim *Limits) {
 		if f.closedAt == 0 && (d.rst || (d.fin && o.fin)) {
 			f.closedAt = t
 		}
+	}
+	if di == up && f.ackT == 0 && f.synAck.seen && !h.Flags.Has(packet.SYN) && h.Flags.Has(packet.ACK) {
+		f.ackT = t
 	}
 	if h.Flags.Has(packet.ACK) && o.baseSet {
 		if s, ok := f.ackFrom(o, h, t, lim); ok && p.PayloadLen == 0 && len(f.ctl) < maxEvents {
@@ -506,6 +513,7 @@ func (tb *table) inheritPMTU(f *flowState) {
 
 // close finishes a flow and forgets it.
 func (tb *table) close(f *flowState) {
+	f.capEnd = max(tb.now, f.last)
 	tb.inheritPMTU(f)
 	tb.unlink(f)
 	tb.active--

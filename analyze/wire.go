@@ -190,49 +190,20 @@ func (f *flowState) judgeSingle(di int, buf []wirePkt) []wirePkt {
 		switch {
 		case ta != 0 && !later, ta != 0 && d.dsacked(c.span):
 			c.status = delivered
+		case ta == 0 && (f.capEnd-c.t < f.settle() || f.d[1-di].last <= c.t):
+			// Still in flight when the capture ended, or the capture holds
+			// nothing the receiver sent after it (a capture of one
+			// direction, a receiver gone): its fate is unknown.
 		case later || c.retrans || ta == 0 && d.sackedAfter(c.end):
 			// retransmitted before any acknowledgement, or never
 			// acknowledged while the receiver acknowledged later bytes
 			c.status = lost
 		}
 	}
-	// Holes: bytes the receiver did not have when later ones arrived.
-	hdr := 0
-	if len(d.segs) > 0 {
-		hdr = int(d.segs[0].hdr)
-	}
-	for _, g := range d.gaps {
-		if hdr == 0 {
-			break
-		}
-		m := f.wireMSS(di, hdr, g.t)
-		wireSplit(g.span, m, func(c span) {
-			if len(out) >= maxChunks || anyBefore(out, c, g.t) {
-				return
-			}
-			if ta := d.ackTime(c); ta != 0 && ta <= g.t {
-				// The receiver had acknowledged these bytes before the
-				// later ones showed: the capture missed them, the
-				// network did not.
-				return
-			}
-			out = append(out, wirePkt{span: c, t: g.t, ipLen: hdr + int(c.len()), status: lost, inferred: true})
-		})
-	}
+	out = f.holes(di, out)
 	f.markExplained(di, out)
 	sortByTime(out)
 	return out
-}
-
-// anyBefore reports whether some packet carried bytes of s before t (then
-// the hole is not a loss of these bytes but of later ones).
-func anyBefore(ws []wirePkt, s span, t int64) bool {
-	for _, w := range ws {
-		if w.t < t && w.overlaps(s) && !w.inferred {
-			return true
-		}
-	}
-	return false
 }
 
 // markExplained flags the lost packets an ICMP too-big was sent about, and

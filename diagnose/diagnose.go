@@ -30,9 +30,10 @@ type Diagnosis struct {
 
 	fragDirection Direction
 	// bracketTop is the largest size the path MTU may still have when it
-	// is only bracketed (passive evidence: smallest lost packet minus one)
-	// and the bracket is too wide for a number to be a fix; 0 otherwise.
-	bracketTop int
+	// is only bracketed (smallest lost packet minus one) and the bracket
+	// is too wide for a number to be a fix; 0 otherwise. pathMTUUpper is
+	// the same upper end for any bracket (0: nothing larger was lost).
+	bracketTop, pathMTUUpper int
 }
 
 // Finding codes beyond the verdicts themselves.
@@ -94,6 +95,10 @@ func Diagnose(ev Evidence) (d Diagnosis) {
 			". Nothing about the path MTU can be learned until the port answers.", map[string]any{"error": ev.ConnectError})
 		return d
 	}
+	if ev.TooSlow != "" {
+		d.add(CodeTooSlow, TooSlowText+" "+ev.TooSlow+".", nil)
+		return d // inconclusive: nothing about the path
+	}
 	up, down := sizeStats(ev.Segments, true), sizeStats(ev.Segments, false)
 	d.UpstreamMTU, d.DownstreamMTU = up.maxPass, down.maxPass
 	if !anyCompleted(ev.Segments) {
@@ -104,16 +109,20 @@ func Diagnose(ev Evidence) (d Diagnosis) {
 	switch {
 	case ev.FlightBytes > 0 && down.maxPass == 0:
 		d.add(CodeDownUntested, fmt.Sprintf("The server's first flight (%d bytes) never filled a full-size segment, "+
-			"so the handshakes did not test large packets from the server to this host.", ev.FlightBytes),
+			"so the handshakes did not test large packets from the server to %s.", ev.FlightBytes, clientName(ev)),
 			map[string]any{"flight_bytes": ev.FlightBytes})
 	case down.minFail == 0 && down.maxPass < up.maxPass && untestedAbove(ev.Segments, down.maxPass):
 		// The server's answers filled segments only at the small rungs: the
 		// path is proven downstream up to there, and nothing was lost above
 		// it. That is no limit of the path, so it does not set the path MTU.
 		d.PathMTU = up.maxPass
-		d.add(CodeDownUntested, fmt.Sprintf("Nothing the server sent filled a segment larger than %d bytes "+
-			"(its first flight is %d bytes), so packets from the server to this host were tested only up to %d bytes; "+
-			"none was lost.", down.maxPass, ev.FlightBytes, down.maxPass),
+		flight := ""
+		if ev.FlightBytes > 0 {
+			flight = fmt.Sprintf(" (its first flight is %d bytes)", ev.FlightBytes)
+		}
+		d.add(CodeDownUntested, fmt.Sprintf("Nothing the server sent filled a segment larger than %d bytes%s, "+
+			"so packets from the server to %s were tested only up to %d bytes; none was lost.",
+			down.maxPass, flight, clientName(ev), down.maxPass),
 			map[string]any{"flight_bytes": ev.FlightBytes, "downstream_tested_to": down.maxPass})
 	}
 	hdr := IPHeader(ev.Family)
@@ -128,11 +137,22 @@ func Diagnose(ev Evidence) (d Diagnosis) {
 		default:
 			d.Direction = Downstream
 		}
-		d.add(string(VerdictBlackhole), d.blackholeDetail(ev, up, down), map[string]any{
+		lost := minPositive(up.minFail, down.minFail)
+		wide := lost-d.PathMTU > maxFixBracket
+		evd := map[string]any{
 			"upstream_max_pass": up.maxPass, "upstream_min_fail": up.minFail,
 			"downstream_max_pass": down.maxPass, "downstream_min_fail": down.minFail,
-			"mss": d.PathMTU - hdr,
-		})
+			"smallest_lost": lost,
+		}
+		if wide {
+			// The floor of a wide bracket is no path MTU, nor its MSS.
+			evd["largest_delivered"] = d.PathMTU
+		} else {
+			evd["path_mtu"], evd["mss"] = d.PathMTU, d.PathMTU-hdr
+		}
+		d.add(string(VerdictBlackhole), d.blackholeDetail(up, down, lost, wide, clientName(ev)), evd)
+		why, m := bracketReason(ev, d.PathMTU, lost)
+		d.noteBracket(d.PathMTU, lost, why, m)
 	}
 	d.helloFindings(ev)
 	d.datagramFindings(ev)
@@ -170,24 +190,57 @@ func Diagnose(ev Evidence) (d Diagnosis) {
 	return d
 }
 
+// CodeTooSlow is the finding that the client was too slow to measure
+// (Evidence.TooSlow); TooSlowText is how it begins.
+const (
+	CodeTooSlow = "too_slow"
+	TooSlowText = "Your computer or the network was too slow to measure; retry (with fewer programs running, or later)."
+)
+
 // CodeFragmentsDropped is the finding that fragmented packets vanish.
 const CodeFragmentsDropped = string(VerdictFragmentsDropped)
 
-func (d *Diagnosis) blackholeDetail(ev Evidence, up, down dirStats) string {
+// clientName names the client in a sentence: the probe is "this host"; a
+// capture may have been taken anywhere.
+func clientName(ev Evidence) string {
+	if ev.Captured {
+		return "the client"
+	}
+	return "this host"
+}
+
+func (d *Diagnosis) blackholeDetail(up, down dirStats, lost int, wide bool, client string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Packets larger than %d bytes vanish without an ICMP error: ", d.PathMTU)
+	if wide {
+		fmt.Fprintf(&b, "Packets of %d bytes vanish without an ICMP error while packets of %d bytes get through: ", lost, d.PathMTU)
+	} else {
+		fmt.Fprintf(&b, "Packets larger than %d bytes vanish without an ICMP error: ", d.PathMTU)
+	}
+	figures := func(s dirStats) string {
+		if s.maxPass == 0 {
+			return fmt.Sprintf("none passed, %d lost", s.minFail)
+		}
+		return fmt.Sprintf("%d passed, %d lost", s.maxPass, s.minFail)
+	}
+	other := func(s dirStats, way string) string {
+		if s.maxPass > 0 {
+			return fmt.Sprintf("; packets %s got through up to %d bytes and none larger was lost", way, s.maxPass)
+		}
+		return fmt.Sprintf("; packets %s were not tested at these sizes", way)
+	}
 	switch d.Direction {
 	case Both:
-		fmt.Fprintf(&b, "from this host to the server (%d passed, %d lost) and back (%d passed, %d lost).",
-			up.maxPass, up.minFail, down.maxPass, down.minFail)
+		fmt.Fprintf(&b, "from %s to the server (%s) and back (%s)", client, figures(up), figures(down))
 	case Upstream:
-		fmt.Fprintf(&b, "from this host to the server (%d passed, %d lost); the server's large packets arrive (%d bytes passed).",
-			up.maxPass, up.minFail, down.maxPass)
+		fmt.Fprintf(&b, "from %s to the server (%s)%s", client, figures(up), other(down, "from the server to "+client))
 	case Downstream:
-		fmt.Fprintf(&b, "from the server to this host (%d passed, %d lost); this host's large packets arrive (%d bytes passed).",
-			down.maxPass, down.minFail, up.maxPass)
+		fmt.Fprintf(&b, "from the server to %s (%s)%s", client, figures(down), other(up, "from "+client+" to the server"))
 	}
-	b.WriteString(" TCP connects, but a TLS handshake whose packets exceed that size stalls until it times out.")
+	if wide {
+		b.WriteString(". TCP connects, but a TLS handshake that needs packets that large stalls until it times out.")
+	} else {
+		b.WriteString(". TCP connects, but a TLS handshake whose packets exceed that size stalls until it times out.")
+	}
 	return b.String()
 }
 
@@ -211,6 +264,10 @@ func anyCompleted(ts []SegmentTest) bool {
 	return false
 }
 
+// decisive reports whether an outcome shows how a handshake ended, as a
+// timeout (a capture cut short, a run that stopped) does not.
+func decisive(o Outcome) bool { return o != Timeout && o != NoClientHello }
+
 // failedEverywhere explains a server with which no handshake completed.
 func (d *Diagnosis) failedEverywhere(ev Evidence) {
 	var smallest *SegmentTest
@@ -219,7 +276,17 @@ func (d *Diagnosis) failedEverywhere(ev Evidence) {
 		if t.Outcome == ConnectFailed {
 			continue
 		}
-		if smallest == nil || t.DownSize < smallest.DownSize {
+		switch {
+		case smallest == nil:
+			smallest = t
+		case ev.Captured && decisive(t.Outcome) != decisive(smallest.Outcome):
+			// In captures, a handshake that ended in a way that shows
+			// something (an alert, a reset) speaks before one the capture
+			// cut short, whatever its size.
+			if decisive(t.Outcome) {
+				smallest = t
+			}
+		case t.DownSize < smallest.DownSize:
 			smallest = t
 		}
 	}
@@ -233,18 +300,46 @@ func (d *Diagnosis) failedEverywhere(ev Evidence) {
 		ev2["detail"] = smallest.Detail
 	}
 	d.Verdict = VerdictTLSFailed
-	switch smallest.Outcome {
-	case NotTLS:
-		d.add(CodeNotTLS, "The server answered, but not in TLS ("+smallest.Detail+"): this port speaks another protocol.", ev2)
-	case Alert:
-		d.add(CodeServerAlert, "The server refused the handshake with a TLS alert ("+smallest.Detail+"), even with the smallest packets: not a path MTU problem.", ev2)
-	case Reset:
-		d.add(CodeConnectionLost, "The server closed or reset the connection in answer to the ClientHello, even with the smallest packets: not a path MTU problem.", ev2)
-	case StalledServerFlight:
-		d.add(CodeServerSilent, "The server acknowledged the ClientHello but never answered, even with the smallest packets: the server (or something in front of it) is not completing TLS handshakes; this is not a path MTU problem.", ev2)
-	default:
+	// Each sentence cites the handshake's own detail: who closed the
+	// connection, how much of the flight arrived.
+	why := func(dflt string) string {
+		if smallest.Detail != "" {
+			return smallest.Detail
+		}
+		return dflt
+	}
+	switch o := smallest.Outcome; {
+	case o == NotTLS:
+		d.add(CodeNotTLS, "The server answered, but not in TLS ("+why("its first bytes are not a TLS record")+"): this port speaks another protocol.", ev2)
+	case o == Alert:
+		d.add(CodeServerAlert, "The handshake ended with a TLS alert ("+why("alert")+"), even with the smallest packets: not a path MTU problem.", ev2)
+	case o == Reset:
+		d.add(CodeConnectionLost, "The connection was closed or reset before the handshake completed ("+
+			why("by the server or something in front of it")+"), even with the smallest packets: not a path MTU problem.", ev2)
+	case o == StalledServerFlight && ev.Captured:
+		// A capture saw the server send its answer: the server did its
+		// part, whatever became of the packets.
 		d.Verdict = VerdictInconclusive
-		d.add(string(VerdictInconclusive), "Even the smallest handshake did not get through (the ClientHello was not acknowledged): the path loses small packets too, or the server is overloaded.", ev2)
+		d.add(string(VerdictInconclusive), "The server sent its answer to the ClientHello but it was never acknowledged ("+
+			why("nothing of it arrived")+"), even in the handshakes with the smallest packets: the path loses even "+
+			"small packets from the server, the client went away, or the capture ended first; nothing here points at a packet size.", ev2)
+	case o == StalledServerFlight:
+		d.add(CodeServerSilent, "The server's answer to the ClientHello never arrived ("+why("nothing came back")+
+			"), even with the smallest packets: the server (or something in front of it) is not completing TLS handshakes; "+
+			"this is not a path MTU problem.", ev2)
+	case o == StalledClientHello:
+		d.Verdict = VerdictInconclusive
+		d.add(string(VerdictInconclusive), "Even the smallest handshake did not get through (the ClientHello was not acknowledged: "+
+			why("none of it arrived")+"): the path loses small packets too, or the server is overloaded.", ev2)
+	case o == NoClientHello:
+		d.Verdict = VerdictInconclusive
+		d.add(string(VerdictInconclusive), "The connections opened but no ClientHello was sent on them: nothing tested TLS.", ev2)
+	default:
+		// A timeout: the handshakes were cut short (a capture that ends,
+		// a run that stopped) before anything showed how they end.
+		d.Verdict = VerdictInconclusive
+		d.add(string(VerdictInconclusive), "No handshake came to an end that shows success or failure ("+why("no conclusion")+
+			"): nothing seen is evidence of a problem; an observation that lasts until the handshakes end would decide.", ev2)
 	}
 }
 
@@ -387,7 +482,12 @@ func (d *Diagnosis) mtuFindings(ev Evidence) {
 			}
 		}
 		detail := fmt.Sprintf("Path MTU discovery works: routers report a smaller MTU (%s)", strings.Join(parts, ", "))
-		if len(parts) == 0 {
+		switch {
+		case len(parts) == 0 && ev.Captured:
+			// A capture shows no kernel: only what the sender did.
+			detail = fmt.Sprintf("Path MTU discovery works: the sender resent the lost bytes in packets of at most %d bytes "+
+				"(it learned the smaller path MTU from an ICMP message this capture does not hold, or by probing)", ev.KernelPMTU)
+		case len(parts) == 0:
 			detail = fmt.Sprintf("Path MTU discovery works: the kernel learned a path MTU of %d", ev.KernelPMTU)
 		}
 		d.add(CodePMTUDWorks, detail+" and TCP adapts.", map[string]any{"kernel_pmtu": ev.KernelPMTU, "icmp": ev.ICMPSignals})
@@ -397,7 +497,7 @@ func (d *Diagnosis) mtuFindings(ev Evidence) {
 		d.add(CodeMSSClamped, fmt.Sprintf("The connection settled on an MSS of %d (packets of %d bytes) although this host offered %d, "+
 			"and no router signalled a smaller MTU: the MSS is clamped on the way (or set low by the server). "+
 			"TCP works thanks to it; other traffic gets no such help.", ev.SettledMSS, ev.SettledMSS+hdr, ev.OfferedMSS),
-			map[string]any{"settled_mss": ev.SettledMSS, "offered_mss": ev.OfferedMSS})
+			map[string]any{"settled_mss": ev.SettledMSS, "offered_mss": ev.OfferedMSS, "packet_size": ev.SettledMSS + hdr})
 	}
 }
 

@@ -34,11 +34,23 @@ type Evidence struct {
 	FlightBytes int `json:"flight_bytes,omitempty"`
 	// Server is what a cooperating mtuscope server observed, nil without one.
 	Server *ServerView `json:"server,omitempty"`
+	// Captured says the sizes are those some traffic happened to carry
+	// (packet captures), not sizes chosen to test the path. SentInBracket
+	// counts the packets the captures hold between the largest size that
+	// got through and the smallest lost whose fate says nothing of their
+	// size (lost together with a larger packet, or unknown when the
+	// capture ended).
+	Captured      bool `json:"captured,omitempty"`
+	SentInBracket int  `json:"sent_in_bracket,omitempty"`
 	// Incomplete is set when the run ended (its time limit) before the
 	// size searches had their answers: sizes are lower bounds then.
 	Incomplete bool `json:"incomplete,omitempty"`
 	// Skipped names tests that could not run and why.
 	Skipped []string `json:"skipped,omitempty"`
+	// TooSlow, when set, says why the measurements cannot be read as the
+	// path's: the client gave up on its smallest sizes although the server
+	// saw their packets cross (a busy computer, not a lossy path).
+	TooSlow string `json:"too_slow,omitempty"`
 }
 
 // SegmentTest is one TLS handshake that needed IP packets of a known size

@@ -49,14 +49,6 @@ type PassiveEvidence struct {
 	FlightBytes int `json:"flight_bytes"`
 }
 
-// CodePassiveBracket is the finding that a passive bracket is wide.
-const CodePassiveBracket = "path_mtu_bracket"
-
-// maxFixBracket is the widest bracket, bytes, whose lower end is still
-// written into fixes as the MSS and tunnel MTU; a wider one would make
-// them needlessly small (a 530-byte MTU for a 1400-byte path).
-const maxFixBracket = 100
-
 // passiveMinFailures is how many failed handshakes with no completed one
 // make tls_failed or clienthello_split_intolerant: fewer is bad luck.
 const passiveMinFailures = 5
@@ -89,19 +81,17 @@ func Passive(p PassiveEvidence) (d Diagnosis) {
 			d.Direction = Downstream
 			d.PathMTU = p.DownDelivered
 		}
-		d.add(string(VerdictBlackhole), p.blackholeDetail(d.Direction, stalls, total, completed), map[string]any{
+		evd := map[string]any{
 			"upstream_max_pass": p.UpDelivered, "upstream_min_fail": p.UpLost,
 			"downstream_max_pass": p.DownDelivered, "downstream_min_fail": p.DownLost,
 			"stalled_upstream": p.StalledUp, "stalled_downstream": p.StalledDown,
-			"handshakes": total, "completed": completed, "icmp_too_big": p.TooBig,
+			"handshakes": total, "completed": completed, "icmp_too_big": p.TooBig, "stalled": stalls,
 			"mss": d.PathMTU - IPHeader(p.Family),
-		})
-		if lost := minPositive(p.UpLost, p.DownLost); lost-d.PathMTU > maxFixBracket {
-			d.bracketTop = lost - 1
-			d.add(CodePassiveBracket, fmt.Sprintf("Passively the path MTU is only bracketed: between %d and %d bytes. "+
-				"The MSS clamp below follows the router's own route MTU, so it needs no number; the diagnostic page or "+
-				"mtuscope probe, run from this network, measures the exact size.", d.PathMTU, lost-1),
-				map[string]any{"lower": d.PathMTU, "upper": lost - 1})
+		}
+		d.add(string(VerdictBlackhole), p.blackholeDetail(d.Direction, stalls, total, completed), evd)
+		if lost := minPositive(p.UpLost, p.DownLost); lost > 0 {
+			d.noteBracket(d.PathMTU, lost, fmt.Sprintf("the handshakes showed no size between %d and %d bytes getting through or being lost",
+				d.PathMTU+1, lost-1), map[string]any{"untested_from": d.PathMTU + 1, "untested_to": lost - 1})
 		}
 		if p.PQHellos > 0 && p.StalledUp > 0 {
 			d.add(CodeHelloSizeBand, fmt.Sprintf("%d of the ClientHellos carried a post-quantum key share (the largest hello was %d bytes): "+
@@ -131,7 +121,7 @@ func Passive(p PassiveEvidence) (d Diagnosis) {
 	}
 	if d.Verdict == VerdictOK && stalls > 0 {
 		d.add("isolated_stalls", fmt.Sprintf("%d of %d handshakes stalled, too few against %d completed to point at the path.",
-			stalls, total, completed), map[string]any{"stalled": stalls, "completed": completed})
+			stalls, total, completed), map[string]any{"stalled": stalls, "handshakes": total, "completed": completed})
 	}
 	return d
 }
@@ -139,13 +129,19 @@ func Passive(p PassiveEvidence) (d Diagnosis) {
 func (p PassiveEvidence) blackholeDetail(dir Direction, stalls, total, completed int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d of %d handshakes from this network stalled (%d completed). ", stalls, total, completed)
+	through := func(n int) string {
+		if n > 0 {
+			return fmt.Sprintf("packets of %d bytes got through", n)
+		}
+		return "no packet was seen to get through"
+	}
 	if dir == Upstream || dir == Both {
-		fmt.Fprintf(&b, "From the client to the server, packets of %d bytes got through and a ClientHello's %s never arrived (%d handshakes). ",
-			p.UpDelivered, sizeOrFull(p.UpLost), p.StalledUp)
+		fmt.Fprintf(&b, "From the client to the server, %s and a ClientHello's %s never arrived (%d handshakes). ",
+			through(p.UpDelivered), sizeOrFull(p.UpLost), p.StalledUp)
 	}
 	if dir == Downstream || dir == Both {
-		fmt.Fprintf(&b, "From the server to the client, packets of %d bytes got through and the server flight's %s were never acknowledged (%d handshakes). ",
-			p.DownDelivered, sizesOrFull(p.DownLost), p.StalledDown)
+		fmt.Fprintf(&b, "From the server to the client, %s and the server flight's %s were never acknowledged (%d handshakes). ",
+			through(p.DownDelivered), sizesOrFull(p.DownLost), p.StalledDown)
 	}
 	if p.TooBig == 0 {
 		b.WriteString("No ICMP too-big message came back: ")

@@ -76,6 +76,15 @@ func (r *runner) ladders(ctx context.Context, floor, hi int, small tlswire.Hello
 			break // cancelled attempts prove nothing
 		}
 		congested := r.adaptTimeout(results)
+		if contradicted(results, floor, down.maxPass(), up.maxPass()) {
+			// A size at or below one already carried failed: the path did
+			// not shrink, the server or this host was too busy to answer
+			// in time (every attempt of the round can fail that way, so no
+			// slow pass shows it). Nothing of the round counts; the wait
+			// doubles.
+			congested = true
+			r.hsTimeout = min(2*r.hsTimeout, maxHandshakeTimeout)
+		}
 		for _, h := range results {
 			if congested && h.Outcome != diagnose.Completed {
 				// Proves nothing: try it again, with the longer timeout.
@@ -138,6 +147,24 @@ func (r *runner) adaptTimeout(results []Handshake) bool {
 	}
 	r.hsTimeout = min(max(r.hsTimeout, 3*slowest), maxHandshakeTimeout)
 	return true
+}
+
+// contradicted reports whether a ladder attempt failed at a size the path
+// is known to carry: the floor (the baseline passed there) or at most the
+// largest size its ladder saw pass.
+func contradicted(results []Handshake, floor, downPass, upPass int) bool {
+	for _, h := range results {
+		if h.Outcome == diagnose.Completed {
+			continue
+		}
+		switch {
+		case h.Kind == KindSmall && h.MSS <= max(floor, downPass):
+			return true
+		case h.Kind == KindLarge && h.MSS <= max(floor, upPass):
+			return true
+		}
+	}
+	return false
 }
 
 // smallPassed maps a small-hello attempt to a downstream ladder result.

@@ -43,6 +43,7 @@ type Config struct {
 	Rungs      RungConfig `yaml:"rungs"`
 	Echo       EchoConfig `yaml:"echo"`
 	Limits     Limits     `yaml:"limits"`
+	Reports    Reports    `yaml:"reports"`
 	// Token guards the operator views and the report API on the public
 	// listeners ($MTUSCOPE_TOKEN overrides). Empty: they are served only on
 	// the admin listener.
@@ -100,6 +101,16 @@ type Limits struct {
 	Burst int `yaml:"burst"`
 }
 
+// Reports bound what the stored reports take on disk: reports older than
+// MaxAge go, and past MaxAddressMB for one client address (one /64 for
+// IPv6) or MaxTotalMB for all, the oldest go first. A report's body is
+// stored compressed, at most 256 KiB (store.MaxReportBytes).
+type Reports struct {
+	MaxAge       time.Duration `yaml:"max_age"`
+	MaxTotalMB   int           `yaml:"max_total_mb"`
+	MaxAddressMB int           `yaml:"max_address_mb"`
+}
+
 // MinTokenLen is the shortest operator token accepted.
 const MinTokenLen = 20
 
@@ -109,8 +120,9 @@ func Defaults() Config {
 		HTTPS: ":8443", HTTP: ":8080", Admin: "127.0.0.1:9090", Target: ":8444", PageMSS: 1220,
 		Rungs: RungConfig{First: 1220, Last: 1460, Step: 8, BasePort: 9400, DownBasePort: 9500, Port: 443,
 			RefineBasePort: 9600, RefinePorts: 400},
-		Echo:   EchoConfig{Listen: ":9300", PerSecond: 20, Burst: 40, TokenTTL: 5 * time.Minute},
-		Limits: Limits{SessionsPerMinute: 20, ReportsPerMinute: 30, TestsPerSecond: 100, Burst: 100},
+		Echo:    EchoConfig{Listen: ":9300", PerSecond: 20, Burst: 40, TokenTTL: 5 * time.Minute},
+		Limits:  Limits{SessionsPerMinute: 20, ReportsPerMinute: 30, TestsPerSecond: 100, Burst: 100},
+		Reports: Reports{MaxAge: 180 * 24 * time.Hour, MaxTotalMB: 1024, MaxAddressMB: 32},
 	}
 }
 
@@ -223,6 +235,10 @@ func (c *Config) Validate() error {
 	l := c.Limits
 	if l.SessionsPerMinute <= 0 || l.ReportsPerMinute <= 0 || l.TestsPerSecond <= 0 || l.Burst <= 0 {
 		bad("limits: every limit must be positive")
+	}
+	if rp := c.Reports; rp.MaxAge < time.Hour || rp.MaxTotalMB <= 0 || rp.MaxAddressMB <= 0 || rp.MaxAddressMB > rp.MaxTotalMB {
+		bad("reports: max_age %s must be at least 1h, max_total_mb %d and max_address_mb %d positive, the second at most the first",
+			rp.MaxAge, rp.MaxTotalMB, rp.MaxAddressMB)
 	}
 	return errors.Join(errs...)
 }

@@ -44,6 +44,10 @@ echo:
   per_second: 5
   burst: 10
   token_ttl: 2m
+reports:
+  max_age: 720h
+  max_total_mb: 256
+  max_address_mb: 8
 `
 	c, err := LoadConfig(write(good))
 	if err != nil {
@@ -52,7 +56,7 @@ echo:
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.HTTPS != ":443" || c.Rungs.Step != 4 || c.Echo.TokenTTL != 2*time.Minute || c.PageMSS != 1220 || c.Admin != "127.0.0.1:9090" {
+	if c.HTTPS != ":443" || c.Rungs.Step != 4 || c.Echo.TokenTTL != 2*time.Minute || c.Reports != (Reports{720 * time.Hour, 256, 8}) || c.PageMSS != 1220 || c.Admin != "127.0.0.1:9090" {
 		t.Errorf("loaded %+v", c)
 	}
 	bad := map[string]string{
@@ -89,6 +93,9 @@ func TestValidate(t *testing.T) {
 		"hostname with a slash": func(c *Config) { c.HostnameV4 = "a/b" },
 		"zero limit":            func(c *Config) { c.Limits.ReportsPerMinute = 0 },
 		"echo without rate":     func(c *Config) { c.Echo.PerSecond = 0 },
+		"reports kept forever":  func(c *Config) { c.Reports.MaxAge = 0 },
+		"reports without bound": func(c *Config) { c.Reports.MaxTotalMB = 0 },
+		"address above total":   func(c *Config) { c.Reports.MaxAddressMB = c.Reports.MaxTotalMB + 1 },
 	}
 	for name, change := range cases {
 		c := Defaults()

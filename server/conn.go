@@ -48,8 +48,10 @@ type connRecord struct {
 	exactSizes    []int // kindExact: the IP packet sizes written, in order
 	exactEnds     []int64
 	closed        bool
+	certAlert     string        // the client refused the certificate with this TLS alert
 	final         TCPInfo       // at close
-	pending       *pendingConns // holds a place there until done or closed
+	pending       *pendingConns // holds pendingSlot there until done or closed
+	pendingSlot   *pendingConn
 }
 
 // snapshot is a copy of a connRecord at one moment, with TCP_INFO read then.
@@ -68,10 +70,13 @@ type snapshot struct {
 	NotTLS        bool      `json:"not_tls,omitempty"`
 	// HelloUnread says the sniffer stopped copying (its memory budget was
 	// spent): a hello without a hash then says nothing about the path.
-	HelloUnread   bool  `json:"hello_unread,omitempty"`
-	HandshakeDone bool  `json:"handshake_done"`
-	FlightBytes   int64 `json:"flight_bytes,omitempty"`
-	DownWritten   int   `json:"down_written,omitempty"`
+	HelloUnread   bool `json:"hello_unread,omitempty"`
+	HandshakeDone bool `json:"handshake_done"`
+	// CertAlert is the TLS alert with which the client refused the
+	// server's certificate ("unknown certificate authority", ...).
+	CertAlert   string `json:"cert_alert,omitempty"`
+	FlightBytes int64  `json:"flight_bytes,omitempty"`
+	DownWritten int    `json:"down_written,omitempty"`
 	// ExactSizes are the IP packet sizes an exact-size probe wrote, in
 	// order, and ExactEnds the stream offset at the end of each.
 	ExactSizes []int   `json:"exact_sizes,omitempty"`
@@ -86,7 +91,7 @@ func (r *connRecord) snapshot() snapshot {
 		Kind: r.Kind, MSS: r.MSS, Accepted: r.Accepted, SYNMSS: r.SYNMSS, Session: r.session,
 		HelloExpected: r.hello.Expected, HelloGot: r.hello.Got(), HelloHash: r.hello.Hash,
 		HelloRecords: r.hello.Records, RecordHash: r.hello.RecordHash, HelloSID: r.hello.SessionID, NotTLS: r.hello.NotTLS, HelloUnread: r.hello.Truncated, HandshakeDone: r.handshakeDone,
-		FlightBytes: r.flightBytes, DownWritten: r.downWritten, Closed: r.closed, Info: r.final,
+		FlightBytes: r.flightBytes, DownWritten: r.downWritten, Closed: r.closed, Info: r.final, CertAlert: r.certAlert,
 		ExactSizes: r.exactSizes, ExactEnds: r.exactEnds,
 	}
 	r.mu.Unlock()
@@ -110,7 +115,7 @@ func (r *connRecord) markHandshakeDone() {
 	r.mu.Lock()
 	r.handshakeDone = true
 	r.handshakeFlag.Store(true)
-	p := r.pending
+	p, slot := r.pending, r.pendingSlot
 	if r.Kind != kindDown && r.Kind != kindExact {
 		r.pending = nil
 	} else {
@@ -118,7 +123,7 @@ func (r *connRecord) markHandshakeDone() {
 	}
 	r.mu.Unlock()
 	if p != nil {
-		p.release(r.Client.Addr())
+		p.release(slot)
 	}
 }
 
@@ -176,11 +181,11 @@ func (c *evConn) Close() error {
 		}
 		c.rec.closed = true
 		c.rec.hello.Release() // a half-sent hello's buffers go with the connection
-		p := c.rec.pending
+		p, slot := c.rec.pending, c.rec.pendingSlot
 		c.rec.pending = nil
 		c.rec.mu.Unlock()
 		if p != nil {
-			p.release(c.rec.Client.Addr())
+			p.release(slot)
 		}
 		if c.onClose != nil {
 			c.onClose()
@@ -191,6 +196,9 @@ func (c *evConn) Close() error {
 
 // recordOf returns the record behind a connection the HTTP server holds.
 func recordOf(c net.Conn) *connRecord {
+	if mc, ok := c.(*mixedConn); ok {
+		c = mc.Conn
+	}
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
 	}
@@ -217,8 +225,9 @@ type evListener struct {
 	onAccept func(*evConn)
 	wg       *sync.WaitGroup
 	stopped  context.Context
-	// pending, when set, bounds the unfinished connections per address:
-	// past the bound a new one is closed at once.
+	// pending, when set, bounds the unfinished connections per address
+	// (past the bound a new one is closed at once) and in all (past that
+	// the oldest is closed).
 	pending *pendingConns
 }
 
@@ -228,19 +237,27 @@ func (l *evListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
+		var slot *pendingConn
 		if l.pending != nil {
 			ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
-			if err == nil && !l.pending.acquire(ap.Addr().Unmap()) {
-				if l.metrics != nil {
-					l.metrics.limited.WithLabelValues("connections").Inc()
+			if err == nil {
+				var shed int
+				if slot, shed = l.pending.acquire(ap.Addr()); slot == nil {
+					if l.metrics != nil {
+						l.metrics.limited.WithLabelValues("connections").Inc()
+					}
+					c.Close()
+					continue
 				}
-				c.Close()
-				continue
+				if shed > 0 && l.metrics != nil {
+					l.metrics.limited.WithLabelValues("shed").Add(float64(shed))
+				}
 			}
 		}
 		ec := l.wrap(c)
-		if l.pending != nil {
-			ec.rec.pending = l.pending
+		if slot != nil {
+			ec.rec.pending, ec.rec.pendingSlot = l.pending, slot
+			l.pending.setClose(slot, func() { ec.Close() })
 		}
 		if l.onAccept != nil {
 			l.wg.Add(1)

@@ -63,8 +63,10 @@ const (
 const minObservedMSS = 537
 
 // joinRung reads one rung: the page's steps and the server's records of
-// the rung's TLS connections (tls) and server-first probes (down).
-func joinRung(fam int, br BrowserRung, session string, tlsConns, down []snapshot) RungResult {
+// the rung's TLS connections (tls) and server-first probes (down). plain
+// says the page measured over plain HTTP (Session.Plain): its requests are
+// then not TLS by design.
+func joinRung(fam int, br BrowserRung, session string, plain bool, tlsConns, down []snapshot) RungResult {
 	hdr := diagnose.IPHeader(fam)
 	size := br.MSS + hdr
 	for _, s := range append(append([]snapshot(nil), tlsConns...), down...) {
@@ -104,7 +106,7 @@ func joinRung(fam int, br BrowserRung, session string, tlsConns, down []snapshot
 		uncertain = append(uncertain, "the server-first probes on this size disagree (one arrived, another was lost)")
 	}
 	best := bestTLS(cands, session)
-	t.Outcome, _ = diagnose.ClassifyHandshake(rungFacts(br, best))
+	t.Outcome, _ = diagnose.ClassifyHandshake(rungFacts(br, best, plain))
 	switch {
 	case br.Hello == stepOK:
 	case best == nil:
@@ -129,7 +131,10 @@ func joinRung(fam int, br BrowserRung, session string, tlsConns, down []snapshot
 			t.Up = diagnose.Failed
 			t.Detail = "the ClientHello did not arrive whole"
 		}
-		if rcv := best.Info.RcvMSS; best.HandshakeDone && rcv >= minObservedMSS {
+		// rcv_mss is the largest segment the client sent: a path limit only
+		// when the client sent more than a segment (a plain-HTTP request, a
+		// small ClientHello fill none).
+		if rcv := best.Info.RcvMSS; best.HandshakeDone && rcv >= minObservedMSS && best.Info.BytesReceived > int64(seg) {
 			if obs := rcv + hdr + best.Info.OptionBytes(); obs < t.UpSize {
 				t.UpSize = obs // the client's kernel learned a smaller path MTU
 			}
@@ -199,12 +204,19 @@ func joinRung(fam int, br BrowserRung, session string, tlsConns, down []snapshot
 // (best: the server's record of it, nil when it saw none) for the one
 // classifier. The server cannot see its flight arrive; a handshake it saw
 // through, or a hello step the page completed, means the flight arrived.
-func rungFacts(br BrowserRung, best *snapshot) diagnose.HandshakeFacts {
+func rungFacts(br BrowserRung, best *snapshot, plain bool) diagnose.HandshakeFacts {
 	f := diagnose.HandshakeFacts{FlightComplete: br.Hello == stepOK}
 	if best == nil {
 		return f
 	}
 	f.Connected = true
+	if plain && best.NotTLS {
+		// A plain-HTTP request and its answer stand for the handshake: the
+		// request arrived when the handler named the session on it.
+		f.HelloSent, f.HelloComplete = 1, best.Session != ""
+		f.TimedOut = !f.FlightComplete
+		return f
+	}
 	f.HelloBytes = best.HelloExpected
 	f.HelloSent = max(best.HelloGot, 1) // the client sent a hello, or the start of one
 	f.HelloArrived = best.HelloGot

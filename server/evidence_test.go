@@ -57,9 +57,12 @@ func TestJoinRung(t *testing.T) {
 			[]snapshot{tlsConn(sid, 1800, 1795, true, 900, ts)}, nil,
 			diagnose.Passed, diagnose.Failed, diagnose.Completed, 1440, 1440},
 		{"ICMP works: smaller sizes observed (S3)", 1460, BrowserRung{Hello: stepOK, Down: stepOK, Up: stepOK},
-			[]snapshot{tlsConn(sid, 1800, 1795, true, 4500, TCPInfo{Valid: true, Timestamps: true, PMTU: 1400, RcvMSS: 1348})},
+			[]snapshot{tlsConn(sid, 1800, 1795, true, 4500, TCPInfo{Valid: true, Timestamps: true, PMTU: 1400, RcvMSS: 1348, BytesReceived: 1800})},
 			[]snapshot{probeConn(1448, 1449, 1400)},
 			diagnose.Passed, diagnose.Passed, diagnose.Completed, 1400, 1400},
+		{"a request smaller than a segment says nothing of the path MTU", 1460, BrowserRung{Hello: stepOK, Down: stepOK, Up: stepOK},
+			[]snapshot{tlsConn(sid, 1800, 1795, true, 4500, TCPInfo{Valid: true, Timestamps: true, RcvMSS: 572, BytesReceived: 600})}, nil,
+			diagnose.Passed, diagnose.Passed, diagnose.Completed, 1500, 1500},
 		{"client offers less than the rung", 1460, BrowserRung{Hello: stepOK, Down: stepOK, Up: stepOK},
 			[]snapshot{func() snapshot { s := tlsConn(sid, 1800, 1795, true, 4500, ts); s.SYNMSS = 1360; return s }()}, nil,
 			diagnose.Passed, diagnose.Passed, diagnose.Completed, 1400, 1400},
@@ -77,7 +80,7 @@ func TestJoinRung(t *testing.T) {
 		for i := range c.tls {
 			c.tls[i].MSS = c.mss
 		}
-		r := joinRung(4, c.br, sid, c.tls, c.down)
+		r := joinRung(4, c.br, sid, false, c.tls, c.down)
 		got := r.Test
 		if got.Up != c.up || got.Down != c.dn || got.Outcome != c.outcome || got.UpSize != c.upSz || got.DownSize != c.dnSz {
 			t.Errorf("%s: got up %s/%d down %s/%d outcome %s; want up %s/%d down %s/%d outcome %s",
@@ -108,7 +111,7 @@ func TestFamilyEvidenceVerdicts(t *testing.T) {
 				pc.Info.BytesAcked = 1
 			}
 			tc.MSS = mss
-			out = append(out, joinRung(4, br, "s", []snapshot{tc}, []snapshot{pc}))
+			out = append(out, joinRung(4, br, "s", false, []snapshot{tc}, []snapshot{pc}))
 		}
 		return out
 	}
@@ -159,7 +162,7 @@ func TestJoinRungUnnamed(t *testing.T) {
 			diagnose.Failed, diagnose.Untested, true},
 	}
 	for _, c := range cases {
-		r := joinRung(4, failed, sid, c.tls, c.down)
+		r := joinRung(4, failed, sid, false, c.tls, c.down)
 		if r.Test.Up != c.up || r.Test.Down != c.dn || (r.Uncertain != "") != c.uncertain {
 			t.Errorf("%s: up %s down %s uncertain %q; want %s %s %v", c.name, r.Test.Up, r.Test.Down, r.Uncertain, c.up, c.dn, c.uncertain)
 		}

@@ -128,8 +128,11 @@ func TestHalfHelloFloodMemory(t *testing.T) {
 		held := flood(tc.prefix, 1000, true)
 		time.Sleep(time.Second) // let the server read what was sent
 		open := heapMB() - before
+		sniffBudget.Lock()
+		used, limit := sniffBudget.used, sniffBudget.max
+		sniffBudget.Unlock()
 		t.Logf("the same, held open: heap grew %.1f MB (%d accepted per address, sniffers use %.1f of %d MB)",
-			open, maxPendingPerAddr, float64(sniffBudget.used)/(1<<20), sniffBudget.max>>20)
+			open, maxPendingPerAddr, float64(used)/(1<<20), limit>>20)
 		if open > 64 {
 			t.Errorf("held connections grew the heap by %.1f MB, want under 64", open)
 		}

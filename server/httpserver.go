@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 )
 
@@ -29,10 +30,25 @@ const connKey ctxKey = 0
 // runs: header, read, write and idle timeouts, a header size cap, TLS 1.2
 // at least, errors to the logger, and the accepted connection in each
 // request's context so handlers can read what the connection saw.
+//
+// Each server gets its own copy of tlsConf (ServeTLS's HTTP/2 set-up
+// writes to the server's config), and speaks HTTP/2 only when tlsConf's
+// ALPN list names "h2": the rungs, one test per connection, stay
+// HTTP/1.1 whatever a client offers.
 func newHTTPServer(h http.Handler, tlsConf *tls.Config, log *slog.Logger) *http.Server {
+	var protos *http.Protocols
+	if tlsConf != nil {
+		tlsConf = tlsConf.Clone()
+		tlsConf.NextProtos = slices.Clone(tlsConf.NextProtos)
+		if !slices.Contains(tlsConf.NextProtos, "h2") {
+			protos = new(http.Protocols)
+			protos.SetHTTP1(true)
+		}
+	}
 	return &http.Server{
 		Handler:           h,
 		TLSConfig:         tlsConf,
+		Protocols:         protos,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,

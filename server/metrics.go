@@ -25,6 +25,7 @@ type metrics struct {
 	conns        *prometheus.CounterVec
 	storeLatency prometheus.Histogram
 	storeErrors  prometheus.Counter
+	certRefused  prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -60,7 +61,11 @@ func newMetrics() *metrics {
 			Name: "mtuscope_report_store_errors_total", Help: "Reports that could not be stored (the submitter got an error).",
 		}),
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.reports, m.sessions, m.limited, m.echo, m.conns, m.storeLatency, m.storeErrors,
+	m.certRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mtuscope_page_certificate_refused_total",
+		Help: "Page checks that ended without a result because the browser refused the rungs' certificate.",
+	})
+	m.reg.MustRegister(m.requests, m.duration, m.reports, m.sessions, m.limited, m.echo, m.conns, m.storeLatency, m.storeErrors, m.certRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -72,11 +72,15 @@ func (s *Server) adminHandler() http.Handler { return adminhost.Guard(s.pageHand
 // exactly the rung origins of the host the page was loaded from.
 func (s *Server) pageHeaders(w http.ResponseWriter, r *http.Request) {
 	var origins []string
+	scheme := "https" // a page over http:// with the self-signed certificate measures over http (Session.Plain)
+	if r.TLS == nil && s.certs.SelfSigned != "" {
+		scheme = "http"
+	}
 	for _, h := range s.rungHosts(r) {
 		if s.cfg.Rungs.RefinePorts > 0 && len(s.cfg.Rungs.Addresses) == 0 && !strings.HasPrefix(h, "[") {
 			// The refinement round borrows ports from a pool: any port
 			// of the page's host (CORS on the rungs names the page).
-			origins = append(origins, fmt.Sprintf("https://%s:*", h))
+			origins = append(origins, fmt.Sprintf("%s://%s:*", scheme, h))
 			continue
 		}
 		for _, rg := range s.rungs {
@@ -87,12 +91,12 @@ func (s *Server) pageHeaders(w http.ResponseWriter, r *http.Request) {
 			if strings.HasPrefix(host, "[") {
 				// CSP host sources cannot name IPv6 literals: allow HTTPS
 				// by scheme (CORS on the rungs still names the page exactly).
-				origins = append(origins[:0], "https:")
+				origins = append(origins[:0], scheme+":")
 				goto done
 			}
-			origins = append(origins, fmt.Sprintf("https://%s:%d", host, rg.Port))
+			origins = append(origins, fmt.Sprintf("%s://%s:%d", scheme, host, rg.Port))
 			if rg.DownPort > 0 {
-				origins = append(origins, fmt.Sprintf("https://%s:%d", host, rg.DownPort))
+				origins = append(origins, fmt.Sprintf("%s://%s:%d", scheme, host, rg.DownPort))
 			}
 		}
 	}

@@ -6,8 +6,21 @@ import (
 	"time"
 )
 
-// limiter is a token bucket per client address: rate tokens a second, at
-// most burst at once. Buckets idle for long are forgotten, and the number
+// addrKey is the key of every per-address limit and queue (rate limits,
+// sessions and their leases, operator token failures, unfinished
+// connections, refinement ports): the address itself for IPv4, its /64
+// for IPv6 (one network, however many of its addresses it uses).
+func addrKey(ip netip.Addr) netip.Addr {
+	ip = ip.Unmap()
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.Addr()
+	}
+	return ip
+}
+
+// limiter is a token bucket per client address (addrKey: an IPv6 /64 is
+// one address): rate tokens a second, at most burst at once. Buckets idle for long are forgotten, and the number
 // of addresses tracked is capped so a flood of sources cannot grow it
 // without bound (past the cap, new sources share one bucket).
 type limiter struct {
@@ -33,7 +46,7 @@ func (l *limiter) allow(addr netip.Addr) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	addr = addr.Unmap()
+	addr = addrKey(addr)
 	b := l.buckets[addr]
 	if b == nil {
 		if len(l.buckets) >= l.max {
@@ -75,7 +88,7 @@ func (l *limiter) sweepLocked(now time.Time) {
 func (l *limiter) exhausted(addr netip.Addr) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b := l.buckets[addr.Unmap()]
+	b := l.buckets[addrKey(addr)]
 	if b == nil {
 		return false
 	}

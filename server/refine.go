@@ -53,75 +53,11 @@ type refinement struct {
 	WaitMs   int            `json:"wait_ms"`
 	mss      map[int]bool   // refinement MSS values, by family*100000+mss
 	lns      []net.Listener
-	ports    []int
+	leases   []*portLease
 	once     sync.Once
 }
 
 func refineKey(fam, mss int) int { return fam*100000 + mss }
-
-// portPool hands out the refinement ports round the pool, and lends a
-// port again only portQuarantine after it was given back: a browser that
-// learned a session's ports (Chromium preconnects at the next page load to
-// origins it saw) must not reach another session's listener on them.
-type portPool struct {
-	mu       sync.Mutex
-	base     int
-	n        int
-	next     int
-	used     map[int]bool
-	released map[int]time.Time
-	now      func() time.Time
-}
-
-const portQuarantine = time.Minute
-
-// take returns k ports, or nil when fewer are free. With base 0 it returns
-// zeros: any free port (the kernel does not hand a port straight back).
-func (p *portPool) take(k int) []int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.base == 0 {
-		return make([]int, k)
-	}
-	now := time.Now
-	if p.now != nil {
-		now = p.now
-	}
-	out := make([]int, 0, k)
-	for i := 0; i < p.n && len(out) < k; i++ {
-		port := p.base + (p.next+i)%p.n
-		if p.used[port] || now().Sub(p.released[port]) < portQuarantine {
-			continue
-		}
-		out = append(out, port)
-	}
-	if len(out) < k {
-		return nil
-	}
-	for _, port := range out {
-		p.used[port] = true
-	}
-	p.next = (out[len(out)-1] - p.base + 1) % p.n
-	return out
-}
-
-func (p *portPool) put(ports []int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.released == nil {
-		p.released = map[int]time.Time{}
-	}
-	now := time.Now
-	if p.now != nil {
-		now = p.now
-	}
-	for _, port := range ports {
-		delete(p.used, port)
-		if port != 0 {
-			p.released[port] = now()
-		}
-	}
-}
 
 // sizeBracket returns the largest passing and smallest failing size above it
 // in one direction of the segments, as diagnose reads them.
@@ -146,6 +82,32 @@ func sizeBracket(ts []diagnose.SegmentTest, up bool) [2]int {
 		}
 	}
 	return b
+}
+
+// seenBracket reports whether the server saw the first round that found a
+// direction's bracket b (when want): at the size that passed a
+// handshake completed, and at the size lost a connection arrived. A page
+// result alone, claiming sizes without connections, lends no ports.
+func seenBracket(fr FamilyResult, b [2]int, up, want bool) bool {
+	if !want {
+		return true
+	}
+	passed, lost := false, false
+	for _, r := range fr.Rungs {
+		res, size := r.Test.Down, r.Test.DownSize
+		if up {
+			res, size = r.Test.Up, r.Test.UpSize
+		}
+		switch {
+		case size == b[0] && res == diagnose.Passed:
+			for _, sn := range r.Server {
+				passed = passed || sn.HandshakeDone
+			}
+		case size == b[1] && res == diagnose.Failed:
+			lost = lost || len(r.Server) > 0
+		}
+	}
+	return passed && lost
 }
 
 // maxRefineSizes bounds the sizes of one direction's round (below the
@@ -232,12 +194,17 @@ func (s *Server) planRefine(ctx context.Context, sess *session, fr FamilyResult,
 	if need == 0 {
 		return
 	}
-	ports := s.refinePool.take(need)
-	if ports == nil {
-		s.log.Info("refinement pool exhausted", "session", sess.ID)
+	if !seenBracket(fr, rf.Up, true, len(up) > 0) || !seenBracket(fr, rf.Down, false, len(down) > 0) {
+		s.log.Debug("refinement refused: the server did not see the bracket's connections", "session", sess.ID)
 		return
 	}
-	ref.ports = append(ref.ports, ports...)
+	lease := s.refinePool.take(sess.IP, need)
+	if lease == nil {
+		s.log.Info("refinement pool: no ports for this address", "session", sess.ID)
+		return
+	}
+	ref.leases = append(ref.leases, lease)
+	ports := lease.Ports
 	host, _, _ := net.SplitHostPort(s.cfg.HTTPS)
 	for i, size := range up {
 		mss := size - hdr
@@ -250,7 +217,7 @@ func (s *Server) planRefine(ctx context.Context, sess *session, fr FamilyResult,
 		rf.Rungs = append(rf.Rungs, rung{MSS: mss, Port: ln.Addr().(*net.TCPAddr).Port})
 		ref.mss[refineKey(fr.Family, mss)] = true
 		s.wg.Add(1)
-		go func() { defer s.wg.Done(); s.refineSrv.ServeTLS(ln, "", "") }()
+		go func() { defer s.wg.Done(); s.refineSrv.Serve(&mixedListener{Listener: ln, conf: s.rungTLS}) }()
 	}
 	if len(down) > 0 {
 		dl, err := s.listen(ctx, net.JoinHostPort(host, strconv.Itoa(ports[len(up)])), 0, kindExact)
@@ -280,7 +247,9 @@ func (ref *refinement) close(s *Server) {
 		for _, ln := range ref.lns {
 			ln.Close()
 		}
-		s.refinePool.put(ref.ports)
+		for _, l := range ref.leases {
+			s.refinePool.put(l)
+		}
 	})
 }
 
@@ -293,7 +262,7 @@ var exactRecordHeader = []byte{22, 3, 3, 0x3f, 0xff}
 // the deadline passes; Close keeps the final TCP_INFO.
 func (s *Server) exactProbe(c *evConn, sess *session, fam int, sizes []int) {
 	defer c.Close()
-	if queueKey(c.rec.Client.Addr()) != queueKey(sess.IP) && familyOf(c.rec.Client.Addr()) == sess.Family {
+	if addrKey(c.rec.Client.Addr()) != addrKey(sess.IP) && familyOf(c.rec.Client.Addr()) == sess.Family {
 		return
 	}
 	ti, err := sockopt.ReadTCPInfo(c.rec.raw)

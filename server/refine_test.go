@@ -1,6 +1,7 @@
 package server
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 
@@ -66,19 +67,21 @@ func TestExactTests(t *testing.T) {
 // the quarantine.
 func TestPortPoolQuarantine(t *testing.T) {
 	now := time.Unix(1000, 0)
-	p := &portPool{base: 9600, n: 10, used: map[int]bool{}, now: func() time.Time { return now }}
-	a := p.take(4)
+	p := newPortPool(9600, 10)
+	p.now = func() time.Time { return now }
+	client := netip.MustParseAddr("192.0.2.1")
+	a := p.take(client, 4)
 	p.put(a)
-	b := p.take(4)
-	if b == nil || b[0] != 9604 {
+	b := p.take(client, 4)
+	if b == nil || b.Ports[0] != 9604 {
 		t.Fatalf("second lease %v, want the next ports round the pool", b)
 	}
 	p.put(b)
-	if c := p.take(4); c != nil {
-		t.Fatalf("lent %v while the others were in quarantine", c)
+	if c := p.take(client, 4); c != nil {
+		t.Fatalf("lent %v while the others were in quarantine", c.Ports)
 	}
 	now = now.Add(portQuarantine)
-	if c := p.take(4); c == nil {
+	if c := p.take(client, 4); c == nil {
 		t.Fatal("ports did not come back after the quarantine")
 	}
 }

@@ -1,9 +1,13 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/netip"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -13,10 +17,16 @@ import (
 	"github.com/mtuscope/mtuscope/store"
 )
 
+// toStored is what the store keeps of rep: the body as it is (escaped
+// when it is shown: loadReport), the columns lists show, and the network
+// the per-address bound counts it against.
 func toStored(rep *Report) store.Report {
 	body, _ := json.Marshal(rep)
 	sr := store.Report{ID: rep.ID, Created: rep.Created, Source: rep.Source, ClientIP: rep.Client.IP,
-		Family: rep.Client.Family, ASN: rep.Client.ASN, Org: rep.Client.Org, Body: body}
+		Family: rep.Client.Family, ASN: rep.Client.ASN, Org: escapeControls(rep.Client.Org), Body: body}
+	if ip, err := netip.ParseAddr(rep.Client.IP); err == nil {
+		sr.Network = addrKey(ip).String()
+	}
 	if p := rep.Primary(); p != nil {
 		sr.Verdict, sr.Direction, sr.PathMTU = string(p.Diagnosis.Verdict), string(p.Diagnosis.Direction), p.Diagnosis.PathMTU
 	}
@@ -44,8 +54,76 @@ func (s *Server) loadReport(w http.ResponseWriter, r *http.Request, id string) (
 		httpError(w, http.StatusInternalServerError, "the stored report is damaged")
 		return nil, false
 	}
-	scrubStrings(&rep) // reports stored before escaping existed
+	scrubStrings(&rep) // every string a client submitted, escaped for every format
 	return &rep, true
+}
+
+// storeReport writes rep durably and counts it. Its strings are stored as
+// submitted: escaping them (\u202e for three bytes) grew a report up to
+// fourfold on disk; loadReport escapes them for every format instead.
+func (s *Server) storeReport(ctx context.Context, rep *Report) error {
+	start := time.Now()
+	if err := s.store.Put(ctx, toStored(rep)); err != nil {
+		s.metrics.storeErrors.Inc()
+		return err
+	}
+	s.metrics.storeLatency.Observe(time.Since(start).Seconds())
+	if p := rep.Primary(); p != nil {
+		s.metrics.reports.WithLabelValues(rep.Source, string(p.Diagnosis.Verdict)).Inc()
+	}
+	return nil
+}
+
+// Bounds of what a probe's submission may carry: its free text (error
+// texts, details, reasons for skipped tests; the diagnosis quotes some of
+// them again) and the stored report.
+const (
+	maxSubmittedString = 1 << 10
+	maxSkipped         = 32
+	maxStoredReport    = store.MaxReportBytes
+)
+
+// checkEvidence refuses evidence whose strings exceed the bounds: the
+// probe writes short ones.
+func checkEvidence(ev *diagnose.Evidence) error {
+	if len(ev.Skipped) > maxSkipped {
+		return fmt.Errorf("evidence: %d skipped tests, at most %d", len(ev.Skipped), maxSkipped)
+	}
+	if n := longestString(reflect.ValueOf(ev), 0); n > maxSubmittedString {
+		return fmt.Errorf("evidence: a string of %d bytes, at most %d each", n, maxSubmittedString)
+	}
+	return nil
+}
+
+// longestString returns the length of the longest string reachable from v.
+func longestString(v reflect.Value, depth int) int {
+	if depth > 16 {
+		return 0
+	}
+	n := 0
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			n = longestString(v.Elem(), depth+1)
+		}
+	case reflect.String:
+		n = v.Len()
+	case reflect.Struct:
+		for i := 0; i < v.NumField(); i++ {
+			if v.Type().Field(i).IsExported() {
+				n = max(n, longestString(v.Field(i), depth+1))
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		for i := 0; i < v.Len(); i++ {
+			n = max(n, longestString(v.Index(i), depth+1))
+		}
+	case reflect.Map:
+		for _, k := range v.MapKeys() {
+			n = max(n, longestString(k, depth+1), longestString(v.MapIndex(k), depth+1))
+		}
+	}
+	return n
 }
 
 // reportPage serves /r/ID (HTML), /r/ID.txt and /r/ID.json: public to
@@ -115,6 +193,10 @@ func (s *Server) submitReport(w http.ResponseWriter, r *http.Request) {
 			httpError(w, http.StatusBadRequest, "evidence: more than 1000 tests")
 			return
 		}
+		if err := checkEvidence(&ev); err != nil {
+			httpError(w, http.StatusBadRequest, err.Error())
+			return
+		}
 	}
 	ip := clientAddr(r)
 	syn := 0
@@ -127,6 +209,10 @@ func (s *Server) submitReport(w http.ResponseWriter, r *http.Request) {
 		rep.Results = append(rep.Results, FamilyResult{Family: ev.Family, Evidence: ev, Diagnosis: diagnose.Diagnose(ev)})
 	}
 	if err := s.storeReport(r.Context(), rep); err != nil {
+		if errors.Is(err, store.ErrTooLarge) {
+			httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the report is larger than the server stores (%d KiB compressed)", maxStoredReport>>10))
+			return
+		}
 		s.log.Error("store report", "err", err)
 		httpError(w, http.StatusInternalServerError, "the report could not be stored")
 		return

@@ -104,7 +104,7 @@ func (s *Server) testLimited(h http.HandlerFunc) http.HandlerFunc {
 			limited(w, r)
 			return
 		}
-		if ip := clientAddr(r); familyOf(ip) == sess.Family && queueKey(ip) != queueKey(sess.IP) {
+		if ip := clientAddr(r); familyOf(ip) == sess.Family && addrKey(ip) != addrKey(sess.IP) {
 			limited(w, r) // another address of the same family: not this session's
 			return
 		}

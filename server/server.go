@@ -45,14 +45,15 @@ type Server struct {
 	token    string
 
 	sessLim, repLim, testLim *limiter
-	pending                  pendingConns // unfinished connections per address
+	pending                  pendingConns // unfinished connections per address and in all
 	authFail                 *limiter     // failed operator-token attempts per address
 	downSem                  chan struct{}
 	download                 []byte
 
 	rungs      []rung
 	refinePool *portPool
-	refineSrv  *http.Server // serves every refinement listener
+	refineSrv  *http.Server // serves every refinement listener (mixedListener)
+	rungTLS    *tls.Config  // the rungs' and refinement listeners' TLS
 	servers    []*http.Server
 	closers    []func() error
 	// Addrs are the bound addresses, by name ("https", "http", "admin",
@@ -90,7 +91,7 @@ func New(cfg Config, log *slog.Logger, version string) (*Server, error) {
 		sessions: newSessions(10*time.Minute, 100000), metrics: newMetrics(), Addrs: map[string]string{},
 		downSem: make(chan struct{}, 4096)}
 	s.stopped, s.stop = context.WithCancel(context.Background())
-	s.refinePool = &portPool{base: cfg.Rungs.RefineBasePort, n: cfg.Rungs.RefinePorts, used: map[int]bool{}}
+	s.refinePool = newPortPool(cfg.Rungs.RefineBasePort, cfg.Rungs.RefinePorts)
 	if cfg.Rungs.BasePort == 0 {
 		s.refinePool.base = 0 // tests: any free ports
 	}
@@ -130,6 +131,8 @@ func New(cfg Config, log *slog.Logger, version string) (*Server, error) {
 	if s.store, err = store.Open(dbPath); err != nil {
 		return nil, err
 	}
+	s.store.SetRetention(store.Retention{MaxAge: cfg.Reports.MaxAge, MaxBytes: int64(cfg.Reports.MaxTotalMB) << 20,
+		MaxNetworkBytes: int64(cfg.Reports.MaxAddressMB) << 20})
 	s.metrics.watchStore(func(ctx context.Context) error { return s.store.CheckWrite(ctx, minFreeBytes) })
 	return s, nil
 }
@@ -140,6 +143,10 @@ func (s *Server) Start(ctx context.Context) error {
 		s.Shutdown(context.Background())
 		return err
 	}
+	// Unfinished connections stay well below the descriptor limit, whatever
+	// the number of addresses they come from.
+	// The fixed descriptors: the named listeners, two per rung, the pool.
+	s.pending.setMax(pendingBound(openFileLimit(), len(s.Addrs)+2*len(s.rungs)+s.cfg.Rungs.RefinePorts))
 	s.wg.Add(1)
 	go s.sweeper()
 	if r, ok := s.asn.(*asn.Resolver); ok {
@@ -248,9 +255,10 @@ func (s *Server) startServer(ln net.Listener, h http.Handler, tlsConf *tls.Confi
 func (s *Server) startRungs(ctx context.Context) error {
 	rc := s.cfg.Rungs
 	host, _, _ := net.SplitHostPort(s.cfg.HTTPS)
-	rungTLS := tlsConfig(s.certs, "http/1.1")
+	s.rungTLS = tlsConfig(s.certs, "http/1.1")
 	h := s.rungHandler()
-	s.refineSrv = newHTTPServer(h, rungTLS, s.log)
+	// The rung servers get no TLSConfig: mixedListener does the handshake.
+	s.refineSrv = newHTTPServer(h, nil, s.log)
 	s.servers = append(s.servers, s.refineSrv)
 	for i, mss := range s.cfg.RungMSS() {
 		r := rung{MSS: mss}
@@ -273,7 +281,7 @@ func (s *Server) startRungs(ctx context.Context) error {
 			return fmt.Errorf("rung %d listener %s: %w", mss, addr, err)
 		}
 		r.Port = ln.Addr().(*net.TCPAddr).Port
-		s.startServer(ln, h, rungTLS)
+		s.startServer(&mixedListener{Listener: ln, conf: s.rungTLS}, h, nil)
 		if downAddr != "" {
 			dl, err := s.listen(ctx, downAddr, mss, kindDown)
 			if err != nil {
@@ -325,7 +333,17 @@ func (s *Server) sweeper() {
 	defer s.wg.Done()
 	t := time.NewTicker(30 * time.Second)
 	defer t.Stop()
+	lastPrune := time.Time{}
 	for {
+		if time.Since(lastPrune) >= pruneInterval {
+			// The retention's age bound, also when no report arrives.
+			if n, err := s.store.Prune(s.stopped); err != nil && s.stopped.Err() == nil {
+				s.log.Error("prune reports", "err", err)
+			} else if n > 0 {
+				s.log.Info("pruned reports past the retention", "reports", n)
+			}
+			lastPrune = time.Now()
+		}
 		select {
 		case <-s.stopped.Done():
 			return
@@ -339,31 +357,53 @@ func (s *Server) sweeper() {
 	}
 }
 
-// PageURLs returns the URLs the page is reachable at, for the log line.
+// pruneInterval is how often the sweeper applies the reports' retention.
+const pruneInterval = time.Hour
+
+// PageURLs returns the URLs the page is reachable at, the one to open
+// first: HTTPS, or plain HTTP while the certificate is the self-signed one
+// (a browser refuses it; over http:// the page measures without TLS).
 func (s *Server) PageURLs() []string {
 	var out []string
-	for _, name := range []string{"https", "http"} {
-		a, ok := s.Addrs[name]
-		if !ok {
-			continue
-		}
-		ap, err := netip.ParseAddrPort(a)
-		host := "localhost"
-		if s.cfg.HostnameV4 != "" {
-			host = s.cfg.HostnameV4
-		} else if s.cfg.HostnameV6 != "" {
-			host = "[" + s.cfg.HostnameV6 + "]"
-		} else if err == nil && !ap.Addr().IsUnspecified() {
-			host = ap.Addr().String()
-			if ap.Addr().Is6() {
-				host = "[" + host + "]"
-			}
-		}
-		if err == nil {
-			out = append(out, fmt.Sprintf("%s://%s:%d/", name, host, ap.Port()))
+	order := []string{"https", "http"}
+	if s.certs.SelfSigned != "" {
+		order = []string{"http", "https"}
+	}
+	for _, name := range order {
+		if hp := s.publicAddr(name); hp != "" {
+			out = append(out, fmt.Sprintf("%s://%s/", name, hp))
 		}
 	}
 	return out
+}
+
+// ProbeTarget returns host:port of the unclamped listener `mtuscope probe`
+// measures, "" when it is disabled.
+func (s *Server) ProbeTarget() string { return s.publicAddr("target") }
+
+// publicAddr is host:port of the named listener as a client names it: the
+// configured host name, the bound address, or localhost for a wildcard.
+func (s *Server) publicAddr(name string) string {
+	a, ok := s.Addrs[name]
+	if !ok {
+		return ""
+	}
+	ap, err := netip.ParseAddrPort(a)
+	if err != nil {
+		return ""
+	}
+	host := "localhost"
+	if s.cfg.HostnameV4 != "" {
+		host = s.cfg.HostnameV4
+	} else if s.cfg.HostnameV6 != "" {
+		host = "[" + s.cfg.HostnameV6 + "]"
+	} else if !ap.Addr().IsUnspecified() {
+		host = ap.Addr().String()
+		if ap.Addr().Is6() {
+			host = "[" + host + "]"
+		}
+	}
+	return fmt.Sprintf("%s:%d", host, ap.Port())
 }
 
 // SelfSigned names the self-signed certificate file when the server made one.

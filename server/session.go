@@ -38,6 +38,10 @@ type session struct {
 	// name and the server address the connection reached.
 	Host  string
 	Local netip.Addr
+	// Plain says the page measures over plain HTTP: it was opened over
+	// http:// and the server's certificate is the self-signed one, which
+	// no browser trusts.
+	Plain bool
 
 	// postMu serializes result posts: a result posted twice stores one report.
 	postMu sync.Mutex
@@ -116,17 +120,6 @@ func newSessions(maxAge time.Duration, max int) *sessions {
 		queues: map[netip.Addr][]*session{}, maxAge: maxAge, max: max}
 }
 
-// queueKey groups addresses that share a queue: the address itself for
-// IPv4, its /64 for IPv6 (one network, however many addresses it uses).
-func queueKey(ip netip.Addr) netip.Addr {
-	ip = ip.Unmap()
-	if ip.Is6() {
-		p, _ := ip.Prefix(64)
-		return p.Addr()
-	}
-	return ip
-}
-
 // errQueueFull and errTableFull say why add refused a session.
 type addRefusal int
 
@@ -147,7 +140,7 @@ func (ss *sessions) add(s *session) addRefusal {
 			return tableFull
 		}
 	}
-	k := queueKey(s.IP)
+	k := addrKey(s.IP)
 	q := ss.pruneLocked(k, now)
 	// Fair shares: once the table is half full, one address (one /64) may
 	// keep only a few sessions waiting, so a flood from many addresses
@@ -199,7 +192,7 @@ func (ss *sessions) start(s *session, now time.Time) (bool, int) {
 	if started {
 		return true, 0
 	}
-	k := queueKey(s.IP)
+	k := addrKey(s.IP)
 	if h := ss.leases[k]; h != nil && h.holding(now) {
 		for i, w := range ss.pruneLocked(k, now) {
 			if w == s {
@@ -232,8 +225,8 @@ func (ss *sessions) start(s *session, now time.Time) (bool, int) {
 // family of a dual-stack check), from now on, when no other session of
 // that address is testing. It reports whether s holds that address.
 func (ss *sessions) claim(s *session, ip netip.Addr, now time.Time) bool {
-	k := queueKey(ip)
-	if k == queueKey(s.IP) {
+	k := addrKey(ip)
+	if k == addrKey(s.IP) {
 		return true
 	}
 	ss.mu.Lock()
@@ -263,7 +256,7 @@ func (ss *sessions) claim(s *session, ip netip.Addr, now time.Time) bool {
 func (s *session) claimedSince(ip netip.Addr) (time.Time, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t, ok := s.claimed[queueKey(ip)]
+	t, ok := s.claimed[addrKey(ip)]
 	return t, ok
 }
 
@@ -276,7 +269,7 @@ func (ss *sessions) release(s *session, now time.Time) {
 		s.ended = now
 	}
 	s.mu.Unlock()
-	k := queueKey(s.IP)
+	k := addrKey(s.IP)
 	if ss.leases[k] == s {
 		delete(ss.leases, k)
 	}

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -35,6 +34,10 @@ type sessionResponse struct {
 	UploadBytes   int          `json:"upload_bytes"`
 	MinTimeoutMs  int          `json:"min_timeout_ms"`
 	MaxTimeoutMs  int          `json:"max_timeout_ms"`
+	// RungScheme is how the page reaches the rungs: "https", or "http"
+	// when the page was opened over http:// and the certificate is the
+	// self-signed one (a browser would refuse every rung's handshake).
+	RungScheme string `json:"rung_scheme"`
 	// Started says the session may test now; otherwise another session
 	// from the same address is testing, Position says how many are ahead,
 	// and the page asks /start again after RetryMs.
@@ -57,6 +60,7 @@ func (s *Server) newSession(w http.ResponseWriter, r *http.Request) {
 	ip := clientAddr(r)
 	sess := &session{ID: newID(), IP: ip, Family: familyOf(ip), Created: time.Now(), UA: truncate(r.UserAgent(), 300)}
 	sess.Host = escapeControls(truncate(strings.Trim(requestHost(r), "[]"), 255))
+	sess.Plain = !overTLS(r) && s.certs.SelfSigned != ""
 	if rec := connRecordFrom(r); rec != nil {
 		sess.SYNMSS, sess.Local = rec.SYNMSS, rec.Local.Addr()
 	}
@@ -70,7 +74,10 @@ func (s *Server) newSession(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.sessions.Inc()
 	resp := sessionResponse{ID: sess.ID, Rungs: s.rungs, DownloadBytes: pageDownload, UploadBytes: pageUpload,
-		MinTimeoutMs: minTimeoutMs, MaxTimeoutMs: maxTimeoutMs}
+		MinTimeoutMs: minTimeoutMs, MaxTimeoutMs: maxTimeoutMs, RungScheme: "https"}
+	if sess.Plain {
+		resp.RungScheme = "http"
+	}
 	resp.Started, resp.Position = s.sessions.start(sess, time.Now())
 	if !resp.Started {
 		resp.RetryMs = startRetryMs
@@ -205,6 +212,18 @@ func (s *Server) sessionResult(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.sessions.release(sess, time.Now())
+	if alert, n := s.certRefused(sess, res.Rungs); n > 0 {
+		// Not a network result: the browser would not talk to the rungs.
+		if ref != nil {
+			ref.close(s)
+		}
+		s.metrics.certRefused.Inc()
+		s.log.Warn("a browser refused the server's certificate: no result", "session", sess.ID, "client", sess.IP,
+			"alert", alert, "connections", n, "self_signed", s.certs.SelfSigned != "", "page_over_tls", !sess.Plain)
+		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"certificate_untrusted": true, "alert": alert,
+			"error": certRefusedText(alert, n, s.certs.SelfSigned != "")})
+		return
+	}
 	from, _, _ := sess.window()
 	s.log.Debug("session result", "session", sess.ID, "since_start", time.Since(from), "since_created", time.Since(sess.Created),
 		"rtt_ms", res.RTTms, "timeout_ms", res.TimeoutMs)
@@ -238,7 +257,7 @@ func (s *Server) joinSession(sess *session, res pageResult) *Report {
 	allBy := map[int][]snapshot{}
 	for _, ip := range sess.addrs() {
 		fam := familyOf(ip)
-		own := queueKey(ip) == queueKey(sess.IP)
+		own := addrKey(ip) == addrKey(sess.IP)
 		for _, rec := range s.reg.since(ip, from) {
 			if rec.Kind == kindPage || rec.Accepted.After(to) {
 				continue
@@ -275,7 +294,7 @@ func (s *Server) joinSession(sess *session, res pageResult) *Report {
 			fams = append(fams, br.Family)
 		}
 		k := key{br.Family, br.MSS}
-		rungsBy[br.Family] = append(rungsBy[br.Family], joinRung(br.Family, br, sess.ID, tlsBy[k], downBy[k]))
+		rungsBy[br.Family] = append(rungsBy[br.Family], joinRung(br.Family, br, sess.ID, sess.Plain, tlsBy[k], downBy[k]))
 	}
 	for _, fam := range fams {
 		rungsBy[fam] = append(rungsBy[fam], exactTests(fam, exactBy[fam])...)
@@ -293,6 +312,13 @@ func (s *Server) joinSession(sess *session, res pageResult) *Report {
 	}
 	for _, fam := range fams {
 		ev := familyEvidence(fam, rungsBy[fam], allBy[fam])
+		ev.TooSlow = tooSlow(fam, rungsBy[fam])
+		if sess.Plain {
+			ev.Skipped = append(ev.Skipped, "the TLS handshakes: the page was opened over http:// and this server has the "+
+				"self-signed certificate mtuscope serve makes, which browsers do not trust, so the page measured the packet "+
+				"sizes with plain HTTP downloads, uploads and server-first segments; the ClientHello's own size was not tested "+
+				"(give serve a trusted certificate with --cert/--key or --acme-host)")
+		}
 		if ev.LocalMTU == 0 && fam == sess.Family && sess.SYNMSS > 0 {
 			ev.LocalMTU, ev.OfferedMSS = sess.SYNMSS+diagnose.IPHeader(fam), sess.SYNMSS
 		}
@@ -332,20 +358,4 @@ func (s *Server) asnAttribution() string {
 func (s *Server) hasASN() bool {
 	r, ok := s.asn.(*asn.Resolver)
 	return ok && r.Table() != nil
-}
-
-// storeReport writes rep durably and counts it. Every string a client
-// submitted is escaped first (scrubStrings), for every format.
-func (s *Server) storeReport(ctx context.Context, rep *Report) error {
-	scrubStrings(rep)
-	start := time.Now()
-	if err := s.store.Put(ctx, toStored(rep)); err != nil {
-		s.metrics.storeErrors.Inc()
-		return err
-	}
-	s.metrics.storeLatency.Observe(time.Since(start).Seconds())
-	if p := rep.Primary(); p != nil {
-		s.metrics.reports.WithLabelValues(rep.Source, string(p.Diagnosis.Verdict)).Inc()
-	}
-	return nil
 }

@@ -53,3 +53,13 @@ func savedSYN(c syscall.RawConn) ([]byte, error) {
 	}
 	return buf[:n], nil
 }
+
+// openFileLimit returns the process's descriptor limit (RLIMIT_NOFILE, the
+// soft limit Go raised to the hard one at start), 0 when unknown.
+func openFileLimit() int {
+	var l unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &l); err != nil || l.Cur > 1<<30 {
+		return 0
+	}
+	return int(l.Cur)
+}

@@ -13,3 +13,6 @@ var errNotLinux = errors.New("MSS-clamped listeners and TCP_SAVED_SYN are not su
 
 func listenTCP(context.Context, string, string, int) (net.Listener, error) { return nil, errNotLinux }
 func savedSYN(syscall.RawConn) ([]byte, error)                             { return nil, errNotLinux }
+
+// openFileLimit is unknown here: pendingBound then uses its default.
+func openFileLimit() int { return 0 }

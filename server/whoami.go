@@ -43,7 +43,7 @@ func (s *Server) udpToken(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotFound, "the UDP echo is disabled")
 		return
 	}
-	if r.TLS == nil {
+	if !overTLS(r) {
 		httpError(w, http.StatusForbidden, "tokens are handed out over HTTPS only")
 		return
 	}

@@ -1,6 +1,9 @@
 // Package store keeps mtuscope's reports in an embedded SQLite database,
 // written durably (WAL, synchronous=FULL): a report that Put returned for is
-// on disk and survives a crash of the process or the machine.
+// on disk and survives a crash of the process or the machine. Report
+// bodies are stored compressed, at most MaxReportBytes each, and the
+// retention (Retention) bounds their age and their bytes per network and
+// in all, the oldest going first.
 package store
 
 import (
@@ -14,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver, so the binary stays static
@@ -25,17 +29,21 @@ var ErrNotFound = errors.New("store: no such report")
 // Report is one stored diagnosis with the columns that the list and the
 // per-ASN summary filter on; Body is the whole report as JSON.
 type Report struct {
-	ID        string          `json:"id"`
-	Created   time.Time       `json:"created"`
-	Source    string          `json:"source"` // "page" or "probe"
-	ClientIP  string          `json:"client_ip"`
-	Family    int             `json:"family"`
-	ASN       uint32          `json:"asn"`
-	Org       string          `json:"org"`
-	Verdict   string          `json:"verdict"`
-	Direction string          `json:"direction"`
-	PathMTU   int             `json:"path_mtu"`
-	Body      json.RawMessage `json:"body"`
+	ID        string    `json:"id"`
+	Created   time.Time `json:"created"`
+	Source    string    `json:"source"` // "page" or "probe"
+	ClientIP  string    `json:"client_ip"`
+	Family    int       `json:"family"`
+	ASN       uint32    `json:"asn"`
+	Org       string    `json:"org"`
+	Verdict   string    `json:"verdict"`
+	Direction string    `json:"direction"`
+	PathMTU   int       `json:"path_mtu"`
+	// Network is what the per-network bound counts the report against
+	// (the server gives the client's address, or its /64 for IPv6);
+	// empty: ClientIP.
+	Network string          `json:"network,omitempty"`
+	Body    json.RawMessage `json:"body"`
 }
 
 // Store is an open report database. It is safe for concurrent use.
@@ -43,6 +51,10 @@ type Store struct {
 	w    *sql.DB // one connection: SQLite has one writer at a time anyway
 	r    *sql.DB
 	path string
+
+	mu        sync.Mutex
+	retention Retention
+	now       func() time.Time
 }
 
 const schema = `
@@ -57,7 +69,9 @@ CREATE TABLE IF NOT EXISTS reports (
 	verdict   TEXT NOT NULL,
 	direction TEXT NOT NULL,
 	path_mtu  INTEGER NOT NULL,
-	body      BLOB NOT NULL
+	body      BLOB NOT NULL,
+	net       TEXT NOT NULL DEFAULT '',
+	size      INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS reports_created ON reports(created);
 CREATE INDEX IF NOT EXISTS reports_asn ON reports(asn, created);
@@ -65,13 +79,18 @@ CREATE INDEX IF NOT EXISTS reports_verdict ON reports(verdict, created);
 CREATE TABLE IF NOT EXISTS health (k INTEGER PRIMARY KEY, t INTEGER NOT NULL);
 `
 
+// walLimit is the size the write-ahead log is cut back to after each
+// checkpoint (SQLite checkpoints every 1000 pages, about 4 MB).
+const walLimit = 4 << 20
+
 // Open opens (creating if needed) the database file at path. Any path
 // works, including ones with '#', '?', '%' or spaces in it.
 func Open(path string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	params := url.Values{"_pragma": {"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)"}}
+	params := url.Values{"_pragma": {"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)",
+		fmt.Sprintf("journal_size_limit(%d)", walLimit)}}
 	wdsn, err := dsn(path, params, url.Values{"_txlock": {"immediate"}})
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
@@ -82,6 +101,10 @@ func Open(path string) (*Store, error) {
 	}
 	w.SetMaxOpenConns(1)
 	if _, err := w.Exec(schema + watchSchema); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	if err := migrate(w); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
@@ -101,7 +124,7 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(4)
-	return &Store{w: w, r: r, path: path}, nil
+	return &Store{w: w, r: r, path: path, now: time.Now}, nil
 }
 
 // dsn is the connection string of modernc.org/sqlite for the file at path:
@@ -131,17 +154,42 @@ func (s *Store) Close() error {
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
-// Put stores rep. When it returns nil the report is on disk.
+// Put stores rep, its body compressed, and applies the retention in the
+// same transaction (the oldest reports go first). When it returns nil the
+// report is on disk. A body that compresses to more than MaxReportBytes is
+// refused with ErrTooLarge.
 func (s *Store) Put(ctx context.Context, rep Report) error {
 	if rep.ID == "" || len(rep.Body) == 0 {
 		return errors.New("store: report without id or body")
 	}
-	_, err := s.w.ExecContext(ctx, `INSERT INTO reports
-		(id, created, source, client_ip, family, asn, org, verdict, direction, path_mtu, body)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		rep.ID, rep.Created.UnixMilli(), rep.Source, rep.ClientIP, rep.Family, rep.ASN, rep.Org,
-		rep.Verdict, rep.Direction, rep.PathMTU, []byte(rep.Body))
+	body, err := compress(rep.Body)
 	if err != nil {
+		return fmt.Errorf("store: put %s: %w", rep.ID, err)
+	}
+	if len(body) > MaxReportBytes {
+		return fmt.Errorf("store: put %s: %w (%d bytes compressed, at most %d)", rep.ID, ErrTooLarge, len(body), MaxReportBytes)
+	}
+	if rep.Network == "" {
+		rep.Network = rep.ClientIP
+	}
+	size := rowBytes(rep, len(body))
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: put %s: %w", rep.ID, err)
+	}
+	defer tx.Rollback()
+	_, err = tx.ExecContext(ctx, `INSERT INTO reports
+		(id, created, source, client_ip, family, asn, org, verdict, direction, path_mtu, body, net, size)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		rep.ID, rep.Created.UnixMilli(), rep.Source, rep.ClientIP, rep.Family, rep.ASN, rep.Org,
+		rep.Verdict, rep.Direction, rep.PathMTU, body, rep.Network, size)
+	if err != nil {
+		return fmt.Errorf("store: put %s: %w", rep.ID, err)
+	}
+	if _, err := s.prune(ctx, tx, rep.Network); err != nil {
+		return fmt.Errorf("store: put %s: %w", rep.ID, err)
+	}
+	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("store: put %s: %w", rep.ID, err)
 	}
 	return nil
@@ -160,6 +208,9 @@ func scan(row interface{ Scan(...any) error }) (Report, error) {
 	err := row.Scan(&rep.ID, &created, &rep.Source, &rep.ClientIP, &rep.Family, &rep.ASN, &rep.Org,
 		&rep.Verdict, &rep.Direction, &rep.PathMTU, &body)
 	rep.Created = time.UnixMilli(created).UTC()
+	if err == nil && body != nil {
+		body, err = decompress(body)
+	}
 	rep.Body = body
 	return rep, err
 }

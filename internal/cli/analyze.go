@@ -34,10 +34,16 @@ from the content) and says what they show about the path.
 
 With one capture it classifies every TLS handshake (completed,
 stalled_clienthello, stalled_server_flight, no_clienthello, alert, reset,
-timeout, not_tls), finds the packets that were lost (retransmitted and never
-acknowledged, or missing at the receiver while later bytes arrived), the ICMP
-too-big messages and IP fragments, and concludes as probe does: verdict,
-direction, path MTU, findings and fixes.
+timeout, not_tls) as watch does, finds the packets that were lost
+(retransmitted or never acknowledged while the capture went on long enough
+for an acknowledgement, or missing at the receiver while later bytes arrived
+and not coming within a round trip; bytes the receiver acknowledged are a
+capture drop, not a loss), the ICMP too-big messages and IP fragments, and
+concludes as probe does: verdict, direction, path MTU, findings and fixes.
+A capture that ends mid-handshake is no failure. When the sizes seen only
+bracket the path MTU widely (a 630-byte packet through, 1500-byte ones lost,
+nothing between), the range is given with its reason and the fixes name no
+size.
 
 With --client and --server (captures taken at both ends of the same
 traffic) it matches the flows of the two captures, also across NAT, estimates
@@ -151,7 +157,11 @@ func writeAnalyzeHuman(w io.Writer, res *analyze.Result, color bool) {
 		verdict = "\033[1;" + code + "m" + verdict + "\033[0m"
 	}
 	fmt.Fprintf(w, "  verdict     %s (IPv%d)\n", verdict, res.Family)
-	switch {
+	switch b := res.PathMTURange; {
+	case res.PathMTU == 0 && b.Delivered > 0 && b.Lost > 0:
+		// Only bracketed, too widely to name a size.
+		fmt.Fprintf(w, "  path MTU    between %d and %d bytes, not measured: %s (largest packet through %d, smallest lost %d)\n",
+			b.Delivered, b.Lost-1, b.Reason(), b.Delivered, b.Lost)
 	case res.PathMTU == 0:
 		fmt.Fprintf(w, "  path MTU    unknown\n")
 	case res.PathMTUExact:

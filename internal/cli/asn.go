@@ -145,7 +145,6 @@ func (a *asnArgs) runUpdate(ctx context.Context, g *globals) error {
 		Import: asn.ImportOptions{Strict: a.strict, Attribution: a.attribution, Logger: g.logger}}
 	res, err := u.Update(ctx)
 	if err != nil {
-		fmt.Fprintf(g.stderr, "mtuscope: %v\n", err) // Run prints no ExitProblem errors
 		return withExit(ExitProblem, err)
 	}
 	if a.asJSON {

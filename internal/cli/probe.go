@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,6 +29,7 @@ type probeArgs struct {
 	// server-assisted mode and report submission (see probe_serve.go)
 	noAssist bool
 	submit   string
+	ca       string
 }
 
 func newProbeCmd(g *globals) *cobra.Command {
@@ -58,6 +60,7 @@ probe could not run (bad arguments, a name that does not resolve).`,
 	f.BoolVar(&a.noICMP, "no-icmp", false, "skip the ICMP echo tests even when privileged")
 	f.BoolVar(&a.noAssist, "no-assist", false, "do not look for an mtuscope server at the target")
 	f.StringVar(&a.submit, "submit", "", "store the result as a report on the mtuscope server at this URL")
+	f.StringVar(&a.ca, "ca", "", "PEM file of the only certificates --submit trusts, as curl's --cacert (a server's self-signed certificate)")
 	return cmd
 }
 
@@ -71,6 +74,12 @@ func runProbe(ctx context.Context, g *globals, a probeArgs, target string) error
 	t, err := probe.ParseTarget(target)
 	if err != nil {
 		return withExit(ExitUsage, err)
+	}
+	var roots *x509.CertPool
+	if a.ca != "" {
+		if roots, err = loadCA(a.ca); err != nil {
+			return withExit(ExitUsage, err)
+		}
 	}
 	family := 0
 	if a.v4 {
@@ -87,7 +96,12 @@ func runProbe(ctx context.Context, g *globals, a probeArgs, target string) error
 	cfg := probe.Config{Target: t, Family: family, ServerName: a.sni, Timeout: a.timeout, Start: time.Now(),
 		SkipICMP: a.noICMP, Logger: g.logger}
 	if !a.noAssist {
-		cfg.Detect = func(ctx context.Context) probe.Assistant { return detectAssistant(ctx, g, t) }
+		dctx, cancel := context.WithDeadline(ctx, cfg.Start.Add(a.timeout))
+		cfg.Assistant, err = findServer(dctx, g, &cfg.Target)
+		cancel()
+		if err != nil {
+			return withExit(ExitUsage, err)
+		}
 	}
 	var pl *progressLine
 	if isTTY(g.stderr) {
@@ -110,8 +124,7 @@ func runProbe(ctx context.Context, g *globals, a probeArgs, target string) error
 		writeHuman(g.stdout, rep, d, useColor(g.stdout))
 	}
 	if a.submit != "" {
-		if err := submitReport(ctx, g, a.submit, target, rep.Evidence); err != nil {
-			fmt.Fprintf(g.stderr, "mtuscope: %v\n", err)
+		if err := submitReport(ctx, g, a.submit, rep.Target, rep.Evidence, roots); err != nil {
 			return withExit(ExitProblem, err)
 		}
 	}

@@ -52,7 +52,9 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	}
 	var ee *exitError
 	if errors.As(err, &ee) {
-		if ee.err != nil && ee.code != ExitProblem {
+		// Every failure says why; ExitProblem without an error is a
+		// finding the command has already printed.
+		if ee.err != nil {
 			fmt.Fprintf(stderr, "mtuscope: %v\n", ee.err)
 		}
 		return ee.code

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -128,8 +129,16 @@ func runServe(cmd *cobra.Command, g *globals, a *serveArgs) error {
 	if err := srv.Start(ctx); err != nil {
 		return withExit(ExitProblem, err)
 	}
-	for _, u := range srv.PageURLs() {
-		fmt.Fprintf(g.stdout, "page: %s\n", u)
+	for i, u := range srv.PageURLs() {
+		switch {
+		case i == 0 && srv.SelfSigned() != "" && strings.HasPrefix(u, "http:"):
+			fmt.Fprintf(g.stdout, "page: %s (open this one: browsers do not trust the self-signed certificate, so over http the page measures without TLS)\n", u)
+		default:
+			fmt.Fprintf(g.stdout, "page: %s\n", u)
+		}
+	}
+	if t := srv.ProbeTarget(); t != "" {
+		fmt.Fprintf(g.stdout, "probe target: %s (mtuscope probe %s: HTTPS without the page's MSS clamp)\n", t, t)
 	}
 	if a := srv.Addrs["admin"]; a != "" {
 		fmt.Fprintf(g.stdout, "admin: http://%s/ (metrics, health, operator views)\n", a)

@@ -37,9 +37,14 @@ func skipOrFail(t testing.TB, reason string) {
 }
 
 // Require skips the test (fails it with CI=true) unless this process can
-// build namespaces: root, with iproute2 and nftables installed.
+// build namespaces: root, with iproute2 and nftables installed. With
+// -short it skips, also under CI: the race pass (make test) runs the unit
+// tests with -short, the namespace tests run in the full pass.
 func Require(t testing.TB) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("testnet: -short: namespace tests run in the full pass")
+	}
 	if os.Geteuid() != 0 {
 		skipOrFail(t, "needs root for network namespaces")
 	}

@@ -8,6 +8,7 @@ package assist
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -117,7 +118,8 @@ func (c *Client) Connection(ctx context.Context, sessionID []byte) (probe.Server
 }
 
 // Submit stores evidence on the server as a report and returns its URL.
-func Submit(ctx context.Context, base, target string, evidence []diagnose.Evidence) (string, error) {
+// The server's certificate is verified against roots (nil: the system's).
+func Submit(ctx context.Context, base, target string, evidence []diagnose.Evidence, roots *x509.CertPool) (string, error) {
 	body, err := json.Marshal(api.Submission{Target: target, Evidence: evidence})
 	if err != nil {
 		return "", err
@@ -125,7 +127,7 @@ func Submit(ctx context.Context, base, target string, evidence []diagnose.Eviden
 	c := &Client{Base: strings.TrimSuffix(base, "/")}
 	c.http = &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
 		DialContext:     (&net.Dialer{Control: sockopt.MaxSegControl(smallMSS)}).DialContext,
-		TLSClientConfig: &tls.Config{CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP256}},
+		TLSClientConfig: &tls.Config{RootCAs: roots, CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP256}},
 	}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Base+api.ReportsPath, strings.NewReader(string(body)))
 	if err != nil {

@@ -34,6 +34,14 @@
         await sleep(wait * 1000);
         continue;
       }
+      if (r.status === 422) {
+        // The server says why there is no result (the browser refused its
+        // certificate): that is the message, not an HTTP error.
+        const j = await r.json().catch(() => ({}));
+        const e = new Error(j.error || "HTTP 422");
+        e.noResult = true;
+        throw e;
+      }
       if (!r.ok) {
         throw new Error(url + ": HTTP " + r.status + " " + (await r.text()).slice(0, 200));
       }
@@ -60,6 +68,12 @@
     return fam.host ? (fam.host.includes(":") ? "[" + fam.host + "]" : fam.host) : location.hostname;
   }
 
+  // rungURL is the address of a rung's port: over TLS, or over plain HTTP
+  // when the server says the browser cannot trust its certificate.
+  function rungURL(sess, host, port) {
+    return (sess.rung_scheme === "http" ? "http://" : "https://") + host + ":" + port;
+  }
+
   function mark(li, text, state) {
     li.querySelector(".what").textContent = text;
     li.className = "rung " + state;
@@ -67,14 +81,14 @@
 
   async function testRung(sess, fam, r, li, timeout, payload) {
     const host = r.host ? (r.host.includes(":") ? "[" + r.host + "]" : r.host) : hostFor(fam);
-    const base = "https://" + host + ":" + r.port;
+    const base = rungURL(sess, host, r.port);
     const res = { mss: r.mss, family: fam.family, hello: "skipped", down: "skipped", up: "skipped", probe: "skipped", ms: 0 };
     mark(li, "testing", "testing");
     let probe = null;
     if (r.down_port) {
       // The server writes one full-size segment as soon as this connects;
       // the request itself fails either way: the server reads the result.
-      probe = timed("https://" + host + ":" + r.down_port + "/", {}, timeout).then(() => "opened", () => "opened");
+      probe = timed(rungURL(sess, host, r.down_port) + "/", {}, timeout).then(() => "opened", () => "opened");
     }
     const q = "?s=" + encodeURIComponent(sess.id);
     const t0 = performance.now();
@@ -129,14 +143,19 @@
   // testRound tests every job's rung at once. A failure counts only when
   // the round's passes were quick: on a busy client or server a slow
   // handshake looks like a lost one, so when a pass took more than half
-  // the timeout the failed sizes are tested again, once, with three times
-  // the wait (as mtuscope probe does).
-  async function testRound(sess, jobs, timeout, payload) {
+  // the timeout, or (in the first round) a family's smallest size failed,
+  // which every path must carry, the failed sizes are tested again, once,
+  // with three times the wait (as mtuscope probe does). What still fails
+  // at the smallest size the server reads (too slow, or lost).
+  async function testRound(sess, jobs, timeout, payload, first) {
     const results = await Promise.all(jobs.map(([fam, r, li]) => testRung(sess, fam, r, li, timeout, payload)));
     const failed = (x) => x.hello === "fail" || x.down === "fail" || x.up === "fail";
     const slow = results.some((x) => x.hello === "ok" && x.ms > timeout / 2);
+    const smallest = {};
+    jobs.forEach(([fam, r]) => { smallest[fam.family] = Math.min(smallest[fam.family] || Infinity, r.mss); });
+    const lowFail = first && results.some((x, i) => failed(x) && jobs[i][1].mss === smallest[jobs[i][0].family]);
     const again = results.map((x, i) => i).filter((i) => failed(results[i]));
-    if (!slow || again.length === 0) {
+    if ((!slow && !lowFail) || again.length === 0) {
       return results;
     }
     const longer = Math.min(sess.max_timeout_ms, 3 * timeout);
@@ -175,7 +194,7 @@
         continue;
       }
       const r = sess.rungs[0];
-      const url = "https://" + hostFor(fam) + ":" + r.port + "/t/claim?s=" + encodeURIComponent(sess.id);
+      const url = rungURL(sess, hostFor(fam), r.port) + "/t/claim?s=" + encodeURIComponent(sess.id);
       for (let i = 0; i < 60; i++) {
         let st = null;
         try {
@@ -219,7 +238,7 @@
     $("progress-total").textContent = String(jobs.length);
     $("progress").hidden = false;
     status("Testing " + jobs.length + " packet sizes (each failure waits " + (timeout / 1000).toFixed(1) + " s)…");
-    const results = await testRound(sess, jobs, timeout, payload);
+    const results = await testRound(sess, jobs, timeout, payload, true);
     // The second round: the server lends ports for the sizes between the
     // largest that passed and the smallest that was lost, one byte apart.
     status("Narrowing down to the byte…");
@@ -236,11 +255,11 @@
         // The server writes one segment of each size, smallest first; it
         // reads from its own side which of them arrived. The browser only
         // holds the connection open long enough for the acknowledgements.
-        more.push(timed("https://" + hostFor(fam) + ":" + rf.exact_port + "/", {}, ref.wait_ms).then(() => null, () => null));
+        more.push(timed(rungURL(sess, hostFor(fam), rf.exact_port) + "/", {}, ref.wait_ms).then(() => null, () => null));
       }
     }
     $("progress-total").textContent = String(jobs.length + refineJobs.length);
-    const [refined] = await Promise.all([testRound(sess, refineJobs, timeout, payload), Promise.all(more)]);
+    const [refined] = await Promise.all([testRound(sess, refineJobs, timeout, payload, false), Promise.all(more)]);
     results.push(...refined);
     status("Working out the result…");
     const rep = (await postJSON("/api/v1/sessions/" + encodeURIComponent(sess.id) + "/result",
@@ -251,5 +270,11 @@
     location.assign(rep.url);
   }
 
-  run().catch((e) => status("The check could not finish: " + (e && e.message || e)));
+  run().catch((e) => {
+    status("The check could not finish: " + (e && e.message || e));
+    if (e && e.noResult) {
+      // Nothing was lost on the network: the sizes were not measured.
+      document.querySelectorAll("#ladder .rung.fail").forEach((li) => mark(li, "not measured", "untested"));
+    }
+  });
 })();
