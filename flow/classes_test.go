@@ -1,6 +1,7 @@
 package flow_test
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -89,6 +90,34 @@ func TestStallNeedsLoss(t *testing.T) {
 			t.Errorf("got %s (%s), want cut where its capture ended", h.Outcome, h.Detail)
 		}
 	})
+	// At the client: the flight's head missing, its tail arrived past the
+	// gap, the client's duplicate ACK said so. The capture ends 10 ms
+	// later (the head may be on its way) or 2 s later (it was lost).
+	for _, tc := range []struct {
+		wait  time.Duration
+		stall bool
+	}{{10 * time.Millisecond, false}, {2 * time.Second, true}} {
+		t.Run(fmt.Sprintf("gap at the capture's end, %v", tc.wait), func(t *testing.T) {
+			f := newFeeder(t, flow.Config{Ports: []uint16{443}})
+			k := start(f)
+			k.sseq += 1448
+			k.server(f, record(23, 300))
+			k.sseq -= 1448 + 305
+			k.ackServer(f, packet.SACKBlock{Left: k.sseq + 1448, Right: k.sseq + 1448 + 305})
+			f.now = f.now.Add(tc.wait)
+			f.send(seg{src: cli6, dst: srv6, seq: 1, flags: packet.SYN, mss: 1440}, 0)
+			f.tr.Flush(f.now)
+			var h flow.Handshake
+			for _, g := range f.got {
+				if g.Client == cli4 {
+					h = g
+				}
+			}
+			if stalled := h.Outcome == diagnose.StalledServerFlight; stalled != tc.stall || stalled == h.CaptureEnded {
+				t.Errorf("got %s (%s) capture_ended %v, want stalled %v", h.Outcome, h.Detail, h.CaptureEnded, tc.stall)
+			}
+		})
+	}
 	t.Run("flight lost is still a stall", func(t *testing.T) {
 		f := newFeeder(t, flow.Config{Ports: []uint16{443}})
 		k := start(f)

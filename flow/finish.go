@@ -100,13 +100,13 @@ func (f *flow) facts(why int, now int64) diagnose.HandshakeFacts {
 	fx.HelloArrived = max(up.arrived(helloEnd)-int(h.base), 0)
 	fx.HelloComplete = h.end > 0 && up.acked && int32(up.ack-h.end) >= 0 || down.end > down.plain
 	if !fx.HelloComplete && fx.HelloSent > 0 {
-		fx.HelloLost, _ = up.lost(helloEnd, up.gapsCount(cut, now, f.rtt()))
+		fx.HelloLost, _ = up.lost(helloEnd, up.gapsCount(cut, now, f.rtt(), f.sack()))
 	}
 	// The server's answer to the hello: what it sent after its plaintext.
 	fx.FlightSent = int(down.end - down.plain)
 	fx.FlightArrived = max(down.arrived(down.end)-int(down.plain), 0)
 	fx.FlightComplete = f.completed
-	fx.FlightLost, _ = down.lost(down.end, down.gapsCount(cut, now, f.rtt()))
+	fx.FlightLost, _ = down.lost(down.end, down.gapsCount(cut, now, f.rtt(), f.sack()))
 	fx.ServerSilent = fx.HelloComplete && fx.FlightSent == 0
 	if f.alert {
 		fx.Alert = true
@@ -158,6 +158,9 @@ func (f *flow) rtt() int64 {
 	return max(f.synAckAt-f.first, f.ackAt-f.synAckAt)
 }
 
+// sack reports whether both SYNs offered SACK.
+func (f *flow) sack() bool { return f.d[sideUp].sackOK && f.d[sideDown].sackOK }
+
 // handshake builds the record emitted for a finished flow.
 // cut says the capture ended at now while the flow was open (see
 // dir.gapsCount).
@@ -195,9 +198,9 @@ func (f *flow) handshake(fx diagnose.HandshakeFacts, cut bool, now int64) Handsh
 	}
 	trust := f.tooBig == 0 && h.Retransmits == 0
 	h.Up.Delivered = up.delivered(trust)
-	_, h.Up.Lost = up.lost(up.end, up.gapsCount(cut, now, f.rtt()))
+	_, h.Up.Lost = up.lost(up.end, up.gapsCount(cut, now, f.rtt(), f.sack()))
 	h.Down.Delivered = down.delivered(trust)
-	_, h.Down.Lost = down.lost(down.end, down.gapsCount(cut, now, f.rtt()))
+	_, h.Down.Lost = down.lost(down.end, down.gapsCount(cut, now, f.rtt(), f.sack()))
 	return h
 }
 

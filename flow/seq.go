@@ -242,25 +242,31 @@ func (d *dir) lost(limit uint32, gaps bool) (bool, int) {
 }
 
 // gapWait is how long a gap must stay unfilled, with later bytes waiting
-// past it, before a capture that ends counts it lost: the sender learned of
-// it (the receiver's SACK or duplicate ACK) and a retransmission timer
-// would have filled it by then: 300 ms (Linux's minimum RTO is 200 ms,
-// Windows' 300 ms) or four round trips, whichever is longer; 1 s (RFC
-// 6298's initial RTO) when the round trip is unknown.
-func gapWait(rtt int64) int64 {
-	if rtt <= 0 {
+// past it, before a capture that ends counts it lost: long enough for the
+// sender, told of the gap by the receiver's duplicate ACK, to have filled
+// it. With SACK a sender repairs a hole within about a round trip (fast
+// retransmit, RACK: RFC 8985): eight round trips and at least 50 ms. Without
+// SACK the retransmission timer may be what fills it: four round trips and
+// at least 300 ms (Linux's minimum RTO is 200 ms, Windows' 300 ms). With
+// no round trip seen, 1 s (RFC 6298's initial RTO).
+func gapWait(rtt int64, sack bool) int64 {
+	switch {
+	case rtt <= 0:
 		return int64(time.Second)
+	case sack:
+		return max(int64(50*time.Millisecond), 8*rtt)
 	}
 	return max(int64(300*time.Millisecond), 4*rtt)
 }
 
 // gapsCount reports whether this direction's gaps count as losses for a
-// flow that ended at now (rtt: its round trip, 0 unknown): always, unless
+// flow that ended at now (rtt: its round trip, 0 unknown; sack: both ends
+// offered SACK): always, unless
 // the capture ended while the flow was open (cut): then the missing
 // segments may still have been in flight, and a gap counts only when the
 // sender retransmitted or the later bytes had waited gapWait past it.
-func (d *dir) gapsCount(cut bool, now, rtt int64) bool {
-	return !cut || d.retrans > 0 || d.ooo > 0 && now-d.oooAt >= gapWait(rtt)
+func (d *dir) gapsCount(cut bool, now, rtt int64, sack bool) bool {
+	return !cut || d.retrans > 0 || d.ooo > 0 && now-d.oooAt >= gapWait(rtt, sack)
 }
 
 // delivered returns the largest wire packet of this direction that the

@@ -119,7 +119,9 @@ func decodeIP(b []byte, base int, p *Packet) error {
 		p.Payload = b[hdr:end]
 		return nil // no transport header in a non-first fragment
 	}
-	if (p.Proto == protoIPv4 || p.Proto == protoIPv6) && !p.Frag.Is && p.Encap < MaxEncap {
+	// A tunnel packet's first fragment holds the inner packet's head: it
+	// decodes like a capture cut by its snap length (Truncated).
+	if (p.Proto == protoIPv4 || p.Proto == protoIPv6) && p.Frag.Offset == 0 && p.Encap < MaxEncap {
 		return decapIP(b[hdr:end], base+hdr, p)
 	}
 	return decodeTransport(b[hdr:end], base+hdr, p)
@@ -252,7 +254,7 @@ func decodeTransport(b []byte, base int, p *Packet) error {
 		p.Transport = true
 		p.PayloadLen -= UDPHeaderLen
 		p.Payload = b[UDPHeaderLen:]
-		if p.Encap < MaxEncap && !p.Frag.Is {
+		if p.Encap < MaxEncap && p.Frag.Offset == 0 {
 			if ok, err := decapUDP(p.Payload, base+UDPHeaderLen, p); ok {
 				return err
 			}

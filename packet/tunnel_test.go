@@ -108,6 +108,24 @@ func TestDecodeTunnels(t *testing.T) {
 	}
 }
 
+// TestTunnelFirstFragment: an overlay packet fragmented on the way (GTP-U
+// on a small-MTU link) holds the inner packet's head in its first
+// fragment: the inner TCP segment decodes as cut short, its length from
+// its own header.
+func TestTunnelFirstFragment(t *testing.T) {
+	inner := frame(t, ip4(layers.IPProtocolTCP), &layers.TCP{SrcPort: 40000, DstPort: 443, Seq: 1, ACK: true}, gopacket.Payload(make([]byte, 1400)))
+	whole := outerUDP(t, 2152, gtpu(inner, false))
+	first := whole[:14+20+8+8+20+20+500]
+	first[14+6] |= 0x20 // more fragments
+	var p Packet
+	if err := Decode(LinkEthernet, first, &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Tunnel != TunnelGTPU || !p.Transport || p.TCP.DstPort != 443 || p.PayloadLen != 1400 || len(p.Payload) != 500 || !p.Truncated() {
+		t.Errorf("got tunnel %s transport %v port %d payload %d of %d: want the inner segment's head, 500 of 1400 bytes", p.Tunnel, p.Transport, p.TCP.DstPort, len(p.Payload), p.PayloadLen)
+	}
+}
+
 // TestTunnelDepth: nesting past MaxEncap is left as the outer packet, and
 // a decode allocates nothing.
 func TestTunnelDepth(t *testing.T) {
