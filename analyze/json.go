@@ -81,6 +81,7 @@ func appendHandshake(b []byte, h *Handshake) []byte {
 	e.time(`"end"`, fh.End)
 	e.str(`"outcome"`, string(fh.Outcome), false)
 	e.str(`"detail"`, fh.Detail, true)
+	e.flag(`"capture_ended"`, fh.CaptureEnded)
 	e.int(`"client_mss"`, fh.ClientMSS, true)
 	e.int(`"server_mss"`, fh.ServerMSS, true)
 	e.str(`"sni"`, fh.SNI, true)

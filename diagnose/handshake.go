@@ -82,13 +82,20 @@ type HandshakeFacts struct {
 	// Interrupted says the observation ended before any conclusion (a run
 	// cancelled, a capture that ended mid-handshake).
 	Interrupted bool
+	// Passive says the observer saw the packets themselves (a capture):
+	// it knows what was lost, so a handshake that went no further with
+	// nothing lost is a timeout, not a stall. The probe and the server,
+	// which see only their sockets, take a flight that stopped coming
+	// before the deadline for a stall.
+	Passive bool
 }
 
 // ClassifyHandshake is the one set of outcome rules of mtuscope: probe,
 // serve, the monitor and the analyzer all call it with what they saw. It
 // returns the outcome and a short reason.
 //
-// A stall needs evidence of loss or of a stuck flight: a client that stops
+// A stall needs evidence of loss or of a stuck flight (for a passive
+// observer, of loss: see Passive): a client that stops
 // sending half-way through its hello, or gives up on a server that never
 // answered, is a timeout or a reset, never a stall (SYN floods and
 // half-sent hellos must not look like path-MTU black holes).
@@ -118,6 +125,11 @@ func ClassifyHandshake(f HandshakeFacts) (Outcome, string) {
 	case !stalled:
 		return Timeout, "no conclusion"
 	case f.HelloSent == 0 && !f.HelloComplete:
+		if f.ClosedBy == ClientSide && f.Passive {
+			// A connection opened and closed unused (a browser's
+			// preconnect): no TLS attempt to count as failed.
+			return NoClientHello, closeText(f, "the client") + " without sending a ClientHello"
+		}
 		if f.ClosedBy == ClientSide {
 			return Reset, closeText(f, "the client")
 		}
@@ -129,10 +141,12 @@ func ClassifyHandshake(f HandshakeFacts) (Outcome, string) {
 			return Reset, closeText(f, "the client")
 		}
 		return Timeout, fmt.Sprintf("the client sent %d bytes of its ClientHello and nothing was lost", f.HelloSent)
-	case f.FlightLost || (f.TimedOut && !f.ServerSilent):
+	case f.FlightLost || (f.TimedOut && !f.ServerSilent && !f.Passive):
 		return StalledServerFlight, flightText(f)
 	case f.ClosedBy == ClientSide:
 		return Reset, closeText(f, "the client")
+	case !f.ServerSilent && f.FlightSent > 0:
+		return Timeout, fmt.Sprintf("%d of the server's %d bytes arrived and nothing was lost; the handshake went no further", f.FlightArrived, f.FlightSent)
 	}
 	return Timeout, "the server never answered the ClientHello"
 }

@@ -36,19 +36,34 @@ type flow struct {
 	// synAckOK says the SYN-ACK acknowledged the client's SYN; verified
 	// that the client then acknowledged the SYN-ACK (Handshake.Verified).
 	synAckOK, verified bool
-	// serverHello says the server's first record was a ServerHello.
+	// serverHello says the server's first record was a ServerHello (or,
+	// after a HelloRetryRequest, hrr, the one that followed the client's
+	// second hello).
 	serverHello bool
-	alert       bool
-	alertDesc   uint8
-	alertBy     uint8 // side+1
-	alertEnc    bool
-	notTLS      bool
-	notTLSBy    uint8
-	prefix      [16]byte
-	prefixN     uint8
-	completed   bool
-	closedBy    diagnose.Side
-	rst         bool
+	hrr         bool
+	// plain says a side spoke plaintext before any ClientHello
+	// (STARTTLS, a server that speaks first).
+	plain bool
+	// altISN is the sequence number after the ISN of a second SYN-ACK
+	// with a new ISN (a retransmitted SYN answered anew), until the
+	// client's ACK or the server's data says which one the connection
+	// took.
+	altISN    uint32
+	hasAltISN bool
+	// synAckAt and ackAt are when the SYN-ACK and the client's ACK of it
+	// were seen (0: not seen), for the round trip.
+	synAckAt, ackAt int64
+	alert           bool
+	alertDesc       uint8
+	alertBy         uint8 // side+1
+	alertEnc        bool
+	notTLS          bool
+	notTLSBy        uint8
+	prefix          [16]byte
+	prefixN         uint8
+	completed       bool
+	closedBy        diagnose.Side
+	rst             bool
 
 	tooBig    int
 	tooBigMTU int
@@ -104,19 +119,27 @@ func (t *Tracker) tcp(p *packet.Packet, now int64) {
 	if p.Frag.Is {
 		d.frags++
 	}
-	if tc.Flags.Has(packet.SYN) {
+	if side == sideDown && tc.Flags.Has(packet.SYN|packet.ACK) && f.synAck && d.syn && tc.Seq != d.isn {
+		// A second SYN-ACK with a new ISN: keep both until one is used.
+		f.altISN, f.hasAltISN = tc.Seq+1, true
+	} else if tc.Flags.Has(packet.SYN) {
 		d.syn, d.isn, d.base, d.haveBase = true, tc.Seq, tc.Seq+1, true
 		d.mss, d.wscale, d.sackOK, d.ts = tc.MSS, tc.WScale, tc.SACKPermitted, tc.Timestamps
 		if side == sideDown && tc.Flags.Has(packet.ACK) {
 			f.synAck = true
+			f.synAckAt = now
 			f.synAckOK = o.syn && tc.Ack == o.isn+1
 		}
+	}
+	if f.hasAltISN {
+		f.pickISN(side, tc, p.PayloadLen)
 	}
 	if tc.Flags.Has(packet.ACK) {
 		if side == sideUp && f.synAckOK && !tc.Flags.Has(packet.SYN) && int32(tc.Ack-o.base) >= 0 && int32(tc.Ack-o.base) <= int32(o.end) {
 			f.verified = true
 		}
 		if side == sideUp && f.synAck && !tc.Flags.Has(packet.SYN) && !f.connected {
+			f.ackAt = now
 			t.connect(i)
 		}
 		o.ackSeg(tc)
@@ -144,6 +167,28 @@ func (t *Tracker) tcp(p *packet.Packet, now int64) {
 		}
 		f.end = now
 		t.finish(i, endClosed, now)
+	}
+}
+
+// pickISN settles which of two SYN-ACKs' ISNs the connection took: the one
+// the client acknowledges, or the one the server's data continues.
+func (f *flow) pickISN(side int, tc *packet.TCP, payload int) {
+	d := &f.d[sideDown]
+	var at uint32
+	switch {
+	case side == sideUp && tc.Flags.Has(packet.ACK):
+		at = tc.Ack
+	case side == sideDown && payload > 0:
+		at = tc.Seq
+	default:
+		return
+	}
+	switch at {
+	case f.altISN:
+		d.isn, d.base = f.altISN-1, f.altISN
+		f.hasAltISN = false
+	case d.base:
+		f.hasAltISN = false
 	}
 }
 
@@ -279,6 +324,7 @@ func (t *Tracker) data(i int32, f *flow, side int, p *packet.Packet) {
 	case s == d.end:
 	case int32(s-d.end) > 0:
 		d.ooo++
+		d.oooAt = f.last
 	default:
 		for cs := s; int32(cs-e) < 0; cs += uint32(seg) {
 			d.split(cs, min(cs+uint32(seg), e), d.hdr)

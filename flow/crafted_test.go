@@ -424,6 +424,11 @@ func TestCrafted(t *testing.T) {
 		k := &conn{c: cli4, s: srv4, cseq: 1, sseq: 1}
 		k.open(f, 1460)
 		k.client(f, []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), -1)
+		if len(f.got) != 0 {
+			t.Fatalf("got %+v before the connection ended: plaintext may still upgrade to TLS", f.got)
+		}
+		k.server(f, []byte("HTTP/1.1 400 Bad Request\r\n\r\n"))
+		f.send(seg{src: k.s, dst: k.c, seq: k.sseq, ack: k.cseq, flags: packet.FIN | packet.ACK}, time.Millisecond)
 		if len(f.got) != 1 || f.got[0].Outcome != diagnose.NotTLS || !bytes.Contains([]byte(f.got[0].Detail), []byte("GET")) {
 			t.Fatalf("got %+v, want not_tls naming the bytes", f.got)
 		}

@@ -27,15 +27,39 @@ func (t *Tracker) finish(i int32, why int, now int64) {
 		return
 	}
 	f.done = true
-	f.last = now
-	if f.end == 0 || why == endTimeout {
-		f.end = now
+	switch {
+	case why == endTimeout:
+		// When the timeout fell due, not when a later packet (after a gap
+		// in the capture) made the tracker notice.
+		f.end = min(now, f.start+t.timeout)
+		f.last = now
+	case why == endFlush:
+		// The capture ended at the flow's last packet, whatever the
+		// caller's clock says.
+		if f.end == 0 {
+			f.end = f.last
+		}
+	default:
+		f.last = now
+		if f.end == 0 {
+			f.end = now
+		}
 	}
 	t.putBuf(f)
 	if !f.connected {
 		t.stats.HalfOpen++
 		t.move(i, listDone)
 		return
+	}
+	if f.plain && f.hello.end == 0 && !f.notTLS {
+		// Plaintext and never a ClientHello: another protocol, or one that
+		// never upgraded to TLS.
+		if t.anyPort {
+			t.stats.NotTLS++
+			t.move(i, listDone)
+			return
+		}
+		f.notTLS = true
 	}
 	if t.anyPort && f.hello.end == 0 && !f.notTLS && !t.knownTLS(f.server) {
 		// Any port, and no hello header ever came (none sent, or its
@@ -44,8 +68,9 @@ func (t *Tracker) finish(i int32, why int, now int64) {
 		t.move(i, listDone)
 		return
 	}
-	facts := f.facts(why, now >= f.start+t.timeout)
-	h := f.handshake(facts)
+	facts := f.facts(why, now)
+	h := f.handshake(facts, why == endFlush, now)
+	h.CaptureEnded = why == endFlush && facts.Interrupted
 	for j, o := range outcomes {
 		if o == h.Outcome {
 			t.outcomes[j]++
@@ -58,26 +83,31 @@ func (t *Tracker) finish(i int32, why int, now int64) {
 }
 
 // facts turns what the flow saw into the classifier's facts.
-func (f *flow) facts(why int, expired bool) diagnose.HandshakeFacts {
+func (f *flow) facts(why int, now int64) diagnose.HandshakeFacts {
 	up, down := &f.d[sideUp], &f.d[sideDown]
 	h := &f.hello
-	fx := diagnose.HandshakeFacts{Connected: f.connected}
+	// The capture's end cuts what was in flight (see dir.gapsCount).
+	cut := why == endFlush
+	fx := diagnose.HandshakeFacts{Connected: f.connected, Passive: true}
 	helloEnd := h.end
 	if helloEnd == 0 {
 		helloEnd = up.end
 	}
-	fx.HelloBytes = int(h.end)
-	fx.HelloSent = int(min(up.end, helloEnd))
-	fx.HelloArrived = up.arrived(helloEnd)
-	fx.HelloComplete = h.end > 0 && up.acked && int32(up.ack-h.end) >= 0 || down.end > 0
-	if !fx.HelloComplete && fx.HelloSent > 0 {
-		fx.HelloLost, _ = up.lost(helloEnd)
+	if h.end > 0 {
+		fx.HelloBytes = int(h.end - h.base)
 	}
-	fx.FlightSent = int(down.end)
-	fx.FlightArrived = down.arrived(down.end)
+	fx.HelloSent = int(min(up.end, helloEnd) - min(h.base, up.end))
+	fx.HelloArrived = max(up.arrived(helloEnd)-int(h.base), 0)
+	fx.HelloComplete = h.end > 0 && up.acked && int32(up.ack-h.end) >= 0 || down.end > down.plain
+	if !fx.HelloComplete && fx.HelloSent > 0 {
+		fx.HelloLost, _ = up.lost(helloEnd, up.gapsCount(cut, now, f.rtt(), f.sack()))
+	}
+	// The server's answer to the hello: what it sent after its plaintext.
+	fx.FlightSent = int(down.end - down.plain)
+	fx.FlightArrived = max(down.arrived(down.end)-int(down.plain), 0)
 	fx.FlightComplete = f.completed
-	fx.FlightLost, _ = down.lost(down.end)
-	fx.ServerSilent = fx.HelloComplete && down.end == 0
+	fx.FlightLost, _ = down.lost(down.end, down.gapsCount(cut, now, f.rtt(), f.sack()))
+	fx.ServerSilent = fx.HelloComplete && fx.FlightSent == 0
 	if f.alert {
 		fx.Alert = true
 		who := "server"
@@ -112,14 +142,29 @@ func (f *flow) facts(why int, expired bool) diagnose.HandshakeFacts {
 	case endFlush:
 		// The capture ended: what shows a loss stands as it is, the rest
 		// was cut short.
-		fx.TimedOut = fx.HelloLost || fx.FlightLost || expired
+		fx.TimedOut = fx.HelloLost || fx.FlightLost
 		fx.Interrupted = !fx.TimedOut
 	}
 	return fx
 }
 
+// rtt is the round trip the three-way handshake showed, 0 when it was not
+// seen: SYN to SYN-ACK (a capture near the client) or SYN-ACK to ACK (near
+// the server), whichever is longer.
+func (f *flow) rtt() int64 {
+	if f.synAckAt == 0 || f.ackAt == 0 || !f.d[sideUp].syn {
+		return 0
+	}
+	return max(f.synAckAt-f.first, f.ackAt-f.synAckAt)
+}
+
+// sack reports whether both SYNs offered SACK.
+func (f *flow) sack() bool { return f.d[sideUp].sackOK && f.d[sideDown].sackOK }
+
 // handshake builds the record emitted for a finished flow.
-func (f *flow) handshake(fx diagnose.HandshakeFacts) Handshake {
+// cut says the capture ended at now while the flow was open (see
+// dir.gapsCount).
+func (f *flow) handshake(fx diagnose.HandshakeFacts, cut bool, now int64) Handshake {
 	up, down := &f.d[sideUp], &f.d[sideDown]
 	out, detail := diagnose.ClassifyHandshake(fx)
 	h := Handshake{
@@ -127,8 +172,8 @@ func (f *flow) handshake(fx diagnose.HandshakeFacts) Handshake {
 		Start: time.Unix(0, f.first).UTC(), End: time.Unix(0, f.end).UTC(),
 		Outcome: out, Detail: detail, Verified: f.verified,
 		ClientMSS: int(up.mss), ServerMSS: int(down.mss),
-		SNI: f.hello.sni, HelloBytes: int(f.hello.end), PQKeyShare: f.hello.pq,
-		FlightBytes: int(down.end),
+		SNI: f.hello.sni, HelloBytes: fx.HelloBytes, PQKeyShare: f.hello.pq,
+		FlightBytes: fx.FlightSent,
 		Retransmits: up.retrans + down.retrans,
 		TooBig:      f.tooBig, TooBigMTU: f.tooBigMTU,
 		HelloTruncated: f.hello.truncated,
@@ -142,7 +187,7 @@ func (f *flow) handshake(fx diagnose.HandshakeFacts) Handshake {
 		helloEnd = up.end
 	}
 	for _, pc := range up.pieces[:up.np] {
-		if int32(pc.start-helloEnd) < 0 {
+		if int32(pc.start-helloEnd) < 0 && int32(pc.start-f.hello.base) >= 0 {
 			h.HelloSegments++
 		}
 	}
@@ -153,9 +198,9 @@ func (f *flow) handshake(fx diagnose.HandshakeFacts) Handshake {
 	}
 	trust := f.tooBig == 0 && h.Retransmits == 0
 	h.Up.Delivered = up.delivered(trust)
-	_, h.Up.Lost = up.lost(up.end)
+	_, h.Up.Lost = up.lost(up.end, up.gapsCount(cut, now, f.rtt(), f.sack()))
 	h.Down.Delivered = down.delivered(trust)
-	_, h.Down.Lost = down.lost(down.end)
+	_, h.Down.Lost = down.lost(down.end, down.gapsCount(cut, now, f.rtt(), f.sack()))
 	return h
 }
 

@@ -14,7 +14,8 @@ import (
 // fuzzer's bytes: eight bytes per packet choose the connection, the
 // direction, flags, sequence and acknowledgement (near the connection's
 // own or anywhere), SACK, the payload (a hello's start, records, noise),
-// the snap length, the time step, and ICMP too-big quotes. Whatever comes,
+// the snap length, the time step (with jumps of hours, or back), plaintext
+// before a hello, HelloRetryRequests, SSLv2 hellos and ICMP too-big quotes. Whatever comes,
 // the tracker must not panic, must keep its table within MaxFlows, and
 // must emit each handshake once.
 func FuzzTracker(f *testing.F) {
@@ -72,7 +73,18 @@ func FuzzTracker(f *testing.F) {
 			case 1:
 				s.payload = record(r[3]&3+20, n, r[4], r[5])
 			case 2:
-				s.payload = make([]byte, n)
+				// Plaintext before a hello (STARTTLS), a HelloRetryRequest,
+				// an SSLv2-format hello, or zeros.
+				switch r[3] & 3 {
+				case 0:
+					s.payload = []byte("220 mx.example.test ESMTP\r\n")
+				case 1:
+					s.payload = hrrRecord()
+				case 2:
+					s.payload = []byte{0x80, 0x2e, 1, 3, 1, 0, 6, 0, 0, 0, 16}
+				default:
+					s.payload = make([]byte, n)
+				}
 			}
 			if r[7]&2 != 0 {
 				s.snap = int(r[7]) / 4
@@ -82,6 +94,12 @@ func FuzzTracker(f *testing.F) {
 			}
 			seqs[c][dirn] += uint32(len(s.payload))
 			now = now.Add(time.Duration(r[7]>>2) * 50 * time.Millisecond)
+			switch {
+			case r[6]&0x60 == 0x60:
+				now = now.Add(-time.Minute) // the clock goes back: another capture
+			case r[6]&0x20 != 0 && r[6]&0x0f == 0x0f:
+				now = now.Add(2 * time.Hour) // a gap: another capture
+			}
 			b := s.raw()
 			if r[7]&0x80 != 0 && s.src.Addr().Is4() {
 				b = tooBig(netip.AddrFrom4([4]byte{192, 0, 2, 1}), s, 576+int(r[6])*4)

@@ -28,6 +28,11 @@ type Handshake struct {
 	// Detail is a short reason: the alert's name, why a flow counts as
 	// stalled.
 	Detail string `json:"detail,omitempty"`
+	// CaptureEnded says the capture ended (or its clock jumped: another
+	// capture began) before the handshake did, with nothing lost. Its
+	// outcome is timeout, but nothing says it failed: the monitor does not
+	// count it.
+	CaptureEnded bool `json:"capture_ended,omitempty"`
 	// Verified says the capture saw the TCP three-way exchange that an
 	// off-path sender cannot fake cheaply: the client's SYN, the server's
 	// SYN-ACK acknowledging it (client ISN+1), and a client segment

@@ -1,6 +1,10 @@
 package flow
 
-import "github.com/mtuscope/mtuscope/packet"
+import (
+	"time"
+
+	"github.com/mtuscope/mtuscope/packet"
+)
 
 // One direction's sequence space: the wire segments its sender sent, what
 // the peer acknowledged of them, and what that says about the path.
@@ -38,8 +42,11 @@ type dir struct {
 	wscale   int8
 	sackOK   bool
 	ts       bool
-	// end is the highest relative sequence sent, plus one.
-	end uint32
+	// end is the highest relative sequence sent, plus one; plain how much
+	// of it was plaintext before the TLS handshake (STARTTLS, a server
+	// that speaks first).
+	end   uint32
+	plain uint32
 	// ack is the highest cumulative acknowledgement of this direction's
 	// data by the peer, relative; acked says one was seen.
 	ack   uint32
@@ -62,6 +69,7 @@ type dir struct {
 	np      uint8
 	retrans int
 	ooo     int
+	oooAt   int64 // when data last arrived out of order
 	frags   int
 	w       walker
 }
@@ -198,8 +206,9 @@ func (d *dir) split(s, e uint32, hdr int) {
 // lost reports whether part of what this direction sent within [0, limit)
 // never got through: a piece retransmitted and never acknowledged, or a
 // gap below data that arrived that nothing ever filled or acknowledged.
-// It returns the smallest such wire packet too.
-func (d *dir) lost(limit uint32) (bool, int) {
+// It returns the smallest such wire packet too. gaps says whether a gap
+// counts (see gapsCount).
+func (d *dir) lost(limit uint32, gaps bool) (bool, int) {
 	smallest := 0
 	note := func(w int) {
 		if smallest == 0 || w < smallest {
@@ -214,7 +223,7 @@ func (d *dir) lost(limit uint32) (bool, int) {
 		if int32(pc.start-limit) >= 0 {
 			break
 		}
-		if int32(pc.start-cur) > 0 {
+		if int32(pc.start-cur) > 0 && gaps {
 			// A gap [cur, pc.start): segments that never showed here.
 			gap := int(pc.start - cur)
 			note(min(gap, max(d.seg, 1)) + d.hdr)
@@ -230,6 +239,34 @@ func (d *dir) lost(limit uint32) (bool, int) {
 		note(d.shrunk)
 	}
 	return smallest > 0, smallest
+}
+
+// gapWait is how long a gap must stay unfilled, with later bytes waiting
+// past it, before a capture that ends counts it lost: long enough for the
+// sender, told of the gap by the receiver's duplicate ACK, to have filled
+// it. With SACK a sender repairs a hole within about a round trip (fast
+// retransmit, RACK: RFC 8985): eight round trips and at least 50 ms. Without
+// SACK the retransmission timer may be what fills it: four round trips and
+// at least 300 ms (Linux's minimum RTO is 200 ms, Windows' 300 ms). With
+// no round trip seen, 1 s (RFC 6298's initial RTO).
+func gapWait(rtt int64, sack bool) int64 {
+	switch {
+	case rtt <= 0:
+		return int64(time.Second)
+	case sack:
+		return max(int64(50*time.Millisecond), 8*rtt)
+	}
+	return max(int64(300*time.Millisecond), 4*rtt)
+}
+
+// gapsCount reports whether this direction's gaps count as losses for a
+// flow that ended at now (rtt: its round trip, 0 unknown; sack: both ends
+// offered SACK): always, unless
+// the capture ended while the flow was open (cut): then the missing
+// segments may still have been in flight, and a gap counts only when the
+// sender retransmitted or the later bytes had waited gapWait past it.
+func (d *dir) gapsCount(cut bool, now, rtt int64, sack bool) bool {
+	return !cut || d.retrans > 0 || d.ooo > 0 && now-d.oooAt >= gapWait(rtt, sack)
 }
 
 // delivered returns the largest wire packet of this direction that the

@@ -5,10 +5,29 @@ import (
 )
 
 // isHelloStart reports whether b starts with a ClientHello: a handshake
-// record header of version 3.0 to 3.4 and handshake type 1.
+// record header of version 3.0 to 3.4 and handshake type 1, or an
+// SSLv2-compatible one (see isV2Hello).
 func isHelloStart(b []byte) bool {
-	return len(b) >= 6 && b[0] == tlswire.RecordHandshake && b[1] == 3 && b[2] <= 4 && b[5] == tlswire.TypeClientHello
+	return len(b) >= 6 && b[0] == tlswire.RecordHandshake && b[1] == 3 && b[2] <= 4 && b[5] == tlswire.TypeClientHello ||
+		isV2Hello(b)
 }
+
+// isV2Hello reports whether b starts with an SSLv2-format CLIENT-HELLO
+// (RFC 6101 appendix E, RFC 5246 appendix E.2): a two-byte header with
+// the high bit set, message type 1, version 2.0 or 3.0 to 3.4.
+func isV2Hello(b []byte) bool {
+	return len(b) >= 5 && b[0]&0x80 != 0 && b[2] == 1 && (b[3] == 0 && b[4] == 2 || b[3] == 3 && b[4] <= 4)
+}
+
+// v2Len is the size of an SSLv2 record with a two-byte header.
+func v2Len(b []byte) uint32 { return 2 + (uint32(b[0]&0x7f)<<8 | uint32(b[1])) }
+
+// Bounds of the plaintext before a ClientHello (STARTTLS and the like):
+// past them, a connection is not TLS.
+const (
+	maxPlainClient = 4096  // client bytes before its hello
+	maxPlainServer = 16384 // server bytes before the hello
+)
 
 // span is a byte range [s, e) of the hello buffer that the capture holds.
 type span struct{ s, e uint32 }
@@ -20,9 +39,12 @@ type helloState struct {
 	buf  []byte
 	cov  [8]span
 	ncov uint8
-	// end is the hello's extent in the stream (its records, headers
-	// included), 0 until the record header was seen.
-	end uint32
+	// base is where the hello starts in the client's stream: 0, or past
+	// the plaintext of a STARTTLS exchange. end is where its records end
+	// (headers included), 0 until the record header was seen.
+	base, end uint32
+	// v2 says the hello is in SSLv2 format.
+	v2 bool
 	// parsed says the hello was parsed; failed that it cannot be (too
 	// large for the buffer, cut by the snap length, malformed).
 	parsed, failed bool
@@ -68,16 +90,19 @@ func (h *helloState) add(s, e uint32) {
 	h.ncov = uint8(out + 1)
 }
 
-// clientData handles the client's bytes at relative offset s: the hello
-// while it is reassembled, the records after it.
+// clientData handles the client's bytes at relative offset s: plaintext
+// before a hello, the hello while it is reassembled, the records after it.
 func (t *Tracker) clientData(i int32, f *flow, s uint32, data []byte, n int) {
 	h := &f.hello
 	if len(data) < n {
 		h.truncated = true
 	}
-	if !h.parsed && !h.failed {
-		t.helloBytes(i, f, s, data)
-		if f.done {
+	if h.end == 0 && f.plain && !t.upgrade(i, f, s, data, n) {
+		return
+	}
+	if !h.parsed && !h.failed && int32(s-h.base) >= 0 {
+		t.helloBytes(i, f, s-h.base, data)
+		if f.done || h.end == 0 {
 			return
 		}
 	}
@@ -91,30 +116,87 @@ func (t *Tracker) clientData(i int32, f *flow, s uint32, data []byte, n int) {
 	for {
 		r, ok := w.record(s, data)
 		if !ok {
-			return
+			break
 		}
 		if r.bad {
-			return
+			break
 		}
-		switch {
-		case r.typ == tlswire.RecordAlert:
+		if r.typ == tlswire.RecordAlert {
 			f.alert, f.alertBy, f.alertDesc, f.alertEnc = true, sideUp+1, r.b1, r.length != 2
 			f.end = f.last
 			t.finish(i, endAlert, f.last)
 			return
-		case f.serverHello && f.d[sideDown].acked && int32(f.d[sideDown].ack-f.d[sideDown].end) >= 0:
-			// The client acknowledged all the server sent and answered:
-			// it got the whole flight.
-			f.completed = true
-			f.end = f.last
-			t.finish(i, endDone, f.last)
+		}
+		if t.answered(i, f) {
 			return
 		}
 	}
+	if h.v2 && w.stuck && int32(s+uint32(n)-h.end) > 0 {
+		// An SSLv2 exchange: its records are not followed; the client's
+		// next message after the whole server flight is the answer.
+		t.answered(i, f)
+	}
 }
 
-// helloBytes copies the captured bytes at s into the hello buffer and
-// parses the hello once it is whole.
+// answered completes the handshake when the client, having acknowledged
+// all the server sent after its ServerHello, sent a record of its own: it
+// got the whole flight.
+func (t *Tracker) answered(i int32, f *flow) bool {
+	d := &f.d[sideDown]
+	if !f.serverHello || !d.acked || int32(d.ack-d.end) < 0 {
+		return false
+	}
+	f.completed = true
+	f.end = f.last
+	t.finish(i, endDone, f.last)
+	return true
+}
+
+// upgrade looks for the ClientHello after plaintext, at the start of a
+// client segment. It reports whether the segment at s starts the hello; a
+// connection whose plaintext runs past the bounds is not TLS.
+func (t *Tracker) upgrade(i int32, f *flow, s uint32, data []byte, n int) bool {
+	h := &f.hello
+	if isHelloStart(data) {
+		// Whatever plaintext was held for a hello is not one.
+		t.putBuf(f)
+		h.base, h.ncov, h.failed = s, 0, false
+		return true
+	}
+	if int32(s+uint32(n)) > maxPlainClient {
+		t.notTLS(i, f)
+	}
+	return false
+}
+
+// notTLS ends a connection that is not TLS: dropped and counted when any
+// port is watched, else classified not_tls.
+func (t *Tracker) notTLS(i int32, f *flow) {
+	t.putBuf(f)
+	f.hello.failed = true
+	if t.anyPort {
+		t.stats.NotTLS++
+		f.done = true
+		t.release(i)
+		return
+	}
+	f.notTLS = true
+	f.end = f.last
+	t.finish(i, endNotTLS, f.last)
+}
+
+// plaintext notes a side's first bytes that are not TLS: the connection
+// may still upgrade (STARTTLS) until the bounds.
+func (f *flow) plaintext(side int, b []byte) {
+	f.plain = true
+	if f.prefixN == 0 {
+		f.prefixN = uint8(copy(f.prefix[:], b))
+		f.notTLSBy = uint8(side + 1)
+	}
+}
+
+// helloBytes copies the captured bytes at s (relative to the hello's
+// start) into the hello buffer and parses the hello once it is whole.
 func (t *Tracker) helloBytes(i int32, f *flow, s uint32, data []byte) {
 	h := &f.hello
 	max := uint32(t.cfg.MaxBuffer)
@@ -127,8 +209,9 @@ func (t *Tracker) helloBytes(i int32, f *flow, s uint32, data []byte) {
 			// the hello's size.
 			h.failed = true
 			if s == 0 && isHelloStart(data) {
-				h.end = 5 + (uint32(data[3])<<8 | uint32(data[4]))
-				t.learn(f.server)
+				h.end = h.base + helloRecordLen(data)
+				h.v2 = isV2Hello(data)
+				t.located(f)
 			}
 			return
 		}
@@ -141,26 +224,27 @@ func (t *Tracker) helloBytes(i int32, f *flow, s uint32, data []byte) {
 			return
 		}
 		if !isHelloStart(h.buf) {
-			f.prefixN = uint8(copy(f.prefix[:], h.buf[:min(pre, uint32(len(f.prefix)))]))
+			// Plaintext first: a STARTTLS exchange, or not TLS at all.
+			f.plaintext(sideUp, h.buf[:pre])
 			t.putBuf(f)
-			h.failed = true
-			if t.anyPort {
-				// Any port: a connection that is not TLS is none of ours.
-				t.stats.NotTLS++
-				f.done = true
-				t.release(i)
-				return
-			}
-			f.notTLS, f.notTLSBy = true, sideUp+1
-			f.end = f.last
-			t.finish(i, endNotTLS, f.last)
+			h.ncov = 0
 			return
 		}
-		t.learn(f.server)
+		if isV2Hello(h.buf) {
+			// No extensions to read: its size is all there is.
+			h.v2, h.parsed = true, true
+			h.end = h.base + v2Len(h.buf)
+			t.putBuf(f)
+			t.located(f)
+			return
+		}
 	}
 	end, msg, ok := t.helloExtent(h.buf[:pre])
-	if end > 0 {
-		h.end = uint32(end)
+	if end > 0 && h.end == 0 {
+		h.end = h.base + uint32(end)
+		t.located(f)
+	} else if end > 0 {
+		h.end = h.base + uint32(end)
 	}
 	switch {
 	case ok:
@@ -174,10 +258,30 @@ func (t *Tracker) helloBytes(i int32, f *flow, s uint32, data []byte) {
 		}
 		h.parsed = true
 		t.putBuf(f)
-	case h.end > max || h.truncated:
+	case h.end-h.base > max || h.truncated:
 		// Too large to keep, or cut by the snap length: its size is known.
 		h.failed = true
 		t.putBuf(f)
+	}
+}
+
+// helloRecordLen is the size of the record a hello starts with, header
+// included.
+func helloRecordLen(b []byte) uint32 {
+	if isV2Hello(b) {
+		return v2Len(b)
+	}
+	return 5 + (uint32(b[3])<<8 | uint32(b[4]))
+}
+
+// located notes that the hello's start is known: the server's answer is
+// what it sends from here (after any plaintext of its own).
+func (t *Tracker) located(f *flow) {
+	t.learn(f.server)
+	d := &f.d[sideDown]
+	if !d.w.on {
+		d.plain = d.end
+		d.w = walker{on: true, next: d.end, keep: serverKeep}
 	}
 }
 
@@ -237,10 +341,22 @@ func (t *Tracker) helloExtent(b []byte) (end int, msg []byte, ok bool) {
 }
 
 // serverData handles the server's bytes at relative offset s: its first
-// records say ServerHello, alert, or not TLS.
+// records after the hello say ServerHello (or HelloRetryRequest), alert,
+// or not TLS; before any hello they are plaintext.
 func (t *Tracker) serverData(i int32, f *flow, s uint32, data []byte) {
 	w := &f.d[sideDown].w
-	w.on = true
+	if !w.on {
+		if f.hello.end == 0 {
+			// Before any hello: a server that speaks first, or answers
+			// plaintext (STARTTLS).
+			f.plaintext(sideDown, data)
+			if f.d[sideDown].end > maxPlainServer {
+				t.notTLS(i, f)
+			}
+			return
+		}
+		*w = walker{on: true, keep: serverKeep}
+	}
 	for {
 		r, ok := w.record(s, data)
 		if !ok {
@@ -248,6 +364,10 @@ func (t *Tracker) serverData(i int32, f *flow, s uint32, data []byte) {
 		}
 		first := w.records == 1
 		switch {
+		case r.bad && first && f.hello.v2 && isV2ServerHello(data[min(int(r.start-s), len(data)):]):
+			// An SSLv2 SERVER-HELLO: its records are not followed.
+			f.serverHello = true
+			return
 		case r.bad && first:
 			f.notTLS, f.notTLSBy = true, sideDown+1
 			f.prefixN = uint8(copy(f.prefix[:], data[min(int(r.start-s), len(data)):]))
@@ -261,24 +381,41 @@ func (t *Tracker) serverData(i int32, f *flow, s uint32, data []byte) {
 			f.end = f.last
 			t.finish(i, endAlert, f.last)
 			return
-		case first && r.typ == tlswire.RecordHandshake && r.b0 == tlswire.TypeServerHello:
-			f.serverHello = true
+		case r.typ == tlswire.RecordHandshake && r.b0 == tlswire.TypeServerHello && (first || f.hrr) && !f.serverHello:
+			// A HelloRetryRequest asks for a second hello: the
+			// ServerHello that counts comes after it.
+			if r.hrr {
+				f.hrr = true
+			} else {
+				f.serverHello = true
+			}
 		}
 	}
 }
 
+// isV2ServerHello reports whether b starts with an SSLv2 SERVER-HELLO.
+func isV2ServerHello(b []byte) bool {
+	return len(b) >= 3 && b[0]&0x80 != 0 && b[2] == 4
+}
+
 // walker follows the record headers of one direction's stream from the
 // bytes that come past, without keeping them: it needs only the five
-// header bytes and the first two of each record's body.
+// header bytes and the first keep (default 2) of each record's body.
 type walker struct {
 	on      bool
 	stuck   bool
+	keep    uint8
 	next    uint32 // relative offset of the next record's header
-	hb      [7]byte
+	hb      [5 + serverKeep]byte
 	hn      uint8
 	length  int
 	records int
 }
+
+// serverKeep is the body bytes the server's walker reads of each record:
+// a ServerHello's type, length, version and random, which tells a
+// HelloRetryRequest.
+const serverKeep = 38
 
 // rec is a record whose header (and first body bytes) the walker read.
 type rec struct {
@@ -287,11 +424,14 @@ type rec struct {
 	length int
 	b0, b1 uint8
 	bad    bool
+	// hrr says the record is a HelloRetryRequest (server walker only).
+	hrr bool
 }
 
 // record returns the next record whose start lies in the bytes data at
 // relative offset off, and false when data holds no more.
 func (w *walker) record(off uint32, data []byte) (rec, bool) {
+	keep := max(w.keep, 2)
 	for !w.stuck {
 		pos := w.next + uint32(w.hn)
 		i := pos - off
@@ -300,7 +440,7 @@ func (w *walker) record(off uint32, data []byte) (rec, bool) {
 		}
 		need := uint8(5)
 		if w.hn >= 5 {
-			need = 5 + uint8(min(w.length, 2))
+			need = 5 + uint8(min(w.length, int(keep)))
 		}
 		c := copy(w.hb[w.hn:need], data[i:])
 		w.hn += uint8(c)
@@ -313,10 +453,13 @@ func (w *walker) record(off uint32, data []byte) (rec, bool) {
 			}
 			w.length = hdr.Length
 		}
-		if w.hn < 5 || w.hn < 5+uint8(min(w.length, 2)) {
+		if w.hn < 5 || w.hn < 5+uint8(min(w.length, int(keep))) {
 			continue
 		}
 		r := rec{start: w.next, typ: w.hb[0], length: w.length, b0: w.hb[5], b1: w.hb[6]}
+		if r.typ == tlswire.RecordHandshake && r.b0 == tlswire.TypeServerHello && w.length >= serverKeep && keep >= serverKeep {
+			r.hrr = tlswire.IsHelloRetryRandom(w.hb[5+6 : 5+serverKeep])
+		}
 		if w.length < 2 {
 			r.b1 = 0
 		}
@@ -325,7 +468,7 @@ func (w *walker) record(off uint32, data []byte) (rec, bool) {
 		}
 		w.next += 5 + uint32(w.length)
 		w.hn, w.length = 0, 0
-		w.hb = [7]byte{}
+		w.hb = [5 + serverKeep]byte{}
 		w.records++
 		return r, true
 	}

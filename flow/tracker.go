@@ -20,14 +20,24 @@ const (
 	// maxLearned bounds the TLS server endpoints remembered when Ports is
 	// empty (see Config.Ports).
 	maxLearned = 4096
+	// maxClockGap is the longest silence in packet time taken for a quiet
+	// link: past it, or when the clock goes back by more than the
+	// handshake timeout, one capture ended and another began (files
+	// concatenated, a capture restarted), and the handshakes open at the
+	// jump are cut as at the end of a capture.
+	maxClockGap = time.Hour
 )
 
 // Config sets up a Tracker. The zero value works: every port, defaults.
 type Config struct {
 	// Ports are the server ports whose connections carry TLS. Empty: any
 	// port, TLS recognised from the bytes (a ClientHello record header,
-	// 0x16 0x03 0x00-0x04, then handshake type 1); other connections are
-	// dropped without a word (counted in Stats.NotTLS). A connection whose
+	// 0x16 0x03 0x00-0x04, then handshake type 1, or an SSLv2-format
+	// hello), at the start of the client's stream or of a client segment
+	// after plaintext (STARTTLS, a server that speaks first: at most 4 KB
+	// of the client's and 16 KB of the server's); other connections are
+	// dropped without a word (counted in Stats.NotTLS) once they end or
+	// pass those bounds. A connection whose
 	// hello lost its first segment shows no header: in that mode it counts
 	// as TLS when its server port is a well-known TLS port (443, 8443, 853,
 	// 993, 995, 465, 636, 5061) or an earlier connection to the same server
@@ -116,8 +126,14 @@ var outcomes = [...]diagnose.Outcome{diagnose.Completed, diagnose.StalledClientH
 //     passes: diagnose.ClassifyHandshake over what was seen. A stall needs
 //     a loss: hello bytes retransmitted unacknowledged or missing below a
 //     tail that arrived (stalled_clienthello); the same for the server's
-//     answer (stalled_server_flight). A client that stopped half-way is a
-//     timeout or a reset; connected and silent is no_clienthello.
+//     answer (stalled_server_flight). A client that stopped half-way, or
+//     went quiet after a flight that all arrived, is a timeout or a reset;
+//     connected and silent is no_clienthello;
+//   - at the end of a capture (Flush, or a jump of its clock: see
+//     maxClockGap): with a loss as above, else timeout with CaptureEnded.
+//
+// A HelloRetryRequest does not count as the ServerHello: the handshake
+// goes on with the client's second hello.
 type Tracker struct {
 	cfg     Config
 	timeout int64
@@ -204,6 +220,10 @@ func (t *Tracker) Stats() Stats {
 func (t *Tracker) Packet(p *packet.Packet, ts time.Time) {
 	t.stats.Packets++
 	now := ts.UnixNano()
+	if t.now != 0 && (now-t.now > int64(maxClockGap) || t.now-now > t.timeout) {
+		t.Flush(time.Unix(0, t.now))
+		t.now = now
+	}
 	if now > t.now {
 		t.now = now
 		t.advance(now)
@@ -260,12 +280,17 @@ func (t *Tracker) advance(now int64) {
 	}
 }
 
-// Flush finishes every open handshake at packet time now (the end of a
-// capture file): those past the timeout or showing a loss are classified
-// as they stand, the others as interrupted (timeout). The table is empty
-// afterwards.
+// Flush finishes every open handshake at the end of a capture: those
+// showing a loss are classified as they stand, the others as cut short
+// (timeout, Handshake.CaptureEnded). The end of a capture is no evidence:
+// time after the last packet is not time the handshake was seen to wait,
+// so now (the caller's idea of the end) counts only when no packet came.
+// The table is empty afterwards.
 func (t *Tracker) Flush(now time.Time) {
-	n := max(now.UnixNano(), t.now)
+	n := t.now
+	if n == 0 {
+		n = now.UnixNano()
+	}
 	for _, l := range [...]uint8{listActive, listLoose} {
 		for h := t.lists[l].head; h >= 0; h = t.lists[l].head {
 			t.finish(h, endFlush, n)

@@ -101,8 +101,12 @@ func stallKind(h *flow.Handshake) int {
 
 // tlsAttempt reports whether h counts at all towards a network's figures
 // for alerting: a connection that never sent a ClientHello, or that spoke
-// another protocol, is no TLS handshake.
+// another protocol, is no TLS handshake; one the end of a capture cut
+// short says nothing of how it went.
 func tlsAttempt(h *flow.Handshake) bool {
+	if h.CaptureEnded {
+		return false
+	}
 	switch h.Outcome {
 	case diagnose.NoClientHello, diagnose.NotTLS, diagnose.ConnectFailed:
 		return false

@@ -64,24 +64,7 @@ func Decode(link LinkType, frame []byte, p *Packet) error {
 	default:
 		return &Error{"link", 0, ErrLinkType}
 	}
-	for range maxVLANTags {
-		if etherType != etherVLAN && etherType != etherQinQ && etherType != etherQinQ2 {
-			break
-		}
-		if len(frame) < off+4 {
-			return &Error{"vlan", off, ErrTruncated}
-		}
-		if p.VLAN == 0 {
-			p.VLAN = be.Uint16(frame[off:]) & 0x0fff
-		}
-		etherType = be.Uint16(frame[off+2:])
-		off += 4
-	}
-	switch etherType {
-	case etherIPv4, etherIPv6:
-		return decodeIP(frame[off:], off, p)
-	}
-	return &Error{"link", off, ErrNotIP}
+	return decodeEtherType(frame, etherType, off, 0, p)
 }
 
 // DecodeIP decodes an IP packet that starts at b[0] (a saved SYN, a raw
@@ -135,6 +118,11 @@ func decodeIP(b []byte, base int, p *Packet) error {
 	if p.Frag.Is && p.Frag.Offset > 0 {
 		p.Payload = b[hdr:end]
 		return nil // no transport header in a non-first fragment
+	}
+	// A tunnel packet's first fragment holds the inner packet's head: it
+	// decodes like a capture cut by its snap length (Truncated).
+	if (p.Proto == protoIPv4 || p.Proto == protoIPv6) && p.Frag.Offset == 0 && p.Encap < MaxEncap {
+		return decapIP(b[hdr:end], base+hdr, p)
 	}
 	return decodeTransport(b[hdr:end], base+hdr, p)
 }
@@ -266,6 +254,11 @@ func decodeTransport(b []byte, base int, p *Packet) error {
 		p.Transport = true
 		p.PayloadLen -= UDPHeaderLen
 		p.Payload = b[UDPHeaderLen:]
+		if p.Encap < MaxEncap && p.Frag.Offset == 0 {
+			if ok, err := decapUDP(p.Payload, base+UDPHeaderLen, p); ok {
+				return err
+			}
+		}
 		return nil
 	case ProtoICMP, ProtoICMPv6:
 		if len(b) < ICMPHeaderLen {

@@ -79,6 +79,13 @@ func FuzzDecode(f *testing.F) {
 	f.Add(uint16(LinkEthernet), frame(f, eth(layers.EthernetTypeIPv6), ip6(layers.IPProtocolTCP), synTCP()))
 	f.Add(uint16(LinkLinuxSLL), append(sllHeader(0x0800), frame(f, ip4(layers.IPProtocolUDP), &layers.UDP{SrcPort: 1, DstPort: 2})...))
 	f.Add(uint16(LinkRaw), []byte{0x45, 0, 0, 30, 0, 0, 0, 0, 64, 1, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 3, 4, 0, 0, 0, 0, 5, 0x78, 0x45, 0})
+	syn4 := innerSYN4(f)
+	f.Add(uint16(LinkEthernet), outerUDP(f, 4789, vxlan(ethFrame(0x0800, syn4))))
+	f.Add(uint16(LinkEthernet), outerUDP(f, 6081, geneve(0x6558, 2, ethFrame(0x86dd, innerSYN6(f)))))
+	f.Add(uint16(LinkEthernet), outerUDP(f, 2152, gtpu(syn4, true)))
+	f.Add(uint16(LinkEthernet), pppoeQinQ(0x0021, syn4))
+	f.Add(uint16(LinkEthernet), outerIP(f, 4, layers.IPProtocolIPv6, innerSYN6(f)))
+	f.Add(uint16(LinkEthernet), outerIP(f, 6, layers.IPProtocolIPv4, syn4))
 	f.Fuzz(func(t *testing.T, link uint16, data []byte) {
 		var p Packet
 		_ = Decode(LinkType(link), data, &p)

@@ -1,7 +1,8 @@
 // Package packet decodes the link, IP and transport headers that mtuscope
 // reads from captures, saved SYNs and ICMP errors: IPv4 and IPv6 (with
 // extension headers and fragments), TCP with its options, UDP, and ICMP
-// errors with the headers they quote. It distrusts its input: every length
+// errors with the headers they quote; packets inside tunnels (IP in IP,
+// VXLAN, Geneve, GTP-U, PPPoE) are decoded to the innermost one. It distrusts its input: every length
 // is checked before a slice, truncation is reported, never a panic, and a
 // decode allocates nothing.
 package packet
@@ -84,6 +85,11 @@ func (l LinkType) Supported() bool {
 type Packet struct {
 	// VLAN is the outermost 802.1Q VLAN ID, 0 for an untagged frame.
 	VLAN uint16
+	// Encap counts the tunnel layers the packet came out of (see
+	// MaxEncap); Tunnel is the innermost one's kind. The fields below
+	// describe the innermost packet.
+	Encap  uint8
+	Tunnel Tunnel
 	// Family is 4 or 6.
 	Family uint8
 	// Src and Dst are the IP addresses.

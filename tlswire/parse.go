@@ -171,6 +171,12 @@ var helloRetryRandom = [32]byte{
 	0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
 }
 
+// IsHelloRetryRandom reports whether a ServerHello's random (32 bytes)
+// marks it as a HelloRetryRequest.
+func IsHelloRetryRandom(random []byte) bool {
+	return len(random) == len(helloRetryRandom) && [32]byte(random) == helloRetryRandom
+}
+
 // ParseServerHello decodes a ServerHello handshake message (header included).
 func ParseServerHello(msg []byte) (*ServerHello, error) {
 	r := reader{msg}

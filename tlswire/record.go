@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
 )
 
 // Record content types (RFC 8446 section 5.1).
@@ -90,45 +91,31 @@ func (e *AlertError) Error() string {
 	return fmt.Sprintf("tlswire: peer sent alert %d (%s)", e.Description, AlertName(e.Description))
 }
 
-// AlertName returns the RFC 8446 name of an alert description.
+// alertNames are the alert descriptions of the IANA TLS Alerts registry
+// (RFC 8446, RFC 5246 and the registry's later additions), by code.
+var alertNames = map[uint8]string{
+	0: "close_notify", 10: "unexpected_message", 20: "bad_record_mac",
+	21: "decryption_failed", 22: "record_overflow", 30: "decompression_failure",
+	40: "handshake_failure", 41: "no_certificate", 42: "bad_certificate",
+	43: "unsupported_certificate", 44: "certificate_revoked", 45: "certificate_expired",
+	46: "certificate_unknown", 47: "illegal_parameter", 48: "unknown_ca",
+	49: "access_denied", 50: "decode_error", 51: "decrypt_error",
+	52: "too_many_cids_requested", 60: "export_restriction", 70: "protocol_version",
+	71: "insufficient_security", 80: "internal_error", 86: "inappropriate_fallback",
+	90: "user_canceled", 100: "no_renegotiation", 109: "missing_extension",
+	110: "unsupported_extension", 111: "certificate_unobtainable", 112: "unrecognized_name",
+	113: "bad_certificate_status_response", 114: "bad_certificate_hash_value",
+	115: "unknown_psk_identity", 116: "certificate_required", 117: "general_error",
+	120: "no_application_protocol", 121: "ech_required",
+}
+
+// AlertName returns the registered name of an alert description, or
+// "alert_N" for a code the registry does not assign.
 func AlertName(d uint8) string {
-	switch d {
-	case 0:
-		return "close_notify"
-	case 10:
-		return "unexpected_message"
-	case 20:
-		return "bad_record_mac"
-	case 22:
-		return "record_overflow"
-	case 40:
-		return "handshake_failure"
-	case 42:
-		return "bad_certificate"
-	case 47:
-		return "illegal_parameter"
-	case 50:
-		return "decode_error"
-	case 51:
-		return "decrypt_error"
-	case 70:
-		return "protocol_version"
-	case 71:
-		return "insufficient_security"
-	case 80:
-		return "internal_error"
-	case 86:
-		return "inappropriate_fallback"
-	case 109:
-		return "missing_extension"
-	case 110:
-		return "unsupported_extension"
-	case 112:
-		return "unrecognized_name"
-	case 120:
-		return "no_application_protocol"
+	if n, ok := alertNames[d]; ok {
+		return n
 	}
-	return "unknown"
+	return "alert_" + strconv.Itoa(int(d))
 }
 
 // reader is a bounds-checked cursor over a byte slice. Every method returns

@@ -68,8 +68,9 @@ func (w *Watcher) Replay(ctx context.Context, files []string) error {
 	}
 	w.mu.Lock()
 	if !w.lastTS.IsZero() {
-		end := w.lastTS.Add(w.cfg.HandshakeTimeout)
-		w.tracker.Flush(end)
+		// The capture ends at its last packet: what was open then is cut
+		// short, as analyze has it, not timed out in time no packet saw.
+		w.tracker.Flush(w.lastTS)
 	}
 	w.Monitor.Flush()
 	w.mu.Unlock()

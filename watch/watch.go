@@ -31,6 +31,9 @@ type Options struct {
 	// data directory when that is empty). Replays leave it off unless a
 	// database was named.
 	UseDatabase bool
+	// Emit, when set, receives every classified handshake too, after the
+	// monitor (under the pipeline's lock: it must not block).
+	Emit func(flow.Handshake)
 }
 
 // Watcher is one watch: the pipeline from packets to the monitor and the
@@ -46,6 +49,7 @@ type Watcher struct {
 	hsFile   *os.File
 	Store    *store.Store
 
+	emitHook  func(flow.Handshake)
 	mu        sync.Mutex // guards the tracker: one packet or tick at a time
 	tracker   tracker
 	figures   func() trackerFigures
@@ -81,7 +85,7 @@ func New(cfg Config, opt Options) (*Watcher, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	w := &Watcher{cfg: cfg, log: log}
+	w := &Watcher{cfg: cfg, log: log, emitHook: opt.Emit}
 	dataDir := cfg.DataDir
 	if dataDir == "" && (cfg.ASNDatabase == "" || (opt.UseDatabase && cfg.Database == "")) {
 		d, err := asn.DefaultDir()
@@ -212,6 +216,9 @@ func (w *Watcher) Restore(ctx context.Context, now time.Time) error {
 // emit receives each classified handshake from the tracker.
 func (w *Watcher) emit(h flow.Handshake) {
 	w.Monitor.Observe(h)
+	if w.emitHook != nil {
+		w.emitHook(h)
+	}
 	if w.HSLog != nil {
 		if err := w.HSLog.Write(h); err != nil {
 			w.log.Warn("handshake log", "err", err)
