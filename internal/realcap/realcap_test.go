@@ -79,6 +79,20 @@ func sources(t *testing.T) []source {
 	return out
 }
 
+// captureDir is where the corpus's captures are: $MTUSCOPE_REALCAP_DIR,
+// else testdata/captures when it exists, else shared/realcap beside the
+// repository (the project keeps third-party data there, not in its own
+// history: CI gets a copy of shared/ beside its clone).
+func captureDir() string {
+	if d := os.Getenv("MTUSCOPE_REALCAP_DIR"); d != "" {
+		return d
+	}
+	if _, err := os.Stat("testdata/captures"); err == nil {
+		return "testdata/captures"
+	}
+	return filepath.Join("..", "..", "..", "shared", "realcap")
+}
+
 // TestRealCaptures runs every capture of the corpus through analyze and
 // watch --read and compares each connection with tshark's reading.
 func TestRealCaptures(t *testing.T) {
@@ -92,19 +106,19 @@ func TestRealCaptures(t *testing.T) {
 	srcs := sources(t)
 	var missing []string
 	for _, s := range srcs {
-		if _, err := os.Stat(filepath.Join("testdata/captures", s.file)); err != nil {
+		if _, err := os.Stat(filepath.Join(captureDir(), s.file)); err != nil {
 			missing = append(missing, s.file)
 		}
 	}
 	if len(missing) > 0 {
-		t.Skipf("%d of %d corpus captures are not in testdata/captures (SOURCES.md says where each comes from): %v", len(missing), len(srcs), missing)
+		t.Skipf("%d of %d corpus captures are not in %s (SOURCES.md says where each comes from): %v", len(missing), len(srcs), captureDir(), missing)
 	}
 	confusion := map[string]map[string]int{}
 	seen := map[string]bool{}
 	total, agree := 0, 0
 	var total0 int64
 	for _, s := range srcs {
-		path := filepath.Join("testdata/captures", s.file)
+		path := filepath.Join(captureDir(), s.file)
 		b, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
@@ -316,9 +330,9 @@ func TestConcatenatedCaptures(t *testing.T) {
 	var files []string
 	alone := map[string]flow.Handshake{}
 	for _, s := range srcs {
-		path := filepath.Join("testdata/captures", s.file)
+		path := filepath.Join(captureDir(), s.file)
 		if _, err := os.Stat(path); err != nil {
-			t.Skipf("%s is not in testdata/captures (SOURCES.md says where it comes from)", s.file)
+			t.Skipf("%s is not in %s (SOURCES.md says where it comes from)", s.file, captureDir())
 		}
 		files = append(files, path)
 	}
