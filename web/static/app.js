@@ -143,9 +143,10 @@
   // testRound tests every job's rung at once. A failure counts only when
   // the round's passes were quick: on a busy client or server a slow
   // handshake looks like a lost one, so when a pass took more than half
-  // the timeout, or (in the first round) a family's smallest size failed,
-  // which every path must carry, the failed sizes are tested again, once,
-  // with three times the wait (as mtuscope probe does). What still fails
+  // the timeout, the failed sizes are tested again, once, with three times
+  // the wait (as mtuscope probe does); when (in the first round) a
+  // family's smallest size failed, which every path must carry, with the
+  // longest wait the server allows. What still fails
   // at the smallest size the server reads (too slow, or lost).
   async function testRound(sess, jobs, timeout, payload, first) {
     const results = await Promise.all(jobs.map(([fam, r, li]) => testRung(sess, fam, r, li, timeout, payload)));
@@ -158,7 +159,10 @@
     if ((!slow && !lowFail) || again.length === 0) {
       return results;
     }
-    const longer = Math.min(sess.max_timeout_ms, 3 * timeout);
+    // A family's smallest size failing says the computer or the server is
+    // busy, not that the path shrank: that retry gets the longest wait the
+    // server allows (a size that passes returns as soon as it has).
+    const longer = lowFail ? sess.max_timeout_ms : Math.min(sess.max_timeout_ms, 3 * timeout);
     status("The connection is slow: testing " + again.length + " sizes again with a longer wait…");
     const total = $("progress-total");
     total.textContent = String(Number(total.textContent) + again.length);
