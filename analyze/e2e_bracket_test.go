@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -38,30 +37,16 @@ func TestAnalyzeWideBracket(t *testing.T) {
 	if res := n.Server.Run(ctx, "ip", "link", "set", "dev", "n0", "gso_max_segs", "65535"); res.ExitCode != 0 {
 		t.Fatalf("gso_max_segs: %s", res.Stderr)
 	}
-	dir := artifactDir(t)
-	cpath, spath := filepath.Join(dir, "analyze-tso-client.pcap"), filepath.Join(dir, "analyze-tso-server.pcap")
-	cc, err := n.Client.Capture("eth0", cpath, captureFilter)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc, err := n.Server.Capture("br0", spath, captureFilter)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	for range 2 {
-		wg.Go(func() {
-			res := n.Client.Run(ctx, "curl", ng.Curl(4, "/small.txt", 3*time.Second)...)
-			t.Logf("curl: exit %d %s %s", res.ExitCode, res.Stdout, strings.TrimSpace(string(res.Stderr)))
-		})
-	}
-	wg.Wait()
-	if _, err := cc.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sc.Stop(); err != nil {
-		t.Fatal(err)
-	}
+	cpath, spath := captureBoth(t, n, "analyze-tso", func() {
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Go(func() {
+				res := n.Client.Run(ctx, "curl", ng.Curl(4, "/small.txt", 3*time.Second)...)
+				t.Logf("curl: exit %d %s %s", res.ExitCode, res.Stdout, strings.TrimSpace(string(res.Stderr)))
+			})
+		}
+		wg.Wait()
+	})
 	for _, args := range [][]string{{"--client", cpath, "--server", spath}, {cpath}, {spath}} {
 		r := runAnalyze(t, bin, "", args...)
 		t.Logf("%v: %s %s mtu %d %+v up %+v down %+v outcomes %v", args, r.Verdict, r.Direction, r.PathMTU, r.PathMTURange, r.Upstream, r.Downstream, r.Outcomes)

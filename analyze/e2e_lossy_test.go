@@ -2,7 +2,6 @@ package analyze_test
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -24,34 +23,20 @@ func TestAnalyzeLossyIsOK(t *testing.T) {
 	ng := n.StartNginx(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	dir := artifactDir(t)
-	cpath, spath := filepath.Join(dir, "analyze-S9-client.pcap"), filepath.Join(dir, "analyze-S9-server.pcap")
-	cc, err := n.Client.Capture("eth0", cpath, captureFilter)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc, err := n.Server.Capture("br0", spath, captureFilter)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	for i := range 12 {
-		path := "/small.txt"
-		if i%2 == 0 {
-			path = "/large.bin"
+	cpath, spath := captureBoth(t, n, "analyze-S9", func() {
+		var wg sync.WaitGroup
+		for i := range 12 {
+			path := "/small.txt"
+			if i%2 == 0 {
+				path = "/large.bin"
+			}
+			wg.Go(func() {
+				res := n.Client.Run(ctx, "curl", ng.Curl(4, path, 20*time.Second)...)
+				t.Logf("curl %s: exit %d %s %s", path, res.ExitCode, res.Stdout, strings.TrimSpace(string(res.Stderr)))
+			})
 		}
-		wg.Go(func() {
-			res := n.Client.Run(ctx, "curl", ng.Curl(4, path, 20*time.Second)...)
-			t.Logf("curl %s: exit %d %s %s", path, res.ExitCode, res.Stdout, strings.TrimSpace(string(res.Stderr)))
-		})
-	}
-	wg.Wait()
-	if _, err := cc.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sc.Stop(); err != nil {
-		t.Fatal(err)
-	}
+		wg.Wait()
+	})
 	for _, args := range [][]string{{"--client", cpath, "--server", spath}, {cpath}, {spath}} {
 		r := runAnalyze(t, bin, "", args...)
 		t.Logf("%v: %s %s mtu %d %+v lost %d up %+v down %+v outcomes %v", args, r.Verdict, r.Direction, r.PathMTU, r.PathMTURange, len(r.Lost)+r.LostNotListed, r.Upstream, r.Downstream, r.Outcomes)

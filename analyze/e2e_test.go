@@ -71,28 +71,11 @@ func runScenario(t *testing.T, bin string, c e2eCase) {
 			t.Fatal(err)
 		}
 	}
-	// The captures are kept with the test artifacts when there is a place for them.
-	dir := artifactDir(t)
 	base := "analyze-" + c.preset
 	if c.nat {
 		base += "-nat"
 	}
-	cpath, spath := filepath.Join(dir, base+"-client.pcap"), filepath.Join(dir, base+"-server.pcap")
-	cc, err := n.Client.Capture("eth0", cpath, captureFilter)
-	if err != nil {
-		t.Fatal(err)
-	}
-	scap, err := n.Server.Capture("br0", spath, captureFilter)
-	if err != nil {
-		t.Fatal(err)
-	}
-	makeTraffic(t, ctx, n, ng, c)
-	if _, err := cc.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := scap.Stop(); err != nil {
-		t.Fatal(err)
-	}
+	cpath, spath := captureBoth(t, n, base, func() { makeTraffic(t, ctx, n, ng, c) })
 	want := sc.Want
 	name := c.preset
 	if c.nat {
@@ -217,6 +200,32 @@ func checkResult(t *testing.T, what string, r *analyze.Result, want testnet.Want
 			t.Logf("%s: %d %s handshakes besides %v", what, n, o, outcomes)
 		}
 	}
+}
+
+// captureBoth captures at the client (eth0) and the server (br0) while
+// traffic runs, into BASE-client.pcap and BASE-server.pcap, kept with the
+// test artifacts when there is a place for them, and returns their paths.
+func captureBoth(t *testing.T, n *testnet.Net, base string, traffic func()) (cpath, spath string) {
+	t.Helper()
+	dir := artifactDir(t)
+	cpath, spath = filepath.Join(dir, base+"-client.pcap"), filepath.Join(dir, base+"-server.pcap")
+	cc, err := n.Client.Capture("eth0", cpath, captureFilter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := n.Server.Capture("br0", spath, captureFilter)
+	if err != nil {
+		cc.Stop()
+		t.Fatal(err)
+	}
+	traffic()
+	if _, err := cc.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sc.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	return cpath, spath
 }
 
 func runAnalyze(t *testing.T, bin, svg string, args ...string) *analyze.Result {
