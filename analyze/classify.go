@@ -10,26 +10,15 @@ import (
 	"github.com/mtuscope/mtuscope/tlswire"
 )
 
-// TLS record content types.
-const (
-	recChangeCipherSpec = 20
-	recAlert            = 21
-	recHandshake        = 22
-	recApplicationData  = 23
-)
-
-// tlsHead reads a TLS record header from the first bytes of a stream: its
-// content type and the record's whole length (header included).
+// tlsHead reads a TLS record header from the first bytes of a stream
+// (tlswire.RecordStart): its content type and the record's whole length
+// (header included).
 func tlsHead(b []byte) (typ byte, total int, ok bool) {
-	if len(b) < 5 || b[1] != 3 || b[2] > 4 {
+	h, ok := tlswire.RecordStart(b)
+	if !ok {
 		return 0, 0, false
 	}
-	switch b[0] {
-	case recChangeCipherSpec, recAlert, recHandshake, recApplicationData:
-	default:
-		return 0, 0, false
-	}
-	return b[0], 5 + int(b[3])<<8 | int(b[4]), true
+	return h.Type, tlswire.RecordHeaderLen + h.Length, true
 }
 
 // tlsKind says whether a flow carries TLS, as far as its first bytes tell.
@@ -105,7 +94,7 @@ func classify(f *flowState, wire [2][]wirePkt) record {
 	}
 	typ, helloLen, isTLS := tlsHead(upD.head[:upD.headLen])
 	switch {
-	case upD.headLen >= 5 && (!isTLS || typ != recHandshake):
+	case upD.headLen >= 5 && (!isTLS || typ != tlswire.RecordHandshake):
 		r.tls = tlsNo
 	case isTLS:
 		r.tls = tlsYes
@@ -146,7 +135,7 @@ func classify(f *flowState, wire [2][]wirePkt) record {
 	case headMissing || (isTLS && !helloAcked && !(upD.maxEnd > helloEnd && downD.maxEnd > 0)):
 		hs.Outcome = diagnose.StalledClientHello
 		hs.Detail = helloDetail(upD, helloLen, headMissing)
-	case downD.headLen >= 5 && sTLS && stype == recAlert:
+	case downD.headLen >= 5 && sTLS && stype == tlswire.RecordAlert:
 		hs.Outcome = diagnose.Alert
 		if downD.headLen >= 7 {
 			hs.Detail = tlswire.AlertName(downD.head[6])

@@ -5,6 +5,7 @@ import (
 
 	"github.com/mtuscope/mtuscope/diagnose"
 	"github.com/mtuscope/mtuscope/packet"
+	"github.com/mtuscope/mtuscope/tlswire"
 )
 
 // Sides of a flow, indexes of flow.d.
@@ -202,7 +203,7 @@ func (t *Tracker) open(p *packet.Packet, h uint64, now int64) int32 {
 		clientIsSrc = true
 	case tc.Flags.Has(packet.SYN | packet.ACK):
 		clientIsSrc = false
-	case isHelloStart(p.Payload):
+	case tlswire.IsClientHelloStart(p.Payload):
 		clientIsSrc = true
 	default:
 		return -1
