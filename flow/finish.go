@@ -77,6 +77,9 @@ func (t *Tracker) finish(i int32, why int, now int64) {
 		}
 	}
 	t.move(i, listDone)
+	if t.obs != nil {
+		t.obs.Handshake(f.oh, &h)
+	}
 	if t.cfg.Emit != nil {
 		t.cfg.Emit(h)
 	}
