@@ -45,8 +45,11 @@ type record struct {
 	handshake bool
 	// lostN counts the flow's lost wire packets.
 	lostN int
-	// tracked is the outcome package flow's tracker gave the handshake.
+	// tracked is the outcome package flow's tracker gave the handshake;
+	// hsIndex the handshake's place in the capture's list (tracked), -1
+	// none.
 	tracked diagnose.Outcome
+	hsIndex int32
 }
 
 // stalled reports whether the handshake stalled.
@@ -57,7 +60,7 @@ func (r *record) stalled() bool {
 // classify turns a finished flow and the fate of its wire packets into a
 // handshake record in the shared outcome vocabulary.
 func classify(f *flowState, wire [2][]wirePkt) record {
-	r := record{f: f, wire: wire}
+	r := record{f: f, wire: wire, hsIndex: f.hs}
 	hs := &r.hs
 	hs.Client, hs.Server, hs.Family = f.client, f.server, int(f.family)
 	hs.Start, hs.End = time.Unix(0, f.first).UTC(), time.Unix(0, f.last).UTC()

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"sort"
 	"testing"
+	"time"
 
 	"github.com/mtuscope/mtuscope/packet"
 )
@@ -64,7 +65,7 @@ func FuzzFlow(f *testing.F) {
 		s := netip.MustParseAddrPort("203.0.113.10:443")
 		lim := Limits{MaxSegments: 16, MaxStream: 1 << 16}.withDefaults()
 		var recs []record
-		tb := newTable(lim, func(fs *flowState) bool {
+		tb := newTable(lim, newTracked(lim), func(fs *flowState) bool {
 			r := classify(fs, [2][]wirePkt{fs.judgeSingle(up, nil), fs.judgeSingle(down, nil)})
 			recs = append(recs, r)
 			return false
@@ -95,15 +96,15 @@ func FuzzFlow(f *testing.F) {
 			p.Payload = payload[:n]
 			p.IPLen = 52 + n
 			tm += int64(b[0]) * 1000
-			tb.packet(&p, tm)
+			tb.packet(&p, time.Unix(0, tm))
 			if b[1]&0x40 != 0 { // an ICMP too-big quoting the flow
 				q := packet.Packet{Family: 4, Proto: packet.ProtoICMP, Transport: true, Src: netip.MustParseAddr("192.0.2.1"), Dst: src.Addr()}
 				q.ICMP = packet.ICMP{Type: 3, Code: 4, MTU: 1400, Quote: packet.Quote{Valid: true, Family: 4, Src: src.Addr(), Dst: dst.Addr(),
 					Proto: packet.ProtoTCP, IPLen: 1500, Ports: true, SrcPort: src.Port(), DstPort: dst.Port()}}
-				tb.packet(&q, tm)
+				tb.packet(&q, time.Unix(0, tm))
 			}
 		}
-		tb.end()
+		tb.end(time.Unix(0, tm))
 		sum := newSummary()
 		for i := range recs {
 			r := &recs[i]
