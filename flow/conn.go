@@ -340,6 +340,9 @@ func (t *Tracker) data(i int32, f *flow, side int, p *packet.Packet) {
 			d.split(cs, min(cs+uint32(seg), e), d.hdr)
 		}
 		if d.overlaps(s, e) {
+			if d.retrans == 0 {
+				d.retransAt = f.last
+			}
 			d.retrans++
 		}
 	}
