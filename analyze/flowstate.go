@@ -3,6 +3,7 @@ package analyze
 import (
 	"net/netip"
 
+	"github.com/mtuscope/mtuscope/diagnose"
 	"github.com/mtuscope/mtuscope/flow"
 	"github.com/mtuscope/mtuscope/packet"
 )
@@ -75,7 +76,6 @@ const (
 type dirState struct {
 	segs   []seg
 	over   int // data transmissions past the limits
-	seen   spanSet
 	maxEnd uint32
 	gaps   []gap
 	acks   []ackEvent // cumulative acknowledgements, increasing
@@ -131,8 +131,10 @@ type flowState struct {
 	// judged (the capture's end, or when the tracker forgot it).
 	ackT, capEnd int64
 	// hs indexes the flow's handshake among those the tracker emitted
-	// (tracked.list), -1 when it emitted none or it is not listed.
-	hs int32
+	// (tracked.list), -1 when it emitted none or it is not listed;
+	// outcome is that handshake's outcome.
+	hs      int32
+	outcome diagnose.Outcome
 }
 
 func (f *flowState) addCtl(t int64, dir int, flags packet.TCPFlags, ipLen int) {
@@ -252,7 +254,6 @@ func (f *flowState) data(d *dirState, sg *flow.Segment, lim *Limits) {
 		d.gaps = append(d.gaps, gap{span{d.maxEnd, s.start}, t})
 	}
 	d.maxEnd = max(d.maxEnd, s.end)
-	d.seen.add(s)
 	if len(d.segs) >= lim.MaxSegments {
 		d.over++
 		return

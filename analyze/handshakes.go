@@ -77,8 +77,7 @@ func joinHandshakes(t *tracked, ix []*record) ([]Handshake, []*record) {
 			cs := r.srv.client
 			x.ClientAtServer = &cs
 		}
-		if (h.Outcome == diagnose.StalledClientHello || h.Outcome == diagnose.StalledServerFlight) && r.f != nil {
-			r.tracked = h.Outcome
+		if r.stalled() && r.f != nil {
 			stalled = append(stalled, r)
 		}
 	}

@@ -1,6 +1,10 @@
 package analyze
 
-import "time"
+import (
+	"time"
+
+	"github.com/mtuscope/mtuscope/flow"
+)
 
 // When a capture shows a loss. A missing acknowledgement is evidence of
 // loss only when the capture went on long enough for it to come; a hole in
@@ -55,7 +59,7 @@ func (f *flowState) holes(di int, out []wirePkt) []wirePkt {
 	}
 	hdr := int(d.segs[0].hdr)
 	rtt, wait := f.rtt(), f.reorder()
-	if d.hop == 0 || localHop(d.hop) {
+	if d.hop == 0 || flow.LocalHop(d.hop) {
 		wait = f.settle()
 	}
 	sent := len(out) // the capture's own transmissions; holes are appended after

@@ -70,10 +70,7 @@ func ctlLabel(fl packet.TCPFlags) string {
 
 func newLadder(r *record, m *matching) *ladder {
 	f := r.f
-	l := &ladder{client: f.client.String(), server: f.server.String(), outcome: r.hs.Outcome}
-	if r.tracked != "" {
-		l.outcome = r.tracked
-	}
+	l := &ladder{client: f.client.String(), server: f.server.String(), outcome: r.outcome}
 	l.title = fmt.Sprintf("%s → %s: %s", l.client, l.server, l.outcome)
 	var off int64
 	if r.paired && m != nil {

@@ -189,7 +189,7 @@ func (tb *table) TooBig(h int32, side int, p *packet.Packet) {
 func (tb *table) Handshake(h int32, hs *flow.Handshake) {
 	i := tb.hs.add(hs)
 	if h >= 0 {
-		tb.flows[h].hs = i
+		tb.flows[h].hs, tb.flows[h].outcome = i, hs.Outcome
 	}
 }
 
@@ -267,7 +267,7 @@ func (tb *table) newFlow() *flowState {
 	var keep [2]dirState
 	for i := range f.d {
 		d, k := &f.d[i], &keep[i]
-		k.segs, k.gaps, k.acks, k.sacks, k.dsacks, k.seen.r = d.segs[:0], d.gaps[:0], d.acks[:0], d.sacks[:0], d.dsacks[:0], d.seen.r[:0]
+		k.segs, k.gaps, k.acks, k.sacks, k.dsacks = d.segs[:0], d.gaps[:0], d.acks[:0], d.sacks[:0], d.dsacks[:0]
 	}
 	tooBig, ctl := f.tooBig[:0], f.ctl[:0]
 	*f = flowState{d: keep, tooBig: tooBig, ctl: ctl}

@@ -3,6 +3,8 @@ package analyze
 import (
 	"cmp"
 	"slices"
+
+	"github.com/mtuscope/mtuscope/flow"
 )
 
 // status is what became of one wire packet.
@@ -45,11 +47,6 @@ type wirePkt struct {
 	// through, but in packets of unknown size, so it says nothing of sizes.
 	merged bool
 }
-
-// localHop reports whether a hop limit is an initial value (64, 128,
-// 255): the packet was captured on the host that sent it. Packets from
-// afar have lost one per router.
-func localHop(h uint8) bool { return h == 64 || h == 128 || h == 255 }
 
 // silent reports whether the packet is a loss nothing explained: no ICMP
 // too-big for it reached the sender, and its bytes never got through in
@@ -105,7 +102,7 @@ func (f *flowState) chunks(di int) []wirePkt { return f.chunksInto(di, nil) }
 func (f *flowState) chunksInto(di int, buf []wirePkt) []wirePkt {
 	d := &f.d[di]
 	var out []wirePkt
-	remote := d.hop != 0 && !localHop(d.hop)
+	remote := d.hop != 0 && !flow.LocalHop(d.hop)
 	n := len(d.gaps) * 4
 	for _, s := range d.segs {
 		if m := f.wireMSS(di, int(s.hdr), s.t); m > 0 {

@@ -316,7 +316,7 @@ func (t *Tracker) data(i int32, f *flow, side int, p *packet.Packet) {
 	seg := t.segMax(f, side, p, ipHdr)
 	d.seg = seg
 	d.guess = false
-	if remote(p.HopLimit) {
+	if !LocalHop(p.HopLimit) {
 		d.guess = int(n) > seg
 		// Captured on the receiving host: a packet larger than a segment
 		// is GRO's merge of segments that came as the largest single one

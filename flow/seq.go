@@ -165,10 +165,11 @@ func (d *dir) chunk(s, e uint32, seg, hdr int) {
 	}
 }
 
-// remote reports whether a packet's TTL or hop limit was decremented from
-// the initial values stacks use (64, 128, 255): it crossed routers before
-// it was captured, so the capture is on the receiving side.
-func remote(hop uint8) bool { return hop != 64 && hop != 128 && hop != 255 }
+// LocalHop reports whether a packet's TTL or hop limit is one of the
+// initial values stacks use (64, 128, 255): it was captured on the host
+// that sent it. A packet from afar lost one per router: the capture is on
+// the receiving side.
+func LocalHop(hop uint8) bool { return hop == 64 || hop == 128 || hop == 255 }
 
 // split cuts the unacknowledged pieces that a retransmitted segment
 // [s, e) starts or ends inside: the sender re-sent them in smaller
