@@ -135,6 +135,8 @@ type flowState struct {
 	// outcome is that handshake's outcome.
 	hs      int32
 	outcome diagnose.Outcome
+	// id numbers the flow in its capture.
+	id uint64
 }
 
 func (f *flowState) addCtl(t int64, dir int, flags packet.TCPFlags, ipLen int) {

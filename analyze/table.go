@@ -97,12 +97,32 @@ type table struct {
 	// ICMP too-big being handled quoted a recorded flow.
 	recorded uint64
 	known    bool
-	now      int64
+	// opened numbers the flows recorded.
+	opened uint64
+	now    int64
 	// ending says the capture ended: flows the tracker forgets go to
 	// ended, to be finished in the order of their first packet.
 	ending bool
 	ended  []*flowState
+	// closing holds the flows that closed (RST, or a FIN each way), in
+	// the order they did: each is finished closeWait later, whether or
+	// not the tracker still remembers its connection (it keeps finished
+	// ones for Limits.IdleTimeout), so that its state serves a later flow.
+	closing []closingFlow
 }
+
+// closingFlow is a flow (f, numbered id: its state may serve another
+// flow by the time) that closed at t, under handle h.
+type closingFlow struct {
+	h  int32
+	f  *flowState
+	id uint64
+	t  int64
+}
+
+// closeWait is how long after a flow closed it is finished: its last
+// acknowledgements have come.
+const closeWait = int64(time.Second)
 
 func newTable(lim Limits, hs *tracked, finish func(*flowState) bool) *table {
 	tb := &table{lim: lim, hs: hs, finish: finish, frags: make(map[fragKey]int), pmtu: make(map[netip.Addr]pmtuEvent)}
@@ -122,6 +142,14 @@ func (tb *table) packet(p *packet.Packet, ts time.Time) {
 	tb.now = max(tb.now, t)
 	tb.known = false
 	tb.tr.Packet(p, ts)
+	for len(tb.closing) > 0 && tb.now-tb.closing[0].t > closeWait {
+		c := tb.closing[0]
+		tb.closing = tb.closing[1:]
+		if tb.flows[c.h] == c.f && c.f.id == c.id {
+			tb.flows[c.h] = nil
+			tb.close(c.f)
+		}
+	}
 	if p.Frag.Is {
 		tb.fragCount++
 		k := fragKey{p.Src, p.Dst}
@@ -149,7 +177,8 @@ func (tb *table) Open(c *flow.Conn) int32 {
 		return -1
 	}
 	f := tb.newFlow()
-	f.client, f.server, f.family, f.first, f.hs = c.Client, c.Server, c.Family, c.Time, -1
+	tb.opened++
+	f.client, f.server, f.family, f.first, f.hs, f.id = c.Client, c.Server, c.Family, c.Time, -1, tb.opened
 	tb.inheritPMTU(f)
 	tb.stats.Flows++
 	var h int32
@@ -169,8 +198,16 @@ func (tb *table) Segment(h int32, s *flow.Segment) {
 	if h < 0 {
 		return
 	}
+	f := tb.flows[h]
+	if f == nil {
+		return // finished after it closed: what follows is not recorded
+	}
 	tb.recorded++
-	tb.flows[h].segment(s, &tb.lim)
+	open := f.closedAt == 0
+	f.segment(s, &tb.lim)
+	if open && f.closedAt != 0 {
+		tb.closing = append(tb.closing, closingFlow{h, f, f.id, tb.now})
+	}
 }
 
 // TooBig notes an ICMP too-big about a recorded flow's segment.
@@ -178,8 +215,12 @@ func (tb *table) TooBig(h int32, side int, p *packet.Packet) {
 	if h < 0 {
 		return
 	}
+	f := tb.flows[h]
+	if f == nil {
+		return
+	}
 	tb.known = true
-	if f := tb.flows[h]; len(f.tooBig) < maxEvents {
+	if len(f.tooBig) < maxEvents {
 		f.tooBig = append(f.tooBig, tooBig{t: tb.now, dir: uint8(side), mtu: p.ICMP.MTU, quoted: p.ICMP.Quote.IPLen, from: p.Src})
 	}
 }
@@ -188,7 +229,7 @@ func (tb *table) TooBig(h int32, side int, p *packet.Packet) {
 // to it.
 func (tb *table) Handshake(h int32, hs *flow.Handshake) {
 	i := tb.hs.add(hs)
-	if h >= 0 {
+	if h >= 0 && tb.flows[h] != nil {
 		tb.flows[h].hs, tb.flows[h].outcome = i, hs.Outcome
 	}
 }
@@ -201,6 +242,9 @@ func (tb *table) Close(h int32) {
 	f := tb.flows[h]
 	tb.flows[h] = nil
 	tb.handles = append(tb.handles, h)
+	if f == nil {
+		return // finished already, after it closed
+	}
 	if tb.ending {
 		tb.ended = append(tb.ended, f)
 		return
