@@ -202,17 +202,17 @@ func (f *flowState) ackFrom(o *dirState, s *flow.Segment, lim *Limits) (newSACK 
 	if a <= lim.MaxStream+1<<16 && (!o.ackSet || int32(a-o.ack) > 0) {
 		o.ack, o.ackSet = a, true
 		if len(o.acks) < maxEvents {
-			o.acks = append(o.acks, ackEvent{span{0, a}, t})
+			o.acks = append(o.acks, ackEvent{span{Start: 0, End: a}, t})
 		} else {
-			o.acks[len(o.acks)-1] = ackEvent{span{0, a}, t}
+			o.acks[len(o.acks)-1] = ackEvent{span{Start: 0, End: a}, t}
 		}
 	}
 	for _, b := range s.SACK[:s.NSACK] {
-		sp := span{b.Left, b.Right}
-		if sp.end <= sp.start || sp.end > lim.MaxStream+1<<16 {
+		sp := span{Start: b.Left, End: b.Right}
+		if sp.End <= sp.Start || sp.End > lim.MaxStream+1<<16 {
 			continue
 		}
-		if sp.end <= a { // D-SACK (RFC 2883): these bytes arrived twice
+		if sp.End <= a { // D-SACK (RFC 2883): these bytes arrived twice
 			if len(o.dsacks) < maxEvents {
 				o.dsacks = append(o.dsacks, sp)
 			}
@@ -231,7 +231,7 @@ func (f *flowState) ackFrom(o *dirState, s *flow.Segment, lim *Limits) (newSACK 
 
 func (d *dirState) sacksHave(s span) bool {
 	for _, x := range d.sacks {
-		if x.start <= s.start && s.end <= x.end {
+		if x.Start <= s.Start && s.End <= x.End {
 			return true
 		}
 	}
@@ -241,21 +241,21 @@ func (d *dirState) sacksHave(s span) bool {
 // data records a data transmission.
 func (f *flowState) data(d *dirState, sg *flow.Segment, lim *Limits) {
 	p, t, rel := sg.Packet, sg.Time, sg.Seq
-	s := span{rel, rel + uint32(p.PayloadLen)}
+	s := span{Start: rel, End: rel + uint32(p.PayloadLen)}
 	if d.firstData == 0 {
 		d.firstData = t
 	}
-	if rel >= lim.MaxStream || s.end < s.start {
+	if rel >= lim.MaxStream || s.End < s.Start {
 		d.over++
 		return
 	}
 	if rel == 0 && d.headLen == 0 && len(p.Payload) > 0 {
 		d.headLen = copy(d.head[:], p.Payload)
 	}
-	if s.start > d.maxEnd && len(d.gaps) < maxEvents {
-		d.gaps = append(d.gaps, gap{span{d.maxEnd, s.start}, t})
+	if s.Start > d.maxEnd && len(d.gaps) < maxEvents {
+		d.gaps = append(d.gaps, gap{span{Start: d.maxEnd, End: s.Start}, t})
 	}
-	d.maxEnd = max(d.maxEnd, s.end)
+	d.maxEnd = max(d.maxEnd, s.End)
 	if len(d.segs) >= lim.MaxSegments {
 		d.over++
 		return

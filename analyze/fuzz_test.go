@@ -27,10 +27,10 @@ func FuzzMatchArrivals(f *testing.F) {
 		var arr []seg
 		for i := 0; i+4 <= len(data); i += 4 {
 			start := uint32(data[i]) * 100
-			s := span{start, start + 1 + uint32(data[i+1])*10}
+			s := span{Start: start, End: start + 1 + uint32(data[i+1])*10}
 			tm := int64(data[i+2])
 			if data[i+3]&1 == 0 {
-				ws = append(ws, wirePkt{span: s, t: tm, ipLen: int(s.len()) + 52})
+				ws = append(ws, wirePkt{span: s, t: tm, ipLen: int(s.Len()) + 52})
 			} else {
 				arr = append(arr, seg{span: s, t: tm})
 			}
@@ -43,7 +43,7 @@ func FuzzMatchArrivals(f *testing.F) {
 			}
 			ok := false
 			for _, a := range arr {
-				if a.overlaps(w.span) && a.t+conv+tol >= w.t && w.arrival == a.t+conv {
+				if a.Overlaps(w.span) && a.t+conv+tol >= w.t && w.arrival == a.t+conv {
 					ok = true
 				}
 			}
@@ -113,7 +113,7 @@ func FuzzFlow(f *testing.F) {
 					t.Fatalf("%d wire packets", len(r.wire[di]))
 				}
 				for _, w := range r.wire[di] {
-					if w.end < w.start || w.ipLen <= 0 {
+					if w.End < w.Start || w.ipLen <= 0 {
 						t.Fatalf("bad wire packet %+v", w)
 					}
 				}

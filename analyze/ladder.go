@@ -87,8 +87,8 @@ func newLadder(r *record, m *matching) *ladder {
 				continue
 			}
 			label := fmt.Sprintf("%s %d B", ctlLabel(c.flags), c.ipLen)
-			if c.sack.end > 0 {
-				label = fmt.Sprintf("ACK with SACK %d-%d", c.sack.start, c.sack.end)
+			if c.sack.End > 0 {
+				label = fmt.Sprintf("ACK with SACK %d-%d", c.sack.Start, c.sack.End)
 			}
 			row := ladderRow{t: ms(c.t + conv), dir: di, label: label, arr: -1}
 			if rcv != nil {
@@ -119,7 +119,7 @@ func newLadder(r *record, m *matching) *ladder {
 			conv = -off
 		}
 		for _, w := range r.wire[di] {
-			label := fmt.Sprintf("%d B  seq %d-%d", w.ipLen, w.start, w.end)
+			label := fmt.Sprintf("%d B  seq %d-%d", w.ipLen, w.Start, w.End)
 			if w.retrans {
 				label += " (resent)"
 			}

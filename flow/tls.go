@@ -14,15 +14,12 @@ const (
 	maxPlainServer = 16384 // server bytes before the hello
 )
 
-// span is a byte range [s, e) of the hello buffer that the capture holds.
-type span struct{ s, e uint32 }
-
 // helloState reassembles the ClientHello from the first bytes the client
 // sent, in a buffer of Config.MaxBuffer bytes taken from the tracker's pool
 // and given back once the hello is parsed.
 type helloState struct {
 	buf  []byte
-	cov  [8]span
+	cov  [8]Span
 	ncov uint8
 	// base is where the hello starts in the client's stream: 0, or past
 	// the plaintext of a STARTTLS exchange. end is where its records end
@@ -40,10 +37,10 @@ type helloState struct {
 
 // prefix returns how many bytes from the start of the buffer are held.
 func (h *helloState) prefix() uint32 {
-	if h.ncov == 0 || h.cov[0].s != 0 {
+	if h.ncov == 0 || h.cov[0].Start != 0 {
 		return 0
 	}
-	return h.cov[0].e
+	return h.cov[0].End
 }
 
 // add records that [s, e) is now in the buffer, merging ranges.
@@ -53,20 +50,20 @@ func (h *helloState) add(s, e uint32) {
 	}
 	n := int(h.ncov)
 	at := 0
-	for at < n && h.cov[at].s < s {
+	for at < n && h.cov[at].Start < s {
 		at++
 	}
 	if n == len(h.cov) {
 		return // too scattered: a hello does not come in 8 pieces out of order
 	}
 	copy(h.cov[at+1:n+1], h.cov[at:n])
-	h.cov[at] = span{s, e}
+	h.cov[at] = Span{s, e}
 	n++
 	// Merge overlapping or touching neighbours.
 	out := 0
 	for i := 1; i < n; i++ {
-		if h.cov[i].s <= h.cov[out].e {
-			h.cov[out].e = max(h.cov[out].e, h.cov[i].e)
+		if h.cov[i].Start <= h.cov[out].End {
+			h.cov[out].End = max(h.cov[out].End, h.cov[i].End)
 			continue
 		}
 		out++
