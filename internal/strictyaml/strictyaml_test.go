@@ -42,7 +42,7 @@ func TestDecodeErrorsNameKeyAndLine(t *testing.T) {
 		{"scalar for section", "rungs: 5\n", []string{`line 1: rungs: want keys (key: value), got "5"`}},
 		{"list for scalar", "https:\n  - a\n", []string{"line 2: https: want a string, got a list"}},
 		{"repeated key", "https: a\nwait: 1s\nhttps: b\n", []string{"line 3: https: set twice (first on line 1)"}},
-		{"two documents", "https: a\n---\nhttps: b\n", []string{"line 3: a second YAML document"}},
+		{"two documents", "https: a\n---\nhttps: b\n", []string{"line 2: a second YAML document"}},
 		{"not yaml", "{{{", []string{"not YAML"}},
 		{"not a mapping", "hello\n", []string{`the file: want keys (key: value), got "hello"`}},
 		{"alias", "https: &a x\nrungs:\n  hosts: [*a]\n", []string{"line 3: rungs.hosts[0]: aliases are not accepted"}},
