@@ -290,15 +290,20 @@ var (
 	commandEnd   = regexp.MustCompile("[`#|;()]|&&")
 )
 
-// TestDocsExamplesAreValid: every mtuscope command line in the README and
-// docs/ (code blocks, inline code, prose) names flags its command has.
+// TestDocsExamplesAreValid: every mtuscope command line in the README,
+// docs/ (code blocks, inline code, prose) and the systemd units names
+// flags its command has.
 func TestDocsExamplesAreValid(t *testing.T) {
 	root := newRootCmd(&globals{})
 	files, err := filepath.Glob("../../docs/*.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	files = append(files, "../../README.md")
+	units, err := filepath.Glob("../../deploy/systemd/*.service")
+	if err != nil || len(units) == 0 {
+		t.Fatalf("no systemd units: %v", err)
+	}
+	files = append(append(files, units...), "../../README.md")
 	checked := 0
 	for _, file := range files {
 		b, err := os.ReadFile(file)
