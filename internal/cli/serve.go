@@ -19,10 +19,9 @@ type serveArgs struct {
 	settings    *settingFlags[server.Config]
 }
 
-// serveSettings are serve's flags, each with the config field it sets. The
-// config file's other keys (docs/serve.yaml) have no flag: the echo's and
-// the per-address limits, retention, the ACME directory, the per-address
-// rungs' probe port, the probe target; the token is never a flag.
+// serveSettings are serve's flags, each with the config field it sets.
+// The config file's other keys have no flag (docs/serve.yaml says which);
+// the token is never a flag.
 var serveSettings = []setting[server.Config]{
 	{"https", "", func(c *server.Config) any { return &c.HTTPS }, "HTTPS listen address of the page"},
 	{"http", "", func(c *server.Config) any { return &c.HTTP }, `plain-HTTP listen address of the page ("" disables)`},

@@ -27,9 +27,8 @@ type watchArgs struct {
 	settings    *settingFlags[watch.Config]
 }
 
-// watchSettings are watch's flags, each with the config field it sets. The
-// config file's other keys (docs/watch.yaml) have no flag: retention and
-// the alerting thresholds under monitor:.
+// watchSettings are watch's flags, each with the config field it sets.
+// The config file's other keys have no flag (docs/watch.yaml says which).
 var watchSettings = []setting[watch.Config]{
 	{"interface", "i", func(c *watch.Config) any { return &c.Interface }, `network interface to capture on ("any" for all)`},
 	{"port", "", func(c *watch.Config) any { return &c.Ports }, "TLS server port to watch (repeatable)"},
