@@ -172,3 +172,20 @@ func TestDocumentMentionsResolve(t *testing.T) {
 		t.Errorf("only %d mentions found: the scan is broken", mentions)
 	}
 }
+
+// TestReadmeStaysAPage: the README is the page a newcomer reads top to
+// bottom; a command's reference belongs in docs/<command>.md.
+func TestReadmeStaysAPage(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) > 8<<10 {
+		t.Errorf("README.md is %d bytes, over 8 KiB: move reference material to docs/", len(b))
+	}
+	for i, line := range strings.Split(string(b), "\n") {
+		if len(line) > 200 {
+			t.Errorf("README.md line %d is %d characters long", i+1, len(line))
+		}
+	}
+}
