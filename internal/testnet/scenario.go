@@ -43,8 +43,8 @@ func (f Faults) mtu() int {
 	return f.MidMTU
 }
 
-// Want is what a tool must conclude about a scenario (SCENARIOS.md), in the
-// shared vocabulary of DESIGN.md.
+// Want is what a tool must conclude about a scenario (docs/testbed.md), in the
+// shared vocabulary of docs/design.md.
 type Want struct {
 	Verdict   string
 	PathMTU   int // largest IP packet, in bytes, that gets through
@@ -92,7 +92,7 @@ var presets = []Scenario{
 		Want: Want{"ok", 1500, "none"}},
 }
 
-// Presets returns the scenarios of SCENARIOS.md, S1 to S9.
+// Presets returns the scenarios of docs/testbed.md, S1 to S9.
 func Presets() []Scenario {
 	out := make([]Scenario, len(presets))
 	for i, p := range presets {
