@@ -21,38 +21,11 @@ const (
 	maxTimeoutMs = 10000
 )
 
-type familyHost struct {
-	Family int    `json:"family"`
-	Host   string `json:"host,omitempty"`
-}
-
-type sessionResponse struct {
-	ID            string       `json:"id"`
-	Families      []familyHost `json:"families"`
-	Rungs         []rung       `json:"rungs"`
-	DownloadBytes int          `json:"download_bytes"`
-	UploadBytes   int          `json:"upload_bytes"`
-	MinTimeoutMs  int          `json:"min_timeout_ms"`
-	MaxTimeoutMs  int          `json:"max_timeout_ms"`
-	// RungScheme is how the page reaches the rungs: "https", or "http"
-	// when the page was opened over http:// and the certificate is the
-	// self-signed one (a browser would refuse every rung's handshake).
-	RungScheme string `json:"rung_scheme"`
-	// Started says the session may test now; otherwise another session
-	// from the same address is testing, Position says how many are ahead,
-	// and the page asks /start again after RetryMs.
-	Started  bool `json:"started"`
-	Position int  `json:"position,omitempty"`
-	RetryMs  int  `json:"retry_ms,omitempty"`
-}
-
 // startRetryMs is how often a waiting page asks whether its turn came.
 const startRetryMs = 700
 
 func (s *Server) newSession(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		RTTms int `json:"rtt_ms"`
-	}
+	var req api.SessionRequest
 	if err := decodeJSON(w, r, 4<<10, &req); err != nil {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
@@ -73,19 +46,19 @@ func (s *Server) newSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.sessions.Inc()
-	resp := sessionResponse{ID: sess.ID, Rungs: s.rungs, DownloadBytes: pageDownload, UploadBytes: pageUpload,
-		MinTimeoutMs: minTimeoutMs, MaxTimeoutMs: maxTimeoutMs, RungScheme: "https"}
+	resp := api.Session{ID: sess.ID, Rungs: s.rungs, DownloadBytes: pageDownload, UploadBytes: pageUpload,
+		MinTimeoutMs: minTimeoutMs, MaxTimeoutMs: maxTimeoutMs, RungScheme: api.RungHTTPS}
 	if sess.Plain {
-		resp.RungScheme = "http"
+		resp.RungScheme = api.RungHTTP
 	}
 	resp.Started, resp.Position = s.sessions.start(sess, time.Now())
 	if !resp.Started {
 		resp.RetryMs = startRetryMs
 	}
 	if s.cfg.HostnameV4 != "" && s.cfg.HostnameV6 != "" {
-		resp.Families = []familyHost{{4, s.cfg.HostnameV4}, {6, s.cfg.HostnameV6}}
+		resp.Families = []api.SessionFamily{{Family: 4, Host: s.cfg.HostnameV4}, {Family: 6, Host: s.cfg.HostnameV6}}
 	} else {
-		resp.Families = []familyHost{{Family: sess.Family}}
+		resp.Families = []api.SessionFamily{{Family: sess.Family}}
 	}
 	writeJSON(w, http.StatusCreated, resp)
 }
@@ -126,22 +99,15 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request) {
 	}
 	ok, pos := s.sessions.start(sess, time.Now())
 	if !ok {
-		writeJSON(w, http.StatusAccepted, map[string]any{"started": false, "position": pos, "retry_ms": startRetryMs})
+		writeJSON(w, http.StatusAccepted, api.Turn{Position: pos, RetryMs: startRetryMs})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"started": true})
-}
-
-// pageResult is what the page posts when its tests are done.
-type pageResult struct {
-	Rungs     []BrowserRung `json:"rungs"`
-	RTTms     float64       `json:"rtt_ms"`
-	TimeoutMs int           `json:"timeout_ms"`
+	writeJSON(w, http.StatusOK, api.Turn{Started: true})
 }
 
 // validResult checks what the page posted: rungs the server has (or the
 // session's refinement lent), each once, with known step results.
-func (s *Server) validResult(res *pageResult, ref *refinement) error {
+func (s *Server) validResult(res *api.PageResult, ref *refinement) error {
 	known := map[int]bool{}
 	for _, r := range s.rungs {
 		known[refineKey(4, r.MSS)], known[refineKey(6, r.MSS)] = true, true
@@ -159,7 +125,7 @@ func (s *Server) validResult(res *pageResult, ref *refinement) error {
 	if len(res.Rungs) > limit {
 		return fmt.Errorf("%d rung results for %d rungs", len(res.Rungs), limit)
 	}
-	step := map[string]bool{stepOK: true, stepFail: true, stepSkipped: true, "": true, "opened": true}
+	step := map[string]bool{api.StepOK: true, api.StepFail: true, api.StepSkipped: true, "": true, api.StepOpened: true}
 	type key struct{ fam, mss int }
 	seen := map[key]bool{}
 	for i := range res.Rungs {
@@ -184,7 +150,7 @@ func (s *Server) sessionResult(w http.ResponseWriter, r *http.Request) {
 	if sess == nil {
 		return
 	}
-	var res pageResult
+	var res api.PageResult
 	if err := decodeJSON(w, r, maxJSONBody, &res); err != nil {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
@@ -220,8 +186,8 @@ func (s *Server) sessionResult(w http.ResponseWriter, r *http.Request) {
 		s.metrics.certRefused.Inc()
 		s.log.Warn("a browser refused the server's certificate: no result", "session", sess.ID, "client", sess.IP,
 			"alert", alert, "connections", n, "self_signed", s.certs.SelfSigned != "", "page_over_tls", !sess.Plain)
-		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"certificate_untrusted": true, "alert": alert,
-			"error": certRefusedText(alert, n, s.certs.SelfSigned != "")})
+		writeJSON(w, http.StatusUnprocessableEntity, api.CertificateRefused{CertificateUntrusted: true, Alert: alert,
+			Error: certRefusedText(alert, n, s.certs.SelfSigned != "")})
 		return
 	}
 	from, _, _ := sess.window()
@@ -250,7 +216,7 @@ func (s *Server) sessionResult(w http.ResponseWriter, r *http.Request) {
 // of that address was testing) that no other session named; from any
 // other address (the second family of a dual-stack check), only the
 // connections whose requests named the session.
-func (s *Server) joinSession(sess *session, res pageResult) *Report {
+func (s *Server) joinSession(sess *session, res api.PageResult) *Report {
 	from, to, _ := sess.window()
 	type key struct{ fam, mss int }
 	tlsBy, downBy, exactBy := map[key][]snapshot{}, map[key][]snapshot{}, map[int][]snapshot{}
