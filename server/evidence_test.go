@@ -1,9 +1,9 @@
 package server
 
 import (
-	"github.com/mtuscope/mtuscope/api"
 	"testing"
 
+	"github.com/mtuscope/mtuscope/api"
 	"github.com/mtuscope/mtuscope/diagnose"
 )
 

@@ -1,10 +1,11 @@
 package server
 
 import (
-	"github.com/mtuscope/mtuscope/api"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/mtuscope/mtuscope/api"
 )
 
 func TestEscapeControls(t *testing.T) {

@@ -7,9 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mtuscope/mtuscope/asn"
-
 	"github.com/mtuscope/mtuscope/api"
+	"github.com/mtuscope/mtuscope/asn"
 	"github.com/mtuscope/mtuscope/diagnose"
 )
 

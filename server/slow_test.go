@@ -1,10 +1,10 @@
 package server
 
 import (
-	"github.com/mtuscope/mtuscope/api"
 	"strings"
 	"testing"
 
+	"github.com/mtuscope/mtuscope/api"
 	"github.com/mtuscope/mtuscope/diagnose"
 )
 
