@@ -61,18 +61,19 @@ func joinRung(fam int, br api.BrowserRung, session string, plain bool, tlsConns,
 	// disagree (one lost the ClientHello, another the server's flight) may
 	// be two people's: the rung's server side is then uncertain and unused.
 	var tagged, open []snapshot
-	for _, c := range tlsConns {
+	var taggedAt, openAt []int // their indexes in tlsConns
+	for i, c := range tlsConns {
 		switch {
 		case session != "" && c.Session == session:
-			tagged = append(tagged, c)
+			tagged, taggedAt = append(tagged, c), append(taggedAt, i)
 		case c.Session == "" && !c.HandshakeDone:
-			open = append(open, c)
+			open, openAt = append(open, c), append(openAt, i)
 		}
 	}
 	var uncertain []string
-	cands := tagged
+	cands, candsAt := tagged, taggedAt
 	if len(cands) == 0 {
-		cands = open
+		cands, candsAt = open, openAt
 		if disagree(open, tlsClass) {
 			uncertain = append(uncertain, "unnamed connections on this size disagree (one lost the ClientHello, another the server's reply)")
 			cands = nil
@@ -83,7 +84,12 @@ func joinRung(fam int, br api.BrowserRung, session string, plain bool, tlsConns,
 	if downUncertain {
 		uncertain = append(uncertain, "the server-first probes on this size disagree (one arrived, another was lost)")
 	}
-	best := bestTLS(cands, session)
+	best, bestAt := bestTLS(cands, session), -1
+	for i := range cands {
+		if &cands[i] == best {
+			bestAt = candsAt[i]
+		}
+	}
 	t.Outcome, _ = diagnose.ClassifyHandshake(rungFacts(br, best, plain))
 	switch {
 	case br.Hello == api.StepOK:
@@ -166,7 +172,7 @@ func joinRung(fam int, br api.BrowserRung, session string, plain bool, tlsConns,
 	}
 	keep = append(keep, allDown...)
 	for i := range tlsConns {
-		if &tlsConns[i] != best {
+		if i != bestAt {
 			keep = append(keep, tlsConns[i])
 		}
 	}

@@ -179,3 +179,30 @@ func TestVerdictTitles(t *testing.T) {
 		}
 	}
 }
+
+// TestJoinRungListsEachConnectionOnce: the rung in the report lists the
+// connection that decided it first, and every connection once.
+func TestJoinRungListsEachConnectionOnce(t *testing.T) {
+	ts := TCPInfo{Valid: true, Timestamps: true, PMTU: 1500}
+	named := tlsConn("session", 1800, 1795, true, 4500, ts)
+	unnamed := tlsConn("", 1800, 0, false, 0, ts)
+	br := api.BrowserRung{MSS: 1460, Family: 4, Hello: api.StepOK, Down: api.StepOK, Up: api.StepOK}
+	for _, tc := range []struct {
+		name         string
+		tls          []snapshot
+		listed, more int
+	}{
+		{"one named", []snapshot{named}, 1, 0},
+		{"one unnamed, unfinished", []snapshot{unnamed}, 1, 0},
+		{"named among unnamed", []snapshot{unnamed, named, unnamed}, 3, 0},
+		{"more than a report keeps", []snapshot{unnamed, unnamed, named, unnamed, unnamed}, maxRungSnapshots, 5 - maxRungSnapshots},
+	} {
+		r := joinRung(4, br, "session", false, tc.tls, nil)
+		if len(r.Server) != tc.listed || r.ServerMore != tc.more {
+			t.Errorf("%s: %d connections listed and %d more, want %d and %d", tc.name, len(r.Server), r.ServerMore, tc.listed, tc.more)
+		}
+		if len(r.Server) > 0 && r.Server[0].Session != tc.tls[len(tc.tls)/2].Session {
+			t.Errorf("%s: the first listed is not the one that decided the rung", tc.name)
+		}
+	}
+}
