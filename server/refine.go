@@ -76,7 +76,7 @@ func sizeBracket(ts []diagnose.SegmentTest, up bool) [2]int {
 // direction's bracket b (when want): at the size that passed a
 // handshake completed, and at the size lost a connection arrived. A page
 // result alone, claiming sizes without connections, lends no ports.
-func seenBracket(fr FamilyResult, b [2]int, up, want bool) bool {
+func seenBracket(fr familyJoin, b [2]int, up, want bool) bool {
 	if !want {
 		return true
 	}
@@ -146,9 +146,9 @@ func (s *Server) refineSession(w http.ResponseWriter, r *http.Request) {
 	arrived := time.Now()
 	ref := &refinement{round: api.Refinement{Families: []api.RefineFamily{}, WaitMs: 600 + 4*max(0, int(res.RTTms))}, mss: map[int]bool{}}
 	if s.cfg.Rungs.RefinePorts > 0 && len(s.cfg.Rungs.Addresses) == 0 {
-		prelim := s.joinSession(sess, res)
-		for _, fr := range prelim.Results {
-			s.planRefine(r.Context(), sess, fr, ref)
+		sp, seen := s.joinInput(sess)
+		for _, f := range joinFamilies(sp, res, selectConns(sp, seen)) {
+			s.planRefine(r.Context(), sess, f, ref)
 		}
 	}
 	sess.mu.Lock()
@@ -167,7 +167,7 @@ func (s *Server) refineSession(w http.ResponseWriter, r *http.Request) {
 }
 
 // planRefine binds the listeners of one family's round.
-func (s *Server) planRefine(ctx context.Context, sess *session, fr FamilyResult, ref *refinement) {
+func (s *Server) planRefine(ctx context.Context, sess *session, fr familyJoin, ref *refinement) {
 	hdr := diagnose.IPHeader(fr.Family)
 	rungSizes := map[int]bool{}
 	for _, rg := range s.rungs {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/mtuscope/mtuscope/api"
 	"github.com/mtuscope/mtuscope/asn"
-	"github.com/mtuscope/mtuscope/diagnose"
 )
 
 // Sizes of the page's transfers and bounds of its per-step timeout.
@@ -207,66 +206,11 @@ func (s *Server) sessionResult(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, submitted(rep))
 }
 
-// joinSession joins the page's results with the server's records of the
-// session's connections and diagnoses each family.
-//
-// What the join takes: from the session's own address, the connections
-// accepted while the session held the address's lease (no other session
-// of that address was testing) that no other session named; from any
-// other address (the second family of a dual-stack check), only the
-// connections whose requests named the session.
+// joinSession makes the session's report: the join (join.go) of the
+// page's results with the connections the server saw, diagnosed, with
+// the report's ID and time and the client's ASN.
 func (s *Server) joinSession(sess *session, res api.PageResult) *Report {
-	from, to, _ := sess.window()
-	type key struct{ fam, mss int }
-	tlsBy, downBy, exactBy := map[key][]snapshot{}, map[key][]snapshot{}, map[int][]snapshot{}
-	allBy := map[int][]snapshot{}
-	for _, ip := range sess.addrs() {
-		fam := familyOf(ip)
-		own := addrKey(ip) == addrKey(sess.IP)
-		for _, rec := range s.reg.since(ip, from) {
-			if rec.Kind == kindPage || rec.Accepted.After(to) {
-				continue
-			}
-			snap := rec.snapshot()
-			if snap.Session != "" && snap.Session != sess.ID {
-				continue // another session's connection from the same address
-			}
-			if !own && snap.Session != sess.ID {
-				// Another address of the client: its unnamed connections
-				// count from the moment the session claimed its lease.
-				since, ok := sess.claimedSince(ip)
-				if !ok || rec.Accepted.Before(since) {
-					continue
-				}
-			}
-			k := key{fam, rec.MSS}
-			if rec.Kind == kindExact {
-				exactBy[fam] = append(exactBy[fam], snap)
-				continue
-			}
-			if rec.Kind == kindDown {
-				downBy[k] = append(downBy[k], snap)
-			} else {
-				tlsBy[k] = append(tlsBy[k], snap)
-			}
-			allBy[fam] = append(allBy[fam], snap)
-		}
-	}
-	rungsBy := map[int][]RungResult{}
-	var fams []int
-	for _, br := range res.Rungs {
-		if _, ok := rungsBy[br.Family]; !ok {
-			fams = append(fams, br.Family)
-		}
-		k := key{br.Family, br.MSS}
-		rungsBy[br.Family] = append(rungsBy[br.Family], joinRung(br.Family, br, sess.ID, sess.Plain, tlsBy[k], downBy[k]))
-	}
-	for _, fam := range fams {
-		rungsBy[fam] = append(rungsBy[fam], exactTests(fam, exactBy[fam])...)
-	}
-	if len(fams) == 0 {
-		fams = []int{sess.Family}
-	}
+	sp, seen := s.joinInput(sess)
 	rep := &Report{ID: newID(), Created: time.Now().UTC(), Source: "page", Version: s.version, RTTms: int(res.RTTms),
 		Client: s.clientInfo(sess.IP, sess.SYNMSS, sess.UA)}
 	if sess.Local.IsValid() || sess.Host != "" {
@@ -275,21 +219,28 @@ func (s *Server) joinSession(sess *session, res api.PageResult) *Report {
 			rep.Server.Address = sess.Local.String()
 		}
 	}
-	for _, fam := range fams {
-		ev := familyEvidence(fam, rungsBy[fam], allBy[fam])
-		ev.TooSlow = tooSlow(fam, rungsBy[fam])
-		if sess.Plain {
-			ev.Skipped = append(ev.Skipped, "the TLS handshakes: the page was opened over http:// and this server has the "+
-				"self-signed certificate mtuscope serve makes, which browsers do not trust, so the page measured the packet "+
-				"sizes with plain HTTP downloads, uploads and server-first segments; the ClientHello's own size was not tested "+
-				"(give serve a trusted certificate with --cert/--key or --acme-host)")
-		}
-		if ev.LocalMTU == 0 && fam == sess.Family && sess.SYNMSS > 0 {
-			ev.LocalMTU, ev.OfferedMSS = sess.SYNMSS+diagnose.IPHeader(fam), sess.SYNMSS
-		}
-		rep.Results = append(rep.Results, FamilyResult{Family: fam, Evidence: ev, Diagnosis: diagnose.Diagnose(ev), Rungs: rungsBy[fam]})
+	for _, f := range joinFamilies(sp, res, selectConns(sp, seen)) {
+		rep.Results = append(rep.Results, f.result())
 	}
 	return rep
+}
+
+// joinInput reads what the join takes of sess: its turn, and a snapshot
+// (TCP_INFO read now) of every connection from its addresses accepted
+// since the turn began.
+func (s *Server) joinInput(sess *session) (joinSpec, []addrConns) {
+	from, to, _ := sess.window()
+	sp := joinSpec{ID: sess.ID, Addr: sess.IP, Family: sess.Family, SYNMSS: sess.SYNMSS, Plain: sess.Plain, From: from, To: to}
+	var seen []addrConns
+	for _, ip := range sess.addrs() {
+		a := addrConns{Addr: ip}
+		a.Claimed, _ = sess.claimedSince(ip)
+		for _, rec := range s.reg.since(ip, from) {
+			a.Conns = append(a.Conns, rec.snapshot())
+		}
+		seen = append(seen, a)
+	}
+	return sp, seen
 }
 
 func (s *Server) clientInfo(ip netip.Addr, synMSS int, ua string) ClientInfo {
