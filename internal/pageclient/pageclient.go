@@ -1,4 +1,7 @@
-package servetest
+// Package pageclient runs the page's check from Go as web/static/app.js
+// runs it in a browser, through package api's types: a session, every
+// step of every rung at once, the result. mtuscope-serve-load runs many.
+package pageclient
 
 import (
 	"context"
@@ -14,8 +17,8 @@ import (
 	"github.com/mtuscope/mtuscope/api"
 )
 
-// PageRun is the outcome of one emulated page session.
-type PageRun struct {
+// Result is the outcome of one check.
+type Result struct {
 	ReportID string
 	Verdict  string
 	// Session is the time to run every rung and store the report;
@@ -23,13 +26,13 @@ type PageRun struct {
 	Session, Store time.Duration
 }
 
-// RunPage does what the page's script does, with c (whose connections
+// Check does what the page's script does, with c (whose connections
 // are fresh for every rung, as a browser's are per origin): it starts a
 // session at base ("https://host:port"), runs the hello, download and
 // upload steps and opens the server-first probe of every rung in
 // parallel, and posts the results. dial opens the probe connections.
-func RunPage(ctx context.Context, c *http.Client, base string, dial func(ctx context.Context, network, addr string) (net.Conn, error)) (PageRun, error) {
-	var run PageRun
+func Check(ctx context.Context, c *http.Client, base string, dial func(ctx context.Context, network, addr string) (net.Conn, error)) (Result, error) {
+	var run Result
 	start := time.Now()
 	var sess api.Session
 	if err := post(ctx, c, base+api.SessionsPath, api.SessionRequest{RTTms: 1}, http.StatusCreated, &sess); err != nil {
