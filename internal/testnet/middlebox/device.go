@@ -114,6 +114,10 @@ const DefaultMaxFlows = 4096
 // size.
 const maxBuffer = 4 * maxHello
 
+// MaxBuffered bounds the bytes all flows buffer together: a hello that
+// would take more goes uninspected, as an overloaded firewall fails open.
+const MaxBuffered = 16 << 20
+
 // Device is one middlebox. Its zero value is not usable: make one with New.
 // A Device is not safe for concurrent use.
 type Device struct {
@@ -121,6 +125,7 @@ type Device struct {
 	maxFlows int
 	flows    map[flowKey]*flow
 	order    *list.List // of *flow, oldest first
+	buffered int        // bytes held by all flows' buf
 }
 
 // New returns a device of the given kind whose flow table holds at most
@@ -141,6 +146,9 @@ func (d *Device) Kind() Kind { return d.kind }
 
 // Flows returns how many flows the device remembers.
 func (d *Device) Flows() int { return len(d.flows) }
+
+// Buffered returns how many bytes of unfinished hellos the device holds.
+func (d *Device) Buffered() int { return d.buffered }
 
 type flowKey struct{ src, dst netip.AddrPort }
 
@@ -269,11 +277,13 @@ func (d *Device) reassembling(f *flow, seg segment, off int32) Decision {
 		// unless they come again in order).
 		return Decision{}
 	}
-	if int(end) > maxBuffer {
+	add := seg.Payload[have-off:]
+	if int(end) > maxBuffer || d.buffered+len(add) > MaxBuffered {
 		d.pass(f)
 		return Decision{}
 	}
-	f.buf = append(f.buf, seg.Payload[have-off:]...)
+	f.buf = append(f.buf, add...)
+	d.buffered += len(add)
 	f.segments++
 	msg, records, done, err := reassemble(f.buf)
 	if err != nil {
@@ -300,7 +310,8 @@ func (d *Device) reassembling(f *flow, seg segment, off int32) Decision {
 		d.pass(f)
 		return Decision{Hello: &h}
 	}
-	f.state, f.buf = resetting, nil
+	d.release(f)
+	f.state = resetting
 	f.rstSeq = f.start + uint32(have)
 	dec := d.reset(f, seg, reason)
 	dec.Hello = &h
@@ -341,9 +352,19 @@ func (d *Device) track(key flowKey, seq uint32) *flow {
 	return f
 }
 
-func (d *Device) pass(f *flow) { f.state, f.buf = passed, nil }
+func (d *Device) pass(f *flow) {
+	d.release(f)
+	f.state = passed
+}
+
+// release frees the flow's buffer.
+func (d *Device) release(f *flow) {
+	d.buffered -= len(f.buf)
+	f.buf = nil
+}
 
 func (d *Device) forget(f *flow) {
+	d.release(f)
 	d.order.Remove(f.elem)
 	delete(d.flows, f.key)
 }

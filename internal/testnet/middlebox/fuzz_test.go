@@ -41,6 +41,9 @@ func FuzzDecide(f *testing.F) {
 			check(t, k, d.Decide(tcpPacket(c, s, seq, 7, flagACK, first)))
 			check(t, k, d.Decide(tcpPacket(c, s, seq+uint32(len(first)), 7, flagACK, payload[len(first):])))
 			check(t, k, d.Decide(tcpPacket(c, s, seq, 7, flagACK, payload)))
+			if d.Buffered() < 0 || d.Buffered() > MaxBuffered {
+				t.Fatalf("%s: %d bytes buffered", k, d.Buffered())
+			}
 			if d.Flows() > 4 {
 				t.Fatalf("%s: %d flows over a bound of 4", k, d.Flows())
 			}
