@@ -229,14 +229,11 @@ func (d *Device) decide(f *flow, seg segment) Decision {
 func (d *Device) splitIntolerant(f *flow, seg segment) Decision {
 	p := seg.Payload
 	dec := Decision{Hello: oneSegmentHello(p)}
-	for at := 0; at < len(p); {
+	for at := 0; at < len(p) && p[at] == 0x16; {
 		if len(p)-at < 5 {
 			f.state, f.end = dropping, f.start+uint32(at+5+1<<14)
 			dec.Action, dec.Reason = Drop, fmt.Sprintf("record header cut at byte %d of a %d-byte segment", at, len(p))
 			return dec
-		}
-		if p[at] != 0x16 {
-			break
 		}
 		n := int(p[at+3])<<8 | int(p[at+4])
 		if at+5+n > len(p) {

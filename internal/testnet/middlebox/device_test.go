@@ -67,6 +67,8 @@ func TestDevices(t *testing.T) {
 		{"split: each record in its segment", SplitIntolerant, records(pqHello, 800), []int{805}, all(Accept, 2)},
 		{"split: second record cut", SplitIntolerant, records(pqHello, 800), []int{1000}, all(Drop, 2)},
 		{"split: small hello", SplitIntolerant, one(classic), nil, []Action{Accept}},
+		{"split: hello then 3 bytes of data", SplitIntolerant, append(one(classic), 0x17, 3, 3), nil, []Action{Accept}},
+		{"split: hello then a cut handshake header", SplitIntolerant, append(one(classic), 0x16, 3), nil, []Action{Drop}},
 		{"window: 255", LengthWindow, window(255), nil, []Action{Accept}},
 		{"window: 256", LengthWindow, window(256), nil, []Action{Drop}},
 		{"window: 400 in two segments", LengthWindow, window(400), []int{200}, all(Drop, 2)},
