@@ -1,6 +1,7 @@
 // Package middlebox is the testbed's content-inspecting devices: firewalls
 // on a router's forwarding path that reset or drop TLS connections for what
-// their ClientHello says rather than for its size (SCENARIOS.md S13-S17).
+// their ClientHello says rather than for its size (scenarios S13-S17 in
+// docs/testbed.md).
 //
 // A Device decides one IP packet at a time from its bytes and a small,
 // bounded table of flows; it does no I/O, so it is tested with crafted
@@ -19,8 +20,7 @@ import (
 // Kind names how a device behaves.
 type Kind string
 
-// The devices, as users and vendors report them (KNOWLEDGE.md, "Content,
-// not size").
+// The devices, as users and vendors report them (issue 18).
 const (
 	// PQReject resets, both ways, a connection whose first ClientHello has
 	// an X25519MLKEM768 (0x11ec) entry in its key_share extension, reading
