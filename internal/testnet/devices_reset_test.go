@@ -75,7 +75,7 @@ func TestResetFromThePath(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, fam := range []int{4, 6} {
-		if got := goClient(n, ng, fam, nil, 0, okWithin); got != resets {
+		if got := goClient(n.Client, ng, fam, nil, 0, okWithin); got != resets {
 			t.Fatalf("v%d: Go's default hello through S13: %s, want %s", fam, got, resets)
 		}
 	}

@@ -34,10 +34,10 @@ func classify(err error) outcome {
 	return outcome(err.Error())
 }
 
-// goClient dials nginx from the client with crypto/tls, the given
-// key-exchange preferences (nil: Go's defaults, X25519MLKEM768 first) and
-// MSS (0: the link's), and returns how the handshake ended within wait.
-func goClient(n *Net, ng *Nginx, fam int, curves []tls.CurveID, mss int, wait time.Duration) outcome {
+// goClient dials nginx from h with crypto/tls, the given key-exchange
+// preferences (nil: Go's defaults, X25519MLKEM768 first) and MSS (0: the
+// link's), and returns how the handshake ended within wait.
+func goClient(h *Host, ng *Nginx, fam int, curves []tls.CurveID, mss int, wait time.Duration) outcome {
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	d := &net.Dialer{}
@@ -48,7 +48,7 @@ func goClient(n *Net, ng *Nginx, fam int, curves []tls.CurveID, mss int, wait ti
 			return errors.Join(err, serr)
 		}
 	}
-	c, err := n.Client.Dialer(d)(ctx, "tcp", ng.Addr(n.Server.Addr(fam)))
+	c, err := h.Dialer(d)(ctx, "tcp", ng.Addr(ng.Host.Addr(fam)))
 	if err != nil {
 		return classify(fmt.Errorf("dial: %w", err))
 	}
@@ -106,11 +106,11 @@ func runClients(n *Net, ng *Nginx, fam int, want clients) clients {
 	}
 	classic := []tls.CurveID{tls.X25519}
 	return clients{
-		goDefault:    goClient(n, ng, fam, nil, 0, wait(want.goDefault)),
-		goClassic:    goClient(n, ng, fam, classic, 0, wait(want.goClassic)),
+		goDefault:    goClient(n.Client, ng, fam, nil, 0, wait(want.goDefault)),
+		goClassic:    goClient(n.Client, ng, fam, classic, 0, wait(want.goClassic)),
 		curl:         curlClient(n, ng, fam, wait(want.curl)),
-		goDefaultMSS: goClient(n, ng, fam, nil, 1300, wait(want.goDefaultMSS)),
-		goClassicMSS: goClient(n, ng, fam, classic, 1300, wait(want.goClassicMSS)),
+		goDefaultMSS: goClient(n.Client, ng, fam, nil, 1300, wait(want.goDefaultMSS)),
+		goClassicMSS: goClient(n.Client, ng, fam, classic, 1300, wait(want.goClassicMSS)),
 	}
 }
 
@@ -200,14 +200,35 @@ func TestMiddleboxFailsOpen(t *testing.T) {
 	n := New(t, Preset("S13"))
 	ng := n.StartNginx(t)
 	mb := n.Middleboxes[0]
-	if got := goClient(n, ng, 4, nil, 0, okWithin); got != resets {
+	if got := goClient(n.Client, ng, 4, nil, 0, okWithin); got != resets {
 		t.Fatalf("Go's default hello through S13: %s, want %s", got, resets)
 	}
 	mb.Proc.Signal(syscall.SIGKILL)
 	<-mb.Proc.Done()
 	for _, fam := range []int{4, 6} {
-		if got := goClient(n, ng, fam, nil, 0, okWithin); got != passes {
+		if got := goClient(n.Client, ng, fam, nil, 0, okWithin); got != passes {
 			t.Errorf("v%d with the device killed: %s, want %s", fam, got, passes)
 		}
+	}
+}
+
+// TestMiddleboxPerNetwork: a device sits on its own network's path only
+// (watch's scenario: one customer network behind the post-quantum
+// rejecting device, the others clean).
+func TestMiddleboxPerNetwork(t *testing.T) {
+	n := New(t, Scenario{Name: "per-network", Networks: []Faults{{}, {Device: "pq-reject"}}})
+	ng := n.StartNginx(t)
+	if n.Middleboxes[0] != nil || n.Middleboxes[1] == nil {
+		t.Fatalf("middleboxes %v, want one on network 1 only", n.Middleboxes)
+	}
+	for _, fam := range []int{4, 6} {
+		for i, want := range []outcome{passes, resets} {
+			if got := goClient(n.Clients[i], ng, fam, nil, 0, okWithin); got != want {
+				t.Errorf("v%d: network %d's Go default hello: %s, want %s", fam, i, got, want)
+			}
+		}
+	}
+	if got := len(waitStopped(n.Middleboxes[1], 2)); got != 2 {
+		t.Errorf("the device reports stopping %d connections, want 2", got)
 	}
 }
