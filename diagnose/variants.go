@@ -86,25 +86,48 @@ type VariantTest struct {
 type variantState struct {
 	tries, passes int
 	failures      []VariantTest
+	// passedIn and failedIn are the attempts (rounds: every variant of a
+	// round runs at the same time) that completed and that did not.
+	passedIn, failedIn map[int]bool
 }
 
 // passed: every attempt completed; failed: at least two attempts, none
-// completed; confirmed: passed at least twice, as a control must for its
-// variant's failure to count. Anything else decides nothing.
-func (s variantState) passed() bool    { return s.tries > 0 && s.passes == s.tries }
-func (s variantState) failed() bool    { return s.tries >= 2 && s.passes == 0 }
-func (s variantState) confirmed() bool { return s.tries >= 2 && s.passes == s.tries }
-func (s variantState) mixed() bool     { return s.passes > 0 && s.passes < s.tries }
+// completed; mixed: some of each, which proves nothing.
+func (s variantState) passed() bool { return s.tries > 0 && s.passes == s.tries }
+func (s variantState) failed() bool { return s.tries >= 2 && s.passes == 0 }
+func (s variantState) mixed() bool  { return s.passes > 0 && s.passes < s.tries }
+
+// against reports whether s failed every attempt, and did so in at least
+// two rounds in which control completed: the same load, the same path,
+// one change. A busy computer fails attempts at random; it does not fail
+// one hello round after round while the hello beside it completes.
+func (s variantState) against(control variantState) bool {
+	if !s.failed() {
+		return false
+	}
+	n := 0
+	for a := range s.failedIn {
+		if control.passedIn[a] {
+			n++
+		}
+	}
+	return n >= 2
+}
 
 func variantStates(vs []VariantTest) map[string]variantState {
 	out := map[string]variantState{}
 	for _, v := range vs {
 		s := out[v.Name]
+		if s.passedIn == nil {
+			s.passedIn, s.failedIn = map[int]bool{}, map[int]bool{}
+		}
 		s.tries++
 		if v.Outcome == Completed {
 			s.passes++
+			s.passedIn[v.Attempt] = true
 		} else {
 			s.failures = append(s.failures, v)
+			s.failedIn[v.Attempt] = true
 		}
 		out[v.Name] = s
 	}
@@ -117,7 +140,7 @@ func variantStates(vs []VariantTest) map[string]variantState {
 // explains it.
 func splitShown(ev Evidence) bool {
 	st := variantStates(ev.Variants)
-	return st[VariantReference].confirmed() && st[VariantTwoSegments].failed()
+	return st[VariantTwoSegments].against(st[VariantReference])
 }
 
 // Finding codes of the variants beyond their verdicts.
@@ -138,8 +161,8 @@ func (d *Diagnosis) variantFindings(ev Evidence) []Verdict {
 	}
 	st := variantStates(ev.Variants)
 	ref := st[VariantReference]
-	if !ref.confirmed() {
-		if ref.failed() && st[VariantNoSNI].confirmed() {
+	if ref.passes == 0 {
+		if ref.against(st[VariantNoSNI]) {
 			d.add(string(VerdictSNIRejected), fmt.Sprintf("ClientHellos naming %s fail (%s) while the same hello without a server name "+
 				"completes: something on the path (or the server) refuses connections by the name they ask for.",
 				"the server", outcomes(ref.failures)), map[string]any{"reference": outcomes(ref.failures)})
@@ -147,14 +170,12 @@ func (d *Diagnosis) variantFindings(ev Evidence) []Verdict {
 		}
 		why := "it was not tried"
 		switch {
-		case ref.tries > 0 && len(ref.failures) > 0:
-			why = fmt.Sprintf("%d of %d attempts completed; %s", ref.passes, ref.tries, outcomes(ref.failures))
 		case ref.tries > 0:
-			why = "it completed once and was not tried again"
+			why = fmt.Sprintf("none of %d attempts completed: %s", ref.tries, outcomes(ref.failures))
 		}
-		d.add(CodeVariantsInconclusive, "The ClientHello variants decide nothing: the reference hello they are compared with did not "+
-			"complete in two attempts ("+why+"), so what the path does with a hello's content is unknown; a run when the path or "+
-			"this computer is less busy would decide.", map[string]any{"reference_tries": ref.tries, "reference_passes": ref.passes})
+		d.add(CodeVariantsInconclusive, "The ClientHello variants decide nothing: the reference hello they are compared with never "+
+			"completed ("+why+"), so what the path does with a hello's content is unknown; a run when the path or "+
+			"this computer is less busy would decide.", map[string]any{"reference_tries": ref.tries})
 		return nil
 	}
 	var causes []Verdict
@@ -173,7 +194,7 @@ func (d *Diagnosis) variantFindings(ev Evidence) []Verdict {
 
 	pq, large, offered := st[VariantPQKeyShare], st[VariantClassicLarge], st[VariantPQOffered]
 	switch {
-	case pq.failed() && large.confirmed():
+	case pq.against(large):
 		evd := map[string]any{"pq_keyshare": outcomes(pq.failures), "hello_bytes": pq.failures[0].HelloBytes}
 		text := fmt.Sprintf("ClientHellos carrying the post-quantum key share X25519MLKEM768 (0x11EC, %d bytes) fail (%s) while a classical "+
 			"hello of the same size, sent the same way, completes: %s rejects the key share, not the size.",
@@ -182,19 +203,19 @@ func (d *Diagnosis) variantFindings(ev Evidence) []Verdict {
 		case offered.passed():
 			text += " Offering the group without its key share (supported_groups only) completes."
 			evd["group_without_share"] = "completed"
-		case offered.failed():
+		case offered.against(ref):
 			text += " Offering the group without its key share fails too (" + outcomes(offered.failures) + ")."
 			evd["group_without_share"] = outcomes(offered.failures)
 		}
 		d.add(string(VerdictPQRejected), text, evd)
 		cause(VerdictPQRejected)
-	case pq.failed() && large.failed():
+	case pq.failed() && large.failed() && !large.mixed():
 		d.add(CodePQSizeNotContent, fmt.Sprintf("ClientHellos with the post-quantum key share fail, but so does a classical hello "+
 			"of the same size sent the same way (%s): the hello's size or its split across segments explains the failure, and "+
 			"whether the key share is refused as well cannot be told from it.",
 			outcomes(large.failures)), nil)
 	}
-	if offered.failed() && !slices.Contains(causes, VerdictPQRejected) {
+	if offered.against(ref) && !slices.Contains(causes, VerdictPQRejected) {
 		d.add(string(VerdictPQRejected), fmt.Sprintf("A ClientHello that lists X25519MLKEM768 (0x11EC) in supported_groups, without its "+
 			"key share, fails (%s) while the same hello without it completes: %s rejects the post-quantum group even in a "+
 			"hello without its key share%s.",
@@ -202,13 +223,13 @@ func (d *Diagnosis) variantFindings(ev Evidence) []Verdict {
 			map[string]any{"group_without_share": outcomes(offered.failures)})
 		cause(VerdictPQRejected)
 	}
-	if s := st[VariantMLDSA]; s.failed() {
+	if s := st[VariantMLDSA]; s.against(ref) {
 		d.add(string(VerdictMLDSARejected), fmt.Sprintf("ClientHellos offering the ML-DSA signature algorithms 0x0904-0x0906 fail (%s) "+
 			"while the same hello without them completes: %s rejects these code points (as reported in "+
 			"golang/go#81199 for Go 1.27).", outcomes(s.failures), rejecter(s.failures)), map[string]any{"mldsa_sigalgs": outcomes(s.failures)})
 		cause(VerdictMLDSARejected)
 	}
-	if s := st[VariantLengthWindow]; s.failed() {
+	if s := st[VariantLengthWindow]; s.against(ref) {
 		d.add(string(VerdictLengthIntolerant), fmt.Sprintf("A %d-byte ClientHello fails (%s) while the same hello at 600 bytes completes: "+
 			"something on the path mishandles hellos of 256 to 511 bytes (the reason RFC 7685's padding extension exists).",
 			s.failures[0].HelloBytes, outcomes(s.failures)), map[string]any{"hello_bytes": s.failures[0].HelloBytes})
@@ -217,7 +238,7 @@ func (d *Diagnosis) variantFindings(ev Evidence) []Verdict {
 	if split := d.splitVariants(st); split {
 		cause(VerdictSplitIntolerant)
 	}
-	if s := st[VariantNoSNI]; s.failed() {
+	if s := st[VariantNoSNI]; s.against(ref) {
 		d.add(CodeSNIRequired, fmt.Sprintf("A ClientHello without a server name fails (%s) while the same hello naming %s completes: "+
 			"the server or the path requires SNI; clients that connect by address fail this way.", outcomes(s.failures), "the server"), nil)
 	}
@@ -232,18 +253,18 @@ func (d *Diagnosis) variantFindings(ev Evidence) []Verdict {
 // when it made one) and reports whether they prove split intolerance.
 func (d *Diagnosis) splitVariants(st map[string]variantState) bool {
 	var parts []string
-	two, paused, records := st[VariantTwoSegments], st[VariantPausedSplit], st[VariantTwoRecords]
+	ref, two, paused, records := st[VariantReference], st[VariantTwoSegments], st[VariantPausedSplit], st[VariantTwoRecords]
 	evd := map[string]any{}
-	if two.failed() {
+	if two.against(ref) {
 		parts = append(parts, fmt.Sprintf("the 600-byte hello sent in two TCP segments fails (%s) while in one it completes", outcomes(two.failures)))
 		evd["two_segments"] = outcomes(two.failures)
 	}
-	if paused.failed() && two.passed() {
+	if paused.against(two) && two.passed() {
 		parts = append(parts, fmt.Sprintf("two segments with a pause of %d ms between them fail (%s) while without the pause they complete: "+
 			"the device gives up waiting for the rest of the hello", paused.failures[0].PauseMS, outcomes(paused.failures)))
 		evd["two_segments_paused"] = outcomes(paused.failures)
 	}
-	if records.failed() {
+	if records.against(ref) {
 		parts = append(parts, fmt.Sprintf("the same hello in two TLS records in one segment fails (%s): something reads only the first record",
 			outcomes(records.failures)))
 		evd["two_records"] = outcomes(records.failures)

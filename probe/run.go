@@ -43,9 +43,12 @@ type Report struct {
 	// AssistedEcho are the datagrams sent through a cooperating server's
 	// UDP echo; none without one.
 	AssistedEcho []AssistedEcho
-	Evidence     diagnose.Evidence
-	Connections  int
-	Elapsed      time.Duration
+	// Variants are the attempts of the ClientHello variants (one change
+	// each from a reference hello).
+	Variants    []VariantAttempt
+	Evidence    diagnose.Evidence
+	Connections int
+	Elapsed     time.Duration
 }
 
 // UDPTest is one UDP probe to a closed port.
@@ -165,18 +168,36 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		udp = r.udpTests(ctx, ev.LocalMTU, rep.RTT)
 	}()
 	floor, hi := r.ladderBounds(ev.LocalMTU)
-	small := tlswire.HelloSpec{ServerName: r.serverName, ALPN: []string{"http/1.1"}}
+	small := outOfWindow(tlswire.HelloSpec{ServerName: r.serverName, ALPN: []string{"http/1.1"}})
 	base := r.baseline(ctx, rep, floor, small)
 	if base.Outcome == diagnose.Completed && assistant() != nil {
 		r.assist(ctx, base, ev)
 	}
-	// 3. Ladders and sweep (and ICMP echo), when TLS works at all.
+	// 3. The ClientHello variants, alongside the size tests (instead of
+	// them when even the baseline failed): what the path does with a
+	// hello's content, at a size it carries.
+	var variants []VariantAttempt
+	variantsDone := make(chan struct{})
+	if base.Outcome != diagnose.ConnectFailed {
+		timeout := r.hsTimeout // the ladders may change r.hsTimeout meanwhile
+		go func() {
+			defer close(variantsDone)
+			variants = r.variantTests(ctx, r.variantMSS(hi), timeout, rep.RTT, small.ALPN)
+		}()
+	} else {
+		close(variantsDone)
+	}
+	// 4. Ladders and sweep (and ICMP echo), when TLS works at all.
 	if base.Outcome == diagnose.Completed {
 		r.sizeTests(ctx, rep, floor, hi, small)
+	} else {
+		r.progress("variants", 0)
 	}
+	<-variantsDone
+	rep.Variants = variants
 	<-udpDone
 	rep.UDP = udp
-	// 4. What needs the others done: the server's echo, the kernel's
+	// 5. What needs the others done: the server's echo, the kernel's
 	// path MTU afterwards, the evidence.
 	if assistant() != nil && ctx.Err() == nil {
 		r.progress("udp echo", 0)
@@ -281,6 +302,19 @@ func (r *runner) connect(ctx context.Context, rep *Report) error {
 	r.hsTimeout = max(800*time.Millisecond, 600*time.Millisecond+4*rep.RTT)
 	r.connectTimeout = max(2*time.Second, 10*rep.RTT)
 	return nil
+}
+
+// outOfWindow pads a hello that would be 256 to 511 bytes long (the
+// record, the handshake message or its body: reports differ on which
+// length such devices read) to a body of 512 bytes, a 521-byte record, as
+// RFC 7685's padding is for: devices that mishandle that window would
+// otherwise fail the baseline, which is about sizes (the variants test the
+// window itself). It still fits one segment at IPv4's floor MSS.
+func outOfWindow(spec tlswire.HelloSpec) tlswire.HelloSpec {
+	if n, err := tlswire.NaturalSize(spec); err == nil && n >= 256+4 && n <= 511+tlswire.RecordHeaderLen {
+		spec.Size = 512 + 4 + tlswire.RecordHeaderLen
+	}
+	return spec
 }
 
 // ladderBounds returns the MSS range of the ladders: from the floor every
