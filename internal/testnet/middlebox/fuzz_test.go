@@ -1,0 +1,67 @@
+package middlebox
+
+import (
+	"testing"
+)
+
+// FuzzDecide sends hostile packets to every device: whole packets as
+// given, and payloads wrapped in valid TCP segments cut at a fuzzed point
+// with fuzzed sequence numbers, so the hello readers get the input. No
+// device may panic, accept-or-not anything it cannot read as a packet, or
+// ask to send a reset it cannot read back.
+func FuzzDecide(f *testing.F) {
+	pqHello := records(craft(f, helloSpec{shares: []uint16{pq, x25519}, length: 1700}), 1<<14)
+	mldsa := records(craft(f, helloSpec{shares: []uint16{x25519}, sigalgs: []uint16{0x0905}, length: 300}), 100)
+	c, s := ends(4)
+	f.Add(tcpPacket(c, s, 1, 1, flagACK, pqHello[:900]), pqHello, uint16(900), uint32(0), false)
+	f.Add(tcpPacket(c, s, 1, 1, flagACK, mldsa), mldsa, uint16(3), uint32(1<<31), true)
+	f.Add([]byte{0x60, 0, 0, 0, 0, 8, 0, 64}, []byte{0x16, 3, 1, 0xff, 0xff, 1, 0xff, 0xff, 0xff}, uint16(1), uint32(0xffffffff), false)
+	f.Fuzz(func(t *testing.T, pkt, payload []byte, cut uint16, seq uint32, v6 bool) {
+		if len(payload) > 60000 {
+			return // one IP packet's worth
+		}
+		fam := 4
+		if v6 {
+			fam = 6
+		}
+		c, s := ends(fam)
+		first := payload[:min(int(cut), len(payload))]
+		for _, k := range Kinds() {
+			d, err := New(k, 4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := parseSegment(pkt); !ok {
+				if got := d.Decide(pkt); got.Action != Accept {
+					t.Fatalf("%s: unreadable packet %v", k, got.Action)
+				}
+			} else {
+				check(t, k, d.Decide(pkt))
+			}
+			check(t, k, d.Decide(tcpPacket(c, s, seq, 7, flagACK, first)))
+			check(t, k, d.Decide(tcpPacket(c, s, seq+uint32(len(first)), 7, flagACK, payload[len(first):])))
+			check(t, k, d.Decide(tcpPacket(c, s, seq, 7, flagACK, payload)))
+			if d.Flows() > 4 {
+				t.Fatalf("%s: %d flows over a bound of 4", k, d.Flows())
+			}
+		}
+	})
+}
+
+func check(t *testing.T, k Kind, d Decision) {
+	t.Helper()
+	if (d.Action == Reset) != (len(d.Resets) == 2) {
+		t.Fatalf("%s: %v with %d resets", k, d.Action, len(d.Resets))
+	}
+	if d.Action == Reset && k != PQReject && k != MLDSAReject {
+		t.Fatalf("%s resets", k)
+	}
+	if d.Action == Drop && k != SplitIntolerant && k != LengthWindow && k != PQReject && k != MLDSAReject {
+		t.Fatalf("%s drops", k)
+	}
+	for _, r := range d.Resets {
+		if _, ok := parseSegment(r); !ok {
+			t.Fatalf("%s: unreadable reset % x", k, r)
+		}
+	}
+}
