@@ -115,7 +115,7 @@ func Diagnose(ev Evidence) (d Diagnosis) {
 	d.UpstreamMTU, d.DownstreamMTU = up.maxPass, down.maxPass
 	if !anyCompleted(ev.Segments) {
 		d.failedEverywhere(ev)
-		d.setCauses(d.variantFindings(ev), false)
+		d.setCauses(d.variantFindings(ev, false), false)
 		return d
 	}
 	d.PathMTU = minPositive(up.maxPass, down.maxPass)
@@ -175,7 +175,7 @@ func Diagnose(ev Evidence) (d Diagnosis) {
 		d.noteBracket(d.PathMTU, lost, why, m)
 	}
 	d.helloFindings(ev)
-	content := d.variantFindings(ev)
+	content := d.variantFindings(ev, true)
 	defer func() { d.setCauses(content, ev.Incomplete) }()
 	d.datagramFindings(ev)
 	d.mtuFindings(ev)

@@ -64,7 +64,7 @@ func contentFixes(d *Diagnosis, have []Fix) []Fix {
 			Title: "Clients: Go 1.27 and Chrome 150 offer these algorithms by default; mtuscope knows no documented switch that turns " +
 				"them off, so a client built with an older release (Go 1.26) is the only stopgap until the device is fixed"})
 	}
-	if d.hasCause(VerdictLengthIntolerant) {
+	if d.hasCause(VerdictLengthRejected) {
 		add(Fix{Code: "device_length_window", Where: "network",
 			Title: "Update the device on this path that mishandles ClientHellos of 256 to 511 bytes; until then, clients whose hellos " +
 				"are padded out of that window (RFC 7685, as Chrome does) or are larger pass"})

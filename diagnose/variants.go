@@ -155,7 +155,11 @@ const (
 // they prove, most specific first; each gets its finding. Nothing is named
 // unless its variant failed every attempt (at least two) while the hello
 // it differs from completed every attempt.
-func (d *Diagnosis) variantFindings(ev Evidence) []Verdict {
+//
+// sizesWorked says some handshake of the size tests completed: when none
+// did, a reference that never completed is no news (the finding that no
+// handshake completed says more) and gets no finding of its own.
+func (d *Diagnosis) variantFindings(ev Evidence, sizesWorked bool) []Verdict {
 	if len(ev.Variants) == 0 {
 		return nil
 	}
@@ -167,6 +171,9 @@ func (d *Diagnosis) variantFindings(ev Evidence) []Verdict {
 				"completes: something on the path (or the server) refuses connections by the name they ask for.",
 				"the server", outcomes(ref.failures)), map[string]any{"reference": outcomes(ref.failures)})
 			return []Verdict{VerdictSNIRejected}
+		}
+		if !sizesWorked {
+			return nil
 		}
 		why := "it was not tried"
 		switch {
@@ -230,10 +237,10 @@ func (d *Diagnosis) variantFindings(ev Evidence) []Verdict {
 		cause(VerdictMLDSARejected)
 	}
 	if s := st[VariantLengthWindow]; s.against(ref) {
-		d.add(string(VerdictLengthIntolerant), fmt.Sprintf("A %d-byte ClientHello fails (%s) while the same hello at 600 bytes completes: "+
+		d.add(string(VerdictLengthRejected), fmt.Sprintf("A %d-byte ClientHello fails (%s) while the same hello at 600 bytes completes: "+
 			"something on the path mishandles hellos of 256 to 511 bytes (the reason RFC 7685's padding extension exists).",
 			s.failures[0].HelloBytes, outcomes(s.failures)), map[string]any{"hello_bytes": s.failures[0].HelloBytes})
-		cause(VerdictLengthIntolerant)
+		cause(VerdictLengthRejected)
 	}
 	if split := d.splitVariants(st); split {
 		cause(VerdictSplitIntolerant)

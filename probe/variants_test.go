@@ -130,7 +130,7 @@ func TestRunVariantsThroughDevices(t *testing.T) {
 		{"post-quantum key share reset", pqReject, diagnose.VerdictPQRejected, true},
 		{"ML-DSA reset", mldsaReject, diagnose.VerdictMLDSARejected, true},
 		{"split hello dropped", splitDrop, diagnose.VerdictSplitIntolerant, false},
-		{"256-511 bytes dropped", windowDrop, diagnose.VerdictLengthIntolerant, false},
+		{"256-511 bytes dropped", windowDrop, diagnose.VerdictLengthRejected, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
