@@ -171,15 +171,7 @@ func TestAnswerRetryRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hrr := func(g Group) []byte {
-		body := []byte{3, 3}
-		body = append(body, helloRetryRandom[:]...)
-		body = append(body, 0, 0x13, 0x01, 0)
-		ext := appendExt(nil, ExtSupportedVersions, []byte{3, 4})
-		ext = appendExt(ext, ExtKeyShare, []byte{byte(g >> 8), byte(g)})
-		body = appendVec16(body, ext)
-		return append([]byte{TypeServerHello, 0, byte(len(body) >> 8), byte(len(body))}, body...)
-	}
+	hrr := func(g Group) []byte { return hrrMessage(g, nil) }
 	for _, tc := range []struct {
 		name string
 		msg  []byte
@@ -205,4 +197,83 @@ func TestAnswerRetryRefuses(t *testing.T) {
 	if _, err := SplitRecord(h.Record[:40], 10); err == nil {
 		t.Errorf("split of a cut record accepted")
 	}
+}
+
+// hrrMessage is a HelloRetryRequest for group g, with cookie when set.
+func hrrMessage(g Group, cookie []byte) []byte {
+	body := []byte{3, 3}
+	body = append(body, helloRetryRandom[:]...)
+	body = append(body, 0, 0x13, 0x01, 0)
+	ext := appendExt(nil, ExtSupportedVersions, []byte{3, 4})
+	ext = appendExt(ext, ExtKeyShare, []byte{byte(g >> 8), byte(g)})
+	if cookie != nil {
+		ext = appendExt(ext, ExtCookie, appendVec16(nil, cookie))
+	}
+	body = appendVec16(body, ext)
+	return append([]byte{TypeServerHello, 0, byte(len(body) >> 8), byte(len(body))}, body...)
+}
+
+// TestHelloRetryCookie: the cookie a HelloRetryRequest carries comes back
+// in the second hello; an empty or cut cookie is refused.
+func TestHelloRetryCookie(t *testing.T) {
+	h, err := Build(HelloSpec{Groups: []Group{GroupX25519}}, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := h.AnswerRetry(hrrMessage(GroupP256, []byte("state")), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := ParseClientHello(second.Message())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(ch.Extensions, func(e Extension) bool { return e.Type == ExtCookie && e.Length == 2+len("state") }) ||
+		!slices.Equal(ch.KeyShareGroups, []Group{GroupP256}) {
+		t.Errorf("second hello: extensions %v, shares %v", ch.Extensions, ch.KeyShareGroups)
+	}
+	if _, err := h.AnswerRetry(hrrMessage(GroupP256, []byte{}), rand.Reader); err == nil {
+		t.Errorf("an empty cookie was echoed")
+	}
+	cut := hrrMessage(GroupP256, []byte("state"))
+	if _, err := h.AnswerRetry(cut[:len(cut)-2], rand.Reader); err == nil {
+		t.Errorf("a cut HelloRetryRequest was answered")
+	}
+}
+
+func FuzzAnswerRetry(f *testing.F) {
+	f.Add(hrrMessage(GroupP256, nil))
+	f.Add(hrrMessage(GroupX25519MLKEM768, []byte("c")))
+	f.Add([]byte{2, 0, 0, 0})
+	h, err := Build(HelloSpec{ServerName: "a.example", OfferOnly: []Group{GroupX25519MLKEM768}, Groups: []Group{GroupX25519}}, rand.Reader)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		second, err := h.AnswerRetry(msg, rand.Reader)
+		if err != nil {
+			return
+		}
+		ch, err := ParseClientHello(second.Message())
+		if err != nil || len(ch.KeyShareGroups) != 1 || ch.KeyShareGroups[0] != second.Retry.Group {
+			t.Fatalf("answer to %x: %v, shares %v", msg, err, ch)
+		}
+	})
+}
+
+func FuzzSplitRecord(f *testing.F) {
+	f.Add(seedHello(f, 0), 100)
+	f.Add([]byte{22, 3, 1, 0, 2, 1, 0}, 1)
+	f.Fuzz(func(t *testing.T, rec []byte, at int) {
+		out, err := SplitRecord(rec, at)
+		if err != nil {
+			return
+		}
+		a, _ := ParseRecordHeader(out)
+		b, _ := ParseRecordHeader(out[RecordHeaderLen+a.Length:])
+		msg := append(slices.Clone(out[RecordHeaderLen:RecordHeaderLen+a.Length]), out[2*RecordHeaderLen+a.Length:]...)
+		if a.Length != at || a.Length+b.Length != len(rec)-RecordHeaderLen || string(msg) != string(rec[RecordHeaderLen:]) {
+			t.Fatalf("split of %x at %d: %x", rec, at, out)
+		}
+	})
 }
