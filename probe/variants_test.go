@@ -4,6 +4,7 @@ package probe
 
 import (
 	"context"
+	"io"
 	"net"
 	"os"
 	"slices"
@@ -177,5 +178,62 @@ func TestRunVariantsThroughDevices(t *testing.T) {
 			}
 			t.Logf("%s: %s in %v, %d connections", tc.name, d.Verdict, rep.Elapsed, rep.Connections)
 		})
+	}
+}
+
+// TestResetByServer: a server that reads the whole hello and then resets
+// the connection acknowledged it first, so the reset is not the path's;
+// tcpi_bytes_acked counts the SYN as one byte.
+func TestResetByServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const hello = 600
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		buf := make([]byte, hello)
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(c, buf); err == nil {
+			c.(*net.TCPConn).SetLinger(0)
+		}
+		c.Close()
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	if _, err := c.Write(make([]byte, hello)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Read(make([]byte, 10))
+	if !isReset(err) {
+		t.Fatalf("read: %v, want a reset", err)
+	}
+	info, err := readTCPInfo(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.BytesAcked != hello+1 {
+		t.Errorf("bytes acked %d, want %d (the hello and the SYN)", info.BytesAcked, hello+1)
+	}
+	if by := resetBy(info, hello, time.Since(start), 0); by != diagnose.ResetByServer {
+		t.Errorf("reset by %q, want server", by)
+	}
+	if by := resetBy(tcpInfo{BytesAcked: 1}, hello, time.Millisecond, 0); by != diagnose.ResetByPath {
+		t.Errorf("a reset before the hello was acknowledged: by %q, want path", by)
+	}
+	if by := resetBy(tcpInfo{}, hello, time.Millisecond, 40*time.Millisecond); by != diagnose.ResetByPath {
+		t.Errorf("a reset 1 ms after the hello on a 40 ms path: by %q, want path", by)
+	}
+	if by := resetBy(tcpInfo{}, hello, 30*time.Millisecond, 40*time.Millisecond); by != "" {
+		t.Errorf("a reset after most of a round trip, nothing known of the acks: by %q, want unknown", by)
 	}
 }
