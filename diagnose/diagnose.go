@@ -38,6 +38,9 @@ type Diagnosis struct {
 	// is too wide for a number to be a fix; 0 otherwise. pathMTUUpper is
 	// the same upper end for any bracket (0: nothing larger was lost).
 	bracketTop, pathMTUUpper int
+	// undecided: a ClientHello variant failed every attempt without
+	// proving a cause (see variantFindings): the path is not shown ok.
+	undecided bool
 }
 
 // Finding codes beyond the verdicts themselves.
@@ -219,6 +222,9 @@ func Diagnose(ev Evidence) (d Diagnosis) {
 // upstream, where the ClientHello goes.
 func (d *Diagnosis) setCauses(content []Verdict, incomplete bool) {
 	prior := d.Verdict
+	if len(content) == 0 && d.undecided && !prior.Problem() {
+		d.Verdict, d.Direction = VerdictInconclusive, Unknown
+	}
 	switch {
 	case len(content) == 0, incomplete:
 	case prior == VerdictBlackhole, prior == VerdictTLSIntercepted, prior == VerdictTCPUnreachable:

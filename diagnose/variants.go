@@ -102,16 +102,18 @@ func (s variantState) mixed() bool  { return s.passes > 0 && s.passes < s.tries 
 // one change. A busy computer fails attempts at random; it does not fail
 // one hello round after round while the hello beside it completes.
 func (s variantState) against(control variantState) bool {
-	if !s.failed() {
-		return false
-	}
+	return s.failed() && pairs(s, control) >= 2
+}
+
+// pairs counts the rounds in which s failed and control completed.
+func pairs(s, control variantState) int {
 	n := 0
 	for a := range s.failedIn {
 		if control.passedIn[a] {
 			n++
 		}
 	}
-	return n >= 2
+	return n
 }
 
 func variantStates(vs []VariantTest) map[string]variantState {
@@ -147,6 +149,7 @@ func splitShown(ev Evidence) bool {
 const (
 	CodeVariantsInconclusive = "variants_inconclusive"
 	CodeVariantsUnsettled    = "variants_unsettled"
+	CodeVariantsUndecided    = "variants_undecided"
 	CodeSNIRequired          = "hello_without_sni_refused"
 	CodePQSizeNotContent     = "pq_hello_fails_by_size"
 )
@@ -183,6 +186,7 @@ func (d *Diagnosis) variantFindings(ev Evidence, sizesWorked bool) []Verdict {
 		d.add(CodeVariantsInconclusive, "The ClientHello variants decide nothing: the reference hello they are compared with never "+
 			"completed ("+why+"), so what the path does with a hello's content is unknown; a run when the path or "+
 			"this computer is less busy would decide.", map[string]any{"reference_tries": ref.tries})
+		d.undecided = true
 		return nil
 	}
 	var causes []Verdict
@@ -199,7 +203,7 @@ func (d *Diagnosis) variantFindings(ev Evidence, sizesWorked bool) []Verdict {
 		}
 	}
 
-	pq, large, offered := st[VariantPQKeyShare], st[VariantClassicLarge], st[VariantPQOffered]
+	pq, large, offered, two := st[VariantPQKeyShare], st[VariantClassicLarge], st[VariantPQOffered], st[VariantTwoSegments]
 	switch {
 	case pq.against(large):
 		evd := map[string]any{"pq_keyshare": outcomes(pq.failures), "hello_bytes": pq.failures[0].HelloBytes}
@@ -248,6 +252,26 @@ func (d *Diagnosis) variantFindings(ev Evidence, sizesWorked bool) []Verdict {
 	if s := st[VariantNoSNI]; s.against(ref) {
 		d.add(CodeSNIRequired, fmt.Sprintf("A ClientHello without a server name fails (%s) while the same hello naming %s completes: "+
 			"the server or the path requires SNI; clients that connect by address fail this way.", outcomes(s.failures), "the server"), nil)
+	}
+	// A variant that failed every attempt without the pairing a cause
+	// needs (its control failed beside it in a round, as a busy computer
+	// makes happen) is neither a cause nor nothing: the verdict cannot be ok.
+	var undecided []string
+	for _, name := range []string{VariantNoSNI, VariantMLDSA, VariantPQOffered, VariantLengthWindow, VariantTwoRecords,
+		VariantTwoSegments, VariantPausedSplit, VariantPQKeyShare} {
+		s, c := st[name], st[VariantControl(name)]
+		if s.tries == 0 || s.passes > 0 || c.passes == 0 || s.against(c) || name == VariantPQKeyShare && large.failed() ||
+			name == VariantPausedSplit && !two.passed() || name == VariantPQOffered && slices.Contains(causes, VerdictPQRejected) {
+			continue
+		}
+		undecided = append(undecided, fmt.Sprintf("%s (failed %d of %d; %s completed beside it in %d of those rounds)",
+			name, s.tries, s.tries, VariantControl(name), pairs(s, c)))
+	}
+	if len(undecided) > 0 {
+		d.add(CodeVariantsUndecided, "Some ClientHello variants failed every attempt, but the hello each differs from did not complete "+
+			"beside it in two rounds, which a cause needs (a busy computer or server fails attempts at random): "+
+			strings.Join(undecided, ", ")+". A run at a quieter time would decide.", map[string]any{"variants": undecided})
+		d.undecided = true
 	}
 	if len(unsettled) > 0 {
 		d.add(CodeVariantsUnsettled, "Some ClientHello variants completed in one attempt and failed in another, which proves nothing: "+

@@ -19,8 +19,9 @@ type attempt struct {
 
 // ladders runs the downstream ladder (small hellos), the upstream ladder
 // (hellos larger than a segment) and the ClientHello sweep together, in
-// rounds of parallel handshakes, until each has its answer.
-func (r *runner) ladders(ctx context.Context, floor, hi int, small tlswire.HelloSpec) {
+// rounds of parallel handshakes, until each has its answer. afterFirst is
+// called once the first round, the largest, is done.
+func (r *runner) ladders(ctx context.Context, floor, hi int, small tlswire.HelloSpec, afterFirst func()) {
 	var pl []int
 	for _, p := range plateaus {
 		pl = append(pl, p-diagnose.IPHeader(r.family))
@@ -108,6 +109,9 @@ func (r *runner) ladders(ctx context.Context, floor, hi int, small tlswire.Hello
 					sweepPassed[h.HelloBytes] = true
 				}
 			}
+		}
+		if round == 1 {
+			afterFirst()
 		}
 		if round >= 8 {
 			break

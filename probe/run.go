@@ -176,23 +176,29 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// 3. The ClientHello variants, alongside the size tests (instead of
 	// them when even the baseline failed): what the path does with a
 	// hello's content, at a size it carries.
+	// They start once the ladders' first round, the largest, is done, so
+	// as not to slow it (a slow round reads as congestion), with the
+	// timeout that round left.
 	var variants []VariantAttempt
 	variantsDone := make(chan struct{})
-	if base.Outcome != diagnose.ConnectFailed {
-		timeout := r.hsTimeout // the ladders may change r.hsTimeout meanwhile
+	startVariants := sync.OnceFunc(func() {
+		if base.Outcome == diagnose.ConnectFailed || ctx.Err() != nil {
+			close(variantsDone)
+			return
+		}
+		timeout := r.hsTimeout // the ladders change r.hsTimeout meanwhile
 		go func() {
 			defer close(variantsDone)
-			variants = r.variantTests(ctx, r.variantMSS(hi), timeout, rep.RTT, small.ALPN)
+			variants = r.variantTests(ctx, r.variantMSS(hi), timeout, rep.RTT, small.ALPN, base.Outcome == diagnose.Completed)
 		}()
-	} else {
-		close(variantsDone)
-	}
+	})
 	// 4. Ladders and sweep (and ICMP echo), when TLS works at all.
 	if base.Outcome == diagnose.Completed {
-		r.sizeTests(ctx, rep, floor, hi, small)
+		r.sizeTests(ctx, rep, floor, hi, small, startVariants)
 	} else {
 		r.progress("variants", 0)
 	}
+	startVariants()
 	<-variantsDone
 	rep.Variants = variants
 	<-udpDone
@@ -350,8 +356,8 @@ func (r *runner) baseline(ctx context.Context, rep *Report, floor int, small tls
 }
 
 // sizeTests runs the ladders and the sweep, with the ICMP echo tests
-// alongside.
-func (r *runner) sizeTests(ctx context.Context, rep *Report, floor, hi int, small tlswire.HelloSpec) {
+// alongside; afterFirst is called when the ladders' first round is done.
+func (r *runner) sizeTests(ctx context.Context, rep *Report, floor, hi int, small tlswire.HelloSpec, afterFirst func()) {
 	ev := &rep.Evidence
 	var echo []EchoTest
 	var skipped string
@@ -365,7 +371,7 @@ func (r *runner) sizeTests(ctx context.Context, rep *Report, floor, hi int, smal
 		}
 		echo, skipped = r.echoTests(ctx, ev.LocalMTU)
 	}()
-	r.ladders(ctx, floor, hi, small)
+	r.ladders(ctx, floor, hi, small, afterFirst)
 	wg.Wait()
 	rep.Echo = echo
 	if skipped != "" {

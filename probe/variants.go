@@ -83,58 +83,84 @@ func (r *runner) variantSet(alpn []string) []variant {
 // variantTests runs the variants at TCP_MAXSEG mss, all at once, then
 // again (at most twice more) those that failed every attempt so far, each
 // with the hello it is compared with, until each failure is paired with
-// its control's pass in two rounds (diagnose's rule), with a longer
-// timeout after a round that ran slow. The split with a pause is not
-// repeated while the split without one fails: it can add nothing then.
-func (r *runner) variantTests(ctx context.Context, mss int, timeout, rtt time.Duration, alpn []string) []VariantAttempt {
+// its control's pass in two rounds (diagnose's rule). A round follows only
+// one in which something completed (otherwise the path or the server is
+// down and more rounds learn nothing), with twice the timeout when a
+// control timed out or the slowest pass took half the timeout (a busy
+// server or computer). The split with a pause is not repeated while the
+// split without one fails: it can add nothing then.
+//
+// alive says the baseline completed: the server answers, so a round in
+// which nothing completed was a busy moment, and the next one runs.
+func (r *runner) variantTests(ctx context.Context, mss int, timeout, rtt time.Duration, alpn []string, alive bool) []VariantAttempt {
 	vs := r.variantSet(alpn)
 	var out []VariantAttempt
 	for round := 1; round <= 3 && ctx.Err() == nil; round++ {
 		batch := vs
 		if round > 1 {
-			again := variantsAgain(out, round-1)
+			again, slow := variantsAgain(out, round-1, timeout, alive)
 			batch = slices.DeleteFunc(slices.Clone(vs), func(v variant) bool { return !again[v.name] })
+			if slow {
+				timeout = min(2*timeout, maxHandshakeTimeout)
+			}
 		}
 		if len(batch) == 0 {
 			break
-		}
-		if round > 1 && slowestPass(out, round-1) > timeout/2 {
-			timeout = min(2*timeout, maxHandshakeTimeout)
 		}
 		out = append(out, r.variantRound(ctx, batch, round, mss, timeout, rtt)...)
 	}
 	return out
 }
 
-// variantsAgain returns the variants the next round runs: each that
-// failed every attempt so far while its control completed in the last
-// round, with fewer than two rounds of such pairs, and that control.
-func variantsAgain(out []VariantAttempt, last int) map[string]bool {
+// variantControl is the hello a variant is compared with for the reruns:
+// the reference's is the hello without SNI (a name refused: the reference
+// fails, the hello without one passes).
+func variantControl(name string) string {
+	if name == diagnose.VariantReference {
+		return diagnose.VariantNoSNI
+	}
+	return diagnose.VariantControl(name)
+}
+
+// variantsAgain returns the variants the next round runs, none when
+// nothing completed in the last round and the baseline did not either:
+// each that failed every attempt so
+// far with fewer than two rounds in which its control completed, and that
+// control; after the second round only those whose control completed at
+// least once (a control that fails every time is the device's target too,
+// and more rounds would not pair anything). slow says the last round ran
+// slow: the reference, the plainest hello, failed without a reset or an
+// alert, or the slowest pass took more than half the timeout.
+func variantsAgain(out []VariantAttempt, last int, timeout time.Duration, alive bool) (again map[string]bool, slow bool) {
 	passed := map[string]map[int]bool{}
 	failed := map[string]map[int]bool{}
+	completed := false
 	for _, a := range out {
 		m := failed
 		if a.Outcome == diagnose.Completed {
 			m = passed
+			completed = completed || a.Attempt == last
+			slow = slow || a.Attempt == last && a.Duration > timeout/2
+		} else if a.Attempt == last && a.Name == diagnose.VariantReference && a.Outcome != diagnose.Reset && a.Outcome != diagnose.Alert {
+			slow = true
 		}
 		if m[a.Name] == nil {
 			m[a.Name] = map[int]bool{}
 		}
 		m[a.Name][a.Attempt] = true
 	}
-	control := func(name string) string {
-		if name == diagnose.VariantReference {
-			return diagnose.VariantNoSNI // a name refused: the reference fails, the hello without one passes
-		}
-		return diagnose.VariantControl(name)
+	again = map[string]bool{}
+	if !completed && !alive {
+		return again, slow
 	}
-	again := map[string]bool{}
 	for name, rounds := range failed {
-		c := control(name)
-		if len(passed[name]) > 0 || c == "" || !passed[c][last] {
+		c := variantControl(name)
+		switch {
+		case len(passed[name]) > 0 || c == "":
 			continue
-		}
-		if name == diagnose.VariantPausedSplit && len(failed[diagnose.VariantTwoSegments]) > 0 && len(passed[diagnose.VariantTwoSegments]) == 0 {
+		case name == diagnose.VariantPausedSplit && len(passed[diagnose.VariantTwoSegments]) == 0:
+			continue
+		case last >= 2 && len(passed[c]) == 0:
 			continue
 		}
 		pairs := 0
@@ -147,18 +173,7 @@ func variantsAgain(out []VariantAttempt, last int) map[string]bool {
 			again[name], again[c] = true, true
 		}
 	}
-	return again
-}
-
-// slowestPass is the longest completed attempt of a round.
-func slowestPass(out []VariantAttempt, round int) time.Duration {
-	var d time.Duration
-	for _, a := range out {
-		if a.Attempt == round && a.Outcome == diagnose.Completed {
-			d = max(d, a.Duration)
-		}
-	}
-	return d
+	return again, slow
 }
 
 // variantRound runs the variants in parallel (within the run's bounds on
