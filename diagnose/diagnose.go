@@ -435,7 +435,10 @@ func (d *Diagnosis) helloFindings(ev Evidence) {
 	if firstFail == 0 || firstFail == sizes[0] {
 		return // all passed, or even the smallest failed (explained elsewhere)
 	}
-	pkt := hs[0].PacketSize
+	pkt := 0 // the largest packet any of them needed
+	for _, h := range hs {
+		pkt = max(pkt, h.PacketSize)
+	}
 	evd := map[string]any{"first_failing_bytes": firstFail, "last_failing_bytes": lastFail, "packet_size": pkt, "sizes_tested": sizes}
 	if !failAbovePass {
 		d.add(string(VerdictSplitIntolerant), fmt.Sprintf("ClientHellos of %d bytes and more fail although every packet was at most %d bytes "+

@@ -62,7 +62,7 @@ func splitLadder(ev Evidence) Evidence {
 		if s > 1228 {
 			o = StalledClientHello
 		}
-		ev.Hellos = append(ev.Hellos, HelloTest{HelloBytes: s, PacketSize: 1280, Segments: (s + 1227) / 1228, Outcome: o})
+		ev.Hellos = append(ev.Hellos, HelloTest{HelloBytes: s, PacketSize: min(s, 1228) + 52, Segments: (s + 1227) / 1228, Outcome: o})
 	}
 	return ev
 }
@@ -113,7 +113,7 @@ func TestVariantVerdicts(t *testing.T) {
 				VariantPQKeyShare: {silence, silence}, VariantClassicLarge: {silence, silence}},
 			verdict: VerdictSplitIntolerant, pmtu: 1500, causes: []Verdict{VerdictSplitIntolerant},
 			findings: []string{CodeUpUntested, CodePQSizeNotContent}, absent: []string{"pmtud_blackhole", "clienthello_pq_rejected"},
-			fixes: []string{"device_reassemble", "go_disable_mlkem"}, text: "two TCP segments fails"},
+			fixes: []string{"device_reassemble", "go_disable_mlkem"}, text: "every packet was at most 1280 bytes"},
 		{name: "split only with a pause", ev: clean,
 			set:     attempts{VariantPausedSplit: {silence, silence}, VariantTwoSegments: {pass, pass}, VariantReference: {pass, pass}},
 			verdict: VerdictSplitIntolerant, pmtu: 1500, causes: []Verdict{VerdictSplitIntolerant}, text: "pause of 1000 ms"},
