@@ -16,7 +16,7 @@ import (
 )
 
 // podman runs podman on a storage of the test's own (vfs: no mounts left
-// behind), with the settings that work on these machines (KNOWLEDGE.md).
+// behind), with the settings that work on these machines (docs/facts.md).
 type podman struct {
 	t       *testing.T
 	storage string

@@ -9,7 +9,7 @@ import "github.com/mtuscope/mtuscope/packet"
 // Verdict is the one-word conclusion about a path.
 type Verdict string
 
-// Verdicts, with one meaning across every mtuscope tool (see DESIGN.md).
+// Verdicts, with one meaning across every mtuscope tool (see docs/design.md).
 const (
 	VerdictOK               Verdict = "ok"
 	VerdictPMTUReduced      Verdict = "pmtu_reduced"
@@ -29,8 +29,9 @@ const (
 	VerdictInconclusive   Verdict = "inconclusive"
 )
 
-// Verdicts returns every verdict, in DESIGN.md's order with the verdicts
-// of content after clienthello_split_intolerant (a new slice each call).
+// Verdicts returns every verdict, in docs/design.md's order with the
+// verdicts of content after clienthello_split_intolerant (a new slice each
+// call).
 func Verdicts() []Verdict {
 	return []Verdict{VerdictOK, VerdictPMTUReduced, VerdictBlackhole, VerdictFragmentsDropped, VerdictSplitIntolerant,
 		VerdictPQRejected, VerdictMLDSARejected, VerdictLengthRejected, VerdictSNIRejected,

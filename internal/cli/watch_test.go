@@ -35,7 +35,7 @@ func TestWatchUsage(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"unknown key", []string{"watch", "--config", bad, "--check-config"}, "alert_manager"},
+		{"unknown key", []string{"watch", "--config", bad, "--check-config"}, `line 2: alert_manager: unknown key (did you mean "alertmanager"?)`},
 		{"no source", []string{"watch"}, "-i IFACE or --read FILE"},
 		{"both sources", []string{"watch", "-i", "lo", "--read", "x.pcap"}, "exclude each other"},
 		{"json live", []string{"watch", "-i", "lo", "--json"}, "--json goes with --read"},

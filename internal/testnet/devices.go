@@ -97,6 +97,20 @@ func (m *Middlebox) Hellos(action string) []middlebox.Event {
 	return out
 }
 
+// Stopped returns the distinct connections (client address and port)
+// of which the device dropped or reset a packet, in order of first sight.
+func (m *Middlebox) Stopped() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, e := range m.Events() {
+		if (e.Action == "drop" || e.Action == "reset") && !seen[e.Client] {
+			seen[e.Client] = true
+			out = append(out, e.Client)
+		}
+	}
+	return out
+}
+
 func (m *Middlebox) has(event string) bool {
 	for _, e := range m.Events() {
 		if e.Event == event {

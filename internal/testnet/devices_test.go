@@ -10,8 +10,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/mtuscope/mtuscope/internal/testnet/middlebox"
 )
 
 // outcome is how a real client's connection through a device ended.
@@ -84,40 +82,75 @@ func curlClient(n *Net, ng *Nginx, fam int, wait time.Duration) outcome {
 	return outcome(r.String())
 }
 
-// clientWant is what each real client does through a device, per family.
-type clientWant struct {
+// clients is how each real client's connection ended, one family.
+type clients struct {
+	// Go's crypto/tls with its defaults (X25519MLKEM768 and X25519 key
+	// shares, a 1503-byte hello: two segments) and with X25519 alone (a
+	// 271-byte hello); curl (OpenSSL 3.0: a 508-byte hello, no
+	// post-quantum group, no ML-DSA).
 	goDefault, goClassic, curl outcome
+	// The two Go clients again with an MSS of 1300, so that their
+	// packets fit through S17's 1400-byte black hole.
+	goDefaultMSS, goClassicMSS outcome
 }
 
-// waitEvents waits (a bounded while) until the device has reported at
-// least n hellos with the action, and returns them.
-func waitEvents(t *testing.T, mb *Middlebox, action string, n int) []middlebox.Event {
-	t.Helper()
+// runClients runs every client once over the family. A client expected
+// to hang is given hangAfter*2 to show it does; the others okWithin to
+// complete, which a busy machine may need.
+func runClients(n *Net, ng *Nginx, fam int, want clients) clients {
+	wait := func(o outcome) time.Duration {
+		if o == hangs {
+			return 2 * hangAfter
+		}
+		return okWithin
+	}
+	classic := []tls.CurveID{tls.X25519}
+	return clients{
+		goDefault:    goClient(n, ng, fam, nil, 0, wait(want.goDefault)),
+		goClassic:    goClient(n, ng, fam, classic, 0, wait(want.goClassic)),
+		curl:         curlClient(n, ng, fam, wait(want.curl)),
+		goDefaultMSS: goClient(n, ng, fam, nil, 1300, wait(want.goDefaultMSS)),
+		goClassicMSS: goClient(n, ng, fam, classic, 1300, wait(want.goClassicMSS)),
+	}
+}
+
+// waitStopped waits (a bounded while) until the device has reported
+// stopping at least n connections, and returns those it reported.
+func waitStopped(mb *Middlebox, n int) []string {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		hs := mb.Hellos(action)
-		if len(hs) >= n || time.Now().After(deadline) {
-			return hs
+		s := mb.Stopped()
+		if len(s) >= n || time.Now().After(deadline) {
+			return s
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
+// contentCases are what real clients do through each device (on) and on
+// the same path once it is stopped (off), measured on this machine.
+var contentCases = []struct {
+	name    string
+	on, off clients
+	// byDevice is how many of the clients failing with the device on it
+	// stopped itself (S17's black hole stops the others first).
+	byDevice int
+}{
+	{"S13", clients{resets, passes, passes, resets, passes}, allPass, 2},
+	{"S14", allPass, allPass, 0},
+	{"S15", clients{hangs, passes, passes, hangs, passes}, allPass, 2},
+	{"S16", clients{passes, hangs, hangs, passes, hangs}, allPass, 3},
+	{"S17", clients{hangs, hangs, hangs, resets, passes}, clients{hangs, hangs, hangs, passes, passes}, 1},
+}
+
+var allPass = clients{passes, passes, passes, passes, passes}
+
 // TestContentScenarios shows real clients failing through each device as
 // users report, on IPv4 and IPv6, and passing on the same path once the
-// device is off.
+// device is off; the device's own report names each connection it
+// stopped. Chromium: TestContentScenariosChromium.
 func TestContentScenarios(t *testing.T) {
-	cases := []struct {
-		name string
-		want clientWant
-		// resetsOrDrops is the action the device reports for the hellos
-		// it stops.
-		action string
-	}{
-		{"S13", clientWant{goDefault: resets, goClassic: passes, curl: passes}, "reset"},
-	}
-	classic := []tls.CurveID{tls.X25519}
-	for _, c := range cases {
+	for _, c := range contentCases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			n := New(t, Preset(c.name))
@@ -126,39 +159,21 @@ func TestContentScenarios(t *testing.T) {
 			if mb == nil {
 				t.Fatalf("%s has no device", c.name)
 			}
-			stopped := 0
 			for _, fam := range []int{4, 6} {
-				got := clientWant{
-					goDefault: goClient(n, ng, fam, nil, 0, 4*time.Second),
-					goClassic: goClient(n, ng, fam, classic, 0, 4*time.Second),
-					curl:      curlClient(n, ng, fam, 4*time.Second),
-				}
-				if got != c.want {
-					t.Errorf("v%d through %s: %+v, want %+v", fam, mb.Kind, got, c.want)
-				}
-				for _, o := range []outcome{got.goDefault, got.goClassic, got.curl} {
-					if o != passes {
-						stopped++
-					}
+				if got := runClients(n, ng, fam, c.on); got != c.on {
+					t.Errorf("v%d through %s: %+v, want %+v", fam, mb.Kind, got, c.on)
 				}
 			}
-			// The device says it was the one: one stopped hello per
-			// failed connection, at least (retransmissions add more).
-			if hs := waitEvents(t, mb, c.action, stopped); len(hs) < stopped {
-				t.Errorf("device reported %d hellos %s, want %d: %+v", len(hs), c.action, stopped, mb.Events())
+			if got := waitStopped(mb, 2*c.byDevice); len(got) != 2*c.byDevice {
+				t.Errorf("device reports stopping %d connections, want %d: %+v", len(got), 2*c.byDevice, mb.Events())
 			}
 			if err := mb.Stop(); err != nil {
 				t.Fatal(err)
 			}
 			checkRulesGone(t, mb.Host)
 			for _, fam := range []int{4, 6} {
-				got := clientWant{
-					goDefault: goClient(n, ng, fam, nil, 0, 10*time.Second),
-					goClassic: goClient(n, ng, fam, classic, 0, 10*time.Second),
-					curl:      curlClient(n, ng, fam, 10*time.Second),
-				}
-				if all := (clientWant{passes, passes, passes}); got != all {
-					t.Errorf("v%d with the device off: %+v, want %+v", fam, got, all)
+				if got := runClients(n, ng, fam, c.off); got != c.off {
+					t.Errorf("v%d with the device off: %+v, want %+v", fam, got, c.off)
 				}
 			}
 		})
@@ -174,6 +189,25 @@ func checkRulesGone(t *testing.T, h *Host) {
 		r := h.Run(ctx, tool, "-w", "10", "-S", "FORWARD")
 		if r.Err != nil || strings.Contains(string(r.Stdout), "NFQUEUE") {
 			t.Errorf("%s after the device stopped: %s", tool, r)
+		}
+	}
+}
+
+// TestMiddleboxFailsOpen: a device killed outright (no clean stop) leaves
+// its rules behind, and --queue-bypass lets the packets through: a dead
+// device never turns the path into a black hole.
+func TestMiddleboxFailsOpen(t *testing.T) {
+	n := New(t, Preset("S13"))
+	ng := n.StartNginx(t)
+	mb := n.Middleboxes[0]
+	if got := goClient(n, ng, 4, nil, 0, okWithin); got != resets {
+		t.Fatalf("Go's default hello through S13: %s, want %s", got, resets)
+	}
+	mb.Proc.Signal(syscall.SIGKILL)
+	<-mb.Proc.Done()
+	for _, fam := range []int{4, 6} {
+		if got := goClient(n, ng, fam, nil, 0, okWithin); got != passes {
+			t.Errorf("v%d with the device killed: %s, want %s", fam, got, passes)
 		}
 	}
 }

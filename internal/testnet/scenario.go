@@ -49,8 +49,8 @@ func (f Faults) mtu() int {
 	return f.MidMTU
 }
 
-// Want is what a tool must conclude about a scenario (SCENARIOS.md), in the
-// shared vocabulary of DESIGN.md.
+// Want is what a tool must conclude about a scenario (docs/testbed.md), in the
+// shared vocabulary of docs/design.md.
 type Want struct {
 	Verdict   string
 	PathMTU   int // largest IP packet, in bytes, that gets through
@@ -123,8 +123,8 @@ const (
 	VerdictLengthRejected = "clienthello_length_rejected"
 )
 
-// Presets returns the scenarios of SCENARIOS.md: S1 to S9 (size) and S13 to
-// S17 (content).
+// Presets returns the scenarios of docs/testbed.md: S1 to S9 (size) and S13
+// to S17 (content).
 func Presets() []Scenario {
 	out := make([]Scenario, len(presets))
 	for i, p := range presets {

@@ -1,6 +1,7 @@
 // Package middlebox is the testbed's content-inspecting devices: firewalls
 // on a router's forwarding path that reset or drop TLS connections for what
-// their ClientHello says rather than for its size (SCENARIOS.md S13-S17).
+// their ClientHello says rather than for its size (scenarios S13-S17 in
+// docs/testbed.md).
 //
 // A Device decides one IP packet at a time from its bytes and a small,
 // bounded table of flows; it does no I/O, so it is tested with crafted
@@ -19,8 +20,7 @@ import (
 // Kind names how a device behaves.
 type Kind string
 
-// The devices, as users and vendors report them (KNOWLEDGE.md, "Content,
-// not size").
+// The devices, as users and vendors report them (issue 18).
 const (
 	// PQReject resets, both ways, a connection whose first ClientHello has
 	// an X25519MLKEM768 (0x11ec) entry in its key_share extension, reading
@@ -114,6 +114,10 @@ const DefaultMaxFlows = 4096
 // size.
 const maxBuffer = 4 * maxHello
 
+// MaxBuffered bounds the bytes all flows buffer together: a hello that
+// would take more goes uninspected, as an overloaded firewall fails open.
+const MaxBuffered = 16 << 20
+
 // Device is one middlebox. Its zero value is not usable: make one with New.
 // A Device is not safe for concurrent use.
 type Device struct {
@@ -121,6 +125,7 @@ type Device struct {
 	maxFlows int
 	flows    map[flowKey]*flow
 	order    *list.List // of *flow, oldest first
+	buffered int        // bytes held by all flows' buf
 }
 
 // New returns a device of the given kind whose flow table holds at most
@@ -141,6 +146,9 @@ func (d *Device) Kind() Kind { return d.kind }
 
 // Flows returns how many flows the device remembers.
 func (d *Device) Flows() int { return len(d.flows) }
+
+// Buffered returns how many bytes of unfinished hellos the device holds.
+func (d *Device) Buffered() int { return d.buffered }
 
 type flowKey struct{ src, dst netip.AddrPort }
 
@@ -221,14 +229,11 @@ func (d *Device) decide(f *flow, seg segment) Decision {
 func (d *Device) splitIntolerant(f *flow, seg segment) Decision {
 	p := seg.Payload
 	dec := Decision{Hello: oneSegmentHello(p)}
-	for at := 0; at < len(p); {
+	for at := 0; at < len(p) && p[at] == 0x16; {
 		if len(p)-at < 5 {
 			f.state, f.end = dropping, f.start+uint32(at+5+1<<14)
 			dec.Action, dec.Reason = Drop, fmt.Sprintf("record header cut at byte %d of a %d-byte segment", at, len(p))
 			return dec
-		}
-		if p[at] != 0x16 {
-			break
 		}
 		n := int(p[at+3])<<8 | int(p[at+4])
 		if at+5+n > len(p) {
@@ -269,11 +274,13 @@ func (d *Device) reassembling(f *flow, seg segment, off int32) Decision {
 		// unless they come again in order).
 		return Decision{}
 	}
-	if int(end) > maxBuffer {
+	add := seg.Payload[have-off:]
+	if int(end) > maxBuffer || d.buffered+len(add) > MaxBuffered {
 		d.pass(f)
 		return Decision{}
 	}
-	f.buf = append(f.buf, seg.Payload[have-off:]...)
+	f.buf = append(f.buf, add...)
+	d.buffered += len(add)
 	f.segments++
 	msg, records, done, err := reassemble(f.buf)
 	if err != nil {
@@ -300,7 +307,8 @@ func (d *Device) reassembling(f *flow, seg segment, off int32) Decision {
 		d.pass(f)
 		return Decision{Hello: &h}
 	}
-	f.state, f.buf = resetting, nil
+	d.release(f)
+	f.state = resetting
 	f.rstSeq = f.start + uint32(have)
 	dec := d.reset(f, seg, reason)
 	dec.Hello = &h
@@ -341,9 +349,19 @@ func (d *Device) track(key flowKey, seq uint32) *flow {
 	return f
 }
 
-func (d *Device) pass(f *flow) { f.state, f.buf = passed, nil }
+func (d *Device) pass(f *flow) {
+	d.release(f)
+	f.state = passed
+}
+
+// release frees the flow's buffer.
+func (d *Device) release(f *flow) {
+	d.buffered -= len(f.buf)
+	f.buf = nil
+}
 
 func (d *Device) forget(f *flow) {
+	d.release(f)
 	d.order.Remove(f.elem)
 	delete(d.flows, f.key)
 }

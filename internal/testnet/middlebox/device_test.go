@@ -67,6 +67,8 @@ func TestDevices(t *testing.T) {
 		{"split: each record in its segment", SplitIntolerant, records(pqHello, 800), []int{805}, all(Accept, 2)},
 		{"split: second record cut", SplitIntolerant, records(pqHello, 800), []int{1000}, all(Drop, 2)},
 		{"split: small hello", SplitIntolerant, one(classic), nil, []Action{Accept}},
+		{"split: hello then 3 bytes of data", SplitIntolerant, append(one(classic), 0x17, 3, 3), nil, []Action{Accept}},
+		{"split: hello then a cut handshake header", SplitIntolerant, append(one(classic), 0x16, 3), nil, []Action{Drop}},
 		{"window: 255", LengthWindow, window(255), nil, []Action{Accept}},
 		{"window: 256", LengthWindow, window(256), nil, []Action{Drop}},
 		{"window: 400 in two segments", LengthWindow, window(400), []int{200}, all(Drop, 2)},
@@ -243,4 +245,35 @@ func TestFlowTable(t *testing.T) {
 func netipPort(i int) netip.AddrPort {
 	c, _ := ends(4)
 	return netip.AddrPortFrom(c.Addr(), uint16(30000+i))
+}
+
+// TestBufferBound: hellos left unfinished on many flows never hold more
+// than MaxBuffered bytes together; beyond it a hello goes uninspected.
+func TestBufferBound(t *testing.T) {
+	d, err := New(PQReject, 100000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := records(craft(t, helloSpec{shares: []uint16{pq}, length: 16000}), 1<<14)
+	_, s := ends(6)
+	c0, _ := ends(6)
+	flows := 2 * MaxBuffered / 15000
+	for i := range flows {
+		c := netip.AddrPortFrom(c0.Addr(), uint16(i))
+		d.Decide(tcpPacket(c, s, 1, 1, flagACK, big[:15000]))
+		if d.Buffered() > MaxBuffered {
+			t.Fatalf("%d bytes buffered after %d flows, bound %d", d.Buffered(), i+1, MaxBuffered)
+		}
+	}
+	if d.Buffered() < MaxBuffered-15000 {
+		t.Errorf("%d bytes buffered: the bound was not reached, the test shows nothing", d.Buffered())
+	}
+	// Forgetting the flows gives the bytes back.
+	for i := range flows {
+		c := netip.AddrPortFrom(c0.Addr(), uint16(i))
+		d.Decide(tcpPacket(c, s, 15001, 1, flagACK|flagRST, nil))
+	}
+	if d.Buffered() != 0 || d.Flows() != 0 {
+		t.Errorf("after every flow's reset: %d bytes, %d flows", d.Buffered(), d.Flows())
+	}
 }

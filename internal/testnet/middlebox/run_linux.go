@@ -52,6 +52,11 @@ func Run(ctx context.Context, cfg Config) error {
 		for _, p := range pkts {
 			st.Packets++
 			dec := dev.Decide(p.payload)
+			// Reported before the verdict: whoever reads the events after
+			// a client saw the packet's fate finds it there.
+			if dec.Hello != nil || dec.Action != Accept {
+				cfg.Events(eventOf(p.payload, dec))
+			}
 			v := uint32(verdictAccept)
 			if dec.Action != Accept {
 				v = verdictDrop
@@ -67,9 +72,6 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 			if err := q.verdict(p.id, v); err != nil {
 				return err
-			}
-			if dec.Hello != nil || dec.Action != Accept {
-				cfg.Events(eventOf(p.payload, dec))
 			}
 		}
 	}
