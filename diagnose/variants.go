@@ -85,6 +85,7 @@ type VariantTest struct {
 // variantState sums up the attempts of one variant.
 type variantState struct {
 	tries, passes int
+	bytes         int // the hello's size in its first attempt
 	failures      []VariantTest
 	// passedIn and failedIn are the attempts (rounds: every variant of a
 	// round runs at the same time) that completed and that did not.
@@ -123,6 +124,9 @@ func variantStates(vs []VariantTest) map[string]variantState {
 		if s.passedIn == nil {
 			s.passedIn, s.failedIn = map[int]bool{}, map[int]bool{}
 		}
+		if s.tries == 0 {
+			s.bytes = v.HelloBytes
+		}
 		s.tries++
 		if v.Outcome == Completed {
 			s.passes++
@@ -152,6 +156,14 @@ const (
 	CodeVariantsUndecided    = "variants_undecided"
 	CodeSNIRequired          = "hello_without_sni_refused"
 	CodePQSizeNotContent     = "pq_hello_fails_by_size"
+)
+
+// Names that findings cite, kept in their evidence too.
+const (
+	pqGroupName = "X25519MLKEM768 (0x11EC)"
+	mldsaCodes  = "0x0904-0x0906"
+	mldsaReport = "golang/go#81199, Go 1.27"
+	lengthRange = "256-511 bytes, RFC 7685"
 )
 
 // variantFindings reads the variants and returns the causes of content
@@ -206,7 +218,7 @@ func (d *Diagnosis) variantFindings(ev Evidence, sizesWorked bool) []Verdict {
 	pq, large, offered, two := st[VariantPQKeyShare], st[VariantClassicLarge], st[VariantPQOffered], st[VariantTwoSegments]
 	switch {
 	case pq.against(large):
-		evd := map[string]any{"pq_keyshare": outcomes(pq.failures), "hello_bytes": pq.failures[0].HelloBytes}
+		evd := map[string]any{"pq_keyshare": outcomes(pq.failures), "hello_bytes": pq.failures[0].HelloBytes, "group": pqGroupName}
 		text := fmt.Sprintf("ClientHellos carrying the post-quantum key share X25519MLKEM768 (0x11EC, %d bytes) fail (%s) while a classical "+
 			"hello of the same size, sent the same way, completes: %s rejects the key share, not the size.",
 			pq.failures[0].HelloBytes, outcomes(pq.failures), rejecter(pq.failures))
@@ -231,19 +243,21 @@ func (d *Diagnosis) variantFindings(ev Evidence, sizesWorked bool) []Verdict {
 			"key share, fails (%s) while the same hello without it completes: %s rejects the post-quantum group even in a "+
 			"hello without its key share%s.",
 			outcomes(offered.failures), rejecter(offered.failures), retried(offered.failures)),
-			map[string]any{"group_without_share": outcomes(offered.failures)})
+			map[string]any{"group_without_share": outcomes(offered.failures), "group": pqGroupName})
 		cause(VerdictPQRejected)
 	}
 	if s := st[VariantMLDSA]; s.against(ref) {
 		d.add(string(VerdictMLDSARejected), fmt.Sprintf("ClientHellos offering the ML-DSA signature algorithms 0x0904-0x0906 fail (%s) "+
 			"while the same hello without them completes: %s rejects these code points (as reported in "+
-			"golang/go#81199 for Go 1.27).", outcomes(s.failures), rejecter(s.failures)), map[string]any{"mldsa_sigalgs": outcomes(s.failures)})
+			"golang/go#81199 for Go 1.27).", outcomes(s.failures), rejecter(s.failures)), map[string]any{"mldsa_sigalgs": outcomes(s.failures),
+			"signature_algorithms": mldsaCodes, "reported": mldsaReport})
 		cause(VerdictMLDSARejected)
 	}
 	if s := st[VariantLengthWindow]; s.against(ref) {
-		d.add(string(VerdictLengthRejected), fmt.Sprintf("A %d-byte ClientHello fails (%s) while the same hello at 600 bytes completes: "+
-			"something on the path mishandles hellos of 256 to 511 bytes (the reason RFC 7685's padding extension exists).",
-			s.failures[0].HelloBytes, outcomes(s.failures)), map[string]any{"hello_bytes": s.failures[0].HelloBytes})
+		d.add(string(VerdictLengthRejected), fmt.Sprintf("A %d-byte ClientHello fails (%s) while the same hello at %d bytes completes: "+
+			"something on the path mishandles hellos of 256-511 bytes (the reason RFC 7685's padding extension exists).",
+			s.failures[0].HelloBytes, outcomes(s.failures), ref.bytes),
+			map[string]any{"hello_bytes": s.failures[0].HelloBytes, "reference_bytes": ref.bytes, "window": lengthRange})
 		cause(VerdictLengthRejected)
 	}
 	if split := d.splitVariants(st); split {
@@ -270,12 +284,12 @@ func (d *Diagnosis) variantFindings(ev Evidence, sizesWorked bool) []Verdict {
 	if len(undecided) > 0 {
 		d.add(CodeVariantsUndecided, "Some ClientHello variants failed every attempt, but the hello each differs from did not complete "+
 			"beside it in two rounds, which a cause needs (a busy computer or server fails attempts at random): "+
-			strings.Join(undecided, ", ")+". A run at a quieter time would decide.", map[string]any{"variants": undecided})
+			strings.Join(undecided, ", ")+". A run at a quieter time would decide.", map[string]any{"variants": strings.Join(undecided, ", ")})
 		d.undecided = true
 	}
 	if len(unsettled) > 0 {
 		d.add(CodeVariantsUnsettled, "Some ClientHello variants completed in one attempt and failed in another, which proves nothing: "+
-			strings.Join(unsettled, ", ")+".", map[string]any{"variants": unsettled})
+			strings.Join(unsettled, ", ")+".", map[string]any{"variants": strings.Join(unsettled, ", ")})
 	}
 	return causes
 }
@@ -287,13 +301,14 @@ func (d *Diagnosis) splitVariants(st map[string]variantState) bool {
 	ref, two, paused, records := st[VariantReference], st[VariantTwoSegments], st[VariantPausedSplit], st[VariantTwoRecords]
 	evd := map[string]any{}
 	if two.against(ref) {
-		parts = append(parts, fmt.Sprintf("the 600-byte hello sent in two TCP segments fails (%s) while in one it completes", outcomes(two.failures)))
-		evd["two_segments"] = outcomes(two.failures)
+		parts = append(parts, fmt.Sprintf("the %d-byte hello sent in two TCP segments fails (%s) while in one it completes",
+			two.bytes, outcomes(two.failures)))
+		evd["two_segments"], evd["hello_bytes"] = outcomes(two.failures), two.bytes
 	}
 	if paused.against(two) && two.passed() {
 		parts = append(parts, fmt.Sprintf("two segments with a pause of %d ms between them fail (%s) while without the pause they complete: "+
 			"the device gives up waiting for the rest of the hello", paused.failures[0].PauseMS, outcomes(paused.failures)))
-		evd["two_segments_paused"] = outcomes(paused.failures)
+		evd["two_segments_paused"], evd["pause_ms"] = outcomes(paused.failures), paused.failures[0].PauseMS
 	}
 	if records.against(ref) {
 		parts = append(parts, fmt.Sprintf("the same hello in two TLS records in one segment fails (%s): something reads only the first record",
