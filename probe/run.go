@@ -106,17 +106,45 @@ type runner struct {
 	hsTimeout      time.Duration
 	inflight       chan struct{}
 	budget         atomic.Int32
-	start          time.Time
+	// maxConns is the connection budget, MaxConnections when 0; the
+	// variants run on a runner of their own (variants) with theirs.
+	maxConns int32
+	variants *runner
+	start    time.Time
 
 	mu         sync.Mutex
 	handshakes []Handshake
 }
 
-func (r *runner) take() bool { return r.budget.Add(1) <= MaxConnections }
+func (r *runner) take() bool {
+	limit := r.maxConns
+	if limit == 0 {
+		limit = MaxConnections
+	}
+	return r.budget.Add(1) <= limit
+}
+
+// connections counts the connections opened, the variants' included.
+func (r *runner) connections() int {
+	n := int(min(r.budget.Load(), MaxConnections))
+	if v := r.variants; v != nil {
+		n += int(min(v.budget.Load(), v.maxConns))
+	}
+	return n
+}
+
+// variantRunner returns a runner for the variants: the same target and
+// bounds on connections in flight, a connection budget of its own
+// (MaxVariantConnections), so that the size tests keep all of theirs.
+func (r *runner) variantRunner() *runner {
+	return &runner{cfg: r.cfg, log: r.log, addr: r.addr, port: r.port, family: r.family, serverName: r.serverName,
+		connectTimeout: r.connectTimeout, hsTimeout: r.hsTimeout, inflight: r.inflight, start: r.start,
+		maxConns: MaxVariantConnections}
+}
 
 func (r *runner) progress(phase string, round int) {
 	if r.cfg.Progress != nil {
-		r.cfg.Progress(Progress{Phase: phase, Round: round, Connections: int(min(r.budget.Load(), MaxConnections)), Elapsed: r.now().Sub(r.start)})
+		r.cfg.Progress(Progress{Phase: phase, Round: round, Connections: r.connections(), Elapsed: r.now().Sub(r.start)})
 	}
 }
 
@@ -149,7 +177,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	defer func() {
 		rep.Handshakes = r.handshakes
-		rep.Connections = int(min(r.budget.Load(), MaxConnections))
+		rep.Connections = r.connections()
 		rep.Elapsed = r.now().Sub(r.start)
 	}()
 	ev := &rep.Evidence
@@ -186,10 +214,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			close(variantsDone)
 			return
 		}
-		timeout := r.hsTimeout // the ladders change r.hsTimeout meanwhile
+		r.variants = r.variantRunner() // with the timeout the ladders left: they change r.hsTimeout meanwhile
 		go func() {
 			defer close(variantsDone)
-			variants = r.variantTests(ctx, r.variantMSS(hi), timeout, rep.RTT, small.ALPN, base.Outcome == diagnose.Completed)
+			v := r.variants
+			variants = v.variantTests(ctx, v.variantMSS(hi), v.hsTimeout, rep.RTT, small.ALPN, base.Outcome == diagnose.Completed)
 		}()
 	})
 	// 4. Ladders and sweep (and ICMP echo), when TLS works at all.
