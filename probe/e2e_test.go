@@ -17,12 +17,13 @@ import (
 
 // probeDoc is the part of `mtuscope probe --json` the end-to-end tests read.
 type probeDoc struct {
-	Target    string `json:"target"`
-	Address   string `json:"address"`
-	Family    int    `json:"family"`
-	Verdict   string `json:"verdict"`
-	PathMTU   int    `json:"path_mtu"`
-	Direction string `json:"direction"`
+	Target    string   `json:"target"`
+	Address   string   `json:"address"`
+	Family    int      `json:"family"`
+	Verdict   string   `json:"verdict"`
+	Causes    []string `json:"causes"`
+	PathMTU   int      `json:"path_mtu"`
+	Direction string   `json:"direction"`
 	Findings  []struct {
 		Code   string `json:"code"`
 		Detail string `json:"detail"`
