@@ -17,7 +17,9 @@ func dialControl(mss int) func(network, address string, c syscall.RawConn) error
 
 // readTCPInfo returns the kernel's view of a TCP connection.
 func readTCPInfo(c net.Conn) (tcpInfo, error) {
-	tc, ok := c.(*net.TCPConn)
+	tc, ok := c.(interface {
+		SyscallConn() (syscall.RawConn, error)
+	}) // a *net.TCPConn, or a test's wrapper of one
 	if !ok {
 		return tcpInfo{}, errors.New("not a TCP connection")
 	}
@@ -31,6 +33,6 @@ func readTCPInfo(c net.Conn) (tcpInfo, error) {
 	}
 	return tcpInfo{
 		SndMSS: ti.SndMSS, RcvMSS: ti.RcvMSS, Unacked: ti.Unacked,
-		Retrans: ti.Retransmits, PMTU: ti.PMTU, RTT: ti.RTT(), Timestamps: ti.Timestamps,
+		Retrans: ti.Retransmits, PMTU: ti.PMTU, RTT: ti.RTT(), Timestamps: ti.Timestamps, BytesAcked: ti.BytesAcked,
 	}, nil
 }
