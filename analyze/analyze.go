@@ -25,11 +25,12 @@ type Stats struct {
 	TCPPackets uint64 `json:"tcp_packets"`
 	// Flows is the TCP connections followed (their SYN or SYN-ACK was seen).
 	Flows int `json:"flows"`
-	// PacketsWithoutSYN were TCP packets of connections whose start the
-	// capture does not hold: not analysed.
+	// PacketsWithoutSYN were TCP packets of no connection whose start the
+	// capture holds (its SYN missed, or after the flow was forgotten): not
+	// analysed.
 	PacketsWithoutSYN uint64 `json:"packets_without_syn"`
-	// FlowsUntracked is the connections not followed because the flow
-	// table was full (Limits.MaxFlows).
+	// FlowsUntracked is the connections pushed out of the full flow table
+	// (Limits.MaxFlows) before they ended: judged on what came until then.
 	FlowsUntracked int `json:"flows_untracked"`
 	// FlowsNotListed is the finished connections that count in the figures
 	// but were not kept for listing and pairing (Limits.MaxRecords).
@@ -56,8 +57,8 @@ type capResult struct {
 	warning string // the file was cut short: analysed up to the cut
 }
 
-// read streams one capture through the analyzer's flow table and package
-// flow's tracker. In single-capture mode (fold set) each finished flow is
+// read streams one capture through package flow's tracker and the
+// analyzer's record of its flows (table). In single-capture mode (fold set) each finished flow is
 // folded into the figures at once and kept only for a ladder diagram; in
 // pair mode every flow is kept, up to Limits.MaxRecords, for the pairing.
 func read(path string, lim Limits, fold func(*record)) (*capResult, error) {
@@ -71,7 +72,8 @@ func read(path string, lim Limits, fold func(*record)) (*capResult, error) {
 	// scratch for the next one; records are allocated in chunks.
 	var scratch [2][]wirePkt
 	var recs []record
-	tb := newTable(lim, func(f *flowState) bool {
+	res.hs = newTracked(lim)
+	tb := newTable(lim, res.hs, func(f *flowState) bool {
 		w := [2][]wirePkt{f.judgeSingle(up, scratch[up]), f.judgeSingle(down, scratch[down])}
 		scratch = [2][]wirePkt{}
 		if len(recs) == cap(recs) {
@@ -99,8 +101,7 @@ func read(path string, lim Limits, fold func(*record)) (*capResult, error) {
 		}
 		return r.f == nil
 	})
-	res.hs = newTracked(lim)
-	first, last, err := pipeline(src, &res.stats, tb, res.hs)
+	first, last, err := pipeline(src, &res.stats, tb)
 	var fe *capture.FileError
 	if errors.Is(err, capture.ErrTruncated) && errors.As(err, &fe) {
 		// A capture cut short (tcpdump killed while writing): what came
@@ -116,8 +117,7 @@ func read(path string, lim Limits, fold func(*record)) (*capResult, error) {
 		}
 		return nil, fmt.Errorf("capture %s: holds no packets", path)
 	}
-	tb.end()
-	res.hs.end(time.Unix(0, last))
+	tb.end(time.Unix(0, last))
 	res.stats.TCPPackets = tb.stats.TCPPackets
 	res.stats.Flows = tb.stats.Flows
 	res.stats.PacketsWithoutSYN = tb.stats.PacketsWithoutSYN
@@ -142,7 +142,7 @@ func File(path string, lim Limits) (*Result, error) {
 	res.Stats = map[string]Stats{"capture": c.stats}
 	res.Warnings = warnings(c)
 	var stalled []*record
-	res.Handshakes, stalled = joinHandshakes(c.hs, indexRecords(c.records))
+	res.Handshakes, stalled = joinHandshakes(c.hs, c.hs.byHandshake(c.records))
 	res.Outcomes, res.HandshakesNotListed = c.hs.outcomes, total(c.hs.outcomes)-len(res.Handshakes)
 	res.stalled = stalledLadders(stalled, nil)
 	return res, nil
@@ -209,12 +209,11 @@ func warnings(cs ...*capResult) []string {
 // paired records, then the handshakes found only in the server capture,
 // and returns the ladders of the stalled ones.
 func pairHandshakes(cl, sv *capResult, paired []*record, m *matching) ([]Handshake, []*ladder) {
-	list, stalled := joinHandshakes(cl.hs, indexRecords(paired, m.unmatchedClient))
-	onlyServer := indexRecords(m.unmatchedServer)
-	for _, h := range sv.hs.all() {
-		if r := onlyServer.find(h.Client, h.Server, h.Start); r != nil {
-			x := Handshake{Handshake: h, LostPackets: r.lostN}
-			list = append(list, x)
+	list, stalled := joinHandshakes(cl.hs, cl.hs.byHandshake(paired, m.unmatchedClient))
+	onlyServer := sv.hs.byHandshake(m.unmatchedServer)
+	for i, h := range sv.hs.all() {
+		if r := onlyServer[i]; r != nil {
+			list = append(list, Handshake{Handshake: h, LostPackets: r.lostN})
 		}
 	}
 	return list, stalledLadders(stalled, m)

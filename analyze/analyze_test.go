@@ -81,8 +81,8 @@ func TestServerSideStall(t *testing.T) {
 // TestWireSplit checks that a super-segment is cut at the MSS.
 func TestWireSplit(t *testing.T) {
 	var got []span
-	wireSplit(span{0, 3314}, 1448, func(s span) { got = append(got, s) })
-	want := []span{{0, 1448}, {1448, 2896}, {2896, 3314}}
+	wireSplit(span{Start: 0, End: 3314}, 1448, func(s span) { got = append(got, s) })
+	want := []span{{Start: 0, End: 1448}, {Start: 1448, End: 2896}, {Start: 2896, End: 3314}}
 	if len(got) != len(want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}

@@ -1,35 +1,21 @@
 package analyze
 
 import (
-	"fmt"
 	"sort"
-	"time"
 
 	"github.com/mtuscope/mtuscope/diagnose"
-	"github.com/mtuscope/mtuscope/flow"
 	"github.com/mtuscope/mtuscope/tlswire"
 )
 
-// TLS record content types.
-const (
-	recChangeCipherSpec = 20
-	recAlert            = 21
-	recHandshake        = 22
-	recApplicationData  = 23
-)
-
-// tlsHead reads a TLS record header from the first bytes of a stream: its
-// content type and the record's whole length (header included).
+// tlsHead reads a TLS record header from the first bytes of a stream
+// (tlswire.RecordStart): its content type and the record's whole length
+// (header included).
 func tlsHead(b []byte) (typ byte, total int, ok bool) {
-	if len(b) < 5 || b[1] != 3 || b[2] > 4 {
+	h, ok := tlswire.RecordStart(b)
+	if !ok {
 		return 0, 0, false
 	}
-	switch b[0] {
-	case recChangeCipherSpec, recAlert, recHandshake, recApplicationData:
-	default:
-		return 0, 0, false
-	}
-	return b[0], 5 + int(b[3])<<8 | int(b[4]), true
+	return h.Type, tlswire.RecordHeaderLen + h.Length, true
 }
 
 // tlsKind says whether a flow carries TLS, as far as its first bytes tell.
@@ -41,11 +27,10 @@ const (
 	tlsNo
 )
 
-// record is one finished flow: its classification and what became of its
-// wire packets in each direction.
+// record is one finished flow: its handshake's outcome and what became of
+// its wire packets in each direction.
 type record struct {
 	f    *flowState
-	hs   flow.Handshake
 	tls  tlsKind
 	wire [2][]wirePkt
 	// srv is the same flow in the server-side capture (pair mode), paired
@@ -56,148 +41,39 @@ type record struct {
 	handshake bool
 	// lostN counts the flow's lost wire packets.
 	lostN int
-	// tracked is the outcome package flow's tracker gave the handshake.
-	tracked diagnose.Outcome
+	// outcome is the outcome package flow's tracker gave the flow's
+	// handshake ("" when it emitted none); hsIndex the handshake's place
+	// in the capture's list (tracked), -1 none.
+	outcome diagnose.Outcome
+	hsIndex int32
 }
 
 // stalled reports whether the handshake stalled.
 func (r *record) stalled() bool {
-	return r.hs.Outcome == diagnose.StalledClientHello || r.hs.Outcome == diagnose.StalledServerFlight
+	return r.outcome == diagnose.StalledClientHello || r.outcome == diagnose.StalledServerFlight
 }
 
-// classify turns a finished flow and the fate of its wire packets into a
-// handshake record in the shared outcome vocabulary.
+// classify makes the record of a finished flow and the fate of its wire
+// packets: the handshake's outcome is the tracker's; the analyzer counts
+// the lost packets and reads whether the client spoke TLS first.
 func classify(f *flowState, wire [2][]wirePkt) record {
-	r := record{f: f, wire: wire}
-	hs := &r.hs
-	hs.Client, hs.Server, hs.Family = f.client, f.server, int(f.family)
-	hs.Start, hs.End = time.Unix(0, f.first).UTC(), time.Unix(0, f.last).UTC()
-	hs.ClientMSS, hs.ServerMSS = f.syn.mss, f.synAck.mss
-	upD, downD := &f.d[up], &f.d[down]
+	r := record{f: f, wire: wire, hsIndex: f.hs, outcome: f.outcome}
 	for di := range 2 {
-		b := &hs.Up
-		if di == down {
-			b = &hs.Down
-		}
 		for _, w := range wire[di] {
-			if w.retrans && !w.inferred {
-				hs.Retransmits++
-			}
 			if w.status == lost {
 				r.lostN++
 			}
-			switch {
-			case w.status == delivered && !w.merged && w.ipLen > b.Delivered:
-				b.Delivered = w.ipLen
-			case w.silent() && (b.Lost == 0 || w.ipLen < b.Lost):
-				b.Lost = w.ipLen
-			}
 		}
 	}
-	for _, tb := range f.tooBig {
-		if tb.inherited {
-			continue
-		}
-		hs.TooBig++
-		if tb.mtu > 0 && (hs.TooBigMTU == 0 || tb.mtu < hs.TooBigMTU) {
-			hs.TooBigMTU = tb.mtu
-		}
-	}
-	typ, helloLen, isTLS := tlsHead(upD.head[:upD.headLen])
+	d := &f.d[up]
+	typ, _, isTLS := tlsHead(d.head[:d.headLen])
 	switch {
-	case upD.headLen >= 5 && (!isTLS || typ != recHandshake):
+	case d.headLen >= 5 && (!isTLS || typ != tlswire.RecordHandshake):
 		r.tls = tlsNo
 	case isTLS:
 		r.tls = tlsYes
-		hs.HelloBytes = helloLen
-		for _, w := range wire[up] {
-			if !w.retrans && w.start < uint32(helloLen) {
-				hs.HelloSegments++
-			}
-		}
-	}
-	hs.FlightBytes = int(downD.maxEnd)
-	helloEnd := uint32(helloLen)
-	helloAcked := isTLS && upD.ackSet && upD.ack >= helloEnd
-	headMissing := upD.maxEnd > 0 && !upD.seen.covers(span{0, 1}) && !(upD.ackSet && upD.ack > 0)
-	stype, _, sTLS := tlsHead(downD.head[:downD.headLen])
-	lostDown := false
-	for _, w := range wire[down] {
-		if w.status == lost && !w.recovered && !w.signalled {
-			lostDown = true
-		}
-	}
-	unackedDown := downD.maxEnd > 0 && (!downD.ackSet || downD.ack < downD.maxEnd)
-	rst := upD.rst || downD.rst
-	switch {
-	case !f.synAck.seen && upD.maxEnd == 0:
-		hs.Outcome = diagnose.ConnectFailed
-		hs.Detail = "no SYN-ACK seen"
-		if downD.rst {
-			hs.Detail = "refused (RST)"
-		}
-	case upD.maxEnd == 0:
-		hs.Outcome = diagnose.NoClientHello
-		if rst {
-			hs.Outcome, hs.Detail = diagnose.Reset, "reset before any ClientHello"
-		}
-	case r.tls == tlsNo:
-		hs.Outcome, hs.Detail = diagnose.NotTLS, "the client's first bytes are not a TLS handshake record"
-	case headMissing || (isTLS && !helloAcked && !(upD.maxEnd > helloEnd && downD.maxEnd > 0)):
-		hs.Outcome = diagnose.StalledClientHello
-		hs.Detail = helloDetail(upD, helloLen, headMissing)
-	case downD.headLen >= 5 && sTLS && stype == recAlert:
-		hs.Outcome = diagnose.Alert
-		if downD.headLen >= 7 {
-			hs.Detail = tlswire.AlertName(downD.head[6])
-		}
-	case downD.headLen >= 5 && !sTLS:
-		hs.Outcome, hs.Detail = diagnose.NotTLS, fmt.Sprintf("the server answered %q", printable(downD.head[:downD.headLen]))
-	case upD.maxEnd > helloEnd && downD.maxEnd > 0 && helloEnd > 0:
-		hs.Outcome = diagnose.Completed
-	case downD.maxEnd > 0 && (lostDown || unackedDown):
-		hs.Outcome = diagnose.StalledServerFlight
-		hs.Detail = fmt.Sprintf("%d of the server's %d bytes acknowledged", ackedBytes(downD), downD.maxEnd)
-	case rst:
-		hs.Outcome, hs.Detail = diagnose.Reset, "reset during the handshake"
-	case downD.maxEnd == 0:
-		hs.Outcome, hs.Detail = diagnose.Timeout, "the server acknowledged the ClientHello but sent nothing"
-	default:
-		hs.Outcome, hs.Detail = diagnose.Timeout, "the client never went on after the server's flight"
 	}
 	return r
-}
-
-func helloDetail(d *dirState, helloLen int, headMissing bool) string {
-	if headMissing {
-		return fmt.Sprintf("bytes %d-%d arrived, the start of the ClientHello never did", firstSeen(d), d.maxEnd)
-	}
-	return fmt.Sprintf("%d of the ClientHello's %d bytes acknowledged", ackedBytes(d), helloLen)
-}
-
-func ackedBytes(d *dirState) uint32 {
-	if !d.ackSet {
-		return 0
-	}
-	return d.ack
-}
-
-func firstSeen(d *dirState) uint32 {
-	if len(d.seen.r) == 0 {
-		return 0
-	}
-	return d.seen.r[0].start
-}
-
-func printable(b []byte) string {
-	out := make([]byte, 0, len(b))
-	for _, c := range b {
-		if c < 32 || c > 126 {
-			c = '.'
-		}
-		out = append(out, c)
-	}
-	return string(out)
 }
 
 // sortFlows orders flows by their first packet, then by address, so that

@@ -94,6 +94,8 @@ func runScenario(t *testing.T, bin string, c e2eCase) {
 	}{{"pair", pair}, {"client", client}, {"server", server}} {
 		t.Run(x.side, func(t *testing.T) { checkResult(t, name+" "+x.side, x.r, want, c) })
 	}
+	analyze.AgreeWithWatch(t, name+" client", cpath, client)
+	analyze.AgreeWithWatch(t, name+" server", spath, server)
 	if *pair.MatchedFlows < 4 {
 		t.Errorf("pair: %d flows matched, want the 4 or more the clients opened (matching %+v)", *pair.MatchedFlows, pair.Matching)
 	}

@@ -196,7 +196,7 @@ func (s *summary) add(r *record) {
 func fillSize(ws []wirePkt, l *wirePkt) int {
 	n := 0
 	for _, x := range ws {
-		if x.status == delivered && !x.merged && x.t >= l.t && x.overlaps(l.span) {
+		if x.status == delivered && !x.merged && x.t >= l.t && x.Overlaps(l.span) {
 			n = max(n, x.ipLen)
 		}
 	}
@@ -225,7 +225,7 @@ func (s *summary) addLost(a *pathAgg, r *record, di int, w *wirePkt) {
 	}
 	l := LostPacket{
 		Direction: dir, IPSize: w.ipLen, Time: time.Unix(0, w.t).UTC(), TMS: float64(w.t-start) / 1e6,
-		Flow: FlowID{r.f.client.String(), r.f.server.String()}, Seq: [2]uint32{w.start, w.end}, How: how,
+		Flow: FlowID{r.f.client.String(), r.f.server.String()}, Seq: [2]uint32{w.Start, w.End}, How: how,
 		Retransmission: w.retrans, ICMPSignalled: w.signalled, RecoveredSmaller: w.recovered, WithLarger: w.withLarger,
 	}
 	if len(s.lost) < maxLostListed {

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"sort"
 	"testing"
+	"time"
 
 	"github.com/mtuscope/mtuscope/packet"
 )
@@ -26,10 +27,10 @@ func FuzzMatchArrivals(f *testing.F) {
 		var arr []seg
 		for i := 0; i+4 <= len(data); i += 4 {
 			start := uint32(data[i]) * 100
-			s := span{start, start + 1 + uint32(data[i+1])*10}
+			s := span{Start: start, End: start + 1 + uint32(data[i+1])*10}
 			tm := int64(data[i+2])
 			if data[i+3]&1 == 0 {
-				ws = append(ws, wirePkt{span: s, t: tm, ipLen: int(s.len()) + 52})
+				ws = append(ws, wirePkt{span: s, t: tm, ipLen: int(s.Len()) + 52})
 			} else {
 				arr = append(arr, seg{span: s, t: tm})
 			}
@@ -42,7 +43,7 @@ func FuzzMatchArrivals(f *testing.F) {
 			}
 			ok := false
 			for _, a := range arr {
-				if a.overlaps(w.span) && a.t+conv+tol >= w.t && w.arrival == a.t+conv {
+				if a.Overlaps(w.span) && a.t+conv+tol >= w.t && w.arrival == a.t+conv {
 					ok = true
 				}
 			}
@@ -64,7 +65,7 @@ func FuzzFlow(f *testing.F) {
 		s := netip.MustParseAddrPort("203.0.113.10:443")
 		lim := Limits{MaxSegments: 16, MaxStream: 1 << 16}.withDefaults()
 		var recs []record
-		tb := newTable(lim, func(fs *flowState) bool {
+		tb := newTable(lim, newTracked(lim), func(fs *flowState) bool {
 			r := classify(fs, [2][]wirePkt{fs.judgeSingle(up, nil), fs.judgeSingle(down, nil)})
 			recs = append(recs, r)
 			return false
@@ -95,15 +96,15 @@ func FuzzFlow(f *testing.F) {
 			p.Payload = payload[:n]
 			p.IPLen = 52 + n
 			tm += int64(b[0]) * 1000
-			tb.packet(&p, tm)
+			tb.packet(&p, time.Unix(0, tm))
 			if b[1]&0x40 != 0 { // an ICMP too-big quoting the flow
 				q := packet.Packet{Family: 4, Proto: packet.ProtoICMP, Transport: true, Src: netip.MustParseAddr("192.0.2.1"), Dst: src.Addr()}
 				q.ICMP = packet.ICMP{Type: 3, Code: 4, MTU: 1400, Quote: packet.Quote{Valid: true, Family: 4, Src: src.Addr(), Dst: dst.Addr(),
 					Proto: packet.ProtoTCP, IPLen: 1500, Ports: true, SrcPort: src.Port(), DstPort: dst.Port()}}
-				tb.packet(&q, tm)
+				tb.packet(&q, time.Unix(0, tm))
 			}
 		}
-		tb.end()
+		tb.end(time.Unix(0, tm))
 		sum := newSummary()
 		for i := range recs {
 			r := &recs[i]
@@ -112,7 +113,7 @@ func FuzzFlow(f *testing.F) {
 					t.Fatalf("%d wire packets", len(r.wire[di]))
 				}
 				for _, w := range r.wire[di] {
-					if w.end < w.start || w.ipLen <= 0 {
+					if w.End < w.Start || w.ipLen <= 0 {
 						t.Fatalf("bad wire packet %+v", w)
 					}
 				}

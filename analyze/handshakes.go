@@ -1,23 +1,19 @@
 package analyze
 
 import (
-	"net/netip"
-	"time"
-
 	"github.com/mtuscope/mtuscope/diagnose"
 	"github.com/mtuscope/mtuscope/flow"
-	"github.com/mtuscope/mtuscope/packet"
 )
 
 // The handshakes a capture lists are classified by package flow's tracker,
 // the one `mtuscope watch` uses, so a capture gives the same outcomes to
-// both commands. The analyzer's own flow table runs beside it for what the
-// tracker does not keep: every wire packet's fate, the byte ranges the
-// pairing of two captures needs, the ladder diagrams.
+// both commands. The tracker hands each handshake to the analyzer's table
+// with the flow it belongs to (flow.Observer), so a handshake and what the
+// analyzer found of its flow (every wire packet's fate, the byte ranges
+// the pairing of two captures needs, the ladder diagrams) are one record.
 
-// tracked collects one capture's handshakes from the tracker.
+// tracked collects one capture's handshakes as the tracker emits them.
 type tracked struct {
-	tr *flow.Tracker
 	// list holds the handshakes kept, in chunks (no copying as it grows).
 	list     [][]flow.Handshake
 	n, max   int
@@ -30,127 +26,59 @@ type tracked struct {
 const trackedChunk = 1024
 
 func newTracked(lim Limits) *tracked {
-	t := &tracked{max: lim.MaxRecords, outcomes: map[diagnose.Outcome]int{}, paths: map[pathKey]*hsFigures{}, family: map[pathKey]int{}}
-	t.tr = flow.NewTracker(flow.Config{MaxFlows: lim.MaxFlows, Emit: func(h flow.Handshake) {
-		t.outcomes[h.Outcome]++
-		t.foldPath(&h)
-		if t.n >= t.max {
-			return
-		}
-		if len(t.list) == 0 || len(t.list[len(t.list)-1]) == trackedChunk {
-			t.list = append(t.list, make([]flow.Handshake, 0, trackedChunk))
-		}
-		t.list[len(t.list)-1] = append(t.list[len(t.list)-1], h)
-		t.n++
-	}})
-	return t
+	return &tracked{max: lim.MaxRecords, outcomes: map[diagnose.Outcome]int{}, paths: map[pathKey]*hsFigures{}, family: map[pathKey]int{}}
 }
 
-func (t *tracked) packet(p *packet.Packet, ts time.Time) { t.tr.Packet(p, ts) }
-
-func (t *tracked) end(last time.Time) { t.tr.Flush(last) }
-
-// hsKey joins a tracker handshake to the analyzer's record of the flow:
-// both endpoints, packed, and which of them are IPv4 (captured addresses
-// carry no zone, so this is the endpoints' equality).
-type hsKey struct {
-	k  mapKey
-	v4 uint8
-}
-
-func makeHSKey(client, server netip.AddrPort) hsKey {
-	v4 := uint8(0)
-	if client.Addr().Is4() {
-		v4 |= 1
+// add counts a handshake and keeps it when there is room; it returns its
+// index in the list, -1 when it was not kept.
+func (t *tracked) add(h *flow.Handshake) int32 {
+	t.outcomes[h.Outcome]++
+	t.foldPath(h)
+	if t.n >= t.max {
+		return -1
 	}
-	if server.Addr().Is4() {
-		v4 |= 2
+	if len(t.list) == 0 || len(t.list[len(t.list)-1]) == trackedChunk {
+		t.list = append(t.list, make([]flow.Handshake, 0, trackedChunk))
 	}
-	return hsKey{packKey(client.Addr(), server.Addr(), client.Port(), server.Port()), v4}
+	t.list[len(t.list)-1] = append(t.list[len(t.list)-1], *h)
+	t.n++
+	return int32(t.n - 1)
 }
 
-// recordIndex finds the analyzer's record of a flow by its endpoints and
-// start: the records of one pair of endpoints are chained, in the order
-// they were indexed.
-type recordIndex struct {
-	ends map[hsKey][2]int32 // first and last entry
-	e    []ixEntry
-}
-
-type ixEntry struct {
-	r    *record
-	next int32 // -1: the last
-}
-
-func indexRecords(rs ...[]*record) recordIndex {
-	n := 0
-	for _, list := range rs {
-		n += len(list)
-	}
-	ix := recordIndex{ends: make(map[hsKey][2]int32, n), e: make([]ixEntry, 0, n)}
+// byHandshake indexes records by their handshake's place in t's list.
+func (t *tracked) byHandshake(rs ...[]*record) []*record {
+	ix := make([]*record, t.n)
 	for _, list := range rs {
 		for _, r := range list {
-			k := makeHSKey(r.hs.Client, r.hs.Server)
-			i := int32(len(ix.e))
-			ix.e = append(ix.e, ixEntry{r, -1})
-			if ends, ok := ix.ends[k]; ok {
-				ix.e[ends[1]].next = i
-				ix.ends[k] = [2]int32{ends[0], i}
-			} else {
-				ix.ends[k] = [2]int32{i, i}
+			if r.hsIndex >= 0 && int(r.hsIndex) < t.n {
+				ix[r.hsIndex] = r
 			}
 		}
 	}
 	return ix
 }
 
-// find returns the record of the flow between client and server that
-// started closest to start (within a second), or nil.
-func (ix recordIndex) find(client, server netip.AddrPort, start time.Time) *record {
-	var best *record
-	bestD := time.Second
-	ends, ok := ix.ends[makeHSKey(client, server)]
-	if !ok {
-		return nil
-	}
-	for i := ends[0]; i >= 0; i = ix.e[i].next {
-		r := ix.e[i].r
-		d := r.hs.Start.Sub(start)
-		if d < 0 {
-			d = -d
-		}
-		if d <= bestD {
-			best, bestD = r, d
-		}
-	}
-	return best
-}
-
 // joinHandshakes lists the tracker's handshakes with what the analyzer
-// found of each flow: lost packets, and in pair mode the client's address
-// at the server. It returns the list and, for the ladders, the records of
-// the stalled ones.
-func joinHandshakes(t *tracked, ix recordIndex) ([]Handshake, []*record) {
+// found of each flow (ix, by byHandshake): lost packets, and in pair mode
+// the client's address at the server. It returns the list and, for the
+// ladders, the records of the stalled ones.
+func joinHandshakes(t *tracked, ix []*record) ([]Handshake, []*record) {
 	out := make([]Handshake, 0, t.n)
 	var stalled []*record
-	for _, c := range t.list {
-		for j := range c {
-			h := &c[j]
-			out = append(out, Handshake{Handshake: *h})
-			x := &out[len(out)-1]
-			r := ix.find(h.Client, h.Server, h.Start)
-			if r == nil {
-				continue
-			}
-			x.LostPackets = r.lostN
-			if r.srv != nil {
-				cs := r.srv.client
-				x.ClientAtServer = &cs
-			}
-			if (h.Outcome == diagnose.StalledClientHello || h.Outcome == diagnose.StalledServerFlight) && r.f != nil {
-				r.tracked = h.Outcome
-				stalled = append(stalled, r)
-			}
+	for i, h := range t.all() {
+		out = append(out, Handshake{Handshake: h})
+		x := &out[len(out)-1]
+		r := ix[i]
+		if r == nil {
+			continue
+		}
+		x.LostPackets = r.lostN
+		if r.srv != nil {
+			cs := r.srv.client
+			x.ClientAtServer = &cs
+		}
+		if r.stalled() && r.f != nil {
+			stalled = append(stalled, r)
 		}
 	}
 	return out, stalled

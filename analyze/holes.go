@@ -1,6 +1,10 @@
 package analyze
 
-import "time"
+import (
+	"time"
+
+	"github.com/mtuscope/mtuscope/flow"
+)
 
 // When a capture shows a loss. A missing acknowledgement is evidence of
 // loss only when the capture went on long enough for it to come; a hole in
@@ -55,36 +59,36 @@ func (f *flowState) holes(di int, out []wirePkt) []wirePkt {
 	}
 	hdr := int(d.segs[0].hdr)
 	rtt, wait := f.rtt(), f.reorder()
-	if d.hop == 0 || localHop(d.hop) {
+	if d.hop == 0 || flow.LocalHop(d.hop) {
 		wait = f.settle()
 	}
 	sent := len(out) // the capture's own transmissions; holes are appended after
 	full := uint32(0)
 	fullDone := false
 	for _, g := range d.gaps {
-		for pos := g.start; pos < g.end && len(out) < maxChunks; {
-			fill, next := -1, g.end
+		for pos := g.Start; pos < g.End && len(out) < maxChunks; {
+			fill, next := -1, g.End
 			for j := range out[:sent] {
 				w := &out[j]
 				switch {
-				case w.start <= pos && pos < w.end && (fill < 0 || w.t < out[fill].t):
+				case w.Start <= pos && pos < w.End && (fill < 0 || w.t < out[fill].t):
 					fill = j
-				case w.start > pos && w.start < next:
-					next = w.start
+				case w.Start > pos && w.Start < next:
+					next = w.Start
 				}
 			}
 			if fill >= 0 {
 				w := &out[fill]
-				piece := span{pos, min(w.end, g.end)}
-				pos = piece.end
+				piece := span{Start: pos, End: min(w.End, g.End)}
+				pos = piece.End
 				if w.t < g.t+f.reorder() {
 					continue // carried before, or reordered: not lost
 				}
 				w.retrans = true
-				out = append(out, wirePkt{span: piece, t: g.t, ipLen: w.ipLen - int(w.len()) + int(piece.len()), status: lost, inferred: true})
+				out = append(out, wirePkt{span: piece, t: g.t, ipLen: w.ipLen - int(w.Len()) + int(piece.Len()), status: lost, inferred: true})
 				continue
 			}
-			piece := span{pos, next}
+			piece := span{Start: pos, End: next}
 			pos = next
 			if d.ackTime(piece) != 0 || f.capEnd-g.t < wait {
 				continue // acknowledged (a capture drop), or the capture ended first
@@ -98,7 +102,7 @@ func (f *flowState) holes(di int, out []wirePkt) []wirePkt {
 			}
 			wireSplit(piece, m, func(c span) {
 				if len(out) < maxChunks {
-					out = append(out, wirePkt{span: c, t: g.t, ipLen: hdr + int(c.len()), status: lost, inferred: true})
+					out = append(out, wirePkt{span: c, t: g.t, ipLen: hdr + int(c.Len()), status: lost, inferred: true})
 				}
 			})
 		}
@@ -115,12 +119,12 @@ func (f *flowState) fullSize(di int, rtt int64) uint32 {
 	near := max(rtt/2, time.Millisecond.Nanoseconds())
 	var n uint32
 	for i, s := range segs {
-		if s.len() <= n {
+		if s.Len() <= n {
 			continue
 		}
 		for j, x := range segs {
-			if j != i && x.start == s.end && x.t-s.t < near && s.t-x.t < near {
-				n = s.len()
+			if j != i && x.Start == s.End && x.t-s.t < near && s.t-x.t < near {
+				n = s.Len()
 				break
 			}
 		}

@@ -70,10 +70,7 @@ func ctlLabel(fl packet.TCPFlags) string {
 
 func newLadder(r *record, m *matching) *ladder {
 	f := r.f
-	l := &ladder{client: f.client.String(), server: f.server.String(), outcome: r.hs.Outcome}
-	if r.tracked != "" {
-		l.outcome = r.tracked
-	}
+	l := &ladder{client: f.client.String(), server: f.server.String(), outcome: r.outcome}
 	l.title = fmt.Sprintf("%s → %s: %s", l.client, l.server, l.outcome)
 	var off int64
 	if r.paired && m != nil {
@@ -90,8 +87,8 @@ func newLadder(r *record, m *matching) *ladder {
 				continue
 			}
 			label := fmt.Sprintf("%s %d B", ctlLabel(c.flags), c.ipLen)
-			if c.sack.end > 0 {
-				label = fmt.Sprintf("ACK with SACK %d-%d", c.sack.start, c.sack.end)
+			if c.sack.End > 0 {
+				label = fmt.Sprintf("ACK with SACK %d-%d", c.sack.Start, c.sack.End)
 			}
 			row := ladderRow{t: ms(c.t + conv), dir: di, label: label, arr: -1}
 			if rcv != nil {
@@ -122,7 +119,7 @@ func newLadder(r *record, m *matching) *ladder {
 			conv = -off
 		}
 		for _, w := range r.wire[di] {
-			label := fmt.Sprintf("%d B  seq %d-%d", w.ipLen, w.start, w.end)
+			label := fmt.Sprintf("%d B  seq %d-%d", w.ipLen, w.Start, w.End)
 			if w.retrans {
 				label += " (resent)"
 			}

@@ -221,12 +221,19 @@ func TestInFlightAtTheEndIsNoLoss(t *testing.T) {
 	fl := serverRecord(3314)
 	v.down(0, fl, 517, time.Millisecond) // one super-segment (TSO)
 	v.down(0, fl[:1448], 517, 3*time.Millisecond)
-	res, err := File(b.file("end-server.pcap"), Limits{})
+	path := b.file("end-server.pcap")
+	res, err := File(path, Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	agreeWithWatch(t, "end-server.pcap", path, res)
 	if res.Verdict == diagnose.VerdictBlackhole || res.Verdict == diagnose.VerdictTLSFailed || len(res.Lost) != 0 {
 		t.Errorf("verdict %s with %d lost packets (%+v) from a capture that ends while the flight is in flight", res.Verdict, len(res.Lost), res.Lost)
+	}
+	// The handshake's outcome says the same: cut by the capture's end, not
+	// a stall (the retransmission may have been answered after the end).
+	if len(res.Handshakes) != 1 || res.Handshakes[0].Outcome != diagnose.Timeout || !res.Handshakes[0].CaptureEnded {
+		t.Errorf("handshakes %+v, want one timeout cut by the capture's end", res.Handshakes)
 	}
 }
 

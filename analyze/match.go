@@ -283,16 +283,16 @@ func matchArrivals(ws []wirePkt, arrivals []seg, conv, tol int64) {
 			hit := false
 			next := rest[:0:0]
 			for _, r := range rest {
-				if !r.overlaps(w.span) {
+				if !r.Overlaps(w.span) {
 					next = append(next, r)
 					continue
 				}
 				hit = true
-				if r.start < w.start {
-					next = append(next, span{r.start, w.start})
+				if r.Start < w.Start {
+					next = append(next, span{Start: r.Start, End: w.Start})
 				}
-				if w.end < r.end {
-					next = append(next, span{w.end, r.end})
+				if w.End < r.End {
+					next = append(next, span{Start: w.End, End: r.End})
 				}
 			}
 			rest = append(rest[:0], next...)
@@ -320,7 +320,7 @@ func creditAcked(ws []wirePkt, rcv *dirState, conv, tol int64) {
 		}
 		later := false
 		for j := i + 1; j < len(ws); j++ {
-			if ws[j].t > w.t && ws[j].t <= ta+conv+tol && ws[j].overlaps(w.span) {
+			if ws[j].t > w.t && ws[j].t <= ta+conv+tol && ws[j].Overlaps(w.span) {
 				later = true
 				break
 			}

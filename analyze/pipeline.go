@@ -3,18 +3,16 @@ package analyze
 import (
 	"errors"
 	"io"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/mtuscope/mtuscope/capture"
 	"github.com/mtuscope/mtuscope/packet"
 )
 
-// The packets of a capture are read and decoded once, in batches, on one
-// goroutine, and go to two consumers on two more: the analyzer's flow
-// table (on the calling goroutine) and package flow's tracker. A batch
-// holds copies of its frames, so both read the same decoded packets; a fixed number of batches of bounded size
+// The packets of a capture are read and decoded in batches on one
+// goroutine and handed to the table (package flow's tracker and the
+// analyzer's record of its flows) on the calling goroutine. A batch holds
+// copies of its frames; a fixed number of batches of bounded size
 // circulate, so memory does not grow with the capture.
 
 const (
@@ -27,50 +25,29 @@ type batch struct {
 	buf  []byte
 	pkts []packet.Packet
 	ts   []time.Time
-	refs atomic.Int32
 }
 
 // pipeline reads src to its end and returns the first and last packet
 // times (Unix nanoseconds).
-func pipeline(src capture.Source, st *Stats, tb *table, hs *tracked) (first, last int64, err error) {
+func pipeline(src capture.Source, st *Stats, tb *table) (first, last int64, err error) {
 	free := make(chan *batch, batches)
 	for range batches {
 		free <- &batch{buf: make([]byte, 0, batchBytes), pkts: make([]packet.Packet, 0, batchPackets), ts: make([]time.Time, 0, batchPackets)}
 	}
-	release := func(b *batch) {
-		if b.refs.Add(-1) == 0 {
-			b.buf, b.pkts, b.ts = b.buf[:0], b.pkts[:0], b.ts[:0]
-			free <- b
-		}
-	}
-	toTable, toTracker := make(chan *batch, batches), make(chan *batch, batches)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for b := range toTracker {
-			for i := range b.pkts {
-				hs.packet(&b.pkts[i], b.ts[i])
-			}
-			release(b)
-		}
-	})
-	// The reader writes st, first, last and err; closing toTable makes
-	// them visible here.
+	full := make(chan *batch, batches)
+	// The reader writes st, first, last and err; closing full makes them
+	// visible here.
 	go func() {
-		defer close(toTable)
-		defer close(toTracker)
-		first, last, err = readBatches(src, st, free, func(b *batch) {
-			b.refs.Store(2)
-			toTracker <- b
-			toTable <- b
-		})
+		defer close(full)
+		first, last, err = readBatches(src, st, free, func(b *batch) { full <- b })
 	}()
-	for b := range toTable {
+	for b := range full {
 		for i := range b.pkts {
-			tb.packet(&b.pkts[i], b.ts[i].UnixNano())
+			tb.packet(&b.pkts[i], b.ts[i])
 		}
-		release(b)
+		b.buf, b.pkts, b.ts = b.buf[:0], b.pkts[:0], b.ts[:0]
+		free <- b
 	}
-	wg.Wait()
 	return first, last, err
 }
 

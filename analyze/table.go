@@ -1,7 +1,6 @@
 package analyze
 
 import (
-	"math/rand/v2"
 	"net/netip"
 	"time"
 
@@ -13,9 +12,9 @@ import (
 // capture. The zero value of a field means its default.
 type Limits struct {
 	// MaxFlows is the number of TCP flows followed at once (default
-	// 65536). Past it, flows idle for 10 s of capture time are closed
-	// early; if none is, a new flow is not followed (counted in
-	// Stats.FlowsUntracked).
+	// 65536): package flow's tracker's bound. Past it, a new flow pushes
+	// out a finished one, else an unfinished one (counted in
+	// Stats.FlowsUntracked), in the tracker's order (flow.Config.MaxFlows).
 	MaxFlows int
 	// MaxSegments is the number of data transmissions recorded per flow and
 	// direction (default 64); later ones are counted, not analysed
@@ -29,8 +28,9 @@ type Limits struct {
 	// (default 50000). Flows past it still count in every figure and in
 	// the verdict, but are not listed or paired.
 	MaxRecords int
-	// IdleTimeout closes a flow after this much capture time without a
-	// packet (default 60 s).
+	// IdleTimeout closes a flow whose handshake is over after this much
+	// capture time without a packet (default 60 s; the tracker's
+	// flow.Config.Linger).
 	IdleTimeout time.Duration
 }
 
@@ -53,304 +53,8 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// synInfo is what a SYN (or SYN-ACK) says.
-type synInfo struct {
-	seen     bool
-	t        int64 // capture time, Unix nanoseconds
-	isn      uint32
-	mss      int
-	wscale   int8
-	sackOK   bool
-	tsOK     bool
-	tsVal    uint32
-	ipLen    int
-	hopLimit uint8
-	count    int // transmissions of the SYN
-}
-
-// seg is one data transmission as captured: a byte range of the stream, the
-// IP packet's size and header size, and when.
-type seg struct {
-	span
-	t     int64
-	ipLen int32
-	hdr   int16 // IP plus TCP header bytes
-}
-
-// gap is a hole in what a receiver had when later bytes arrived.
-type gap struct {
-	span
-	t int64
-}
-
-// ackEvent is the first time the peer acknowledged up to (or selectively)
-// a range.
-type ackEvent struct {
-	span
-	t int64
-}
-
-// ctl is a control packet kept for the ladder diagram: SYN, FIN, RST, or
-// an acknowledgement with a new SACK block (sack set).
-type ctl struct {
-	t     int64
-	dir   uint8
-	flags packet.TCPFlags
-	ipLen int32
-	sack  span
-}
-
-const (
-	up   = 0 // client to server
-	down = 1 // server to client
-	// maxEvents bounds the acknowledgement events, gaps and control
-	// packets kept per flow.
-	maxEvents = 48
-)
-
-// dirState is one direction of a flow.
-type dirState struct {
-	base    uint32 // sequence number of stream offset 0
-	baseSet bool
-	segs    []seg
-	over    int // data transmissions past the limits
-	seen    spanSet
-	maxEnd  uint32
-	gaps    []gap
-	acks    []ackEvent // cumulative acknowledgements, increasing
-	sacks   []ackEvent // selective acknowledgement blocks, first time each
-	dsacks  []span     // duplicate-SACK blocks: bytes that arrived twice
-	ack     uint32     // highest cumulative acknowledgement, as an offset
-	ackSet  bool
-	// head holds the first bytes of the stream, for the TLS record header.
-	head    [8]byte
-	headLen int
-	hop     uint8
-	fin     bool
-	rst     bool
-	packets int
-	// firstData is when this side sent (or was seen sending) its first
-	// data, last its last packet of any kind.
-	firstData int64
-	last      int64
-}
-
-// tooBig is an ICMP too-big quoting a flow.
-type tooBig struct {
-	t      int64
-	dir    uint8 // the direction of the packet it quotes
-	mtu    int
-	quoted int
-	from   netip.Addr
-	// inherited: not about this flow, but about an earlier one to the same
-	// destination: the sender's path MTU was already lower when this flow
-	// began (only its segment sizes follow from it).
-	inherited bool
-}
-
-// pmtuEvent is the last ICMP too-big about packets to one destination.
-type pmtuEvent struct {
-	t   int64
-	mtu int
-}
-
-// flowState is one TCP connection being followed.
-type flowState struct {
-	client, server netip.AddrPort
-	family         uint8
-	first, last    int64
-	syn, synAck    synInfo
-	d              [2]dirState
-	tooBig         []tooBig
-	ctl            []ctl
-	frags          int
-	closedAt       int64 // RST or second FIN, 0 while open
-	// ackT is when the client first acknowledged the SYN-ACK (the end of
-	// the three-way handshake); capEnd the capture time when the flow was
-	// judged (the capture's end, or when it was closed).
-	ackT, capEnd int64
-	// hash is the table's key for the flow (the same both ways), next the
-	// following flow with that key.
-	hash uint64
-	next *flowState
-}
-
-// dirOf returns the direction of a packet from src.
-func (f *flowState) dirOf(src netip.AddrPort) int {
-	if src == f.client {
-		return up
-	}
-	return down
-}
-
-func (f *flowState) addCtl(t int64, dir int, flags packet.TCPFlags, ipLen int) {
-	if len(f.ctl) < maxEvents {
-		f.ctl = append(f.ctl, ctl{t: t, dir: uint8(dir), flags: flags, ipLen: int32(ipLen)})
-	}
-}
-
-// tcp feeds one TCP packet of the flow.
-func (f *flowState) tcp(p *packet.Packet, t int64, lim *Limits) {
-	src := netip.AddrPortFrom(p.Src, p.TCP.SrcPort)
-	di := f.dirOf(src)
-	d, o := &f.d[di], &f.d[1-di]
-	h := &p.TCP
-	f.last = t
-	d.last = t
-	d.packets++
-	if d.hop == 0 {
-		d.hop = p.HopLimit
-	}
-	if h.Flags.Has(packet.SYN) {
-		si := &f.syn
-		if di == down {
-			si = &f.synAck
-		}
-		if !si.seen {
-			*si = synInfo{seen: true, t: t, isn: h.Seq, mss: int(h.MSS), wscale: h.WScale, sackOK: h.SACKPermitted,
-				tsOK: h.Timestamps, tsVal: h.TSVal, ipLen: p.IPLen, hopLimit: p.HopLimit}
-			d.base, d.baseSet = h.Seq+1, true
-		}
-		si.count++
-		f.addCtl(t, di, h.Flags, p.IPLen)
-	} else if !d.baseSet {
-		d.base, d.baseSet = h.Seq, true
-	}
-	if h.Flags.Has(packet.FIN) || h.Flags.Has(packet.RST) {
-		if h.Flags.Has(packet.RST) {
-			d.rst = true
-		} else {
-			d.fin = true
-		}
-		f.addCtl(t, di, h.Flags, p.IPLen)
-		if f.closedAt == 0 && (d.rst || (d.fin && o.fin)) {
-			f.closedAt = t
-		}
-	}
-	if di == up && f.ackT == 0 && f.synAck.seen && !h.Flags.Has(packet.SYN) && h.Flags.Has(packet.ACK) {
-		f.ackT = t
-	}
-	if h.Flags.Has(packet.ACK) && o.baseSet {
-		if s, ok := f.ackFrom(o, h, t, lim); ok && p.PayloadLen == 0 && len(f.ctl) < maxEvents {
-			f.ctl = append(f.ctl, ctl{t: t, dir: uint8(di), flags: h.Flags, ipLen: int32(p.IPLen), sack: s})
-		}
-	}
-	if p.PayloadLen > 0 && !h.Flags.Has(packet.SYN) {
-		f.data(d, p, t, lim)
-	}
-}
-
-// ackFrom records what a packet acknowledges of direction o, and returns
-// a SACK block it carried that was new.
-func (f *flowState) ackFrom(o *dirState, h *packet.TCP, t int64, lim *Limits) (newSACK span, ok bool) {
-	a := h.Ack - o.base
-	if a <= lim.MaxStream+1<<16 && (!o.ackSet || int32(a-o.ack) > 0) {
-		o.ack, o.ackSet = a, true
-		if len(o.acks) < maxEvents {
-			o.acks = append(o.acks, ackEvent{span{0, a}, t})
-		} else {
-			o.acks[len(o.acks)-1] = ackEvent{span{0, a}, t}
-		}
-	}
-	for _, b := range h.Blocks() {
-		s := span{b.Left - o.base, b.Right - o.base}
-		if s.end <= s.start || s.end > lim.MaxStream+1<<16 {
-			continue
-		}
-		if s.end <= a { // D-SACK (RFC 2883): these bytes arrived twice
-			if len(o.dsacks) < maxEvents {
-				o.dsacks = append(o.dsacks, s)
-			}
-			continue
-		}
-		if o.sacksHave(s) {
-			continue
-		}
-		if len(o.sacks) < maxEvents {
-			o.sacks = append(o.sacks, ackEvent{s, t})
-		}
-		newSACK, ok = s, true
-	}
-	return newSACK, ok
-}
-
-func (d *dirState) sacksHave(s span) bool {
-	for _, x := range d.sacks {
-		if x.start <= s.start && s.end <= x.end {
-			return true
-		}
-	}
-	return false
-}
-
-// data records a data transmission.
-func (f *flowState) data(d *dirState, p *packet.Packet, t int64, lim *Limits) {
-	rel := p.TCP.Seq - d.base
-	s := span{rel, rel + uint32(p.PayloadLen)}
-	if d.firstData == 0 {
-		d.firstData = t
-	}
-	if rel >= lim.MaxStream || s.end < s.start {
-		d.over++
-		return
-	}
-	if rel == 0 && d.headLen == 0 && len(p.Payload) > 0 {
-		d.headLen = copy(d.head[:], p.Payload)
-	}
-	if s.start > d.maxEnd && len(d.gaps) < maxEvents {
-		d.gaps = append(d.gaps, gap{span{d.maxEnd, s.start}, t})
-	}
-	d.maxEnd = max(d.maxEnd, s.end)
-	d.seen.add(s)
-	if len(d.segs) >= lim.MaxSegments {
-		d.over++
-		return
-	}
-	d.segs = append(d.segs, seg{span: s, t: t, ipLen: int32(p.IPLen), hdr: int16(p.IPLen - p.PayloadLen)})
-}
-
 // flowKey is a directed 4-tuple.
 type flowKey struct{ src, dst netip.AddrPort }
-
-// mapKey is a flowKey packed for hashing: both addresses as 16 bytes
-// (IPv4 mapped), both ports.
-type mapKey [36]byte
-
-func packKey(src, dst netip.Addr, sp, dp uint16) (m mapKey) {
-	*(*[16]byte)(m[0:16]) = src.As16()
-	*(*[16]byte)(m[16:32]) = dst.As16()
-	m[32], m[33], m[34], m[35] = byte(sp>>8), byte(sp), byte(dp>>8), byte(dp)
-	return m
-}
-
-// lookup returns the flow between two endpoints, either way round, or nil.
-func (tb *table) lookup(a, b netip.AddrPort) *flowState {
-	for f := tb.flows[flow.EndpointsHash(tb.seed, a, b)]; f != nil; f = f.next {
-		if flow.SameEndpoint(f.client, a) && flow.SameEndpoint(f.server, b) || flow.SameEndpoint(f.client, b) && flow.SameEndpoint(f.server, a) {
-			return f
-		}
-	}
-	return nil
-}
-
-// unlink takes a flow out of the table.
-func (tb *table) unlink(f *flowState) {
-	head := tb.flows[f.hash]
-	switch {
-	case head == f && f.next == nil:
-		delete(tb.flows, f.hash)
-	case head == f:
-		tb.flows[f.hash] = f.next
-	default:
-		for x := head; x != nil; x = x.next {
-			if x.next == f {
-				x.next = f.next
-				break
-			}
-		}
-	}
-	f.next = nil
-}
 
 // icmpEvent is one ICMP too-big message seen, for the report.
 type icmpEvent struct {
@@ -365,14 +69,19 @@ type icmpEvent struct {
 // fragKey is an address pair that exchanged IP fragments.
 type fragKey struct{ src, dst netip.Addr }
 
-// table follows the flows of one capture.
+// table follows the flows of one capture through package flow's tracker,
+// whose Observer it is: the tracker finds each packet's connection once,
+// the table records what the analyzer needs of it (flowState), and the
+// tracker's handshakes go to hs.
 type table struct {
 	lim Limits
-	// flows finds a flow by endpointsHash of its endpoints (either way
-	// round); flows whose hashes collide are chained.
-	flows  map[uint64]*flowState
-	seed   uint64
-	active int
+	tr  *flow.Tracker
+	hs  *tracked
+	// flows holds the flows being followed by the tracker's handle for
+	// them (a handle the table hands out: free ones are reused); nil for
+	// a connection the analyzer does not record (its start not seen).
+	flows   []*flowState
+	handles []int32
 	// finish receives each finished flow; it returns true when it kept
 	// nothing of it, so its state (and the capacity of its slices) can
 	// serve a later flow.
@@ -384,13 +93,41 @@ type table struct {
 	fragCount int
 	pmtu      map[netip.Addr]pmtuEvent // destination -> the MTU its senders learned
 	stats     Stats
-	sinceTidy int
-	now       int64
+	// recorded counts the TCP packets recorded in a flow; known says the
+	// ICMP too-big being handled quoted a recorded flow.
+	recorded uint64
+	known    bool
+	// opened numbers the flows recorded.
+	opened uint64
+	now    int64
+	// ending says the capture ended: flows the tracker forgets go to
+	// ended, to be finished in the order of their first packet.
+	ending bool
+	ended  []*flowState
+	// closing holds the flows that closed (RST, or a FIN each way), in
+	// the order they did: each is finished closeWait later, whether or
+	// not the tracker still remembers its connection (it keeps finished
+	// ones for Limits.IdleTimeout), so that its state serves a later flow.
+	closing []closingFlow
 }
 
-func newTable(lim Limits, finish func(*flowState) bool) *table {
-	return &table{lim: lim, flows: make(map[uint64]*flowState), seed: rand.Uint64(), finish: finish, frags: make(map[fragKey]int),
-		pmtu: make(map[netip.Addr]pmtuEvent)}
+// closingFlow is a flow (f, numbered id: its state may serve another
+// flow by the time) that closed at t, under handle h.
+type closingFlow struct {
+	h  int32
+	f  *flowState
+	id uint64
+	t  int64
+}
+
+// closeWait is how long after a flow closed it is finished: its last
+// acknowledgements have come.
+const closeWait = int64(time.Second)
+
+func newTable(lim Limits, hs *tracked, finish func(*flowState) bool) *table {
+	tb := &table{lim: lim, hs: hs, finish: finish, frags: make(map[fragKey]int), pmtu: make(map[netip.Addr]pmtuEvent)}
+	tb.tr = flow.NewTracker(flow.Config{MaxFlows: lim.MaxFlows, Linger: lim.IdleTimeout, Observer: tb})
+	return tb
 }
 
 const (
@@ -399,20 +136,25 @@ const (
 	maxPMTUDests = 4096
 )
 
-// packet feeds one decoded packet captured at t.
-func (tb *table) packet(p *packet.Packet, t int64) {
+// packet feeds one decoded packet captured at ts.
+func (tb *table) packet(p *packet.Packet, ts time.Time) {
+	t := ts.UnixNano()
 	tb.now = max(tb.now, t)
-	if tb.sinceTidy++; tb.sinceTidy >= max(1<<16, 2*tb.active) {
-		tb.tidy(false)
+	tb.known = false
+	tb.tr.Packet(p, ts)
+	for len(tb.closing) > 0 && tb.now-tb.closing[0].t > closeWait {
+		c := tb.closing[0]
+		tb.closing = tb.closing[1:]
+		if tb.flows[c.h] == c.f && c.f.id == c.id {
+			tb.flows[c.h] = nil
+			tb.close(c.f)
+		}
 	}
 	if p.Frag.Is {
 		tb.fragCount++
 		k := fragKey{p.Src, p.Dst}
 		if _, ok := tb.frags[k]; ok || len(tb.frags) < maxFragPairs {
 			tb.frags[k]++
-		}
-		if !p.Transport {
-			return
 		}
 	}
 	if !p.Transport {
@@ -421,7 +163,6 @@ func (tb *table) packet(p *packet.Packet, t int64) {
 	switch p.Proto {
 	case packet.ProtoTCP:
 		tb.stats.TCPPackets++
-		tb.tcp(p, t)
 	case packet.ProtoICMP, packet.ProtoICMPv6:
 		if p.TooBig() {
 			tb.tooBig(p, t)
@@ -429,50 +170,92 @@ func (tb *table) packet(p *packet.Packet, t int64) {
 	}
 }
 
-func (tb *table) tcp(p *packet.Packet, t int64) {
-	src := netip.AddrPortFrom(p.Src, p.TCP.SrcPort)
-	dst := netip.AddrPortFrom(p.Dst, p.TCP.DstPort)
-	f := tb.lookup(src, dst)
-	syn := p.TCP.Flags.Has(packet.SYN) && !p.TCP.Flags.Has(packet.ACK)
-	if f != nil && syn && f.syn.seen && f.syn.isn != p.TCP.Seq {
-		// The 4-tuple is reused by a new connection.
-		tb.close(f)
-		f = nil
+// Open starts recording a connection the tracker saw open (its SYN or
+// SYN-ACK); one seen from its middle is not recorded.
+func (tb *table) Open(c *flow.Conn) int32 {
+	if !c.SYN {
+		return -1
 	}
+	f := tb.newFlow()
+	tb.opened++
+	f.client, f.server, f.family, f.first, f.hs, f.id = c.Client, c.Server, c.Family, c.Time, -1, tb.opened
+	tb.inheritPMTU(f)
+	tb.stats.Flows++
+	var h int32
+	if n := len(tb.handles); n > 0 {
+		h = tb.handles[n-1]
+		tb.handles = tb.handles[:n-1]
+		tb.flows[h] = f
+	} else {
+		h = int32(len(tb.flows))
+		tb.flows = append(tb.flows, f)
+	}
+	return h
+}
+
+// Segment records a segment of a recorded flow.
+func (tb *table) Segment(h int32, s *flow.Segment) {
+	if h < 0 {
+		return
+	}
+	f := tb.flows[h]
 	if f == nil {
-		if !p.TCP.Flags.Has(packet.SYN) {
-			tb.stats.PacketsWithoutSYN++
-			return
-		}
-		if tb.active >= tb.lim.MaxFlows {
-			tb.tidy(true)
-			if tb.active >= tb.lim.MaxFlows {
-				tb.stats.FlowsUntracked++
-				return
-			}
-		}
-		f = tb.newFlow()
-		f.client, f.server, f.family, f.first = src, dst, p.Family, t
-		if !syn { // a SYN-ACK whose SYN the capture missed
-			f.client, f.server = dst, src
-		}
-		tb.inheritPMTU(f)
-		f.hash = flow.EndpointsHash(tb.seed, f.client, f.server)
-		f.next = tb.flows[f.hash]
-		tb.flows[f.hash] = f
-		tb.active++
-		tb.stats.Flows++
+		return // finished after it closed: what follows is not recorded
 	}
-	if p.Frag.Is {
-		f.frags++
+	tb.recorded++
+	open := f.closedAt == 0
+	f.segment(s, &tb.lim)
+	if open && f.closedAt != 0 {
+		tb.closing = append(tb.closing, closingFlow{h, f, f.id, tb.now})
 	}
-	f.tcp(p, t, &tb.lim)
+}
+
+// TooBig notes an ICMP too-big about a recorded flow's segment.
+func (tb *table) TooBig(h int32, side int, p *packet.Packet) {
+	if h < 0 {
+		return
+	}
+	f := tb.flows[h]
+	if f == nil {
+		return
+	}
+	tb.known = true
+	if len(f.tooBig) < maxEvents {
+		f.tooBig = append(f.tooBig, tooBig{t: tb.now, dir: uint8(side), mtu: p.ICMP.MTU, quoted: p.ICMP.Quote.IPLen, from: p.Src})
+	}
+}
+
+// Handshake lists a handshake the tracker classified, and links its flow
+// to it.
+func (tb *table) Handshake(h int32, hs *flow.Handshake) {
+	i := tb.hs.add(hs)
+	if h >= 0 && tb.flows[h] != nil {
+		tb.flows[h].hs, tb.flows[h].outcome = i, hs.Outcome
+	}
+}
+
+// Close finishes a flow the tracker forgot.
+func (tb *table) Close(h int32) {
+	if h < 0 {
+		return
+	}
+	f := tb.flows[h]
+	tb.flows[h] = nil
+	tb.handles = append(tb.handles, h)
+	if f == nil {
+		return // finished already, after it closed
+	}
+	if tb.ending {
+		tb.ended = append(tb.ended, f)
+		return
+	}
+	tb.close(f)
 }
 
 func (tb *table) tooBig(p *packet.Packet, t int64) {
 	tb.icmpCount++
 	q := &p.ICMP.Quote
-	ev := icmpEvent{t: t, from: p.Src, mtu: p.ICMP.MTU, quoted: q.IPLen}
+	ev := icmpEvent{t: t, from: p.Src, mtu: p.ICMP.MTU, quoted: q.IPLen, known: tb.known}
 	if q.Valid && p.ICMP.MTU > 0 {
 		if _, ok := tb.pmtu[q.Dst]; ok || len(tb.pmtu) < maxPMTUDests {
 			tb.pmtu[q.Dst] = pmtuEvent{t, p.ICMP.MTU}
@@ -480,12 +263,6 @@ func (tb *table) tooBig(p *packet.Packet, t int64) {
 	}
 	if q.Valid && q.Ports && q.Proto == packet.ProtoTCP {
 		ev.flow = flowKey{netip.AddrPortFrom(q.Src, q.SrcPort), netip.AddrPortFrom(q.Dst, q.DstPort)}
-		if f := tb.lookup(ev.flow.src, ev.flow.dst); f != nil {
-			ev.known = true
-			if len(f.tooBig) < maxEvents {
-				f.tooBig = append(f.tooBig, tooBig{t: t, dir: uint8(f.dirOf(ev.flow.src)), mtu: p.ICMP.MTU, quoted: q.IPLen, from: p.Src})
-			}
-		}
 	}
 	if len(tb.icmp) < maxICMPKept {
 		tb.icmp = append(tb.icmp, ev)
@@ -511,12 +288,10 @@ func (tb *table) inheritPMTU(f *flowState) {
 	}
 }
 
-// close finishes a flow and forgets it.
+// close finishes a flow.
 func (tb *table) close(f *flowState) {
 	f.capEnd = max(tb.now, f.last)
 	tb.inheritPMTU(f)
-	tb.unlink(f)
-	tb.active--
 	if tb.finish(f) && len(tb.free) < maxFree {
 		tb.free = append(tb.free, f)
 	}
@@ -536,45 +311,25 @@ func (tb *table) newFlow() *flowState {
 	var keep [2]dirState
 	for i := range f.d {
 		d, k := &f.d[i], &keep[i]
-		k.segs, k.gaps, k.acks, k.sacks, k.dsacks, k.seen.r = d.segs[:0], d.gaps[:0], d.acks[:0], d.sacks[:0], d.dsacks[:0], d.seen.r[:0]
+		k.segs, k.gaps, k.acks, k.sacks, k.dsacks = d.segs[:0], d.gaps[:0], d.acks[:0], d.sacks[:0], d.dsacks[:0]
 	}
 	tooBig, ctl := f.tooBig[:0], f.ctl[:0]
 	*f = flowState{d: keep, tooBig: tooBig, ctl: ctl}
 	return f
 }
 
-// tidy closes flows that are over: closed (RST or both FINs) a second ago,
-// or idle past the timeout; urgent (the table is full) closes flows idle
-// for 10 s too.
-func (tb *table) tidy(urgent bool) {
-	tb.sinceTidy = 0
-	idle := tb.lim.IdleTimeout.Nanoseconds()
-	if urgent {
-		idle = min(idle, (10 * time.Second).Nanoseconds())
-	}
-	var done []*flowState
-	for _, head := range tb.flows {
-		for f := head; f != nil; f = f.next {
-			if (f.closedAt != 0 && tb.now-f.closedAt > int64(time.Second)) || tb.now-f.last > idle {
-				done = append(done, f)
-			}
-		}
-	}
-	for _, f := range done {
+// end finishes every flow still followed, at the end of the capture (its
+// last packet at last), in the order of their first packets, and fills
+// in the flow figures of the stats.
+func (tb *table) end(last time.Time) {
+	tb.ending = true
+	tb.tr.Flush(last)
+	sortFlows(tb.ended)
+	for _, f := range tb.ended {
 		tb.close(f)
 	}
-}
-
-// end closes every flow still open, at the end of the capture.
-func (tb *table) end() {
-	var all []*flowState
-	for _, head := range tb.flows {
-		for f := head; f != nil; f = f.next {
-			all = append(all, f)
-		}
-	}
-	sortFlows(all)
-	for _, f := range all {
-		tb.close(f)
-	}
+	tb.ended = nil
+	st := tb.tr.Stats()
+	tb.stats.FlowsUntracked = int(st.Evicted)
+	tb.stats.PacketsWithoutSYN = tb.stats.TCPPackets - tb.recorded
 }

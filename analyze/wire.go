@@ -3,6 +3,8 @@ package analyze
 import (
 	"cmp"
 	"slices"
+
+	"github.com/mtuscope/mtuscope/flow"
 )
 
 // status is what became of one wire packet.
@@ -45,11 +47,6 @@ type wirePkt struct {
 	// through, but in packets of unknown size, so it says nothing of sizes.
 	merged bool
 }
-
-// localHop reports whether a hop limit is an initial value (64, 128,
-// 255): the packet was captured on the host that sent it. Packets from
-// afar have lost one per router.
-func localHop(h uint8) bool { return h == 64 || h == 128 || h == 255 }
 
 // silent reports whether the packet is a loss nothing explained: no ICMP
 // too-big for it reached the sender, and its bytes never got through in
@@ -105,11 +102,11 @@ func (f *flowState) chunks(di int) []wirePkt { return f.chunksInto(di, nil) }
 func (f *flowState) chunksInto(di int, buf []wirePkt) []wirePkt {
 	d := &f.d[di]
 	var out []wirePkt
-	remote := d.hop != 0 && !localHop(d.hop)
+	remote := d.hop != 0 && !flow.LocalHop(d.hop)
 	n := len(d.gaps) * 4
 	for _, s := range d.segs {
 		if m := f.wireMSS(di, int(s.hdr), s.t); m > 0 {
-			n += int((s.len() + m - 1) / m)
+			n += int((s.Len() + m - 1) / m)
 		} else {
 			n++
 		}
@@ -121,10 +118,10 @@ func (f *flowState) chunksInto(di int, buf []wirePkt) []wirePkt {
 	}
 	for i, s := range d.segs {
 		m := f.wireMSS(di, int(s.hdr), s.t)
-		merged := remote && m > 0 && s.len() > m
+		merged := remote && m > 0 && s.Len() > m
 		wireSplit(s.span, m, func(c span) {
 			if len(out) < maxChunks {
-				out = append(out, wirePkt{span: c, t: s.t, ipLen: int(s.hdr) + int(c.len()), group: int32(i + 1), merged: merged})
+				out = append(out, wirePkt{span: c, t: s.t, ipLen: int(s.hdr) + int(c.Len()), group: int32(i + 1), merged: merged})
 			}
 		})
 	}
@@ -132,7 +129,7 @@ func (f *flowState) chunksInto(di int, buf []wirePkt) []wirePkt {
 		sortByTime(out)
 		for i := range out {
 			for j := 0; j < i; j++ {
-				if out[j].t < out[i].t && out[j].overlaps(out[i].span) {
+				if out[j].t < out[i].t && out[j].Overlaps(out[i].span) {
 					out[i].retrans = true
 					break
 				}
@@ -147,13 +144,13 @@ func (f *flowState) chunksInto(di int, buf []wirePkt) []wirePkt {
 func (d *dirState) ackTime(s span) int64 {
 	var t int64
 	for _, a := range d.acks {
-		if a.end >= s.end {
+		if a.End >= s.End {
 			t = a.t
 			break
 		}
 	}
 	for _, a := range d.sacks {
-		if a.start <= s.start && s.end <= a.end && (t == 0 || a.t < t) {
+		if a.Start <= s.Start && s.End <= a.End && (t == 0 || a.t < t) {
 			t = a.t
 		}
 	}
@@ -182,7 +179,7 @@ func (f *flowState) judgeSingle(di int, buf []wirePkt) []wirePkt {
 		ta := d.ackTime(c.span)
 		later := false
 		for j := i + 1; j < len(out); j++ {
-			if out[j].t > c.t && out[j].overlaps(c.span) && (ta == 0 || out[j].t < ta) {
+			if out[j].t > c.t && out[j].Overlaps(c.span) && (ta == 0 || out[j].t < ta) {
 				later = true
 				break
 			}
@@ -194,7 +191,7 @@ func (f *flowState) judgeSingle(di int, buf []wirePkt) []wirePkt {
 			// Still in flight when the capture ended, or the capture holds
 			// nothing the receiver sent after it (a capture of one
 			// direction, a receiver gone): its fate is unknown.
-		case later || c.retrans || ta == 0 && d.sackedAfter(c.end):
+		case later || c.retrans || ta == 0 && d.sackedAfter(c.End):
 			// retransmitted before any acknowledgement, or never
 			// acknowledged while the receiver acknowledged later bytes
 			c.status = lost
@@ -232,7 +229,7 @@ func (f *flowState) markExplained(di int, ws []wirePkt) {
 		}
 		smaller, same := false, false
 		for _, x := range ws {
-			if x.status != delivered || x.t < w.t || !x.overlaps(w.span) {
+			if x.status != delivered || x.t < w.t || !x.Overlaps(w.span) {
 				continue
 			}
 			if x.ipLen < w.ipLen || x.merged {
@@ -249,7 +246,7 @@ func (f *flowState) markExplained(di int, ws []wirePkt) {
 // arrived twice: then an earlier transmission was delivered too.
 func (d *dirState) dsacked(s span) bool {
 	for _, x := range d.dsacks {
-		if x.start <= s.start && s.end <= x.end {
+		if x.Start <= s.Start && s.End <= x.End {
 			return true
 		}
 	}
@@ -260,7 +257,7 @@ func (d *dirState) dsacked(s span) bool {
 // at or past offset end (it had later bytes).
 func (d *dirState) sackedAfter(end uint32) bool {
 	for _, x := range d.sacks {
-		if x.start >= end {
+		if x.Start >= end {
 			return true
 		}
 	}
@@ -276,7 +273,7 @@ func sortByTime(ws []wirePkt) {
 // retransmission, no reordering.
 func (d *dirState) inOrder() bool {
 	for i := 1; i < len(d.segs); i++ {
-		if d.segs[i].start != d.segs[i-1].end || d.segs[i].t < d.segs[i-1].t {
+		if d.segs[i].Start != d.segs[i-1].End || d.segs[i].t < d.segs[i-1].t {
 			return false
 		}
 	}

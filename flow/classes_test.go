@@ -118,6 +118,38 @@ func TestStallNeedsLoss(t *testing.T) {
 			}
 		})
 	}
+	// At the server: the flight's first segment retransmitted, nothing
+	// acknowledged. The capture ends 3 ms later (the acknowledgement may be
+	// on its way: a tail loss probe is answered within a round trip) or
+	// 2 s later (it was lost).
+	for _, tc := range []struct {
+		wait  time.Duration
+		stall bool
+	}{{3 * time.Millisecond, false}, {2 * time.Second, true}} {
+		t.Run(fmt.Sprintf("retransmission at the capture's end, %v", tc.wait), func(t *testing.T) {
+			f := newFeeder(t, flow.Config{Ports: []uint16{443}})
+			k := &conn{c: cli4, s: srv4, cseq: 100, sseq: 500}
+			k.open(f, 1460)
+			k.client(f, hello[:1448], -1)
+			k.client(f, hello[1448:], -1)
+			k.ackClient(f)
+			first := k.server(f, append(record(22, 90, 2), record(22, 1300, 11)...))
+			k.server(f, record(23, 1400))
+			f.send(first, 3*time.Millisecond)
+			f.now = f.now.Add(tc.wait)
+			f.send(seg{src: cli6, dst: srv6, seq: 1, flags: packet.SYN, mss: 1440}, 0)
+			f.tr.Flush(f.now)
+			var h flow.Handshake
+			for _, g := range f.got {
+				if g.Client == cli4 {
+					h = g
+				}
+			}
+			if stalled := h.Outcome == diagnose.StalledServerFlight; stalled != tc.stall || stalled == h.CaptureEnded {
+				t.Errorf("got %s (%s) capture_ended %v, want stalled %v", h.Outcome, h.Detail, h.CaptureEnded, tc.stall)
+			}
+		})
+	}
 	t.Run("flight lost is still a stall", func(t *testing.T) {
 		f := newFeeder(t, flow.Config{Ports: []uint16{443}})
 		k := start(f)

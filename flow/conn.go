@@ -5,6 +5,7 @@ import (
 
 	"github.com/mtuscope/mtuscope/diagnose"
 	"github.com/mtuscope/mtuscope/packet"
+	"github.com/mtuscope/mtuscope/tlswire"
 )
 
 // Sides of a flow, indexes of flow.d.
@@ -70,6 +71,8 @@ type flow struct {
 
 	d     [2]dir
 	hello helloState
+	// oh is the Observer's handle for the flow.
+	oh int32
 }
 
 func (f *flow) reset() {
@@ -106,15 +109,17 @@ func (t *Tracker) tcp(p *packet.Packet, now int64) {
 		f = t.at(i)
 	}
 	f.last = now
+	side := f.side(src, dst)
 	if f.done {
 		t.move(i, listDone)
+		t.observe(f, side, p, now)
 		return
 	}
 	if now >= f.start+t.timeout {
 		t.finish(i, endTimeout, now)
+		t.observe(f, side, p, now)
 		return
 	}
-	side := f.side(src, dst)
 	d, o := &f.d[side], &f.d[1-side]
 	if p.Frag.Is {
 		d.frags++
@@ -134,6 +139,7 @@ func (t *Tracker) tcp(p *packet.Packet, now int64) {
 	if f.hasAltISN {
 		f.pickISN(side, tc, p.PayloadLen)
 	}
+	t.observe(f, side, p, now)
 	if tc.Flags.Has(packet.ACK) {
 		if side == sideUp && f.synAckOK && !tc.Flags.Has(packet.SYN) && int32(tc.Ack-o.base) >= 0 && int32(tc.Ack-o.base) <= int32(o.end) {
 			f.verified = true
@@ -202,7 +208,7 @@ func (t *Tracker) open(p *packet.Packet, h uint64, now int64) int32 {
 		clientIsSrc = true
 	case tc.Flags.Has(packet.SYN | packet.ACK):
 		clientIsSrc = false
-	case isHelloStart(p.Payload):
+	case tlswire.IsClientHelloStart(p.Payload):
 		clientIsSrc = true
 	default:
 		return -1
@@ -226,6 +232,10 @@ func (t *Tracker) open(p *packet.Packet, h uint64, now int64) int32 {
 		f.client, f.server, f.clientIsA = src, dst, fromA
 	} else {
 		f.client, f.server, f.clientIsA = dst, src, !fromA
+	}
+	if t.obs != nil {
+		t.conn = Conn{Client: f.client, Server: f.server, Family: f.family, SYN: tc.Flags.Has(packet.SYN), Time: now}
+		f.oh = t.obs.Open(&t.conn)
 	}
 	if tc.Flags.Has(packet.SYN) {
 		t.push(listHalf, i)
@@ -306,7 +316,7 @@ func (t *Tracker) data(i int32, f *flow, side int, p *packet.Packet) {
 	seg := t.segMax(f, side, p, ipHdr)
 	d.seg = seg
 	d.guess = false
-	if remote(p.HopLimit) {
+	if !LocalHop(p.HopLimit) {
 		d.guess = int(n) > seg
 		// Captured on the receiving host: a packet larger than a segment
 		// is GRO's merge of segments that came as the largest single one
@@ -330,6 +340,9 @@ func (t *Tracker) data(i int32, f *flow, side int, p *packet.Packet) {
 			d.split(cs, min(cs+uint32(seg), e), d.hdr)
 		}
 		if d.overlaps(s, e) {
+			if d.retrans == 0 {
+				d.retransAt = f.last
+			}
 			d.retrans++
 		}
 	}

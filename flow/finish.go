@@ -77,6 +77,9 @@ func (t *Tracker) finish(i int32, why int, now int64) {
 		}
 	}
 	t.move(i, listDone)
+	if t.obs != nil {
+		t.obs.Handshake(f.oh, &h)
+	}
 	if t.cfg.Emit != nil {
 		t.cfg.Emit(h)
 	}
@@ -86,7 +89,7 @@ func (t *Tracker) finish(i int32, why int, now int64) {
 func (f *flow) facts(why int, now int64) diagnose.HandshakeFacts {
 	up, down := &f.d[sideUp], &f.d[sideDown]
 	h := &f.hello
-	// The capture's end cuts what was in flight (see dir.gapsCount).
+	// The capture's end cuts what was in flight (see dir.counts).
 	cut := why == endFlush
 	fx := diagnose.HandshakeFacts{Connected: f.connected, Passive: true}
 	helloEnd := h.end
@@ -100,13 +103,15 @@ func (f *flow) facts(why int, now int64) diagnose.HandshakeFacts {
 	fx.HelloArrived = max(up.arrived(helloEnd)-int(h.base), 0)
 	fx.HelloComplete = h.end > 0 && up.acked && int32(up.ack-h.end) >= 0 || down.end > down.plain
 	if !fx.HelloComplete && fx.HelloSent > 0 {
-		fx.HelloLost, _ = up.lost(helloEnd, up.gapsCount(cut, now, f.rtt(), f.sack()))
+		gaps, resent := up.counts(cut, now, f.rtt(), f.sack())
+		fx.HelloLost, _ = up.lost(helloEnd, gaps, resent)
 	}
 	// The server's answer to the hello: what it sent after its plaintext.
 	fx.FlightSent = int(down.end - down.plain)
 	fx.FlightArrived = max(down.arrived(down.end)-int(down.plain), 0)
 	fx.FlightComplete = f.completed
-	fx.FlightLost, _ = down.lost(down.end, down.gapsCount(cut, now, f.rtt(), f.sack()))
+	gaps, resent := down.counts(cut, now, f.rtt(), f.sack())
+	fx.FlightLost, _ = down.lost(down.end, gaps, resent)
 	fx.ServerSilent = fx.HelloComplete && fx.FlightSent == 0
 	if f.alert {
 		fx.Alert = true
@@ -163,7 +168,7 @@ func (f *flow) sack() bool { return f.d[sideUp].sackOK && f.d[sideDown].sackOK }
 
 // handshake builds the record emitted for a finished flow.
 // cut says the capture ended at now while the flow was open (see
-// dir.gapsCount).
+// dir.counts).
 func (f *flow) handshake(fx diagnose.HandshakeFacts, cut bool, now int64) Handshake {
 	up, down := &f.d[sideUp], &f.d[sideDown]
 	out, detail := diagnose.ClassifyHandshake(fx)
@@ -198,9 +203,11 @@ func (f *flow) handshake(fx diagnose.HandshakeFacts, cut bool, now int64) Handsh
 	}
 	trust := f.tooBig == 0 && h.Retransmits == 0
 	h.Up.Delivered = up.delivered(trust)
-	_, h.Up.Lost = up.lost(up.end, up.gapsCount(cut, now, f.rtt(), f.sack()))
+	gaps, resent := up.counts(cut, now, f.rtt(), f.sack())
+	_, h.Up.Lost = up.lost(up.end, gaps, resent)
 	h.Down.Delivered = down.delivered(trust)
-	_, h.Down.Lost = down.lost(down.end, down.gapsCount(cut, now, f.rtt(), f.sack()))
+	gaps, resent = down.counts(cut, now, f.rtt(), f.sack())
+	_, h.Down.Lost = down.lost(down.end, gaps, resent)
 	return h
 }
 

@@ -36,6 +36,11 @@ func FuzzTracker(f *testing.F) {
 				t.Fatalf("handshake %s emitted twice", k)
 			}
 		}
+		var obs *checker
+		if len(data) > 0 && data[0]&0x20 != 0 {
+			obs = &checker{t: t, open: map[int32]bool{}}
+			cfg.Observer = obs
+		}
 		tr := flow.NewTracker(cfg)
 		now := time.Unix(1e9, 0)
 		var p packet.Packet
@@ -116,5 +121,51 @@ func FuzzTracker(f *testing.F) {
 		if st := tr.Stats(); st.Open != 0 {
 			t.Fatalf("%d flows open after Flush", st.Open)
 		}
+		if obs != nil && len(obs.open) != 0 {
+			t.Fatalf("%d connections never closed to the observer", len(obs.open))
+		}
 	})
+}
+
+// checker is an Observer that checks what it is handed: calls only for a
+// connection between its Open and its Close, at most MaxFlows open, and
+// every segment with payload placed in its stream.
+type checker struct {
+	t    *testing.T
+	next int32
+	open map[int32]bool
+}
+
+func (c *checker) Open(*flow.Conn) int32 {
+	c.next++
+	c.open[c.next] = true
+	if len(c.open) > 4 {
+		c.t.Fatalf("%d connections open to the observer", len(c.open))
+	}
+	return c.next
+}
+
+func (c *checker) known(h int32, what string) {
+	if !c.open[h] {
+		c.t.Fatalf("%s for connection %d, not open", what, h)
+	}
+}
+
+func (c *checker) Segment(h int32, s *flow.Segment) {
+	c.known(h, "segment")
+	if s.Packet.PayloadLen > 0 && !s.SeqOK {
+		c.t.Fatalf("segment with %d bytes of payload not placed in its stream", s.Packet.PayloadLen)
+	}
+	if s.NSACK > len(s.SACK) || s.Side != flow.ClientToServer && s.Side != flow.ServerToClient {
+		c.t.Fatalf("segment %+v", s)
+	}
+}
+
+func (c *checker) TooBig(h int32, _ int, _ *packet.Packet) { c.known(h, "ICMP too-big") }
+
+func (c *checker) Handshake(h int32, _ *flow.Handshake) { c.known(h, "handshake") }
+
+func (c *checker) Close(h int32) {
+	c.known(h, "close")
+	delete(c.open, h)
 }

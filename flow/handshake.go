@@ -1,6 +1,7 @@
 // Package flow follows TCP connections through captured packets and
 // classifies the TLS handshake of each one, from packet timestamps alone:
-// the same model serves live capture and capture files.
+// the same model serves live capture and capture files, and, through an
+// Observer, package analyze's record of every wire packet.
 package flow
 
 import (

@@ -68,10 +68,12 @@ type dir struct {
 	pieces  [maxPieces]piece
 	np      uint8
 	retrans int
-	ooo     int
-	oooAt   int64 // when data last arrived out of order
-	frags   int
-	w       walker
+	// retransAt is when this side first retransmitted.
+	retransAt int64
+	ooo       int
+	oooAt     int64 // when data last arrived out of order
+	frags     int
+	w         walker
 }
 
 // ackSeg applies a segment's acknowledgement and SACK blocks to the
@@ -163,10 +165,11 @@ func (d *dir) chunk(s, e uint32, seg, hdr int) {
 	}
 }
 
-// remote reports whether a packet's TTL or hop limit was decremented from
-// the initial values stacks use (64, 128, 255): it crossed routers before
-// it was captured, so the capture is on the receiving side.
-func remote(hop uint8) bool { return hop != 64 && hop != 128 && hop != 255 }
+// LocalHop reports whether a packet's TTL or hop limit is one of the
+// initial values stacks use (64, 128, 255): it was captured on the host
+// that sent it. A packet from afar lost one per router: the capture is on
+// the receiving side.
+func LocalHop(hop uint8) bool { return hop == 64 || hop == 128 || hop == 255 }
 
 // split cuts the unacknowledged pieces that a retransmitted segment
 // [s, e) starts or ends inside: the sender re-sent them in smaller
@@ -206,9 +209,9 @@ func (d *dir) split(s, e uint32, hdr int) {
 // lost reports whether part of what this direction sent within [0, limit)
 // never got through: a piece retransmitted and never acknowledged, or a
 // gap below data that arrived that nothing ever filled or acknowledged.
-// It returns the smallest such wire packet too. gaps says whether a gap
-// counts (see gapsCount).
-func (d *dir) lost(limit uint32, gaps bool) (bool, int) {
+// It returns the smallest such wire packet too. gaps and resent say
+// whether a gap and a retransmitted piece count (see dir.counts).
+func (d *dir) lost(limit uint32, gaps, resent bool) (bool, int) {
 	smallest := 0
 	note := func(w int) {
 		if smallest == 0 || w < smallest {
@@ -228,7 +231,7 @@ func (d *dir) lost(limit uint32, gaps bool) (bool, int) {
 			gap := int(pc.start - cur)
 			note(min(gap, max(d.seg, 1)) + d.hdr)
 		}
-		if !pc.acked() && pc.sent >= 2 && !(d.acked && int32(d.ack-pc.end) >= 0) {
+		if resent && !pc.acked() && pc.sent >= 2 && !(d.acked && int32(d.ack-pc.end) >= 0) {
 			note(int(pc.wire))
 		}
 		if int32(pc.end-cur) > 0 {
@@ -259,14 +262,22 @@ func gapWait(rtt int64, sack bool) int64 {
 	return max(int64(300*time.Millisecond), 4*rtt)
 }
 
-// gapsCount reports whether this direction's gaps count as losses for a
-// flow that ended at now (rtt: its round trip, 0 unknown; sack: both ends
-// offered SACK): always, unless
-// the capture ended while the flow was open (cut): then the missing
+// counts reports whether this direction's gaps and its retransmitted,
+// unacknowledged pieces count as losses for a flow that ended at now (rtt:
+// its round trip, 0 unknown; sack: both ends offered SACK): always, unless
+// the capture ended while the flow was open (cut). Then the missing
 // segments may still have been in flight, and a gap counts only when the
-// sender retransmitted or the later bytes had waited gapWait past it.
-func (d *dir) gapsCount(cut bool, now, rtt int64, sack bool) bool {
-	return !cut || d.retrans > 0 || d.ooo > 0 && now-d.oooAt >= gapWait(rtt, sack)
+// sender retransmitted or the later bytes had waited gapWait past it; a
+// retransmission may have been answered after the capture's end (a tail
+// loss probe goes out within a round trip or two, and its
+// acknowledgement as fast), and counts only when the capture went on
+// gapWait past the first one.
+func (d *dir) counts(cut bool, now, rtt int64, sack bool) (gaps, resent bool) {
+	if !cut {
+		return true, true
+	}
+	wait := gapWait(rtt, sack)
+	return d.retrans > 0 || d.ooo > 0 && now-d.oooAt >= wait, d.retrans > 0 && now-d.retransAt >= wait
 }
 
 // delivered returns the largest wire packet of this direction that the

@@ -4,21 +4,6 @@ import (
 	"github.com/mtuscope/mtuscope/tlswire"
 )
 
-// isHelloStart reports whether b starts with a ClientHello: a handshake
-// record header of version 3.0 to 3.4 and handshake type 1, or an
-// SSLv2-compatible one (see isV2Hello).
-func isHelloStart(b []byte) bool {
-	return len(b) >= 6 && b[0] == tlswire.RecordHandshake && b[1] == 3 && b[2] <= 4 && b[5] == tlswire.TypeClientHello ||
-		isV2Hello(b)
-}
-
-// isV2Hello reports whether b starts with an SSLv2-format CLIENT-HELLO
-// (RFC 6101 appendix E, RFC 5246 appendix E.2): a two-byte header with
-// the high bit set, message type 1, version 2.0 or 3.0 to 3.4.
-func isV2Hello(b []byte) bool {
-	return len(b) >= 5 && b[0]&0x80 != 0 && b[2] == 1 && (b[3] == 0 && b[4] == 2 || b[3] == 3 && b[4] <= 4)
-}
-
 // v2Len is the size of an SSLv2 record with a two-byte header.
 func v2Len(b []byte) uint32 { return 2 + (uint32(b[0]&0x7f)<<8 | uint32(b[1])) }
 
@@ -29,15 +14,12 @@ const (
 	maxPlainServer = 16384 // server bytes before the hello
 )
 
-// span is a byte range [s, e) of the hello buffer that the capture holds.
-type span struct{ s, e uint32 }
-
 // helloState reassembles the ClientHello from the first bytes the client
 // sent, in a buffer of Config.MaxBuffer bytes taken from the tracker's pool
 // and given back once the hello is parsed.
 type helloState struct {
 	buf  []byte
-	cov  [8]span
+	cov  [8]Span
 	ncov uint8
 	// base is where the hello starts in the client's stream: 0, or past
 	// the plaintext of a STARTTLS exchange. end is where its records end
@@ -55,10 +37,10 @@ type helloState struct {
 
 // prefix returns how many bytes from the start of the buffer are held.
 func (h *helloState) prefix() uint32 {
-	if h.ncov == 0 || h.cov[0].s != 0 {
+	if h.ncov == 0 || h.cov[0].Start != 0 {
 		return 0
 	}
-	return h.cov[0].e
+	return h.cov[0].End
 }
 
 // add records that [s, e) is now in the buffer, merging ranges.
@@ -68,20 +50,20 @@ func (h *helloState) add(s, e uint32) {
 	}
 	n := int(h.ncov)
 	at := 0
-	for at < n && h.cov[at].s < s {
+	for at < n && h.cov[at].Start < s {
 		at++
 	}
 	if n == len(h.cov) {
 		return // too scattered: a hello does not come in 8 pieces out of order
 	}
 	copy(h.cov[at+1:n+1], h.cov[at:n])
-	h.cov[at] = span{s, e}
+	h.cov[at] = Span{s, e}
 	n++
 	// Merge overlapping or touching neighbours.
 	out := 0
 	for i := 1; i < n; i++ {
-		if h.cov[i].s <= h.cov[out].e {
-			h.cov[out].e = max(h.cov[out].e, h.cov[i].e)
+		if h.cov[i].Start <= h.cov[out].End {
+			h.cov[out].End = max(h.cov[out].End, h.cov[i].End)
 			continue
 		}
 		out++
@@ -157,7 +139,7 @@ func (t *Tracker) answered(i int32, f *flow) bool {
 // connection whose plaintext runs past the bounds is not TLS.
 func (t *Tracker) upgrade(i int32, f *flow, s uint32, data []byte, n int) bool {
 	h := &f.hello
-	if isHelloStart(data) {
+	if tlswire.IsClientHelloStart(data) {
 		// Whatever plaintext was held for a hello is not one.
 		t.putBuf(f)
 		h.base, h.ncov, h.failed = s, 0, false
@@ -208,9 +190,9 @@ func (t *Tracker) helloBytes(i int32, f *flow, s uint32, data []byte) {
 			// No buffer to spare: the first segment's header still gives
 			// the hello's size.
 			h.failed = true
-			if s == 0 && isHelloStart(data) {
+			if s == 0 && tlswire.IsClientHelloStart(data) {
 				h.end = h.base + helloRecordLen(data)
-				h.v2 = isV2Hello(data)
+				h.v2 = tlswire.IsV2ClientHello(data)
 				t.located(f)
 			}
 			return
@@ -223,14 +205,14 @@ func (t *Tracker) helloBytes(i int32, f *flow, s uint32, data []byte) {
 		if pre < 6 {
 			return
 		}
-		if !isHelloStart(h.buf) {
+		if !tlswire.IsClientHelloStart(h.buf) {
 			// Plaintext first: a STARTTLS exchange, or not TLS at all.
 			f.plaintext(sideUp, h.buf[:pre])
 			t.putBuf(f)
 			h.ncov = 0
 			return
 		}
-		if isV2Hello(h.buf) {
+		if tlswire.IsV2ClientHello(h.buf) {
 			// No extensions to read: its size is all there is.
 			h.v2, h.parsed = true, true
 			h.end = h.base + v2Len(h.buf)
@@ -268,7 +250,7 @@ func (t *Tracker) helloBytes(i int32, f *flow, s uint32, data []byte) {
 // helloRecordLen is the size of the record a hello starts with, header
 // included.
 func helloRecordLen(b []byte) uint32 {
-	if isV2Hello(b) {
+	if tlswire.IsV2ClientHello(b) {
 		return v2Len(b)
 	}
 	return 5 + (uint32(b[3])<<8 | uint32(b[4]))
@@ -323,10 +305,11 @@ func (t *Tracker) helloExtent(b []byte) (end int, msg []byte, ok bool) {
 		if pos+5 > len(b) {
 			return 0, nil, false
 		}
-		if b[pos] != 22 {
+		rh, isRec := tlswire.RecordStart(b[pos:])
+		if !isRec || rh.Type != tlswire.RecordHandshake {
 			return 0, nil, false
 		}
-		rl := int(b[pos+3])<<8 | int(b[pos+4])
+		rl := rh.Length
 		if rl == 0 {
 			return 0, nil, false
 		}
@@ -445,8 +428,8 @@ func (w *walker) record(off uint32, data []byte) (rec, bool) {
 		c := copy(w.hb[w.hn:need], data[i:])
 		w.hn += uint8(c)
 		if w.hn == 5 && need == 5 {
-			hdr, err := tlswire.ParseRecordHeader(w.hb[:5])
-			if err != nil {
+			hdr, ok := tlswire.RecordStart(w.hb[:5])
+			if !ok {
 				w.stuck = true
 				w.records++
 				return rec{start: w.next, bad: true}, true

@@ -67,6 +67,13 @@ type Config struct {
 	// Emit receives each finished handshake, once, from the goroutine that
 	// calls Packet, Advance or Flush.
 	Emit func(Handshake)
+	// Observer, when set, is handed every connection the tracker follows,
+	// segment by segment (see Observer).
+	Observer Observer
+	// Linger is how long a flow whose handshake ended is remembered after
+	// its last packet (default HandshakeTimeout): its later segments still
+	// go to the Observer.
+	Linger time.Duration
 }
 
 // Stats are a Tracker's counters.
@@ -165,6 +172,12 @@ type Tracker struct {
 	now      int64
 	stats    Stats
 	outcomes [len(outcomes)]uint64
+
+	// obs is Config.Observer; seg and conn are what it is handed.
+	obs    Observer
+	seg    Segment
+	conn   Conn
+	linger int64
 }
 
 // NewTracker returns a Tracker for cfg, with defaults filled in.
@@ -178,9 +191,14 @@ func NewTracker(cfg Config) *Tracker {
 	if cfg.MaxBuffer <= 0 {
 		cfg.MaxBuffer = DefaultMaxBuffer
 	}
+	if cfg.Linger <= 0 {
+		cfg.Linger = cfg.HandshakeTimeout
+	}
 	t := &Tracker{
 		cfg:     cfg,
+		obs:     cfg.Observer,
 		timeout: int64(cfg.HandshakeTimeout),
+		linger:  int64(cfg.Linger),
 		anyPort: len(cfg.Ports) == 0,
 		maxBufs: max(64, cfg.MaxFlows/8),
 		table:   make(map[uint64]int32, min(cfg.MaxFlows, 4096)),
@@ -273,7 +291,7 @@ func (t *Tracker) advance(now int64) {
 		}
 	}
 	for h := t.lists[listDone].head; h >= 0; h = t.lists[listDone].head {
-		if t.at(h).last+t.timeout > now {
+		if t.at(h).last+t.linger > now {
 			break
 		}
 		t.release(h)
@@ -472,6 +490,9 @@ func (t *Tracker) alloc(h uint64, now int64) int32 {
 func (t *Tracker) release(i int32) {
 	t.unlink(i)
 	f := t.at(i)
+	if t.obs != nil {
+		t.obs.Close(f.oh)
+	}
 	t.putBuf(f)
 	t.unhash(i, f)
 	t.free = append(t.free, i)
@@ -552,6 +573,9 @@ func (t *Tracker) tooBig(p *packet.Packet) {
 	side := f.side(src, dst)
 	if d := &f.d[side]; p.ICMP.MTU > 0 && (d.pmtu == 0 || p.ICMP.MTU < d.pmtu) {
 		d.pmtu = p.ICMP.MTU
+	}
+	if t.obs != nil {
+		t.obs.TooBig(f.oh, side, p)
 	}
 }
 

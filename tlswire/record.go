@@ -45,21 +45,49 @@ type RecordHeader struct {
 	Length  int
 }
 
+// RecordStart reports whether b starts with a header that can begin a
+// TLS record, and returns it: a known content type (20 to 23), version 3.0
+// to 3.4 (SSL 3.0 to TLS 1.3; records of every TLS version say 3.x), and a
+// length within MaxCiphertext. It is the one check of a record's start:
+// package flow's tracker and package analyze read captured streams with
+// it, and ParseRecordHeader decides with it. It does not allocate.
+func RecordStart(b []byte) (RecordHeader, bool) {
+	if len(b) < RecordHeaderLen {
+		return RecordHeader{}, false
+	}
+	h := RecordHeader{Type: b[0], Version: binary.BigEndian.Uint16(b[1:3]), Length: int(binary.BigEndian.Uint16(b[3:5]))}
+	ok := h.Type >= RecordChangeCipherSpec && h.Type <= RecordApplicationData &&
+		b[1] == 3 && b[2] <= 4 && h.Length <= MaxCiphertext
+	return h, ok
+}
+
+// IsClientHelloStart reports whether b starts with a ClientHello: a
+// handshake record (RecordStart) whose message type is ClientHello, or an
+// SSLv2-format CLIENT-HELLO (IsV2ClientHello).
+func IsClientHelloStart(b []byte) bool {
+	if h, ok := RecordStart(b); ok && h.Type == RecordHandshake && len(b) > RecordHeaderLen {
+		return b[RecordHeaderLen] == TypeClientHello
+	}
+	return IsV2ClientHello(b)
+}
+
+// IsV2ClientHello reports whether b starts with an SSLv2-format
+// CLIENT-HELLO (RFC 6101 appendix E, RFC 5246 appendix E.2): a two-byte
+// header with the high bit set, message type 1, version 2.0 or 3.0 to
+// 3.4.
+func IsV2ClientHello(b []byte) bool {
+	return len(b) >= 5 && b[0]&0x80 != 0 && b[2] == 1 && (b[3] == 0 && b[4] == 2 || b[3] == 3 && b[4] <= 4)
+}
+
 // ParseRecordHeader decodes the record header at the start of b. It fails
 // when b is shorter than a header or when the header cannot start a TLS
-// record (unknown type, major version other than 3, oversized length).
+// record (RecordStart).
 func ParseRecordHeader(b []byte) (RecordHeader, error) {
 	if len(b) < RecordHeaderLen {
 		return RecordHeader{}, ErrShort
 	}
-	h := RecordHeader{Type: b[0], Version: binary.BigEndian.Uint16(b[1:3]), Length: int(binary.BigEndian.Uint16(b[3:5]))}
-	if h.Type < RecordChangeCipherSpec || h.Type > RecordApplicationData {
-		return h, &NotTLSError{Prefix: prefix(b)}
-	}
-	if h.Version>>8 != 3 {
-		return h, &NotTLSError{Prefix: prefix(b)}
-	}
-	if h.Length > MaxCiphertext {
+	h, ok := RecordStart(b)
+	if !ok {
 		return h, &NotTLSError{Prefix: prefix(b)}
 	}
 	return h, nil

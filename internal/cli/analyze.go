@@ -64,7 +64,7 @@ found, 2 when the captures could not be analysed.`,
 	f.StringVar(&a.server, "server", "", "capture taken on (or next to) the server")
 	f.BoolVar(&a.json, "json", false, "print one JSON document (schema: docs/analyze-json.md)")
 	f.StringVar(&a.svg, "svg", "", "write a ladder diagram of each stalled handshake to this SVG file")
-	f.IntVar(&a.maxFlows, "max-flows", 0, "TCP flows followed at once (default 65536; past it new flows are skipped and counted)")
+	f.IntVar(&a.maxFlows, "max-flows", 0, "TCP flows followed at once (default 65536; past it a new flow pushes out an older one, counted)")
 	f.IntVar(&a.maxRecords, "max-listed", 0, "finished flows kept for listing and pairing (default 50000; the rest still count)")
 	return cmd
 }
