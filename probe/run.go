@@ -130,9 +130,6 @@ func (r *runner) keep(h Handshake) Handshake {
 // run at all (the name does not resolve, the OS is unsupported); everything
 // the network does wrong is evidence in the report.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
-	if !supported {
-		return nil, errors.New("probe: not supported on this OS (needs Linux socket options)")
-	}
 	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout-cfg.TimeNow().Sub(cfg.Start))
 	defer cancel()
@@ -151,6 +148,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}()
 	ev := &rep.Evidence
 	if ev.ConnectError != "" {
+		return rep, nil
+	}
+	if r.cfg.Portable {
+		r.runPortable(ctx, rep, assistant)
+		r.finish(ctx, rep, assistant)
 		return rep, nil
 	}
 	// 2. UDP tests, running alongside everything that follows: they go
@@ -388,7 +390,7 @@ func (r *runner) connectAll(ctx context.Context, addrs []netip.Addr) []AddressCh
 			}
 			c.Connect = r.now().Sub(start)
 			c.RTT = c.Connect
-			if info, err := readTCPInfo(conn); err == nil {
+			if info, err := r.tcpInfo(conn); err == nil {
 				// The kernel's RTT sample is right even when the SYN had to
 				// be sent again (timestamps), the wall time is not.
 				if info.RTT > 0 && info.RTT < c.RTT {
