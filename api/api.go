@@ -81,7 +81,7 @@ type Capabilities struct {
 // sizes it tested from it.
 type ExactInfo struct {
 	Family     int  `json:"family"`
-	SYNMSS     int  `json:"syn_mss"`   // the MSS option of the client's SYN as it arrived
+	SYNMSS     int  `json:"syn_mss"`    // the MSS option of the client's SYN as it arrived
 	SndMSS     int  `json:"snd_mss"`    // payload per segment the server sends
 	RcvMSS     int  `json:"rcv_mss"`    // the largest payload received (the request's, when written in one piece)
 	Timestamps bool `json:"timestamps"` // the timestamps option adds 12 bytes to every segment
