@@ -2,6 +2,7 @@ package probe
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -48,7 +49,14 @@ func (r *runner) exactRequest(ctx context.Context, addr string, req []byte, want
 		return fmt.Errorf("write: %w", err)
 	}
 	if want > 0 {
-		_, err := io.ReadFull(conn, make([]byte, want))
+		buf := make([]byte, want)
+		n, err := io.ReadFull(conn, buf)
+		if bytes.HasPrefix(buf[:n], []byte("HTTP/1.")) {
+			// An answer, not the segment: the service refused the size.
+			line, _, _ := bytes.Cut(buf[:n], []byte("\r\n"))
+			body := buf[bytes.LastIndex(buf[:n], []byte("\r\n"))+2 : n]
+			return fmt.Errorf("exact-size service: %s %s", line, bytes.TrimSpace(body))
+		}
 		return err
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)

@@ -60,13 +60,9 @@ func (s *Server) rungExact(w http.ResponseWriter, r *http.Request) {
 			" to "+strconv.Itoa(info.MaxSize)+" bytes on this connection")
 		return
 	}
-	hj, ok := w.(http.Hijacker)
-	if !ok {
-		httpError(w, http.StatusInternalServerError, "cannot take over the connection")
-		return
-	}
-	conn, _, err := hj.Hijack()
+	conn, _, err := http.NewResponseController(w).Hijack()
 	if err != nil {
+		httpError(w, http.StatusInternalServerError, "cannot take over the connection")
 		return
 	}
 	defer conn.Close()
