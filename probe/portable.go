@@ -68,6 +68,13 @@ func (r *runner) runPortable(ctx context.Context, rep *Report, assistant func() 
 		return
 	}
 	hdr := diagnose.IPHeader(r.family)
+	if ev.LocalMTU == 0 && info.SYNMSS > 0 {
+		// The system named no interface MTU (wine does not): its SYN's MSS
+		// says what it would send, as the server saw it.
+		ev.LocalMTU = min(info.SYNMSS+hdr, maxProbeMTU)
+		ev.Skipped = append(ev.Skipped, fmt.Sprintf("the local interface's MTU (unknown here; taken from the MSS "+
+			"this host's SYN carried to the server, %d: an MSS clamp on the path would hide itself)", info.SYNMSS))
+	}
 	ev.OfferedMSS = ev.LocalMTU - hdr
 	if info.SYNMSS > 0 {
 		// The MSS this host's SYN carried when it reached the server.

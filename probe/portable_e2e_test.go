@@ -98,3 +98,33 @@ func portableRan(d probeDoc) bool {
 	}
 	return false
 }
+
+// TestPortableAgainstNginx runs --portable against Debian's nginx, which
+// writes no segment of a size asked for: the run must say that it could
+// test neither direction and what would (the operator's mtuscope server,
+// or the page), and give no verdict about a direction; clean or black hole.
+func TestPortableAgainstNginx(t *testing.T) {
+	testnet.Require(t)
+	for _, name := range []string{"S1", "S2"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			n := testnet.New(t, testnet.Preset(name))
+			n.StartNginx(t)
+			doc, _, _ := probeIn(t, n, 4, "--portable")
+			logTests(t, "portable", doc)
+			if doc.Verdict != "inconclusive" || doc.Direction != "unknown" || doc.PathMTU != 0 {
+				t.Errorf("%s %s %d against nginx, want inconclusive unknown 0: no direction was tested", doc.Verdict, doc.Direction, doc.PathMTU)
+			}
+			said := false
+			for _, s := range doc.Skipped {
+				said = said || strings.Contains(s, "upstream and downstream size tests") && strings.Contains(s, "mtuscope server")
+			}
+			if !said {
+				t.Errorf("skipped %q: no word that both directions went untested and what would test them", doc.Skipped)
+			}
+			if portableRan(doc) {
+				t.Errorf("exact-size tests against nginx")
+			}
+		})
+	}
+}

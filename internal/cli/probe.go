@@ -302,7 +302,11 @@ func probeDocument(rep *probe.Report, d diagnose.Diagnosis) probeDoc {
 		if h.Retried {
 			res["retried"] = true
 		}
-		doc.Tests = append(doc.Tests, testDoc{Name: "tls_handshake",
+		name := "tls_handshake"
+		if h.Kind == probe.KindExactUp || h.Kind == probe.KindExactDown {
+			name = "exact_segment" // portable mode: one segment of a set size, plain HTTP
+		}
+		doc.Tests = append(doc.Tests, testDoc{Name: name,
 			Params:  map[string]any{"kind": h.Kind, "mss": h.MSS, "hello_bytes": h.HelloBytes},
 			Outcome: string(h.Outcome), DurationMS: ms(h.Duration), Result: res})
 	}
