@@ -142,8 +142,8 @@ type reportView struct {
 	// Probe are the commands that fetch probe from this server and run it
 	// (binaries.go), one per system; none when the server hands out none.
 	Probe []probeCommand
-	Link                        string // the report's full URL
-	Text                        string
+	Link  string // the report's full URL
+	Text  string
 }
 
 type fixView struct {
