@@ -60,6 +60,14 @@ func (s *Server) rungExact(w http.ResponseWriter, r *http.Request) {
 			" to "+strconv.Itoa(info.MaxSize)+" bytes on this connection")
 		return
 	}
+	// Held connections share the server-first probes' bound.
+	select {
+	case s.downSem <- struct{}{}:
+		defer func() { <-s.downSem }()
+	default:
+		httpError(w, http.StatusServiceUnavailable, "too many exact-size tests at once")
+		return
+	}
 	conn, _, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		httpError(w, http.StatusInternalServerError, "cannot take over the connection")
