@@ -39,7 +39,7 @@ func probeServe(t *testing.T, n *testnet.Net, family, port int, extra ...string)
 // logTests logs the tests of a document that did not pass.
 func logTests(t *testing.T, name string, d probeDoc) {
 	t.Helper()
-	t.Logf("%s: %s %s %d, skipped %q", name, d.Verdict, d.Direction, d.PathMTU, d.Skipped)
+	t.Logf("%s: %s %s %d in %d ms, %d tests, skipped %q", name, d.Verdict, d.Direction, d.PathMTU, d.ElapsedMS, len(d.Tests), d.Skipped)
 	for _, f := range d.Findings {
 		t.Logf("  %s: %s", f.Code, f.Detail)
 	}
