@@ -29,8 +29,9 @@ const (
 // the client. An Assistant that offers it implements this too.
 type ExactService interface {
 	// ExactService returns the service's listener: host ("" for the
-	// probe's target address) and port.
-	ExactService() (host string, port int, ok bool)
+	// probe's target address), port, and the MSS it is clamped to (0 for
+	// none), which caps the sizes it can test.
+	ExactService() (host string, port, mss int, ok bool)
 }
 
 // exactRequest writes req in one write on a fresh connection to addr and

@@ -50,9 +50,9 @@ func (r *runner) runPortable(ctx context.Context, rep *Report, assistant func() 
 	}
 	svc, ok := a.(ExactService)
 	var host string
-	var port int
+	var port, clamp int
 	if ok {
-		host, port, ok = svc.ExactService()
+		host, port, clamp, ok = svc.ExactService()
 	}
 	if !ok {
 		ev.Skipped = append(ev.Skipped, skipPortableNoServer)
@@ -76,6 +76,13 @@ func (r *runner) runPortable(ctx context.Context, rep *Report, assistant func() 
 			"this host's SYN carried to the server, %d: an MSS clamp on the path would hide itself)", info.SYNMSS))
 	}
 	ev.OfferedMSS = ev.LocalMTU - hdr
+	if top := clamp + hdr; clamp > 0 && top < ev.LocalMTU {
+		// Loopback, jumbo frames: the service's listener is clamped below
+		// the local MTU, and what it cannot carry is not the path's limit.
+		ev.Skipped = append(ev.Skipped, fmt.Sprintf("sizes above %d bytes (the exact-size service's listener is clamped "+
+			"to MSS %d; the local MTU is %d)", top, clamp, ev.LocalMTU))
+		ev.LocalMTU, ev.OfferedMSS = top, clamp
+	}
 	if info.SYNMSS > 0 {
 		// The MSS this host's SYN carried when it reached the server.
 		ev.SettledMSS = info.SYNMSS

@@ -143,9 +143,9 @@ func Submit(ctx context.Context, base, target string, evidence []diagnose.Eviden
 
 // ExactService returns the listener of the server's exact-size service:
 // the rung with the largest MSS (its clamp caps the sizes it can test),
-// on host ("" for the probe's target address). It implements
-// probe.ExactService.
-func (c *Client) ExactService() (host string, port int, ok bool) {
+// on host ("" for the probe's target address), and that clamp. It
+// implements probe.ExactService.
+func (c *Client) ExactService() (host string, port, mss int, ok bool) {
 	best := -1
 	for i, r := range c.Caps.Rungs {
 		if best < 0 || r.MSS > c.Caps.Rungs[best].MSS {
@@ -153,7 +153,8 @@ func (c *Client) ExactService() (host string, port int, ok bool) {
 		}
 	}
 	if best < 0 {
-		return "", 0, false
+		return "", 0, 0, false
 	}
-	return c.Caps.Rungs[best].Host, c.Caps.Rungs[best].Port, true
+	r := c.Caps.Rungs[best]
+	return r.Host, r.Port, r.MSS, true
 }
