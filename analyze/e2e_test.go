@@ -20,7 +20,7 @@ import (
 	"github.com/mtuscope/mtuscope/internal/testnet"
 )
 
-// captureFilter is what the README tells people to capture at each end.
+// captureFilter is what the README and docs/analyze.md tell people to capture at each end.
 const captureFilter = "tcp port 443 or icmp or icmp6"
 
 // e2eCase is one scenario captured at both ends.

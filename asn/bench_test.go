@@ -19,7 +19,7 @@ import (
 	"github.com/oschwald/maxminddb-golang/v2"
 
 	"github.com/mtuscope/mtuscope/asn"
-	"github.com/mtuscope/mtuscope/asn/asntest"
+	"github.com/mtuscope/mtuscope/internal/asntest"
 )
 
 // The benchmarks compare the chosen store (asn.Table) with maxminddb-golang

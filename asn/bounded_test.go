@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/mtuscope/mtuscope/asn"
-	"github.com/mtuscope/mtuscope/asn/asntest"
+	"github.com/mtuscope/mtuscope/internal/asntest"
 )
 
 // gzipRepeated writes a gzip file holding block n times: n gzip members of

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/mtuscope/mtuscope/asn"
-	"github.com/mtuscope/mtuscope/asn/asntest"
+	"github.com/mtuscope/mtuscope/internal/asntest"
 )
 
 // checkBuilt builds parsed ranges strictly and, when that succeeds, checks

@@ -12,7 +12,7 @@ import (
 	"github.com/maxmind/mmdbwriter/mmdbtype"
 
 	"github.com/mtuscope/mtuscope/asn"
-	"github.com/mtuscope/mtuscope/asn/asntest"
+	"github.com/mtuscope/mtuscope/internal/asntest"
 )
 
 const (

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/mtuscope/mtuscope/asn"
-	"github.com/mtuscope/mtuscope/asn/asntest"
+	"github.com/mtuscope/mtuscope/internal/asntest"
 )
 
 // knownAnswers are stable facts about the public routing table.

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/mtuscope/mtuscope/asn"
-	"github.com/mtuscope/mtuscope/asn/asntest"
+	"github.com/mtuscope/mtuscope/internal/asntest"
 )
 
 func TestResolverWithoutDatabase(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 )
 
 // The bounds every length read from a capture file is checked against
-// before anything is read or kept (README, "Bounded memory for files").
+// before anything is read or kept (docs/analyze.md, "Bounded memory for files").
 const (
 	// MaxRecord is the largest packet record read, in either format: the
 	// largest tcpdump writes (its default and largest snap length) and the

@@ -19,7 +19,7 @@ const maxRSS = 300 << 20
 // TestCraftedFilesRSS runs `mtuscope analyze` and `mtuscope watch --read`
 // on each crafted file and reads the child's peak resident memory from
 // its rusage: under 300 MB on every one, whatever the file claims. The
-// figures are logged (go test -v) for the README's claim.
+// figures are logged (go test -v) for the claim in docs/analyze.md.
 func TestCraftedFilesRSS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the binary on several gigabytes of holes")

@@ -11,12 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mtuscope/mtuscope/internal/craftpcap"
 	"github.com/mtuscope/mtuscope/internal/testnet"
-	"github.com/mtuscope/mtuscope/monitor/monitortest"
 )
 
 // podman runs podman on a storage of the test's own (vfs: no mounts left
-// behind), with the settings that work on these machines (KNOWLEDGE.md).
+// behind), with the settings that work on these machines (docs/facts.md).
 type podman struct {
 	t       *testing.T
 	storage string
@@ -108,7 +108,7 @@ func TestContainerImage(t *testing.T) {
 	// watch replays a capture in it with no privilege: three handshakes
 	// (SYN, SYN-ACK, ACK) that never send a ClientHello, from one client.
 	capDir := t.TempDir()
-	w := monitortest.NewPcapWriter(t, filepath.Join(capDir, "in.pcap"))
+	w := craftpcap.NewWriter(t, filepath.Join(capDir, "in.pcap"))
 	cli, srv := [4]byte{198, 51, 100, 2}, [4]byte{203, 0, 113, 10}
 	for i := range 3 {
 		ts := time.Date(2026, 11, 21, 3, 0, i, 0, time.UTC)

@@ -15,8 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mtuscope/mtuscope/internal/alertmanagertest"
+	"github.com/mtuscope/mtuscope/internal/asntest"
 	"github.com/mtuscope/mtuscope/internal/testnet"
-	"github.com/mtuscope/mtuscope/monitor/monitortest"
+	"github.com/mtuscope/mtuscope/internal/tlstraffic"
 )
 
 // Ports in the server's namespace (each test has its own namespace).
@@ -115,7 +117,7 @@ func dashboardQueries(t *testing.T) map[string]string {
 func TestPrometheusLive(t *testing.T) {
 	testnet.Require(t)
 	testnet.RequireTools(t, "prometheus", "nginx", "curl")
-	amBin := monitortest.AlertmanagerBinary(t)
+	amBin := alertmanagertest.Binary(t)
 	promBin, _ := exec.LookPath("prometheus")
 	sc := testnet.Scenario{Name: "S11-fleet", Slug: "fleet", Networks: []testnet.Faults{
 		{MidMTU: 1400, NoICMP: true, DropFragments: true}, // S2
@@ -130,7 +132,7 @@ func TestPrometheusLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := filepath.Join(dir, "asn.db")
-	monitortest.WriteASNDB(t, db, 64496, 2)
+	asntest.WriteTestbed(t, db, 64496, 2)
 	write := func(name, body string) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
@@ -149,9 +151,9 @@ func TestPrometheusLive(t *testing.T) {
 		return p
 	}
 
-	am := start(amBin, monitortest.AlertmanagerArgs(write("am.yml", monitortest.AlertmanagerConfig("http://127.0.0.1:9/")),
+	am := start(amBin, alertmanagertest.Args(write("am.yml", alertmanagertest.Config("http://127.0.0.1:9/")),
 		filepath.Join(dir, "am"), amAddr)...)
-	if err := monitortest.WaitReady(inNS, "http://"+amAddr, 20*time.Second); err != nil {
+	if err := alertmanagertest.WaitReady(inNS, "http://"+amAddr, 20*time.Second); err != nil {
 		t.Fatalf("alertmanager: %v\n%s", err, am.Stderr)
 	}
 	wcfg := write("watch.yaml", "handshake_timeout: 5s\nmonitor:\n  bucket: 10s\n")
@@ -164,7 +166,7 @@ func TestPrometheusLive(t *testing.T) {
 		"--admin", serveAdm, "--rung-port", "0", "--rung-probe-port", "0", "--echo", "")
 	prom := start(promBin, "--config.file="+write("prometheus.yml", prometheusConfig(rules)),
 		"--storage.tsdb.path="+filepath.Join(dir, "prom"), "--web.listen-address="+promAddr)
-	if err := monitortest.WaitReady(inNS, "http://"+promAddr, 30*time.Second); err != nil {
+	if err := alertmanagertest.WaitReady(inNS, "http://"+promAddr, 30*time.Second); err != nil {
 		t.Fatalf("prometheus: %v\n%s", err, prom.Stderr)
 	}
 	for _, a := range []string{watchAdmin(0), watchAdmin(1), serveAdm} {
@@ -184,18 +186,18 @@ func TestPrometheusLive(t *testing.T) {
 
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	monitortest.Traffic(ctx, n, ng, &wg)
+	tlstraffic.Run(ctx, n, ng, &wg)
 	defer func() { stop(); wg.Wait() }()
 	began := time.Now()
 
 	// The fleet alert for AS64496 reaches Alertmanager; nothing for AS64497.
-	var fired monitortest.GettableAlert
+	var fired alertmanagertest.GettableAlert
 	for found := false; !found; time.Sleep(2 * time.Second) {
 		if time.Since(began) > 4*time.Minute {
 			q, _ := promQuery(inNS, `{__name__=~"mtuscope:network_.*"}`)
 			t.Fatalf("no alert in Alertmanager after %s; recorded series: %s\nprometheus: %s", time.Since(began), q, prom.Stderr)
 		}
-		as, err := monitortest.ActiveAlerts(inNS, "http://"+amAddr)
+		as, err := alertmanagertest.ActiveAlerts(inNS, "http://"+amAddr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -230,7 +232,7 @@ func TestPrometheusLive(t *testing.T) {
 			}
 		}
 	}
-	if as, _ := monitortest.ActiveAlerts(inNS, "http://"+amAddr); len(as) > 0 {
+	if as, _ := alertmanagertest.ActiveAlerts(inNS, "http://"+amAddr); len(as) > 0 {
 		for _, a := range as {
 			if a.Labels["network"] == "AS64497" || a.Labels["alertname"] == "MtuscopeServerHandshakesFailing" {
 				t.Errorf("unexpected alert: %+v", a)

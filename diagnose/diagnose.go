@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -27,6 +28,9 @@ type Diagnosis struct {
 	DownstreamMTU int       `json:"downstream_mtu"`
 	Findings      []Finding `json:"findings"`
 	Fixes         []Fix     `json:"fixes"`
+	// Causes lists every problem found, the verdict first: a path can have
+	// a black hole and a device that rejects post-quantum hellos.
+	Causes []Verdict `json:"causes,omitempty"`
 
 	fragDirection Direction
 	// bracketTop is the largest size the path MTU may still have when it
@@ -34,6 +38,9 @@ type Diagnosis struct {
 	// is too wide for a number to be a fix; 0 otherwise. pathMTUUpper is
 	// the same upper end for any bracket (0: nothing larger was lost).
 	bracketTop, pathMTUUpper int
+	// undecided: a ClientHello variant failed every attempt without
+	// proving a cause (see variantFindings): the path is not shown ok.
+	undecided bool
 }
 
 // Finding codes beyond the verdicts themselves.
@@ -44,6 +51,7 @@ const (
 	CodeHelloSizeBand  = "clienthello_size_band"
 	CodeLargeFlight    = "large_server_flight"
 	CodeDownUntested   = "downstream_untested"
+	CodeUpUntested     = "upstream_untested"
 	CodeServerSilent   = "server_silent"
 	CodeServerAlert    = "server_alert"
 	CodeNotTLS         = "not_tls"
@@ -58,8 +66,14 @@ type dirStats struct {
 	tested  bool
 }
 
-func sizeStats(tests []SegmentTest, up bool) dirStats {
+// sizeStats sums up one direction of the tests. With split set (the path
+// cannot read a hello split across segments), an upstream failure of a
+// hello that needed several segments says nothing of the size.
+func sizeStats(tests []SegmentTest, up, split bool) dirStats {
 	var s dirStats
+	if up && split {
+		tests = slices.DeleteFunc(slices.Clone(tests), func(t SegmentTest) bool { return t.Up == Failed && t.HelloSegments > 1 })
+	}
 	for _, t := range tests {
 		r, size := t.Down, t.DownSize
 		if up {
@@ -99,10 +113,12 @@ func Diagnose(ev Evidence) (d Diagnosis) {
 		d.add(CodeTooSlow, TooSlowText+" "+ev.TooSlow+".", nil)
 		return d // inconclusive: nothing about the path
 	}
-	up, down := sizeStats(ev.Segments, true), sizeStats(ev.Segments, false)
+	split := splitShown(ev)
+	up, down := sizeStats(ev.Segments, true, split), sizeStats(ev.Segments, false, false)
 	d.UpstreamMTU, d.DownstreamMTU = up.maxPass, down.maxPass
 	if !anyCompleted(ev.Segments) {
 		d.failedEverywhere(ev)
+		d.setCauses(d.variantFindings(ev, false), false)
 		return d
 	}
 	d.PathMTU = minPositive(up.maxPass, down.maxPass)
@@ -124,6 +140,13 @@ func Diagnose(ev Evidence) (d Diagnosis) {
 			"so packets from the server to %s were tested only up to %d bytes; none was lost.",
 			down.maxPass, flight, clientName(ev), down.maxPass),
 			map[string]any{"flight_bytes": ev.FlightBytes, "downstream_tested_to": down.maxPass})
+	case split && up.minFail == 0 && up.maxPass < down.maxPass:
+		// Hellos larger than a segment are split, which this path cannot
+		// read: upstream sizes above one hello segment are untested.
+		d.PathMTU = down.maxPass
+		d.add(CodeUpUntested, fmt.Sprintf("Packets from %s to the server were tested only up to %d bytes: a ClientHello "+
+			"that fills larger packets is split across segments, which this path refuses (below).", clientName(ev), up.maxPass),
+			map[string]any{"upstream_tested_to": up.maxPass})
 	}
 	hdr := IPHeader(ev.Family)
 
@@ -155,6 +178,8 @@ func Diagnose(ev Evidence) (d Diagnosis) {
 		d.noteBracket(d.PathMTU, lost, why, m)
 	}
 	d.helloFindings(ev)
+	content := d.variantFindings(ev, true)
+	defer func() { d.setCauses(content, ev.Incomplete) }()
 	d.datagramFindings(ev)
 	d.mtuFindings(ev)
 	if s := ev.Server; s != nil && s.HelloSHA256 != "" && s.SentSHA256 != "" && s.HelloSHA256 != s.SentSHA256 {
@@ -188,6 +213,38 @@ func Diagnose(ev Evidence) (d Diagnosis) {
 		d.Verdict, d.Direction = VerdictOK, None
 	}
 	return d
+}
+
+// setCauses lists the problems found, the verdict first, and makes the
+// first cause of content the verdict unless a size limit
+// (pmtud_blackhole), an interception or an unreachable port ranks above
+// it, or the run was cut short (inconclusive stays); the direction is then
+// upstream, where the ClientHello goes.
+func (d *Diagnosis) setCauses(content []Verdict, incomplete bool) {
+	prior := d.Verdict
+	if len(content) == 0 && d.undecided && !prior.Problem() {
+		d.Verdict, d.Direction = VerdictInconclusive, Unknown
+	}
+	switch {
+	case len(content) == 0, incomplete:
+	case prior == VerdictBlackhole, prior == VerdictTLSIntercepted, prior == VerdictTCPUnreachable:
+	default:
+		d.Verdict, d.Direction = content[0], Upstream
+	}
+	d.Causes = nil
+	add := func(v Verdict) {
+		if v.Problem() && v != VerdictInconclusive && !slices.Contains(d.Causes, v) {
+			d.Causes = append(d.Causes, v)
+		}
+	}
+	add(d.Verdict)
+	for _, c := range content {
+		add(c)
+	}
+	if prior != VerdictTLSFailed {
+		// tls_failed is what a cause of content explains.
+		add(prior)
+	}
 }
 
 // CodeTooSlow is the finding that the client was too slow to measure
@@ -378,7 +435,10 @@ func (d *Diagnosis) helloFindings(ev Evidence) {
 	if firstFail == 0 || firstFail == sizes[0] {
 		return // all passed, or even the smallest failed (explained elsewhere)
 	}
-	pkt := hs[0].PacketSize
+	pkt := 0 // the largest packet any of them needed
+	for _, h := range hs {
+		pkt = max(pkt, h.PacketSize)
+	}
 	evd := map[string]any{"first_failing_bytes": firstFail, "last_failing_bytes": lastFail, "packet_size": pkt, "sizes_tested": sizes}
 	if !failAbovePass {
 		d.add(string(VerdictSplitIntolerant), fmt.Sprintf("ClientHellos of %d bytes and more fail although every packet was at most %d bytes "+

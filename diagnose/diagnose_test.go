@@ -186,7 +186,9 @@ func TestHelloSweep(t *testing.T) {
 	}
 	ev := base
 	ev.Hellos = mk(func(s int) bool { return s > 1280 })
-	if d := Diagnose(ev); d.Verdict != VerdictSplitIntolerant || d.Direction != Upstream || d.Fixes[0].Code != "go_disable_mlkem" {
+	// The device's fix first, the Go stopgap after it.
+	if d := Diagnose(ev); d.Verdict != VerdictSplitIntolerant || d.Direction != Upstream || len(d.Fixes) != 2 ||
+		d.Fixes[0].Code != "device_reassemble" || d.Fixes[1].Code != "go_disable_mlkem" {
 		t.Errorf("split: %+v", d)
 	}
 	ev.Hellos = mk(func(s int) bool { return s == 1750 || s == 1800 })

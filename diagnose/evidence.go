@@ -25,6 +25,10 @@ type Evidence struct {
 	// Hellos are handshakes with ClientHellos of controlled sizes, every
 	// segment small enough to pass.
 	Hellos []HelloTest `json:"hellos,omitempty"`
+	// Variants are handshakes with ClientHellos that differ from a
+	// reference hello in one thing each (content, records, segments), at
+	// a size the path carries.
+	Variants []VariantTest `json:"variants,omitempty"`
 	// Datagrams are UDP and ICMP tests.
 	Datagrams []DatagramTest `json:"datagrams,omitempty"`
 	// ICMPSignals are MTUs routers signalled (ICMP frag-needed, packet-too-big).
@@ -67,6 +71,10 @@ type SegmentTest struct {
 	// Detail is a short description of an unusual outcome: the alert, the
 	// first bytes of a non-TLS answer.
 	Detail string `json:"detail,omitempty"`
+	// HelloSegments is how many TCP segments the ClientHello needed (0:
+	// unknown); a hello of several segments also tests whether the path
+	// can read a split hello.
+	HelloSegments int `json:"hello_segments,omitempty"`
 }
 
 // HelloTest is one handshake with a ClientHello of a given size, carried in

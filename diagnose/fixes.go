@@ -76,13 +76,10 @@ func fixesFor(ev Evidence, d *Diagnosis) []Fix {
 			}
 		}
 	}
-	if d.Verdict == VerdictBlackhole && (d.Direction == Upstream || d.Direction == Both) || d.Verdict == VerdictSplitIntolerant {
-		fixes = append(fixes, Fix{
-			Code: "go_disable_mlkem", Where: "client",
-			Title:    "Stopgap for Go clients (Go 1.24+): a smaller ClientHello without the post-quantum key share",
-			Commands: []string{"GODEBUG=tlsmlkem=0"},
-		})
+	if d.Verdict == VerdictBlackhole && (d.Direction == Upstream || d.Direction == Both) {
+		fixes = append(fixes, goDisableMLKEM)
 	}
+	fixes = append(fixes, contentFixes(d, fixes)...)
 	if d.has(CodeUDPBlackhole) && d.Verdict != VerdictBlackhole {
 		fixes = append(fixes, allowICMP(v6))
 	}

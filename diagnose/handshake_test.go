@@ -65,9 +65,10 @@ func TestClassifyHandshake(t *testing.T) {
 	}
 }
 
-// TestVerdicts checks the exported list against DESIGN.md's vocabulary.
+// TestVerdicts checks the exported list against docs/design.md's vocabulary.
 func TestVerdicts(t *testing.T) {
 	want := []Verdict{"ok", "pmtu_reduced", "pmtud_blackhole", "fragments_dropped", "clienthello_split_intolerant",
+		"clienthello_pq_rejected", "clienthello_mldsa_rejected", "clienthello_length_rejected", "clienthello_sni_rejected",
 		"tls_intercepted", "tls_failed", "tcp_unreachable", "inconclusive"}
 	got := Verdicts()
 	if len(got) != len(want) {

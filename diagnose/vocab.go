@@ -9,23 +9,32 @@ import "github.com/mtuscope/mtuscope/packet"
 // Verdict is the one-word conclusion about a path.
 type Verdict string
 
-// Verdicts, with one meaning across every mtuscope tool (see DESIGN.md).
+// Verdicts, with one meaning across every mtuscope tool (see docs/design.md).
 const (
 	VerdictOK               Verdict = "ok"
 	VerdictPMTUReduced      Verdict = "pmtu_reduced"
 	VerdictBlackhole        Verdict = "pmtud_blackhole"
 	VerdictFragmentsDropped Verdict = "fragments_dropped"
 	VerdictSplitIntolerant  Verdict = "clienthello_split_intolerant"
-	VerdictTLSIntercepted   Verdict = "tls_intercepted"
-	VerdictTLSFailed        Verdict = "tls_failed"
-	VerdictTCPUnreachable   Verdict = "tcp_unreachable"
-	VerdictInconclusive     Verdict = "inconclusive"
+	// Verdicts of content, not size: something on the path refuses
+	// ClientHellos for what they carry, found by hellos that differ from a
+	// passing one in one thing each (see VariantTest).
+	VerdictPQRejected     Verdict = "clienthello_pq_rejected"     // the post-quantum key share X25519MLKEM768 (0x11EC)
+	VerdictMLDSARejected  Verdict = "clienthello_mldsa_rejected"  // the ML-DSA signature algorithms 0x0904-0x0906
+	VerdictLengthRejected Verdict = "clienthello_length_rejected" // hellos of 256-511 bytes (RFC 7685's window)
+	VerdictSNIRejected    Verdict = "clienthello_sni_rejected"    // hellos naming this server; one without a name passes
+	VerdictTLSIntercepted Verdict = "tls_intercepted"
+	VerdictTLSFailed      Verdict = "tls_failed"
+	VerdictTCPUnreachable Verdict = "tcp_unreachable"
+	VerdictInconclusive   Verdict = "inconclusive"
 )
 
-// Verdicts returns every verdict, in DESIGN.md's order (a new slice each
+// Verdicts returns every verdict, in docs/design.md's order with the
+// verdicts of content after clienthello_split_intolerant (a new slice each
 // call).
 func Verdicts() []Verdict {
 	return []Verdict{VerdictOK, VerdictPMTUReduced, VerdictBlackhole, VerdictFragmentsDropped, VerdictSplitIntolerant,
+		VerdictPQRejected, VerdictMLDSARejected, VerdictLengthRejected, VerdictSNIRejected,
 		VerdictTLSIntercepted, VerdictTLSFailed, VerdictTCPUnreachable, VerdictInconclusive}
 }
 

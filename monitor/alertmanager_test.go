@@ -18,7 +18,7 @@ import (
 
 	"github.com/mtuscope/mtuscope/asn"
 	"github.com/mtuscope/mtuscope/diagnose"
-	"github.com/mtuscope/mtuscope/monitor/monitortest"
+	"github.com/mtuscope/mtuscope/internal/alertmanagertest"
 )
 
 // startAlertmanager runs Debian's prometheus-alertmanager in the
@@ -26,10 +26,10 @@ import (
 // returns its base URL.
 func startAlertmanager(t *testing.T, hook string) string {
 	t.Helper()
-	bin := monitortest.AlertmanagerBinary(t)
+	bin := alertmanagertest.Binary(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "am.yml")
-	if err := os.WriteFile(cfg, []byte(monitortest.AlertmanagerConfig(hook)), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(alertmanagertest.Config(hook)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -39,7 +39,7 @@ func startAlertmanager(t *testing.T, hook string) string {
 	addr := l.Addr().String()
 	l.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, monitortest.AlertmanagerArgs(cfg, filepath.Join(dir, "data"), addr)...)
+	cmd := exec.CommandContext(ctx, bin, alertmanagertest.Args(cfg, filepath.Join(dir, "data"), addr)...)
 	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -53,7 +53,7 @@ func startAlertmanager(t *testing.T, hook string) string {
 		}
 	})
 	base := "http://" + addr
-	if err := monitortest.WaitReady(http.DefaultClient, base, 20*time.Second); err != nil {
+	if err := alertmanagertest.WaitReady(http.DefaultClient, base, 20*time.Second); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	return base
@@ -80,7 +80,7 @@ func (s *syncBuffer) String() string {
 func TestAlertmanagerDelivery(t *testing.T) {
 	// Alertmanager's own notifications land here: proof that it took the
 	// firing and the resolved alert as such.
-	notes := &monitortest.Notifications{}
+	notes := &alertmanagertest.Notifications{}
 	hook := httptest.NewServer(notes)
 	defer hook.Close()
 	base := startAlertmanager(t, hook.URL)
@@ -127,9 +127,9 @@ func TestAlertmanagerDelivery(t *testing.T) {
 	notes.Wait(t, "resolved", "198.51.100.0/24", 30*time.Second)
 }
 
-func amAlerts(t *testing.T, base string) []monitortest.GettableAlert {
+func amAlerts(t *testing.T, base string) []alertmanagertest.GettableAlert {
 	t.Helper()
-	as, err := monitortest.ActiveAlerts(http.DefaultClient, base)
+	as, err := alertmanagertest.ActiveAlerts(http.DefaultClient, base)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,20 +9,20 @@ import (
 
 	"github.com/mtuscope/mtuscope/diagnose"
 	"github.com/mtuscope/mtuscope/flow"
-	"github.com/mtuscope/mtuscope/monitor/monitortest"
+	"github.com/mtuscope/mtuscope/internal/handshakestream"
 )
 
 var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 
-var server = monitortest.Server
+var server = handshakestream.Server
 
-// path is a synthetic client network (see monitortest).
-type path = monitortest.Network
+// path is a synthetic client network (see internal/handshakestream).
+type path = handshakestream.Network
 
 // run feeds minutes of traffic from the paths into m, in time order, and
 // closes the last bucket.
 func run(m *Monitor, rng *rand.Rand, from time.Time, minutes int, paths ...path) {
-	for _, h := range monitortest.Stream(rng, from, minutes, paths...) {
+	for _, h := range handshakestream.Stream(rng, from, minutes, paths...) {
 		m.Observe(h)
 	}
 	m.Advance(from.Add(time.Duration(minutes) * time.Minute))
@@ -211,7 +211,7 @@ func TestQuietServer(t *testing.T) {
 // from different days, say) still evaluates that minute.
 func TestLongGap(t *testing.T) {
 	m, rec := newMonitor(Config{})
-	for _, h := range monitortest.Stream(newRand(14), t0, 1, path{Prefix: "192.0.2", Per: 10, Kind: "down"},
+	for _, h := range handshakestream.Stream(newRand(14), t0, 1, path{Prefix: "192.0.2", Per: 10, Kind: "down"},
 		path{Prefix: "203.0.113", Per: 40, Kind: "clean"}) {
 		m.Observe(h)
 	}

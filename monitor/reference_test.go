@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mtuscope/mtuscope/monitor/monitortest"
+	"github.com/mtuscope/mtuscope/internal/handshakestream"
 )
 
 // logStats writes each alert's figures: the network's rate, the
@@ -137,7 +137,7 @@ func BenchmarkEvaluate(b *testing.B) {
 		}
 		ps = append(ps, path{Prefix: fmt.Sprintf("10.%d.%d", i/250, i%250), Per: 1 + i%5, Kind: kind})
 	}
-	hs := monitortest.Stream(rng, t0, 1, ps...)
+	hs := handshakestream.Stream(rng, t0, 1, ps...)
 	b.ResetTimer()
 	for i := range b.N {
 		at := t0.Add(time.Duration(i) * time.Minute)

@@ -32,4 +32,10 @@ func TestContradicted(t *testing.T) {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
 	}
+	// S15: a path that cannot read a split hello fails every large hello,
+	// the floor's too, while the small ones pass: that is evidence, not
+	// congestion (it used to double the timeout until the run ran out).
+	if contradicted([]Handshake{fail(KindLarge, 536)}, 536, 1460, 0) {
+		t.Errorf("a large hello failing at the floor before any passed marked the round congested")
+	}
 }

@@ -17,12 +17,13 @@ import (
 
 // probeDoc is the part of `mtuscope probe --json` the end-to-end tests read.
 type probeDoc struct {
-	Target    string `json:"target"`
-	Address   string `json:"address"`
-	Family    int    `json:"family"`
-	Verdict   string `json:"verdict"`
-	PathMTU   int    `json:"path_mtu"`
-	Direction string `json:"direction"`
+	Target    string   `json:"target"`
+	Address   string   `json:"address"`
+	Family    int      `json:"family"`
+	Verdict   string   `json:"verdict"`
+	Causes    []string `json:"causes"`
+	PathMTU   int      `json:"path_mtu"`
+	Direction string   `json:"direction"`
 	Findings  []struct {
 		Code   string `json:"code"`
 		Detail string `json:"detail"`
@@ -91,7 +92,7 @@ func probeIn(t testing.TB, n *testnet.Net, family int, extra ...string) (probeDo
 }
 
 // wantFor returns what the probe must conclude about sc. One deliberate
-// difference from SCENARIOS.md: in S5 the probe proves that fragments are
+// difference from docs/testbed.md: in S5 the probe proves that fragments are
 // lost upstream (a fragmented UDP datagram to a closed port gets no port
 // unreachable, whose answer is small) but cannot test downstream fragments
 // when the upstream ones die: a plain server sends none, and mtuscope

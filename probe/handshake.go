@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -68,7 +69,12 @@ type Handshake struct {
 
 // segmentTest converts the attempt into diagnose's evidence.
 func (h Handshake) segmentTest() diagnose.SegmentTest {
-	return diagnose.SegmentTest{UpSize: h.UpSize, DownSize: h.DownSize, Up: h.Up, Down: h.Down, Outcome: h.Outcome, Detail: h.Detail}
+	seg := h.SndMSS
+	if seg <= 0 {
+		seg = max(h.MSS-packet.TCPTimestampsLen, 1)
+	}
+	return diagnose.SegmentTest{UpSize: h.UpSize, DownSize: h.DownSize, Up: h.Up, Down: h.Down, Outcome: h.Outcome, Detail: h.Detail,
+		HelloSegments: (h.HelloBytes + seg - 1) / seg}
 }
 
 // handshake dials addr with TCP_MAXSEG mss, sends a ClientHello built from
@@ -293,6 +299,13 @@ func (c *slotConn) Close() error {
 	return c.Conn.Close()
 }
 
+// alpnPad is an ALPN name no server speaks, offered after http/1.1 (which
+// servers pick): crypto/tls has no padding extension, and its classical
+// hello (about 280 bytes) falls in the 256-511-byte window some devices
+// drop, which would pass for a downstream loss here. With it the hello is
+// over 530 bytes.
+var alpnPad = "mtuscope-padding-" + strings.Repeat("0", 233)
+
 var errBudget = errors.New("connection budget for this run spent (MaxConnections)")
 
 // download completes a real handshake (crypto/tls, small classical hello,
@@ -314,7 +327,7 @@ func (r *runner) download(ctx context.Context, mss int) (h Handshake) {
 	defer stop()
 	tc := tls.Client(conn, &tls.Config{
 		ServerName: r.serverName, InsecureSkipVerify: true,
-		CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP256}, NextProtos: []string{"http/1.1"},
+		CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP256}, NextProtos: []string{"http/1.1", alpnPad},
 	})
 	herr := tc.Handshake()
 	var n int64

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mtuscope/mtuscope/internal/servetest"
 	"github.com/mtuscope/mtuscope/internal/testnet"
-	"github.com/mtuscope/mtuscope/server/servetest"
 )
 
 // probeServe runs the real binary in the client namespace against mtuscope

@@ -19,18 +19,19 @@ type attempt struct {
 
 // ladders runs the downstream ladder (small hellos), the upstream ladder
 // (hellos larger than a segment) and the ClientHello sweep together, in
-// rounds of parallel handshakes, until each has its answer.
-func (r *runner) ladders(ctx context.Context, floor, hi int, small tlswire.HelloSpec) {
+// rounds of parallel handshakes, until each has its answer. afterFirst is
+// called once the first round, the largest, is done.
+func (r *runner) ladders(ctx context.Context, floor, hi int, small tlswire.HelloSpec, afterFirst func()) {
 	var pl []int
 	for _, p := range plateaus {
 		pl = append(pl, p-diagnose.IPHeader(r.family))
 	}
 	down := newLadder(floor, hi, pl, 14, 20)
 	up := newLadder(floor, hi, pl, 14, 20)
-	// The large hello carries a real post-quantum key share and is padded
-	// to exceed one segment at every rung.
-	large := tlswire.HelloSpec{ServerName: r.serverName, ALPN: small.ALPN,
-		Groups: []tlswire.Group{tlswire.GroupX25519MLKEM768, tlswire.GroupX25519}, Size: min(hi+400, tlswire.MaxHelloSize)}
+	// The large hello is the small one padded to exceed one segment at
+	// every rung: classical, so that a device refusing post-quantum key
+	// shares (the variants' question) does not pass for a size limit.
+	large := tlswire.HelloSpec{ServerName: r.serverName, ALPN: small.ALPN, Size: min(hi+400, tlswire.MaxHelloSize)}
 	if nat, err := tlswire.NaturalSize(large); err == nil && large.Size < nat+4 {
 		large.Size = 0
 	}
@@ -38,7 +39,10 @@ func (r *runner) ladders(ctx context.Context, floor, hi int, small tlswire.Hello
 	sweepMSS := min(1280-diagnose.IPHeader(r.family), hi)
 	sweepTries := map[int]int{}
 	sweepPassed := map[int]bool{}
-	nat, _ := tlswire.NaturalSize(small)
+	nat := small.Size
+	if nat == 0 {
+		nat, _ = tlswire.NaturalSize(small)
+	}
 
 	for round := 1; ctx.Err() == nil; round++ {
 		var batch []attempt
@@ -59,12 +63,6 @@ func (r *runner) ladders(ctx context.Context, floor, hi int, small tlswire.Hello
 			sweepTries[size]++
 			spec := small
 			spec.Size = size
-			if size >= 1500 {
-				spec.Groups = []tlswire.Group{tlswire.GroupX25519MLKEM768, tlswire.GroupX25519}
-				if n, err := tlswire.NaturalSize(spec); err != nil || size < n+4 {
-					spec.Groups = nil
-				}
-			}
 			batch = append(batch, attempt{KindSweep, sweepMSS, spec})
 		}
 		if len(batch) == 0 {
@@ -112,6 +110,9 @@ func (r *runner) ladders(ctx context.Context, floor, hi int, small tlswire.Hello
 				}
 			}
 		}
+		if round == 1 {
+			afterFirst()
+		}
 		if round >= 8 {
 			break
 		}
@@ -150,8 +151,12 @@ func (r *runner) adaptTimeout(results []Handshake) bool {
 }
 
 // contradicted reports whether a ladder attempt failed at a size the path
-// is known to carry: the floor (the baseline passed there) or at most the
-// largest size its ladder saw pass.
+// is known to carry: for small hellos the floor (the baseline passed
+// there) or at most the largest size their ladder saw pass; for large
+// hellos at most the largest size theirs saw pass. A large hello failing
+// at the floor before any passed is no contradiction: the baseline's
+// hello went in one segment, and a path that cannot read a split hello
+// fails every large one (a busy machine fails the small ones too).
 func contradicted(results []Handshake, floor, downPass, upPass int) bool {
 	for _, h := range results {
 		if h.Outcome == diagnose.Completed {
@@ -160,7 +165,7 @@ func contradicted(results []Handshake, floor, downPass, upPass int) bool {
 		switch {
 		case h.Kind == KindSmall && h.MSS <= max(floor, downPass):
 			return true
-		case h.Kind == KindLarge && h.MSS <= max(floor, upPass):
+		case h.Kind == KindLarge && h.MSS <= upPass:
 			return true
 		}
 	}
@@ -446,6 +451,12 @@ func (r *runner) fillEvidence(rep *Report) {
 		if h.Outcome == diagnose.Completed && h.Kind != KindDownload && h.FlightBytes > ev.FlightBytes {
 			ev.FlightBytes = h.FlightBytes
 		}
+	}
+	for _, v := range rep.Variants {
+		if v.Outcome == diagnose.Timeout && v.Detail == "run timeout" {
+			continue // cut short by the run's end: proves nothing
+		}
+		ev.Variants = append(ev.Variants, v.VariantTest)
 	}
 	unverified := false
 	for _, u := range rep.UDP {

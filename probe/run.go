@@ -43,9 +43,12 @@ type Report struct {
 	// AssistedEcho are the datagrams sent through a cooperating server's
 	// UDP echo; none without one.
 	AssistedEcho []AssistedEcho
-	Evidence     diagnose.Evidence
-	Connections  int
-	Elapsed      time.Duration
+	// Variants are the attempts of the ClientHello variants (one change
+	// each from a reference hello).
+	Variants    []VariantAttempt
+	Evidence    diagnose.Evidence
+	Connections int
+	Elapsed     time.Duration
 }
 
 // UDPTest is one UDP probe to a closed port.
@@ -103,17 +106,45 @@ type runner struct {
 	hsTimeout      time.Duration
 	inflight       chan struct{}
 	budget         atomic.Int32
-	start          time.Time
+	// maxConns is the connection budget, MaxConnections when 0; the
+	// variants run on a runner of their own (variants) with theirs.
+	maxConns int32
+	variants *runner
+	start    time.Time
 
 	mu         sync.Mutex
 	handshakes []Handshake
 }
 
-func (r *runner) take() bool { return r.budget.Add(1) <= MaxConnections }
+func (r *runner) take() bool {
+	limit := r.maxConns
+	if limit == 0 {
+		limit = MaxConnections
+	}
+	return r.budget.Add(1) <= limit
+}
+
+// connections counts the connections opened, the variants' included.
+func (r *runner) connections() int {
+	n := int(min(r.budget.Load(), MaxConnections))
+	if v := r.variants; v != nil {
+		n += int(min(v.budget.Load(), v.maxConns))
+	}
+	return n
+}
+
+// variantRunner returns a runner for the variants: the same target and
+// bounds on connections in flight, a connection budget of its own
+// (MaxVariantConnections), so that the size tests keep all of theirs.
+func (r *runner) variantRunner() *runner {
+	return &runner{cfg: r.cfg, log: r.log, addr: r.addr, port: r.port, family: r.family, serverName: r.serverName,
+		connectTimeout: r.connectTimeout, hsTimeout: r.hsTimeout, inflight: r.inflight, start: r.start,
+		maxConns: MaxVariantConnections}
+}
 
 func (r *runner) progress(phase string, round int) {
 	if r.cfg.Progress != nil {
-		r.cfg.Progress(Progress{Phase: phase, Round: round, Connections: int(min(r.budget.Load(), MaxConnections)), Elapsed: r.now().Sub(r.start)})
+		r.cfg.Progress(Progress{Phase: phase, Round: round, Connections: r.connections(), Elapsed: r.now().Sub(r.start)})
 	}
 }
 
@@ -143,7 +174,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	defer func() {
 		rep.Handshakes = r.handshakes
-		rep.Connections = int(min(r.budget.Load(), MaxConnections))
+		rep.Connections = r.connections()
 		rep.Elapsed = r.now().Sub(r.start)
 	}()
 	ev := &rep.Evidence
@@ -167,18 +198,43 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		udp = r.udpTests(ctx, ev.LocalMTU, rep.RTT)
 	}()
 	floor, hi := r.ladderBounds(ev.LocalMTU)
-	small := tlswire.HelloSpec{ServerName: r.serverName, ALPN: []string{"http/1.1"}}
+	small := outOfWindow(tlswire.HelloSpec{ServerName: r.serverName, ALPN: []string{"http/1.1"}})
 	base := r.baseline(ctx, rep, floor, small)
 	if base.Outcome == diagnose.Completed && assistant() != nil {
 		r.assist(ctx, base, ev)
 	}
-	// 3. Ladders and sweep (and ICMP echo), when TLS works at all.
+	// 3. The ClientHello variants, alongside the size tests (instead of
+	// them when even the baseline failed): what the path does with a
+	// hello's content, at a size it carries.
+	// They start once the ladders' first round, the largest, is done, so
+	// as not to slow it (a slow round reads as congestion), with the
+	// timeout that round left.
+	var variants []VariantAttempt
+	variantsDone := make(chan struct{})
+	startVariants := sync.OnceFunc(func() {
+		if base.Outcome == diagnose.ConnectFailed || ctx.Err() != nil {
+			close(variantsDone)
+			return
+		}
+		r.variants = r.variantRunner() // with the timeout the ladders left: they change r.hsTimeout meanwhile
+		go func() {
+			defer close(variantsDone)
+			v := r.variants
+			variants = v.variantTests(ctx, v.variantMSS(hi), v.hsTimeout, rep.RTT, small.ALPN, base.Outcome == diagnose.Completed)
+		}()
+	})
+	// 4. Ladders and sweep (and ICMP echo), when TLS works at all.
 	if base.Outcome == diagnose.Completed {
-		r.sizeTests(ctx, rep, floor, hi, small)
+		r.sizeTests(ctx, rep, floor, hi, small, startVariants)
+	} else {
+		r.progress("variants", 0)
 	}
+	startVariants()
+	<-variantsDone
+	rep.Variants = variants
 	<-udpDone
 	rep.UDP = udp
-	// 4. What needs the others done: the server's echo, the kernel's
+	// 5. What needs the others done: the server's echo, the kernel's
 	// path MTU afterwards, the evidence.
 	if assistant() != nil && ctx.Err() == nil {
 		r.progress("udp echo", 0)
@@ -285,6 +341,19 @@ func (r *runner) connect(ctx context.Context, rep *Report) error {
 	return nil
 }
 
+// outOfWindow pads a hello that would be 256 to 511 bytes long (the
+// record, the handshake message or its body: reports differ on which
+// length such devices read) to a body of 512 bytes, a 521-byte record, as
+// RFC 7685's padding is for: devices that mishandle that window would
+// otherwise fail the baseline, which is about sizes (the variants test the
+// window itself). It still fits one segment at IPv4's floor MSS.
+func outOfWindow(spec tlswire.HelloSpec) tlswire.HelloSpec {
+	if n, err := tlswire.NaturalSize(spec); err == nil && n >= 256+4 && n <= 511+tlswire.RecordHeaderLen {
+		spec.Size = 512 + 4 + tlswire.RecordHeaderLen
+	}
+	return spec
+}
+
 // ladderBounds returns the MSS range of the ladders: from the floor every
 // path must carry to the local MTU (at most maxProbeMTU).
 func (r *runner) ladderBounds(localMTU int) (floor, hi int) {
@@ -318,8 +387,8 @@ func (r *runner) baseline(ctx context.Context, rep *Report, floor int, small tls
 }
 
 // sizeTests runs the ladders and the sweep, with the ICMP echo tests
-// alongside.
-func (r *runner) sizeTests(ctx context.Context, rep *Report, floor, hi int, small tlswire.HelloSpec) {
+// alongside; afterFirst is called when the ladders' first round is done.
+func (r *runner) sizeTests(ctx context.Context, rep *Report, floor, hi int, small tlswire.HelloSpec, afterFirst func()) {
 	ev := &rep.Evidence
 	var echo []EchoTest
 	var skipped string
@@ -333,7 +402,7 @@ func (r *runner) sizeTests(ctx context.Context, rep *Report, floor, hi int, smal
 		}
 		echo, skipped = r.echoTests(ctx, ev.LocalMTU)
 	}()
-	r.ladders(ctx, floor, hi, small)
+	r.ladders(ctx, floor, hi, small, afterFirst)
 	wg.Wait()
 	rep.Echo = echo
 	if skipped != "" {

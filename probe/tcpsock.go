@@ -29,7 +29,9 @@ func (r *runner) tcpInfo(c net.Conn) (tcpInfo, error) {
 
 // readTCPInfo returns the kernel's view of a TCP connection.
 func readTCPInfo(c net.Conn) (tcpInfo, error) {
-	tc, ok := c.(*net.TCPConn)
+	tc, ok := c.(interface {
+		SyscallConn() (syscall.RawConn, error)
+	}) // a *net.TCPConn, or a test's wrapper of one
 	if !ok {
 		return tcpInfo{}, errors.New("not a TCP connection")
 	}
@@ -43,6 +45,6 @@ func readTCPInfo(c net.Conn) (tcpInfo, error) {
 	}
 	return tcpInfo{
 		SndMSS: ti.SndMSS, RcvMSS: ti.RcvMSS, Unacked: ti.Unacked,
-		Retrans: ti.Retransmits, PMTU: ti.PMTU, RTT: ti.RTT(), Timestamps: ti.Timestamps,
+		Retrans: ti.Retransmits, PMTU: ti.PMTU, RTT: ti.RTT(), Timestamps: ti.Timestamps, BytesAcked: ti.BytesAcked,
 	}, nil
 }

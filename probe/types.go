@@ -15,6 +15,9 @@ type tcpInfo struct {
 	PMTU           int
 	RTT            time.Duration
 	Timestamps     bool
+	// BytesAcked is tcpi_bytes_acked: bytes the peer acknowledged, the SYN
+	// counting as one.
+	BytesAcked int64
 }
 
 // udpAnswer is what came back for one UDP probe.

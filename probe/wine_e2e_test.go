@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mtuscope/mtuscope/internal/servetest"
 	"github.com/mtuscope/mtuscope/internal/testnet"
-	"github.com/mtuscope/mtuscope/server/servetest"
 )
 
 // wine64 returns Debian's wine64 loader, skipping the test without it

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mtuscope/mtuscope/internal/servetest"
 	"github.com/mtuscope/mtuscope/internal/testnet"
-	"github.com/mtuscope/mtuscope/server/servetest"
 )
 
 // TestHandOutProbe follows the report's command as a network team would,

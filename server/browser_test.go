@@ -15,9 +15,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/mtuscope/mtuscope/internal/servetest"
 	"github.com/mtuscope/mtuscope/internal/testnet"
 	"github.com/mtuscope/mtuscope/server"
-	"github.com/mtuscope/mtuscope/server/servetest"
 )
 
 // TestPageInBrowser opens the page in Debian's headless Chromium in the

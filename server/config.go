@@ -4,14 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
 	"strconv"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/mtuscope/mtuscope/internal/strictyaml"
 )
 
 // Config is everything `mtuscope serve` can be told. The zero value of a
@@ -131,30 +130,18 @@ func Defaults() Config {
 }
 
 // LoadConfig reads a YAML config file over the defaults. Unknown keys,
-// several documents and values of the wrong type are errors.
+// several documents and values of the wrong type are errors naming the
+// key and its line.
 func LoadConfig(path string) (Config, error) {
 	cfg := Defaults()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return cfg, fmt.Errorf("config: %w", err)
 	}
-	if err := decodeStrict(b, &cfg); err != nil {
+	if err := strictyaml.Decode(b, &cfg); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, nil
-}
-
-func decodeStrict(b []byte, cfg *Config) error {
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		return err
-	}
-	var extra any
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return errors.New("more than one YAML document")
-	}
-	return nil
 }
 
 // RungMSS returns the rungs' MSS values, lowest first.

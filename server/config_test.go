@@ -110,3 +110,25 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigErrorsNameKeyAndLine: a mistyped key or a bad value names the
+// key's path and its line, not a Go type (it said "field htps not found in
+// type server.Config").
+func TestConfigErrorsNameKeyAndLine(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ in, want string }{
+		{"htps: \":443\"\n", `line 1: htps: unknown key (did you mean "https"?)`},
+		{"http: \":80\"\nrungs:\n  first: 1220\n  frist: 1200\n", `line 4: rungs.frist: unknown key (did you mean "first"?)`},
+		{"page_mss: big\n", `line 1: page_mss: want a whole number, got "big"`},
+		{"reports:\n  max_age: forever\n", `line 2: reports.max_age: want a duration`},
+	} {
+		p := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(p, []byte(tc.in), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := LoadConfig(p)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "server.") {
+			t.Errorf("%q: error %v, want one containing %q and no Go type", tc.in, err, tc.want)
+		}
+	}
+}

@@ -5,39 +5,17 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/mtuscope/mtuscope/api"
 	"github.com/mtuscope/mtuscope/diagnose"
 	"github.com/mtuscope/mtuscope/tlswire"
 )
-
-// Step results the page posts for each part of a rung test.
-const (
-	stepOK      = "ok"
-	stepFail    = "fail"
-	stepSkipped = "skipped"
-)
-
-// BrowserRung is what the page measured on one rung.
-type BrowserRung struct {
-	MSS    int    `json:"mss"`
-	Family int    `json:"family"`
-	Hello  string `json:"hello"` // a fresh TLS connection and a small request
-	Down   string `json:"down"`  // a download larger than one segment
-	Up     string `json:"up"`    // an upload larger than one segment
-	Probe  string `json:"probe"` // the server-first segment: the page only opens it
-	// Millis is how long the hello step took, or how long it was waited for.
-	Millis int    `json:"ms"`
-	Error  string `json:"error,omitempty"`
-	// Retried says the page tested this size a second time with a longer
-	// wait, because its round's passes ran slow (a busy client or server).
-	Retried bool `json:"retried,omitempty"`
-}
 
 // RungResult is one rung in a report: what the page saw, what the server
 // saw, and what the diagnosis reads from both.
 type RungResult struct {
 	MSS     int                  `json:"mss"`
 	Test    diagnose.SegmentTest `json:"test"`
-	Browser BrowserRung          `json:"browser"`
+	Browser api.BrowserRung      `json:"browser"`
 	Server  []snapshot           `json:"server"`
 	// ServerMore counts the connections of the rung not listed in Server
 	// (a report keeps at most maxRungSnapshots per rung).
@@ -66,7 +44,7 @@ const minObservedMSS = 537
 // the rung's TLS connections (tls) and server-first probes (down). plain
 // says the page measured over plain HTTP (Session.Plain): its requests are
 // then not TLS by design.
-func joinRung(fam int, br BrowserRung, session string, plain bool, tlsConns, down []snapshot) RungResult {
+func joinRung(fam int, br api.BrowserRung, session string, plain bool, tlsConns, down []snapshot) RungResult {
 	hdr := diagnose.IPHeader(fam)
 	size := br.MSS + hdr
 	for _, s := range append(append([]snapshot(nil), tlsConns...), down...) {
@@ -83,18 +61,19 @@ func joinRung(fam int, br BrowserRung, session string, plain bool, tlsConns, dow
 	// disagree (one lost the ClientHello, another the server's flight) may
 	// be two people's: the rung's server side is then uncertain and unused.
 	var tagged, open []snapshot
-	for _, c := range tlsConns {
+	var taggedAt, openAt []int // their indexes in tlsConns
+	for i, c := range tlsConns {
 		switch {
 		case session != "" && c.Session == session:
-			tagged = append(tagged, c)
+			tagged, taggedAt = append(tagged, c), append(taggedAt, i)
 		case c.Session == "" && !c.HandshakeDone:
-			open = append(open, c)
+			open, openAt = append(open, c), append(openAt, i)
 		}
 	}
 	var uncertain []string
-	cands := tagged
+	cands, candsAt := tagged, taggedAt
 	if len(cands) == 0 {
-		cands = open
+		cands, candsAt = open, openAt
 		if disagree(open, tlsClass) {
 			uncertain = append(uncertain, "unnamed connections on this size disagree (one lost the ClientHello, another the server's reply)")
 			cands = nil
@@ -105,12 +84,17 @@ func joinRung(fam int, br BrowserRung, session string, plain bool, tlsConns, dow
 	if downUncertain {
 		uncertain = append(uncertain, "the server-first probes on this size disagree (one arrived, another was lost)")
 	}
-	best := bestTLS(cands, session)
+	best, bestAt := bestTLS(cands, session), -1
+	for i := range cands {
+		if &cands[i] == best {
+			bestAt = candsAt[i]
+		}
+	}
 	t.Outcome, _ = diagnose.ClassifyHandshake(rungFacts(br, best, plain))
 	switch {
-	case br.Hello == stepOK:
+	case br.Hello == api.StepOK:
 	case best == nil:
-		if br.Hello == stepFail {
+		if br.Hello == api.StepFail {
 			// The page's hello failed and the server saw nothing: the
 			// connection never opened, or its SYN was lost; the page
 			// waited out its timeout either way.
@@ -188,7 +172,7 @@ func joinRung(fam int, br BrowserRung, session string, plain bool, tlsConns, dow
 	}
 	keep = append(keep, allDown...)
 	for i := range tlsConns {
-		if &tlsConns[i] != best {
+		if i != bestAt {
 			keep = append(keep, tlsConns[i])
 		}
 	}
@@ -204,8 +188,8 @@ func joinRung(fam int, br BrowserRung, session string, plain bool, tlsConns, dow
 // (best: the server's record of it, nil when it saw none) for the one
 // classifier. The server cannot see its flight arrive; a handshake it saw
 // through, or a hello step the page completed, means the flight arrived.
-func rungFacts(br BrowserRung, best *snapshot, plain bool) diagnose.HandshakeFacts {
-	f := diagnose.HandshakeFacts{FlightComplete: br.Hello == stepOK}
+func rungFacts(br api.BrowserRung, best *snapshot, plain bool) diagnose.HandshakeFacts {
+	f := diagnose.HandshakeFacts{FlightComplete: br.Hello == api.StepOK}
 	if best == nil {
 		return f
 	}
@@ -369,9 +353,9 @@ func familyEvidence(fam int, rungs []RungResult, all []snapshot) diagnose.Eviden
 // the direction unless the server saw it pass.
 func withBrowserStep(r diagnose.Result, step string) diagnose.Result {
 	switch {
-	case step == stepOK:
+	case step == api.StepOK:
 		return diagnose.Passed
-	case step == stepFail && r != diagnose.Passed:
+	case step == api.StepFail && r != diagnose.Passed:
 		return diagnose.Failed
 	}
 	return r

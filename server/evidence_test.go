@@ -3,6 +3,7 @@ package server
 import (
 	"testing"
 
+	"github.com/mtuscope/mtuscope/api"
 	"github.com/mtuscope/mtuscope/diagnose"
 )
 
@@ -35,43 +36,43 @@ func TestJoinRung(t *testing.T) {
 	cases := []struct {
 		name       string
 		mss        int
-		br         BrowserRung
+		br         api.BrowserRung
 		tls, down  []snapshot
 		up, dn     diagnose.Result
 		outcome    diagnose.Outcome
 		upSz, dnSz int
 	}{
-		{"all passed", 1460, BrowserRung{Hello: stepOK, Down: stepOK, Up: stepOK},
+		{"all passed", 1460, api.BrowserRung{Hello: api.StepOK, Down: api.StepOK, Up: api.StepOK},
 			[]snapshot{tlsConn(sid, 1800, 1795, true, 4500, ts)}, []snapshot{probeConn(1448, 1449, 1500)},
 			diagnose.Passed, diagnose.Passed, diagnose.Completed, 1500, 1500},
-		{"hello lost upstream, probe lost downstream (S2)", 1400, BrowserRung{Hello: stepFail},
+		{"hello lost upstream, probe lost downstream (S2)", 1400, api.BrowserRung{Hello: api.StepFail},
 			[]snapshot{tlsConn("", 0, 0, false, 0, ts)}, []snapshot{probeConn(1388, 1, 1500)},
 			diagnose.Failed, diagnose.Failed, diagnose.StalledClientHello, 1440, 1440},
-		{"hello lost, probe passed (S7)", 1400, BrowserRung{Hello: stepFail},
+		{"hello lost, probe passed (S7)", 1400, api.BrowserRung{Hello: api.StepFail},
 			[]snapshot{tlsConn("", 1800, 0, false, 0, ts)}, []snapshot{probeConn(1388, 1389, 1500)},
 			diagnose.Failed, diagnose.Passed, diagnose.StalledClientHello, 1440, 1440},
-		{"flight lost (S8)", 1400, BrowserRung{Hello: stepFail},
+		{"flight lost (S8)", 1400, api.BrowserRung{Hello: api.StepFail},
 			[]snapshot{tlsConn("", 1800, 1795, false, 4500, ts)}, nil,
 			diagnose.Passed, diagnose.Failed, diagnose.StalledServerFlight, 1440, 1440},
-		{"small flight, download lost (S8, ECDSA)", 1400, BrowserRung{Hello: stepOK, Down: stepFail, Up: stepOK},
+		{"small flight, download lost (S8, ECDSA)", 1400, api.BrowserRung{Hello: api.StepOK, Down: api.StepFail, Up: api.StepOK},
 			[]snapshot{tlsConn(sid, 1800, 1795, true, 900, ts)}, nil,
 			diagnose.Passed, diagnose.Failed, diagnose.Completed, 1440, 1440},
-		{"ICMP works: smaller sizes observed (S3)", 1460, BrowserRung{Hello: stepOK, Down: stepOK, Up: stepOK},
+		{"ICMP works: smaller sizes observed (S3)", 1460, api.BrowserRung{Hello: api.StepOK, Down: api.StepOK, Up: api.StepOK},
 			[]snapshot{tlsConn(sid, 1800, 1795, true, 4500, TCPInfo{Valid: true, Timestamps: true, PMTU: 1400, RcvMSS: 1348, BytesReceived: 1800})},
 			[]snapshot{probeConn(1448, 1449, 1400)},
 			diagnose.Passed, diagnose.Passed, diagnose.Completed, 1400, 1400},
-		{"a request smaller than a segment says nothing of the path MTU", 1460, BrowserRung{Hello: stepOK, Down: stepOK, Up: stepOK},
+		{"a request smaller than a segment says nothing of the path MTU", 1460, api.BrowserRung{Hello: api.StepOK, Down: api.StepOK, Up: api.StepOK},
 			[]snapshot{tlsConn(sid, 1800, 1795, true, 4500, TCPInfo{Valid: true, Timestamps: true, RcvMSS: 572, BytesReceived: 600})}, nil,
 			diagnose.Passed, diagnose.Passed, diagnose.Completed, 1500, 1500},
-		{"client offers less than the rung", 1460, BrowserRung{Hello: stepOK, Down: stepOK, Up: stepOK},
+		{"client offers less than the rung", 1460, api.BrowserRung{Hello: api.StepOK, Down: api.StepOK, Up: api.StepOK},
 			[]snapshot{func() snapshot { s := tlsConn(sid, 1800, 1795, true, 4500, ts); s.SYNMSS = 1360; return s }()}, nil,
 			diagnose.Passed, diagnose.Passed, diagnose.Completed, 1400, 1400},
-		{"no connection seen", 1460, BrowserRung{Hello: stepFail}, nil, nil,
+		{"no connection seen", 1460, api.BrowserRung{Hello: api.StepFail}, nil, nil,
 			diagnose.Untested, diagnose.Untested, diagnose.Timeout, 1500, 1500},
-		{"a pass beats a loss at the same size (random loss)", 1460, BrowserRung{Hello: stepOK, Down: stepFail, Up: stepOK},
+		{"a pass beats a loss at the same size (random loss)", 1460, api.BrowserRung{Hello: api.StepOK, Down: api.StepFail, Up: api.StepOK},
 			[]snapshot{tlsConn(sid, 1800, 1795, true, 4500, ts)}, []snapshot{probeConn(1448, 1449, 1500)},
 			diagnose.Passed, diagnose.Passed, diagnose.Completed, 1500, 1500},
-		{"another session's completed connection is not preferred", 1460, BrowserRung{Hello: stepFail},
+		{"another session's completed connection is not preferred", 1460, api.BrowserRung{Hello: api.StepFail},
 			[]snapshot{tlsConn("", 0, 0, false, 0, ts), tlsConn(sid, 0, 0, false, 0, ts)}, nil,
 			diagnose.Failed, diagnose.Untested, diagnose.StalledClientHello, 1500, 1500},
 	}
@@ -97,14 +98,14 @@ func TestFamilyEvidenceVerdicts(t *testing.T) {
 		var out []RungResult
 		for mss := 1220; mss <= 1460; mss += 8 {
 			size := mss + 40
-			br := BrowserRung{MSS: mss, Family: 4, Hello: stepOK, Down: stepOK, Up: stepOK}
+			br := api.BrowserRung{MSS: mss, Family: 4, Hello: api.StepOK, Down: api.StepOK, Up: api.StepOK}
 			tc := tlsConn("s", 1800, 1795, true, 4500, ts)
 			pc := probeConn(mss-12, int64(mss), 1500)
 			if size > limitUp {
-				br = BrowserRung{MSS: mss, Family: 4, Hello: stepFail}
+				br = api.BrowserRung{MSS: mss, Family: 4, Hello: api.StepFail}
 				tc = tlsConn("", 0, 0, false, 0, ts)
 			} else if size > limitDown {
-				br = BrowserRung{MSS: mss, Family: 4, Hello: stepFail}
+				br = api.BrowserRung{MSS: mss, Family: 4, Hello: api.StepFail}
 				tc = tlsConn("", 1800, 1795, false, 4500, ts)
 			}
 			if size > limitDown {
@@ -141,7 +142,7 @@ func TestFamilyEvidenceVerdicts(t *testing.T) {
 func TestJoinRungUnnamed(t *testing.T) {
 	ts := TCPInfo{Valid: true, Timestamps: true, PMTU: 1500}
 	const sid = "session"
-	failed := BrowserRung{MSS: 1400, Hello: stepFail}
+	failed := api.BrowserRung{MSS: 1400, Hello: api.StepFail}
 	// lost: the hello's head never came, its tail did (out of order).
 	lost := func() snapshot { s := tlsConn("", 1800, 0, false, 0, ts); s.Info.RcvOOOPack = 1; return s }
 	cases := []struct {
@@ -175,6 +176,33 @@ func TestVerdictTitles(t *testing.T) {
 	for _, v := range diagnose.Verdicts() {
 		if verdictTitles[v] == "" {
 			t.Errorf("no title for verdict %s", v)
+		}
+	}
+}
+
+// TestJoinRungListsEachConnectionOnce: the rung in the report lists the
+// connection that decided it first, and every connection once.
+func TestJoinRungListsEachConnectionOnce(t *testing.T) {
+	ts := TCPInfo{Valid: true, Timestamps: true, PMTU: 1500}
+	named := tlsConn("session", 1800, 1795, true, 4500, ts)
+	unnamed := tlsConn("", 1800, 0, false, 0, ts)
+	br := api.BrowserRung{MSS: 1460, Family: 4, Hello: api.StepOK, Down: api.StepOK, Up: api.StepOK}
+	for _, tc := range []struct {
+		name         string
+		tls          []snapshot
+		listed, more int
+	}{
+		{"one named", []snapshot{named}, 1, 0},
+		{"one unnamed, unfinished", []snapshot{unnamed}, 1, 0},
+		{"named among unnamed", []snapshot{unnamed, named, unnamed}, 3, 0},
+		{"more than a report keeps", []snapshot{unnamed, unnamed, named, unnamed, unnamed}, maxRungSnapshots, 5 - maxRungSnapshots},
+	} {
+		r := joinRung(4, br, "session", false, tc.tls, nil)
+		if len(r.Server) != tc.listed || r.ServerMore != tc.more {
+			t.Errorf("%s: %d connections listed and %d more, want %d and %d", tc.name, len(r.Server), r.ServerMore, tc.listed, tc.more)
+		}
+		if len(r.Server) > 0 && r.Server[0].Session != tc.tls[len(tc.tls)/2].Session {
+			t.Errorf("%s: the first listed is not the one that decided the rung", tc.name)
 		}
 	}
 }

@@ -16,9 +16,9 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/mtuscope/mtuscope/api"
+	"github.com/mtuscope/mtuscope/internal/servetest"
 	"github.com/mtuscope/mtuscope/internal/testnet"
 	"github.com/mtuscope/mtuscope/server"
-	"github.com/mtuscope/mtuscope/server/servetest"
 )
 
 // TestFirstRunInBrowser is a newcomer's first run: `mtuscope serve` with

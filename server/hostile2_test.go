@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mtuscope/mtuscope/api"
 )
 
 // heapMB is the live heap after a collection, in MB.
@@ -154,7 +156,7 @@ func TestBareConnectionsReportSize(t *testing.T) {
 	if code != http.StatusCreated {
 		t.Fatalf("session: %d %s", code, body)
 	}
-	var sess sessionResponse
+	var sess api.Session
 	decode(t, body, &sess)
 	r0 := sess.Rungs[0]
 	for i := 0; i < 2000; i++ {
@@ -164,15 +166,15 @@ func TestBareConnectionsReportSize(t *testing.T) {
 		}
 		bc.Close()
 	}
-	rungs := []BrowserRung{}
+	rungs := []api.BrowserRung{}
 	for _, r := range sess.Rungs {
-		rungs = append(rungs, BrowserRung{MSS: r.MSS, Family: 4, Hello: stepFail})
+		rungs = append(rungs, api.BrowserRung{MSS: r.MSS, Family: 4, Hello: api.StepFail})
 	}
-	dup, _ := jsonBody(pageResult{Rungs: append(rungs, rungs[0]), RTTms: 1})
+	dup, _ := jsonBody(api.PageResult{Rungs: append(rungs, rungs[0]), RTTms: 1})
 	if code, _ := do(t, c, "POST", s.url("https", "/api/v1/sessions/"+sess.ID+"/result"), "application/json", dup); code != http.StatusBadRequest {
 		t.Errorf("duplicate rung entries: %d, want 400", code)
 	}
-	b, _ := jsonBody(pageResult{Rungs: rungs, RTTms: 1})
+	b, _ := jsonBody(api.PageResult{Rungs: rungs, RTTms: 1})
 	code, body = do(t, c, "POST", s.url("https", "/api/v1/sessions/"+sess.ID+"/result"), "application/json", b)
 	if code != http.StatusCreated {
 		t.Fatalf("result: %d %s", code, body)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mtuscope/mtuscope/api"
 	"github.com/mtuscope/mtuscope/api/echowire"
 )
 
@@ -116,7 +117,7 @@ func TestMalformedInput(t *testing.T) {
 	if code != http.StatusCreated {
 		t.Fatalf("session: %d %s", code, body)
 	}
-	var sess sessionResponse
+	var sess api.Session
 	decode(t, body, &sess)
 	bodies := []string{``, `{`, `[]`, `null`, `{"rungs": "x"}`, `{"unknown": 1}`, `{"rungs":[]} {"rungs":[]}`,
 		`{"rungs":[{"mss": 1221, "family": 4, "hello": "ok"}]}`, `{"rungs":[{"mss": 1220, "family": 5}]}`,

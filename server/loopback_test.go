@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mtuscope/mtuscope/api"
 	"github.com/mtuscope/mtuscope/diagnose"
 )
 
@@ -21,19 +22,19 @@ func runPage(t *testing.T, s *Server, c *http.Client) (int, map[string]any) {
 	if code != http.StatusCreated {
 		t.Fatalf("session: %d %s", code, body)
 	}
-	var sess sessionResponse
+	var sess api.Session
 	decode(t, body, &sess)
-	var rungs []BrowserRung
+	var rungs []api.BrowserRung
 	for _, r := range sess.Rungs {
-		br := BrowserRung{MSS: r.MSS, Family: 4, Hello: stepOK, Down: stepOK, Up: stepOK, Probe: "opened"}
+		br := api.BrowserRung{MSS: r.MSS, Family: 4, Hello: api.StepOK, Down: api.StepOK, Up: api.StepOK, Probe: api.StepOpened}
 		if code, _ := do(t, c, "GET", s.rungURL(r, "/t/hello?s="+sess.ID), "", nil); code != 200 {
-			br.Hello = stepFail
+			br.Hello = api.StepFail
 		}
 		if code, b := do(t, c, "GET", s.rungURL(r, fmt.Sprintf("/t/down?s=%s&n=%d", sess.ID, sess.DownloadBytes)), "", nil); code != 200 || len(b) != sess.DownloadBytes {
-			br.Down = stepFail
+			br.Down = api.StepFail
 		}
 		if code, b := do(t, c, "POST", s.rungURL(r, "/t/up?s="+sess.ID), "text/plain", bytes.NewReader(make([]byte, sess.UploadBytes))); code != 200 || !strings.Contains(b, fmt.Sprint(sess.UploadBytes)) {
-			br.Up = stepFail
+			br.Up = api.StepFail
 		}
 		// The probe: the server writes first; read its segment and close.
 		pc, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", r.DownPort))
@@ -47,7 +48,7 @@ func runPage(t *testing.T, s *Server, c *http.Client) (int, map[string]any) {
 		pc.Close()
 		rungs = append(rungs, br)
 	}
-	b, _ := jsonBody(pageResult{Rungs: rungs, RTTms: 1})
+	b, _ := jsonBody(api.PageResult{Rungs: rungs, RTTms: 1})
 	code, body = do(t, c, "POST", s.url("https", "/api/v1/sessions/"+sess.ID+"/result"), "application/json", b)
 	var out map[string]any
 	if code == http.StatusCreated {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mtuscope/mtuscope/api"
 )
 
 // The rung listeners speak TLS and plain HTTP on the same port, told apart
@@ -167,11 +169,11 @@ func (r *connRecord) noteHandshakeError(err error) {
 // not count: after a person clicked through the warning for a self-signed
 // certificate, Chromium refuses each new connection's certificate once and
 // then connects again under the exception, and the size is measured.
-func (s *Server) certRefused(sess *session, rungs []BrowserRung) (alert string, n int) {
+func (s *Server) certRefused(sess *session, rungs []api.BrowserRung) (alert string, n int) {
 	type key struct{ fam, mss int }
 	failed := map[key]bool{}
 	for _, r := range rungs {
-		if r.Hello == stepFail {
+		if r.Hello == api.StepFail {
 			failed[key{r.Family, r.MSS}] = true
 		}
 	}

@@ -13,9 +13,9 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/mtuscope/mtuscope/diagnose"
+	"github.com/mtuscope/mtuscope/internal/servetest"
 	"github.com/mtuscope/mtuscope/internal/testnet"
 	"github.com/mtuscope/mtuscope/server"
-	"github.com/mtuscope/mtuscope/server/servetest"
 )
 
 // pageOutcome is what one browser's page run ended on.

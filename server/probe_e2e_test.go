@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mtuscope/mtuscope/internal/servetest"
 	"github.com/mtuscope/mtuscope/internal/testnet"
-	"github.com/mtuscope/mtuscope/server/servetest"
 )
 
 // probeDoc is the part of `mtuscope probe --json` these tests read.

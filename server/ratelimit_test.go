@@ -96,3 +96,30 @@ func TestIPv6LimitsPerSlash64(t *testing.T) {
 		t.Errorf("a report from another /64: %d, want 201", w.Code)
 	}
 }
+
+// TestSubmittedTestsBound: a report's evidence holds at most 1000 tests of
+// every kind together, the ClientHello variants among them (before, 1000
+// segments and any number of variants passed).
+func TestSubmittedTestsBound(t *testing.T) {
+	t.Parallel()
+	s := loopback(t, nil)
+	h := s.pageHandler(false)
+	post := func(ev diagnose.Evidence) int {
+		body, _ := json.Marshal(api.Submission{Target: "x", Evidence: []diagnose.Evidence{ev}})
+		req := httptest.NewRequest("POST", api.ReportsPath, strings.NewReader(string(body)))
+		req.RemoteAddr = "192.0.2.7:4000"
+		req.TLS = &tls.ConnectionState{}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w.Code
+	}
+	ev := diagnose.Evidence{Family: 4, Segments: make([]diagnose.SegmentTest, 999)}
+	ev.Variants = make([]diagnose.VariantTest, 1)
+	if code := post(ev); code != http.StatusCreated {
+		t.Fatalf("1000 tests: status %d, want %d", code, http.StatusCreated)
+	}
+	ev.Variants = make([]diagnose.VariantTest, 2)
+	if code := post(ev); code != http.StatusBadRequest {
+		t.Fatalf("1001 tests, two of them variants: status %d, want %d", code, http.StatusBadRequest)
+	}
+}

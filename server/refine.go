@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mtuscope/mtuscope/api"
 	"github.com/mtuscope/mtuscope/diagnose"
 	"github.com/mtuscope/mtuscope/sockopt"
 )
@@ -34,27 +35,14 @@ import (
 // whatever address they come from; the join still takes only those from
 // the session's address.
 
-// refineFamily is what the page tests in the refinement round of one family.
-type refineFamily struct {
-	Family int    `json:"family"`
-	Rungs  []rung `json:"rungs,omitempty"`
-	// ExactPort is the server-first listener writing ExactSizes.
-	ExactPort  int   `json:"exact_port,omitempty"`
-	ExactSizes []int `json:"exact_sizes,omitempty"`
-	// Up and Down are the brackets [largest passed, smallest lost] the
-	// first round found, 0 where it found none.
-	Up   [2]int `json:"up"`
-	Down [2]int `json:"down"`
-}
-
-// refinement is one session's borrowed listeners.
+// refinement is one session's borrowed listeners and the round the page
+// was told to test on them.
 type refinement struct {
-	Families []refineFamily `json:"families"`
-	WaitMs   int            `json:"wait_ms"`
-	mss      map[int]bool   // refinement MSS values, by family*100000+mss
-	lns      []net.Listener
-	leases   []*portLease
-	once     sync.Once
+	round  api.Refinement
+	mss    map[int]bool // refinement MSS values, by family*100000+mss
+	lns    []net.Listener
+	leases []*portLease
+	once   sync.Once
 }
 
 func refineKey(fam, mss int) int { return fam*100000 + mss }
@@ -88,7 +76,7 @@ func sizeBracket(ts []diagnose.SegmentTest, up bool) [2]int {
 // direction's bracket b (when want): at the size that passed a
 // handshake completed, and at the size lost a connection arrived. A page
 // result alone, claiming sizes without connections, lends no ports.
-func seenBracket(fr FamilyResult, b [2]int, up, want bool) bool {
+func seenBracket(fr familyJoin, b [2]int, up, want bool) bool {
 	if !want {
 		return true
 	}
@@ -134,7 +122,7 @@ func (s *Server) refineSession(w http.ResponseWriter, r *http.Request) {
 	if sess == nil {
 		return
 	}
-	var res pageResult
+	var res api.PageResult
 	if err := decodeJSON(w, r, maxJSONBody, &res); err != nil {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
@@ -151,41 +139,41 @@ func (s *Server) refineSession(w http.ResponseWriter, r *http.Request) {
 	if sess.refine != nil {
 		out := sess.refine
 		sess.mu.Unlock()
-		writeJSON(w, http.StatusOK, out)
+		writeJSON(w, http.StatusOK, out.round)
 		return
 	}
 	sess.mu.Unlock()
 	arrived := time.Now()
-	ref := &refinement{Families: []refineFamily{}, WaitMs: 600 + 4*max(0, int(res.RTTms)), mss: map[int]bool{}}
+	ref := &refinement{round: api.Refinement{Families: []api.RefineFamily{}, WaitMs: 600 + 4*max(0, int(res.RTTms))}, mss: map[int]bool{}}
 	if s.cfg.Rungs.RefinePorts > 0 && len(s.cfg.Rungs.Addresses) == 0 {
-		prelim := s.joinSession(sess, res)
-		for _, fr := range prelim.Results {
-			s.planRefine(r.Context(), sess, fr, ref)
+		sp, seen := s.joinInput(sess)
+		for _, f := range joinFamilies(sp, res, selectConns(sp, seen)) {
+			s.planRefine(r.Context(), sess, f, ref)
 		}
 	}
 	sess.mu.Lock()
-	if sess.refine != nil { // a concurrent request won
+	if won := sess.refine; won != nil { // a concurrent request won
 		sess.mu.Unlock()
 		ref.close(s)
-		writeJSON(w, http.StatusOK, sess.refine)
+		writeJSON(w, http.StatusOK, won.round)
 		return
 	}
 	sess.refine = ref
 	started := sess.started
 	sess.mu.Unlock()
-	s.log.Debug("refinement round", "session", sess.ID, "since_start", time.Since(started), "planned_in", time.Since(arrived), "families", len(ref.Families))
+	s.log.Debug("refinement round", "session", sess.ID, "since_start", time.Since(started), "planned_in", time.Since(arrived), "families", len(ref.round.Families))
 	time.AfterFunc(leaseMax, func() { ref.close(s) })
-	writeJSON(w, http.StatusOK, ref)
+	writeJSON(w, http.StatusOK, ref.round)
 }
 
 // planRefine binds the listeners of one family's round.
-func (s *Server) planRefine(ctx context.Context, sess *session, fr FamilyResult, ref *refinement) {
+func (s *Server) planRefine(ctx context.Context, sess *session, fr familyJoin, ref *refinement) {
 	hdr := diagnose.IPHeader(fr.Family)
 	rungSizes := map[int]bool{}
 	for _, rg := range s.rungs {
 		rungSizes[rg.MSS+hdr] = true
 	}
-	rf := refineFamily{Family: fr.Family, Up: sizeBracket(fr.Evidence.Segments, true), Down: sizeBracket(fr.Evidence.Segments, false)}
+	rf := api.RefineFamily{Family: fr.Family, Up: sizeBracket(fr.Evidence.Segments, true), Down: sizeBracket(fr.Evidence.Segments, false)}
 	up, down := inside(rf.Up, rungSizes), inside(rf.Down, rungSizes)
 	need := len(up)
 	if len(down) > 0 {
@@ -237,7 +225,7 @@ func (s *Server) planRefine(ctx context.Context, sess *session, fr FamilyResult,
 			s.log.Info("refinement listener", "err", err)
 		}
 	}
-	ref.Families = append(ref.Families, rf)
+	ref.round.Families = append(ref.round.Families, rf)
 }
 
 // close gives the listeners and ports back; connections in progress end

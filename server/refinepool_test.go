@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mtuscope/mtuscope/api"
 )
 
 // claimBracket runs a session from the client's address up to its refine
@@ -22,13 +24,13 @@ func claimBracket(t *testing.T, s *Server, c *http.Client, connect bool) int {
 	if code != http.StatusCreated {
 		t.Fatalf("session: %d %s", code, body)
 	}
-	var sess sessionResponse
+	var sess api.Session
 	decode(t, body, &sess)
-	var rungs []BrowserRung
+	var rungs []api.BrowserRung
 	for i, r := range sess.Rungs {
-		br := BrowserRung{MSS: r.MSS, Family: 4, Hello: stepOK, Down: stepOK, Up: stepOK}
+		br := api.BrowserRung{MSS: r.MSS, Family: 4, Hello: api.StepOK, Down: api.StepOK, Up: api.StepOK}
 		if i >= 2 {
-			br.Hello, br.Down, br.Up = stepFail, stepFail, stepFail
+			br.Hello, br.Down, br.Up = api.StepFail, api.StepFail, api.StepFail
 		}
 		if connect && i < 2 {
 			if code, _ := do(t, c, "GET", s.rungURL(r, "/t/hello?s="+sess.ID), "", nil); code != 200 {
@@ -45,12 +47,12 @@ func claimBracket(t *testing.T, s *Server, c *http.Client, connect bool) int {
 		rungs = append(rungs, br)
 	}
 	time.Sleep(100 * time.Millisecond) // the server accepts the bare connections
-	b, _ := jsonBody(pageResult{Rungs: rungs, RTTms: 1})
+	b, _ := jsonBody(api.PageResult{Rungs: rungs, RTTms: 1})
 	code, body = do(t, c, "POST", s.url("https", "/api/v1/sessions/"+sess.ID+"/refine"), "application/json", b)
 	if code != http.StatusOK {
 		t.Fatalf("refine: %d %s", code, body)
 	}
-	var ref refinement
+	var ref api.Refinement
 	decode(t, body, &ref)
 	ports := 0
 	for _, f := range ref.Families {
@@ -60,7 +62,7 @@ func claimBracket(t *testing.T, s *Server, c *http.Client, connect bool) int {
 		}
 	}
 	// Give the lease back, as the page does with its result.
-	b, _ = jsonBody(pageResult{Rungs: rungs, RTTms: 1})
+	b, _ = jsonBody(api.PageResult{Rungs: rungs, RTTms: 1})
 	do(t, c, "POST", s.url("https", "/api/v1/sessions/"+sess.ID+"/result"), "application/json", b)
 	return ports
 }

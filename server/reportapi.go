@@ -189,7 +189,7 @@ func (s *Server) submitReport(w http.ResponseWriter, r *http.Request) {
 			httpError(w, http.StatusBadRequest, "evidence: family must be 4 or 6")
 			return
 		}
-		if len(ev.Segments)+len(ev.Hellos)+len(ev.Datagrams)+len(ev.ICMPSignals)+len(ev.Skipped) > 1000 {
+		if len(ev.Segments)+len(ev.Hellos)+len(ev.Datagrams)+len(ev.ICMPSignals)+len(ev.Skipped)+len(ev.Variants) > 1000 {
 			httpError(w, http.StatusBadRequest, "evidence: more than 1000 tests")
 			return
 		}

@@ -164,7 +164,7 @@ func (s *Server) rungClaim(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ok := s.sessions.claim(sess, clientAddr(r), time.Now())
-	writeJSON(w, http.StatusOK, map[string]any{"claimed": ok, "retry_ms": startRetryMs})
+	writeJSON(w, http.StatusOK, api.Claim{Claimed: ok, RetryMs: startRetryMs})
 }
 
 func (s *Server) rungDown(w http.ResponseWriter, r *http.Request) {
@@ -186,7 +186,7 @@ func (s *Server) rungUp(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusRequestEntityTooLarge, "upload larger than "+strconv.Itoa(maxUpload)+" bytes")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]int64{"received": n})
+	writeJSON(w, http.StatusOK, api.Uploaded{Received: n})
 }
 
 // downProbe is the server-first test: as soon as a client connects, write

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/mtuscope/mtuscope/api"
 )
 
 func TestEscapeControls(t *testing.T) {
@@ -27,7 +29,7 @@ func TestEscapeControls(t *testing.T) {
 
 func TestScrubReport(t *testing.T) {
 	rep := &Report{Target: "x\ny", Client: ClientInfo{UserAgent: "Mozilla\r\nX-Evil: 1"}}
-	rep.Results = []FamilyResult{{Rungs: []RungResult{{Browser: BrowserRung{Error: "\x1b]0;owned\x07"}}}}}
+	rep.Results = []FamilyResult{{Rungs: []RungResult{{Browser: api.BrowserRung{Error: "\x1b]0;owned\x07"}}}}}
 	rep.Results[0].Evidence.Skipped = []string{"a\nb"}
 	rep.Results[0].Evidence.ConnectError = "dial\u202e"
 	scrubStrings(rep)

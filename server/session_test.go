@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mtuscope/mtuscope/api"
 )
 
 // TestLeaseQueue: sessions of one address get the lease one at a time, in
@@ -95,14 +97,14 @@ func TestResultPostedTwiceAtOnce(t *testing.T) {
 	if code != http.StatusCreated {
 		t.Fatalf("session: %d %s", code, body)
 	}
-	var sess sessionResponse
+	var sess api.Session
 	decode(t, body, &sess)
 	if !sess.Started {
 		t.Fatalf("a lone session did not start: %s", body)
 	}
-	var rungs []BrowserRung
+	var rungs []api.BrowserRung
 	for _, r := range sess.Rungs {
-		rungs = append(rungs, BrowserRung{MSS: r.MSS, Family: 4, Hello: stepOK, Down: stepOK, Up: stepOK})
+		rungs = append(rungs, api.BrowserRung{MSS: r.MSS, Family: 4, Hello: api.StepOK, Down: api.StepOK, Up: api.StepOK})
 	}
 	var wg sync.WaitGroup
 	ids := make([]string, 8)
@@ -110,7 +112,7 @@ func TestResultPostedTwiceAtOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b, _ := jsonBody(pageResult{Rungs: rungs, RTTms: 1})
+			b, _ := jsonBody(api.PageResult{Rungs: rungs, RTTms: 1})
 			code, body := do(t, c, "POST", s.url("https", "/api/v1/sessions/"+sess.ID+"/result"), "application/json", b)
 			var out map[string]any
 			if code == http.StatusCreated || code == http.StatusOK {

@@ -7,10 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mtuscope/mtuscope/asn"
-
 	"github.com/mtuscope/mtuscope/api"
-	"github.com/mtuscope/mtuscope/diagnose"
+	"github.com/mtuscope/mtuscope/asn"
 )
 
 // Sizes of the page's transfers and bounds of its per-step timeout.
@@ -21,38 +19,11 @@ const (
 	maxTimeoutMs = 10000
 )
 
-type familyHost struct {
-	Family int    `json:"family"`
-	Host   string `json:"host,omitempty"`
-}
-
-type sessionResponse struct {
-	ID            string       `json:"id"`
-	Families      []familyHost `json:"families"`
-	Rungs         []rung       `json:"rungs"`
-	DownloadBytes int          `json:"download_bytes"`
-	UploadBytes   int          `json:"upload_bytes"`
-	MinTimeoutMs  int          `json:"min_timeout_ms"`
-	MaxTimeoutMs  int          `json:"max_timeout_ms"`
-	// RungScheme is how the page reaches the rungs: "https", or "http"
-	// when the page was opened over http:// and the certificate is the
-	// self-signed one (a browser would refuse every rung's handshake).
-	RungScheme string `json:"rung_scheme"`
-	// Started says the session may test now; otherwise another session
-	// from the same address is testing, Position says how many are ahead,
-	// and the page asks /start again after RetryMs.
-	Started  bool `json:"started"`
-	Position int  `json:"position,omitempty"`
-	RetryMs  int  `json:"retry_ms,omitempty"`
-}
-
 // startRetryMs is how often a waiting page asks whether its turn came.
 const startRetryMs = 700
 
 func (s *Server) newSession(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		RTTms int `json:"rtt_ms"`
-	}
+	var req api.SessionRequest
 	if err := decodeJSON(w, r, 4<<10, &req); err != nil {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
@@ -73,19 +44,19 @@ func (s *Server) newSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.sessions.Inc()
-	resp := sessionResponse{ID: sess.ID, Rungs: s.rungs, DownloadBytes: pageDownload, UploadBytes: pageUpload,
-		MinTimeoutMs: minTimeoutMs, MaxTimeoutMs: maxTimeoutMs, RungScheme: "https"}
+	resp := api.Session{ID: sess.ID, Rungs: s.rungs, DownloadBytes: pageDownload, UploadBytes: pageUpload,
+		MinTimeoutMs: minTimeoutMs, MaxTimeoutMs: maxTimeoutMs, RungScheme: api.RungHTTPS}
 	if sess.Plain {
-		resp.RungScheme = "http"
+		resp.RungScheme = api.RungHTTP
 	}
 	resp.Started, resp.Position = s.sessions.start(sess, time.Now())
 	if !resp.Started {
 		resp.RetryMs = startRetryMs
 	}
 	if s.cfg.HostnameV4 != "" && s.cfg.HostnameV6 != "" {
-		resp.Families = []familyHost{{4, s.cfg.HostnameV4}, {6, s.cfg.HostnameV6}}
+		resp.Families = []api.SessionFamily{{Family: 4, Host: s.cfg.HostnameV4}, {Family: 6, Host: s.cfg.HostnameV6}}
 	} else {
-		resp.Families = []familyHost{{Family: sess.Family}}
+		resp.Families = []api.SessionFamily{{Family: sess.Family}}
 	}
 	writeJSON(w, http.StatusCreated, resp)
 }
@@ -126,22 +97,15 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request) {
 	}
 	ok, pos := s.sessions.start(sess, time.Now())
 	if !ok {
-		writeJSON(w, http.StatusAccepted, map[string]any{"started": false, "position": pos, "retry_ms": startRetryMs})
+		writeJSON(w, http.StatusAccepted, api.Turn{Position: pos, RetryMs: startRetryMs})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"started": true})
-}
-
-// pageResult is what the page posts when its tests are done.
-type pageResult struct {
-	Rungs     []BrowserRung `json:"rungs"`
-	RTTms     float64       `json:"rtt_ms"`
-	TimeoutMs int           `json:"timeout_ms"`
+	writeJSON(w, http.StatusOK, api.Turn{Started: true})
 }
 
 // validResult checks what the page posted: rungs the server has (or the
 // session's refinement lent), each once, with known step results.
-func (s *Server) validResult(res *pageResult, ref *refinement) error {
+func (s *Server) validResult(res *api.PageResult, ref *refinement) error {
 	known := map[int]bool{}
 	for _, r := range s.rungs {
 		known[refineKey(4, r.MSS)], known[refineKey(6, r.MSS)] = true, true
@@ -159,7 +123,7 @@ func (s *Server) validResult(res *pageResult, ref *refinement) error {
 	if len(res.Rungs) > limit {
 		return fmt.Errorf("%d rung results for %d rungs", len(res.Rungs), limit)
 	}
-	step := map[string]bool{stepOK: true, stepFail: true, stepSkipped: true, "": true, "opened": true}
+	step := map[string]bool{api.StepOK: true, api.StepFail: true, api.StepSkipped: true, "": true, api.StepOpened: true}
 	type key struct{ fam, mss int }
 	seen := map[key]bool{}
 	for i := range res.Rungs {
@@ -184,7 +148,7 @@ func (s *Server) sessionResult(w http.ResponseWriter, r *http.Request) {
 	if sess == nil {
 		return
 	}
-	var res pageResult
+	var res api.PageResult
 	if err := decodeJSON(w, r, maxJSONBody, &res); err != nil {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
@@ -220,8 +184,8 @@ func (s *Server) sessionResult(w http.ResponseWriter, r *http.Request) {
 		s.metrics.certRefused.Inc()
 		s.log.Warn("a browser refused the server's certificate: no result", "session", sess.ID, "client", sess.IP,
 			"alert", alert, "connections", n, "self_signed", s.certs.SelfSigned != "", "page_over_tls", !sess.Plain)
-		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"certificate_untrusted": true, "alert": alert,
-			"error": certRefusedText(alert, n, s.certs.SelfSigned != "")})
+		writeJSON(w, http.StatusUnprocessableEntity, api.CertificateRefused{CertificateUntrusted: true, Alert: alert,
+			Error: certRefusedText(alert, n, s.certs.SelfSigned != "")})
 		return
 	}
 	from, _, _ := sess.window()
@@ -242,66 +206,11 @@ func (s *Server) sessionResult(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, submitted(rep))
 }
 
-// joinSession joins the page's results with the server's records of the
-// session's connections and diagnoses each family.
-//
-// What the join takes: from the session's own address, the connections
-// accepted while the session held the address's lease (no other session
-// of that address was testing) that no other session named; from any
-// other address (the second family of a dual-stack check), only the
-// connections whose requests named the session.
-func (s *Server) joinSession(sess *session, res pageResult) *Report {
-	from, to, _ := sess.window()
-	type key struct{ fam, mss int }
-	tlsBy, downBy, exactBy := map[key][]snapshot{}, map[key][]snapshot{}, map[int][]snapshot{}
-	allBy := map[int][]snapshot{}
-	for _, ip := range sess.addrs() {
-		fam := familyOf(ip)
-		own := addrKey(ip) == addrKey(sess.IP)
-		for _, rec := range s.reg.since(ip, from) {
-			if rec.Kind == kindPage || rec.Accepted.After(to) {
-				continue
-			}
-			snap := rec.snapshot()
-			if snap.Session != "" && snap.Session != sess.ID {
-				continue // another session's connection from the same address
-			}
-			if !own && snap.Session != sess.ID {
-				// Another address of the client: its unnamed connections
-				// count from the moment the session claimed its lease.
-				since, ok := sess.claimedSince(ip)
-				if !ok || rec.Accepted.Before(since) {
-					continue
-				}
-			}
-			k := key{fam, rec.MSS}
-			if rec.Kind == kindExact {
-				exactBy[fam] = append(exactBy[fam], snap)
-				continue
-			}
-			if rec.Kind == kindDown {
-				downBy[k] = append(downBy[k], snap)
-			} else {
-				tlsBy[k] = append(tlsBy[k], snap)
-			}
-			allBy[fam] = append(allBy[fam], snap)
-		}
-	}
-	rungsBy := map[int][]RungResult{}
-	var fams []int
-	for _, br := range res.Rungs {
-		if _, ok := rungsBy[br.Family]; !ok {
-			fams = append(fams, br.Family)
-		}
-		k := key{br.Family, br.MSS}
-		rungsBy[br.Family] = append(rungsBy[br.Family], joinRung(br.Family, br, sess.ID, sess.Plain, tlsBy[k], downBy[k]))
-	}
-	for _, fam := range fams {
-		rungsBy[fam] = append(rungsBy[fam], exactTests(fam, exactBy[fam])...)
-	}
-	if len(fams) == 0 {
-		fams = []int{sess.Family}
-	}
+// joinSession makes the session's report: the join (join.go) of the
+// page's results with the connections the server saw, diagnosed, with
+// the report's ID and time and the client's ASN.
+func (s *Server) joinSession(sess *session, res api.PageResult) *Report {
+	sp, seen := s.joinInput(sess)
 	rep := &Report{ID: newID(), Created: time.Now().UTC(), Source: "page", Version: s.version, RTTms: int(res.RTTms),
 		Client: s.clientInfo(sess.IP, sess.SYNMSS, sess.UA)}
 	if sess.Local.IsValid() || sess.Host != "" {
@@ -310,21 +219,28 @@ func (s *Server) joinSession(sess *session, res pageResult) *Report {
 			rep.Server.Address = sess.Local.String()
 		}
 	}
-	for _, fam := range fams {
-		ev := familyEvidence(fam, rungsBy[fam], allBy[fam])
-		ev.TooSlow = tooSlow(fam, rungsBy[fam])
-		if sess.Plain {
-			ev.Skipped = append(ev.Skipped, "the TLS handshakes: the page was opened over http:// and this server has the "+
-				"self-signed certificate mtuscope serve makes, which browsers do not trust, so the page measured the packet "+
-				"sizes with plain HTTP downloads, uploads and server-first segments; the ClientHello's own size was not tested "+
-				"(give serve a trusted certificate with --cert/--key or --acme-host)")
-		}
-		if ev.LocalMTU == 0 && fam == sess.Family && sess.SYNMSS > 0 {
-			ev.LocalMTU, ev.OfferedMSS = sess.SYNMSS+diagnose.IPHeader(fam), sess.SYNMSS
-		}
-		rep.Results = append(rep.Results, FamilyResult{Family: fam, Evidence: ev, Diagnosis: diagnose.Diagnose(ev), Rungs: rungsBy[fam]})
+	for _, f := range joinFamilies(sp, res, selectConns(sp, seen)) {
+		rep.Results = append(rep.Results, f.result())
 	}
 	return rep
+}
+
+// joinInput reads what the join takes of sess: its turn, and a snapshot
+// (TCP_INFO read now) of every connection from its addresses accepted
+// since the turn began.
+func (s *Server) joinInput(sess *session) (joinSpec, []addrConns) {
+	from, to, _ := sess.window()
+	sp := joinSpec{ID: sess.ID, Addr: sess.IP, Family: sess.Family, SYNMSS: sess.SYNMSS, Plain: sess.Plain, From: from, To: to}
+	var seen []addrConns
+	for _, ip := range sess.addrs() {
+		a := addrConns{Addr: ip}
+		a.Claimed, _ = sess.claimedSince(ip)
+		for _, rec := range s.reg.since(ip, from) {
+			a.Conns = append(a.Conns, rec.snapshot())
+		}
+		seen = append(seen, a)
+	}
+	return sp, seen
 }
 
 func (s *Server) clientInfo(ip netip.Addr, synMSS int, ua string) ClientInfo {

@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 
+	"github.com/mtuscope/mtuscope/api"
 	"github.com/mtuscope/mtuscope/diagnose"
 )
 
@@ -19,14 +20,14 @@ func tooSlow(fam int, rungs []RungResult) string {
 	var smallest *RungResult
 	for i := range rungs {
 		r := &rungs[i]
-		if r.Browser.Hello == stepSkipped || r.Browser.Hello == "" {
+		if r.Browser.Hello == api.StepSkipped || r.Browser.Hello == "" {
 			continue
 		}
 		if smallest == nil || r.MSS < smallest.MSS {
 			smallest = r
 		}
 	}
-	if smallest == nil || smallest.Browser.Hello != stepFail {
+	if smallest == nil || smallest.Browser.Hello != api.StepFail {
 		return ""
 	}
 	for _, s := range smallest.Server {

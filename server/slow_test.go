@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mtuscope/mtuscope/api"
 	"github.com/mtuscope/mtuscope/diagnose"
 )
 
@@ -20,14 +21,14 @@ func TestTooSlowIsInconclusive(t *testing.T) {
 	rungs := func(acked func(mss int) bool, pass func(mss int) bool) []RungResult {
 		var out []RungResult
 		for mss := 1220; mss <= 1460; mss += 8 {
-			br := BrowserRung{MSS: mss, Family: 6, Hello: stepFail, Down: stepSkipped, Up: stepSkipped, Probe: "opened", Millis: 2504, Error: "AbortError"}
+			br := api.BrowserRung{MSS: mss, Family: 6, Hello: api.StepFail, Down: api.StepSkipped, Up: api.StepSkipped, Probe: api.StepOpened, Millis: 2504, Error: "AbortError"}
 			ti := TCPInfo{Valid: true, Timestamps: true, PMTU: 1500, BytesReceived: 1800}
 			conn := tlsConn(sid, 1800, 1795, false, 4500, ti)
 			if acked(mss) {
 				conn.Info.BytesAcked = 4500
 			}
 			if pass(mss) {
-				br = BrowserRung{MSS: mss, Family: 6, Hello: stepOK, Down: stepOK, Up: stepOK, Probe: "opened", Millis: 40}
+				br = api.BrowserRung{MSS: mss, Family: 6, Hello: api.StepOK, Down: api.StepOK, Up: api.StepOK, Probe: api.StepOpened, Millis: 40}
 				conn = tlsConn(sid, 1800, 1795, true, 4500, ti)
 			}
 			out = append(out, joinRung(6, br, sid, false, []snapshot{conn}, nil))

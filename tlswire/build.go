@@ -57,6 +57,14 @@ var offeredSuites = []uint16{0x1301, 0x1302, 0xc02b, 0xc02f, 0xc02c, 0xc030}
 
 var offeredSigAlgs = []uint16{0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601, 0x0807}
 
+// MLDSASigAlgs are the ML-DSA signature algorithms (mldsa44, mldsa65,
+// mldsa87: draft-ietf-tls-mldsa) that Chrome 150 and Go 1.27 offer and
+// that some devices reset connections for.
+var MLDSASigAlgs = []uint16{0x0904, 0x0905, 0x0906}
+
+// ExtCookie is the TLS 1.3 cookie extension a HelloRetryRequest may carry.
+const ExtCookie = 44
+
 // MaxHelloSize is the largest ClientHello record Build makes: one record.
 const MaxHelloSize = RecordHeaderLen + 1<<14
 
@@ -68,6 +76,17 @@ type HelloSpec struct {
 	// x25519 and secp256r1 (a small, classical hello). supported_groups
 	// also lists x25519, secp256r1 and secp384r1 when not among them.
 	Groups []Group
+	// OfferOnly are groups listed in supported_groups, ahead of Groups,
+	// without a key share: a server that prefers one of them answers with
+	// a HelloRetryRequest for it (what OpenSSL 3.5 sends for a group not
+	// marked with "*" in its Groups setting).
+	OfferOnly []Group
+	// NoKeyShares sends an empty key_share list: every TLS 1.3 server
+	// answers with a HelloRetryRequest naming the group it wants.
+	NoKeyShares bool
+	// MLDSA appends the ML-DSA signature algorithms (MLDSASigAlgs) to
+	// signature_algorithms.
+	MLDSA bool
 	// ALPN protocols to offer; none when empty.
 	ALPN []string
 	// Size is the wanted size of the whole record in bytes, 5-byte header
@@ -88,6 +107,12 @@ type Hello struct {
 	// Groups are the groups offered with key shares.
 	Groups []Group
 
+	// Retry is the HelloRetryRequest this hello answers (its handshake
+	// message), with the first hello's message; nil for a first hello.
+	Retry *Retry
+
+	spec   HelloSpec
+	random []byte
 	x25519 *ecdh.PrivateKey
 	p256   *ecdh.PrivateKey
 	mlkem  *mlkem.DecapsulationKey768
@@ -144,30 +169,47 @@ func Build(spec HelloSpec, rnd io.Reader) (*Hello, error) {
 	if len(groups) == 0 {
 		groups = []Group{GroupX25519, GroupP256}
 	}
-	h := &Hello{Padding: -1, Groups: groups, SessionID: make([]byte, 32)}
-	random := make([]byte, 32)
-	if _, err := io.ReadFull(rnd, random); err != nil {
+	h := &Hello{Padding: -1, Groups: groups, SessionID: make([]byte, 32), random: make([]byte, 32), spec: spec}
+	if _, err := io.ReadFull(rnd, h.random); err != nil {
 		return nil, fmt.Errorf("tlswire: random: %w", err)
 	}
 	if _, err := io.ReadFull(rnd, h.SessionID); err != nil {
 		return nil, fmt.Errorf("tlswire: session id: %w", err)
 	}
+	if spec.NoKeyShares {
+		h.Groups = nil
+	}
+	if err := h.build(rnd, nil); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// build makes h.Record from h.spec with key shares for h.Groups; cookie is
+// a HelloRetryRequest's cookie to echo.
+func (h *Hello) build(rnd io.Reader, cookie []byte) error {
+	spec := h.spec
+	h.Padding = -1
 	var shares []byte
-	for _, g := range groups {
+	for _, g := range h.Groups {
 		key, err := h.newShare(g, rnd)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		shares = binary.BigEndian.AppendUint16(shares, uint16(g))
 		shares = binary.BigEndian.AppendUint16(shares, uint16(len(key)))
 		shares = append(shares, key...)
+	}
+	groups := spec.Groups
+	if len(groups) == 0 {
+		groups = []Group{GroupX25519, GroupP256}
 	}
 
 	var ext []byte
 	if spec.ServerName != "" {
 		if _, err := netip.ParseAddr(spec.ServerName); err != nil {
 			if len(spec.ServerName) > 255 {
-				return nil, fmt.Errorf("tlswire: server name longer than 255 bytes")
+				return fmt.Errorf("tlswire: server name longer than 255 bytes")
 			}
 			var sni []byte
 			sni = append(sni, 0) // host_name
@@ -177,7 +219,7 @@ func Build(spec HelloSpec, rnd io.Reader) (*Hello, error) {
 	}
 	ext = appendExt(ext, ExtECPointFormats, []byte{1, 0})
 	var gl []byte
-	for _, g := range supportedGroups(groups) {
+	for _, g := range supportedGroups(append(append([]Group(nil), spec.OfferOnly...), groups...)) {
 		gl = binary.BigEndian.AppendUint16(gl, uint16(g))
 	}
 	ext = appendExt(ext, ExtSupportedGroups, appendVec16(nil, gl))
@@ -185,12 +227,17 @@ func Build(spec HelloSpec, rnd io.Reader) (*Hello, error) {
 	for _, a := range offeredSigAlgs {
 		sa = binary.BigEndian.AppendUint16(sa, a)
 	}
+	if spec.MLDSA {
+		for _, a := range MLDSASigAlgs {
+			sa = binary.BigEndian.AppendUint16(sa, a)
+		}
+	}
 	ext = appendExt(ext, ExtSignatureAlgorithms, appendVec16(nil, sa))
 	if len(spec.ALPN) > 0 {
 		var al []byte
 		for _, p := range spec.ALPN {
 			if p == "" || len(p) > 255 {
-				return nil, fmt.Errorf("tlswire: bad ALPN protocol %q", p)
+				return fmt.Errorf("tlswire: bad ALPN protocol %q", p)
 			}
 			al = append(al, byte(len(p)))
 			al = append(al, p...)
@@ -201,11 +248,14 @@ func Build(spec HelloSpec, rnd io.Reader) (*Hello, error) {
 	ext = appendExt(ext, ExtRenegotiationInfo, []byte{0})
 	ext = appendExt(ext, ExtSupportedVersions, []byte{4, 0x03, 0x04, 0x03, 0x03})
 	ext = appendExt(ext, ExtPSKModes, []byte{1, 1})
+	if cookie != nil {
+		ext = appendExt(ext, ExtCookie, appendVec16(nil, cookie))
+	}
 	ext = appendExt(ext, ExtKeyShare, appendVec16(nil, shares))
 
 	var body []byte
 	body = append(body, 0x03, 0x03)
-	body = append(body, random...)
+	body = append(body, h.random...)
 	body = append(body, byte(len(h.SessionID)))
 	body = append(body, h.SessionID...)
 	var cs []byte
@@ -219,24 +269,29 @@ func Build(spec HelloSpec, rnd io.Reader) (*Hello, error) {
 	if spec.Size != 0 && spec.Size != natural {
 		pad := spec.Size - natural - 4
 		if pad < 0 || spec.Size > MaxHelloSize {
-			return nil, fmt.Errorf("%w: %d bytes wanted, natural size %d (so %d or %d..%d)",
+			return fmt.Errorf("%w: %d bytes wanted, natural size %d (so %d or %d..%d)",
 				ErrSize, spec.Size, natural, natural, natural+4, MaxHelloSize)
 		}
 		ext = appendExt(ext, ExtPadding, make([]byte, pad))
 		h.Padding = pad
 	}
 	if natural > MaxHelloSize {
-		return nil, fmt.Errorf("%w: natural size %d exceeds one record", ErrSize, natural)
+		return fmt.Errorf("%w: natural size %d exceeds one record", ErrSize, natural)
 	}
 	body = appendVec16(body, ext)
 
 	rec := make([]byte, 0, RecordHeaderLen+4+len(body))
-	rec = append(rec, RecordHandshake, 0x03, 0x01)
+	if h.Retry == nil {
+		rec = append(rec, RecordHandshake, 0x03, 0x01)
+	} else {
+		// Records after the first hello carry 0x0303 (RFC 8446 section 5.1).
+		rec = append(rec, RecordHandshake, 0x03, 0x03)
+	}
 	rec = binary.BigEndian.AppendUint16(rec, uint16(4+len(body)))
 	rec = append(rec, TypeClientHello, byte(len(body)>>16), byte(len(body)>>8), byte(len(body)))
 	rec = append(rec, body...)
 	h.Record = rec
-	return h, nil
+	return nil
 }
 
 func (h *Hello) newShare(g Group, rnd io.Reader) ([]byte, error) {
@@ -325,4 +380,29 @@ func appendVec16(b, v []byte) []byte {
 func appendExt(b []byte, typ uint16, body []byte) []byte {
 	b = binary.BigEndian.AppendUint16(b, typ)
 	return appendVec16(b, body)
+}
+
+// SplitRecord returns a handshake record's message carried in two records
+// instead of one, the first holding at bytes of it, as RFC 8446 section 5.1
+// allows (a handshake message may span records). A reader that takes one
+// record for the whole hello fails on it.
+func SplitRecord(rec []byte, at int) ([]byte, error) {
+	h, err := ParseRecordHeader(rec)
+	if err != nil {
+		return nil, err
+	}
+	if h.Type != RecordHandshake || len(rec) != RecordHeaderLen+h.Length {
+		return nil, fmt.Errorf("%w: not one whole handshake record", ErrMalformed)
+	}
+	if at <= 0 || at >= h.Length {
+		return nil, fmt.Errorf("tlswire: split at %d of a %d-byte message", at, h.Length)
+	}
+	msg := rec[RecordHeaderLen:]
+	out := make([]byte, 0, len(rec)+RecordHeaderLen)
+	for _, part := range [][]byte{msg[:at], msg[at:]} {
+		out = append(out, RecordHandshake, rec[1], rec[2])
+		out = binary.BigEndian.AppendUint16(out, uint16(len(part)))
+		out = append(out, part...)
+	}
+	return out, nil
 }

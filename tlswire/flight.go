@@ -42,6 +42,10 @@ type Flight struct {
 	Complete bool
 	// CompleteBytes is the flight size in bytes when Complete.
 	CompleteBytes int
+	// RetryRequest is the HelloRetryRequest message when the server sent
+	// one (Feed then returns ErrHelloRetry): Hello.AnswerRetry builds the
+	// hello that answers it, and Rest holds what followed it.
+	RetryRequest []byte
 
 	buf     []byte // unparsed record bytes
 	hs      []byte // unparsed handshake bytes
@@ -132,6 +136,10 @@ func (f *Flight) record(h RecordHeader, rec []byte) error {
 	return fmt.Errorf("%w: record type %d", ErrMalformed, h.Type)
 }
 
+// Rest returns the bytes fed after the last record the tracker read (after
+// a HelloRetryRequest: the records that followed it).
+func (f *Flight) Rest() []byte { return f.buf }
+
 // messages consumes whole handshake messages from f.hs.
 func (f *Flight) messages() error {
 	for len(f.hs) >= 4 && !f.Complete {
@@ -168,6 +176,10 @@ func (f *Flight) serverHello(msg []byte) error {
 	}
 	f.ServerHello = sh
 	if sh.RetryRequest {
+		if f.hello.Retry != nil {
+			return fmt.Errorf("%w: a second HelloRetryRequest", ErrMalformed)
+		}
+		f.RetryRequest = msg
 		return fmt.Errorf("%w (group %v)", ErrHelloRetry, sh.Group)
 	}
 	if sh.Version != 0x0304 {
@@ -190,6 +202,16 @@ func (f *Flight) serverHello(msg []byte) error {
 		return err
 	}
 	f.trans = f.newHash()
+	if r := f.hello.Retry; r != nil {
+		// The transcript starts with a message_hash of the first hello,
+		// then the HelloRetryRequest (RFC 8446 section 4.4.1).
+		first := f.newHash()
+		first.Write(r.First)
+		sum := first.Sum(nil)
+		f.trans.Write([]byte{254, 0, 0, byte(len(sum))})
+		f.trans.Write(sum)
+		f.trans.Write(r.Request)
+	}
 	f.trans.Write(f.hello.Message())
 	f.trans.Write(msg)
 	secret, err := f.serverHandshakeSecret(shared)

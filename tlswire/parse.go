@@ -28,6 +28,8 @@ type ClientHello struct {
 	KeyShareGroups    []Group
 	SupportedVersions []uint16
 	ALPN              []string
+	// SignatureAlgorithms lists signature_algorithms in order.
+	SignatureAlgorithms []uint16
 	// Padding is the padding extension's body length, -1 when absent.
 	Padding int
 }
@@ -146,6 +148,14 @@ func (ch *ClientHello) parseExtension(typ uint16, data []byte) error {
 			}
 			ch.ALPN = append(ch.ALPN, string(p))
 		}
+	case ExtSignatureAlgorithms:
+		var list []byte
+		if !d.vec16(&list) || len(list)%2 != 0 {
+			return bad("signature_algorithms")
+		}
+		for i := 0; i+1 < len(list); i += 2 {
+			ch.SignatureAlgorithms = append(ch.SignatureAlgorithms, uint16(list[i])<<8|uint16(list[i+1]))
+		}
 	case ExtPadding:
 		ch.Padding = len(data)
 	}
@@ -163,6 +173,8 @@ type ServerHello struct {
 	KeyShare []byte
 	// RetryRequest is true for a HelloRetryRequest (RFC 8446 section 4.1.3).
 	RetryRequest bool
+	// Cookie is a HelloRetryRequest's cookie, nil without one.
+	Cookie []byte
 }
 
 // helloRetryRandom marks a ServerHello as a HelloRetryRequest.
@@ -230,6 +242,10 @@ func ParseServerHello(msg []byte) (*ServerHello, error) {
 			sh.Group = Group(g)
 			if !sh.RetryRequest && !d.vec16(&sh.KeyShare) {
 				return nil, fmt.Errorf("%w: ServerHello key_share", ErrMalformed)
+			}
+		case ExtCookie:
+			if !d.vec16(&sh.Cookie) || len(sh.Cookie) == 0 {
+				return nil, fmt.Errorf("%w: HelloRetryRequest cookie", ErrMalformed)
 			}
 		}
 	}

@@ -84,7 +84,7 @@ func BenchmarkWatchRead(b *testing.B) {
 }
 
 // BenchmarkTshark times tshark's per-connection handshake classification
-// of the same capture (KNOWLEDGE.md's command: the TLS handshake fields of
+// of the same capture (the command in docs/facts.md: the TLS handshake fields of
 // every connection, which a little awk turns into outcomes).
 func BenchmarkTshark(b *testing.B) {
 	file := benchCapture(b)

@@ -5,18 +5,15 @@
 package watch
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
 	"strconv"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
+	"github.com/mtuscope/mtuscope/internal/strictyaml"
 	"github.com/mtuscope/mtuscope/monitor"
 )
 
@@ -64,21 +61,16 @@ func Defaults() Config {
 }
 
 // LoadConfig reads a YAML config file over the defaults. Unknown keys,
-// several documents and values of the wrong type are errors.
+// several documents and values of the wrong type are errors naming the
+// key and its line.
 func LoadConfig(path string) (Config, error) {
 	cfg := Defaults()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return cfg, fmt.Errorf("config: %w", err)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+	if err := strictyaml.Decode(b, &cfg); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
-	}
-	var extra any
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return cfg, fmt.Errorf("config %s: more than one YAML document", path)
 	}
 	return cfg, nil
 }

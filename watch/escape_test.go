@@ -13,7 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mtuscope/mtuscope/monitor/monitortest"
+	"github.com/mtuscope/mtuscope/internal/asntest"
+	"github.com/mtuscope/mtuscope/internal/handshakestream"
 	"github.com/mtuscope/mtuscope/store"
 )
 
@@ -38,7 +39,7 @@ func TestOrgEscaped(t *testing.T) {
 	cfg.Database = filepath.Join(dir, "watch.db")
 	cfg.HandshakeLog = filepath.Join(dir, "handshakes.log")
 	cfg.Webhook = hs.URL
-	monitortest.WriteASNDBOrgs(t, cfg.ASNDatabase, 64496, evil)
+	asntest.WriteTestbedOrgs(t, cfg.ASNDatabase, 64496, evil)
 	w, err := New(cfg, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -46,8 +47,8 @@ func TestOrgEscaped(t *testing.T) {
 	// AS64496 (198.51.100.1-14) stalls, 203.0.113.0/24 completes.
 	t0 := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 	rng := rand.New(rand.NewPCG(5, 6))
-	bad := monitortest.Network{Prefix: "198.51.100", Kind: monitortest.S2}
-	good := monitortest.Network{Prefix: "203.0.113", Kind: monitortest.Clean}
+	bad := handshakestream.Network{Prefix: "198.51.100", Kind: handshakestream.S2}
+	good := handshakestream.Network{Prefix: "203.0.113", Kind: handshakestream.Clean}
 	for i := range 40 {
 		ts := t0.Add(time.Duration(i) * time.Second)
 		if i < 12 {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mtuscope/mtuscope/monitor/monitortest"
+	"github.com/mtuscope/mtuscope/internal/craftpcap"
 )
 
 // Hostile captures: a million spoofed SYNs, and a hundred thousand
@@ -28,10 +28,10 @@ func TestHostileCaptures(t *testing.T) {
 	}
 
 	syns := filepath.Join(dir, "syn-flood.pcap")
-	w := monitortest.NewPcapWriter(t, syns)
+	w := craftpcap.NewWriter(t, syns)
 	for i := 0; i < 1_000_000; i++ {
 		ts := start.Add(time.Duration(i) * 100 * time.Microsecond) // 10,000 a second for 100 s
-		w.TCP(t, ts, randAddr(), server, uint16(1024+rng.IntN(60000)), 443, rng.Uint32(), 0, monitortest.FlagSYN, nil)
+		w.TCP(t, ts, randAddr(), server, uint16(1024+rng.IntN(60000)), 443, rng.Uint32(), 0, craftpcap.FlagSYN, nil)
 	}
 	w.Close(t)
 
@@ -39,17 +39,17 @@ func TestHostileCaptures(t *testing.T) {
 	hello := make([]byte, 100)
 	copy(hello, []byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03})
 	halves := filepath.Join(dir, "half-hellos.pcap")
-	w = monitortest.NewPcapWriter(t, halves)
+	w = craftpcap.NewWriter(t, halves)
 	for i := 0; i < 100_000; i++ {
 		ts := start.Add(time.Duration(i) * time.Millisecond) // 1,000 a second for 100 s
 		c := randAddr()
 		port := uint16(1024 + rng.IntN(60000))
 		cs, ss := rng.Uint32(), rng.Uint32()
-		w.TCP(t, ts, c, server, port, 443, cs, 0, monitortest.FlagSYN, nil)
-		w.TCP(t, ts.Add(time.Millisecond), server, c, 443, port, ss, cs+1, monitortest.FlagSYN|monitortest.FlagACK, nil)
-		w.TCP(t, ts.Add(2*time.Millisecond), c, server, port, 443, cs+1, ss+1, monitortest.FlagACK, nil)
-		w.TCP(t, ts.Add(3*time.Millisecond), c, server, port, 443, cs+1, ss+1, monitortest.FlagACK|monitortest.FlagPSH, hello)
-		w.TCP(t, ts.Add(4*time.Millisecond), server, c, 443, port, ss+1, cs+101, monitortest.FlagACK, nil)
+		w.TCP(t, ts, c, server, port, 443, cs, 0, craftpcap.FlagSYN, nil)
+		w.TCP(t, ts.Add(time.Millisecond), server, c, 443, port, ss, cs+1, craftpcap.FlagSYN|craftpcap.FlagACK, nil)
+		w.TCP(t, ts.Add(2*time.Millisecond), c, server, port, 443, cs+1, ss+1, craftpcap.FlagACK, nil)
+		w.TCP(t, ts.Add(3*time.Millisecond), c, server, port, 443, cs+1, ss+1, craftpcap.FlagACK|craftpcap.FlagPSH, hello)
+		w.TCP(t, ts.Add(4*time.Millisecond), server, c, 443, port, ss+1, cs+101, craftpcap.FlagACK, nil)
 	}
 	w.Close(t)
 

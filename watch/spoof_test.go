@@ -13,8 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mtuscope/mtuscope/internal/asntest"
+	"github.com/mtuscope/mtuscope/internal/craftpcap"
 	"github.com/mtuscope/mtuscope/monitor"
-	"github.com/mtuscope/mtuscope/monitor/monitortest"
 )
 
 // Spoofing (issue 16, S18): watch --read on captures where an off-path
@@ -28,7 +29,7 @@ var (
 )
 
 // customer returns client k of testbed network i (see
-// monitortest.WriteASNDB: AS64496+i), over IPv6 or IPv4.
+// asntest.WriteTestbed: AS64496+i), over IPv6 or IPv4.
 func customer(i, k int, v6 bool) netip.AddrPort {
 	port := uint16(20000 + k%40000)
 	if v6 {
@@ -58,19 +59,19 @@ type spoofResult struct {
 
 // replaySpoof writes the capture that fill makes, replays it as watch
 // --read does, and returns what the monitor concluded and its metrics.
-func replaySpoof(t *testing.T, fill func(c *monitortest.Conversations)) spoofResult {
+func replaySpoof(t *testing.T, fill func(c *craftpcap.Conversations)) spoofResult {
 	return replaySpoofWith(t, Defaults(), fill)
 }
 
-func replaySpoofWith(t *testing.T, cfg Config, fill func(c *monitortest.Conversations)) spoofResult {
+func replaySpoofWith(t *testing.T, cfg Config, fill func(c *craftpcap.Conversations)) spoofResult {
 	t.Helper()
 	dir := t.TempDir()
 	db := filepath.Join(dir, "asn.db")
-	monitortest.WriteASNDB(t, db, 64496, 4)
-	c := monitortest.NewConversations(t, 7, spoofServer4, spoofServer6)
+	asntest.WriteTestbed(t, db, 64496, 4)
+	c := craftpcap.NewConversations(t, 7, spoofServer4, spoofServer6)
 	fill(c)
 	pcap := filepath.Join(dir, "spoof.pcap")
-	pw := monitortest.NewPcapWriter(t, pcap)
+	pw := craftpcap.NewWriter(t, pcap)
 	c.Write(t, pw)
 	pw.Close(t)
 
@@ -151,7 +152,7 @@ func (r spoofResult) metric(prefix string) string {
 
 // healthy writes, in every minute of [from, to), n completed handshakes
 // from network i, half over IPv6.
-func healthy(c *monitortest.Conversations, i, n, from, to int) {
+func healthy(c *craftpcap.Conversations, i, n, from, to int) {
 	for m := from; m < to; m++ {
 		every(spoofStart.Add(time.Duration(m)*time.Minute+time.Second), n, func(k int, ts time.Time) {
 			c.Completed(ts, customer(i, m*n+k, k%2 == 0))
@@ -162,7 +163,7 @@ func healthy(c *monitortest.Conversations, i, n, from, to int) {
 // (a) Table exhaustion: 2,000 one-segment hellos forged from 2,000 /48s
 // before a network first shows its 60 real upstream stalls.
 func TestSpoofTableExhaustion(t *testing.T) {
-	r := replaySpoof(t, func(c *monitortest.Conversations) {
+	r := replaySpoof(t, func(c *craftpcap.Conversations) {
 		healthy(c, 1, 30, 0, 7)
 		healthy(c, 2, 30, 0, 7)
 		every(spoofStart.Add(30*time.Second), 2000, func(i int, ts time.Time) {
@@ -200,7 +201,7 @@ func (r spoofResult) want(t *testing.T, lines ...string) {
 // (b) A false server-wide alert: 200 hellos a minute forged from 200
 // /48s, half of them answered by the server's reset.
 func TestSpoofServerWide(t *testing.T) {
-	r := replaySpoof(t, func(c *monitortest.Conversations) {
+	r := replaySpoof(t, func(c *craftpcap.Conversations) {
 		healthy(c, 1, 45, 0, 9)
 		healthy(c, 2, 45, 0, 9)
 		for m := 2; m < 9; m++ {
@@ -223,7 +224,7 @@ func TestSpoofServerWide(t *testing.T) {
 // (c) Forged alerts: ten blind "stalls" a minute (a hello's head and a
 // tail past a gap, no SYN, the server silent) naming a healthy network.
 func TestSpoofForgedStalls(t *testing.T) {
-	r := replaySpoof(t, func(c *monitortest.Conversations) {
+	r := replaySpoof(t, func(c *craftpcap.Conversations) {
 		healthy(c, 1, 4, 0, 8)
 		healthy(c, 2, 60, 0, 8)
 		for m := 1; m < 8; m++ {
@@ -244,7 +245,7 @@ func TestSpoofForgedStalls(t *testing.T) {
 func TestSpoofFlowTable(t *testing.T) {
 	cfg := Defaults()
 	cfg.MaxFlows = 2000
-	r := replaySpoofWith(t, cfg, func(c *monitortest.Conversations) {
+	r := replaySpoofWith(t, cfg, func(c *craftpcap.Conversations) {
 		healthy(c, 1, 30, 0, 7)
 		healthy(c, 2, 30, 0, 7)
 		for m := 1; m < 7; m++ {
@@ -272,7 +273,7 @@ func TestSpoofFlowTable(t *testing.T) {
 // would turn the stall into a reset, at the price of a sweep of every
 // port every 20 ms.)
 func TestSpoofBlindResets(t *testing.T) {
-	r := replaySpoof(t, func(c *monitortest.Conversations) {
+	r := replaySpoof(t, func(c *craftpcap.Conversations) {
 		healthy(c, 1, 30, 0, 7)
 		healthy(c, 2, 30, 0, 7)
 		for m := 1; m < 6; m++ {

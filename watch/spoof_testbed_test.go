@@ -16,9 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mtuscope/mtuscope/internal/asntest"
+	"github.com/mtuscope/mtuscope/internal/craftpcap"
 	"github.com/mtuscope/mtuscope/internal/testnet"
+	"github.com/mtuscope/mtuscope/internal/tlstraffic"
 	"github.com/mtuscope/mtuscope/monitor"
-	"github.com/mtuscope/mtuscope/monitor/monitortest"
 )
 
 // S18 live, case (a): watch captures on the server's bridge while an
@@ -36,7 +38,7 @@ func TestTestbedSpoofedHellos(t *testing.T) {
 	bin := testnet.Mtuscope(t)
 	dir := t.TempDir()
 	db := filepath.Join(dir, "asn.db")
-	monitortest.WriteASNDB(t, db, 64496, len(sc.Networks))
+	asntest.WriteTestbed(t, db, 64496, len(sc.Networks))
 	cfgFile := filepath.Join(dir, "watch.yaml")
 	if err := os.WriteFile(cfgFile, []byte("handshake_timeout: 5s\nmonitor:\n  bucket: 10s\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -72,8 +74,8 @@ func TestTestbedSpoofedHellos(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer func() { stop(); wg.Wait() }()
-	monitortest.TrafficFrom(ctx, n, n.Clients[1], ng, &wg)
-	monitortest.TrafficFrom(ctx, n, n.Clients[2], ng, &wg)
+	tlstraffic.From(ctx, n, n.Clients[1], ng, &wg)
+	tlstraffic.From(ctx, n, n.Clients[2], ng, &wg)
 
 	const forged = 2000
 	sent := forgeHellos(t, n.Clients[1], netip.AddrPortFrom(n.Server.V6, 443), forged)
@@ -93,7 +95,7 @@ func TestTestbedSpoofedHellos(t *testing.T) {
 		}
 	}
 
-	monitortest.TrafficFrom(ctx, n, n.Clients[0], ng, &wg)
+	tlstraffic.From(ctx, n, n.Clients[0], ng, &wg)
 	start := time.Now()
 	var snap monitor.Snapshot
 	for {
@@ -161,7 +163,7 @@ func sumSeries(metrics, name string) int {
 // complete one), and returns how many the kernel took.
 func forgeHellos(t *testing.T, h *testnet.Host, server netip.AddrPort, n int) int {
 	t.Helper()
-	c := monitortest.NewConversations(t, 11, server)
+	c := craftpcap.NewConversations(t, 11, server)
 	hello := c.Hello()
 	sent := 0
 	err := h.Do(func() error {
@@ -173,8 +175,8 @@ func forgeHellos(t *testing.T, h *testnet.Host, server netip.AddrPort, n int) in
 		to := &syscall.SockaddrInet6{Addr: server.Addr().As16()}
 		for i := range n {
 			src := netip.AddrPortFrom(netip.MustParseAddr(fmt.Sprintf("2001:db8:%x::1", 0x8000+i)), uint16(30000+i))
-			pkt := monitortest.Segment{Src: src, Dst: server, Seq: uint32(i) * 2654435761, Ack: uint32(i) * 40503,
-				Flags: monitortest.FlagACK | monitortest.FlagPSH, Payload: hello}.Packet()
+			pkt := craftpcap.Segment{Src: src, Dst: server, Seq: uint32(i) * 2654435761, Ack: uint32(i) * 40503,
+				Flags: craftpcap.FlagACK | craftpcap.FlagPSH, Payload: hello}.Packet()
 			if err := syscall.Sendto(fd, pkt, 0, to); err != nil {
 				return fmt.Errorf("forged hello %d: %w", i, err)
 			}

@@ -20,9 +20,11 @@ import (
 	"github.com/chromedp/chromedp/remote"
 
 	"github.com/mtuscope/mtuscope/diagnose"
+	"github.com/mtuscope/mtuscope/internal/alertmanagertest"
+	"github.com/mtuscope/mtuscope/internal/asntest"
 	"github.com/mtuscope/mtuscope/internal/testnet"
+	"github.com/mtuscope/mtuscope/internal/tlstraffic"
 	"github.com/mtuscope/mtuscope/monitor"
-	"github.com/mtuscope/mtuscope/monitor/monitortest"
 )
 
 // customers are S11's four client networks, in testnet order, each with
@@ -56,10 +58,10 @@ func halfHellos(ctx context.Context, c *testnet.Host, server netip.Addr, wg *syn
 				cancel()
 				if err == nil {
 					conn.Write(hello)
-					monitortest.Sleep(ctx, 7*time.Second)
+					tlstraffic.Sleep(ctx, 7*time.Second)
 					conn.Close()
 				}
-				monitortest.Sleep(ctx, 500*time.Millisecond)
+				tlstraffic.Sleep(ctx, 500*time.Millisecond)
 			}
 		}()
 	}
@@ -97,7 +99,7 @@ func browse(ctx context.Context, t *testing.T, c *testnet.Host, ng *testnet.Ngin
 			}
 			cancel()
 			<-done
-			monitortest.Sleep(ctx, 2*time.Second)
+			tlstraffic.Sleep(ctx, 2*time.Second)
 		}
 	}()
 }
@@ -112,7 +114,7 @@ func browse(ctx context.Context, t *testing.T, c *testnet.Host, ng *testnet.Ngin
 func TestTestbedCustomers(t *testing.T) {
 	testnet.Require(t)
 	testnet.RequireTools(t, "nginx", "curl", "tcpdump")
-	amBin := monitortest.AlertmanagerBinary(t)
+	amBin := alertmanagertest.Binary(t)
 	sc := testnet.Scenario{Name: "S11", Slug: "customers"}
 	for _, c := range customers {
 		sc.Networks = append(sc.Networks, c.faults)
@@ -122,14 +124,14 @@ func TestTestbedCustomers(t *testing.T) {
 	bin := testnet.Mtuscope(t)
 	dir := t.TempDir()
 	db := filepath.Join(dir, "asn.db")
-	monitortest.WriteASNDB(t, db, customers[0].asn, len(customers))
+	asntest.WriteTestbed(t, db, customers[0].asn, len(customers))
 	cfgFile := filepath.Join(dir, "watch.yaml")
 	if err := os.WriteFile(cfgFile, []byte("handshake_timeout: 5s\nmonitor:\n  bucket: 10s\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
 	// Alertmanager in the server's namespace, its notifications to a receiver there.
-	notes := &monitortest.Notifications{}
+	notes := &alertmanagertest.Notifications{}
 	hookLn, err := n.Server.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -138,16 +140,16 @@ func TestTestbedCustomers(t *testing.T) {
 	go hookSrv.Serve(hookLn)
 	defer hookSrv.Close()
 	amCfg := filepath.Join(dir, "am.yml")
-	if err := os.WriteFile(amCfg, []byte(monitortest.AlertmanagerConfig("http://"+hookLn.Addr().String())), 0o600); err != nil {
+	if err := os.WriteFile(amCfg, []byte(alertmanagertest.Config("http://"+hookLn.Addr().String())), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	am, err := n.Server.Start(amBin, monitortest.AlertmanagerArgs(amCfg, filepath.Join(dir, "am"), "127.0.0.1:19093")...)
+	am, err := n.Server.Start(amBin, alertmanagertest.Args(amCfg, filepath.Join(dir, "am"), "127.0.0.1:19093")...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer am.Stop()
 	inNS := &http.Client{Transport: &http.Transport{DialContext: n.Server.DialContext}, Timeout: 10 * time.Second}
-	if err := monitortest.WaitReady(inNS, "http://127.0.0.1:19093", 20*time.Second); err != nil {
+	if err := alertmanagertest.WaitReady(inNS, "http://127.0.0.1:19093", 20*time.Second); err != nil {
 		t.Fatalf("%v\n%s", err, am.Stderr)
 	}
 
@@ -192,7 +194,7 @@ func TestTestbedCustomers(t *testing.T) {
 
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	monitortest.Traffic(ctx, n, ng, &wg)
+	tlstraffic.Run(ctx, n, ng, &wg)
 	halfHellos(ctx, n.Clients[2], n.Server.V4, &wg)
 	if _, err := exec.LookPath("chromium"); err == nil {
 		browse(ctx, t, n.Clients[0], ng, &wg)
@@ -204,11 +206,11 @@ func TestTestbedCustomers(t *testing.T) {
 
 	// Firing: both faulty networks, in Alertmanager, within a minute.
 	want := map[string]bool{"AS64496": true, "AS64497": true}
-	for got := map[string]monitortest.GettableAlert{}; len(got) < 2; time.Sleep(time.Second) {
+	for got := map[string]alertmanagertest.GettableAlert{}; len(got) < 2; time.Sleep(time.Second) {
 		if time.Since(start) > 90*time.Second {
 			t.Fatalf("alertmanager holds %v after %s\nwatch: %s", got, time.Since(start), w.Stderr)
 		}
-		as, err := monitortest.ActiveAlerts(inNS, "http://127.0.0.1:19093")
+		as, err := alertmanagertest.ActiveAlerts(inNS, "http://127.0.0.1:19093")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -239,7 +241,7 @@ func TestTestbedCustomers(t *testing.T) {
 	for _, nw := range []string{"AS64496", "AS64497"} {
 		notes.Wait(t, "resolved", nw, 120*time.Second)
 	}
-	if as, _ := monitortest.ActiveAlerts(inNS, "http://127.0.0.1:19093"); len(as) != 0 {
+	if as, _ := alertmanagertest.ActiveAlerts(inNS, "http://127.0.0.1:19093"); len(as) != 0 {
 		t.Errorf("still active in Alertmanager: %+v", as)
 	}
 	t.Logf("resolved %s after the faults were removed", time.Since(fixed).Round(time.Second))

@@ -18,8 +18,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/mtuscope/mtuscope/internal/handshakestream"
 	"github.com/mtuscope/mtuscope/monitor"
-	"github.com/mtuscope/mtuscope/monitor/monitortest"
 	"github.com/mtuscope/mtuscope/store"
 )
 
@@ -99,9 +99,9 @@ func TestOutputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	t0 := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
-	stream := monitortest.Stream(rand.New(rand.NewPCG(1, 2)), t0, 3,
-		monitortest.Network{Prefix: "192.0.2", Per: 12, Kind: monitortest.S2},
-		monitortest.Network{Prefix: "203.0.113", Per: 40, Kind: monitortest.Clean})
+	stream := handshakestream.Stream(rand.New(rand.NewPCG(1, 2)), t0, 3,
+		handshakestream.Network{Prefix: "192.0.2", Per: 12, Kind: handshakestream.S2},
+		handshakestream.Network{Prefix: "203.0.113", Per: 40, Kind: handshakestream.Clean})
 	stalls := 0
 	for _, h := range stream {
 		w.emit(h)
@@ -203,9 +203,9 @@ func TestOutputs(t *testing.T) {
 	if len(snap2.Networks) != 2 || stalled != 36 {
 		t.Errorf("after the restart: %d networks, %d stalls in the series", len(snap2.Networks), stalled)
 	}
-	for _, h := range monitortest.Stream(rand.New(rand.NewPCG(3, 4)), t0.Add(3*time.Minute), 1,
-		monitortest.Network{Prefix: "192.0.2", Per: 12, Kind: monitortest.S2},
-		monitortest.Network{Prefix: "203.0.113", Per: 40, Kind: monitortest.Clean}) {
+	for _, h := range handshakestream.Stream(rand.New(rand.NewPCG(3, 4)), t0.Add(3*time.Minute), 1,
+		handshakestream.Network{Prefix: "192.0.2", Per: 12, Kind: handshakestream.S2},
+		handshakestream.Network{Prefix: "203.0.113", Per: 40, Kind: handshakestream.Clean}) {
 		w2.emit(h)
 	}
 	w2.Monitor.Advance(t0.Add(4 * time.Minute))

@@ -26,8 +26,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mtuscope/mtuscope/internal/pageclient"
+	"github.com/mtuscope/mtuscope/internal/servetest"
 	"github.com/mtuscope/mtuscope/internal/testnet"
-	"github.com/mtuscope/mtuscope/server/servetest"
 )
 
 func main() {
@@ -109,7 +110,7 @@ func run(bin, scenario string, sessions, reports, conc int) error {
 			defer wg.Done()
 			c, dial := clientOf(i)
 			defer c.CloseIdleConnections()
-			r, err := servetest.RunPage(ctx, c, base, dial)
+			r, err := pageclient.Check(ctx, c, base, dial)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 
 	"sync"
 	"time"
@@ -38,12 +39,14 @@ func newProbeCmd(g *globals) *cobra.Command {
 	var a probeArgs
 	cmd := &cobra.Command{
 		Use:   "probe TARGET",
-		Short: "Diagnose the path to a TLS endpoint: path MTU, black holes, fragments, hello sizes",
+		Short: "Diagnose the path to a TLS endpoint: path MTU, black holes, fragments, hello sizes and content",
 		Long: `probe finds why TLS handshakes to TARGET stall from this network. It runs TLS
 handshakes at controlled segment sizes in both directions (an MSS ladder), a
-ClientHello size sweep, and UDP and ICMP tests with and without Don't Fragment,
-then prints one verdict, the path MTU, the direction of the problem, findings
-and fixes.
+ClientHello size sweep, ClientHellos that differ in one thing each (a
+post-quantum key share, ML-DSA signature algorithms, a 256-511-byte length,
+a split across segments or records, no SNI), and UDP and ICMP tests with and
+without Don't Fragment, then prints one verdict (and every cause when there
+are several), the path MTU, the direction of the problem, findings and fixes.
 
 TARGET is host, host:port, https://host[:port]/..., or an IP literal
 (192.0.2.1, [2001:db8::1]:443); the port defaults to 443.
@@ -191,6 +194,9 @@ func writeHuman(w io.Writer, rep *probe.Report, d diagnose.Diagnosis, color bool
 		verdict = "\033[1;" + code + "m" + verdict + "\033[0m"
 	}
 	fmt.Fprintf(w, "  verdict    %s\n", verdict)
+	if len(d.Causes) > 1 {
+		fmt.Fprintf(w, "  causes     %s\n", joinVerdicts(d.Causes))
+	}
 	if d.PathMTU > 0 {
 		fmt.Fprintf(w, "  path MTU   %d bytes (largest packet through: upstream %s, downstream %s; local route %d)\n",
 			d.PathMTU, orDash(d.UpstreamMTU), orDash(d.DownstreamMTU), rep.Evidence.LocalMTU)
@@ -202,6 +208,14 @@ func writeHuman(w io.Writer, rep *probe.Report, d diagnose.Diagnosis, color bool
 		rep.Connections, len(rep.UDP), len(rep.Echo), rep.Elapsed.Seconds(), float64(rep.RTT.Microseconds())/1000, rep.HandshakeTimeout.Seconds())
 	writeFindings(w, d.Findings, d.Fixes)
 	fmt.Fprintf(w, "\n(--json for every test and its evidence)\n")
+}
+
+func joinVerdicts(vs []diagnose.Verdict) string {
+	s := make([]string, len(vs))
+	for i, v := range vs {
+		s[i] = string(v)
+	}
+	return strings.Join(s, ", ")
 }
 
 func orDash(n int) string {
@@ -219,6 +233,7 @@ type probeDoc struct {
 	Family             int                `json:"family"`
 	ServerName         string             `json:"server_name"`
 	Verdict            diagnose.Verdict   `json:"verdict"`
+	Causes             []diagnose.Verdict `json:"causes"`
 	PathMTU            int                `json:"path_mtu"`
 	Direction          diagnose.Direction `json:"direction"`
 	UpstreamMTU        int                `json:"upstream_mtu"`
@@ -247,13 +262,16 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 func probeDocument(rep *probe.Report, d diagnose.Diagnosis) probeDoc {
 	doc := probeDoc{
 		SchemaVersion: 1, Target: rep.Target, Address: rep.Address, Family: rep.Family, ServerName: rep.ServerName,
-		Verdict: d.Verdict, PathMTU: d.PathMTU, Direction: d.Direction, UpstreamMTU: d.UpstreamMTU, DownstreamMTU: d.DownstreamMTU,
+		Verdict: d.Verdict, Causes: d.Causes, PathMTU: d.PathMTU, Direction: d.Direction, UpstreamMTU: d.UpstreamMTU, DownstreamMTU: d.DownstreamMTU,
 		LocalMTU: rep.Evidence.LocalMTU, RTTMS: ms(rep.RTT), HandshakeTimeoutMS: rep.HandshakeTimeout.Milliseconds(),
 		Findings: d.Findings, Fixes: d.Fixes, Tests: []testDoc{}, Skipped: rep.Evidence.Skipped,
 		Connections: rep.Connections, ElapsedMS: rep.Elapsed.Milliseconds(),
 	}
 	if doc.Skipped == nil {
 		doc.Skipped = []string{}
+	}
+	if doc.Causes == nil {
+		doc.Causes = []diagnose.Verdict{}
 	}
 	for _, c := range rep.Addresses {
 		out := "connected"
@@ -309,6 +327,20 @@ func probeDocument(rep *probe.Report, d diagnose.Diagnosis) probeDoc {
 		doc.Tests = append(doc.Tests, testDoc{Name: name,
 			Params:  map[string]any{"kind": h.Kind, "mss": h.MSS, "hello_bytes": h.HelloBytes},
 			Outcome: string(h.Outcome), DurationMS: ms(h.Duration), Result: res})
+	}
+	for _, v := range rep.Variants {
+		res := map[string]any{"hello_bytes": v.HelloBytes, "records": v.Records, "segments": v.Segments, "packet_size": v.PacketSize}
+		for k, val := range map[string]string{"detail": v.Detail, "reset_by": v.ResetBy, "alert": v.Alert, "retry_group": v.RetryGroup} {
+			if val != "" {
+				res[k] = val
+			}
+		}
+		params := map[string]any{"variant": v.Name, "attempt": v.Attempt, "mss": v.MSS}
+		if v.PauseMS > 0 {
+			params["pause_ms"] = v.PauseMS
+		}
+		doc.Tests = append(doc.Tests, testDoc{Name: "tls_variant", Params: params, Outcome: string(v.Outcome),
+			DurationMS: ms(v.Duration), Result: res})
 	}
 	for _, e := range rep.Echo {
 		out := diagnose.AnswerNone

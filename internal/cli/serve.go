@@ -16,13 +16,40 @@ import (
 type serveArgs struct {
 	config      string
 	checkConfig bool
-	over        server.Config // flag values, applied when the flag was set
-	addresses   []string
-	acmeHosts   []string
+	settings    *settingFlags[server.Config]
+}
+
+// serveSettings are serve's flags, each with the config field it sets.
+// The config file's other keys have no flag (docs/serve.yaml says which);
+// the token is never a flag.
+var serveSettings = []setting[server.Config]{
+	{"https", "", func(c *server.Config) any { return &c.HTTPS }, "HTTPS listen address of the page"},
+	{"http", "", func(c *server.Config) any { return &c.HTTP }, `plain-HTTP listen address of the page ("" disables)`},
+	{"admin", "", func(c *server.Config) any { return &c.Admin }, `admin listen address: metrics, health, operator views ("" disables)`},
+	{"page-mss", "", func(c *server.Config) any { return &c.PageMSS }, "MSS the page's own listeners are clamped to"},
+	{"data-dir", "", func(c *server.Config) any { return &c.DataDir }, "data directory (default $XDG_DATA_HOME/mtuscope)"},
+	{"database", "", func(c *server.Config) any { return &c.Database }, "reports database (default DATA-DIR/reports.db)"},
+	{"asn-db", "", func(c *server.Config) any { return &c.ASNDatabase }, "ASN database (default DATA-DIR/asn.db; missing: /24 and /48 groups)"},
+	{"cert", "", func(c *server.Config) any { return &c.TLS.CertFile }, "certificate chain file (PEM)"},
+	{"key", "", func(c *server.Config) any { return &c.TLS.KeyFile }, "private key file (PEM)"},
+	{"acme-host", "", func(c *server.Config) any { return &c.TLS.ACMEHosts }, "public host name to get an ACME certificate for (repeatable)"},
+	{"acme-email", "", func(c *server.Config) any { return &c.TLS.ACMEEmail }, "contact address for the ACME account"},
+	{"hostname-v4", "", func(c *server.Config) any { return &c.HostnameV4 }, "host name (or address) that reaches this server over IPv4"},
+	{"hostname-v6", "", func(c *server.Config) any { return &c.HostnameV6 }, "host name (or address) that reaches this server over IPv6"},
+	{"rung-first", "", func(c *server.Config) any { return &c.Rungs.First }, "smallest rung MSS"},
+	{"rung-last", "", func(c *server.Config) any { return &c.Rungs.Last }, "largest rung MSS"},
+	{"rung-step", "", func(c *server.Config) any { return &c.Rungs.Step }, "MSS step between rungs"},
+	{"rung-port", "", func(c *server.Config) any { return &c.Rungs.BasePort }, "port of the first rung (the others follow; 0: any free ports)"},
+	{"rung-probe-port", "", func(c *server.Config) any { return &c.Rungs.DownBasePort }, "port of the first rung's server-first probe (0: none, or any free ports with --rung-port 0)"},
+	{"rung-addresses", "", func(c *server.Config) any { return &c.Rungs.Addresses }, "one address per rung instead of ports (each on --rung-address-port)"},
+	{"refine-port", "", func(c *server.Config) any { return &c.Rungs.RefineBasePort }, "first port of the refinement round's pool (one listener per size inside a bracket)"},
+	{"refine-ports", "", func(c *server.Config) any { return &c.Rungs.RefinePorts }, "ports in the refinement pool (0: no refinement, the page gives a bracket)"},
+	{"rung-address-port", "", func(c *server.Config) any { return &c.Rungs.Port }, "port of the per-address rungs"},
+	{"echo", "", func(c *server.Config) any { return &c.Echo.Listen }, `UDP echo listen address ("" disables)`},
 }
 
 func newServeCmd(g *globals) *cobra.Command {
-	a := &serveArgs{over: server.Defaults()}
+	a := &serveArgs{}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the diagnostic server: the page customers open, rung listeners, UDP echo, reports",
@@ -33,73 +60,19 @@ in steps of 8 on ports 9400 up, their server-first probe listeners on ports
 9500 up, a UDP echo on :9300, and metrics, health and the operator views on
 127.0.0.1:9090. Reports go to SQLite in the data directory.
 
-A YAML config file (--config) sets the same things; unknown keys are errors.
---check-config checks the configuration, prints it and exits. The operator
+A YAML config file (--config) sets these and more (docs/serve.yaml lists
+every key); unknown keys are errors naming the key and its line, and flags
+override the file. --check-config checks the configuration, prints the
+effective configuration as YAML (the token redacted) and exits. The operator
 token comes from the config file or $MTUSCOPE_TOKEN, never from a flag.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(cmd, g, a) },
 	}
 	f := cmd.Flags()
-	d := &a.over
 	f.StringVar(&a.config, "config", "", "YAML config file (strict: unknown keys are errors)")
-	f.BoolVar(&a.checkConfig, "check-config", false, "check the configuration, print it and exit")
-	f.StringVar(&d.HTTPS, "https", d.HTTPS, "HTTPS listen address of the page")
-	f.StringVar(&d.HTTP, "http", d.HTTP, `plain-HTTP listen address of the page ("" disables)`)
-	f.StringVar(&d.Admin, "admin", d.Admin, `admin listen address: metrics, health, operator views ("" disables)`)
-	f.IntVar(&d.PageMSS, "page-mss", d.PageMSS, "MSS the page's own listeners are clamped to")
-	f.StringVar(&d.DataDir, "data-dir", "", "data directory (default $XDG_DATA_HOME/mtuscope)")
-	f.StringVar(&d.Database, "database", "", "reports database (default DATA-DIR/reports.db)")
-	f.StringVar(&d.ASNDatabase, "asn-db", "", "ASN database (default DATA-DIR/asn.db; missing: /24 and /48 groups)")
-	f.StringVar(&d.TLS.CertFile, "cert", "", "certificate chain file (PEM)")
-	f.StringVar(&d.TLS.KeyFile, "key", "", "private key file (PEM)")
-	f.StringSliceVar(&a.acmeHosts, "acme-host", nil, "public host name to get an ACME certificate for (repeatable)")
-	f.StringVar(&d.TLS.ACMEEmail, "acme-email", "", "contact address for the ACME account")
-	f.StringVar(&d.HostnameV4, "hostname-v4", "", "host name (or address) that reaches this server over IPv4")
-	f.StringVar(&d.HostnameV6, "hostname-v6", "", "host name (or address) that reaches this server over IPv6")
-	f.IntVar(&d.Rungs.First, "rung-first", d.Rungs.First, "smallest rung MSS")
-	f.IntVar(&d.Rungs.Last, "rung-last", d.Rungs.Last, "largest rung MSS")
-	f.IntVar(&d.Rungs.Step, "rung-step", d.Rungs.Step, "MSS step between rungs")
-	f.IntVar(&d.Rungs.BasePort, "rung-port", d.Rungs.BasePort, "port of the first rung (the others follow; 0: any free ports)")
-	f.IntVar(&d.Rungs.DownBasePort, "rung-probe-port", d.Rungs.DownBasePort, "port of the first rung's server-first probe (0: none, or any free ports with --rung-port 0)")
-	f.StringSliceVar(&a.addresses, "rung-addresses", nil, "one address per rung instead of ports (each on --rung-address-port)")
-	f.IntVar(&d.Rungs.RefineBasePort, "refine-port", d.Rungs.RefineBasePort, "first port of the refinement round's pool (one listener per size inside a bracket)")
-	f.IntVar(&d.Rungs.RefinePorts, "refine-ports", d.Rungs.RefinePorts, "ports in the refinement pool (0: no refinement, the page gives a bracket)")
-	f.IntVar(&d.Rungs.Port, "rung-address-port", d.Rungs.Port, "port of the per-address rungs")
-	f.StringVar(&d.Echo.Listen, "echo", d.Echo.Listen, `UDP echo listen address ("" disables)`)
+	f.BoolVar(&a.checkConfig, "check-config", false, "check the configuration, print it as YAML (token redacted) and exit")
+	a.settings = bindSettings(f, server.Defaults(), serveSettings)
 	return cmd
-}
-
-// flagTargets maps flag names to the config fields they set.
-func (a *serveArgs) apply(cmd *cobra.Command, cfg *server.Config) {
-	set := func(name string, apply func()) {
-		if cmd.Flags().Changed(name) {
-			apply()
-		}
-	}
-	o := &a.over
-	set("https", func() { cfg.HTTPS = o.HTTPS })
-	set("http", func() { cfg.HTTP = o.HTTP })
-	set("admin", func() { cfg.Admin = o.Admin })
-	set("page-mss", func() { cfg.PageMSS = o.PageMSS })
-	set("data-dir", func() { cfg.DataDir = o.DataDir })
-	set("database", func() { cfg.Database = o.Database })
-	set("asn-db", func() { cfg.ASNDatabase = o.ASNDatabase })
-	set("cert", func() { cfg.TLS.CertFile = o.TLS.CertFile })
-	set("key", func() { cfg.TLS.KeyFile = o.TLS.KeyFile })
-	set("acme-host", func() { cfg.TLS.ACMEHosts = a.acmeHosts })
-	set("acme-email", func() { cfg.TLS.ACMEEmail = o.TLS.ACMEEmail })
-	set("hostname-v4", func() { cfg.HostnameV4 = o.HostnameV4 })
-	set("hostname-v6", func() { cfg.HostnameV6 = o.HostnameV6 })
-	set("rung-first", func() { cfg.Rungs.First = o.Rungs.First })
-	set("rung-last", func() { cfg.Rungs.Last = o.Rungs.Last })
-	set("rung-step", func() { cfg.Rungs.Step = o.Rungs.Step })
-	set("rung-port", func() { cfg.Rungs.BasePort = o.Rungs.BasePort })
-	set("rung-probe-port", func() { cfg.Rungs.DownBasePort = o.Rungs.DownBasePort })
-	set("rung-addresses", func() { cfg.Rungs.Addresses = a.addresses })
-	set("rung-address-port", func() { cfg.Rungs.Port = o.Rungs.Port })
-	set("refine-port", func() { cfg.Rungs.RefineBasePort = o.Rungs.RefineBasePort })
-	set("refine-ports", func() { cfg.Rungs.RefinePorts = o.Rungs.RefinePorts })
-	set("echo", func() { cfg.Echo.Listen = o.Echo.Listen })
 }
 
 func runServe(cmd *cobra.Command, g *globals, a *serveArgs) error {
@@ -111,14 +84,14 @@ func runServe(cmd *cobra.Command, g *globals, a *serveArgs) error {
 		}
 		cfg = c
 	}
-	a.apply(cmd, &cfg)
+	a.settings.apply(cmd.Flags(), &cfg)
 	if err := cfg.Validate(); err != nil {
 		return withExit(ExitUsage, fmt.Errorf("configuration: %w", err))
 	}
 	if a.checkConfig {
-		fmt.Fprintf(g.stdout, "configuration OK: %d rungs, MSS %d-%d step %d\n", len(cfg.RungMSS()),
+		summary := fmt.Sprintf("configuration OK: %d rungs, MSS %d-%d step %d", len(cfg.RungMSS()),
 			cfg.Rungs.First, cfg.Rungs.Last, cfg.Rungs.Step)
-		return nil
+		return printConfig(g.stdout, summary, redactServe(cfg))
 	}
 	srv, err := server.New(cfg, g.logger, ReadBuildInfo().Version)
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mtuscope/mtuscope/monitor/monitortest"
+	"github.com/mtuscope/mtuscope/internal/craftpcap"
 )
 
 // TestTruncatedCapture cuts a capture inside its last record, as a
@@ -23,7 +23,7 @@ import (
 func TestTruncatedCapture(t *testing.T) {
 	dir := t.TempDir()
 	whole := filepath.Join(dir, "whole.pcap")
-	w := monitortest.NewPcapWriter(t, whole)
+	w := craftpcap.NewWriter(t, whole)
 	start := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 	server := [4]byte{203, 0, 113, 10}
 	hello := []byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03}
@@ -31,10 +31,10 @@ func TestTruncatedCapture(t *testing.T) {
 		c := [4]byte{192, 0, 2, byte(10 + i)}
 		ts := start.Add(time.Duration(i) * time.Second)
 		port := uint16(40000 + i)
-		w.TCP(t, ts, c, server, port, 443, 1000, 0, monitortest.FlagSYN, nil)
-		w.TCP(t, ts.Add(time.Millisecond), server, c, 443, port, 5000, 1001, monitortest.FlagSYN|monitortest.FlagACK, nil)
-		w.TCP(t, ts.Add(2*time.Millisecond), c, server, port, 443, 1001, 5001, monitortest.FlagACK, nil)
-		w.TCP(t, ts.Add(3*time.Millisecond), c, server, port, 443, 1001, 5001, monitortest.FlagACK|monitortest.FlagPSH, hello)
+		w.TCP(t, ts, c, server, port, 443, 1000, 0, craftpcap.FlagSYN, nil)
+		w.TCP(t, ts.Add(time.Millisecond), server, c, 443, port, 5000, 1001, craftpcap.FlagSYN|craftpcap.FlagACK, nil)
+		w.TCP(t, ts.Add(2*time.Millisecond), c, server, port, 443, 1001, 5001, craftpcap.FlagACK, nil)
+		w.TCP(t, ts.Add(3*time.Millisecond), c, server, port, 443, 1001, 5001, craftpcap.FlagACK|craftpcap.FlagPSH, hello)
 	}
 	w.Close(t)
 	data, err := os.ReadFile(whole)

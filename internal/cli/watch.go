@@ -24,11 +24,28 @@ type watchArgs struct {
 	checkConfig bool
 	read        []string
 	json        bool
-	over        watch.Config
+	settings    *settingFlags[watch.Config]
+}
+
+// watchSettings are watch's flags, each with the config field it sets.
+// The config file's other keys have no flag (docs/watch.yaml says which).
+var watchSettings = []setting[watch.Config]{
+	{"interface", "i", func(c *watch.Config) any { return &c.Interface }, `network interface to capture on ("any" for all)`},
+	{"port", "", func(c *watch.Config) any { return &c.Ports }, "TLS server port to watch (repeatable)"},
+	{"asn-db", "", func(c *watch.Config) any { return &c.ASNDatabase }, "ASN database (default DATA-DIR/asn.db; missing: /24 and /48 groups)"},
+	{"page-url", "", func(c *watch.Config) any { return &c.PageURL }, "the diagnostic page's URL, put in every alert for the customer"},
+	{"alertmanager", "", func(c *watch.Config) any { return &c.Alertmanager }, "Alertmanager base URL to post alerts to (its /api/v2/alerts)"},
+	{"webhook", "", func(c *watch.Config) any { return &c.Webhook }, "URL to post alerts to as JSON"},
+	{"admin", "", func(c *watch.Config) any { return &c.Admin }, `admin listen address: metrics, health, operator view ("" disables)`},
+	{"data-dir", "", func(c *watch.Config) any { return &c.DataDir }, "data directory (default $XDG_DATA_HOME/mtuscope)"},
+	{"database", "", func(c *watch.Config) any { return &c.Database }, "database of buckets and alerts (default DATA-DIR/watch.db when live; none with --read unless set)"},
+	{"handshake-log", "", func(c *watch.Config) any { return &c.HandshakeLog }, `file for one JSON line per stalled or failed handshake ("-": standard output)`},
+	{"max-flows", "", func(c *watch.Config) any { return &c.MaxFlows }, "flow table bound (the oldest unfinished handshakes are evicted, counted)"},
+	{"handshake-timeout", "", func(c *watch.Config) any { return &c.HandshakeTimeout }, "packet time a handshake may take before it is classified as it stands"},
 }
 
 func newWatchCmd(g *globals) *cobra.Command {
-	a := &watchArgs{over: watch.Defaults()}
+	a := &watchArgs{}
 	cmd := &cobra.Command{
 		Use:   "watch (-i IFACE | --read FILE...)",
 		Short: "Watch TLS handshakes passively and alert on a client network whose handshakes stall",
@@ -49,52 +66,21 @@ other in the order given, through the same pipeline; it needs no
 privilege, prints the per-network summary and the alerts (--json: one
 JSON document, see docs/watch-json.md) and exits 1 when an alert fired.
 
-A YAML config file (--config) sets the same things and the alerting
-thresholds (docs/watch.yaml lists them all); unknown keys are errors.
---check-config checks the configuration, prints a summary and exits.`,
+A YAML config file (--config) sets these, the retention and the alerting
+thresholds (docs/watch.yaml lists every key); unknown keys are errors naming
+the key and its line, and flags override the file. --check-config checks the
+configuration, prints the effective configuration as YAML (passwords and
+query strings of the alert URLs redacted) and exits.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runWatch(cmd, g, a) },
 	}
 	f := cmd.Flags()
-	d := &a.over
 	f.StringVar(&a.config, "config", "", "YAML config file (strict: unknown keys are errors)")
-	f.BoolVar(&a.checkConfig, "check-config", false, "check the configuration, print a summary and exit")
-	f.StringVarP(&d.Interface, "interface", "i", "", `network interface to capture on ("any" for all)`)
-	f.IntSliceVar(&d.Ports, "port", d.Ports, "TLS server port to watch (repeatable)")
+	f.BoolVar(&a.checkConfig, "check-config", false, "check the configuration, print it as YAML (URL secrets redacted) and exit")
 	f.StringSliceVar(&a.read, "read", nil, "replay these capture files instead of capturing live (repeatable)")
 	f.BoolVar(&a.json, "json", false, "with --read: print one JSON document instead of the summary")
-	f.StringVar(&d.ASNDatabase, "asn-db", "", "ASN database (default DATA-DIR/asn.db; missing: /24 and /48 groups)")
-	f.StringVar(&d.PageURL, "page-url", "", "the diagnostic page's URL, put in every alert for the customer")
-	f.StringVar(&d.Alertmanager, "alertmanager", "", "Alertmanager base URL to post alerts to (its /api/v2/alerts)")
-	f.StringVar(&d.Webhook, "webhook", "", "URL to post alerts to as JSON")
-	f.StringVar(&d.Admin, "admin", d.Admin, `admin listen address: metrics, health, operator view ("" disables)`)
-	f.StringVar(&d.DataDir, "data-dir", "", "data directory (default $XDG_DATA_HOME/mtuscope)")
-	f.StringVar(&d.Database, "database", "", "database of buckets and alerts (default DATA-DIR/watch.db when live; none with --read unless set)")
-	f.StringVar(&d.HandshakeLog, "handshake-log", "", `file for one JSON line per stalled or failed handshake ("-": standard output)`)
-	f.IntVar(&d.MaxFlows, "max-flows", d.MaxFlows, "flow table bound (the oldest unfinished handshakes are evicted, counted)")
-	f.DurationVar(&d.HandshakeTimeout, "handshake-timeout", d.HandshakeTimeout, "packet time a handshake may take before it is classified as it stands")
+	a.settings = bindSettings(f, watch.Defaults(), watchSettings)
 	return cmd
-}
-
-func (a *watchArgs) apply(cmd *cobra.Command, cfg *watch.Config) {
-	set := func(name string, apply func()) {
-		if cmd.Flags().Changed(name) {
-			apply()
-		}
-	}
-	o := &a.over
-	set("interface", func() { cfg.Interface = o.Interface })
-	set("port", func() { cfg.Ports = o.Ports })
-	set("asn-db", func() { cfg.ASNDatabase = o.ASNDatabase })
-	set("page-url", func() { cfg.PageURL = o.PageURL })
-	set("alertmanager", func() { cfg.Alertmanager = o.Alertmanager })
-	set("webhook", func() { cfg.Webhook = o.Webhook })
-	set("admin", func() { cfg.Admin = o.Admin })
-	set("data-dir", func() { cfg.DataDir = o.DataDir })
-	set("database", func() { cfg.Database = o.Database })
-	set("handshake-log", func() { cfg.HandshakeLog = o.HandshakeLog })
-	set("max-flows", func() { cfg.MaxFlows = o.MaxFlows })
-	set("handshake-timeout", func() { cfg.HandshakeTimeout = o.HandshakeTimeout })
 }
 
 func runWatch(cmd *cobra.Command, g *globals, a *watchArgs) error {
@@ -106,14 +92,14 @@ func runWatch(cmd *cobra.Command, g *globals, a *watchArgs) error {
 		}
 		cfg = c
 	}
-	a.apply(cmd, &cfg)
+	a.settings.apply(cmd.Flags(), &cfg)
 	if err := cfg.Validate(); err != nil {
 		return withExit(ExitUsage, fmt.Errorf("configuration: %w", err))
 	}
 	if a.checkConfig {
-		fmt.Fprintf(g.stdout, "configuration OK: ports %v, bucket %s, window %d buckets, top %d networks exported\n",
+		summary := fmt.Sprintf("configuration OK: ports %v, bucket %s, window %d buckets, top %d networks exported",
 			cfg.Ports, cfg.Monitor.Bucket, cfg.Monitor.Window, cfg.Monitor.TopN)
-		return nil
+		return printConfig(g.stdout, summary, redactWatch(cfg))
 	}
 	switch {
 	case len(a.read) > 0 && cfg.Interface != "":

@@ -12,8 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mtuscope/mtuscope/internal/asntest"
+	"github.com/mtuscope/mtuscope/internal/craftpcap"
 	"github.com/mtuscope/mtuscope/internal/testnet"
-	"github.com/mtuscope/mtuscope/monitor/monitortest"
 )
 
 func TestWatchUsage(t *testing.T) {
@@ -35,7 +36,7 @@ func TestWatchUsage(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"unknown key", []string{"watch", "--config", bad, "--check-config"}, "alert_manager"},
+		{"unknown key", []string{"watch", "--config", bad, "--check-config"}, `line 2: alert_manager: unknown key (did you mean "alertmanager"?)`},
 		{"no source", []string{"watch"}, "-i IFACE or --read FILE"},
 		{"both sources", []string{"watch", "-i", "lo", "--read", "x.pcap"}, "exclude each other"},
 		{"json live", []string{"watch", "-i", "lo", "--json"}, "--json goes with --read"},
@@ -85,7 +86,7 @@ func TestWatchNeedsCapNetRaw(t *testing.T) {
 func TestWatchReadJSON(t *testing.T) {
 	dir := t.TempDir()
 	pcap := filepath.Join(dir, "half.pcap")
-	w := monitortest.NewPcapWriter(t, pcap)
+	w := craftpcap.NewWriter(t, pcap)
 	start := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 	server := [4]byte{203, 0, 113, 10}
 	hello := []byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03}
@@ -93,10 +94,10 @@ func TestWatchReadJSON(t *testing.T) {
 		c := [4]byte{192, 0, 2, byte(10 + i)}
 		ts := start.Add(time.Duration(i) * time.Second)
 		port := uint16(40000 + i)
-		w.TCP(t, ts, c, server, port, 443, 1000, 0, monitortest.FlagSYN, nil)
-		w.TCP(t, ts.Add(time.Millisecond), server, c, 443, port, 5000, 1001, monitortest.FlagSYN|monitortest.FlagACK, nil)
-		w.TCP(t, ts.Add(2*time.Millisecond), c, server, port, 443, 1001, 5001, monitortest.FlagACK, nil)
-		w.TCP(t, ts.Add(3*time.Millisecond), c, server, port, 443, 1001, 5001, monitortest.FlagACK|monitortest.FlagPSH, hello)
+		w.TCP(t, ts, c, server, port, 443, 1000, 0, craftpcap.FlagSYN, nil)
+		w.TCP(t, ts.Add(time.Millisecond), server, c, 443, port, 5000, 1001, craftpcap.FlagSYN|craftpcap.FlagACK, nil)
+		w.TCP(t, ts.Add(2*time.Millisecond), c, server, port, 443, 1001, 5001, craftpcap.FlagACK, nil)
+		w.TCP(t, ts.Add(3*time.Millisecond), c, server, port, 443, 1001, 5001, craftpcap.FlagACK|craftpcap.FlagPSH, hello)
 	}
 	w.Close(t)
 	code, out, errOut := run(t, "watch", "--read", pcap, "--json", "--admin", "", "--asn-db", filepath.Join(dir, "asn.db"))
@@ -153,9 +154,9 @@ func TestWatchReadTwoFailing(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "asn.db")
 	evil := "Evil\x1b]0;pwned\x07\x1b[2J Net\u202egnp.exe\u2066"
-	monitortest.WriteASNDBOrgs(t, db, 64496, evil, "Customer 2", "Customer 3", "Customer 4")
+	asntest.WriteTestbedOrgs(t, db, 64496, evil, "Customer 2", "Customer 3", "Customer 4")
 	pcap := filepath.Join(dir, "four.pcap")
-	hs := monitortest.NewConversations(t, 1, netip.MustParseAddrPort("203.0.113.10:443"))
+	hs := craftpcap.NewConversations(t, 1, netip.MustParseAddrPort("203.0.113.10:443"))
 	start := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 	for i, n := range []int{20, 12, 35, 30} {
 		for j := range n {
@@ -168,7 +169,7 @@ func TestWatchReadTwoFailing(t *testing.T) {
 			}
 		}
 	}
-	w := monitortest.NewPcapWriter(t, pcap)
+	w := craftpcap.NewWriter(t, pcap)
 	hs.Write(t, w)
 	w.Close(t)
 

@@ -3,6 +3,8 @@ package testnet
 import (
 	"fmt"
 	"strings"
+
+	"github.com/mtuscope/mtuscope/internal/testnet/middlebox"
 )
 
 // Faults are the impairments of one client network's path. Every knob is
@@ -33,6 +35,10 @@ type Faults struct {
 	// LossPerMille drops that many packets in a thousand, at random, in
 	// both directions at r1.
 	LossPerMille int
+	// Device puts a content-inspecting middlebox on r1 (see package
+	// middlebox and Net.Middleboxes): the TCP packets r1 forwards from the
+	// client side go through it, IPv4 and IPv6. "" means none.
+	Device middlebox.Kind
 }
 
 // mtu returns the effective MTU of the middle link.
@@ -43,12 +49,15 @@ func (f Faults) mtu() int {
 	return f.MidMTU
 }
 
-// Want is what a tool must conclude about a scenario (SCENARIOS.md), in the
-// shared vocabulary of DESIGN.md.
+// Want is what a tool must conclude about a scenario (docs/testbed.md), in the
+// shared vocabulary of docs/design.md.
 type Want struct {
 	Verdict   string
 	PathMTU   int // largest IP packet, in bytes, that gets through
 	Direction string
+	// Also are further causes a tool must report beside Verdict, when the
+	// path has more than one (S17: a black hole and a device).
+	Also []string
 }
 
 // Scenario is a topology with its faults and the expected diagnosis.
@@ -73,33 +82,67 @@ var seed = Faults{MidMTU: 1400, NoICMP: true, DropFragments: true}
 
 var presets = []Scenario{
 	{Name: "S1", Slug: "clean", Networks: []Faults{{}},
-		Want: Want{"ok", 1500, "none"}},
+		Want: Want{"ok", 1500, "none", nil}},
 	{Name: "S2", Slug: "seed", Networks: []Faults{seed},
-		Want: Want{"pmtud_blackhole", 1400, "both"}},
+		Want: Want{"pmtud_blackhole", 1400, "both", nil}},
 	{Name: "S3", Slug: "pmtud-works", Networks: []Faults{{MidMTU: 1400}},
-		Want: Want{"pmtu_reduced", 1400, "none"}},
+		Want: Want{"pmtu_reduced", 1400, "none", nil}},
 	{Name: "S4", Slug: "clamped", Networks: []Faults{{MidMTU: 1400, NoICMP: true, DropFragments: true, ClampMSS: 1360}},
-		Want: Want{"pmtu_reduced", 1400, "none"}},
+		Want: Want{"pmtu_reduced", 1400, "none", nil}},
 	{Name: "S5", Slug: "frag-drop", Networks: []Faults{{DropFragments: true}},
-		Want: Want{"fragments_dropped", 1500, "both"}},
+		Want: Want{"fragments_dropped", 1500, "both", nil}},
 	{Name: "S6", Slug: "v6-seed", Networks: []Faults{{MidMTU: 1280, NoICMP: true, DropFragments: true}},
-		Want: Want{"pmtud_blackhole", 1280, "both"}},
+		Want: Want{"pmtud_blackhole", 1280, "both", nil}},
 	{Name: "S7", Slug: "upstream-only", Networks: []Faults{{UpLimit: 1400}},
-		Want: Want{"pmtud_blackhole", 1400, "upstream"}},
+		Want: Want{"pmtud_blackhole", 1400, "upstream", nil}},
 	{Name: "S8", Slug: "downstream-only", Networks: []Faults{{DownLimit: 1400}},
-		Want: Want{"pmtud_blackhole", 1400, "downstream"}},
+		Want: Want{"pmtud_blackhole", 1400, "downstream", nil}},
 	{Name: "S9", Slug: "lossy", Networks: []Faults{{LossPerMille: 10}},
-		Want: Want{"ok", 1500, "none"}},
+		Want: Want{"ok", 1500, "none", nil}},
+
+	// Content, not size: a device on r1 (package middlebox) judges what the
+	// ClientHello says. The verdict names are the ones proposed to
+	// diagnose for issue 18; S15's exists already.
+	{Name: "S13", Slug: "pq-reject", Networks: []Faults{{Device: middlebox.PQReject}},
+		Want: Want{VerdictPQRejected, 1500, "upstream", nil}},
+	{Name: "S14", Slug: "mldsa-reject", Networks: []Faults{{Device: middlebox.MLDSAReject}},
+		Want: Want{VerdictMLDSARejected, 1500, "upstream", nil}},
+	{Name: "S15", Slug: "split-intolerant", Networks: []Faults{{Device: middlebox.SplitIntolerant}},
+		Want: Want{"clienthello_split_intolerant", 1500, "upstream", nil}},
+	{Name: "S16", Slug: "length-window", Networks: []Faults{{Device: middlebox.LengthWindow}},
+		Want: Want{VerdictLengthRejected, 1500, "upstream", nil}},
+	{Name: "S17", Slug: "both", Networks: []Faults{{MidMTU: 1400, NoICMP: true, DropFragments: true, Device: middlebox.PQReject}},
+		Want: Want{"pmtud_blackhole", 1400, "both", []string{VerdictPQRejected}}},
 }
 
-// Presets returns the scenarios of SCENARIOS.md, S1 to S9.
+// Verdicts proposed for the content scenarios (issue 18): diagnose declares
+// the vocabulary; these strings follow it once it does.
+const (
+	VerdictPQRejected     = "clienthello_pq_rejected"
+	VerdictMLDSARejected  = "clienthello_mldsa_rejected"
+	VerdictLengthRejected = "clienthello_length_rejected"
+)
+
+// Presets returns the scenarios of docs/testbed.md: S1 to S9 (size) and S13
+// to S17 (content).
 func Presets() []Scenario {
 	out := make([]Scenario, len(presets))
 	for i, p := range presets {
 		out[i] = p
 		out[i].Networks = append([]Faults(nil), p.Networks...)
+		out[i].Want.Also = append([]string(nil), p.Want.Also...)
 	}
 	return out
+}
+
+// HasDevice reports whether any client network of s has a middlebox.
+func (s Scenario) HasDevice() bool {
+	for _, f := range s.Networks {
+		if f.Device != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // LookupPreset returns the preset named by its id ("S2") or slug ("seed"),
@@ -110,7 +153,7 @@ func LookupPreset(name string) (Scenario, error) {
 			return p, nil
 		}
 	}
-	return Scenario{}, fmt.Errorf("testnet: no preset %q (want S1-S9 or a slug such as %q)", name, "seed")
+	return Scenario{}, fmt.Errorf("testnet: no preset %q (want S1-S9, S13-S17 or a slug such as %q)", name, "seed")
 }
 
 // Preset is LookupPreset for names fixed in code: it panics on a typo.

@@ -52,6 +52,9 @@ type Net struct {
 	// NAT is the office router every client network converges on when
 	// the scenario has Office set (then R2 holds only it), nil otherwise.
 	NAT *Host
+	// Middleboxes holds, per client network, the device on its r1 when
+	// the network's Faults name one (Faults.Device), nil otherwise.
+	Middleboxes []*Middlebox
 
 	mu     sync.Mutex
 	procs  []*Proc
@@ -221,7 +224,10 @@ func Build(ctx context.Context, sc Scenario) (n *Net, err error) {
 	if err := errors.Join(errs...); err != nil {
 		return n, err
 	}
-	return n, n.waitLinks(ctx)
+	if err := n.waitLinks(ctx); err != nil {
+		return n, err
+	}
+	return n, n.startDevices(ctx)
 }
 
 // waitLinks waits until every link is operational. The kernel attaches a

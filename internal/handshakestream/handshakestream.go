@@ -1,6 +1,8 @@
-// Package monitortest makes synthetic streams of classified handshakes,
-// as the flow tracker emits them, for the monitor's tests and its users'.
-package monitortest
+// Package handshakestream makes synthetic streams of classified
+// handshakes (flow.Handshake), as the flow tracker emits them, from
+// networks that each fail in their own way: the input of the monitor's
+// and watch's statistics tests.
+package handshakestream
 
 import (
 	"fmt"
@@ -78,7 +80,7 @@ func (n Network) Handshake(rng *rand.Rand, i int, ts time.Time) flow.Handshake {
 		}
 		return stallDown()
 	}
-	panic("monitortest: unknown kind " + n.Kind)
+	panic("handshakestream: unknown kind " + n.Kind)
 }
 
 // Stream returns minutes of traffic from the networks starting at from,

@@ -1,4 +1,8 @@
-package monitortest
+// Package alertmanagertest runs Debian's Prometheus Alertmanager for
+// tests: its binary, a configuration that delivers at once to a webhook,
+// the receiver of that webhook, readiness (Prometheus's too) and the
+// alerts it holds.
+package alertmanagertest
 
 import (
 	"encoding/json"
@@ -12,9 +16,9 @@ import (
 	"time"
 )
 
-// AlertmanagerBinary returns the path of Debian's prometheus-alertmanager.
+// Binary returns the path of Debian's prometheus-alertmanager.
 // Without it the test skips, except on CI (CI=true) where it fails.
-func AlertmanagerBinary(t testing.TB) string {
+func Binary(t testing.TB) string {
 	t.Helper()
 	bin, err := exec.LookPath("prometheus-alertmanager")
 	if err != nil {
@@ -26,9 +30,9 @@ func AlertmanagerBinary(t testing.TB) string {
 	return bin
 }
 
-// AlertmanagerConfig is a configuration that routes every alert, one
+// Config is a configuration that routes every alert, one
 // group per network, to the webhook at hook at once, resolutions included.
-func AlertmanagerConfig(hook string) string {
+func Config(hook string) string {
 	return fmt.Sprintf(`route:
   receiver: hook
   group_by: [alertname, network]
@@ -43,14 +47,15 @@ receivers:
 `, hook)
 }
 
-// AlertmanagerArgs are the arguments that run Alertmanager in the
+// Args are the arguments that run Alertmanager in the
 // foreground on addr with its state in dir, without clustering.
-func AlertmanagerArgs(configFile, dir, addr string) []string {
+func Args(configFile, dir, addr string) []string {
 	return []string{"--config.file=" + configFile, "--storage.path=" + dir,
 		"--web.listen-address=" + addr, "--cluster.listen-address="}
 }
 
-// WaitReady polls base/-/ready until it answers 200 or the deadline passes.
+// WaitReady polls base/-/ready (Alertmanager's or Prometheus's) until it
+// answers 200 or the deadline passes.
 func WaitReady(c *http.Client, base string, within time.Duration) error {
 	deadline := time.Now().Add(within)
 	for {
@@ -63,7 +68,7 @@ func WaitReady(c *http.Client, base string, within time.Duration) error {
 			err = fmt.Errorf("%s", resp.Status)
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("alertmanager at %s not ready: %w", base, err)
+			return fmt.Errorf("%s not ready: %w", base, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

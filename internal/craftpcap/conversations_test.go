@@ -1,4 +1,4 @@
-package monitortest
+package craftpcap
 
 import (
 	"net/netip"

@@ -1,6 +1,7 @@
 // Package asntest holds test helpers for the asn package and its users:
 // the real @ip-location-db/asn dataset fetched with npm and cached outside
-// the repository, and small MMDB fixtures written with mmdbwriter.
+// the repository, small MMDB fixtures written with mmdbwriter, and a
+// database of the testbed's client networks (WriteTestbed).
 package asntest
 
 import (

@@ -1,4 +1,4 @@
-package monitortest
+package craftpcap
 
 import (
 	"math/rand/v2"
@@ -72,7 +72,7 @@ func (c *Conversations) Segment(ts time.Time, s Segment) { c.pkts = append(c.pkt
 
 // Write writes the packets of every connection so far to w in time
 // order, and forgets them.
-func (c *Conversations) Write(t testing.TB, w *PcapWriter) {
+func (c *Conversations) Write(t testing.TB, w *Writer) {
 	t.Helper()
 	slices.SortStableFunc(c.pkts, func(a, b timed) int { return a.ts.Compare(b.ts) })
 	for _, p := range c.pkts {
@@ -88,7 +88,7 @@ func (c *Conversations) server(cl netip.AddrPort) netip.AddrPort {
 			return s
 		}
 	}
-	panic("monitortest: no server of the family of " + cl.String())
+	panic("craftpcap: no server of the family of " + cl.String())
 }
 
 // mss is the segment size of a client's family (no TCP options).
@@ -178,7 +178,7 @@ func (c *Conversations) StalledFlight(ts time.Time, cl netip.AddrPort, mtu int) 
 		}
 	}
 	if lost < 0 {
-		panic("monitortest: every segment of the flight fits in the MTU")
+		panic("craftpcap: every segment of the flight fits in the MTU")
 	}
 	dup := Segment{Src: cl, Dst: srv, Seq: cseq, Ack: ack, Flags: FlagACK, SACK: sack[:min(len(sack), 4)]}
 	at = at.Add(20 * time.Millisecond)

@@ -1,4 +1,7 @@
-package monitortest
+// Package tlstraffic runs real TLS clients in the testbed's client
+// networks against its nginx (curl and Go's client, small and
+// post-quantum hellos), the traffic watch's live tests classify.
+package tlstraffic
 
 import (
 	"context"
@@ -10,19 +13,19 @@ import (
 	"github.com/mtuscope/mtuscope/internal/testnet"
 )
 
-// Traffic runs real clients in every client network of n until ctx ends:
+// Run runs real clients in every client network of n until ctx ends:
 // curl (a small ClientHello, the server's 3.8 KB flight) and Go's TLS
 // client (its 1.5 KB post-quantum hello), three of each at once per
 // network, two over IPv4 and one over IPv6, each pausing a second between
 // attempts. wg counts the client goroutines.
-func Traffic(ctx context.Context, n *testnet.Net, ng *testnet.Nginx, wg *sync.WaitGroup) {
+func Run(ctx context.Context, n *testnet.Net, ng *testnet.Nginx, wg *sync.WaitGroup) {
 	for _, c := range n.Clients {
-		TrafficFrom(ctx, n, c, ng, wg)
+		From(ctx, n, c, ng, wg)
 	}
 }
 
-// TrafficFrom runs Traffic's clients in the one client network of c.
-func TrafficFrom(ctx context.Context, n *testnet.Net, c *testnet.Host, ng *testnet.Nginx, wg *sync.WaitGroup) {
+// From runs Run's clients in the one client network of c.
+func From(ctx context.Context, n *testnet.Net, c *testnet.Host, ng *testnet.Nginx, wg *sync.WaitGroup) {
 	tlsConf := &tls.Config{RootCAs: ng.CertPool(), ServerName: ng.ServerName}
 	for k := 0; k < 3; k++ {
 		fam := 4

@@ -1,4 +1,8 @@
-package monitortest
+// Package craftpcap writes crafted packet captures for tests: raw IPv4
+// and IPv6 TCP segments, checksummed, in a pcap file (Writer), and whole
+// TLS connections as a server-side capture shows them, healthy, stalled
+// behind a black hole, or forged (Conversations).
+package craftpcap
 
 import (
 	"bufio"
@@ -13,16 +17,16 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 )
 
-// PcapWriter writes crafted raw IP packets (link type RAW) to a pcap
+// Writer writes crafted raw IP packets (link type RAW) to a pcap
 // file, for tests that replay hostile or minimal captures.
-type PcapWriter struct {
+type Writer struct {
 	f *os.File
 	b *bufio.Writer
 	w *pcapgo.Writer
 }
 
-// NewPcapWriter creates the pcap file at path.
-func NewPcapWriter(t testing.TB, path string) *PcapWriter {
+// NewWriter creates the pcap file at path.
+func NewWriter(t testing.TB, path string) *Writer {
 	t.Helper()
 	f, err := os.Create(path)
 	if err != nil {
@@ -33,11 +37,11 @@ func NewPcapWriter(t testing.TB, path string) *PcapWriter {
 	if err := w.WriteFileHeader(65535, layers.LinkTypeRaw); err != nil {
 		t.Fatal(err)
 	}
-	return &PcapWriter{f: f, b: b, w: w}
+	return &Writer{f: f, b: b, w: w}
 }
 
 // TCP writes one IPv4 TCP segment (flags as in the header) at time ts.
-func (r *PcapWriter) TCP(t testing.TB, ts time.Time, src, dst [4]byte, sport, dport uint16, seq, ack uint32, flags byte, payload []byte) {
+func (r *Writer) TCP(t testing.TB, ts time.Time, src, dst [4]byte, sport, dport uint16, seq, ack uint32, flags byte, payload []byte) {
 	r.Raw(t, ts, TCPPacket(src, dst, sport, dport, seq, ack, flags, nil, payload))
 }
 
@@ -66,14 +70,14 @@ func TCPPacket(src, dst [4]byte, sport, dport uint16, seq, ack uint32, flags byt
 }
 
 // Raw writes one raw IP packet at time ts.
-func (r *PcapWriter) Raw(t testing.TB, ts time.Time, pkt []byte) {
+func (r *Writer) Raw(t testing.TB, ts time.Time, pkt []byte) {
 	ci := gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(pkt), Length: len(pkt)}
 	if err := r.w.WritePacket(ci, pkt); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// Segment is one TCP segment for PcapWriter.Segment, over IPv4 or IPv6
+// Segment is one TCP segment for Writer.Segment, over IPv4 or IPv6
 // (as Src is).
 type Segment struct {
 	Src, Dst netip.AddrPort
@@ -87,7 +91,7 @@ type Segment struct {
 }
 
 // Segment writes s at time ts.
-func (r *PcapWriter) Segment(t testing.TB, ts time.Time, s Segment) {
+func (r *Writer) Segment(t testing.TB, ts time.Time, s Segment) {
 	t.Helper()
 	pkt := s.Packet()
 	ci := gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(pkt), Length: len(pkt)}
@@ -165,7 +169,7 @@ func fold(sum uint32) uint16 {
 }
 
 // Close flushes and closes the file.
-func (r *PcapWriter) Close(t testing.TB) {
+func (r *Writer) Close(t testing.TB) {
 	if err := r.b.Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +178,7 @@ func (r *PcapWriter) Close(t testing.TB) {
 	}
 }
 
-// TCP header flags for PcapWriter.TCP.
+// TCP header flags for Writer.TCP.
 const (
 	FlagFIN = 0x01
 	FlagSYN = 0x02

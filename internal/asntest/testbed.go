@@ -1,4 +1,4 @@
-package monitortest
+package asntest
 
 import (
 	"fmt"
@@ -8,21 +8,21 @@ import (
 	"github.com/mtuscope/mtuscope/asn"
 )
 
-// WriteASNDB writes an ASN database that maps the testbed's client network
+// WriteTestbed writes an ASN database that maps the testbed's client network
 // i (198.51.100.16i/28 and 2001:db8:100:i::/64, see internal/testnet) to
 // AS firstASN+i, organisation "Customer i+1", for i < networks.
-func WriteASNDB(t testing.TB, path string, firstASN uint32, networks int) {
+func WriteTestbed(t testing.TB, path string, firstASN uint32, networks int) {
 	t.Helper()
 	orgs := make([]string, networks)
 	for i := range orgs {
 		orgs[i] = fmt.Sprintf("Customer %d", i+1)
 	}
-	WriteASNDBOrgs(t, path, firstASN, orgs...)
+	WriteTestbedOrgs(t, path, firstASN, orgs...)
 }
 
-// WriteASNDBOrgs writes the database of WriteASNDB with one network per
+// WriteTestbedOrgs writes the database of WriteTestbed with one network per
 // organisation name, network i named orgs[i].
-func WriteASNDBOrgs(t testing.TB, path string, firstASN uint32, orgs ...string) {
+func WriteTestbedOrgs(t testing.TB, path string, firstASN uint32, orgs ...string) {
 	t.Helper()
 	var rs []asn.Range
 	for i, org := range orgs {
