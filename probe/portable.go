@@ -28,7 +28,7 @@ const KindNatural = "natural"
 
 // Why the portable mode leaves tests out, for Evidence.Skipped.
 const (
-	skipPortableLinux = "ClientHello size sweep, UDP Don't-Fragment and ICMP echo tests (portable mode: they need " +
+	skipPortableLinux = "ClientHello size sweep and variants, UDP Don't-Fragment and ICMP echo tests (portable mode: they need " +
 		"Linux socket options; run without --portable on Linux)"
 	skipPortableNoServer = "upstream and downstream size tests (portable mode: without TCP_MAXSEG the segment sizes " +
 		"of an ordinary server cannot be set or read; run probe against the operator's mtuscope server, e.g. its page " +

@@ -158,7 +158,7 @@ func (r *runner) keep(h Handshake) Handshake {
 }
 
 // Run probes the target. It returns an error only when the probe cannot
-// run at all (the name does not resolve, the OS is unsupported); everything
+// run at all (the name does not resolve); everything
 // the network does wrong is evidence in the report.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	cfg = cfg.withDefaults()
