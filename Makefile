@@ -2,7 +2,7 @@
 # run too; without root they skip with one line each, unless CI=true.
 GO ?= go
 
-.PHONY: build test vet staticcheck
+.PHONY: build test vet staticcheck cross
 build:
 	$(GO) build -o bin/mtuscope ./cmd/mtuscope
 
@@ -37,3 +37,21 @@ image:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/image/mtuscope ./cmd/mtuscope
 	cp /etc/ssl/certs/ca-certificates.crt bin/image/
 	podman build -t $(IMAGE) -f deploy/container/Containerfile bin/image
+
+# Static binaries for the systems people run probe from, with SHA-256
+# checksums, in bin/cross (serve's binaries: can serve that directory).
+# First the platform files: vet for macOS (every package) and for Windows
+# (the packages with Windows code; others' tests need Linux to build).
+CROSS_TARGETS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
+VERSION ?=
+cross:
+	GOOS=darwin $(GO) vet ./...
+	GOOS=windows $(GO) vet ./probe/... ./sockopt/ ./api/... ./cmd/mtuscope
+	rm -rf bin/cross && mkdir -p bin/cross
+	set -e; for t in $(CROSS_TARGETS); do \
+		os=$${t%/*}; arch=$${t#*/}; ext=; [ $$os = windows ] && ext=.exe; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath \
+			-ldflags "-s -w$(if $(VERSION), -X github.com/mtuscope/mtuscope/internal/cli.Version=$(VERSION))" \
+			-o bin/cross/mtuscope-$$os-$$arch$$ext ./cmd/mtuscope; \
+	done
+	cd bin/cross && sha256sum mtuscope-* > SHA256SUMS && ls -l mtuscope-* && cat SHA256SUMS

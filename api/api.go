@@ -50,6 +50,7 @@ const (
 	RungDownPath  = "/t/down"  // a download larger than one segment
 	RungUpPath    = "/t/up"    // POST: an upload larger than one segment
 	RungClaimPath = "/t/claim" // a dual-stack check claims its second family's turn
+	RungExactPath = "/t/exact" // plain HTTP: one segment of an exact size (ExactInfo without ?size=)
 )
 
 // Capabilities is the document at CapabilitiesPath: what this server
@@ -73,6 +74,18 @@ type Capabilities struct {
 	EchoToken   string `json:"echo_token_path,omitempty"`
 	EchoWire    string `json:"echo_wire,omitempty"`
 	MaxDownload int    `json:"max_download"`
+}
+
+// ExactInfo is the exact-size service's view of a connection
+// (RungExactPath without a size): probe's portable mode reads the packet
+// sizes it tested from it.
+type ExactInfo struct {
+	Family     int  `json:"family"`
+	SYNMSS     int  `json:"syn_mss"`    // the MSS option of the client's SYN as it arrived
+	SndMSS     int  `json:"snd_mss"`    // payload per segment the server sends
+	RcvMSS     int  `json:"rcv_mss"`    // the largest payload received (the request's, when written in one piece)
+	Timestamps bool `json:"timestamps"` // the timestamps option adds 12 bytes to every segment
+	MaxSize    int  `json:"max_size"`   // the largest IP packet ?size= may ask for on this connection
 }
 
 // Rung is one MSS-clamped test listener of the page.

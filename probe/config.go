@@ -21,6 +21,9 @@ type Config struct {
 	// behalf first; zero means when Run is called. Report.Elapsed counts
 	// from it too.
 	Start time.Time
+	// Portable runs the method that needs no Linux socket option (see
+	// portable.go); it is the only one where those options are missing.
+	Portable bool
 	// SkipICMP skips the ICMP echo tests even when privileged.
 	SkipICMP bool
 	Logger   *slog.Logger
@@ -55,6 +58,9 @@ type Progress struct {
 
 // withDefaults fills what the caller left zero.
 func (cfg Config) withDefaults() Config {
+	if !supported {
+		cfg.Portable = true
+	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second
 	}

@@ -4,7 +4,8 @@
 // rejects), UDP and ICMP tests with Don't Fragment and with fragments. Each test
 // returns typed evidence; package diagnose turns the evidence into a
 // verdict. Socket code is Linux-only (files ending in _linux.go); elsewhere
-// the tests report that they are not supported.
+// (Windows, macOS) and with Config.Portable the portable mode runs instead:
+// exact-size segments through a cooperating server (portable.go, exact.go).
 //
 // Politeness: a run opens at most MaxConnections TCP connections to the
 // server (and MaxVariantConnections more for the ClientHello variants),

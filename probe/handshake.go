@@ -126,7 +126,7 @@ func (r *runner) handshake(ctx context.Context, kind string, mss int, spec tlswi
 			}
 		}
 	}
-	info, _ := readTCPInfo(conn.(*slotConn).Conn)
+	info, _ := r.tcpInfo(conn.(*slotConn).Conn)
 	r.classify(&h, info, flight, ferr, rerr, ctx.Err() != nil)
 	return h
 }
@@ -260,6 +260,12 @@ func downloadFacts(herr, rerr error, fullSeg bool) diagnose.HandshakeFacts {
 // dial opens a TCP connection to the run's address with TCP_MAXSEG mss,
 // within the run's politeness bounds; release frees its in-flight slot.
 func (r *runner) dial(ctx context.Context, mss int) (c net.Conn, err error) {
+	return r.dialAddr(ctx, mss, netip.AddrPortFrom(r.addr, uint16(r.port)).String())
+}
+
+// dialAddr is dial to another address of the server (host:port); mss 0
+// sets no TCP_MAXSEG, as the portable mode's connections do.
+func (r *runner) dialAddr(ctx context.Context, mss int, address string) (c net.Conn, err error) {
 	if !r.take() {
 		return nil, errBudget
 	}
@@ -274,7 +280,7 @@ func (r *runner) dial(ctx context.Context, mss int) (c net.Conn, err error) {
 		}
 	}()
 	d := &net.Dialer{Timeout: r.connectTimeout, Control: dialControl(mss)}
-	c, err = r.cfg.Dial(ctx, d, "tcp", netip.AddrPortFrom(r.addr, uint16(r.port)).String())
+	c, err = r.cfg.Dial(ctx, d, "tcp", address)
 	if err != nil {
 		return nil, err
 	}
@@ -336,7 +342,7 @@ func (r *runner) download(ctx context.Context, mss int) (h Handshake) {
 			n, rerr = io.Copy(io.Discard, io.LimitReader(tc, 256<<10))
 		}
 	}
-	info, _ := readTCPInfo(conn.(*slotConn).Conn)
+	info, _ := r.tcpInfo(conn.(*slotConn).Conn)
 	h.SndMSS, h.RcvMSS, h.Unacked, h.FlightBytes = info.SndMSS, info.RcvMSS, info.Unacked, int(n)
 	over := diagnose.IPHeader(r.family)
 	if info.Timestamps {

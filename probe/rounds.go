@@ -429,6 +429,8 @@ func (r *runner) fillEvidence(rep *Report) {
 			continue
 		}
 		switch h.Kind {
+		case KindNatural:
+			continue // no size known: not evidence of one (portable.go)
 		case KindSweep:
 			if h.Outcome == diagnose.ConnectFailed || h.Outcome == diagnose.Timeout {
 				continue

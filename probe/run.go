@@ -158,12 +158,9 @@ func (r *runner) keep(h Handshake) Handshake {
 }
 
 // Run probes the target. It returns an error only when the probe cannot
-// run at all (the name does not resolve, the OS is unsupported); everything
+// run at all (the name does not resolve); everything
 // the network does wrong is evidence in the report.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
-	if !supported {
-		return nil, errors.New("probe: not supported on this OS (needs Linux socket options)")
-	}
 	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout-cfg.TimeNow().Sub(cfg.Start))
 	defer cancel()
@@ -182,6 +179,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}()
 	ev := &rep.Evidence
 	if ev.ConnectError != "" {
+		return rep, nil
+	}
+	if r.cfg.Portable {
+		r.runPortable(ctx, rep, assistant)
+		r.finish(ctx, rep, assistant)
 		return rep, nil
 	}
 	// 2. UDP tests, running alongside everything that follows: they go
@@ -457,7 +459,7 @@ func (r *runner) connectAll(ctx context.Context, addrs []netip.Addr) []AddressCh
 			}
 			c.Connect = r.now().Sub(start)
 			c.RTT = c.Connect
-			if info, err := readTCPInfo(conn); err == nil {
+			if info, err := r.tcpInfo(conn); err == nil {
 				// The kernel's RTT sample is right even when the SYN had to
 				// be sent again (timestamps), the wall time is not.
 				if info.RTT > 0 && info.RTT < c.RTT {

@@ -15,6 +15,18 @@ func dialControl(mss int) func(network, address string, c syscall.RawConn) error
 	return sockopt.MaxSegControl(mss)
 }
 
+// errPortable is what the portable mode answers where the Linux mode reads
+// the kernel: it tests the code path of systems without TCP_INFO.
+var errPortable = errors.New("portable mode: no TCP_INFO")
+
+// tcpInfo is readTCPInfo, except in the portable mode.
+func (r *runner) tcpInfo(c net.Conn) (tcpInfo, error) {
+	if r.cfg.Portable {
+		return tcpInfo{}, errPortable
+	}
+	return readTCPInfo(c)
+}
+
 // readTCPInfo returns the kernel's view of a TCP connection.
 func readTCPInfo(c net.Conn) (tcpInfo, error) {
 	tc, ok := c.(interface {

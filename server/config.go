@@ -47,6 +47,10 @@ type Config struct {
 	// listeners ($MTUSCOPE_TOKEN overrides). Empty: they are served only on
 	// the admin listener.
 	Token string `yaml:"token"`
+	// Binaries is a directory of probe binaries as `make cross` leaves it
+	// (mtuscope-OS-ARCH[.exe] and SHA256SUMS): served under /dl/, and a
+	// report says how to run them. Empty: none.
+	Binaries string `yaml:"binaries"`
 }
 
 // TLSConfig says where the certificate comes from: files, ACME, or (when

@@ -40,6 +40,7 @@ func (s *Server) pageHandler(admin bool) http.Handler {
 		w.Header().Set("Cache-Control", "public, max-age=300")
 		static.ServeHTTP(w, r)
 	})))
+	mux.HandleFunc("GET /dl/{name}", s.limited(s.testLim, "test", s.serveBinary))
 	mux.HandleFunc("GET "+api.PingPath, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusNoContent)

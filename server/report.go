@@ -139,8 +139,11 @@ type reportView struct {
 	// NetworkFixes are for the customer's network team, OperatorFixes for
 	// the operator of the service, separately.
 	NetworkFixes, OperatorFixes []fixView
-	Link                        string // the report's full URL
-	Text                        string
+	// Probe are the commands that fetch probe from this server and run it
+	// (binaries.go), one per system; none when the server hands out none.
+	Probe []probeCommand
+	Link  string // the report's full URL
+	Text  string
 }
 
 type fixView struct {
@@ -242,8 +245,8 @@ var fixNotes = map[string]string{
 // the diagnostic server's own, not the service's.
 var pageHiddenFixes = map[string]bool{"go_disable_mlkem": true, "shrink_server_flight": true}
 
-func (t *templates) view(rep *Report, base string) (*reportView, error) {
-	v := &reportView{R: rep, Primary: rep.Primary(), Link: base + api.ReportPagePath + rep.ID}
+func (t *templates) view(rep *Report, base string, probe ...probeCommand) (*reportView, error) {
+	v := &reportView{R: rep, Primary: rep.Primary(), Link: base + api.ReportPagePath + rep.ID, Probe: probe}
 	if p := v.Primary; p != nil {
 		v.Title = verdictTitles[p.Diagnosis.Verdict]
 		v.Summary = summaryText(p.Diagnosis)

@@ -146,7 +146,7 @@ func (s *Server) reportPage(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, rep)
 		return
 	}
-	v, err := s.tmpl.view(rep, baseURL(r))
+	v, err := s.tmpl.view(rep, baseURL(r), s.probeCommands(r.Host)...)
 	if err != nil {
 		s.log.Error("render report", "id", id, "err", err)
 		httpError(w, http.StatusInternalServerError, "the report could not be rendered")

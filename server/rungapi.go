@@ -20,6 +20,7 @@ func (s *Server) rungHandler() http.Handler {
 	mux.HandleFunc("GET "+api.RungDownPath, s.testLimited(s.rungDown))
 	mux.HandleFunc("POST "+api.RungUpPath, s.testLimited(s.rungUp))
 	mux.HandleFunc("GET "+api.RungClaimPath, s.testLimited(s.rungClaim))
+	mux.HandleFunc("GET "+api.RungExactPath, s.limited(s.testLim, "test", s.rungExact))
 	mux.HandleFunc("GET "+api.WhoamiPath, s.limited(s.testLim, "test", s.whoami))
 	mux.HandleFunc("GET "+api.ConnectionsPath+"{sid}", s.limited(s.testLim, "test", s.connection))
 	mux.HandleFunc("GET "+api.UDPTokenPath, s.limited(s.testLim, "test", s.udpToken))

@@ -59,6 +59,8 @@ type Server struct {
 	// Addrs are the bound addresses, by name ("https", "http", "admin",
 	// "echo"), once Start returned.
 	Addrs map[string]string
+	// binaries are the probe binaries the page listener hands out.
+	binaries []probeBinary
 
 	// wg counts every goroutine the server starts; stopped ends at
 	// Shutdown (stop), which closes what they hold and waits for them.
@@ -109,6 +111,9 @@ func New(cfg Config, log *slog.Logger, version string) (*Server, error) {
 	s.download = make([]byte, maxDownload)
 	rand.Read(s.download)
 	var err error
+	if s.binaries, err = loadBinaries(cfg.Binaries); err != nil {
+		return nil, err
+	}
 	if s.tmpl, err = loadTemplates(); err != nil {
 		return nil, fmt.Errorf("templates: %w", err)
 	}

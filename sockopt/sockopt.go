@@ -55,3 +55,16 @@ func MaxSegControl(mss int) func(network, address string, c syscall.RawConn) err
 		return SetMaxSeg(c, mss)
 	}
 }
+
+// BestEffortMaxSeg is MaxSegControl where the OS lets TCP_MAXSEG be set,
+// and sets nothing where it does not (ErrUnsupported): for connections
+// that a lower MSS helps but that work without it.
+func BestEffortMaxSeg(mss int) func(network, address string, c syscall.RawConn) error {
+	set := MaxSegControl(mss)
+	return func(network, address string, c syscall.RawConn) error {
+		if err := set(network, address, c); err != nil && !errors.Is(err, ErrUnsupported) {
+			return err
+		}
+		return nil
+	}
+}

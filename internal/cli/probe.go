@@ -27,6 +27,8 @@ type probeArgs struct {
 	json    bool
 	timeout time.Duration
 	noICMP  bool
+	// portable: the method without Linux socket options (Windows, macOS)
+	portable bool
 	// server-assisted mode and report submission (see probe_serve.go)
 	noAssist bool
 	submit   string
@@ -61,6 +63,7 @@ probe could not run (bad arguments, a name that does not resolve).`,
 	f.BoolVar(&a.json, "json", false, "print one JSON document (schema: docs/probe-json.md)")
 	f.DurationVar(&a.timeout, "timeout", 30*time.Second, "bound on the whole run")
 	f.BoolVar(&a.noICMP, "no-icmp", false, "skip the ICMP echo tests even when privileged")
+	f.BoolVar(&a.portable, "portable", false, "test as on Windows and macOS, without Linux socket options (always on there): needs an mtuscope server to size segments")
 	f.BoolVar(&a.noAssist, "no-assist", false, "do not look for an mtuscope server at the target")
 	f.StringVar(&a.submit, "submit", "", "store the result as a report on the mtuscope server at this URL")
 	f.StringVar(&a.ca, "ca", "", "PEM file of the only certificates --submit trusts, as curl's --cacert (a server's self-signed certificate)")
@@ -97,10 +100,10 @@ func runProbe(ctx context.Context, g *globals, a probeArgs, target string) error
 	defer stop()
 	// --timeout bounds everything from here, server detection included.
 	cfg := probe.Config{Target: t, Family: family, ServerName: a.sni, Timeout: a.timeout, Start: time.Now(),
-		SkipICMP: a.noICMP, Logger: g.logger}
+		SkipICMP: a.noICMP, Logger: g.logger, Portable: a.portable}
 	if !a.noAssist {
 		dctx, cancel := context.WithDeadline(ctx, cfg.Start.Add(a.timeout))
-		cfg.Assistant, err = findServer(dctx, g, &cfg.Target)
+		cfg.Assistant, err = findServer(dctx, g, &cfg.Target, a.portable)
 		cancel()
 		if err != nil {
 			return withExit(ExitUsage, err)
@@ -317,7 +320,11 @@ func probeDocument(rep *probe.Report, d diagnose.Diagnosis) probeDoc {
 		if h.Retried {
 			res["retried"] = true
 		}
-		doc.Tests = append(doc.Tests, testDoc{Name: "tls_handshake",
+		name := "tls_handshake"
+		if h.Kind == probe.KindExactUp || h.Kind == probe.KindExactDown {
+			name = "exact_segment" // portable mode: one segment of a set size, plain HTTP
+		}
+		doc.Tests = append(doc.Tests, testDoc{Name: name,
 			Params:  map[string]any{"kind": h.Kind, "mss": h.MSS, "hello_bytes": h.HelloBytes},
 			Outcome: string(h.Outcome), DurationMS: ms(h.Duration), Result: res})
 	}

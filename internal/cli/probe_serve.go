@@ -21,8 +21,8 @@ import (
 // listener clamped to MSS 1220 would show its own clamp as the path's
 // (pmtu_reduced 1260, "MSS clamped on the way"). A server without a probe
 // target is an error that says so.
-func findServer(ctx context.Context, g *globals, t *probe.Target) (probe.Assistant, error) {
-	c := detectAssistant(ctx, g, *t)
+func findServer(ctx context.Context, g *globals, t *probe.Target, portable bool) (probe.Assistant, error) {
+	c := detectAssistant(ctx, g, *t, portable)
 	if c == nil {
 		return nil, nil
 	}
@@ -45,7 +45,7 @@ func findServer(ctx context.Context, g *globals, t *probe.Target) (probe.Assista
 // (/.well-known/mtuscope.json). Any failure just means an unassisted run,
 // nil; it takes at most 3 s, and a fifth of the run's time bound (ctx's
 // deadline), so that a silent target leaves the probe its time.
-func detectAssistant(ctx context.Context, g *globals, t probe.Target) *assist.Client {
+func detectAssistant(ctx context.Context, g *globals, t probe.Target, portable bool) *assist.Client {
 	host := t.Host
 	if !t.Addr.IsValid() {
 		// A name that does not resolve quickly is the probe's to report;
@@ -64,7 +64,13 @@ func detectAssistant(ctx context.Context, g *globals, t probe.Target) *assist.Cl
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	base := "https://" + net.JoinHostPort(host, strconv.Itoa(t.Port))
-	c, err := assist.Detect(ctx, base, nil)
+	var dial func(context.Context, string, string) (net.Conn, error)
+	if portable {
+		// As on a system without TCP_MAXSEG: across a black hole this
+		// channel works only on the server's clamped page listener.
+		dial = (&net.Dialer{}).DialContext
+	}
+	c, err := assist.Detect(ctx, base, dial)
 	if err != nil {
 		g.logger.Debug("no server assistance", "target", base, "err", err)
 		return nil

@@ -53,7 +53,7 @@ var ErrNotMtuscope = errors.New("not an mtuscope server")
 // the things the probe is there to find) presents its own.
 func Detect(ctx context.Context, base string, dial func(context.Context, string, string) (net.Conn, error)) (*Client, error) {
 	if dial == nil {
-		dial = (&net.Dialer{Control: sockopt.MaxSegControl(smallMSS)}).DialContext
+		dial = (&net.Dialer{Control: sockopt.BestEffortMaxSeg(smallMSS)}).DialContext
 	}
 	c := &Client{Base: strings.TrimSuffix(base, "/"), Dial: dial}
 	// A small ClientHello and a small MSS: this channel must work across
@@ -126,7 +126,7 @@ func Submit(ctx context.Context, base, target string, evidence []diagnose.Eviden
 	}
 	c := &Client{Base: strings.TrimSuffix(base, "/")}
 	c.http = &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
-		DialContext:     (&net.Dialer{Control: sockopt.MaxSegControl(smallMSS)}).DialContext,
+		DialContext:     (&net.Dialer{Control: sockopt.BestEffortMaxSeg(smallMSS)}).DialContext,
 		TLSClientConfig: &tls.Config{RootCAs: roots, CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP256}},
 	}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Base+api.ReportsPath, strings.NewReader(string(body)))
@@ -139,4 +139,22 @@ func Submit(ctx context.Context, base, target string, evidence []diagnose.Eviden
 		return "", err
 	}
 	return c.Base + s.URL, nil
+}
+
+// ExactService returns the listener of the server's exact-size service:
+// the rung with the largest MSS (its clamp caps the sizes it can test),
+// on host ("" for the probe's target address), and that clamp. It
+// implements probe.ExactService.
+func (c *Client) ExactService() (host string, port, mss int, ok bool) {
+	best := -1
+	for i, r := range c.Caps.Rungs {
+		if best < 0 || r.MSS > c.Caps.Rungs[best].MSS {
+			best = i
+		}
+	}
+	if best < 0 {
+		return "", 0, 0, false
+	}
+	r := c.Caps.Rungs[best]
+	return r.Host, r.Port, r.MSS, true
 }
