@@ -71,7 +71,7 @@ func (e *echoer) round(ctx context.Context, sizes []int, timeout time.Duration) 
 		binary.BigEndian.PutUint16(msg[6:], e.seq)
 		copy(msg[8:], "mtuscope")
 		if e.addr.Is4() {
-			binary.BigEndian.PutUint16(msg[2:], checksum(msg))
+			binary.BigEndian.PutUint16(msg[2:], packet.Checksum(packet.Sum(0, msg)))
 		}
 		if err := unix.Send(e.fd, msg, 0); err != nil && !errors.Is(err, unix.EMSGSIZE) {
 			return nil, sent, fmt.Errorf("send echo: %w", err)
@@ -114,19 +114,4 @@ func (e *echoer) round(ctx context.Context, sizes []int, timeout time.Duration) 
 		}
 	}
 	return got, sent, nil
-}
-
-// checksum is the Internet checksum (RFC 1071).
-func checksum(b []byte) uint16 {
-	var sum uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		sum += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	if len(b)%2 == 1 {
-		sum += uint32(b[len(b)-1]) << 8
-	}
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return ^uint16(sum)
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/mtuscope/mtuscope/packet"
 )
 
 // Writer writes crafted raw IP packets (link type RAW) to a pcap
@@ -126,11 +128,8 @@ func (s Segment) Packet() []byte {
 	binary.BigEndian.PutUint16(tcp[14:], 64240)
 	tcp = append(append(tcp, opts...), s.Payload...)
 	src, dst := s.Src.Addr().AsSlice(), s.Dst.Addr().AsSlice()
-	// The pseudo-header: addresses, protocol, TCP length.
-	sum := sum16(0, src)
-	sum = sum16(sum, dst)
-	sum += 6 + uint32(len(tcp))
-	binary.BigEndian.PutUint16(tcp[16:], ^fold(sum16(sum, tcp)))
+	sum := packet.PseudoHeaderSum(s.Src.Addr(), s.Dst.Addr(), 6, len(tcp))
+	binary.BigEndian.PutUint16(tcp[16:], packet.Checksum(packet.Sum(sum, tcp)))
 	var ip []byte
 	if s.Src.Addr().Is4() {
 		ip = make([]byte, 20, 20+len(tcp))
@@ -138,7 +137,7 @@ func (s Segment) Packet() []byte {
 		binary.BigEndian.PutUint16(ip[2:], uint16(20+len(tcp)))
 		copy(ip[12:], src)
 		copy(ip[16:], dst)
-		binary.BigEndian.PutUint16(ip[10:], ^fold(sum16(0, ip)))
+		binary.BigEndian.PutUint16(ip[10:], packet.Checksum(packet.Sum(0, ip)))
 	} else {
 		ip = make([]byte, 40, 40+len(tcp))
 		ip[0], ip[6], ip[7] = 0x60, 6, 64
@@ -147,25 +146,6 @@ func (s Segment) Packet() []byte {
 		copy(ip[24:], dst)
 	}
 	return append(ip, tcp...)
-}
-
-// sum16 adds b to a ones'-complement sum as 16-bit words.
-func sum16(sum uint32, b []byte) uint32 {
-	for len(b) >= 2 {
-		sum += uint32(b[0])<<8 | uint32(b[1])
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		sum += uint32(b[0]) << 8
-	}
-	return sum
-}
-
-func fold(sum uint32) uint16 {
-	for sum > 0xffff {
-		sum = sum&0xffff + sum>>16
-	}
-	return uint16(sum)
 }
 
 // Close flushes and closes the file.

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+
+	"github.com/mtuscope/mtuscope/packet"
 )
 
 const (
@@ -144,14 +146,14 @@ func checkSums(t *testing.T, pkt []byte) {
 	var tcp []byte
 	ttl := pkt[7]
 	if pkt[0]>>4 == 4 {
-		if finish(onesSum(pkt[:20])) != 0 {
+		if packet.Checksum(packet.Sum(0, pkt[:20])) != 0 {
 			t.Errorf("IPv4 header checksum wrong: % x", pkt[:20])
 		}
 		ttl, tcp = pkt[8], pkt[20:]
 	} else {
 		tcp = pkt[40:]
 	}
-	if finish(pseudoSum(seg.Src.Addr(), seg.Dst.Addr(), len(tcp))+onesSum(tcp)) != 0 {
+	if packet.Checksum(packet.Sum(packet.PseudoHeaderSum(seg.Src.Addr(), seg.Dst.Addr(), 6, len(tcp)), tcp)) != 0 {
 		t.Errorf("TCP checksum wrong: % x", tcp)
 	}
 	if ttl != rstTTL {

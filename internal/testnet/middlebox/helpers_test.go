@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/mtuscope/mtuscope/packet"
 )
 
 var (
@@ -39,8 +41,8 @@ func tcpPacket(src, dst netip.AddrPort, seq, ack uint32, flags uint8, payload []
 	binary.BigEndian.PutUint16(tcp[14:16], 502)
 	copy(tcp[20:], []byte{1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2})
 	tcp = append(tcp, payload...)
-	sum := pseudoSum(src.Addr(), dst.Addr(), len(tcp))
-	binary.BigEndian.PutUint16(tcp[16:18], finish(sum+onesSum(tcp)))
+	sum := packet.PseudoHeaderSum(src.Addr(), dst.Addr(), 6, len(tcp))
+	binary.BigEndian.PutUint16(tcp[16:18], packet.Checksum(packet.Sum(sum, tcp)))
 	if src.Addr().Is4() {
 		ip := make([]byte, 20)
 		ip[0] = 0x45
@@ -49,7 +51,7 @@ func tcpPacket(src, dst netip.AddrPort, seq, ack uint32, flags uint8, payload []
 		s, d := src.Addr().As4(), dst.Addr().As4()
 		copy(ip[12:], s[:])
 		copy(ip[16:], d[:])
-		binary.BigEndian.PutUint16(ip[10:12], finish(onesSum(ip)))
+		binary.BigEndian.PutUint16(ip[10:12], packet.Checksum(packet.Sum(0, ip)))
 		return append(ip, tcp...)
 	}
 	ip := make([]byte, 40)

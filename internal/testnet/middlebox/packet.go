@@ -3,6 +3,8 @@ package middlebox
 import (
 	"encoding/binary"
 	"net/netip"
+
+	"github.com/mtuscope/mtuscope/packet"
 )
 
 // TCP flags.
@@ -110,8 +112,8 @@ func buildRST(src, dst netip.AddrPort, seq, ack uint32) []byte {
 	binary.BigEndian.PutUint32(tcp[8:12], ack)
 	tcp[12] = 5 << 4
 	tcp[13] = flagRST | flagACK
-	sum := pseudoSum(src.Addr(), dst.Addr(), len(tcp))
-	binary.BigEndian.PutUint16(tcp[16:18], finish(sum+onesSum(tcp)))
+	sum := packet.PseudoHeaderSum(src.Addr(), dst.Addr(), 6, len(tcp))
+	binary.BigEndian.PutUint16(tcp[16:18], packet.Checksum(packet.Sum(sum, tcp)))
 
 	if src.Addr().Is4() {
 		ip := make([]byte, 20, 40)
@@ -123,7 +125,7 @@ func buildRST(src, dst netip.AddrPort, seq, ack uint32) []byte {
 		s4, d4 := src.Addr().As4(), dst.Addr().As4()
 		copy(ip[12:16], s4[:])
 		copy(ip[16:20], d4[:])
-		binary.BigEndian.PutUint16(ip[10:12], finish(onesSum(ip)))
+		binary.BigEndian.PutUint16(ip[10:12], packet.Checksum(packet.Sum(0, ip)))
 		return append(ip, tcp...)
 	}
 	ip := make([]byte, 40, 60)
@@ -135,38 +137,4 @@ func buildRST(src, dst netip.AddrPort, seq, ack uint32) []byte {
 	copy(ip[8:24], s16[:])
 	copy(ip[24:40], d16[:])
 	return append(ip, tcp...)
-}
-
-// pseudoSum is the unfolded one's-complement sum of the TCP pseudo-header.
-func pseudoSum(src, dst netip.Addr, tcpLen int) uint32 {
-	var sum uint32
-	if src.Is4() {
-		s, d := src.As4(), dst.As4()
-		sum = onesSum(s[:]) + onesSum(d[:])
-	} else {
-		s, d := src.As16(), dst.As16()
-		sum = onesSum(s[:]) + onesSum(d[:])
-	}
-	return sum + 6 + uint32(tcpLen)
-}
-
-// onesSum adds b as big-endian 16-bit words (a last odd byte padded).
-func onesSum(b []byte) uint32 {
-	var sum uint32
-	for len(b) >= 2 {
-		sum += uint32(b[0])<<8 | uint32(b[1])
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		sum += uint32(b[0]) << 8
-	}
-	return sum
-}
-
-// finish folds a sum to 16 bits and complements it.
-func finish(sum uint32) uint16 {
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	return ^uint16(sum)
 }
