@@ -207,6 +207,13 @@ func rungFacts(br api.BrowserRung, best *snapshot, plain bool) diagnose.Handshak
 	switch {
 	case best.NotTLS:
 		f.NotTLS = true
+	case best.HelloHash == "" && !best.HelloUnread && nothingArrived(*best):
+		// Not one byte came, in order or beyond a gap: a busy browser that
+		// had not sent its hello when it gave up, a preconnect, or a
+		// hello lost whole. The server cannot tell them apart, so the
+		// rung says nothing of the path (a hello larger than a segment,
+		// as browsers' are, shows a loss by its tail arriving).
+		f.HelloSent, f.TimedOut = 0, true
 	case best.HelloHash == "":
 		// The hello never arrived whole before the page gave up; a
 		// sniffer that stopped copying says nothing of a loss.
@@ -228,12 +235,18 @@ func tlsClass(s snapshot) string {
 		return "not_tls"
 	case s.HelloHash == "" && s.HelloUnread:
 		return "unread"
-	case s.HelloHash == "" && s.HelloGot == 0 && s.Info.Valid && s.Info.RcvOOOPack == 0 && s.Info.BytesReceived == 0:
+	case s.HelloHash == "" && nothingArrived(s):
 		return ""
 	case s.HelloHash == "":
 		return "hello_lost"
 	}
 	return "flight_lost"
+}
+
+// nothingArrived says the server received nothing of the connection's
+// data, in order or beyond a gap (TCP_INFO needed to know).
+func nothingArrived(s snapshot) bool {
+	return s.HelloGot == 0 && s.Info.Valid && s.Info.RcvOOOPack == 0 && s.Info.BytesReceived == 0
 }
 
 // disagree reports whether the connections that say something fall into

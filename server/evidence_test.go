@@ -25,6 +25,14 @@ func tlsConn(session string, helloRec, helloGot int, done bool, flight int64, ti
 	return s
 }
 
+// helloLost is a rung connection whose hello's head was lost: its tail
+// arrived out of order, nothing in order.
+func helloLost(session string, ti TCPInfo) snapshot {
+	s := tlsConn(session, 1800, 0, false, 0, ti)
+	s.Info.RcvOOOPack = 1
+	return s
+}
+
 func probeConn(written int, acked int64, pmtu int) snapshot {
 	return snapshot{Kind: kindDown, SYNMSS: 1460, DownWritten: written,
 		Info: TCPInfo{Valid: true, BytesAcked: acked, PMTU: pmtu, Timestamps: true}}
@@ -46,11 +54,14 @@ func TestJoinRung(t *testing.T) {
 			[]snapshot{tlsConn(sid, 1800, 1795, true, 4500, ts)}, []snapshot{probeConn(1448, 1449, 1500)},
 			diagnose.Passed, diagnose.Passed, diagnose.Completed, 1500, 1500},
 		{"hello lost upstream, probe lost downstream (S2)", 1400, api.BrowserRung{Hello: api.StepFail},
-			[]snapshot{tlsConn("", 0, 0, false, 0, ts)}, []snapshot{probeConn(1388, 1, 1500)},
+			[]snapshot{helloLost("", ts)}, []snapshot{probeConn(1388, 1, 1500)},
 			diagnose.Failed, diagnose.Failed, diagnose.StalledClientHello, 1440, 1440},
 		{"hello lost, probe passed (S7)", 1400, api.BrowserRung{Hello: api.StepFail},
-			[]snapshot{tlsConn("", 1800, 0, false, 0, ts)}, []snapshot{probeConn(1388, 1389, 1500)},
+			[]snapshot{helloLost("", ts)}, []snapshot{probeConn(1388, 1389, 1500)},
 			diagnose.Failed, diagnose.Passed, diagnose.StalledClientHello, 1440, 1440},
+		{"connected, nothing arrived: a busy browser or a preconnect, not the path", 1348, api.BrowserRung{Hello: api.StepFail},
+			[]snapshot{tlsConn("", 0, 0, false, 0, ts), tlsConn(sid, 0, 0, false, 0, ts)}, []snapshot{probeConn(1336, 1337, 1500)},
+			diagnose.Untested, diagnose.Passed, diagnose.NoClientHello, 1388, 1388},
 		{"flight lost (S8)", 1400, api.BrowserRung{Hello: api.StepFail},
 			[]snapshot{tlsConn("", 1800, 1795, false, 4500, ts)}, nil,
 			diagnose.Passed, diagnose.Failed, diagnose.StalledServerFlight, 1440, 1440},
@@ -73,7 +84,7 @@ func TestJoinRung(t *testing.T) {
 			[]snapshot{tlsConn(sid, 1800, 1795, true, 4500, ts)}, []snapshot{probeConn(1448, 1449, 1500)},
 			diagnose.Passed, diagnose.Passed, diagnose.Completed, 1500, 1500},
 		{"another session's completed connection is not preferred", 1460, api.BrowserRung{Hello: api.StepFail},
-			[]snapshot{tlsConn("", 0, 0, false, 0, ts), tlsConn(sid, 0, 0, false, 0, ts)}, nil,
+			[]snapshot{helloLost("", ts), helloLost(sid, ts)}, nil,
 			diagnose.Failed, diagnose.Untested, diagnose.StalledClientHello, 1500, 1500},
 	}
 	for _, c := range cases {
@@ -103,7 +114,7 @@ func TestFamilyEvidenceVerdicts(t *testing.T) {
 			pc := probeConn(mss-12, int64(mss), 1500)
 			if size > limitUp {
 				br = api.BrowserRung{MSS: mss, Family: 4, Hello: api.StepFail}
-				tc = tlsConn("", 0, 0, false, 0, ts)
+				tc = helloLost("", ts)
 			} else if size > limitDown {
 				br = api.BrowserRung{MSS: mss, Family: 4, Hello: api.StepFail}
 				tc = tlsConn("", 1800, 1795, false, 4500, ts)
@@ -144,14 +155,14 @@ func TestJoinRungUnnamed(t *testing.T) {
 	const sid = "session"
 	failed := api.BrowserRung{MSS: 1400, Hello: api.StepFail}
 	// lost: the hello's head never came, its tail did (out of order).
-	lost := func() snapshot { s := tlsConn("", 1800, 0, false, 0, ts); s.Info.RcvOOOPack = 1; return s }
+	lost := func() snapshot { return helloLost("", ts) }
 	cases := []struct {
 		name      string
 		tls, down []snapshot
 		up, dn    diagnose.Result
 		uncertain bool
 	}{
-		{"an unnamed completed handshake is not the page's", []snapshot{tlsConn("", 1800, 1795, true, 4500, ts), tlsConn("", 1800, 0, false, 0, ts)},
+		{"an unnamed completed handshake is not the page's", []snapshot{tlsConn("", 1800, 1795, true, 4500, ts), lost()},
 			nil, diagnose.Failed, diagnose.Untested, false},
 		{"the page's retry agrees with its first try", []snapshot{lost(), lost()},
 			nil, diagnose.Failed, diagnose.Untested, false},
@@ -159,7 +170,7 @@ func TestJoinRungUnnamed(t *testing.T) {
 			nil, diagnose.Untested, diagnose.Untested, true},
 		{"a retry that sent nothing yet says nothing", []snapshot{tlsConn("", 1800, 1795, false, 4500, ts), tlsConn("", 1800, 0, false, 0, ts)},
 			nil, diagnose.Passed, diagnose.Failed, false},
-		{"probes disagree", []snapshot{tlsConn("", 1800, 0, false, 0, ts)}, []snapshot{probeConn(1388, 1389, 1500), probeConn(1388, 1, 1500)},
+		{"probes disagree", []snapshot{lost()}, []snapshot{probeConn(1388, 1389, 1500), probeConn(1388, 1, 1500)},
 			diagnose.Failed, diagnose.Untested, true},
 	}
 	for _, c := range cases {
