@@ -256,7 +256,8 @@ func TestProbeUnprivileged(t *testing.T) {
 		t.Fatalf("not JSON: %v\n%s", err, res)
 	}
 	if doc.Verdict != "pmtud_blackhole" || doc.PathMTU != 1400 || doc.Direction != "both" {
-		t.Errorf("as nobody: %s %d %s", doc.Verdict, doc.PathMTU, doc.Direction)
+		// The whole run, so that a wrong figure can be traced to its tests.
+		t.Errorf("as nobody: %s %d %s\n%s", doc.Verdict, doc.PathMTU, doc.Direction, res)
 	}
 	if len(doc.Skipped) != 1 || !strings.Contains(doc.Skipped[0], "ICMP echo") || !strings.Contains(doc.Skipped[0], "root") {
 		t.Errorf("skipped: %q", doc.Skipped)
