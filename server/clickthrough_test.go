@@ -21,22 +21,10 @@ func TestClickThroughInBrowser(t *testing.T) {
 	testnet.Require(t)
 	t.Parallel()
 	n := testnet.New(t, testnet.Preset("S1"))
-	p, err := n.Server.Start("env", "XDG_DATA_HOME="+t.TempDir(), testnet.Mtuscope(t), "serve")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Stop() })
-	printedURL(t, p)
-	b := n.Server.StartChromium(t)
-	ctx, cancel := b.NewContext(context.Background())
-	defer cancel()
-	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatal(err)
-	}
-	tctx, tcancel := context.WithTimeout(ctx, 120*time.Second)
-	defer tcancel()
+	startDefaultServe(t, n)
+	ctx, tctx := newTab(t, n.Server.StartChromium(t))
 	chromedp.Do(tctx, chromedp.Navigate("https://localhost:8443/"))
-	err = chromedp.Do(tctx, chromedp.Click(chromedp.ID("details-button")), chromedp.Click(chromedp.ID("proceed-link")))
+	err := chromedp.Do(tctx, chromedp.Click(chromedp.ID("details-button")), chromedp.Click(chromedp.ID("proceed-link")))
 	if err != nil {
 		t.Fatalf("no certificate warning to click through: %v", err)
 	}

@@ -30,29 +30,12 @@ func TestFirstRunInBrowser(t *testing.T) {
 	testnet.Require(t)
 	t.Parallel()
 	n := testnet.New(t, testnet.Preset("S1"))
-	p, err := n.Server.Start("env", "XDG_DATA_HOME="+t.TempDir(), testnet.Mtuscope(t), "serve")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		p.Stop()
-		if t.Failed() {
-			t.Logf("serve stdout:\n%s\nstderr:\n%s", p.Stdout.String(), tailOf(p.Stderr.String(), 6000))
-		}
-	})
-	url := printedURL(t, p)
+	p, url := startDefaultServe(t, n)
 	if !strings.Contains(p.Stdout.String(), "probe target: localhost:8444 ") {
 		t.Errorf("serve does not print its probe target: %q", p.Stdout.String())
 	}
-	b := n.Server.StartChromium(t)
-	ctx, cancel := b.NewContext(context.Background())
-	defer cancel()
-	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatal(err)
-	}
-	tctx, tcancel := context.WithTimeout(ctx, 120*time.Second)
-	defer tcancel()
-	err = chromedp.Do(tctx, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.ID("verdict-code")),
+	ctx, tctx := newTab(t, n.Server.StartChromium(t))
+	err := chromedp.Do(tctx, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.ID("verdict-code")),
 		chromedp.WaitReady(chromedp.ID("report-text")))
 	shot(t, ctx, "serve-first-run.png")
 	if err != nil {
@@ -72,6 +55,38 @@ func TestFirstRunInBrowser(t *testing.T) {
 	if got, _ := strconv.Atoi(mtu); verdict != "ok" || got != want {
 		t.Errorf("the first run says %s, path MTU %s over %s; loopback is clean: want ok, %d", verdict, mtu, family, want)
 	}
+}
+
+// startDefaultServe starts `mtuscope serve` on its embedded defaults (a
+// fresh data directory) on n's server and returns it with the URL it prints
+// first; its output is logged when the test fails.
+func startDefaultServe(t *testing.T, n *testnet.Net) (*testnet.Proc, string) {
+	t.Helper()
+	p, err := n.Server.Start("env", "XDG_DATA_HOME="+t.TempDir(), testnet.Mtuscope(t), "serve")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.Stop()
+		if t.Failed() {
+			t.Logf("serve stdout:\n%s\nstderr:\n%s", p.Stdout.String(), tailOf(p.Stderr.String(), 6000))
+		}
+	})
+	return p, printedURL(t, p)
+}
+
+// newTab opens a blank tab in b: ctx for quick queries, tctx bounding a
+// page's whole check to two minutes. Both end with the test.
+func newTab(t *testing.T, b *testnet.Browser) (ctx, tctx context.Context) {
+	t.Helper()
+	ctx, cancel := b.NewContext(context.Background())
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatal(err)
+	}
+	tctx, tcancel := context.WithTimeout(ctx, 120*time.Second)
+	t.Cleanup(tcancel)
+	return ctx, tctx
 }
 
 // printedURL waits for serve's start-up lines and returns the URL it tells
@@ -130,15 +145,8 @@ func TestUntrustedCertificateInBrowser(t *testing.T) {
 	t.Parallel()
 	n := testnet.New(t, testnet.Preset("S1"))
 	srv := servetest.Start(t, n)
-	b := n.Client.StartChromium(t) // no certificate flag
-	ctx, cancel := b.NewContext(context.Background())
-	defer cancel()
-	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatal(err)
-	}
+	ctx, tctx := newTab(t, n.Client.StartChromium(t)) // no certificate flag
 	url := srv.HTTPURL(4, server.PagePath)
-	tctx, tcancel := context.WithTimeout(ctx, 120*time.Second)
-	defer tcancel()
 	var status string
 	err := chromedp.Do(tctx, chromedp.Navigate(url))
 	if err == nil {
