@@ -197,7 +197,10 @@ func writeHuman(w io.Writer, rep *probe.Report, d diagnose.Diagnosis, color bool
 	if len(d.Causes) > 1 {
 		fmt.Fprintf(w, "  causes     %s\n", joinVerdicts(d.Causes))
 	}
-	if d.PathMTU > 0 {
+	if lo, hi, _ := d.Bracket(); hi > lo {
+		fmt.Fprintf(w, "  path MTU   between %d and %d bytes, not measured closer (largest packet through: upstream %s, downstream %s; local route %d)\n",
+			lo, hi, orDash(d.UpstreamMTU), orDash(d.DownstreamMTU), rep.Evidence.LocalMTU)
+	} else if d.PathMTU > 0 {
 		fmt.Fprintf(w, "  path MTU   %d bytes (largest packet through: upstream %s, downstream %s; local route %d)\n",
 			d.PathMTU, orDash(d.UpstreamMTU), orDash(d.DownstreamMTU), rep.Evidence.LocalMTU)
 	} else {
@@ -235,6 +238,7 @@ type probeDoc struct {
 	Verdict            diagnose.Verdict   `json:"verdict"`
 	Causes             []diagnose.Verdict `json:"causes"`
 	PathMTU            int                `json:"path_mtu"`
+	PathMTUUpper       int                `json:"path_mtu_upper"`
 	Direction          diagnose.Direction `json:"direction"`
 	UpstreamMTU        int                `json:"upstream_mtu"`
 	DownstreamMTU      int                `json:"downstream_mtu"`
@@ -267,6 +271,7 @@ func probeDocument(rep *probe.Report, d diagnose.Diagnosis) probeDoc {
 		Findings: d.Findings, Fixes: d.Fixes, Tests: []testDoc{}, Skipped: rep.Evidence.Skipped,
 		Connections: rep.Connections, ElapsedMS: rep.Elapsed.Milliseconds(),
 	}
+	_, doc.PathMTUUpper, _ = d.Bracket()
 	if doc.Skipped == nil {
 		doc.Skipped = []string{}
 	}
@@ -307,7 +312,7 @@ func probeDocument(rep *probe.Report, d diagnose.Diagnosis) probeDoc {
 	}
 	for _, h := range rep.Handshakes {
 		res := map[string]any{"up": h.Up, "down": h.Down, "up_size": h.UpSize, "down_size": h.DownSize,
-			"snd_mss": h.SndMSS, "rcv_mss": h.RcvMSS, "unacked": h.Unacked, "retrans": h.Retrans, "flight_bytes": h.FlightBytes}
+			"snd_mss": h.SndMSS, "rcv_mss": h.RcvMSS, "unacked": h.Unacked, "retrans": h.Retrans, "flight_bytes": h.FlightBytes, "ooo_packets": h.OOOPackets}
 		if h.TLSVersion != "" {
 			res["tls_version"] = h.TLSVersion
 		}
