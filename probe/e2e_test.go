@@ -323,7 +323,7 @@ func TestProbeTimeoutBound(t *testing.T) {
 	// 600 ms is less than one handshake timeout: the ladders cannot finish
 	// (a whole S2 run now fits in about 1.2 s).
 	doc, code, took := probeIn(t, n, 4, "--timeout", "600ms")
-	if code != 1 || doc.Verdict != "inconclusive" || took > 2*time.Second {
+	if code != 3 || doc.Verdict != "inconclusive" || took > 2*time.Second {
 		t.Errorf("--timeout 600ms: %s %d (exit %d) after %v", doc.Verdict, doc.PathMTU, code, took)
 	}
 }

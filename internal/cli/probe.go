@@ -51,8 +51,9 @@ are several), the path MTU, the direction of the problem, findings and fixes.
 TARGET is host, host:port, https://host[:port]/..., or an IP literal
 (192.0.2.1, [2001:db8::1]:443); the port defaults to 443.
 
-Exit status: 0 for ok and pmtu_reduced, 1 when a problem was found, 2 when the
-probe could not run (bad arguments, a name that does not resolve).`,
+Exit status: 0 for ok and pmtu_reduced, 1 when a problem was found, 3 when the
+run decides nothing (inconclusive), 2 when the probe could not run (bad
+arguments, a name that does not resolve).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runProbe(cmd.Context(), g, a, args[0]) },
 	}
@@ -134,10 +135,7 @@ func runProbe(ctx context.Context, g *globals, a probeArgs, target string) error
 			return withExit(ExitProblem, err)
 		}
 	}
-	if d.Verdict.Problem() {
-		return withExit(ExitProblem, nil)
-	}
-	return nil
+	return verdictExit(d.Verdict)
 }
 
 // progressLine is the live status line on a terminal.
