@@ -23,6 +23,9 @@ type RungResult struct {
 	// Uncertain says why the server's part of this rung may include
 	// connections the page did not make (empty: every one is the page's).
 	Uncertain string `json:"uncertain,omitempty"`
+	// hasBest says Server[0] is the connection that decided the rung (the
+	// join's, not stored).
+	hasBest bool
 }
 
 // What one page run opens per rung: at most three TLS connections (the
@@ -90,7 +93,11 @@ func joinRung(fam int, br api.BrowserRung, session string, plain bool, tlsConns,
 			bestAt = candsAt[i]
 		}
 	}
-	t.Outcome, _ = diagnose.ClassifyHandshake(rungFacts(br, best, plain))
+	var why string
+	t.Outcome, why = diagnose.ClassifyHandshake(rungFacts(br, best, plain))
+	if t.Outcome == diagnose.Reset && best != nil && best.Reset {
+		t.Detail = why // who did not send the reset, and when
+	}
 	switch {
 	case br.Hello == api.StepOK:
 	case best == nil:
@@ -111,6 +118,14 @@ func joinRung(fam int, br api.BrowserRung, session string, plain bool, tlsConns,
 		switch {
 		case best.HelloHash != "" && best.HelloRecords > seg:
 			t.Up = diagnose.Passed
+		case fullSegmentArrived(*best, seg):
+			// A segment of the rung's size crossed, whatever became of
+			// the rest of the hello: not lost for its size.
+			t.Up = diagnose.Passed
+			if t.Outcome == diagnose.StalledClientHello {
+				t.Detail = fmt.Sprintf("a full %d-byte packet of the ClientHello arrived, the rest of it (%d of %d bytes arrived) never did",
+					size, best.HelloGot, best.HelloExpected)
+			}
 		case t.Outcome == diagnose.StalledClientHello && (best.HelloExpected == 0 || best.HelloRecords+tlswire.RecordHeaderLen > seg || best.HelloRecords < best.HelloExpected):
 			t.Up = diagnose.Failed
 			t.Detail = "the ClientHello did not arrive whole"
@@ -159,7 +174,11 @@ func joinRung(fam int, br api.BrowserRung, session string, plain bool, tlsConns,
 			untagged++
 		}
 	}
-	if untagged > pageTLSPerRung || len(allDown) > pageDownPerRung {
+	attempts := 1
+	if br.Retried {
+		attempts = 2 // the page tested the size twice
+	}
+	if untagged > attempts*pageTLSPerRung || len(allDown) > attempts*pageDownPerRung {
 		uncertain = append(uncertain, fmt.Sprintf("the server saw %d unnamed TLS connections and %d probe connections from your address on this size "+
 			"while your check ran, more than the page opens: another program on your network tested it too", untagged, len(allDown)))
 	}
@@ -169,6 +188,7 @@ func joinRung(fam int, br api.BrowserRung, session string, plain bool, tlsConns,
 	var keep []snapshot
 	if best != nil {
 		keep = append(keep, *best)
+		rr.hasBest = true
 	}
 	keep = append(keep, allDown...)
 	for i := range tlsConns {
@@ -214,6 +234,11 @@ func rungFacts(br api.BrowserRung, best *snapshot, plain bool) diagnose.Handshak
 		// rung says nothing of the path (a hello larger than a segment,
 		// as browsers' are, shows a loss by its tail arriving).
 		f.HelloSent, f.TimedOut = 0, true
+	case best.Reset && !best.HandshakeDone:
+		// An RST the server did not send ended the connection while the
+		// hello arrived or was answered: a reset, not a loss.
+		f.HelloComplete = best.HelloHash != ""
+		f.ClosedBy, f.CloseDetail = diagnose.ClientSide, resetText(*best)
 	case best.HelloHash == "":
 		// The hello never arrived whole before the page gave up; a
 		// sniffer that stopped copying says nothing of a loss.
@@ -237,10 +262,33 @@ func tlsClass(s snapshot) string {
 		return "unread"
 	case s.HelloHash == "" && nothingArrived(s):
 		return ""
+	case s.Reset && !s.HandshakeDone:
+		return "reset"
 	case s.HelloHash == "":
 		return "hello_lost"
 	}
 	return "flight_lost"
+}
+
+// fullSegmentArrived says a segment of seg bytes (the rung's largest)
+// reached the server on the connection: the kernel measured one
+// (rcv_mss) and as many bytes arrived.
+func fullSegmentArrived(s snapshot, seg int) bool {
+	return s.Info.Valid && s.Info.RcvMSS >= minObservedMSS && s.Info.RcvMSS >= seg && s.Info.BytesReceived >= int64(seg)
+}
+
+// resetText words a reset the server did not send.
+func resetText(s snapshot) string {
+	what := "before any of the ClientHello arrived"
+	switch {
+	case s.HelloHash != "":
+		what = fmt.Sprintf("after the whole ClientHello (%d bytes) arrived", s.HelloExpected)
+	case s.HelloExpected > 0:
+		what = fmt.Sprintf("after %d of the ClientHello's %d bytes arrived", s.HelloGot, s.HelloExpected)
+	case s.HelloGot > 0:
+		what = fmt.Sprintf("after %d bytes of the ClientHello arrived", s.HelloGot)
+	}
+	return fmt.Sprintf("reset by an RST the server did not send, %s, %d ms after the connection opened", what, s.ResetMs)
 }
 
 // nothingArrived says the server received nothing of the connection's
@@ -271,6 +319,12 @@ func disagree(ss []snapshot, class func(snapshot) string) bool {
 func agreeingProbes(down []snapshot) ([]snapshot, bool) {
 	var said []snapshot
 	for _, s := range down {
+		if s.Reset && s.Info.BytesAcked < int64(s.DownWritten) {
+			// Reset before the client acknowledged the segment (a device
+			// that resets the hello the browser sends on it, and the
+			// acknowledgement in the segment it drops): nothing of its size.
+			continue
+		}
 		if s.DownWritten > 0 && s.Info.Valid {
 			said = append(said, s)
 		}
