@@ -38,6 +38,7 @@ type helloContent struct {
 	tested                      []int // sizes the page tested
 	helloBytes, segments        int   // the largest hello, and the segments it needed at the largest rung
 	resetMs                     int64 // the latest reset after the connection opened
+	browserMs                   int   // the longest the browser's failed request took, at the reset sizes
 	features                    tlswire.HelloFeatures
 }
 
@@ -79,6 +80,7 @@ func readHelloContent(fam int, rungs []RungResult) *helloContent {
 		case best.Reset && !best.HandshakeDone && browserSawReset(r.Browser):
 			c.reset = append(c.reset, size)
 			c.resetMs = max(c.resetMs, best.ResetMs)
+			c.browserMs = max(c.browserMs, r.Browser.Millis)
 		case best.Reset && !best.HandshakeDone:
 			c.resetUnsure = append(c.resetUnsure, size)
 		case r.Test.Outcome == diagnose.StalledClientHello && fullSegmentArrived(best, seg):
@@ -134,9 +136,10 @@ func (c *helloContent) apply(d *diagnose.Diagnosis) {
 	case len(c.reset) >= 2 && len(c.reset) == c.sizes:
 		f = diagnose.Finding{Code: CodeHelloResetByPath, Detail: fmt.Sprintf("Every handshake was reset while the ClientHello "+
 			"was arriving, %s: the server saw each connection reset by an RST it did not send, and the "+
-			"browser saw its own connection reset, so neither end sent it: a device on the path (a firewall or TLS inspection) "+
-			"resets connections because of what the hello carries, not because of its size%s. Your browser's hello carried %s. %s",
-			c.atSizes(c.reset), c.notSize(), carried, decide)}
+			"browser's request failed with a network error (within %d ms, not at its timeout), so neither end sent it: a device "+
+			"on the path (a firewall or TLS inspection) resets connections because of what the hello carries, not because of "+
+			"its size%s. Your browser's hello carried %s. %s",
+			c.atSizes(c.reset), c.browserMs, c.notSize(c.reset), carried, decide)}
 		causes = c.candidates(false)
 		d.PathMTU = c.crossed(d)
 		if d.Verdict == diagnose.VerdictInconclusive || d.Verdict == diagnose.VerdictTLSFailed {
@@ -147,7 +150,7 @@ func (c *helloContent) apply(d *diagnose.Diagnosis) {
 			"and nothing reset the connections: the first, full-size packet of each hello reached the server and "+
 			"the rest never did. Packet size does not explain it%s: something on the path drops a hello split across TCP "+
 			"segments (it does not reassemble them) or drops it for what it carries. Your browser's hello carried %s. %s",
-			c.atSizes(c.stalled), c.notSize(), carried, decide)}
+			c.atSizes(c.stalled), c.notSize(c.stalled), carried, decide)}
 		causes = c.candidates(true)
 		d.PathMTU = c.crossed(d)
 		d.Direction = diagnose.Upstream
@@ -200,12 +203,16 @@ func (c *helloContent) crossed(d *diagnose.Diagnosis) int {
 
 // notSize words why packet size does not explain the failure: the sizes
 // at which a full-size packet of the hello reached the server.
-func (c *helloContent) notSize() string {
+func (c *helloContent) notSize(failed []int) string {
 	if len(c.full) == 0 {
 		return ""
 	}
-	return fmt.Sprintf(" (a full-size packet of the hello reached the server at %s, and the server's packets of every size "+
-		"reached you)", sizeRange(c.full))
+	at := "at " + sizeRange(c.full)
+	if len(uniqueSizes(c.full)) == len(uniqueSizes(failed)) {
+		at = "at each of them"
+	}
+	return fmt.Sprintf(" (a full-size packet of the hello reached the server %s, and the server's packets of every size "+
+		"reached you)", at)
 }
 
 // carried lists what the hellos showed, and says what they could not.

@@ -64,7 +64,7 @@ func TestPageHelloContent(t *testing.T) {
 				return reset, []snapshot{firstSegmentOnly(seg(mss), true, &chromeFeatures)}, probe(mss)
 			},
 			diagnose.VerdictTLSFailed, diagnose.Upstream, CodeHelloResetByPath,
-			[]string{"RST it did not send", "neither end", "not because of its size", "X25519MLKEM768 (0x11EC)", "server.mtuscope.test",
+			[]string{"RST it did not send", "neither end", "not because of its size", "reached the server at each of them", "within 290 ms", "X25519MLKEM768 (0x11EC)", "server.mtuscope.test",
 				"1926 bytes", "mtuscope probe", "7 sizes from 1260 to 1500 bytes"},
 			[]string{"device_allow_pq", "operator_pq_device", "chrome_pq_policy"}},
 		{"reset seen by the server while the browser had given up: it may have sent it",

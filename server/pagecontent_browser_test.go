@@ -87,7 +87,7 @@ func TestPageContentInBrowser(t *testing.T) {
 					t.Logf("rung %d: %+v browser %+v", r.MSS, r.Test, r.Browser)
 				}
 			}
-			for _, want := range []string{"RST it did not send", "neither end sent it", "not because of its size", "X25519MLKEM768 (0x11EC)", "mtuscope probe"} {
+			for _, want := range []string{"RST it did not send", "neither end sent it", "not because of its size", "network error", "X25519MLKEM768 (0x11EC)", "mtuscope probe"} {
 				if !strings.Contains(summary, want) {
 					t.Errorf("the page's summary does not say %q: %s", want, summary)
 				}
