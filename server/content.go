@@ -25,6 +25,9 @@ const (
 	// CodeHelloNeverWhole: every rung's hello stopped arriving after a
 	// full-size packet of it had, with no reset.
 	CodeHelloNeverWhole = "clienthello_never_whole"
+	// CodeHelloNeverArrived: at every size, nothing of the hello reached
+	// the server (a device that drops it whole, or a busy browser).
+	CodeHelloNeverArrived = "clienthello_never_arrived"
 	// CodeHelloUndecided: the rungs failed in ways that do not agree, or a
 	// reset that the browser may have sent.
 	CodeHelloUndecided = "clienthello_content_undecided"
@@ -33,8 +36,10 @@ const (
 // helloContent is what a family's failed rungs show of its hellos.
 type helloContent struct {
 	reset, resetUnsure, stalled []int // IP packet sizes of the rungs read each way
+	lost                        []int // sizes whose hello's first packet was lost (too large for the path)
+	nothing                     []int // sizes at which nothing of the hello arrived
+	other                       int   // rungs that failed some other way
 	full                        []int // sizes at which a full-size packet of the hello arrived
-	sizes                       int   // rungs that say something
 	tested                      []int // sizes the page tested
 	helloBytes, segments        int   // the largest hello, and the segments it needed at the largest rung
 	resetMs                     int64 // the latest reset after the connection opened
@@ -63,8 +68,13 @@ func readHelloContent(fam int, rungs []RungResult) *helloContent {
 		best := r.Server[0]
 		size := r.Test.UpSize // the rung's, or less when the client offered less
 		seg := r.Test.UpSize - hdr - best.Info.OptionBytes()
-		if best.HelloGot == 0 && best.HelloHash == "" {
-			continue // nothing of the hello arrived: says nothing (a busy browser)
+		if best.HelloGot == 0 && best.HelloHash == "" && nothingArrived(best) {
+			// Nothing of the hello arrived, in order or beyond a gap: a busy
+			// browser that had not sent it, or a hello dropped whole.
+			if best.Kind == kindRung && r.Browser.Hello == api.StepFail {
+				c.nothing = append(c.nothing, size)
+			}
+			continue
 		}
 		if best.HelloFeatures != nil {
 			c.features = mergeFeatures(c.features, *best.HelloFeatures)
@@ -85,16 +95,28 @@ func readHelloContent(fam int, rungs []RungResult) *helloContent {
 			c.resetUnsure = append(c.resetUnsure, size)
 		case r.Test.Outcome == diagnose.StalledClientHello && fullSegmentArrived(best, seg):
 			c.stalled = append(c.stalled, size)
+		case r.Test.Up == diagnose.Failed:
+			c.lost = append(c.lost, size) // its first, full-size packet was lost: size
 		default:
-			c.sizes++ // failed some other way: it disagrees with the rest
-			continue
+			c.other++
 		}
-		c.sizes++
 	}
-	if c.sizes == 0 {
+	if c.said() == 0 && len(c.nothing) == 0 {
 		return nil
 	}
 	return c
+}
+
+// said counts the rungs whose hellos say something.
+func (c *helloContent) said() int {
+	return len(c.reset) + len(c.resetUnsure) + len(c.stalled) + len(c.lost) + c.other
+}
+
+// lostAbove says the rungs lost by size are all larger than every size in
+// sizes: a size limit above the sizes that crossed (S17: a black hole and
+// a device that resets the hellos that cross it).
+func (c *helloContent) lostAbove(sizes []int) bool {
+	return len(c.lost) == 0 || len(sizes) > 0 && slices.Min(c.lost) > slices.Max(sizes)
 }
 
 // browserSawReset says the page's request on the rung failed with a
@@ -124,8 +146,13 @@ func mergeFeatures(a, b tlswire.HelloFeatures) tlswire.HelloFeatures {
 // carried and what would tell the candidates apart, first (the report's
 // summary), and the fixes of the candidate causes per audience.
 func (c *helloContent) apply(d *diagnose.Diagnosis) {
-	if c == nil || d.Verdict == diagnose.VerdictTCPUnreachable {
+	if c == nil || d.Verdict != diagnose.VerdictTLSFailed && d.Verdict != diagnose.VerdictInconclusive {
 		return
+	}
+	for _, f := range d.Findings {
+		if f.Code == diagnose.CodeTooSlow {
+			return // the browser was too slow to measure: nothing of the path, nor of its hello
+		}
 	}
 	carried := c.carried()
 	decide := "Which of these the device rejects cannot be told from a browser, whose ClientHello cannot be changed: " +
@@ -133,27 +160,36 @@ func (c *helloContent) apply(d *diagnose.Diagnosis) {
 	var f diagnose.Finding
 	var causes []diagnose.Verdict
 	switch {
-	case len(c.reset) >= 2 && len(c.reset) == c.sizes:
+	case len(c.reset) >= 2 && len(c.reset)+len(c.lost) == c.said() && c.lostAbove(c.reset):
 		f = diagnose.Finding{Code: CodeHelloResetByPath, Detail: fmt.Sprintf("Every handshake was reset while the ClientHello "+
 			"was arriving, %s: the server saw each connection reset by an RST it did not send, and the "+
 			"browser's request failed with a network error (within %d ms, not at its timeout), so neither end sent it: a device "+
 			"on the path (a firewall or TLS inspection) resets connections because of what the hello carries, not because of "+
 			"its size%s. Your browser's hello carried %s. %s",
-			c.atSizes(c.reset), c.browserMs, c.notSize(c.reset), carried, decide)}
+			c.atSizes(c.reset), c.browserMs, c.notSize(c.reset), carried, decide) + c.sizeLimit()}
 		causes = c.candidates(false)
 		d.PathMTU = c.crossed(d)
 		if d.Verdict == diagnose.VerdictInconclusive || d.Verdict == diagnose.VerdictTLSFailed {
 			d.Verdict, d.Direction = diagnose.VerdictTLSFailed, diagnose.Upstream
 		}
-	case len(c.stalled) >= 2 && len(c.stalled) == c.sizes:
+	case len(c.stalled) >= 2 && len(c.stalled)+len(c.lost) == c.said() && c.lostAbove(c.stalled):
 		f = diagnose.Finding{Code: CodeHelloNeverWhole, Detail: fmt.Sprintf("The ClientHello never arrived whole, %s, "+
 			"and nothing reset the connections: the first, full-size packet of each hello reached the server and "+
 			"the rest never did. Packet size does not explain it%s: something on the path drops a hello split across TCP "+
 			"segments (it does not reassemble them) or drops it for what it carries. Your browser's hello carried %s. %s",
-			c.atSizes(c.stalled), c.notSize(c.stalled), carried, decide)}
+			c.atSizes(c.stalled), c.notSize(c.stalled), carried, decide) + c.sizeLimit()}
 		causes = c.candidates(true)
 		d.PathMTU = c.crossed(d)
 		d.Direction = diagnose.Upstream
+	case c.said() == 0 && len(c.nothing) >= 2:
+		f = diagnose.Finding{Code: CodeHelloNeverArrived, Detail: fmt.Sprintf("No part of the ClientHello reached the server, %s, "+
+			"though every connection opened and the server's packets reached you: either something on the path drops the "+
+			"hello whole (a device that cannot read a hello split across TCP segments drops its first one; a filter), or this "+
+			"computer was too busy to send it before the page gave up. The server cannot tell these apart, so this says "+
+			"nothing certain about the path: checking again with fewer programs running, or mtuscope probe run from this "+
+			"network against this server, would decide.", c.atSizes(c.nothing))}
+	case len(c.reset)+len(c.resetUnsure)+len(c.stalled) == 0:
+		return // nothing points at the hello's content: diagnose's findings say it
 	default:
 		f = diagnose.Finding{Code: CodeHelloUndecided, Detail: fmt.Sprintf("No handshake completed, but the sizes do not agree "+
 			"on how: %s. Your browser's hello carried %s. Whether its content is the cause cannot be told from these: "+
@@ -163,6 +199,7 @@ func (c *helloContent) apply(d *diagnose.Diagnosis) {
 		}
 	}
 	f.Evidence = map[string]any{"reset_sizes": c.reset, "never_whole_sizes": c.stalled, "reset_unsure_sizes": c.resetUnsure,
+		"lost_sizes": c.lost, "nothing_arrived_sizes": c.nothing,
 		"full_packet_sizes": c.full, "hello_bytes": c.helloBytes, "hello_segments": c.segments,
 		"pq_key_share": c.features.PQKeyShare.String(), "pq_offered": c.features.PQOffered.String(),
 		"mldsa_sigalgs": c.features.MLDSA.String(), "sni": c.features.SNI.String()}
@@ -179,8 +216,10 @@ func (c *helloContent) apply(d *diagnose.Diagnosis) {
 
 // atSizes words at which of the tested sizes the hellos ended one way.
 func (c *helloContent) atSizes(sizes []int) string {
-	rest := len(uniqueSizes(c.tested)) - len(uniqueSizes(sizes))
+	rest := len(uniqueSizes(c.tested)) - len(uniqueSizes(sizes)) - len(uniqueSizes(c.lost)) // lost ones: sizeLimit
 	switch {
+	case rest <= 0 && len(c.lost) > 0:
+		return fmt.Sprintf("at every size up to %d bytes (%s)", slices.Max(sizes), sizeRange(sizes))
 	case rest <= 0:
 		return "at every size tested (" + sizeRange(sizes) + ")"
 	case rest == 1:
@@ -201,6 +240,16 @@ func (c *helloContent) crossed(d *diagnose.Diagnosis) int {
 	return min(slices.Max(c.full), d.UpstreamMTU, d.DownstreamMTU)
 }
 
+// sizeLimit words the sizes lost above those that crossed, if any.
+func (c *helloContent) sizeLimit() string {
+	if len(c.lost) == 0 || len(c.full) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" Besides, at %s the hello's first, full-size packet never arrived: packets that large are lost on "+
+		"this path too (a path MTU black hole above %d bytes, which the resets keep the page from measuring exactly; "+
+		"mtuscope probe measures both).", sizeRange(c.lost), slices.Max(c.full))
+}
+
 // notSize words why packet size does not explain the failure: the sizes
 // at which a full-size packet of the hello reached the server.
 func (c *helloContent) notSize(failed []int) string {
@@ -211,8 +260,11 @@ func (c *helloContent) notSize(failed []int) string {
 	if len(uniqueSizes(c.full)) == len(uniqueSizes(failed)) {
 		at = "at each of them"
 	}
-	return fmt.Sprintf(" (a full-size packet of the hello reached the server %s, and the server's packets of every size "+
-		"reached you)", at)
+	back := "of every size"
+	if len(c.lost) > 0 {
+		back = "of those sizes"
+	}
+	return fmt.Sprintf(" (a full-size packet of the hello reached the server %s, and the server's packets %s reached you)", at, back)
 }
 
 // carried lists what the hellos showed, and says what they could not.
@@ -288,8 +340,11 @@ func (c *helloContent) ways() string {
 	if len(c.stalled) > 0 {
 		w = append(w, "the hello never arrived whole at "+sizeRange(c.stalled))
 	}
-	if n := c.sizes - len(c.reset) - len(c.resetUnsure) - len(c.stalled); n > 0 {
-		w = append(w, fmt.Sprintf("%d sizes failed otherwise", n))
+	if len(c.lost) > 0 {
+		w = append(w, "the hello's first packet was lost at "+sizeRange(c.lost))
+	}
+	if c.other > 0 {
+		w = append(w, fmt.Sprintf("%d sizes failed otherwise", c.other))
 	}
 	return strings.Join(w, "; ")
 }
