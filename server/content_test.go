@@ -214,3 +214,17 @@ func TestPageHelloContentReport(t *testing.T) {
 		t.Error("the HTML report has no section for the person who ran the check")
 	}
 }
+
+// TestLadderRowsCapAtClientMTU: rungs above what the client offered (an
+// IPv6 client's MSS 1440 against rungs up to 1460) tested packets of its
+// MTU, 1500 bytes, not 1504-1520: the ladder shows them as that size.
+func TestLadderRowsCapAtClientMTU(t *testing.T) {
+	fr := FamilyResult{Family: 6, Evidence: diagnose.Evidence{LocalMTU: 1500}}
+	for mss := 1380; mss <= 1460; mss += 8 {
+		fr.Rungs = append(fr.Rungs, RungResult{MSS: mss, Test: diagnose.SegmentTest{Up: diagnose.Passed, Down: diagnose.Passed}})
+	}
+	rows := ladderRows(fr)
+	if last := rows[len(rows)-1]; last.Size != 1500 || len(rows) != 9 {
+		t.Errorf("%d rows, the last %d bytes; want 9 (1440-1496 and 1500), the last 1500", len(rows), last.Size)
+	}
+}

@@ -299,6 +299,12 @@ func ladderRows(fr FamilyResult) []ladderRow {
 	}
 	for _, r := range fr.Rungs {
 		size := r.MSS + diagnose.IPHeader(fr.Family)
+		if lm := fr.Evidence.LocalMTU; lm > 0 && size > lm {
+			// The client offered a smaller MSS than the rung's (an IPv6
+			// client's 1440 against rungs up to 1460): its packets, and the
+			// server's, were no larger than its MTU.
+			size = lm
+		}
 		x := by[size]
 		if x == nil {
 			x = &res{diagnose.Untested, diagnose.Untested}
