@@ -228,3 +228,47 @@ func TestLadderRowsCapAtClientMTU(t *testing.T) {
 		t.Errorf("%d rows, the last %d bytes; want 9 (1440-1496 and 1500), the last 1500", len(rows), last.Size)
 	}
 }
+
+// TestJoinRungRetriedOpensTwice: a size the page tested twice (retried)
+// opened twice the connections, and Chromium opens one more for each
+// request whose connection a device reset: behind S13 a retried rung saw
+// four unnamed TLS connections, all the page's own. Past twice the page's
+// count, another program tested the size too.
+func TestJoinRungRetriedOpensTwice(t *testing.T) {
+	conns := func(n int) []snapshot {
+		var out []snapshot
+		for range n {
+			out = append(out, firstSegmentOnly(1208, true, &chromeFeatures))
+		}
+		return out
+	}
+	br := api.BrowserRung{MSS: 1220, Family: 4, Hello: api.StepFail, Error: "TypeError"}
+	if r := joinRung(4, br, "sid", false, conns(4), nil); r.Uncertain == "" {
+		t.Error("4 unnamed connections on a size tested once: not marked uncertain")
+	}
+	br.Retried = true
+	if r := joinRung(4, br, "sid", false, conns(4), nil); r.Uncertain != "" {
+		t.Errorf("4 unnamed connections on a size tested twice: %s", r.Uncertain)
+	}
+	if r := joinRung(4, br, "sid", false, conns(7), nil); r.Uncertain == "" {
+		t.Error("7 unnamed connections on a size tested twice: not marked uncertain")
+	}
+}
+
+// TestResetProbeSaysNothingOfSize: a server-first probe reset before its
+// segment was acknowledged (the device reset the hello Chromium sent on
+// it; the acknowledgement rode in the segment it dropped) neither loses
+// the size nor disagrees with a probe whose segment arrived.
+func TestResetProbeSaysNothingOfSize(t *testing.T) {
+	reset := probeConn(1208, 0, 1500)
+	reset.Reset = true
+	br := api.BrowserRung{MSS: 1220, Family: 4, Hello: api.StepFail, Error: "TypeError"}
+	r := joinRung(4, br, "sid", false, nil, []snapshot{probeConn(1208, 1209, 1500), reset})
+	if r.Uncertain != "" || r.Test.Down != diagnose.Passed {
+		t.Errorf("down %s, uncertain %q; want passed, certain", r.Test.Down, r.Uncertain)
+	}
+	r = joinRung(4, br, "sid", false, nil, []snapshot{reset})
+	if r.Test.Down == diagnose.Failed {
+		t.Error("a probe reset before its acknowledgement failed the size")
+	}
+}
