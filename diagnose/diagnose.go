@@ -401,7 +401,7 @@ func (d *Diagnosis) failedEverywhere(ev Evidence) {
 			why("none of it arrived")+"): the path loses small packets too, or the server is overloaded.", ev2)
 	case o == NoClientHello:
 		d.Verdict = VerdictInconclusive
-		d.add(string(VerdictInconclusive), "The connections opened but no ClientHello was sent on them: nothing tested TLS.", ev2)
+		d.add(string(VerdictInconclusive), "The connections opened but no ClientHello arrived on them: nothing tested TLS.", ev2)
 	default:
 		// A timeout: the handshakes were cut short (a capture that ends,
 		// a run that stopped) before anything showed how they end.
