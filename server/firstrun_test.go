@@ -90,12 +90,13 @@ func newTab(t *testing.T, b *testnet.Browser) (ctx, tctx context.Context) {
 }
 
 // printedURL waits for serve's start-up lines and returns the URL it tells
-// a person to open first.
+// a person to open first. Its lines are written one by one: the start-up
+// is over when it logs "serving" (after the last of them).
 func printedURL(t *testing.T, p *testnet.Proc) string {
 	t.Helper()
 	re := regexp.MustCompile(`(?m)^(?:open|page): (\S+)`)
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if m := re.FindStringSubmatch(p.Stdout.String()); m != nil {
+		if m := re.FindStringSubmatch(p.Stdout.String()); m != nil && strings.Contains(p.Stderr.String(), "msg=serving") {
 			return m[1]
 		}
 		select {
