@@ -30,10 +30,10 @@ import (
 
 // Issue 18 §3's networks, in testnet order, with their documentation ASNs.
 const (
-	netDevice  = iota // S13's device: resets hellos with the X25519MLKEM768 key share
-	netClean1         // clean
-	netClean2         // clean
-	netAborts         // clean, but its clients abort a third of their hellos of either kind
+	netDevice = iota // S13's device: resets hellos with the X25519MLKEM768 key share
+	netClean1        // clean
+	netClean2        // clean
+	netAborts        // clean, but its clients abort a third of their hellos of either kind
 	nFeatureNets
 )
 
