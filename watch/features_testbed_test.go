@@ -33,7 +33,7 @@ const (
 	netDevice = iota // S13's device: resets hellos with the X25519MLKEM768 key share
 	netClean1        // clean
 	netClean2        // clean
-	netAborts        // clean, but its clients abort a third of their hellos of either kind
+	netAborts        // clean, but its clients abort two hellos in three, of either kind
 	nFeatureNets
 )
 
