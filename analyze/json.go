@@ -92,6 +92,7 @@ func appendHandshake(b []byte, h *Handshake) []byte {
 	e.flag(`"pq_group_offered"`, fh.PQOffered)
 	e.flag(`"mldsa_sigalgs"`, fh.MLDSA)
 	e.flag(`"hello_split"`, fh.HelloSplit)
+	e.flag(`"reset_hop_differs"`, fh.ResetHopDiffers)
 	e.int(`"flight_bytes"`, fh.FlightBytes, true)
 	e.bracket(`"up"`, fh.Up.Delivered, fh.Up.Lost)
 	e.bracket(`"down"`, fh.Down.Delivered, fh.Down.Lost)

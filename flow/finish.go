@@ -180,9 +180,10 @@ func (f *flow) handshake(fx diagnose.HandshakeFacts, cut bool, now int64) Handsh
 		ClientMSS: int(up.mss), ServerMSS: int(down.mss),
 		SNI: f.hello.sni, HelloBytes: fx.HelloBytes, PQKeyShare: f.hello.pq,
 		PQOffered: f.hello.pqGroup && !f.hello.pq, MLDSA: f.hello.mldsa, HelloRead: f.hello.read,
-		FlightBytes: fx.FlightSent,
-		Retransmits: up.retrans + down.retrans,
-		TooBig:      f.tooBig, TooBigMTU: f.tooBigMTU,
+		ResetHopDiffers: f.rstForged,
+		FlightBytes:     fx.FlightSent,
+		Retransmits:     up.retrans + down.retrans,
+		TooBig:          f.tooBig, TooBigMTU: f.tooBigMTU,
 		HelloTruncated: f.hello.truncated,
 		Fragments:      up.frags + down.frags,
 	}

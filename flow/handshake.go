@@ -79,6 +79,11 @@ type Handshake struct {
 	// carried their start: the client sent it in more than one segment
 	// (whether the later ones arrived or not).
 	HelloSplit bool `json:"hello_split,omitempty"`
+	// ResetHopDiffers says the reset that ended the handshake came as
+	// from the client but with another TTL (hop limit) than the client's
+	// first packet: something on the path sent it (a firewall resetting
+	// both ends, as S13's device does), not the client's own stack.
+	ResetHopDiffers bool `json:"reset_hop_differs,omitempty"`
 	// FlightBytes is how many bytes of the server's answer were seen.
 	FlightBytes int `json:"flight_bytes,omitempty"`
 

@@ -18,9 +18,13 @@ const KindFeature = "feature"
 // feature, its hellos without it, and the other networks' hellos with it
 // (the networks alerting for the same feature left out).
 type FeatureStats struct {
-	Feature          string  `json:"feature"`
-	Completed        int     `json:"completed"`
-	Failed           int     `json:"failed"`
+	Feature   string `json:"feature"`
+	Completed int    `json:"completed"`
+	Failed    int    `json:"failed"`
+	// ResetByPath counts the failures ended by a reset that came as from
+	// the client with another TTL (hop limit) than the client's packets:
+	// sent by something on the path.
+	ResetByPath      int     `json:"reset_by_path"`
 	WithoutCompleted int     `json:"without_completed"`
 	WithoutFailed    int     `json:"without_failed"`
 	OthersCompleted  int     `json:"others_completed"`
@@ -47,7 +51,7 @@ type FeatureStats struct {
 // feature (no contrast in its own network); a feature every network fails
 // with is not this network's path.
 func (m *Monitor) featureTest(f int, with, without, others cell, nets int) (bool, FeatureStats) {
-	st := FeatureStats{Feature: features[f].name, Completed: with.completed(), Failed: with.failed(),
+	st := FeatureStats{Feature: features[f].name, Completed: with.completed(), Failed: with.failed(), ResetByPath: with.byPath(),
 		WithoutCompleted: without.completed(), WithoutFailed: without.failed(),
 		OthersCompleted: others.completed(), OthersFailed: others.failed(), OthersNetworks: nets, PValue: 1}
 	if with.total() == 0 || without.total() == 0 || others.total() == 0 {
@@ -81,7 +85,7 @@ func (m *Monitor) evaluateFeatures(b int64, end time.Time) {
 		}
 		if n.featAlert != nil {
 			f := n.featIdx
-			firing[f][1] = cell{firing[f][1][0] + w[f][1][0], firing[f][1][1] + w[f][1][1]}
+			firing[f][1] = firing[f][1].plus(w[f][1])
 			if w[f][1].total() > 0 {
 				firingNets[f]++
 			}
@@ -184,6 +188,10 @@ func (m *Monitor) featureAlert(n *network, f int, st FeatureStats, start time.Ti
 		"(%d networks). A client that aborts on its own fails with or without it; a device on this network's path that rejects "+
 		"hellos for %s fails exactly these.", info.what, st.Failed, st.Completed+st.Failed, st.WithoutCompleted,
 		st.WithoutCompleted+st.WithoutFailed, st.OthersCompleted, st.OthersCompleted+st.OthersFailed, st.OthersNetworks, info.what)
+	if st.ResetByPath > 0 {
+		detail += fmt.Sprintf(" %d of the %d failures ended with a reset that came as from the client but with another TTL "+
+			"(hop limit) than the client's own packets: something on the path sent it, not the client.", st.ResetByPath, st.Failed)
+	}
 	if len(st.Also) > 0 {
 		var names []string
 		for _, a := range st.Also {
@@ -200,7 +208,7 @@ func (m *Monitor) featureAlert(n *network, f int, st FeatureStats, start time.Ti
 	detail += " To confirm from this network, run `mtuscope probe` there (it sends hellos that differ in this one thing) " +
 		"or send its users the diagnostic page."
 	d.Findings = append(d.Findings, diagnose.Finding{Code: string(info.verdict), Detail: detail, Evidence: map[string]any{
-		"feature": info.name, "failed": st.Failed, "completed": st.Completed, "without_completed": st.WithoutCompleted,
+		"feature": info.name, "failed": st.Failed, "reset_by_path": st.ResetByPath, "completed": st.Completed, "without_completed": st.WithoutCompleted,
 		"without_failed": st.WithoutFailed, "others_completed": st.OthersCompleted, "others_failed": st.OthersFailed}})
 	a := &Alert{
 		ID: fmt.Sprintf("feature/%s/%s/%d", n.key, info.name, start.Unix()), Kind: KindFeature, State: Firing,
@@ -211,9 +219,13 @@ func (m *Monitor) featureAlert(n *network, f int, st FeatureStats, start time.Ti
 	if o := st.OthersCompleted + st.OthersFailed; o > 0 {
 		a.Stats.OthersRate = float64(st.OthersCompleted) / float64(o)
 	}
-	a.Summary = fmt.Sprintf("%s: ClientHellos with %s fail: %d of %d failed, while this network's hellos without it "+
+	byPath := ""
+	if st.ResetByPath > 0 {
+		byPath = fmt.Sprintf(" (%d reset by something on the path: the reset's TTL was not the client's)", st.ResetByPath)
+	}
+	a.Summary = fmt.Sprintf("%s: ClientHellos with %s fail: %d of %d failed%s, while this network's hellos without it "+
 		"completed %d of %d and other networks' hellos with it completed %d of %d: a device on this network's path rejects "+
-		"them (%s). Fix: %s", n.label(), info.what, st.Failed, st.Completed+st.Failed, st.WithoutCompleted,
+		"them (%s). Fix: %s", n.label(), info.what, st.Failed, st.Completed+st.Failed, byPath, st.WithoutCompleted,
 		st.WithoutCompleted+st.WithoutFailed, st.OthersCompleted, st.OthersCompleted+st.OthersFailed, info.verdict, info.fix)
 	return a
 }

@@ -114,19 +114,21 @@ func featResult(h *flow.Handshake, kind int) int {
 	return featFailed
 }
 
-// cell counts hellos: completed and failed.
-type cell [2]uint32
+// cell counts hellos: completed, failed, and of the failed those ended
+// by a reset whose TTL was not the client's (flow.Handshake.ResetHopDiffers).
+type cell [3]uint32
 
 func (c cell) completed() int { return int(c[0]) }
 func (c cell) failed() int    { return int(c[1]) }
 func (c cell) total() int     { return int(c[0]) + int(c[1]) }
+func (c cell) byPath() int    { return int(c[2]) }
 
 // featTally counts, per feature, the hellos without it ([f][0]) and with
 // it ([f][1]) by result; hellos for which the feature is unknown are in
 // neither.
 type featTally [nFeatures][2]cell
 
-func (t *featTally) observe(has, known uint8, result int) {
+func (t *featTally) observe(has, known uint8, result int, byPath bool) {
 	if result == featSkip {
 		return
 	}
@@ -139,6 +141,9 @@ func (t *featTally) observe(has, known uint8, result int) {
 			with = 1
 		}
 		t[f][with][result-featCompleted]++
+		if result == featFailed && byPath {
+			t[f][with][2]++
+		}
 	}
 }
 
@@ -152,4 +157,6 @@ func (t *featTally) add(o *featTally) {
 	}
 }
 
-func (c cell) minus(o cell) cell { return cell{c[0] - o[0], c[1] - o[1]} }
+func (c cell) minus(o cell) cell { return cell{c[0] - o[0], c[1] - o[1], c[2] - o[2]} }
+
+func (c cell) plus(o cell) cell { return cell{c[0] + o[0], c[1] + o[1], c[2] + o[2]} }

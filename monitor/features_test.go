@@ -85,7 +85,11 @@ func featureAlerts(r *recorder, state string) []Alert {
 func TestFeatureAlertPQ(t *testing.T) {
 	m, rec := newMonitor(Config{})
 	bad := func(minute time.Time) []flow.Handshake {
-		return append(hellos("192.0.2", 12, pqHello, diagnose.Reset, minute), hellos("192.0.2", 15, classicHello, diagnose.Completed, minute)...)
+		resets := hellos("192.0.2", 12, pqHello, diagnose.Reset, minute)
+		for i := range resets[:10] {
+			resets[i].ResetHopDiffers = true // the device's resets; two clients reset on their own
+		}
+		return append(resets, hellos("192.0.2", 15, classicHello, diagnose.Completed, minute)...)
 	}
 	feed(m, t0, bad(t0), healthy("198.51.100", t0), healthy("203.0.113", t0))
 	fired := featureAlerts(rec, Firing)
@@ -97,13 +101,13 @@ func TestFeatureAlertPQ(t *testing.T) {
 	if a.Network != "192.0.2.0/24" || st == nil || st.Feature != diagnose.VariantPQKeyShare || a.Diagnosis.Verdict != diagnose.VerdictPQRejected {
 		t.Fatalf("alert %+v, want 192.0.2.0/24, pq_keyshare, clienthello_pq_rejected", a)
 	}
-	if st.Failed != 12 || st.Completed != 0 || st.WithoutCompleted != 15 || st.OthersCompleted != 40 || st.OthersNetworks != 2 {
+	if st.Failed != 12 || st.ResetByPath != 10 || st.Completed != 0 || st.WithoutCompleted != 15 || st.OthersCompleted != 40 || st.OthersNetworks != 2 {
 		t.Errorf("figures %+v", st)
 	}
 	if !slices.Equal(st.Also, []string{FeatureSplit}) {
 		t.Errorf("also %v, want the split (every post-quantum hello was split)", st.Also)
 	}
-	for _, w := range []string{"192.0.2.0/24", "X25519MLKEM768", "12 of 12 failed", "completed 15 of 15", "completed 40 of 40",
+	for _, w := range []string{"192.0.2.0/24", "X25519MLKEM768", "12 of 12 failed (10 reset by something on the path", "completed 15 of 15", "completed 40 of 40",
 		"clienthello_pq_rejected", "GODEBUG=tlsmlkem=0", "PostQuantumKeyAgreementEnabled", "Groups = DEFAULT:-X25519MLKEM768"} {
 		if !strings.Contains(a.Summary, w) {
 			t.Errorf("summary lacks %q: %s", w, a.Summary)

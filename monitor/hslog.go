@@ -73,6 +73,7 @@ type HandshakeRecord struct {
 	PQOffered     bool             `json:"pq_group_offered,omitempty"`
 	MLDSA         bool             `json:"mldsa_sigalgs,omitempty"`
 	HelloSplit    bool             `json:"hello_split,omitempty"`
+	ResetByPath   bool             `json:"reset_hop_differs,omitempty"`
 	FlightBytes   int              `json:"flight_bytes,omitempty"`
 	ClientMSS     int              `json:"client_mss,omitempty"`
 	ServerMSS     int              `json:"server_mss,omitempty"`
@@ -124,7 +125,7 @@ func (l *HandshakeLog) Write(h flow.Handshake) error {
 		Duration: h.End.Sub(h.Start).Seconds(), Outcome: h.Outcome, Verified: h.Verified, Detail: h.Detail,
 		Network: r.Group(), ASN: r.ASN, Org: r.Org, ServerName: h.SNI,
 		HelloBytes: h.HelloBytes, HelloSegments: h.HelloSegments, PQKeyShare: h.PQKeyShare, FlightBytes: h.FlightBytes,
-		PQOffered: h.PQOffered, MLDSA: h.MLDSA, HelloSplit: h.HelloSplit,
+		PQOffered: h.PQOffered, MLDSA: h.MLDSA, HelloSplit: h.HelloSplit, ResetByPath: h.ResetHopDiffers,
 		ClientMSS: h.ClientMSS, ServerMSS: h.ServerMSS,
 		UpDelivered: h.Up.Delivered, UpLost: h.Up.Lost, DownDelivered: h.Down.Delivered, DownLost: h.Down.Lost,
 		Retransmits: h.Retransmits, ICMPTooBig: h.TooBig, ICMPMTU: h.TooBigMTU,

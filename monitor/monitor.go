@@ -235,10 +235,10 @@ func (m *Monitor) Observe(h flow.Handshake) {
 	has, known := helloFeatures(&h)
 	res := featResult(&h, kind)
 	for _, t := range []*featTally{&n.featWin[0], &n.featLast, &n.featTotal, &m.featAll} {
-		t.observe(has, known, res)
+		t.observe(has, known, res, h.ResetHopDiffers)
 	}
 	if m.exportedLocked(n) {
-		n.featExp.observe(has, known, res)
+		n.featExp.observe(has, known, res, h.ResetHopDiffers)
 	}
 	n.totalEv.observe(&h, kind)
 	n.recent[0].observe(&h, kind)

@@ -227,7 +227,12 @@ func TestTestbedFeatures(t *testing.T) {
 		fired.Diagnosis.Verdict != diagnose.VerdictPQRejected {
 		t.Fatalf("alert %+v, want %s, pq_keyshare, clienthello_pq_rejected", fired, device)
 	}
-	for _, want := range []string{"X25519MLKEM768", "GODEBUG=tlsmlkem=0", "PostQuantumKeyAgreementEnabled", device} {
+	// The device's resets reach the server one hop closer than the
+	// client's packets: the alert says the path sent them.
+	if fired.Feature.ResetByPath == 0 {
+		t.Errorf("no failure reset by the path: %+v", fired.Feature)
+	}
+	for _, want := range []string{"X25519MLKEM768", "GODEBUG=tlsmlkem=0", "PostQuantumKeyAgreementEnabled", device, "reset by something on the path"} {
 		if !strings.Contains(fired.Summary, want) {
 			t.Errorf("summary lacks %q: %s", want, fired.Summary)
 		}
