@@ -16,7 +16,8 @@ const KindFeature = "feature"
 // FeatureStats are the figures behind a feature alert, over the network's
 // recent window (Window to twice Window buckets): its hellos with the
 // feature, its hellos without it, and the other networks' hellos with it
-// (the networks alerting for the same feature left out).
+// (the networks alerting for it, or failing with it against their own
+// hellos without it, left out).
 type FeatureStats struct {
 	Feature   string `json:"feature"`
 	Completed int    `json:"completed"`
@@ -71,23 +72,25 @@ func (m *Monitor) featureTest(f int, with, without, others cell, nets int) (bool
 
 // evaluateFeatures runs, at the end of bucket b, the feature test of every
 // network without a feature alert (each feature against the pool of the
-// others) and the resolution test of those with one.
+// other networks' hellos with it) and the resolution test of those with
+// one. The pool leaves out, per feature, the networks alerting for it and
+// those whose own hellos with it fail far and significantly more than
+// their hellos without it (fails within): two networks behind such
+// devices must not hide each other.
 func (m *Monitor) evaluateFeatures(b int64, end time.Time) {
-	var all, firing featTally
-	var nets, firingNets [nFeatures]int
+	var pool featTally
+	var nets [nFeatures]int
+	out := map[*network]uint8{} // the features a network is left out of the pool for
 	for _, n := range m.nets {
 		w := n.featWindow()
-		all.add(&w)
 		for f := range nFeatures {
+			if n.featAlert != nil && n.featIdx == f || m.failsWithin(w[f][1], w[f][0]) {
+				out[n] |= 1 << f
+				continue
+			}
+			pool[f][1] = pool[f][1].plus(w[f][1])
 			if w[f][1].total() > 0 {
 				nets[f]++
-			}
-		}
-		if n.featAlert != nil {
-			f := n.featIdx
-			firing[f][1] = firing[f][1].plus(w[f][1])
-			if w[f][1].total() > 0 {
-				firingNets[f]++
 			}
 		}
 	}
@@ -106,10 +109,9 @@ func (m *Monitor) evaluateFeatures(b int64, end time.Time) {
 		best, fits := -1, []int(nil)
 		var bestSt FeatureStats
 		for f := range nFeatures {
-			others := all[f][1].minus(w[f][1]).minus(firing[f][1])
-			on := nets[f] - firingNets[f]
-			if w[f][1].total() > 0 {
-				on--
+			others, on := pool[f][1], nets[f]
+			if out[n]&(1<<f) == 0 && w[f][1].total() > 0 {
+				others, on = others.minus(w[f][1]), on-1
 			}
 			fire, st := m.featureTest(f, w[f][1], w[f][0], others, on)
 			if !fire {
@@ -135,6 +137,19 @@ func (m *Monitor) evaluateFeatures(b int64, end time.Time) {
 	for _, n := range m.nets {
 		n.featLast = featTally{}
 	}
+}
+
+// failsWithin reports whether a network's hellos with a feature fail far
+// and significantly more than its hellos without it (MinStalls failures,
+// a rate MinDrop lower, p < ResolveAlpha): the looser test that leaves it
+// out of the other networks' pool.
+func (m *Monitor) failsWithin(with, without cell) bool {
+	if with.failed() < m.cfg.MinStalls || without.completed() < m.cfg.MinStalls {
+		return false
+	}
+	rate, rateWithout := float64(with.completed())/float64(with.total()), float64(without.completed())/float64(without.total())
+	return rate < rateWithout-m.cfg.MinDrop &&
+		binomLowerTail(with.completed(), with.total(), wilsonLower(without.completed(), without.total(), 1.96)) < m.cfg.ResolveAlpha
 }
 
 // featureResolve resolves n's feature alert after ResolveAfter evaluations
@@ -171,10 +186,9 @@ func (m *Monitor) featureResolved(n *network, b int64, end time.Time, reason str
 	if reason == "no_traffic" {
 		a.Summary = fmt.Sprintf("%s: no ClientHellos with %s for %s, alert closed", n.label(), what, m.cfg.StaleAfter)
 	}
-	// The window's failures are the alert's: they must not fire it again.
-	for i := range n.featWin {
-		n.featWin[i][n.featIdx][1] = cell{}
-	}
+	// The window's failures are the alert's: they must not fire it, or
+	// another feature their hellos also carried, again.
+	n.featWin = [2]featTally{}
 	n.featLastAlert, n.featAlert = &a, nil
 	m.emit(a)
 }

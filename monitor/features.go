@@ -49,7 +49,7 @@ var features = [nFeatures]featureInfo{
 	featLength: {diagnose.VariantLengthWindow, "a length of 256-511 bytes (RFC 7685's window)", diagnose.VerdictLengthRejected,
 		diagnose.VariantLengthWindow, "update the device on this network's path that mishandles 256-511-byte ClientHellos; " +
 			"clients that pad their hellos out of the window (RFC 7685) pass"},
-	featSplit: {FeatureSplit, "more than one TCP segment (the hello split)", diagnose.VerdictSplitIntolerant,
+	featSplit: {FeatureSplit, "their records split across TCP segments", diagnose.VerdictSplitIntolerant,
 		diagnose.VariantTwoSegments, "have the device on this network's path reassemble segments before it inspects a ClientHello, " +
 			"or exempt this traffic; client stopgap: GODEBUG=tlsmlkem=0 (Go) makes the hello fit one segment"},
 }

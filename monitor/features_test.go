@@ -130,8 +130,14 @@ func TestFeatureAlertPQ(t *testing.T) {
 		t.Errorf("exported pq figures %v", e.Features[featPQShare])
 	}
 
-	// The device is gone: two clean minutes resolve it.
+	// Three more minutes of the device, then it is gone: two clean
+	// minutes resolve the alert, and the failures it was made of fire
+	// nothing else (every one was split too) in the minutes after.
 	for i := 1; i <= 3; i++ {
+		at := t0.Add(time.Duration(i) * time.Minute)
+		feed(m, at, bad(at), healthy("198.51.100", at), healthy("203.0.113", at))
+	}
+	for i := 4; i <= 9; i++ {
 		at := t0.Add(time.Duration(i) * time.Minute)
 		feed(m, at, healthy("192.0.2", at), healthy("198.51.100", at), healthy("203.0.113", at))
 	}
@@ -299,5 +305,28 @@ func TestFeatureMetrics(t *testing.T) {
 	}
 	if firing != "192.0.2.0/24 pq_keyshare" {
 		t.Errorf("feature alert series %q", firing)
+	}
+}
+
+// TestFeatureTwoNetworks: two networks behind devices that reset their
+// post-quantum hellos, two healthy ones: both alert within the minute,
+// each against the healthy networks alone (one failing network must not
+// hide another by dragging the others' rate down).
+func TestFeatureTwoNetworks(t *testing.T) {
+	m, rec := newMonitor(Config{})
+	bad := func(p string) []flow.Handshake {
+		return append(hellos(p, 12, pqHello, diagnose.Reset, t0), hellos(p, 15, classicHello, diagnose.Completed, t0)...)
+	}
+	feed(m, t0, bad("192.0.2"), bad("100.64.0"), healthy("198.51.100", t0), healthy("203.0.113", t0))
+	var got []string
+	for _, a := range featureAlerts(rec, Firing) {
+		got = append(got, a.Network)
+		if a.Feature.OthersCompleted != 40 || a.Feature.OthersFailed != 0 || a.Feature.OthersNetworks != 2 {
+			t.Errorf("%s: others %+v, want the two healthy networks' 40 of 40", a.Network, a.Feature)
+		}
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"100.64.0.0/24", "192.0.2.0/24"}) {
+		t.Errorf("feature alerts for %v, want both failing networks", got)
 	}
 }
