@@ -74,6 +74,9 @@ func TestHelloFeatures(t *testing.T) {
 			}
 			h := f.got[0]
 			got := want{h.Outcome, h.PQKeyShare, h.PQOffered, h.MLDSA, h.HelloSplit, h.HelloRead, h.ResetHopDiffers}
+			if h.HelloWhole != (c.cut == 0) {
+				t.Errorf("hello whole %v, want %v", h.HelloWhole, c.cut == 0)
+			}
 			if got != c.want {
 				t.Errorf("got %+v (%s), want %+v", got, h.Detail, c.want)
 			}

@@ -79,6 +79,10 @@ type Handshake struct {
 	// carried their start: the client sent it in more than one segment
 	// (whether the later ones arrived or not).
 	HelloSplit bool `json:"hello_split,omitempty"`
+	// HelloWhole says the whole hello arrived and was read (not only its
+	// first bytes): a client that stops in the middle of its hello (a
+	// slow-hello flood, a scanner) sent no hello a device could refuse.
+	HelloWhole bool `json:"-"`
 	// ResetHopDiffers says the reset that ended the handshake came as
 	// from the client but with another TTL (hop limit) than the client's
 	// first packet: something on the path sent it (a firewall resetting

@@ -103,13 +103,20 @@ const (
 // whose hello was seen, completed or failed. A stall (a hello or flight
 // lost on the way, with evidence) is the stall alert's, not a feature's:
 // a device that refuses a hello for what it carries resets or answers
-// with an alert, and one that drops it silently leaves nothing here.
+// with an alert, and one that drops it silently leaves nothing here. A
+// failed hello counts only when it arrived whole, or when the reset that
+// ended it came from the path (its TTL was not the client's: S13's device
+// drops the hello's last segment and resets both ends): a client that
+// stops in the middle of its hello and closes, resets or falls silent (a
+// slow-hello flood, a scanner) refused nothing and proves nothing.
 func featResult(h *flow.Handshake, kind int) int {
 	switch {
 	case !tlsAttempt(h) || h.HelloBytes == 0 || kind != notStall:
 		return featSkip
 	case h.Outcome == diagnose.Completed:
 		return featCompleted
+	case !h.HelloWhole && !h.ResetHopDiffers:
+		return featSkip
 	}
 	return featFailed
 }

@@ -20,7 +20,9 @@ type helloKind int
 const (
 	pqHello      helloKind = iota // Go 1.26 default: X25519MLKEM768, 1503 bytes, two segments
 	classicHello                  // X25519 only: 271 bytes, one segment
-	unknownHello                  // only its first bytes arrived, too few to tell
+	unknownHello                  // only its first bytes arrived, too few to tell; reset by the path
+	curlHello                     // OpenSSL 3.0: 508 bytes (499 in the length field), no post-quantum share
+	halfHello                     // a slow-hello client: the first 100 bytes of a 517-byte hello, then nothing
 )
 
 // hellos returns n verified handshakes from network prefix (a /24) with
@@ -33,13 +35,17 @@ func hellos(prefix string, n int, k helloKind, o diagnose.Outcome, start time.Ti
 		h := flow.Handshake{
 			Client: netip.AddrPortFrom(netip.MustParseAddr(fmt.Sprintf("%s.%d", prefix, 2+i%10)), uint16(40000+i)),
 			Server: server, Family: 4, Start: at, End: at.Add(20 * time.Millisecond), Outcome: o, Verified: true,
-			HelloBytes: 271, HelloSegments: 1, HelloRead: all,
+			HelloBytes: 271, HelloSegments: 1, HelloRead: all, HelloWhole: true,
 		}
 		switch k {
 		case pqHello:
 			h.HelloBytes, h.HelloSegments, h.PQKeyShare, h.HelloSplit = 1503, 2, true, true
 		case unknownHello:
-			h.HelloBytes, h.HelloRead, h.HelloSplit = 1503, 0, true
+			h.HelloBytes, h.HelloRead, h.HelloSplit, h.HelloWhole, h.ResetHopDiffers = 1503, 0, true, false, true
+		case curlHello:
+			h.HelloBytes = 508
+		case halfHello:
+			h.HelloBytes, h.HelloRead, h.HelloSplit, h.HelloWhole = 517, 0, true, false
 		}
 		if o == diagnose.Reset {
 			h.Detail = "the client reset (RST) the connection"
@@ -182,6 +188,16 @@ func TestFeatureNoAlert(t *testing.T) {
 		}, func(p string, at time.Time) []flow.Handshake {
 			return append(hellos(p, 4, pqHello, diagnose.Completed, at), hellos(p, 20, classicHello, diagnose.Completed, at)...)
 		}, 1},
+		{"slow hellos: the first bytes of a hello, then silence or the client's own close", func(at time.Time) []flow.Handshake {
+			// S12's half-sent 517-byte hellos beside curl's 508-byte ones
+			// (both in the 256-511 window) and Go's post-quantum ones (not):
+			// the half hellos were refused by nobody.
+			hs := append(hellos("192.0.2", 10, halfHello, diagnose.Timeout, at), hellos("192.0.2", 10, halfHello, diagnose.Reset, at)...)
+			hs = append(hs, hellos("192.0.2", 10, curlHello, diagnose.Completed, at)...)
+			return append(hs, hellos("192.0.2", 20, pqHello, diagnose.Completed, at)...)
+		}, func(p string, at time.Time) []flow.Handshake {
+			return append(hellos(p, 20, curlHello, diagnose.Completed, at), hellos(p, 20, pqHello, diagnose.Completed, at)...)
+		}, 5},
 		{"hellos whose content the capture did not see", func(at time.Time) []flow.Handshake {
 			// Unknown hellos fail; they count neither with the key share
 			// nor without it (they are split: that feature is known).
