@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -344,5 +345,35 @@ func TestFeatureTwoNetworks(t *testing.T) {
 	slices.Sort(got)
 	if !slices.Equal(got, []string{"100.64.0.0/24", "192.0.2.0/24"}) {
 		t.Errorf("feature alerts for %v, want both failing networks", got)
+	}
+}
+
+// TestFeatureAlertmanager: a feature alert reaches Alertmanager under its
+// own alertname with the feature as a label, the verdict and the fixes as
+// annotations.
+func TestFeatureAlertmanager(t *testing.T) {
+	m, rec := newMonitor(Config{})
+	bad := append(hellos("192.0.2", 12, pqHello, diagnose.Reset, t0), hellos("192.0.2", 15, classicHello, diagnose.Completed, t0)...)
+	feed(m, t0, bad, healthy("198.51.100", t0), healthy("203.0.113", t0))
+	a := featureAlerts(rec, Firing)
+	if len(a) != 1 {
+		t.Fatalf("alerts %+v", rec.alerts)
+	}
+	l := AlertmanagerLabels(a[0])
+	if l["alertname"] != AlertNameFeature || l["feature"] != diagnose.VariantPQKeyShare || l["network"] != "192.0.2.0/24" {
+		t.Errorf("labels %v", l)
+	}
+	body, err := encodeAlertmanager(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []struct{ Annotations map[string]string }
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatal(err)
+	}
+	ann := got[0].Annotations
+	if ann["verdict"] != string(diagnose.VerdictPQRejected) || !strings.Contains(ann["fix"], "GODEBUG=tlsmlkem=0") ||
+		!strings.Contains(ann["description"], "12 of 12") {
+		t.Errorf("annotations %v", ann)
 	}
 }
