@@ -162,18 +162,23 @@ func Diagnose(ev Evidence) (d Diagnosis) {
 		}
 		lost := minPositive(up.minFail, down.minFail)
 		wide := lost-d.PathMTU > maxFixBracket
+		exact := lost == d.PathMTU+1
 		evd := map[string]any{
 			"upstream_max_pass": up.maxPass, "upstream_min_fail": up.minFail,
 			"downstream_max_pass": down.maxPass, "downstream_min_fail": down.minFail,
 			"smallest_lost": lost,
 		}
-		if wide {
+		switch {
+		case wide:
 			// The floor of a wide bracket is no path MTU, nor its MSS.
 			evd["largest_delivered"] = d.PathMTU
-		} else {
+		case !exact:
+			// A narrow bracket's floor is a safe size, not the path MTU.
+			evd["largest_delivered"], evd["path_mtu_upper"], evd["mss"] = d.PathMTU, lost-1, d.PathMTU-hdr
+		default:
 			evd["path_mtu"], evd["mss"] = d.PathMTU, d.PathMTU-hdr
 		}
-		d.add(string(VerdictBlackhole), d.blackholeDetail(up, down, lost, wide, clientName(ev)), evd)
+		d.add(string(VerdictBlackhole), d.blackholeDetail(up, down, lost, exact, wide, clientName(ev)), evd)
 		why, m := bracketReason(ev, d.PathMTU, lost)
 		d.noteBracket(d.PathMTU, lost, why, m)
 	}
@@ -266,9 +271,10 @@ func clientName(ev Evidence) string {
 	return "this host"
 }
 
-func (d *Diagnosis) blackholeDetail(up, down dirStats, lost int, wide bool, client string) string {
+func (d *Diagnosis) blackholeDetail(up, down dirStats, lost int, exact, wide bool, client string) string {
 	var b strings.Builder
-	if wide {
+	if !exact {
+		// Sizes in between were not measured: neither end is the path MTU.
 		fmt.Fprintf(&b, "Packets of %d bytes vanish without an ICMP error while packets of %d bytes get through: ", lost, d.PathMTU)
 	} else {
 		fmt.Fprintf(&b, "Packets larger than %d bytes vanish without an ICMP error: ", d.PathMTU)
@@ -293,9 +299,14 @@ func (d *Diagnosis) blackholeDetail(up, down dirStats, lost int, wide bool, clie
 	case Downstream:
 		fmt.Fprintf(&b, "from the server to %s (%s)%s", client, figures(down), other(up, "from "+client+" to the server"))
 	}
-	if wide {
+	switch {
+	case wide:
 		b.WriteString(". TCP connects, but a TLS handshake that needs packets that large stalls until it times out.")
-	} else {
+	case !exact:
+		// (A wide bracket has a finding of its own that says so.)
+		fmt.Fprintf(&b, "; the path MTU lies between %d and %d bytes. TCP connects, but a TLS handshake that needs packets "+
+			"that large stalls until it times out.", d.PathMTU, lost-1)
+	default:
 		b.WriteString(". TCP connects, but a TLS handshake whose packets exceed that size stalls until it times out.")
 	}
 	return b.String()
@@ -390,7 +401,7 @@ func (d *Diagnosis) failedEverywhere(ev Evidence) {
 			why("none of it arrived")+"): the path loses small packets too, or the server is overloaded.", ev2)
 	case o == NoClientHello:
 		d.Verdict = VerdictInconclusive
-		d.add(string(VerdictInconclusive), "The connections opened but no ClientHello was sent on them: nothing tested TLS.", ev2)
+		d.add(string(VerdictInconclusive), "The connections opened but no ClientHello arrived on them: nothing tested TLS.", ev2)
 	default:
 		// A timeout: the handshakes were cut short (a capture that ends,
 		// a run that stopped) before anything showed how they end.

@@ -1,6 +1,9 @@
 package diagnose
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // path simulates what the probe would observe on a path whose IPv4 packets
 // larger than upLimit (client to server) or downLimit are silently lost.
@@ -286,5 +289,36 @@ func TestFragmentDirections(t *testing.T) {
 		if d.Verdict != VerdictFragmentsDropped || d.Direction != tc.want {
 			t.Errorf("%s: %s %s, want fragments_dropped %s", tc.name, d.Verdict, d.Direction, tc.want)
 		}
+	}
+}
+
+// TestNarrowBracketIsNoPathMTU: a search that stopped before its bracket
+// closed (packets of 1380 bytes pass, 1400 are lost, nothing between was
+// measured) states a bracket, not its floor as the path's limit.
+func TestNarrowBracketIsNoPathMTU(t *testing.T) {
+	d := Diagnose(path{up: 1390, down: 1390, fragOK: true}.evidence())
+	if d.Verdict != VerdictBlackhole {
+		t.Fatalf("verdict %s, want %s", d.Verdict, VerdictBlackhole)
+	}
+	lo, hi, wide := d.Bracket()
+	if lo != 1380 || hi != 1399 || wide {
+		t.Errorf("Bracket() = %d, %d, %v; want 1380, 1399, false", lo, hi, wide)
+	}
+	var text string
+	for _, f := range d.Findings {
+		if f.Code == string(VerdictBlackhole) {
+			text = f.Detail
+			if _, ok := f.Evidence["path_mtu"]; ok {
+				t.Errorf("the finding's evidence names a path MTU: %v", f.Evidence)
+			}
+		}
+	}
+	if !strings.Contains(text, "between 1380 and 1399 bytes") || strings.Contains(text, "larger than 1380") {
+		t.Errorf("finding: %q; want the bracket, not its floor as the limit", text)
+	}
+	// Measured to the byte, the same path gets a number.
+	d = Diagnose(path{up: 1400, down: 1400, fragOK: true}.evidence())
+	if lo, hi, _ := d.Bracket(); lo != 1400 || hi != 1400 {
+		t.Errorf("exact: Bracket() = %d, %d; want 1400, 1400", lo, hi)
 	}
 }

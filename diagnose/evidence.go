@@ -52,8 +52,10 @@ type Evidence struct {
 	// Skipped names tests that could not run and why.
 	Skipped []string `json:"skipped,omitempty"`
 	// TooSlow, when set, says why the measurements cannot be read as the
-	// path's: the client gave up on its smallest sizes although the server
-	// saw their packets cross (a busy computer, not a lossy path).
+	// path's: the page's client gave up on its smallest sizes although the
+	// server saw their packets cross, or probe's size search ran out of
+	// rounds retrying attempts the server answered too slowly (a busy
+	// computer, not a lossy path).
 	TooSlow string `json:"too_slow,omitempty"`
 }
 

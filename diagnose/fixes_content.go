@@ -83,6 +83,13 @@ func contentFixes(d *Diagnosis, have []Fix) []Fix {
 	return out
 }
 
+// ContentFixes returns the fixes Diagnose gives for causes of content,
+// per audience, for a caller that knows the candidate causes but cannot
+// tell them apart (serve's page, whose browser hello cannot be varied).
+func ContentFixes(causes ...Verdict) []Fix {
+	return contentFixes(&Diagnosis{Causes: causes}, nil)
+}
+
 // variantPassed reports whether a finding says the variant completed:
 // only the post-quantum finding records it.
 func variantPassed(d *Diagnosis, name string) bool {

@@ -54,6 +54,9 @@ type Handshake struct {
 	Unacked int `json:"unacked"`
 	Retrans int `json:"retrans"`
 	PMTU    int `json:"pmtu"`
+	// OOOPackets counts the server's packets that arrived beyond a gap:
+	// the tail of a flight whose full-size head was lost.
+	OOOPackets int `json:"ooo_packets,omitempty"`
 	// FlightBytes is what the server sent of its first flight; FlightDone
 	// says whether its last message arrived.
 	FlightBytes int    `json:"flight_bytes"`
@@ -62,7 +65,11 @@ type Handshake struct {
 	Detail      string `json:"detail,omitempty"`
 	// Retried marks a failure in a round that ran congested (see
 	// adaptTimeout): it is tried again and left out of the evidence.
-	Retried  bool          `json:"retried,omitempty"`
+	Retried bool `json:"retried,omitempty"`
+	// Silent marks a timeout in which the server sent nothing that
+	// arrived, though a loss would have let its flight's tail through
+	// (silentServer): the round ran congested.
+	Silent   bool          `json:"-"`
 	Connect  time.Duration `json:"-"`
 	Duration time.Duration `json:"-"`
 }
@@ -133,7 +140,7 @@ func (r *runner) handshake(ctx context.Context, kind string, mss int, spec tlswi
 
 // classify fills the outcome and per-direction results of an attempt.
 func (r *runner) classify(h *Handshake, info tcpInfo, f *tlswire.Flight, ferr, rerr error, cancelled bool) {
-	h.SndMSS, h.RcvMSS, h.Unacked, h.Retrans, h.PMTU = info.SndMSS, info.RcvMSS, info.Unacked, info.Retrans, info.PMTU
+	h.SndMSS, h.RcvMSS, h.Unacked, h.Retrans, h.PMTU, h.OOOPackets = info.SndMSS, info.RcvMSS, info.Unacked, info.Retrans, info.PMTU, info.OOOPackets
 	h.FlightBytes = f.Bytes
 	if f.Complete {
 		h.FlightBytes = f.CompleteBytes
@@ -197,6 +204,14 @@ func (r *runner) classify(h *Handshake, info tcpInfo, f *tlswire.Flight, ferr, r
 			h.Detail = "run timeout"
 		}
 	case diagnose.StalledServerFlight:
+		if tail, silent := r.silentServer(h.Kind, f.Bytes, info, seg, over); silent {
+			// Not even the flight's last, smaller segment came, which
+			// this path carries: the server had not answered yet.
+			h.Outcome, h.Silent = diagnose.Timeout, true
+			h.Detail = fmt.Sprintf("the server sent nothing in time, not even its flight's last segment (%d bytes, a size "+
+				"this path carries): the server or this host was busy; it proves no loss", tail)
+			break
+		}
 		// The server acknowledged every byte of the hello: it arrived,
 		// the server's answer did not.
 		h.Up, h.Down = diagnose.Passed, diagnose.Failed
@@ -209,6 +224,42 @@ func (r *runner) classify(h *Handshake, info tcpInfo, f *tlswire.Flight, ferr, r
 			h.Up = diagnose.Passed
 		}
 	}
+}
+
+// flightKind is the hello kind whose flights stand for kind's: the
+// baseline sends the small ladder's hello.
+func flightKind(kind string) string {
+	if kind == KindBaseline {
+		return KindSmall
+	}
+	return kind
+}
+
+// silentServer reports whether an attempt that got nothing of the server's
+// flight (arrived bytes, in order) shows that the server sent nothing,
+// rather than that the path lost it, and the size of the packet that
+// should have come. A flight is written at once and leaves as full-size
+// segments and a smaller last one; when the full-size ones are lost, the
+// last still arrives, beyond the gap (the kernel counts it as out of
+// order). So when no packet arrived beyond a gap either, and that last
+// packet is no larger than one seen to arrive from the server, the server
+// had not answered: slow, not lost. It needs TCP_INFO (not the portable
+// mode) and a flight of the same hello seen complete.
+func (r *runner) silentServer(kind string, arrived int, info tcpInfo, seg, over int) (tail int, silent bool) {
+	if arrived > 0 || info.SndMSS == 0 || info.OOOPackets > 0 || seg <= 0 {
+		return 0, false
+	}
+	r.mu.Lock()
+	flight, delivered := r.flights[flightKind(kind)], r.delivered
+	r.mu.Unlock()
+	last := flight % seg
+	if flight <= seg || last == 0 {
+		return 0, false // one segment, or only full-size ones: a loss leaves nothing either
+	}
+	// A few bytes of margin: signatures vary in length from one
+	// handshake to the next.
+	tail = last + over
+	return tail, tail+8 <= delivered
 }
 
 func isTimeout(err error) bool {

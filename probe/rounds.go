@@ -20,8 +20,11 @@ type attempt struct {
 // ladders runs the downstream ladder (small hellos), the upstream ladder
 // (hellos larger than a segment) and the ClientHello sweep together, in
 // rounds of parallel handshakes, until each has its answer. afterFirst is
-// called once the first round, the largest, is done.
-func (r *runner) ladders(ctx context.Context, floor, hi int, small tlswire.HelloSpec, afterFirst func()) {
+// called once the first round, the largest, is done. It returns why a
+// ladder ended without its answer and without a confirmed loss ("" when
+// both have one, or the run's time ran out, which the evidence says
+// already): what it measured then proves no size.
+func (r *runner) ladders(ctx context.Context, floor, hi int, small tlswire.HelloSpec, afterFirst func()) (unfinished string) {
 	var pl []int
 	for _, p := range plateaus {
 		pl = append(pl, p-diagnose.IPHeader(r.family))
@@ -44,6 +47,20 @@ func (r *runner) ladders(ctx context.Context, floor, hi int, small tlswire.Hello
 		nat, _ = tlswire.NaturalSize(small)
 	}
 
+	retried := 0
+	defer func() {
+		if ctx.Err() != nil {
+			return
+		}
+		for _, l := range []*ladder{down, up} {
+			if _, f, confirmed := l.bracket(); !l.done() && !(f > 0 && confirmed) {
+				unfinished = fmt.Sprintf("The size search ended without an answer after %d rounds (%d attempts retried "+
+					"because the server or this host answered too slowly; the handshake timeout grew to %.1f s)",
+					l.rounds, retried, r.hsTimeout.Seconds())
+				return
+			}
+		}
+	}()
 	for round := 1; ctx.Err() == nil; round++ {
 		var batch []attempt
 		for _, m := range down.next() {
@@ -74,12 +91,12 @@ func (r *runner) ladders(ctx context.Context, floor, hi int, small tlswire.Hello
 			break // cancelled attempts prove nothing
 		}
 		congested := r.adaptTimeout(results)
-		if contradicted(results, floor, down.maxPass(), up.maxPass()) {
-			// A size at or below one already carried failed: the path did
-			// not shrink, the server or this host was too busy to answer
-			// in time (every attempt of the round can fail that way, so no
-			// slow pass shows it). Nothing of the round counts; the wait
-			// doubles.
+		if contradicted(results, floor, down.maxPass(), up.maxPass()) || anySilent(results) {
+			// A size at or below one already carried failed, or the server
+			// sent nothing at all in time: the path did not shrink, the
+			// server or this host was too busy to answer in time (every
+			// attempt of the round can fail that way, so no slow pass
+			// shows it). Nothing of the round counts; the wait doubles.
 			congested = true
 			r.hsTimeout = min(2*r.hsTimeout, maxHandshakeTimeout)
 		}
@@ -87,6 +104,7 @@ func (r *runner) ladders(ctx context.Context, floor, hi int, small tlswire.Hello
 			if congested && h.Outcome != diagnose.Completed {
 				// Proves nothing: try it again, with the longer timeout.
 				h.Retried = true
+				retried++
 				if h.Kind == KindSweep {
 					sweepTries[h.HelloBytes]--
 				}
@@ -124,6 +142,7 @@ func (r *runner) ladders(ctx context.Context, floor, hi int, small tlswire.Hello
 		r.progress("download", 0)
 		r.keep(r.download(ctx, hi))
 	}
+	return unfinished // set by the deferred check
 }
 
 // maxHandshakeTimeout bounds how far adaptTimeout stretches the timeout.
@@ -166,6 +185,17 @@ func contradicted(results []Handshake, floor, downPass, upPass int) bool {
 		case h.Kind == KindSmall && h.MSS <= max(floor, downPass):
 			return true
 		case h.Kind == KindLarge && h.MSS <= upPass:
+			return true
+		}
+	}
+	return false
+}
+
+// anySilent reports whether the server answered an attempt of the round
+// with nothing at all (Handshake.Silent).
+func anySilent(results []Handshake) bool {
+	for _, h := range results {
+		if h.Silent {
 			return true
 		}
 	}

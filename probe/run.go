@@ -35,7 +35,8 @@ type Report struct {
 	ServerName string
 	Addresses  []AddressCheck
 	RTT        time.Duration
-	// HandshakeTimeout is the per-attempt timeout derived from the RTT.
+	// HandshakeTimeout is the per-attempt timeout: derived from the RTT,
+	// then as long as slow rounds made it.
 	HandshakeTimeout time.Duration
 	Handshakes       []Handshake
 	UDP              []UDPTest
@@ -114,6 +115,13 @@ type runner struct {
 
 	mu         sync.Mutex
 	handshakes []Handshake
+	// flights holds, per hello kind (the baseline counting as small), the
+	// size of a complete first flight the server sent; delivered the
+	// largest packet seen to arrive from the server. With them, an attempt
+	// the server answered with nothing at all can be told from a loss
+	// (silentServer).
+	flights   map[string]int
+	delivered int
 }
 
 func (r *runner) take() bool {
@@ -151,9 +159,18 @@ func (r *runner) progress(phase string, round int) {
 func (r *runner) keep(h Handshake) Handshake {
 	r.mu.Lock()
 	r.handshakes = append(r.handshakes, h)
+	if h.Outcome == diagnose.Completed && h.FlightBytes > 0 && h.Kind != KindDownload {
+		if r.flights == nil {
+			r.flights = map[string]int{}
+		}
+		r.flights[flightKind(h.Kind)] = h.FlightBytes
+	}
+	if h.Down == diagnose.Passed {
+		r.delivered = max(r.delivered, h.DownSize)
+	}
 	r.mu.Unlock()
 	r.log.Debug("handshake", "kind", h.Kind, "mss", h.MSS, "hello", h.HelloBytes, "outcome", h.Outcome,
-		"up", h.Up, "down", h.Down, "snd_mss", h.SndMSS, "rcv_mss", h.RcvMSS, "unacked", h.Unacked, "detail", h.Detail)
+		"up", h.Up, "down", h.Down, "snd_mss", h.SndMSS, "rcv_mss", h.RcvMSS, "unacked", h.Unacked, "ooo", h.OOOPackets, "detail", h.Detail)
 	return h
 }
 
@@ -402,7 +419,10 @@ func (r *runner) sizeTests(ctx context.Context, rep *Report, floor, hi int, smal
 		}
 		echo, skipped = r.echoTests(ctx, ev.LocalMTU)
 	}()
-	r.ladders(ctx, floor, hi, small, afterFirst)
+	if why := r.ladders(ctx, floor, hi, small, afterFirst); why != "" {
+		ev.TooSlow = why
+	}
+	rep.HandshakeTimeout = max(rep.HandshakeTimeout, r.hsTimeout) // as congestion left it
 	wg.Wait()
 	rep.Echo = echo
 	if skipped != "" {

@@ -46,5 +46,6 @@ func readTCPInfo(c net.Conn) (tcpInfo, error) {
 	return tcpInfo{
 		SndMSS: ti.SndMSS, RcvMSS: ti.RcvMSS, Unacked: ti.Unacked,
 		Retrans: ti.Retransmits, PMTU: ti.PMTU, RTT: ti.RTT(), Timestamps: ti.Timestamps, BytesAcked: ti.BytesAcked,
+		OOOPackets: ti.RcvOOOPack,
 	}, nil
 }

@@ -18,6 +18,8 @@ type tcpInfo struct {
 	// BytesAcked is tcpi_bytes_acked: bytes the peer acknowledged, the SYN
 	// counting as one.
 	BytesAcked int64
+	// OOOPackets is tcpi_rcv_ooopack: packets that arrived beyond a gap.
+	OOOPackets int
 }
 
 // udpAnswer is what came back for one UDP probe.

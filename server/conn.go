@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"net/netip"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mtuscope/mtuscope/sockopt"
+	"github.com/mtuscope/mtuscope/tlswire"
 )
 
 // Listener kinds: what a listener is for, which decides what its
@@ -48,10 +50,14 @@ type connRecord struct {
 	exactSizes    []int // kindExact: the IP packet sizes written, in order
 	exactEnds     []int64
 	closed        bool
-	certAlert     string        // the client refused the certificate with this TLS alert
-	final         TCPInfo       // at close
-	pending       *pendingConns // holds pendingSlot there until done or closed
-	pendingSlot   *pendingConn
+	certAlert     string // the client refused the certificate with this TLS alert
+	// resetAfter is when, after Accepted, a read found the connection
+	// reset (ECONNRESET) before the server closed it: an RST the server
+	// did not send; 0 when none.
+	resetAfter  time.Duration
+	final       TCPInfo       // at close
+	pending     *pendingConns // holds pendingSlot there until done or closed
+	pendingSlot *pendingConn
 }
 
 // snapshot is a copy of a connRecord at one moment, with TCP_INFO read then.
@@ -74,9 +80,16 @@ type snapshot struct {
 	HandshakeDone bool `json:"handshake_done"`
 	// CertAlert is the TLS alert with which the client refused the
 	// server's certificate ("unknown certificate authority", ...).
-	CertAlert   string `json:"cert_alert,omitempty"`
-	FlightBytes int64  `json:"flight_bytes,omitempty"`
-	DownWritten int    `json:"down_written,omitempty"`
+	CertAlert string `json:"cert_alert,omitempty"`
+	// ResetMs is when (ms after the accept) the server's socket was found
+	// reset by an RST it did not send, before it closed the connection;
+	// Reset says it was. HelloFeatures is what the hello, or the part
+	// that arrived, carried.
+	Reset         bool                   `json:"reset_by_peer,omitempty"`
+	ResetMs       int64                  `json:"reset_ms,omitempty"`
+	HelloFeatures *tlswire.HelloFeatures `json:"hello_features,omitempty"`
+	FlightBytes   int64                  `json:"flight_bytes,omitempty"`
+	DownWritten   int                    `json:"down_written,omitempty"`
 	// ExactSizes are the IP packet sizes an exact-size probe wrote, in
 	// order, and ExactEnds the stream offset at the end of each.
 	ExactSizes []int   `json:"exact_sizes,omitempty"`
@@ -93,6 +106,10 @@ func (r *connRecord) snapshot() snapshot {
 		HelloRecords: r.hello.Records, RecordHash: r.hello.RecordHash, HelloSID: r.hello.SessionID, NotTLS: r.hello.NotTLS, HelloUnread: r.hello.Truncated, HandshakeDone: r.handshakeDone,
 		FlightBytes: r.flightBytes, DownWritten: r.downWritten, Closed: r.closed, Info: r.final, CertAlert: r.certAlert,
 		ExactSizes: r.exactSizes, ExactEnds: r.exactEnds,
+		Reset: r.resetAfter > 0, ResetMs: r.resetAfter.Milliseconds(),
+	}
+	if f := r.hello.Features; f.Size > 0 {
+		s.HelloFeatures = &f
 	}
 	r.mu.Unlock()
 	if !s.Closed {
@@ -141,6 +158,7 @@ type evConn struct {
 
 func (c *evConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
+	c.noteReset(err)
 	if n > 0 && !c.helloDone.Load() {
 		sid := ""
 		c.rec.mu.Lock()
@@ -157,6 +175,19 @@ func (c *evConn) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// noteReset records a read error that says the connection was reset
+// (ECONNRESET) while the server still held it open: an RST it did not send.
+func (c *evConn) noteReset(err error) {
+	if err == nil || !errors.Is(err, syscall.ECONNRESET) {
+		return
+	}
+	c.rec.mu.Lock()
+	if !c.rec.closed && c.rec.resetAfter == 0 {
+		c.rec.resetAfter = max(time.Since(c.rec.Accepted), time.Nanosecond)
+	}
+	c.rec.mu.Unlock()
 }
 
 func (c *evConn) Write(p []byte) (int, error) {

@@ -23,6 +23,9 @@ type RungResult struct {
 	// Uncertain says why the server's part of this rung may include
 	// connections the page did not make (empty: every one is the page's).
 	Uncertain string `json:"uncertain,omitempty"`
+	// hasBest says Server[0] is the connection that decided the rung (the
+	// join's, not stored).
+	hasBest bool
 }
 
 // What one page run opens per rung: at most three TLS connections (the
@@ -90,7 +93,11 @@ func joinRung(fam int, br api.BrowserRung, session string, plain bool, tlsConns,
 			bestAt = candsAt[i]
 		}
 	}
-	t.Outcome, _ = diagnose.ClassifyHandshake(rungFacts(br, best, plain))
+	var why string
+	t.Outcome, why = diagnose.ClassifyHandshake(rungFacts(br, best, plain))
+	if t.Outcome == diagnose.Reset && best != nil && best.Reset {
+		t.Detail = why // who did not send the reset, and when
+	}
 	switch {
 	case br.Hello == api.StepOK:
 	case best == nil:
@@ -111,6 +118,14 @@ func joinRung(fam int, br api.BrowserRung, session string, plain bool, tlsConns,
 		switch {
 		case best.HelloHash != "" && best.HelloRecords > seg:
 			t.Up = diagnose.Passed
+		case fullSegmentArrived(*best, seg):
+			// A segment of the rung's size crossed, whatever became of
+			// the rest of the hello: not lost for its size.
+			t.Up = diagnose.Passed
+			if t.Outcome == diagnose.StalledClientHello {
+				t.Detail = fmt.Sprintf("a full %d-byte packet of the ClientHello arrived, the rest of it (%d of %d bytes arrived) never did",
+					size, best.HelloGot, best.HelloExpected)
+			}
 		case t.Outcome == diagnose.StalledClientHello && (best.HelloExpected == 0 || best.HelloRecords+tlswire.RecordHeaderLen > seg || best.HelloRecords < best.HelloExpected):
 			t.Up = diagnose.Failed
 			t.Detail = "the ClientHello did not arrive whole"
@@ -159,7 +174,11 @@ func joinRung(fam int, br api.BrowserRung, session string, plain bool, tlsConns,
 			untagged++
 		}
 	}
-	if untagged > pageTLSPerRung || len(allDown) > pageDownPerRung {
+	attempts := 1
+	if br.Retried {
+		attempts = 2 // the page tested the size twice
+	}
+	if untagged > attempts*pageTLSPerRung || len(allDown) > attempts*pageDownPerRung {
 		uncertain = append(uncertain, fmt.Sprintf("the server saw %d unnamed TLS connections and %d probe connections from your address on this size "+
 			"while your check ran, more than the page opens: another program on your network tested it too", untagged, len(allDown)))
 	}
@@ -169,6 +188,7 @@ func joinRung(fam int, br api.BrowserRung, session string, plain bool, tlsConns,
 	var keep []snapshot
 	if best != nil {
 		keep = append(keep, *best)
+		rr.hasBest = true
 	}
 	keep = append(keep, allDown...)
 	for i := range tlsConns {
@@ -182,71 +202,6 @@ func joinRung(fam int, br api.BrowserRung, session string, plain bool, tlsConns,
 	}
 	rr.Server = keep
 	return rr
-}
-
-// rungFacts states what the page and the server saw of a rung's handshake
-// (best: the server's record of it, nil when it saw none) for the one
-// classifier. The server cannot see its flight arrive; a handshake it saw
-// through, or a hello step the page completed, means the flight arrived.
-func rungFacts(br api.BrowserRung, best *snapshot, plain bool) diagnose.HandshakeFacts {
-	f := diagnose.HandshakeFacts{FlightComplete: br.Hello == api.StepOK}
-	if best == nil {
-		return f
-	}
-	f.Connected = true
-	if plain && best.NotTLS {
-		// A plain-HTTP request and its answer stand for the handshake: the
-		// request arrived when the handler named the session on it.
-		f.HelloSent, f.HelloComplete = 1, best.Session != ""
-		f.TimedOut = !f.FlightComplete
-		return f
-	}
-	f.HelloBytes = best.HelloExpected
-	f.HelloSent = max(best.HelloGot, 1) // the client sent a hello, or the start of one
-	f.HelloArrived = best.HelloGot
-	switch {
-	case best.NotTLS:
-		f.NotTLS = true
-	case best.HelloHash == "" && !best.HelloUnread && nothingArrived(*best):
-		// Not one byte came, in order or beyond a gap: a busy browser that
-		// had not sent its hello when it gave up, a preconnect, or a
-		// hello lost whole. The server cannot tell them apart, so the
-		// rung says nothing of the path (a hello larger than a segment,
-		// as browsers' are, shows a loss by its tail arriving).
-		f.HelloSent, f.TimedOut = 0, true
-	case best.HelloHash == "":
-		// The hello never arrived whole before the page gave up; a
-		// sniffer that stopped copying says nothing of a loss.
-		f.HelloLost, f.TimedOut = !best.HelloUnread, true
-	case !best.HandshakeDone:
-		f.HelloComplete, f.TimedOut = true, true
-	default:
-		f.HelloComplete, f.FlightComplete = true, true
-	}
-	return f
-}
-
-// tlsClass is how far an unfinished TLS connection got; "" when nothing
-// arrived at all, in order or beyond a gap (a browser's retry opened just
-// before the page gave up has not sent its hello yet: that says nothing).
-func tlsClass(s snapshot) string {
-	switch {
-	case s.NotTLS:
-		return "not_tls"
-	case s.HelloHash == "" && s.HelloUnread:
-		return "unread"
-	case s.HelloHash == "" && nothingArrived(s):
-		return ""
-	case s.HelloHash == "":
-		return "hello_lost"
-	}
-	return "flight_lost"
-}
-
-// nothingArrived says the server received nothing of the connection's
-// data, in order or beyond a gap (TCP_INFO needed to know).
-func nothingArrived(s snapshot) bool {
-	return s.HelloGot == 0 && s.Info.Valid && s.Info.RcvOOOPack == 0 && s.Info.BytesReceived == 0
 }
 
 // disagree reports whether the connections that say something fall into
@@ -271,6 +226,12 @@ func disagree(ss []snapshot, class func(snapshot) string) bool {
 func agreeingProbes(down []snapshot) ([]snapshot, bool) {
 	var said []snapshot
 	for _, s := range down {
+		if s.Reset && s.Info.BytesAcked < int64(s.DownWritten) {
+			// Reset before the client acknowledged the segment (a device
+			// that resets the hello the browser sends on it, and the
+			// acknowledgement in the segment it drops): nothing of its size.
+			continue
+		}
 		if s.DownWritten > 0 && s.Info.Valid {
 			said = append(said, s)
 		}

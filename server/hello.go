@@ -41,6 +41,10 @@ type helloSniffer struct {
 	Hash       string
 	RecordHash string
 	SessionID  string
+	// Features is what the hello, or the part of it that arrived, shows
+	// of the features devices reject; read once, when it is whole or when
+	// the sniffer stops (the connection ended).
+	Features tlswire.HelloFeatures
 }
 
 // Got returns the bytes of the handshake message that arrived.
@@ -74,6 +78,9 @@ func (h *helloSniffer) reserve(n int) bool {
 // Release frees the sniffer's buffers (the connection ended): what it
 // learned stays, the bytes go back to the budget.
 func (h *helloSniffer) Release() {
+	if h.Hash == "" && len(h.msg) > 0 {
+		h.Features = readFeatures(h.msg)
+	}
 	h.freed += len(h.msg)
 	h.msg, h.raw, h.pending = nil, nil, nil
 	sniffBudget.Lock()
@@ -144,12 +151,21 @@ func (h *helloSniffer) check() {
 		h.Hash = hex.EncodeToString(sum[:])
 		sum = sha256.Sum256(h.raw)
 		h.RecordHash = hex.EncodeToString(sum[:])
+		h.Features = readFeatures(h.msg[:h.Expected])
 		if ch, err := tlswire.ParseClientHello(h.msg[:h.Expected]); err == nil {
 			h.SessionID = hex.EncodeToString(ch.SessionID)
 		}
 		h.Release()
 		h.freed = 0 // Got reports Expected once Hash is set
 	}
+}
+
+// readFeatures reads what a hello carried; its server name, which any
+// client chooses and reports show, is kept to a DNS name's 253 bytes.
+func readFeatures(msg []byte) tlswire.HelloFeatures {
+	f := tlswire.ReadHelloFeatures(msg)
+	f.ServerName = truncate(f.ServerName, 253)
+	return f
 }
 
 // Complete reports whether the whole ClientHello arrived.

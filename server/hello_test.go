@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"strings"
 	"testing"
 
 	"github.com/mtuscope/mtuscope/tlswire"
@@ -108,4 +109,40 @@ func FuzzHelloSniffer(f *testing.F) {
 			t.Fatalf("kept %d bytes", whole.Got())
 		}
 	})
+}
+
+// TestHelloSnifferFeatures: what a hello carried is read when it is whole,
+// and from the part that arrived when the connection ends before; a
+// server name (the client's choice, shown in reports) is kept to 253 bytes.
+func TestHelloSnifferFeatures(t *testing.T) {
+	pq, err := tlswire.Build(tlswire.HelloSpec{ServerName: "server.mtuscope.test",
+		Groups: []tlswire.Group{tlswire.GroupX25519MLKEM768, tlswire.GroupX25519}, MLDSA: true}, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var whole helloSniffer
+	whole.Feed(pq.Record)
+	if f := whole.Features; !whole.Complete() || f.PQKeyShare != tlswire.Present || f.MLDSA != tlswire.Present ||
+		f.ServerName != "server.mtuscope.test" || f.Size != len(pq.Record)-5 {
+		t.Errorf("whole hello: %+v", f)
+	}
+	var part helloSniffer
+	part.Feed(pq.Record[:len(pq.Record)-300]) // the last segment reset away
+	if part.Features.Size != 0 {
+		t.Errorf("features read before the connection ended: %+v", part.Features)
+	}
+	part.Release()
+	if f := part.Features; f.PQKeyShare != tlswire.Present || f.Read != len(pq.Record)-305 || f.Size != len(pq.Record)-5 {
+		t.Errorf("first part of the hello, at its end: %+v", f)
+	}
+	long, err := tlswire.Build(tlswire.HelloSpec{ServerName: strings.Repeat("a", 63) + "." + strings.Repeat("b", 63) + "." +
+		strings.Repeat("c", 63) + "." + strings.Repeat("d", 63)}, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ls helloSniffer
+	ls.Feed(long.Record)
+	if n := len(ls.Features.ServerName); n != 253 {
+		t.Errorf("a 255-byte server name kept as %d bytes, want 253", n)
+	}
 }

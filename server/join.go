@@ -131,5 +131,7 @@ func joinFamilies(sp joinSpec, res api.PageResult, c sessionConns) []familyJoin 
 
 // result is the family's part of a report: its join and the diagnosis.
 func (f familyJoin) result() FamilyResult {
-	return FamilyResult{Family: f.Family, Evidence: f.Evidence, Diagnosis: diagnose.Diagnose(f.Evidence), Rungs: f.Rungs}
+	d := diagnose.Diagnose(f.Evidence)
+	readHelloContent(f.Family, f.Rungs).apply(&d)
+	return FamilyResult{Family: f.Family, Evidence: f.Evidence, Diagnosis: d, Rungs: f.Rungs}
 }

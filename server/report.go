@@ -137,8 +137,9 @@ type reportView struct {
 	Bracket string
 	Ladders []ladder
 	// NetworkFixes are for the customer's network team, OperatorFixes for
-	// the operator of the service, separately.
-	NetworkFixes, OperatorFixes []fixView
+	// the operator of the service, ClientFixes for the person who ran the
+	// check (their browser or other clients), separately.
+	NetworkFixes, OperatorFixes, ClientFixes []fixView
 	// Probe are the commands that fetch probe from this server and run it
 	// (binaries.go), one per system; none when the server hands out none.
 	Probe []probeCommand
@@ -257,9 +258,12 @@ func (t *templates) view(rep *Report, base string, probe ...probeCommand) (*repo
 				continue
 			}
 			fv := fixView{Fix: f, Note: fixNotes[f.Code]}
-			if f.Where == "network" {
+			switch f.Where {
+			case "network":
 				v.NetworkFixes = append(v.NetworkFixes, fv)
-			} else {
+			case "client":
+				v.ClientFixes = append(v.ClientFixes, fv)
+			default:
 				v.OperatorFixes = append(v.OperatorFixes, fv)
 			}
 		}
@@ -295,6 +299,12 @@ func ladderRows(fr FamilyResult) []ladderRow {
 	}
 	for _, r := range fr.Rungs {
 		size := r.MSS + diagnose.IPHeader(fr.Family)
+		if lm := fr.Evidence.LocalMTU; lm > 0 && size > lm {
+			// The client offered a smaller MSS than the rung's (an IPv6
+			// client's 1440 against rungs up to 1460): its packets, and the
+			// server's, were no larger than its MTU.
+			size = lm
+		}
 		x := by[size]
 		if x == nil {
 			x = &res{diagnose.Untested, diagnose.Untested}

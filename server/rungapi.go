@@ -213,5 +213,6 @@ func (s *Server) downProbe(c *evConn) {
 	c.rec.mu.Unlock()
 	// Hold the connection until the client closes it or the deadline
 	// passes; Close keeps the final TCP_INFO, whose bytes_acked tells.
-	io.Copy(io.Discard, io.LimitReader(c.Conn, 64<<10))
+	_, err = io.Copy(io.Discard, io.LimitReader(c.Conn, 64<<10))
+	c.noteReset(err) // a reset before the segment was acknowledged says nothing of its size
 }

@@ -55,7 +55,8 @@ Capture at each end with:
   tcpdump -i IFACE -s 0 -w FILE 'tcp port 443 or icmp or icmp6'
 
 Exit status: 0 when nothing is wrong (ok, pmtu_reduced), 1 when a problem was
-found, 2 when the captures could not be analysed.`,
+found, 3 when the captures decide nothing (inconclusive), 2 when they could not
+be analysed.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runAnalyze(g, a, args) },
 	}
@@ -107,10 +108,7 @@ func runAnalyze(g *globals, a analyzeArgs, args []string) error {
 	} else {
 		writeAnalyzeHuman(g.stdout, res, useColor(g.stdout))
 	}
-	if res.Verdict.Problem() {
-		return withExit(ExitProblem, nil)
-	}
-	return nil
+	return verdictExit(res.Verdict)
 }
 
 // printWarnings writes what an analysis or a replay could not take in

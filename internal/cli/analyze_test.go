@@ -71,7 +71,7 @@ func TestAnalyzeNothingToJudge(t *testing.T) {
 	if code != ExitUsage {
 		t.Errorf("a capture without packets: exit %d, want %d (%s)", code, ExitUsage, out)
 	}
-	// A capture with packets but no TCP flow is inconclusive: exit 1.
+	// A capture with packets but no TCP flow is inconclusive: exit 3.
 	p := emptyPcap(t, false)
 	b, _ := os.ReadFile(p)
 	rec := make([]byte, 16+60)
@@ -83,7 +83,7 @@ func TestAnalyzeNothingToJudge(t *testing.T) {
 	var doc struct {
 		Verdict string `json:"verdict"`
 	}
-	if err := json.Unmarshal([]byte(out), &doc); err != nil || doc.Verdict != "inconclusive" || code != ExitProblem {
+	if err := json.Unmarshal([]byte(out), &doc); err != nil || doc.Verdict != "inconclusive" || code != ExitInconclusive {
 		t.Errorf("a capture without TCP: exit %d, %v, %s", code, err, out)
 	}
 }

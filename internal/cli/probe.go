@@ -51,8 +51,9 @@ are several), the path MTU, the direction of the problem, findings and fixes.
 TARGET is host, host:port, https://host[:port]/..., or an IP literal
 (192.0.2.1, [2001:db8::1]:443); the port defaults to 443.
 
-Exit status: 0 for ok and pmtu_reduced, 1 when a problem was found, 2 when the
-probe could not run (bad arguments, a name that does not resolve).`,
+Exit status: 0 for ok and pmtu_reduced, 1 when a problem was found, 3 when the
+run decides nothing (inconclusive), 2 when the probe could not run (bad
+arguments, a name that does not resolve).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runProbe(cmd.Context(), g, a, args[0]) },
 	}
@@ -134,10 +135,7 @@ func runProbe(ctx context.Context, g *globals, a probeArgs, target string) error
 			return withExit(ExitProblem, err)
 		}
 	}
-	if d.Verdict.Problem() {
-		return withExit(ExitProblem, nil)
-	}
-	return nil
+	return verdictExit(d.Verdict)
 }
 
 // progressLine is the live status line on a terminal.
@@ -197,7 +195,10 @@ func writeHuman(w io.Writer, rep *probe.Report, d diagnose.Diagnosis, color bool
 	if len(d.Causes) > 1 {
 		fmt.Fprintf(w, "  causes     %s\n", joinVerdicts(d.Causes))
 	}
-	if d.PathMTU > 0 {
+	if lo, hi, _ := d.Bracket(); hi > lo {
+		fmt.Fprintf(w, "  path MTU   between %d and %d bytes, not measured closer (largest packet through: upstream %s, downstream %s; local route %d)\n",
+			lo, hi, orDash(d.UpstreamMTU), orDash(d.DownstreamMTU), rep.Evidence.LocalMTU)
+	} else if d.PathMTU > 0 {
 		fmt.Fprintf(w, "  path MTU   %d bytes (largest packet through: upstream %s, downstream %s; local route %d)\n",
 			d.PathMTU, orDash(d.UpstreamMTU), orDash(d.DownstreamMTU), rep.Evidence.LocalMTU)
 	} else {
@@ -235,6 +236,7 @@ type probeDoc struct {
 	Verdict            diagnose.Verdict   `json:"verdict"`
 	Causes             []diagnose.Verdict `json:"causes"`
 	PathMTU            int                `json:"path_mtu"`
+	PathMTUUpper       int                `json:"path_mtu_upper"`
 	Direction          diagnose.Direction `json:"direction"`
 	UpstreamMTU        int                `json:"upstream_mtu"`
 	DownstreamMTU      int                `json:"downstream_mtu"`
@@ -267,6 +269,7 @@ func probeDocument(rep *probe.Report, d diagnose.Diagnosis) probeDoc {
 		Findings: d.Findings, Fixes: d.Fixes, Tests: []testDoc{}, Skipped: rep.Evidence.Skipped,
 		Connections: rep.Connections, ElapsedMS: rep.Elapsed.Milliseconds(),
 	}
+	_, doc.PathMTUUpper, _ = d.Bracket()
 	if doc.Skipped == nil {
 		doc.Skipped = []string{}
 	}
@@ -307,7 +310,7 @@ func probeDocument(rep *probe.Report, d diagnose.Diagnosis) probeDoc {
 	}
 	for _, h := range rep.Handshakes {
 		res := map[string]any{"up": h.Up, "down": h.Down, "up_size": h.UpSize, "down_size": h.DownSize,
-			"snd_mss": h.SndMSS, "rcv_mss": h.RcvMSS, "unacked": h.Unacked, "retrans": h.Retrans, "flight_bytes": h.FlightBytes}
+			"snd_mss": h.SndMSS, "rcv_mss": h.RcvMSS, "unacked": h.Unacked, "retrans": h.Retrans, "flight_bytes": h.FlightBytes, "ooo_packets": h.OOOPackets}
 		if h.TLSVersion != "" {
 			res["tls_version"] = h.TLSVersion
 		}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/mtuscope/mtuscope/diagnose"
 	"github.com/spf13/cobra"
 )
 
@@ -17,7 +18,21 @@ const (
 	ExitOK      = 0 // the job ran and found nothing wrong
 	ExitProblem = 1 // the job ran and found a problem
 	ExitUsage   = 2 // the job could not run: bad arguments, unusable input
+	// ExitInconclusive: the job ran and its evidence decides nothing
+	// (verdict inconclusive); the output says what would decide it.
+	ExitInconclusive = 3
 )
+
+// verdictExit is the exit status of a diagnosis' verdict.
+func verdictExit(v diagnose.Verdict) error {
+	switch {
+	case v == diagnose.VerdictInconclusive:
+		return withExit(ExitInconclusive, nil)
+	case v.Problem():
+		return withExit(ExitProblem, nil)
+	}
+	return nil
+}
 
 // exitError carries a specific exit status out of a command's RunE.
 type exitError struct {

@@ -110,7 +110,9 @@ func (n *Net) startNginx(dir string) (*Nginx, error) {
 	if ng.Proc, err = startNginxProc(n.Server, dir, nginxConf, ng); err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// Generous: on a machine loaded far past its cores, starting nginx and
+	// an address's first answer take seconds; the wait ends at the answer.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, a := range []netip.Addr{n.Server.V4, n.Server.V6} {
 		if err := ng.waitReady(ctx, a); err != nil {
