@@ -3,7 +3,6 @@ package monitor
 import (
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/mtuscope/mtuscope/diagnose"
@@ -244,29 +243,7 @@ func (m *Monitor) featureAlert(n *network, f int, st FeatureStats, start time.Ti
 	return a
 }
 
-var (
-	fixesOnce sync.Once
-	fixesBy   [nFeatures][]diagnose.Fix
-)
-
-// featureFixes returns diagnose's fixes for the cause feature f names:
-// what probe would propose had its hello variants shown the same (the
-// variant failing in two rounds in which the hello it differs from
-// completed), so that the monitor's alert and the probe's report give the
-// same fixes in the same words.
-func featureFixes(f int) []diagnose.Fix {
-	fixesOnce.Do(func() {
-		for i, info := range features {
-			ev := diagnose.Evidence{Family: 4, Connected: true}
-			control := diagnose.VariantControl(info.variant)
-			for round := 1; round <= 2; round++ {
-				ev.Variants = append(ev.Variants,
-					diagnose.VariantTest{Name: diagnose.VariantReference, Attempt: round, Outcome: diagnose.Completed},
-					diagnose.VariantTest{Name: control, Attempt: round, Outcome: diagnose.Completed},
-					diagnose.VariantTest{Name: info.variant, Attempt: round, Outcome: diagnose.Reset, ResetBy: diagnose.ResetByPath})
-			}
-			fixesBy[i] = diagnose.Diagnose(ev).Fixes
-		}
-	})
-	return append([]diagnose.Fix(nil), fixesBy[f]...)
-}
+// featureFixes returns diagnose's fixes for the cause feature f names, per
+// audience: the monitor's alert and probe's report give the same fixes in
+// the same words.
+func featureFixes(f int) []diagnose.Fix { return diagnose.ContentFixes(features[f].verdict) }

@@ -20,12 +20,11 @@ const (
 
 // featureInfo describes one feature: its name (the metrics' label and the
 // alert's, diagnose's variant name where it has one), how an alert calls
-// the hellos that carry it, and the verdict and fixes that name its cause.
+// the hellos that carry it, and the verdict whose fixes apply.
 type featureInfo struct {
 	name    string
 	what    string // "ClientHellos that carry ..."
 	verdict diagnose.Verdict
-	variant string // the diagnose variant whose fixes apply
 	// fix is the alert summary's short form of the fixes (in full in its
 	// diagnosis, diagnose's own texts).
 	fix string
@@ -37,20 +36,20 @@ const FeatureSplit = "split_segments"
 
 var features = [nFeatures]featureInfo{
 	featPQShare: {diagnose.VariantPQKeyShare, "the post-quantum key share X25519MLKEM768 (0x11EC)", diagnose.VerdictPQRejected,
-		diagnose.VariantPQKeyShare, "let ClientHellos with the hybrid key share through the device on this network's path " +
+		"let ClientHellos with the hybrid key share through the device on this network's path " +
 			"(exempt the signature or inspection profile that resets them); client stopgaps: GODEBUG=tlsmlkem=0 (Go), " +
 			"Groups = DEFAULT:-X25519MLKEM768 (OpenSSL 3.5+), the PostQuantumKeyAgreementEnabled policy set to false (Chrome and Edge up to 145)"},
 	featPQOffered: {diagnose.VariantPQOffered, "a post-quantum group in supported_groups without its key share", diagnose.VerdictPQRejected,
-		diagnose.VariantPQOffered, "let ClientHellos that offer the post-quantum group through the device on this network's path; " +
+		"let ClientHellos that offer the post-quantum group through the device on this network's path; " +
 			"client stopgaps: GODEBUG=tlsmlkem=0 (Go), Groups = DEFAULT:-X25519MLKEM768 (OpenSSL 3.5+)"},
 	featMLDSA: {diagnose.VariantMLDSA, "the ML-DSA signature algorithms 0x0904-0x0906", diagnose.VerdictMLDSARejected,
-		diagnose.VariantMLDSA, "exempt the signature that matches the ML-DSA code points on the device on this network's path " +
+		"exempt the signature that matches the ML-DSA code points on the device on this network's path " +
 			"(golang/go#81199), or upgrade it; no documented client switch turns them off"},
 	featLength: {diagnose.VariantLengthWindow, "a length of 256-511 bytes (RFC 7685's window)", diagnose.VerdictLengthRejected,
-		diagnose.VariantLengthWindow, "update the device on this network's path that mishandles 256-511-byte ClientHellos; " +
+		"update the device on this network's path that mishandles 256-511-byte ClientHellos; " +
 			"clients that pad their hellos out of the window (RFC 7685) pass"},
 	featSplit: {FeatureSplit, "their records split across TCP segments", diagnose.VerdictSplitIntolerant,
-		diagnose.VariantTwoSegments, "have the device on this network's path reassemble segments before it inspects a ClientHello, " +
+		"have the device on this network's path reassemble segments before it inspects a ClientHello, " +
 			"or exempt this traffic; client stopgap: GODEBUG=tlsmlkem=0 (Go) makes the hello fit one segment"},
 }
 
