@@ -157,3 +157,36 @@ func sameSummary(a, b *HelloSummary) bool {
 	return a.Size == b.Size && bytes.Equal(a.ServerName, b.ServerName) && a.KeyShareGroups == b.KeyShareGroups &&
 		a.NKeyShares == b.NKeyShares && a.PQGroup == b.PQGroup && a.MLDSA == b.MLDSA && a.Partial == b.Partial && a.Read == b.Read
 }
+
+// TestScanAgreesWithReadHelloFeatures: on every prefix of the built
+// hellos, the monitor's scan (ScanClientHelloPrefix) and the page's
+// reading (ReadHelloFeatures) never disagree about the post-quantum key
+// share, the post-quantum group and ML-DSA: what one sees present the
+// other does not read as absent, and what one knows absent the other does
+// not see (watch and serve tell the same story of a cut hello).
+func TestScanAgreesWithReadHelloFeatures(t *testing.T) {
+	for _, c := range featureHellos(t) {
+		for n := 0; n <= len(c.msg); n++ {
+			var s HelloSummary
+			if ScanClientHelloPrefix(c.msg[:n], &s) != nil {
+				continue
+			}
+			f := ReadHelloFeatures(c.msg[:n])
+			for _, x := range []struct {
+				name   string
+				has    bool
+				known  bool
+				theirs Presence
+			}{
+				{"pq key share", s.PQShare(), s.PQShare() || s.Read&ReadKeyShare != 0, f.PQKeyShare},
+				{"pq group", s.PQGroup, s.PQGroup || s.Read&ReadGroups != 0, f.PQOffered},
+				{"mldsa", s.MLDSA, s.MLDSA || s.Read&ReadSigAlgs != 0, f.MLDSA},
+			} {
+				if x.has && x.theirs == Absent || x.known && !x.has && x.theirs == Present {
+					t.Fatalf("%s, %d of %d bytes: %s scan has %v (known %v), ReadHelloFeatures %v", c.name, n, len(c.msg),
+						x.name, x.has, x.known, x.theirs)
+				}
+			}
+		}
+	}
+}
