@@ -303,3 +303,79 @@ func TestTestbedFeatures(t *testing.T) {
 		t.Errorf("replay fired %v, want one feature alert for %s", replayed, device)
 	}
 }
+
+// TestTestbedFeaturesMLDSA: S14's device (it resets hellos offering the
+// ML-DSA signature algorithms) on one of three networks, each with a
+// headless Chromium (its hello carries ML-DSA and the post-quantum key
+// share) and Go clients (post-quantum and classic, no ML-DSA). The
+// device's network alerts for ML-DSA, not for the post-quantum key share
+// its Go clients complete with.
+func TestTestbedFeaturesMLDSA(t *testing.T) {
+	testnet.Require(t)
+	testnet.RequireTools(t, "nginx", "chromium")
+	sc := testnet.Scenario{Name: "S14-watch", Slug: "mldsa-reject-watch", Networks: make([]testnet.Faults, 3)}
+	sc.Networks[0].Device = middlebox.MLDSAReject
+	n := testnet.New(t, sc)
+	ng := n.StartNginx(t)
+	bin := testnet.Mtuscope(t)
+	dir := t.TempDir()
+	db := filepath.Join(dir, "asn.db")
+	asntest.WriteTestbed(t, db, featureASN, 3)
+	cfgFile := filepath.Join(dir, "watch.yaml")
+	if err := os.WriteFile(cfgFile, []byte("handshake_timeout: 5s\nmonitor:\n  bucket: 10s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w, err := n.Server.Start(bin, "watch", "-i", "br0", "--port", "443", "--asn-db", db, "--config", cfgFile,
+		"--data-dir", dir, "--admin", "127.0.0.1:19091")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	inNS := &http.Client{Transport: &http.Transport{DialContext: n.Server.DialContext}, Timeout: 10 * time.Second}
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { stop(); wg.Wait() }()
+	var counts [3][2]tally
+	for i, c := range n.Clients {
+		for k, pq := range []bool{false, true} {
+			goHellos(ctx, n, c, ng, pq, &counts[i][k], &wg)
+		}
+		browse(ctx, t, c, ng, &wg)
+	}
+	start := time.Now()
+	var fired *monitor.Alert
+	for fired == nil {
+		if time.Since(start) > 5*time.Minute {
+			t.Fatalf("no feature alert after %s\nwatch: %s", time.Since(start), w.Stderr)
+		}
+		time.Sleep(2 * time.Second)
+		resp, err := inNS.Get("http://127.0.0.1:19091/api/networks")
+		if err != nil {
+			continue // watch starting
+		}
+		var s monitor.Snapshot
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if json.Unmarshal(b, &s) != nil {
+			continue
+		}
+		for _, x := range s.Networks {
+			if x.FeatureAlert != nil && x.FeatureAlert.State == monitor.Firing {
+				a := *x.FeatureAlert
+				fired = &a
+			}
+		}
+	}
+	t.Logf("feature alert %s after the traffic started: %s", time.Since(start).Round(time.Second), fired.Summary)
+	if fired.Network != "AS"+strconv.Itoa(featureASN) || fired.Feature.Feature != diagnose.VariantMLDSA ||
+		fired.Diagnosis.Verdict != diagnose.VerdictMLDSARejected {
+		t.Fatalf("alert %+v %+v, want AS%d, mldsa_sigalgs, clienthello_mldsa_rejected", fired, fired.Feature, featureASN)
+	}
+	var codes []string
+	for _, f := range fired.Diagnosis.Fixes {
+		codes = append(codes, f.Code)
+	}
+	if !strings.Contains(strings.Join(codes, " "), "device_allow_mldsa") {
+		t.Errorf("fixes %v", codes)
+	}
+}
