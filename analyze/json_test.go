@@ -34,7 +34,8 @@ func TestWriteJSONAsEncoder(t *testing.T) {
 			Start: time.Unix(int64(rng.IntN(2e9)), int64(rng.IntN(1e9))).UTC(), End: time.Unix(int64(i), 0).In(time.FixedZone("x", 3600*n(20))),
 			Outcome: diagnose.Outcome(strs[rng.IntN(len(strs))]), Detail: strs[rng.IntN(len(strs))], ClientMSS: n(1500), ServerMSS: n(9000),
 			SNI: strs[rng.IntN(len(strs))], HelloBytes: n(3000), HelloSegments: n(4), HelloTruncated: rng.IntN(2) == 0,
-			PQKeyShare: rng.IntN(2) == 0, FlightBytes: n(5000), Up: flow.Bracket{Delivered: n(1500), Lost: n(1500)},
+			PQKeyShare: rng.IntN(2) == 0, PQOffered: rng.IntN(2) == 0, MLDSA: rng.IntN(2) == 0, HelloSplit: rng.IntN(2) == 0, ResetHopDiffers: rng.IntN(2) == 0,
+			FlightBytes: n(5000), Up: flow.Bracket{Delivered: n(1500), Lost: n(1500)},
 			Down: flow.Bracket{Delivered: n(1500), Lost: n(1500)}, Retransmits: n(9), TooBig: n(3), TooBigMTU: n(1500), Fragments: n(5),
 		}, LostPackets: n(9)}
 		if rng.IntN(2) == 0 {

@@ -65,6 +65,11 @@ type flow struct {
 	completed       bool
 	closedBy        diagnose.Side
 	rst             bool
+	// hop is the TTL or hop limit the client's first packet came with;
+	// rstForged says a reset as from the client came with another (see
+	// Handshake.ResetHopDiffers).
+	hop       uint8
+	rstForged bool
 
 	tooBig    int
 	tooBigMTU int
@@ -124,6 +129,9 @@ func (t *Tracker) tcp(p *packet.Packet, now int64) {
 	if p.Frag.Is {
 		d.frags++
 	}
+	if side == sideUp && f.hop == 0 {
+		f.hop = p.HopLimit
+	}
 	if side == sideDown && tc.Flags.Has(packet.SYN|packet.ACK) && f.synAck && d.syn && tc.Seq != d.isn {
 		// A second SYN-ACK with a new ISN: keep both until one is used.
 		f.altISN, f.hasAltISN = tc.Seq+1, true
@@ -167,6 +175,7 @@ func (t *Tracker) tcp(p *packet.Packet, now int64) {
 			return
 		}
 		f.rst = tc.Flags.Has(packet.RST)
+		f.rstForged = f.rst && side == sideUp && p.HopLimit != f.hop
 		f.closedBy = diagnose.ClientSide
 		if side == sideDown {
 			f.closedBy = diagnose.ServerSide

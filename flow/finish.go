@@ -45,6 +45,7 @@ func (t *Tracker) finish(i int32, why int, now int64) {
 			f.end = now
 		}
 	}
+	t.scanPrefix(f)
 	t.putBuf(f)
 	if !f.connected {
 		t.stats.HalfOpen++
@@ -178,6 +179,8 @@ func (f *flow) handshake(fx diagnose.HandshakeFacts, cut bool, now int64) Handsh
 		Outcome: out, Detail: detail, Verified: f.verified,
 		ClientMSS: int(up.mss), ServerMSS: int(down.mss),
 		SNI: f.hello.sni, HelloBytes: fx.HelloBytes, PQKeyShare: f.hello.pq,
+		PQOffered: f.hello.pqGroup && !f.hello.pq, MLDSA: f.hello.mldsa, HelloRead: f.hello.read,
+		ResetHopDiffers: f.rstForged, HelloWhole: f.hello.parsed,
 		FlightBytes: fx.FlightSent,
 		Retransmits: up.retrans + down.retrans,
 		TooBig:      f.tooBig, TooBigMTU: f.tooBigMTU,
@@ -194,6 +197,9 @@ func (f *flow) handshake(fx diagnose.HandshakeFacts, cut bool, now int64) Handsh
 	for _, pc := range up.pieces[:up.np] {
 		if int32(pc.start-helloEnd) < 0 && int32(pc.start-f.hello.base) >= 0 {
 			h.HelloSegments++
+			if pc.start == f.hello.base && f.hello.end > 0 && int32(pc.end-f.hello.end) < 0 {
+				h.HelloSplit = true // its first segment ended before its records
+			}
 		}
 	}
 	if h.HelloBytes == 0 && fx.HelloLost {

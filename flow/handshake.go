@@ -63,6 +63,31 @@ type Handshake struct {
 	// PQKeyShare says the ClientHello carried a post-quantum (ML-KEM)
 	// key share.
 	PQKeyShare bool `json:"pq_key_share,omitempty"`
+	// PQOffered says supported_groups listed a post-quantum group while
+	// no post-quantum key share came with it (a server that wants it asks
+	// with a HelloRetryRequest); MLDSA that signature_algorithms offered
+	// an ML-DSA algorithm (0x0904-0x0906).
+	PQOffered bool `json:"pq_group_offered,omitempty"`
+	MLDSA     bool `json:"mldsa_sigalgs,omitempty"`
+	// HelloRead says which of PQKeyShare, PQOffered and MLDSA are known
+	// when false (tlswire.ReadKeyShare, ReadGroups, ReadSigAlgs bits): a
+	// hello read whole sets all three; one of which only the first bytes
+	// arrived (a device dropped the rest) those whose extension they held.
+	// PQOffered needs both ReadKeyShare and ReadGroups.
+	HelloRead uint8 `json:"-"`
+	// HelloSplit says the hello's records did not end in the segment that
+	// carried their start: the client sent it in more than one segment
+	// (whether the later ones arrived or not).
+	HelloSplit bool `json:"hello_split,omitempty"`
+	// HelloWhole says the whole hello arrived and was read (not only its
+	// first bytes): a client that stops in the middle of its hello (a
+	// slow-hello flood, a scanner) sent no hello a device could refuse.
+	HelloWhole bool `json:"-"`
+	// ResetHopDiffers says the reset that ended the handshake came as
+	// from the client but with another TTL (hop limit) than the client's
+	// first packet: something on the path sent it (a firewall resetting
+	// both ends, as S13's device does), not the client's own stack.
+	ResetHopDiffers bool `json:"reset_hop_differs,omitempty"`
 	// FlightBytes is how many bytes of the server's answer were seen.
 	FlightBytes int `json:"flight_bytes,omitempty"`
 

@@ -32,7 +32,10 @@ type helloState struct {
 	parsed, failed bool
 	truncated      bool
 	sni            string
-	pq             bool
+	// What the hello carried (see Handshake.PQKeyShare, PQOffered, MLDSA
+	// and HelloRead).
+	pq, pqGroup, mldsa bool
+	read               uint8
 }
 
 // prefix returns how many bytes from the start of the buffer are held.
@@ -232,11 +235,7 @@ func (t *Tracker) helloBytes(i int32, f *flow, s uint32, data []byte) {
 	case ok:
 		if tlswire.ScanClientHello(msg, &t.summary) == nil {
 			h.sni = t.intern(t.summary.ServerName)
-			for _, g := range t.summary.Shares() {
-				if isPQ(g) {
-					h.pq = true
-				}
-			}
+			h.features(&t.summary)
 		}
 		h.parsed = true
 		t.putBuf(f)
@@ -267,16 +266,28 @@ func (t *Tracker) located(f *flow) {
 	}
 }
 
-// isPQ reports whether a key-share group is a post-quantum (ML-KEM) one:
-// the hybrids X25519MLKEM768 (0x11ec), SecP256r1MLKEM768 (0x11eb),
-// SecP384r1MLKEM1024 (0x11ed), the pure ML-KEM groups (0x0200-0x0202), and
-// the draft X25519Kyber768 (0x6399).
-func isPQ(g tlswire.Group) bool {
-	switch {
-	case g >= 0x11eb && g <= 0x11ed, g >= 0x0200 && g <= 0x0202, g == 0x6399:
-		return true
+// features notes what a scanned hello carried.
+func (h *helloState) features(s *tlswire.HelloSummary) {
+	h.pq, h.pqGroup, h.mldsa, h.read = s.PQShare(), s.PQGroup, s.MLDSA, s.Read
+}
+
+// scanPrefix reads what the first bytes of a hello that never arrived
+// whole say about it (a device that drops a hello's second segment
+// leaves the server its first): the key-share groups, supported_groups
+// and signature_algorithms held in the first record.
+func (t *Tracker) scanPrefix(f *flow) {
+	h := &f.hello
+	pre := h.prefix()
+	if h.parsed || h.v2 || h.buf == nil || pre < 9 || !tlswire.IsClientHelloStart(h.buf) {
+		return
 	}
-	return false
+	rec := min(pre, helloRecordLen(h.buf))
+	if tlswire.ScanClientHelloPrefix(h.buf[5:rec], &t.summary) == nil {
+		if h.sni == "" && t.summary.ServerName != nil {
+			h.sni = t.intern(t.summary.ServerName)
+		}
+		h.features(&t.summary)
+	}
 }
 
 // helloExtent walks the records that carry the ClientHello in b (the

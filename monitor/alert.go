@@ -34,7 +34,9 @@ type Alert struct {
 	Reason  string `json:"reason,omitempty"`
 	Summary string `json:"summary"`
 	// Stats are the figures of the test that fired.
-	Stats     Stats              `json:"stats"`
+	Stats Stats `json:"stats"`
+	// Feature holds a feature alert's figures (kind feature), nil otherwise.
+	Feature   *FeatureStats      `json:"feature,omitempty"`
 	Diagnosis diagnose.Diagnosis `json:"diagnosis"`
 	PageURL   string             `json:"page_url,omitempty"`
 }
@@ -94,9 +96,11 @@ func (m *Monitor) closeBucket(b int64) {
 			m.evaluateNetwork(n, b, last, refs, end)
 		}
 	}
+	m.evaluateFeatures(b, end)
 	for _, n := range m.nets {
 		if b-n.recentIdx+1 >= int64(m.cfg.Window) {
 			n.recent[1], n.recent[0] = n.recent[0], evidence{}
+			n.featWin[1], n.featWin[0] = n.featWin[0], featTally{}
 			n.recentIdx = b + 1
 		}
 	}
@@ -111,7 +115,7 @@ func (m *Monitor) closeBucket(b int64) {
 // networks get their own entries again instead of all going to other.
 func (m *Monitor) pruneIdle(b int64) {
 	for key, n := range m.nets {
-		if key != OtherNetwork && !n.firing && b-n.lastSeen > int64(m.cfg.History) {
+		if key != OtherNetwork && !n.firing && n.featAlert == nil && b-n.lastSeen > int64(m.cfg.History) {
 			delete(m.nets, key)
 			m.pruned++
 		}

@@ -228,6 +228,7 @@ type amAlert struct {
 const (
 	AlertNameNetwork = "MtuscopeNetworkHandshakesStalled"
 	AlertNameServer  = "MtuscopeServerHandshakesFailing"
+	AlertNameFeature = "MtuscopeNetworkHelloFeatureRejected"
 )
 
 // AlertmanagerLabels are the labels an alert carries in Alertmanager:
@@ -235,6 +236,10 @@ const (
 func AlertmanagerLabels(a Alert) map[string]string {
 	if a.Kind == KindServer {
 		return map[string]string{"alertname": AlertNameServer, "severity": "critical", "source": "mtuscope-watch"}
+	}
+	if a.Kind == KindFeature && a.Feature != nil {
+		return map[string]string{"alertname": AlertNameFeature, "severity": "warning", "source": "mtuscope-watch",
+			"network": a.Network, "asn": strconv.FormatUint(uint64(a.ASN), 10), "feature": a.Feature.Feature}
 	}
 	return map[string]string{"alertname": AlertNameNetwork, "severity": "warning", "source": "mtuscope-watch",
 		"network": a.Network, "asn": strconv.FormatUint(uint64(a.ASN), 10)}

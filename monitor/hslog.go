@@ -70,6 +70,10 @@ type HandshakeRecord struct {
 	HelloBytes    int              `json:"hello_bytes,omitempty"`
 	HelloSegments int              `json:"hello_segments,omitempty"`
 	PQKeyShare    bool             `json:"pq_key_share"`
+	PQOffered     bool             `json:"pq_group_offered,omitempty"`
+	MLDSA         bool             `json:"mldsa_sigalgs,omitempty"`
+	HelloSplit    bool             `json:"hello_split,omitempty"`
+	ResetByPath   bool             `json:"reset_hop_differs,omitempty"`
 	FlightBytes   int              `json:"flight_bytes,omitempty"`
 	ClientMSS     int              `json:"client_mss,omitempty"`
 	ServerMSS     int              `json:"server_mss,omitempty"`
@@ -121,6 +125,7 @@ func (l *HandshakeLog) Write(h flow.Handshake) error {
 		Duration: h.End.Sub(h.Start).Seconds(), Outcome: h.Outcome, Verified: h.Verified, Detail: h.Detail,
 		Network: r.Group(), ASN: r.ASN, Org: r.Org, ServerName: h.SNI,
 		HelloBytes: h.HelloBytes, HelloSegments: h.HelloSegments, PQKeyShare: h.PQKeyShare, FlightBytes: h.FlightBytes,
+		PQOffered: h.PQOffered, MLDSA: h.MLDSA, HelloSplit: h.HelloSplit, ResetByPath: h.ResetHopDiffers,
 		ClientMSS: h.ClientMSS, ServerMSS: h.ServerMSS,
 		UpDelivered: h.Up.Delivered, UpLost: h.Up.Lost, DownDelivered: h.Down.Delivered, DownLost: h.Down.Lost,
 		Retransmits: h.Retransmits, ICMPTooBig: h.TooBig, ICMPMTU: h.TooBigMTU,

@@ -22,7 +22,8 @@ type PipelineStats struct {
 
 // Cardinality of the per-network series: at most TopN networks by volume
 // over the window, plus every alerting network, plus "other"; every other
-// label takes values from a fixed set (outcomes, families, receivers).
+// label takes values from a fixed set (outcomes, families, receivers, the
+// five hello features).
 
 var (
 	descHandshakes = prometheus.NewDesc("mtuscope_handshakes_total",
@@ -37,6 +38,17 @@ var (
 		"1 while the network's stall alert fires.", []string{"network"}, nil)
 	descNetRate = prometheus.NewDesc("mtuscope_network_completion_ratio",
 		"Completed share of completed and stalled handshakes over the evaluation window.", []string{"network"}, nil)
+	descFeature = prometheus.NewDesc("mtuscope_hello_feature_handshakes_total",
+		"Verified TLS handshakes whose ClientHello was seen, by what it carried (feature: pq_keyshare, pq_group_without_share, "+
+			"mldsa_sigalgs, length_256_511, split_segments), whether it carried it (hello: with, without; a hello of which the "+
+			"capture could not tell is in neither) and result (completed, failed: reset, alert or no answer; stalls are not counted). "+
+			"No network label.", []string{"feature", "hello", "result"}, nil)
+	descNetFeature = prometheus.NewDesc("mtuscope_network_hello_feature_handshakes_total",
+		"Handshakes whose ClientHello carried the feature, by client network (those with their own series) and result, "+
+			"counted while the network has its own series.", []string{"network", "feature", "result"}, nil)
+	descNetFeatureAlert = prometheus.NewDesc("mtuscope_network_feature_alert_firing",
+		"1 while the network's feature alert (its hellos with this feature fail, elsewhere they complete) fires; "+
+			"absent otherwise.", []string{"network", "feature"}, nil)
 	descServerAlert = prometheus.NewDesc("mtuscope_server_alert_firing",
 		"1 while the server-wide handshake failure alert fires.", nil, nil)
 	descAlertsFiring = prometheus.NewDesc("mtuscope_network_alerts_firing",
@@ -91,6 +103,7 @@ func NewRegistry(m *Monitor, pipeline func() PipelineStats, senders []*Sender, l
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descHandshakes, descNetHandshakes, descNetInfo, descNetAlert, descNetRate,
+		descFeature, descNetFeature, descNetFeatureAlert,
 		descServerAlert, descAlertsFiring, descNetworks, descFolded, descEvictedNets, descUnverified, descPackets, descBytes, descDropped, descDecode,
 		descFlows, descFlowsMax, descEvicted, descStoreDropped, descDeliveries, descLogLines, descLogSuppressed} {
 		ch <- d
@@ -99,6 +112,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	e := c.m.Exported()
+	names := FeatureNames()
 	counter := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
 	}
@@ -118,6 +132,19 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descNetAlert, b2f(n.Firing), n.Network)
 		if n.Rate >= 0 {
 			gauge(descNetRate, n.Rate, n.Network)
+		}
+		for f, c := range n.Features {
+			counter(descNetFeature, float64(c[0]), n.Network, names[f], "completed")
+			counter(descNetFeature, float64(c[1]), n.Network, names[f], "failed")
+		}
+		if n.FeatureFiring != "" {
+			gauge(descNetFeatureAlert, 1, n.Network, n.FeatureFiring)
+		}
+	}
+	for f, c := range e.Features {
+		for w, with := range []string{"without", "with"} {
+			counter(descFeature, float64(c[w][0]), names[f], with, "completed")
+			counter(descFeature, float64(c[w][1]), names[f], with, "failed")
 		}
 	}
 	for i, o := range outcomes {

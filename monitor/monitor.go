@@ -161,7 +161,8 @@ type Monitor struct {
 	unverified Counts
 	other      Counts // handshakes of networks without their own series
 	server     serverState
-	history    []Alert // every alert change, newest last (bounded)
+	featAll    featTally // every verified hello by feature and result (no network)
+	history    []Alert   // every alert change, newest last (bounded)
 }
 
 const maxHistory = 1000
@@ -230,6 +231,14 @@ func (m *Monitor) Observe(h flow.Handshake) {
 		n.exported[oi]++
 	} else {
 		m.other[oi]++
+	}
+	has, known := helloFeatures(&h)
+	res := featResult(&h, kind)
+	for _, t := range []*featTally{&n.featWin[0], &n.featLast, &n.featTotal, &m.featAll} {
+		t.observe(has, known, res, h.ResetHopDiffers)
+	}
+	if m.exportedLocked(n) {
+		n.featExp.observe(has, known, res, h.ResetHopDiffers)
 	}
 	n.totalEv.observe(&h, kind)
 	n.recent[0].observe(&h, kind)
@@ -341,7 +350,7 @@ func (m *Monitor) refreshExported() {
 		return vs[i].n.key < vs[j].n.key
 	})
 	for i, x := range vs {
-		if (i < m.cfg.TopN && x.v > 0) || x.n.firing {
+		if (i < m.cfg.TopN && x.v > 0) || x.n.firing || x.n.featAlert != nil {
 			x.n.exportedNow = true
 		}
 	}

@@ -253,6 +253,26 @@ type network struct {
 	lastSeen  int64 // last bucket with a handshake
 	alert     *Alert
 	lastAlert *Alert
+
+	// The hello-feature breakdown (features.go): two half windows rotated
+	// with recent, the last bucket, everything since start, and what was
+	// counted while the network had its own series.
+	featWin   [2]featTally
+	featLast  featTally
+	featTotal featTally
+	featExp   featTally
+	// The feature alert (featalert.go): at most one at a time, for
+	// feature featIdx.
+	featAlert, featLastAlert *Alert
+	featIdx, featClean       int
+	featSeen                 int64 // last bucket with hellos carrying it
+}
+
+// featWindow merges the two half windows of the feature breakdown.
+func (n *network) featWindow() featTally {
+	w := n.featWin[0]
+	w.add(&n.featWin[1])
+	return w
 }
 
 func (n *network) bucket(idx int64) *tally {

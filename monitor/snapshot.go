@@ -33,6 +33,20 @@ type NetworkSummary struct {
 	Series []Point `json:"series,omitempty"`
 	// LastAlert is the firing alert, or the last resolved one.
 	LastAlert *Alert `json:"last_alert,omitempty"`
+	// Features are its hellos by what they carried, since the start;
+	// FeatureAlert its firing feature alert, or the last resolved one.
+	Features     []FeatureFigures `json:"features,omitempty"`
+	FeatureAlert *Alert           `json:"feature_alert,omitempty"`
+}
+
+// FeatureFigures are one network's hellos with and without one feature
+// (hellos the capture could not tell about are in neither).
+type FeatureFigures struct {
+	Feature          string `json:"feature"`
+	WithCompleted    int    `json:"with_completed"`
+	WithFailed       int    `json:"with_failed"`
+	WithoutCompleted int    `json:"without_completed"`
+	WithoutFailed    int    `json:"without_failed"`
 }
 
 // Bracket is the path-MTU bracket of a network, IP packet sizes in bytes.
@@ -111,8 +125,30 @@ func (m *Monitor) summary(n *network, withSeries bool) NetworkSummary {
 		ns.Trouble += 1e3
 		a := *n.lastAlert
 		ns.LastAlert = &a
+	case n.featAlert != nil:
+		ns.Diagnosis = n.featAlert.Diagnosis
+		ns.Trouble += 1e6
+	case n.featLastAlert != nil:
+		ns.Diagnosis = n.featLastAlert.Diagnosis
+		ns.Trouble += 1e3
 	default:
 		ns.Diagnosis = diagnose.Passive(ev.passive(&n.total, up, down, false))
+	}
+	switch {
+	case n.featAlert != nil:
+		a := *n.featAlert
+		ns.FeatureAlert = &a
+		ns.Firing, ns.Alert = true, true
+	case n.featLastAlert != nil:
+		a := *n.featLastAlert
+		ns.FeatureAlert = &a
+		ns.Alert = true
+	}
+	for f, c := range n.featTotal {
+		if c[0].total()+c[1].total() > 0 {
+			ns.Features = append(ns.Features, FeatureFigures{Feature: features[f].name, WithCompleted: c[1].completed(),
+				WithFailed: c[1].failed(), WithoutCompleted: c[0].completed(), WithoutFailed: c[0].failed()})
+		}
 	}
 	ns.Verdict, ns.Direction = ns.Diagnosis.Verdict, ns.Diagnosis.Direction
 	p := ev.passive(&n.total, up, down, n.alerted)
@@ -141,6 +177,9 @@ type Exported struct {
 	Evicted    uint64
 	Firing     int
 	Server     bool
+	// Features are every verified hello by feature (FeatureNames order),
+	// without ([f][0]) and with ([f][1]) it, completed and failed.
+	Features [][2][2]uint64
 }
 
 // ExportedNetwork is one network's series.
@@ -151,6 +190,11 @@ type ExportedNetwork struct {
 	Counts  Counts // handshakes counted while it had its own series
 	Firing  bool
 	Rate    float64 // completion rate over the window, -1 without attempts
+	// Features are its hellos with each feature (FeatureNames order),
+	// completed and failed, counted while it had its own series;
+	// FeatureFiring names the feature its feature alert is for ("": none).
+	Features      [][2]uint64
+	FeatureFiring string
 }
 
 // Exported copies the state the metrics export.
@@ -159,6 +203,9 @@ func (m *Monitor) Exported() Exported {
 	defer m.mu.Unlock()
 	e := Exported{Other: m.other, Total: m.total, ByFamily: m.byFamily, Tracked: len(m.nets), Folded: m.folded,
 		Unverified: m.unverified, Evicted: m.pruned, Server: m.server.firing}
+	for _, f := range m.featAll {
+		e.Features = append(e.Features, [2][2]uint64{{uint64(f[0][0]), uint64(f[0][1])}, {uint64(f[1][0]), uint64(f[1][1])}})
+	}
 	for _, n := range m.nets {
 		if n.firing {
 			e.Firing++
@@ -171,8 +218,14 @@ func (m *Monitor) Exported() Exported {
 		if w.attempts() > 0 {
 			r = float64(w.completed) / float64(w.attempts())
 		}
-		e.Networks = append(e.Networks, ExportedNetwork{Network: n.key, ASN: n.asn, Org: n.org,
-			Counts: n.exported, Firing: n.firing, Rate: r})
+		x := ExportedNetwork{Network: n.key, ASN: n.asn, Org: n.org, Counts: n.exported, Firing: n.firing, Rate: r}
+		for _, f := range n.featExp {
+			x.Features = append(x.Features, [2]uint64{uint64(f[1][0]), uint64(f[1][1])})
+		}
+		if n.featAlert != nil {
+			x.FeatureFiring = features[n.featIdx].name
+		}
+		e.Networks = append(e.Networks, x)
 	}
 	sort.Slice(e.Networks, func(i, j int) bool { return e.Networks[i].Network < e.Networks[j].Network })
 	return e

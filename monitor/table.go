@@ -18,7 +18,8 @@ const evictShare = 16
 
 // makeRoom forgets the least useful networks of a full table, at least
 // one and at most a sixteenth of it, and reports whether it freed any. A
-// firing network, and the "other" entry, are never forgotten. Least
+// firing network (stall or feature alert), and the "other" entry, are
+// never forgotten. Least
 // useful first: networks without a stall in the window and never alerted
 // before those with (the evidence an alert is made of); then the fewest
 // handshakes in the window (an idle network has none); then the longest
@@ -34,11 +35,11 @@ func (m *Monitor) makeRoom() bool {
 	from := m.cur - int64(m.cfg.Window) + 1
 	cs := make([]cand, 0, len(m.nets))
 	for _, n := range m.nets {
-		if n.key == OtherNetwork || n.firing {
+		if n.key == OtherNetwork || n.firing || n.featAlert != nil {
 			continue
 		}
 		w := n.sum(from, m.cur)
-		cs = append(cs, cand{n: n, keep: w.stalls() > 0 || n.alerted, volume: w.attempts() + int(w.failed),
+		cs = append(cs, cand{n: n, keep: w.stalls() > 0 || n.alerted || n.featLastAlert != nil, volume: w.attempts() + int(w.failed),
 			seen: n.lastSeen, forever: n.total.Total()})
 	}
 	if len(cs) == 0 {

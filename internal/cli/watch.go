@@ -54,7 +54,11 @@ packets, groups them by the client's network (ASN and organisation from the
 ASN database, or the /24 and /48 prefix without one) in one-minute buckets,
 and alerts when one network's handshakes stall while the other networks'
 complete, with the probable cause (path MTU black hole and its direction,
-the path-MTU bracket) and the fixes. Only handshakes whose TCP three-way
+the path-MTU bracket) and the fixes; and when one network's ClientHellos
+fail for one thing they carry (post-quantum key share, ML-DSA algorithms,
+a 256-511-byte length, a split hello) while its hellos without it and
+other networks' hellos with it complete, naming that feature and its
+fixes (resets alone never alert). Only handshakes whose TCP three-way
 exchange the capture saw are evidence; the others (forged sources, or
 connections older than the capture) are counted apart as unverified.
 
