@@ -90,19 +90,21 @@ func (r *runner) ladders(ctx context.Context, floor, hi int, small tlswire.Hello
 		if ctx.Err() != nil {
 			break // cancelled attempts prove nothing
 		}
-		congested := r.adaptTimeout(results)
-		if contradicted(results, floor, down.maxPass(), up.maxPass()) || anySilent(results) {
+		slow := r.adaptTimeout(results)
+		contra := contradicted(results, floor, down.maxPass(), up.maxPass())
+		if contra || anySilent(results) {
 			// A size at or below one already carried failed, or the server
 			// sent nothing at all in time: the path did not shrink, the
 			// server or this host was too busy to answer in time (every
 			// attempt of the round can fail that way, so no slow pass
-			// shows it). Nothing of the round counts; the wait doubles.
-			congested = true
+			// shows it). The wait doubles.
 			r.hsTimeout = min(2*r.hsTimeout, maxHandshakeTimeout)
 		}
 		for _, h := range results {
-			if congested && h.Outcome != diagnose.Completed {
-				// Proves nothing: try it again, with the longer timeout.
+			// What proves nothing is tried again, with the longer timeout:
+			// a silent server's attempt, every failure of a contradicted
+			// round, and every failure of a slow round but a proven loss.
+			if h.Silent || h.Outcome != diagnose.Completed && (contra || slow && !provenLoss(h)) {
 				h.Retried = true
 				retried++
 				if h.Kind == KindSweep {
@@ -200,6 +202,14 @@ func anySilent(results []Handshake) bool {
 		}
 	}
 	return false
+}
+
+// provenLoss reports whether a failed attempt shows a loss whatever the
+// load: the server's flight was sent (its smaller last segment arrived,
+// beyond the gap) and its full-size segments never came. A slow server
+// delays the whole flight; it cannot deliver the end without the start.
+func provenLoss(h Handshake) bool {
+	return h.Kind == KindSmall && h.Down == diagnose.Failed && h.OOOPackets > 0
 }
 
 // smallPassed maps a small-hello attempt to a downstream ladder result.
