@@ -118,11 +118,24 @@ func TestResetFromThePath(t *testing.T) {
 		if len(synack) != 1 || synack[0].ttl != 62 {
 			t.Errorf("%s: want one SYN-ACK with TTL 62", desc)
 		}
-		if len(toClient) != 1 || toClient[0].ttl != 64 {
-			t.Errorf("%s: want one reset to the client with TTL 64", desc)
+		// The device resets each hello copy it sees: on a busy machine the
+		// client may retransmit its hello before the first reset lands,
+		// and gets (and causes) a second, identical one.
+		if !allTTL(toClient, 64) {
+			t.Errorf("%s: want resets to the client with TTL 64 only", desc)
 		}
-		if len(toServer) != 1 || toServer[0].ttl != 63 {
-			t.Errorf("%s: want one reset to the server with TTL 63 (64 less r2)", desc)
+		if !allTTL(toServer, 63) {
+			t.Errorf("%s: want resets to the server with TTL 63 (64 less r2) only", desc)
 		}
 	}
+}
+
+// allTTL reports whether there is at least one segment and all carry ttl.
+func allTTL(ss []seen, ttl uint8) bool {
+	for _, s := range ss {
+		if s.ttl != ttl {
+			return false
+		}
+	}
+	return len(ss) > 0
 }
