@@ -63,12 +63,13 @@ type Handshake struct {
 	TLSVersion  string `json:"tls_version,omitempty"`
 	Group       string `json:"group,omitempty"`
 	Detail      string `json:"detail,omitempty"`
-	// Retried marks a failure in a round that ran congested (see
-	// adaptTimeout): it is tried again and left out of the evidence.
+	// Retried marks an attempt that proved nothing (a silent server's, or
+	// a failure of a slow or contradicted round: see ladders): it is tried
+	// again and left out of the evidence.
 	Retried bool `json:"retried,omitempty"`
 	// Silent marks a timeout in which the server sent nothing that
 	// arrived, though a loss would have let its flight's tail through
-	// (silentServer): the round ran congested.
+	// (silentServer): it is retried with a longer wait.
 	Silent   bool          `json:"-"`
 	Connect  time.Duration `json:"-"`
 	Duration time.Duration `json:"-"`
