@@ -22,8 +22,8 @@ type attempt struct {
 // rounds of parallel handshakes, until each has its answer. afterFirst is
 // called once the first round, the largest, is done. It returns why a
 // ladder ended without its answer and without a confirmed loss ("" when
-// both have one, or the run's time ran out, which the evidence says
-// already): what it measured then proves no size.
+// both have one, or when the run's time ran out with nothing retried,
+// which the evidence says already): what it measured then proves no size.
 func (r *runner) ladders(ctx context.Context, floor, hi int, small tlswire.HelloSpec, afterFirst func()) (unfinished string) {
 	var pl []int
 	for _, p := range plateaus {
@@ -49,14 +49,17 @@ func (r *runner) ladders(ctx context.Context, floor, hi int, small tlswire.Hello
 
 	retried := 0
 	defer func() {
-		if ctx.Err() != nil {
-			return
+		if ctx.Err() != nil && retried == 0 {
+			return // the run's time limit, nothing else: the evidence says so
 		}
 		for _, l := range []*ladder{down, up} {
 			if _, f, confirmed := l.bracket(); !l.done() && !(f > 0 && confirmed) {
 				unfinished = fmt.Sprintf("The size search ended without an answer after %d rounds (%d attempts retried "+
 					"because the server or this host answered too slowly; the handshake timeout grew to %.1f s)",
 					l.rounds, retried, r.hsTimeout.Seconds())
+				if r.budget.Load() >= MaxConnections {
+					unfinished += fmt.Sprintf("; the run's connection budget (%d) was spent", MaxConnections)
+				}
 				return
 			}
 		}
@@ -285,6 +288,7 @@ func (r *runner) runRound(ctx context.Context, batch []attempt, ladders map[stri
 			go func() {
 				h := r.handshake(fctx, a.kind, a.mss, a.spec)
 				cancel()
+				r.learn(h)
 				ch <- landed{f, h}
 			}()
 		}

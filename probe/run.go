@@ -159,6 +159,20 @@ func (r *runner) progress(phase string, round int) {
 func (r *runner) keep(h Handshake) Handshake {
 	r.mu.Lock()
 	r.handshakes = append(r.handshakes, h)
+	r.mu.Unlock()
+	r.learn(h)
+	r.log.Debug("handshake", "kind", h.Kind, "mss", h.MSS, "hello", h.HelloBytes, "outcome", h.Outcome,
+		"up", h.Up, "down", h.Down, "snd_mss", h.SndMSS, "rcv_mss", h.RcvMSS, "unacked", h.Unacked, "ooo", h.OOOPackets, "detail", h.Detail)
+	return h
+}
+
+// learn notes what a finished attempt shows of the server's flights and
+// of the packets that arrive from it (silentServer reads them). runRound
+// calls it as each attempt lands, so that a failure of the same round,
+// which lands at its timeout, is judged with the passes that came first.
+func (r *runner) learn(h Handshake) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if h.Outcome == diagnose.Completed && h.FlightBytes > 0 && h.Kind != KindDownload {
 		if r.flights == nil {
 			r.flights = map[string]int{}
@@ -168,10 +182,6 @@ func (r *runner) keep(h Handshake) Handshake {
 	if h.Down == diagnose.Passed {
 		r.delivered = max(r.delivered, h.DownSize)
 	}
-	r.mu.Unlock()
-	r.log.Debug("handshake", "kind", h.Kind, "mss", h.MSS, "hello", h.HelloBytes, "outcome", h.Outcome,
-		"up", h.Up, "down", h.Down, "snd_mss", h.SndMSS, "rcv_mss", h.RcvMSS, "unacked", h.Unacked, "ooo", h.OOOPackets, "detail", h.Detail)
-	return h
 }
 
 // Run probes the target. It returns an error only when the probe cannot
