@@ -168,7 +168,10 @@ func (r *connRecord) noteHandshakeError(err error) {
 // the page failed, and names the alert. Refusals on sizes that passed do
 // not count: after a person clicked through the warning for a self-signed
 // certificate, Chromium refuses each new connection's certificate once and
-// then connects again under the exception, and the size is measured.
+// then connects again under the exception, and the size is measured. Nor
+// does any refusal count once a rung connection of the session completed
+// its handshake: the browser took the certificate there, and a size whose
+// second connection was too slow for a busy page is no refusal.
 func (s *Server) certRefused(sess *session, rungs []api.BrowserRung) (alert string, n int) {
 	type key struct{ fam, mss int }
 	failed := map[key]bool{}
@@ -194,7 +197,30 @@ func (s *Server) certRefused(sess *session, rungs []api.BrowserRung) (alert stri
 			}
 		}
 	}
+	if n > 0 && s.certTaken(sess) {
+		return "", 0
+	}
 	return alert, n
+}
+
+// certTaken reports whether a rung connection of the session completed
+// its TLS handshake: the browser accepted the certificate.
+func (s *Server) certTaken(sess *session) bool {
+	from, to, _ := sess.window()
+	for _, ip := range sess.addrs() {
+		for _, rec := range s.reg.since(ip, from) {
+			if rec.Kind != kindRung || rec.Accepted.After(to) {
+				continue
+			}
+			rec.mu.Lock()
+			done, sid := rec.handshakeDone, rec.session
+			rec.mu.Unlock()
+			if done && (sid == "" || sid == sess.ID) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // certRefusedText is what the page shows when the browser refused the
