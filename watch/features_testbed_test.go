@@ -165,30 +165,7 @@ func TestTestbedFeatures(t *testing.T) {
 	}
 	defer w.Stop()
 	inNS := &http.Client{Transport: &http.Transport{DialContext: n.Server.DialContext}, Timeout: 10 * time.Second}
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		resp, err := inNS.Get("http://127.0.0.1:19091/healthz")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("watch admin: %v\n%s", err, w.Stderr)
-		}
-	}
-	snapshot := func() monitor.Snapshot {
-		t.Helper()
-		resp, err := inNS.Get("http://127.0.0.1:19091/api/networks")
-		if err != nil {
-			t.Fatalf("%v\n%s", err, w.Stderr)
-		}
-		defer resp.Body.Close()
-		var s monitor.Snapshot
-		b, _ := io.ReadAll(resp.Body)
-		if err := json.Unmarshal(b, &s); err != nil {
-			t.Fatalf("%v: %s", err, b)
-		}
-		return s
-	}
+	snapshot := watchSnapshots(t, inNS, w)
 
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

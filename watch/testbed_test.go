@@ -167,30 +167,7 @@ func TestTestbedCustomers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Stop()
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		resp, err := inNS.Get("http://127.0.0.1:19091/healthz")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("watch admin: %v\n%s", err, w.Stderr)
-		}
-	}
-	snapshot := func() monitor.Snapshot {
-		t.Helper()
-		resp, err := inNS.Get("http://127.0.0.1:19091/api/networks")
-		if err != nil {
-			t.Fatalf("%v\n%s", err, w.Stderr)
-		}
-		defer resp.Body.Close()
-		var s monitor.Snapshot
-		b, _ := io.ReadAll(resp.Body)
-		if err := json.Unmarshal(b, &s); err != nil {
-			t.Fatalf("%v: %s", err, b)
-		}
-		return s
-	}
+	snapshot := watchSnapshots(t, inNS, w)
 
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -391,4 +368,35 @@ func metric(t testing.TB, c *http.Client, name string) string {
 		}
 	}
 	return "?"
+}
+
+// watchSnapshots waits for the admin listener of w (on 127.0.0.1:19091 in
+// the server's namespace, reached through inNS) and returns a function
+// that reads its networks' snapshot.
+func watchSnapshots(t *testing.T, inNS *http.Client, w *testnet.Proc) func() monitor.Snapshot {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		resp, err := inNS.Get("http://127.0.0.1:19091/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("watch admin: %v\n%s", err, w.Stderr)
+		}
+	}
+	return func() monitor.Snapshot {
+		t.Helper()
+		resp, err := inNS.Get("http://127.0.0.1:19091/api/networks")
+		if err != nil {
+			t.Fatalf("%v\n%s", err, w.Stderr)
+		}
+		defer resp.Body.Close()
+		var s monitor.Snapshot
+		b, _ := io.ReadAll(resp.Body)
+		if err := json.Unmarshal(b, &s); err != nil {
+			t.Fatalf("%v: %s", err, b)
+		}
+		return s
+	}
 }
