@@ -119,6 +119,10 @@ func ClassifyHandshake(f HandshakeFacts) (Outcome, string) {
 		return Timeout, "the observation ended before the handshake did"
 	}
 	stalled := f.TimedOut || f.ClosedBy == ClientSide
+	// The observer knows the whole flight reached the client (it
+	// acknowledged every byte sent): whatever stopped the handshake, the
+	// flight did not stall.
+	flightArrived := f.FlightSent > 0 && f.FlightArrived >= f.FlightSent
 	switch {
 	case !stalled && f.ClosedBy == ServerSide:
 		return Reset, closeText(f, "the server")
@@ -141,7 +145,7 @@ func ClassifyHandshake(f HandshakeFacts) (Outcome, string) {
 			return Reset, closeText(f, "the client")
 		}
 		return Timeout, fmt.Sprintf("the client sent %d bytes of its ClientHello and nothing was lost", f.HelloSent)
-	case f.FlightLost || (f.TimedOut && !f.ServerSilent && !f.Passive):
+	case f.FlightLost || (f.TimedOut && !f.ServerSilent && !f.Passive && !flightArrived):
 		return StalledServerFlight, flightText(f)
 	case f.ClosedBy == ClientSide:
 		return Reset, closeText(f, "the client")

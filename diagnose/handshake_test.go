@@ -32,6 +32,8 @@ func TestClassifyHandshake(t *testing.T) {
 		{"probe: server reset", hello(HandshakeFacts{ClosedBy: ServerSide, CloseDetail: "the server reset the connection"}), Reset},
 		{"serve: hello incomplete at the deadline", HandshakeFacts{Connected: true, HelloSent: 1, HelloLost: true, TimedOut: true}, StalledClientHello},
 		{"serve: hello complete, handshake not done", hello(HandshakeFacts{TimedOut: true}), StalledServerFlight},
+		{"serve: handshake not done, the whole flight acknowledged", hello(HandshakeFacts{FlightSent: 3900, FlightArrived: 3900, TimedOut: true}), Timeout},
+		{"serve: handshake not done, part of the flight acknowledged", hello(HandshakeFacts{FlightSent: 3900, FlightArrived: 1448, TimedOut: true}), StalledServerFlight},
 		// serve's rungFacts: the page's hello step and the server's best record.
 		{"serve: the page's hello completed", HandshakeFacts{FlightComplete: true}, Completed},
 		{"serve: handshake done", hello(HandshakeFacts{FlightComplete: true}), Completed},

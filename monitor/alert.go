@@ -1,7 +1,9 @@
 package monitor
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/mtuscope/mtuscope/diagnose"
@@ -86,7 +88,12 @@ func (m *Monitor) closeBucket(b int64) {
 	m.evaluateServer(b, tot)
 	end := m.start(b + 1)
 	refs := &references{m: m, to: b}
+	m.order = m.order[:0]
 	for _, n := range m.nets {
+		m.order = append(m.order, n)
+	}
+	slices.SortFunc(m.order, func(x, y *network) int { return cmp.Compare(x.key, y.key) })
+	for _, n := range m.order {
 		last := n.sum(b, b)
 		if last.attempts()+int(last.failed) > 0 && m.opt.Bucket != nil {
 			m.opt.Bucket(BucketRecord{Network: n.key, ASN: n.asn, Org: n.org, Start: m.start(b),

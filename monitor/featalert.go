@@ -93,7 +93,7 @@ func (m *Monitor) evaluateFeatures(b int64, end time.Time) {
 			}
 		}
 	}
-	for _, n := range m.nets {
+	for _, n := range m.order {
 		if n.key == OtherNetwork {
 			continue
 		}

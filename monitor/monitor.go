@@ -148,8 +148,11 @@ type Monitor struct {
 	cfg Config
 	opt Options
 
-	mu       sync.Mutex
-	nets     map[string]*network
+	mu   sync.Mutex
+	nets map[string]*network
+	// order is nets sorted by key, rebuilt as each bucket closes: the
+	// networks are evaluated, and their alerts emitted, in that order.
+	order    []*network
 	cur      int64 // current bucket index; -1 before the first handshake
 	started  bool
 	total    Counts

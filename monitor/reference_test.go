@@ -155,3 +155,31 @@ func BenchmarkEvaluate(b *testing.B) {
 		m.Advance(at.Add(time.Minute))
 	}
 }
+
+// TestAlertOrder: alerts that fire in the same evaluation come out in the
+// order of their networks' keys, the same on every run (a replayed
+// capture's summary and the Alertmanager batch do not shuffle).
+func TestAlertOrder(t *testing.T) {
+	var first []string
+	for try := range 10 {
+		m, rec := newMonitor(Config{})
+		run(m, newRand(21), t0, 1,
+			path{Prefix: "198.51.100", Per: 12, Kind: "down"}, path{Prefix: "192.0.2", Per: 20, Kind: "s2"},
+			path{Prefix: "198.51.101", Per: 12, Kind: "down"}, path{Prefix: "203.0.113", Per: 35, Kind: "clean"},
+			path{Prefix: "100.64.0", Per: 30, Kind: "clean"})
+		var got []string
+		for _, a := range rec.alerts {
+			got = append(got, a.Network)
+		}
+		if try == 0 {
+			first = got
+			if len(got) != 3 || got[0] != "192.0.2.0/24" || got[1] != "198.51.100.0/24" || got[2] != "198.51.101.0/24" {
+				t.Fatalf("alerts for %v, want the three failing networks in key order", got)
+			}
+			continue
+		}
+		if fmt.Sprint(got) != fmt.Sprint(first) {
+			t.Fatalf("run %d: alerts for %v, run 0 for %v", try, got, first)
+		}
+	}
+}

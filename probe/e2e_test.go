@@ -325,9 +325,12 @@ func TestProbeTimeoutBound(t *testing.T) {
 	// How long the process took is no test here (a busy machine starts it
 	// late); that it stopped its tests at the deadline is: the report says
 	// it hit the timeout, and it did not run a whole search (over 20 s a
-	// loaded machine would need for S2).
+	// loaded machine would need for S2). On a machine busy enough that
+	// the server's answers came late too, the finding says that
+	// (too_slow) beside the timeout.
 	doc, code, took := probeIn(t, n, 4, "--timeout", "600ms")
-	if code != 3 || doc.Verdict != "inconclusive" || !doc.hasFinding("inconclusive") || took > 20*time.Second {
+	cut := doc.hasFinding("inconclusive") || doc.hasFinding("too_slow") && doc.hasFinding("tests_skipped")
+	if code != 3 || doc.Verdict != "inconclusive" || !cut || took > 20*time.Second {
 		t.Errorf("--timeout 600ms: %s %d (exit %d) after %v, findings %+v", doc.Verdict, doc.PathMTU, code, took, doc.Findings)
 	}
 }

@@ -136,8 +136,14 @@ func TestPageInBrowser(t *testing.T) {
 			target := net.JoinHostPort(n.Server.Addr(c.family).String(), strconv.Itoa(servetest.TargetPort))
 			d, _ := runProbe(t, n, fmt.Sprintf("-%d", c.family), "--no-icmp", "--timeout", "60s", target)
 			pageMTU, _ := strconv.Atoi(mtu)
-			if d.Verdict != verdict || d.Direction != direction || d.PathMTU != pageMTU {
-				t.Errorf("probe says %s/%s/%d, the page %s/%s/%s", d.Verdict, d.Direction, d.PathMTU, verdict, direction, mtu)
+			switch {
+			case d.Verdict == "inconclusive" && d.busy():
+				// A computer too busy to decide says so (the hello
+				// variants' attempts failed at random beside their
+				// controls): no verdict, so none to disagree with.
+				t.Logf("probe too busy to decide: %+v", d.Findings)
+			case d.Verdict != verdict || d.Direction != direction || d.PathMTU != pageMTU:
+				t.Errorf("probe says %s/%s/%d, the page %s/%s/%s; findings %+v", d.Verdict, d.Direction, d.PathMTU, verdict, direction, mtu, d.Findings)
 			}
 		})
 	}

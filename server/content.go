@@ -132,6 +132,9 @@ func browserSawReset(br api.BrowserRung) bool {
 func mergeFeatures(a, b tlswire.HelloFeatures) tlswire.HelloFeatures {
 	a.Size, a.Read = max(a.Size, b.Size), max(a.Read, b.Read)
 	a.PQKeyShare = a.PQKeyShare.Merge(b.PQKeyShare)
+	if a.PQGroup == 0 {
+		a.PQGroup = b.PQGroup
+	}
 	a.PQOffered = a.PQOffered.Merge(b.PQOffered)
 	a.MLDSA = a.MLDSA.Merge(b.MLDSA)
 	a.SNI = a.SNI.Merge(b.SNI)
@@ -272,10 +275,14 @@ func (c *helloContent) carried() string {
 	f := c.features
 	var parts []string
 	switch {
-	case f.PQKeyShare == tlswire.Present:
+	case f.PQKeyShare == tlswire.Present && f.PQGroup == tlswire.GroupX25519MLKEM768:
 		parts = append(parts, "the post-quantum key share X25519MLKEM768 (0x11EC)")
+	case f.PQKeyShare == tlswire.Present && f.PQGroup != 0:
+		parts = append(parts, "the post-quantum key share of group "+f.PQGroup.String())
+	case f.PQKeyShare == tlswire.Present:
+		parts = append(parts, "a post-quantum key share")
 	case f.PQOffered == tlswire.Present:
-		parts = append(parts, "the post-quantum group X25519MLKEM768 (0x11EC), offered without its key share")
+		parts = append(parts, "a post-quantum group, offered without its key share")
 	case f.PQKeyShare == tlswire.Absent:
 		parts = append(parts, "no post-quantum key share")
 	default:

@@ -12,7 +12,7 @@ import (
 
 // chromeFeatures is what the server read of a Chromium 156 hello's first
 // segment: the post-quantum key share, the ML-DSA algorithms, SNI.
-var chromeFeatures = tlswire.HelloFeatures{Size: 1926, Read: 1203, PQKeyShare: tlswire.Present, PQOffered: tlswire.Present,
+var chromeFeatures = tlswire.HelloFeatures{Size: 1926, Read: 1203, PQKeyShare: tlswire.Present, PQGroup: tlswire.GroupX25519MLKEM768, PQOffered: tlswire.Present,
 	MLDSA: tlswire.Unknown, SNI: tlswire.Present, ServerName: "server.mtuscope.test"}
 
 // firstSegmentOnly is a rung connection on which the first full segment

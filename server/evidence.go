@@ -155,7 +155,7 @@ func joinRung(fam int, br api.BrowserRung, session string, plain bool, tlsConns,
 	if best != nil && t.Down != diagnose.Passed {
 		seg := size - hdr - best.Info.OptionBytes()
 		switch {
-		case best.HandshakeDone && best.FlightBytes > int64(seg):
+		case (best.HandshakeDone || flightAcked(*best)) && best.FlightBytes > int64(seg):
 			t.Down = diagnose.Passed
 		case t.Outcome == diagnose.StalledServerFlight && best.FlightBytes > int64(seg):
 			t.Down = diagnose.Failed

@@ -40,6 +40,12 @@ func (d probeDoc) echoOutcome() string {
 	return ""
 }
 
+// busy says the run's findings blame a busy computer or server for what
+// it could not decide (too_slow, or hello variants left undecided).
+func (d probeDoc) busy() bool {
+	return d.has("too_slow") || d.has("variants_undecided") || d.has("variants_inconclusive")
+}
+
 func (d probeDoc) has(code string) bool {
 	for _, f := range d.Findings {
 		if f.Code == code {

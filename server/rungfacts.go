@@ -52,6 +52,11 @@ func rungFacts(br api.BrowserRung, best *snapshot, plain bool) diagnose.Handshak
 		f.HelloLost, f.TimedOut = !best.HelloUnread, true
 	case !best.HandshakeDone:
 		f.HelloComplete, f.TimedOut = true, true
+		if best.Info.Valid && best.FlightBytes > 0 {
+			// The server's kernel knows how much of its flight the
+			// client acknowledged: all of it is no stall of the flight.
+			f.FlightSent, f.FlightArrived = int(best.FlightBytes), int(min(best.Info.BytesAcked, best.FlightBytes))
+		}
 	default:
 		f.HelloComplete, f.FlightComplete = true, true
 	}
@@ -73,8 +78,16 @@ func tlsClass(s snapshot) string {
 		return "reset"
 	case s.HelloHash == "":
 		return "hello_lost"
+	case !s.HandshakeDone && flightAcked(s):
+		return "flight_acked"
 	}
 	return "flight_lost"
+}
+
+// flightAcked says the client acknowledged the server's whole first
+// flight (TCP_INFO needed to know): it crossed the path.
+func flightAcked(s snapshot) bool {
+	return s.Info.Valid && s.FlightBytes > 0 && s.Info.BytesAcked >= s.FlightBytes
 }
 
 // fullSegmentArrived says a segment of seg bytes (the rung's largest)

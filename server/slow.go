@@ -31,7 +31,7 @@ func tooSlow(fam int, rungs []RungResult) string {
 		return ""
 	}
 	for _, s := range smallest.Server {
-		if s.Kind != kindRung || s.HelloHash == "" || !s.Info.Valid || s.FlightBytes <= 0 || s.Info.BytesAcked < s.FlightBytes {
+		if s.Kind != kindRung || s.HelloHash == "" || !flightAcked(s) {
 			continue
 		}
 		return fmt.Sprintf("The page gave up on the smallest size, %d bytes, after %d ms, although the server received its "+

@@ -56,9 +56,12 @@ type HelloFeatures struct {
 	// of its bytes were read.
 	Size int `json:"size"`
 	Read int `json:"read"`
-	// PQKeyShare: a key share for X25519MLKEM768 (0x11EC); PQOffered: the
-	// group listed in supported_groups.
+	// PQKeyShare: a key share for a post-quantum group (Group.PostQuantum:
+	// X25519MLKEM768, 0x11EC, in every browser that sends one), PQGroup
+	// the first such group; PQOffered: such a group listed in
+	// supported_groups.
 	PQKeyShare Presence `json:"pq_key_share"`
+	PQGroup    Group    `json:"pq_group,omitempty"`
 	PQOffered  Presence `json:"pq_offered"`
 	// MLDSA: signature_algorithms offers 0x0904, 0x0905 or 0x0906.
 	MLDSA Presence `json:"mldsa_sigalgs"`
@@ -68,141 +71,45 @@ type HelloFeatures struct {
 }
 
 // ReadHelloFeatures reads what msg, the first bytes of a ClientHello
-// handshake message (header included), shows: a feature is Present once
-// its bytes are read, Absent only when the extension that would carry it
-// arrived whole without it (or the whole message arrived without the
-// extension), Unknown otherwise. It never fails: input that is not a
-// ClientHello, or malformed, leaves everything from there on Unknown.
+// handshake message (header included), shows, as ScanClientHelloPrefix
+// reads it: a feature is Present once its bytes are read, Absent only
+// when the extension that would carry it arrived whole without it (or
+// the whole message arrived without the extension), Unknown otherwise. It
+// never fails: input that is not a ClientHello, or malformed, says only
+// what was read before the fault.
 func ReadHelloFeatures(msg []byte) HelloFeatures {
-	var f HelloFeatures
-	r := reader{msg}
-	var typ uint8
-	var n int
-	if !r.u8(&typ) || typ != TypeClientHello || !r.u24(&n) {
-		return f
+	var s HelloSummary
+	err := scanHello(msg, &s, true)
+	f := HelloFeatures{Size: s.Size, Read: min(len(msg), s.Size), ServerName: string(s.ServerName)}
+	// A scan that failed knows no absence; one that read every extension
+	// (Read set whole) knows the server name's too.
+	known := s.Read
+	if err != nil {
+		known = 0
 	}
-	f.Size = 4 + n
-	body := r.b[:min(len(r.b), n)]
-	f.Read = 4 + len(body)
-	whole := len(body) == n
-	b := reader{body}
-	var version uint16
-	var random, sid, suites, comp []byte
-	if !b.u16(&version) || !b.bytes(32, &random) || !b.vec8(&sid) || !b.vec16(&suites) || !b.vec8(&comp) {
-		return f
-	}
-	var extLen uint16
-	if !b.u16(&extLen) {
-		if whole && b.empty() {
-			f.PQKeyShare, f.PQOffered, f.MLDSA, f.SNI = Absent, Absent, Absent, Absent
-		}
-		return f
-	}
-	exts := b.b[:min(len(b.b), int(extLen))]
-	allExts := whole && len(exts) == int(extLen)
-	e := reader{exts}
-	seenKS, seenGroups, seenSig, seenSNI := false, false, false, false
-	for len(e.b) >= 4 {
-		var et, el uint16
-		e.u16(&et)
-		e.u16(&el)
-		data := e.b[:min(len(e.b), int(el))]
-		complete := len(data) == int(el)
-		e.b = e.b[len(data):]
-		switch et {
-		case ExtKeyShare:
-			seenKS = true
-			f.PQKeyShare = f.PQKeyShare.Merge(keyShareHas(data, complete, GroupX25519MLKEM768))
-		case ExtSupportedGroups:
-			seenGroups = true
-			f.PQOffered = f.PQOffered.Merge(listHas(data, complete, uint16(GroupX25519MLKEM768), uint16(GroupX25519MLKEM768)))
-		case ExtSignatureAlgorithms:
-			seenSig = true
-			f.MLDSA = f.MLDSA.Merge(listHas(data, complete, MLDSASigAlgs[0], MLDSASigAlgs[len(MLDSASigAlgs)-1]))
-		case ExtServerName:
-			seenSNI = true
-			f.SNI, f.ServerName = serverName(data)
-		}
-	}
-	if allExts {
-		for _, x := range []struct {
-			seen bool
-			p    *Presence
-		}{{seenKS, &f.PQKeyShare}, {seenGroups, &f.PQOffered}, {seenSig, &f.MLDSA}, {seenSNI, &f.SNI}} {
-			if !x.seen {
-				*x.p = Absent
-			}
+	all := known == readAll && !s.Partial
+	shares := s.NKeyShares <= len(s.KeyShareGroups) // all of them recorded
+	f.PQKeyShare = presence(s.PQShare(), known&ReadKeyShare != 0 && shares)
+	f.PQOffered = presence(s.PQGroup, known&ReadGroups != 0)
+	f.MLDSA = presence(s.MLDSA, known&ReadSigAlgs != 0)
+	f.SNI = presence(s.HasServerName, all)
+	for _, g := range s.Shares() {
+		if g.PostQuantum() {
+			f.PQGroup = g
+			break
 		}
 	}
 	return f
 }
 
-// keyShareHas reads a key_share extension's body (its first part when
-// not complete): the group of every entry whose header arrived.
-func keyShareHas(data []byte, complete bool, g Group) Presence {
-	d := reader{data}
-	var n uint16
-	if !d.u16(&n) {
-		return Unknown
-	}
-	l := reader{d.b[:min(len(d.b), int(n))]}
-	for len(l.b) >= 4 {
-		var grp, kl uint16
-		l.u16(&grp)
-		l.u16(&kl)
-		if Group(grp) == g {
-			return Present
-		}
-		if int(kl) > len(l.b) {
-			return Unknown // the rest of the list never arrived
-		}
-		l.b = l.b[kl:]
-	}
-	if complete && int(n) == len(d.b) && l.empty() {
+// presence is Present when seen, Absent when not seen where it would
+// have been, Unknown otherwise.
+func presence(seen, known bool) Presence {
+	switch {
+	case seen:
+		return Present
+	case known:
 		return Absent
 	}
 	return Unknown
-}
-
-// listHas reads a 2-byte-length list of 16-bit code points (its first
-// part when not complete) for one in [lo, hi].
-func listHas(data []byte, complete bool, lo, hi uint16) Presence {
-	d := reader{data}
-	var n uint16
-	if !d.u16(&n) {
-		return Unknown
-	}
-	l := reader{d.b[:min(len(d.b), int(n))]}
-	var c uint16
-	for l.u16(&c) {
-		if c >= lo && c <= hi {
-			return Present
-		}
-	}
-	if complete && int(n) == len(d.b) && l.empty() {
-		return Absent
-	}
-	return Unknown
-}
-
-// serverName reads a server_name extension's body: Present with the
-// name when a host name entry arrived whole.
-func serverName(data []byte) (Presence, string) {
-	d := reader{data}
-	var list []byte
-	if !d.vec16(&list) {
-		return Present, "" // the extension is there; its name never arrived
-	}
-	l := reader{list}
-	for !l.empty() {
-		var nt uint8
-		var name []byte
-		if !l.u8(&nt) || !l.vec16(&name) {
-			break
-		}
-		if nt == 0 {
-			return Present, string(name)
-		}
-	}
-	return Present, ""
 }

@@ -17,6 +17,9 @@ type HelloSummary struct {
 	// algorithm (IsMLDSA).
 	PQGroup bool
 	MLDSA   bool
+	// HasServerName says a server_name extension was seen (ServerName is
+	// nil when its name was not held).
+	HasServerName bool
 	// Partial says the bytes scanned ended before the message did
 	// (ScanClientHelloPrefix): only what they held was read.
 	Partial bool
@@ -75,8 +78,9 @@ func ScanClientHello(msg []byte, s *HelloSummary) error { return scanHello(msg, 
 // ScanClientHelloPrefix reads what it can of a ClientHello of which only
 // the first bytes are held (b, header included; the rest was lost or cut
 // off, as when a device dropped the hello's second segment): every
-// extension wholly in b, and the key-share entries whose group field is
-// in b. s.Partial is set when b ends before the message does; s.Read says
+// extension wholly in b, and of the one b cuts, its presence and the
+// entries held of a key_share (those whose group field is in b),
+// supported_groups or signature_algorithms list. s.Partial is set when b ends before the message does; s.Read says
 // which extensions' absence is known. It fails when the bytes held are
 // not a ClientHello's beginning (ErrShort when too few to tell).
 func ScanClientHelloPrefix(b []byte, s *HelloSummary) error { return scanHello(b, s, true) }
@@ -133,26 +137,24 @@ func scanHello(msg []byte, s *HelloSummary, prefix bool) error {
 	}
 	e := reader{exts}
 	for !e.empty() {
-		var et uint16
-		var ed []byte
-		if !e.u16(&et) {
-			break // a partial scan's bytes end in the header
-		}
-		if !e.vec16(&ed) {
+		var et, el uint16
+		if !e.u16(&et) || !e.u16(&el) {
 			if !s.Partial {
 				return fmt.Errorf("%w: extension header", ErrMalformed)
 			}
-			if et == ExtKeyShare && len(e.b) >= 2 {
-				// The extension's head (vec16 took its length: the
-				// list's length, then entries): the entries whose group
-				// is held.
-				return s.keyShares(e.b[2:], true)
+			break // a partial scan's bytes end in the header
+		}
+		if int(el) > len(e.b) {
+			if !s.Partial {
+				return fmt.Errorf("%w: extension header", ErrMalformed)
 			}
+			s.extensionHead(et, e.b)
 			break
 		}
-		if err := s.extension(et, ed); err != nil {
+		if err := s.extension(et, e.b[:el]); err != nil {
 			return err
 		}
+		e.b = e.b[el:]
 	}
 	if !s.Partial {
 		s.Read = readAll
@@ -165,6 +167,7 @@ func (s *HelloSummary) extension(et uint16, ed []byte) error {
 	d := reader{ed}
 	switch et {
 	case ExtServerName:
+		s.HasServerName = true
 		var list []byte
 		if !d.vec16(&list) {
 			return fmt.Errorf("%w: server_name extension", ErrMalformed)
@@ -194,25 +197,60 @@ func (s *HelloSummary) extension(et uint16, ed []byte) error {
 		if !d.vec16(&list) || len(list)%2 != 0 {
 			return fmt.Errorf("%w: supported_groups extension", ErrMalformed)
 		}
-		for i := 0; i+1 < len(list); i += 2 {
-			if Group(uint16(list[i])<<8 | uint16(list[i+1])).PostQuantum() {
-				s.PQGroup = true
-			}
-		}
+		s.groups(list)
 		s.Read |= ReadGroups
 	case ExtSignatureAlgorithms:
 		var list []byte
 		if !d.vec16(&list) || len(list)%2 != 0 {
 			return fmt.Errorf("%w: signature_algorithms extension", ErrMalformed)
 		}
-		for i := 0; i+1 < len(list); i += 2 {
-			if IsMLDSA(uint16(list[i])<<8 | uint16(list[i+1])) {
-				s.MLDSA = true
-			}
-		}
+		s.sigAlgs(list)
 		s.Read |= ReadSigAlgs
 	}
 	return nil
+}
+
+// extensionHead reads the first bytes held of an extension a partial
+// scan's bytes cut off: the entries held of the lists s records, and that
+// a server name was offered.
+func (s *HelloSummary) extensionHead(et uint16, held []byte) {
+	if et == ExtServerName {
+		s.HasServerName = true
+		return
+	}
+	if len(held) < 2 {
+		return
+	}
+	n := int(held[0])<<8 | int(held[1]) // the list's length
+	list := held[2:min(len(held), 2+n)]
+	switch et {
+	case ExtKeyShare:
+		_ = s.keyShares(list, true) // a cut list is no error
+	case ExtSupportedGroups:
+		s.groups(list)
+	case ExtSignatureAlgorithms:
+		s.sigAlgs(list)
+	}
+}
+
+// groups notes whether a supported_groups list (or its first entries)
+// offers a post-quantum group.
+func (s *HelloSummary) groups(list []byte) {
+	for i := 0; i+1 < len(list); i += 2 {
+		if Group(uint16(list[i])<<8 | uint16(list[i+1])).PostQuantum() {
+			s.PQGroup = true
+		}
+	}
+}
+
+// sigAlgs notes whether a signature_algorithms list (or its first
+// entries) offers an ML-DSA algorithm.
+func (s *HelloSummary) sigAlgs(list []byte) {
+	for i := 0; i+1 < len(list); i += 2 {
+		if IsMLDSA(uint16(list[i])<<8 | uint16(list[i+1])) {
+			s.MLDSA = true
+		}
+	}
 }
 
 // keyShares records the groups of a key_share list; cut says the list's

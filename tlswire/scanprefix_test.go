@@ -136,7 +136,8 @@ func FuzzScanClientHelloPrefix(f *testing.F) {
 		if err := ScanClientHelloPrefix(b[:cut], &part); err != nil || werr != nil {
 			return
 		}
-		if part.PQShare() && !whole.PQShare() || part.PQGroup && !whole.PQGroup || part.MLDSA && !whole.MLDSA {
+		if part.PQShare() && !whole.PQShare() || part.PQGroup && !whole.PQGroup || part.MLDSA && !whole.MLDSA ||
+			part.HasServerName && !whole.HasServerName {
 			t.Fatalf("cut at %d: %+v, whole %+v", cut, part, whole)
 		}
 		for _, bit := range []uint8{ReadKeyShare, ReadGroups, ReadSigAlgs} {
@@ -155,38 +156,40 @@ func FuzzScanClientHelloPrefix(f *testing.F) {
 
 func sameSummary(a, b *HelloSummary) bool {
 	return a.Size == b.Size && bytes.Equal(a.ServerName, b.ServerName) && a.KeyShareGroups == b.KeyShareGroups &&
-		a.NKeyShares == b.NKeyShares && a.PQGroup == b.PQGroup && a.MLDSA == b.MLDSA && a.Partial == b.Partial && a.Read == b.Read
+		a.NKeyShares == b.NKeyShares && a.PQGroup == b.PQGroup && a.MLDSA == b.MLDSA && a.Partial == b.Partial && a.Read == b.Read &&
+		a.HasServerName == b.HasServerName
 }
 
-// TestScanAgreesWithReadHelloFeatures: on every prefix of the built
-// hellos, the monitor's scan (ScanClientHelloPrefix) and the page's
-// reading (ReadHelloFeatures) never disagree about the post-quantum key
-// share, the post-quantum group and ML-DSA: what one sees present the
-// other does not read as absent, and what one knows absent the other does
-// not see (watch and serve tell the same story of a cut hello).
-func TestScanAgreesWithReadHelloFeatures(t *testing.T) {
-	for _, c := range featureHellos(t) {
-		for n := 0; n <= len(c.msg); n++ {
-			var s HelloSummary
-			if ScanClientHelloPrefix(c.msg[:n], &s) != nil {
-				continue
+// TestScanListHead: a hello cut inside its supported_groups or
+// signature_algorithms list shows the entries held, and no absence.
+func TestScanListHead(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		spec  HelloSpec
+		entry []byte
+		got   func(*HelloSummary) bool
+		bit   uint8
+	}{
+		{"supported_groups", HelloSpec{OfferOnly: []Group{GroupX25519MLKEM768}}, []byte{0x11, 0xec},
+			func(s *HelloSummary) bool { return s.PQGroup }, ReadGroups},
+		{"signature_algorithms", HelloSpec{MLDSA: true}, []byte{0x09, 0x04},
+			func(s *HelloSummary) bool { return s.MLDSA }, ReadSigAlgs},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			msg := buildMsg(t, c.spec)
+			i := bytes.Index(msg, c.entry)
+			if i < 0 {
+				t.Fatalf("no entry % x in the built hello", c.entry)
 			}
-			f := ReadHelloFeatures(c.msg[:n])
-			for _, x := range []struct {
-				name   string
-				has    bool
-				known  bool
-				theirs Presence
-			}{
-				{"pq key share", s.PQShare(), s.PQShare() || s.Read&ReadKeyShare != 0, f.PQKeyShare},
-				{"pq group", s.PQGroup, s.PQGroup || s.Read&ReadGroups != 0, f.PQOffered},
-				{"mldsa", s.MLDSA, s.MLDSA || s.Read&ReadSigAlgs != 0, f.MLDSA},
-			} {
-				if x.has && x.theirs == Absent || x.known && !x.has && x.theirs == Present {
-					t.Fatalf("%s, %d of %d bytes: %s scan has %v (known %v), ReadHelloFeatures %v", c.name, n, len(c.msg),
-						x.name, x.has, x.known, x.theirs)
+			for cut, want := range map[int]bool{i + 1: false, i + 2: true} {
+				var s HelloSummary
+				if err := ScanClientHelloPrefix(msg[:cut], &s); err != nil {
+					t.Fatalf("cut at %d: %v", cut, err)
+				}
+				if c.got(&s) != want || s.Read&c.bit != 0 {
+					t.Errorf("cut at %d: has %v (read %03b), want %v and not read whole", cut, c.got(&s), s.Read, want)
 				}
 			}
-		}
+		})
 	}
 }

@@ -65,10 +65,11 @@ connections older than the capture) are counted apart as unverified.
 Live (-i IFACE) needs CAP_NET_RAW; it serves metrics, health and the
 operator view on the admin listener (127.0.0.1:9091) and keeps per-network
 buckets and the alert history in SQLite in the data directory.
---read FILE... replays pcap or pcapng files (also gzipped), one after the
-other in the order given, through the same pipeline; it needs no
-privilege, prints the per-network summary and the alerts (--json: one
-JSON document, see docs/watch-json.md) and exits 1 when an alert fired.
+--read FILE (repeatable) replays pcap or pcapng files (also gzipped),
+one after the other in the order given, through the same pipeline; it
+needs no privilege, prints the per-network summary and the alerts
+(--json: one JSON document, see docs/watch-json.md) and exits 1 when an
+alert fired.
 
 A YAML config file (--config) sets these, the retention and the alerting
 thresholds (docs/watch.yaml lists every key); unknown keys are errors naming
@@ -81,7 +82,7 @@ query strings of the alert URLs redacted) and exits.`,
 	f := cmd.Flags()
 	f.StringVar(&a.config, "config", "", "YAML config file (strict: unknown keys are errors)")
 	f.BoolVar(&a.checkConfig, "check-config", false, "check the configuration, print it as YAML (URL secrets redacted) and exit")
-	f.StringSliceVar(&a.read, "read", nil, "replay these capture files instead of capturing live (repeatable)")
+	f.StringArrayVar(&a.read, "read", nil, "replay this capture file instead of capturing live (repeatable, in order)")
 	f.BoolVar(&a.json, "json", false, "with --read: print one JSON document instead of the summary")
 	a.settings = bindSettings(f, watch.Defaults(), watchSettings)
 	return cmd

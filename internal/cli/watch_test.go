@@ -42,6 +42,7 @@ func TestWatchUsage(t *testing.T) {
 		{"json live", []string{"watch", "-i", "lo", "--json"}, "--json goes with --read"},
 		{"two writers on stdout", []string{"watch", "--read", "x.pcap", "--json", "--handshake-log", "-"}, "standard output"},
 		{"missing file", []string{"watch", "--read", filepath.Join(dir, "none.pcap"), "--admin", "", "--asn-db", filepath.Join(dir, "asn.db")}, "none.pcap"},
+		{"missing file, a comma in its name", []string{"watch", "--read", filepath.Join(dir, "a,b.pcap"), "--admin", "", "--asn-db", filepath.Join(dir, "asn.db")}, "a,b.pcap"},
 		{"bad port", []string{"watch", "--read", "x.pcap", "--port", "0"}, "ports: 0"},
 		{"bad url", []string{"watch", "--read", "x.pcap", "--alertmanager", "am:9093"}, "alertmanager"},
 	} {
