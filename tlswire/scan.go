@@ -80,9 +80,10 @@ func ScanClientHello(msg []byte, s *HelloSummary) error { return scanHello(msg, 
 // off, as when a device dropped the hello's second segment): every
 // extension wholly in b, and of the one b cuts, its presence and the
 // entries held of a key_share (those whose group field is in b),
-// supported_groups or signature_algorithms list. s.Partial is set when b ends before the message does; s.Read says
-// which extensions' absence is known. It fails when the bytes held are
-// not a ClientHello's beginning (ErrShort when too few to tell).
+// supported_groups or signature_algorithms list. s.Partial is set when b
+// ends before the message does; s.Read says which extensions' absence is
+// known. It fails when the bytes held are not a ClientHello's beginning
+// (ErrShort when too few to tell).
 func ScanClientHelloPrefix(b []byte, s *HelloSummary) error { return scanHello(b, s, true) }
 
 func scanHello(msg []byte, s *HelloSummary, prefix bool) error {
