@@ -48,18 +48,14 @@ func (d probeDoc) hasFinding(code string) bool {
 	return false
 }
 
-// probeSlots bounds the probe runs in flight across the parallel tests: each
-// runs up to 40 handshakes at once against an RSA-4096 nginx, and a dozen of
-// them together would only measure how busy two cores can get.
-var probeSlots = make(chan struct{}, 4)
-
 // probeIn runs the real binary in the net's client namespace against the
 // server's address of the family and returns its JSON document, exit code
 // and wall time.
 func probeIn(t testing.TB, n *testnet.Net, family int, extra ...string) (probeDoc, int, time.Duration) {
 	t.Helper()
-	probeSlots <- struct{}{}
-	defer func() { <-probeSlots }()
+	// Each run sends up to 40 handshakes at once to an RSA-4096 nginx: a
+	// dozen together would only measure how busy two cores can get.
+	testnet.Heavy(t, 1)
 	bin := testnet.Mtuscope(t)
 	ng := n.Server.Addr(family)
 	args := append([]string{"probe", "--json", "--sni", testnet.ServerName}, extra...)
@@ -247,6 +243,7 @@ func TestProbeUnprivileged(t *testing.T) {
 	n := testnet.New(t, testnet.Preset("S2"))
 	n.StartNginx(t)
 	bin := testnet.Mtuscope(t)
+	testnet.Heavy(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	res := n.Client.Run(ctx, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin,

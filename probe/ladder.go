@@ -37,6 +37,16 @@ func (l *ladder) clone() *ladder {
 	return &c
 }
 
+// narrow halves the rungs of the fine rounds that follow (down to
+// minFine), after a round in which the server or this host was too busy
+// to answer in time: fewer handshakes at once load it less, and spend
+// less of the run's connection budget on attempts that prove nothing.
+func (l *ladder) narrow() { l.fine = max(l.fine/2, minFine) }
+
+// minFine is the fewest rungs narrow leaves a fine round: the bracket
+// still shrinks fourfold a round.
+const minFine = 4
+
 // record notes one result at v.
 func (l *ladder) record(v int, ok bool) {
 	if ok {

@@ -124,3 +124,31 @@ func TestLadderSpeculation(t *testing.T) {
 		t.Errorf("after the speculative round: done %v, max pass %d", c.done(), c.maxPass())
 	}
 }
+
+// TestLadderNarrow: a ladder narrowed after busy rounds asks for at most
+// minFine rungs (and the confirmation of the one above the largest pass)
+// a round, and still finds the limit to the byte within the 8 rounds a
+// run allows.
+func TestLadderNarrow(t *testing.T) {
+	for _, limit := range []int{1460, 1360, 1361, 1000, 536} {
+		l := newLadder(536, 1460, testPlateaus, 12, 20)
+		for _, v := range l.next() {
+			l.record(v, v <= limit)
+		}
+		for range 3 {
+			l.narrow()
+		}
+		most := 0
+		for !l.done() && l.rounds < 20 {
+			vs := l.next()
+			most = max(most, len(vs))
+			for _, v := range vs {
+				l.record(v, v <= limit)
+			}
+		}
+		if l.maxPass() != limit || most > minFine+2 || l.rounds > 8 {
+			t.Errorf("limit %d: found %d in %d rounds, at most %d rungs a round; want the limit in 8 rounds and at most %d rungs",
+				limit, l.maxPass(), l.rounds, most, minFine+2)
+		}
+	}
+}

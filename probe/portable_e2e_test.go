@@ -22,8 +22,7 @@ import (
 // names; or the unclamped probe target) with extra flags.
 func probeServe(t *testing.T, n *testnet.Net, family, port int, extra ...string) probeDoc {
 	t.Helper()
-	probeSlots <- struct{}{}
-	defer func() { <-probeSlots }()
+	testnet.Heavy(t, 1)
 	args := append([]string{"probe", "--json", "--timeout", "60s"}, extra...)
 	args = append(args, fmt.Sprintf("-%d", family), net.JoinHostPort(n.Server.Addr(family).String(), strconv.Itoa(port)))
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

@@ -103,6 +103,11 @@ func (r *runner) ladders(ctx context.Context, floor, hi int, small tlswire.Hello
 			// shows it). The wait doubles.
 			r.hsTimeout = min(2*r.hsTimeout, maxHandshakeTimeout)
 		}
+		if contra || slow || anySilent(results) {
+			// And the rounds that follow send fewer handshakes at once.
+			down.narrow()
+			up.narrow()
+		}
 		for _, h := range results {
 			// What proves nothing is tried again, with the longer timeout:
 			// a silent server's attempt, every failure of a contradicted

@@ -46,6 +46,7 @@ func TestPageInBrowser(t *testing.T) {
 			sc := testnet.Preset(c.scenario)
 			n := testnet.New(t, sc)
 			srv := servetest.Start(t, n)
+			testnet.Heavy(t, 1) // the browser, then a probe run
 			b := n.Client.StartChromium(t, "--ignore-certificate-errors")
 			ctx, cancel := b.NewContext(context.Background())
 			defer cancel()

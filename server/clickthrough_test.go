@@ -22,6 +22,7 @@ func TestClickThroughInBrowser(t *testing.T) {
 	t.Parallel()
 	n := testnet.New(t, testnet.Preset("S1"))
 	startDefaultServe(t, n)
+	testnet.Heavy(t, 1)
 	ctx, tctx := newTab(t, n.Server.StartChromium(t))
 	chromedp.Do(tctx, chromedp.Navigate("https://localhost:8443/"))
 	err := chromedp.Do(tctx, chromedp.Click(chromedp.ID("details-button")), chromedp.Click(chromedp.ID("proceed-link")))

@@ -34,6 +34,7 @@ func TestFirstRunInBrowser(t *testing.T) {
 	if !strings.Contains(p.Stdout.String(), "probe target: localhost:8444 ") {
 		t.Errorf("serve does not print its probe target: %q", p.Stdout.String())
 	}
+	testnet.Heavy(t, 1)
 	ctx, tctx := newTab(t, n.Server.StartChromium(t))
 	err := chromedp.Do(tctx, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.ID("verdict-code")),
 		chromedp.WaitReady(chromedp.ID("report-text")))
@@ -146,6 +147,7 @@ func TestUntrustedCertificateInBrowser(t *testing.T) {
 	t.Parallel()
 	n := testnet.New(t, testnet.Preset("S1"))
 	srv := servetest.Start(t, n)
+	testnet.Heavy(t, 1)
 	ctx, tctx := newTab(t, n.Client.StartChromium(t)) // no certificate flag
 	url := srv.HTTPURL(4, server.PagePath)
 	var status string

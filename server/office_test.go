@@ -80,6 +80,7 @@ func TestOfficeInBrowser(t *testing.T) {
 	}
 	n := testnet.New(t, testnet.Office(faults...))
 	srv := servetest.Start(t, n)
+	testnet.Heavy(t, len(n.Clients))
 	var browsers []*testnet.Browser
 	for _, c := range n.Clients {
 		browsers = append(browsers, c.StartChromium(t, "--ignore-certificate-errors"))
@@ -174,6 +175,7 @@ func TestOfficeDualStackInBrowser(t *testing.T) {
 	}
 	n := testnet.New(t, testnet.Office(faults...))
 	srv := servetest.Start(t, n, "--hostname-v4", n.Server.V4.String(), "--hostname-v6", n.Server.V6.String())
+	testnet.Heavy(t, len(n.Clients))
 	var browsers []*testnet.Browser
 	for _, c := range n.Clients {
 		// Chromium puts 2001:db8::/32 (documentation) in the "local"

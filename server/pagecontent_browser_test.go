@@ -104,6 +104,7 @@ func TestPageContentInBrowser(t *testing.T) {
 // the report's JSON among the artifacts, and fails the test where a rung
 // shows a size lost that no size explains.
 func pageBehindDevice(t *testing.T, n *testnet.Net, srv *servetest.Serve, scenario string, fam int) (diagnose.Diagnosis, string, string) {
+	testnet.Heavy(t, 1)
 	b := n.Client.StartChromium(t, "--ignore-certificate-errors")
 	ctx, cancel := b.NewContext(context.Background())
 	defer cancel()

@@ -57,6 +57,7 @@ func (d probeDoc) has(code string) bool {
 
 func runProbe(t *testing.T, n *testnet.Net, args ...string) (probeDoc, string) {
 	t.Helper()
+	testnet.Heavy(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	res := n.Client.Run(ctx, testnet.Mtuscope(t), append([]string{"probe", "--json", "--log-level", "debug"}, args...)...)

@@ -313,6 +313,7 @@ func TestTestbedFeaturesMLDSA(t *testing.T) {
 	var wg sync.WaitGroup
 	defer func() { stop(); wg.Wait() }()
 	var counts [3][2]tally
+	testnet.Heavy(t, len(n.Clients)) // a browser on each
 	for i, c := range n.Clients {
 		for k, pq := range []bool{false, true} {
 			goHellos(ctx, n, c, ng, pq, &counts[i][k], &wg)

@@ -169,6 +169,7 @@ func TestTestbedCustomers(t *testing.T) {
 	defer w.Stop()
 	snapshot := watchSnapshots(t, inNS, w)
 
+	testnet.Heavy(t, 1) // the S2 network's browser
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	tlstraffic.Run(ctx, n, ng, &wg)

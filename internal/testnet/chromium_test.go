@@ -24,6 +24,7 @@ func TestChromium(t *testing.T) {
 				[]byte("<!doctype html><title>t</title><p id=x>loaded from the server</p>"), 0o644); err != nil {
 				t.Fatal(err)
 			}
+			Heavy(t, 1)
 			b := n.Client.StartChromium(t, "--ignore-certificate-errors")
 			ctx, cancel := b.NewContext(context.Background())
 			defer cancel()

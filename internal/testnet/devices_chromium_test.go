@@ -41,6 +41,7 @@ func TestContentScenariosChromium(t *testing.T) {
 			n := New(t, Preset(c.name))
 			ng := n.StartNginx(t)
 			mb := n.Middleboxes[0]
+			Heavy(t, 1)
 			b := n.Client.StartChromium(t, "--ignore-certificate-errors")
 			ctx, cancel := b.NewContext(context.Background())
 			defer cancel()
