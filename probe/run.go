@@ -393,24 +393,44 @@ func (r *runner) ladderBounds(localMTU int) (floor, hi int) {
 }
 
 // baseline runs the handshake at the floor MSS (again once when its hello
-// or its connect failed) and sets the handshake timeout from it.
+// or its connect failed) and sets the handshake timeout from it. When
+// nothing at all came back from the server in time, not even to the
+// smallest packets, the server (or this host) may merely be busy: that
+// attempt proves nothing and runs again, twice at most, each time with
+// twice the wait, before the silence counts.
 func (r *runner) baseline(ctx context.Context, rep *Report, floor int, small tlswire.HelloSpec) Handshake {
-	base := r.keep(r.handshake(ctx, KindBaseline, floor, small))
-	if base.Outcome != diagnose.Completed && (base.Outcome == diagnose.StalledClientHello || base.Outcome == diagnose.ConnectFailed) {
-		base = r.keep(r.handshake(ctx, KindBaseline, floor, small))
+	base := r.handshake(ctx, KindBaseline, floor, small)
+	if base.Outcome == diagnose.StalledClientHello || base.Outcome == diagnose.ConnectFailed {
+		r.keep(base)
+		base = r.handshake(ctx, KindBaseline, floor, small)
 	}
+	for tries := 0; tries < 2 && ctx.Err() == nil && nothingBack(base); tries++ {
+		base.Retried = true
+		r.keep(base)
+		r.hsTimeout = min(2*r.hsTimeout, maxHandshakeTimeout)
+		base = r.handshake(ctx, KindBaseline, floor, small)
+	}
+	base = r.keep(base)
 	// The RTT is the smallest connect time seen (a connect that needed a
 	// SYN retransmission overstates it); the handshake timeout leaves room
 	// for a slow server too.
 	if base.Connect > 0 && base.Connect < rep.RTT {
 		rep.RTT = base.Connect
 	}
-	r.hsTimeout = max(800*time.Millisecond, 600*time.Millisecond+4*rep.RTT)
+	r.hsTimeout = max(r.hsTimeout, 800*time.Millisecond, 600*time.Millisecond+4*rep.RTT) // as retries left it
 	if base.Outcome == diagnose.Completed {
 		r.hsTimeout = max(r.hsTimeout, r.hsTimeout/2+3*(base.Duration-base.Connect))
 	}
 	rep.HandshakeTimeout = r.hsTimeout
 	return base
+}
+
+// nothingBack says an attempt's hello arrived (the server acknowledged it)
+// but nothing of the server's answer came back in time, in order or
+// beyond a gap: a silent server, not a packet size.
+func nothingBack(h Handshake) bool {
+	return h.Outcome == diagnose.StalledServerFlight && h.FlightBytes == 0 && h.OOOPackets == 0 ||
+		h.Outcome == diagnose.Timeout && h.Detail != "run timeout"
 }
 
 // sizeTests runs the ladders and the sweep, with the ICMP echo tests

@@ -98,3 +98,63 @@ func TestRunDialFails(t *testing.T) {
 		t.Errorf("verdict %s, want tcp_unreachable", d.Verdict)
 	}
 }
+
+// busyListener's connections read nothing before until: a server too busy
+// to answer anyone at first.
+type busyListener struct {
+	net.Listener
+	until time.Time
+}
+
+func (l busyListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	return busyConn{c, l.until}, err
+}
+
+type busyConn struct {
+	net.Conn
+	until time.Time
+}
+
+func (c busyConn) Read(b []byte) (int, error) {
+	time.Sleep(time.Until(c.until))
+	return c.Conn.Read(b)
+}
+
+// TestBusyAtFirst: a server too busy to answer anything for its first
+// 1.5 s is no server that fails TLS. The baseline (800 ms) gets nothing
+// back, not even to the smallest packets; it runs again with twice the
+// wait, the server answers, and the run ends ok. The silent attempt is
+// kept, marked retried, out of the evidence.
+func TestBusyAtFirst(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte(strings.Repeat("x", 20000)))
+	}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.Listener = busyListener{srv.Listener, time.Now().Add(1500 * time.Millisecond)}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	tg, err := ParseTarget(srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(context.Background(), Config{Target: tg, Timeout: 30 * time.Second, SkipICMP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := diagnose.Diagnose(rep.Evidence)
+	retried := 0
+	for _, h := range rep.Handshakes {
+		if h.Kind == KindBaseline && h.Retried {
+			retried++
+		}
+	}
+	if d.Verdict != diagnose.VerdictOK || retried == 0 {
+		for _, h := range rep.Handshakes {
+			if h.Kind == KindBaseline {
+				t.Logf("baseline: %s retried %v, %s", h.Outcome, h.Retried, h.Detail)
+			}
+		}
+		t.Errorf("verdict %s (%+v), %d baselines retried; want ok after a retried baseline", d.Verdict, d.Findings, retried)
+	}
+}
