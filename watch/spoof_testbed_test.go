@@ -60,16 +60,7 @@ func TestTestbedSpoofedHellos(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return b
 	}
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		resp, err := inNS.Get("http://127.0.0.1:19091/healthz")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("watch admin: %v\n%s", err, w.Stderr)
-		}
-	}
+	waitWatchAdmin(t, inNS, w)
 
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

@@ -374,7 +374,9 @@ func metric(t testing.TB, c *http.Client, name string) string {
 // watchSnapshots waits for the admin listener of w (on 127.0.0.1:19091 in
 // the server's namespace, reached through inNS) and returns a function
 // that reads its networks' snapshot.
-func watchSnapshots(t *testing.T, inNS *http.Client, w *testnet.Proc) func() monitor.Snapshot {
+// waitWatchAdmin waits, 20 s at most, until watch's admin listener (in
+// the server's namespace, reached through inNS) answers.
+func waitWatchAdmin(t *testing.T, inNS *http.Client, w *testnet.Proc) {
 	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		resp, err := inNS.Get("http://127.0.0.1:19091/healthz")
@@ -386,6 +388,11 @@ func watchSnapshots(t *testing.T, inNS *http.Client, w *testnet.Proc) func() mon
 			t.Fatalf("watch admin: %v\n%s", err, w.Stderr)
 		}
 	}
+}
+
+func watchSnapshots(t *testing.T, inNS *http.Client, w *testnet.Proc) func() monitor.Snapshot {
+	t.Helper()
+	waitWatchAdmin(t, inNS, w)
 	return func() monitor.Snapshot {
 		t.Helper()
 		resp, err := inNS.Get("http://127.0.0.1:19091/api/networks")
