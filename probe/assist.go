@@ -39,7 +39,8 @@ type UDPEchoResult struct {
 	Echoed  bool // its answer arrived here
 }
 
-// EchoTest sizes: a small control that must come back for the others to
+// Echo sizes (IP bytes), for the ICMP echo tests and the server-assisted
+// ones: a small control that must come back for the others to
 // mean anything, and a datagram that has to be fragmented both ways.
 const (
 	echoControlSize = 128

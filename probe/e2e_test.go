@@ -202,6 +202,61 @@ func TestProbeLossyNoFalseAlarm(t *testing.T) {
 	t.Logf("20 runs: %s", durations(took))
 }
 
+// TestProbeFragmentEchoLostOnce: on a clean path whose router drops the
+// fragmented ICMP echoes of the first pair only (as random loss or a busy
+// moment would), probe must not say fragments are dropped: the pair is sent
+// again, beside a small echo, and that one is answered.
+func TestProbeFragmentEchoLostOnce(t *testing.T) {
+	testnet.Require(t)
+	t.Parallel()
+	n := testnet.New(t, testnet.Preset("S1"))
+	n.StartNginx(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Each 2000-byte echo request leaves a 520-byte tail fragment: the
+	// quota drops the first two tails going upstream and no more.
+	for _, cmd := range [][]string{
+		{"add", "table", "inet", "lossonce"},
+		{"add", "chain", "inet", "lossonce", "hold", "{ type filter hook forward priority 0; }"},
+		{"add", "rule", "inet", "lossonce", "hold", "iifname", "lan", "ip", "protocol", "icmp", "ip", "frag-off", "&", "0x1fff", "!=", "0",
+			"quota", "until", "1100", "bytes", "counter", "drop"},
+	} {
+		if res := n.R1[0].Run(ctx, "nft", cmd...); res.Err != nil {
+			t.Fatalf("nft %v: %s", cmd, res)
+		}
+	}
+	doc, code, _ := probeIn(t, n, 4)
+	if doc.Verdict != "ok" || code != 0 || doc.hasFinding("fragments_dropped") {
+		t.Errorf("%s %d (exit %d): %+v", doc.Verdict, doc.PathMTU, code, doc.Findings)
+	}
+	// The first pair is in the report, marked retried, and the second
+	// pair came back.
+	var retried, replied int
+	for _, raw := range doc.Tests {
+		var tt struct {
+			Name    string         `json:"name"`
+			Params  map[string]any `json:"params"`
+			Outcome string         `json:"outcome"`
+			Result  map[string]any `json:"result"`
+		}
+		if json.Unmarshal(raw, &tt) != nil || tt.Name != "icmp_echo" || tt.Params["size"] != 2000.0 {
+			continue
+		}
+		if tt.Result["retried"] == true && tt.Outcome == "none" {
+			retried++
+		}
+		if tt.Outcome == "echo_reply" && tt.Result["retried"] == nil {
+			replied++
+		}
+	}
+	if retried != 1 || replied != 1 {
+		t.Errorf("fragmented echoes: %d retried (want 1), %d answered (want 1)", retried, replied)
+	}
+	if res := n.R1[0].Run(ctx, "nft", "list", "table", "inet", "lossonce"); !strings.Contains(string(res.Stdout), "packets 2 ") {
+		t.Errorf("the rule did not drop exactly the first pair's two tails:\n%s", res.Stdout)
+	}
+}
+
 // TestProbePMTUDWorksRepeated: in S3 (a 1400-byte link, ICMP allowed)
 // twenty consecutive runs, alternating IPv4 and IPv6, must all say
 // pmtu_reduced at exactly 1400 with nothing to blame: the speculative

@@ -87,16 +87,12 @@ func (e *echoer) round(ctx context.Context, sizes []int, timeout time.Duration) 
 	for _, s := range sizes {
 		unique[s] = true
 	}
-	for len(got) < len(unique) && time.Now().Before(end) && ctx.Err() == nil {
-		wait := min(time.Until(end), 50*time.Millisecond)
-		pfd := []unix.PollFd{{Fd: int32(e.fd), Events: unix.POLLIN}}
-		if _, err := unix.Poll(pfd, int(max(wait.Milliseconds(), 1))); err != nil && !errors.Is(err, unix.EINTR) {
-			return got, sent, err
-		}
+	// drain reads every reply queued on the socket, without waiting.
+	drain := func() {
 		for {
 			n, _, err := unix.Recvfrom(e.fd, buf, 0)
 			if err != nil {
-				break
+				return
 			}
 			// A raw IPv4 socket reads the IP header too, a raw ICMPv6
 			// socket only the message.
@@ -113,5 +109,16 @@ func (e *echoer) round(ctx context.Context, sizes []int, timeout time.Duration) 
 			}
 		}
 	}
+	for len(got) < len(unique) && time.Now().Before(end) && ctx.Err() == nil {
+		wait := min(time.Until(end), 50*time.Millisecond)
+		pfd := []unix.PollFd{{Fd: int32(e.fd), Events: unix.POLLIN}}
+		if _, err := unix.Poll(pfd, int(max(wait.Milliseconds(), 1))); err != nil && !errors.Is(err, unix.EINTR) {
+			return got, sent, err
+		}
+		drain()
+	}
+	// A reply the kernel queued while this process was not running (a busy
+	// computer) arrived all the same: it counts.
+	drain()
 	return got, sent, nil
 }

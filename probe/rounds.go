@@ -539,6 +539,9 @@ func (r *runner) fillEvidence(rep *Report) {
 		}
 	}
 	for _, e := range rep.Echo {
+		if e.Retried {
+			continue
+		}
 		if e.DF && !e.Replied && e.Size > maxOK && (minBad == 0 || e.Size < minBad) {
 			minBad = e.Size
 		}

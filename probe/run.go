@@ -67,10 +67,14 @@ type UDPTest struct {
 
 // EchoTest is one ICMP echo request and whether its reply came.
 type EchoTest struct {
-	Size     int           `json:"size"`
-	DF       bool          `json:"df"`
-	Replied  bool          `json:"replied"`
-	Round    int           `json:"round"`
+	Size    int  `json:"size"`
+	DF      bool `json:"df"`
+	Replied bool `json:"replied"`
+	Round   int  `json:"round"`
+	// Retried marks an echo that proved nothing (a silent fragmented pair
+	// sent again, or a confirmation whose small echo was lost too): it is
+	// out of the evidence.
+	Retried  bool          `json:"retried,omitempty"`
 	Duration time.Duration `json:"-"`
 }
 

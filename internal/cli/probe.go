@@ -350,8 +350,12 @@ func probeDocument(rep *probe.Report, d diagnose.Diagnosis) probeDoc {
 		if e.Replied {
 			out = diagnose.AnswerEchoReply
 		}
+		var res map[string]any
+		if e.Retried {
+			res = map[string]any{"retried": true}
+		}
 		doc.Tests = append(doc.Tests, testDoc{Name: string(diagnose.MethodICMPEcho), Params: map[string]any{"size": e.Size, "df": e.DF, "round": e.Round},
-			Outcome: string(out), DurationMS: ms(e.Duration)})
+			Outcome: string(out), DurationMS: ms(e.Duration), Result: res})
 	}
 	return doc
 }
