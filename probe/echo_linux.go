@@ -66,7 +66,7 @@ func (r *runner) echoTests(ctx context.Context, localMTU int) ([]EchoTest, strin
 
 // fragEcho sends two copies of a 2000-byte echo that has to be fragmented
 // both ways. Two lost copies are not yet a loss of fragments: 1% random
-// loss takes both about once in 700 runs (each copy is four packets), and a
+// loss takes both about once in 650 runs (each copy is four packets), and a
 // busy computer can miss a reply. So a silent pair is sent once more with a
 // small echo beside it and twice the wait: only a pair silent again while
 // the small echo came back counts as failed. A pair that proved nothing is
