@@ -371,11 +371,8 @@ func metric(t testing.TB, c *http.Client, name string) string {
 	return "?"
 }
 
-// watchSnapshots waits for the admin listener of w (on 127.0.0.1:19091 in
-// the server's namespace, reached through inNS) and returns a function
-// that reads its networks' snapshot.
-// waitWatchAdmin waits, 20 s at most, until watch's admin listener (in
-// the server's namespace, reached through inNS) answers.
+// waitWatchAdmin waits, 20 s at most, until watch's admin listener (on
+// 127.0.0.1:19091 in the server's namespace, reached through inNS) answers.
 func waitWatchAdmin(t *testing.T, inNS *http.Client, w *testnet.Proc) {
 	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
@@ -390,6 +387,8 @@ func waitWatchAdmin(t *testing.T, inNS *http.Client, w *testnet.Proc) {
 	}
 }
 
+// watchSnapshots waits for the admin listener of w and returns a function
+// that reads its networks' snapshot.
 func watchSnapshots(t *testing.T, inNS *http.Client, w *testnet.Proc) func() monitor.Snapshot {
 	t.Helper()
 	waitWatchAdmin(t, inNS, w)
