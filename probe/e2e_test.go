@@ -260,6 +260,33 @@ func TestProbeFragmentEchoLostOnce(t *testing.T) {
 	}
 }
 
+// TestProbeEchoFiltered: where a firewall drops every echo request (many
+// do), the fragmented echo's silence proves nothing about fragments: its
+// small control is lost too. The test is left out, with a line saying why.
+func TestProbeEchoFiltered(t *testing.T) {
+	testnet.Require(t)
+	t.Parallel()
+	n := testnet.New(t, testnet.Preset("S1"))
+	n.StartNginx(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if res := n.R1[0].Run(ctx, "nft", "add table inet noping; add chain inet noping hold { type filter hook forward priority 0; }; "+
+		"add rule inet noping hold icmp type echo-request drop"); res.Err != nil {
+		t.Fatalf("nft: %s", res)
+	}
+	doc, code, _ := probeIn(t, n, 4)
+	if doc.Verdict != "ok" || code != 0 || doc.hasFinding("fragments_dropped") {
+		t.Errorf("%s %d (exit %d): %+v", doc.Verdict, doc.PathMTU, code, doc.Findings)
+	}
+	skipped := false
+	for _, f := range doc.Findings {
+		skipped = skipped || f.Code == "tests_skipped" && strings.Contains(f.Detail, "fragmented ICMP echo test")
+	}
+	if !skipped {
+		t.Errorf("no tests_skipped finding for the fragmented echo: %+v", doc.Findings)
+	}
+}
+
 // TestProbePMTUDWorksRepeated: in S3 (a 1400-byte link, ICMP allowed)
 // twenty consecutive runs, alternating IPv4 and IPv6, must all say
 // pmtu_reduced at exactly 1400 with nothing to blame: the speculative
