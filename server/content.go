@@ -41,6 +41,8 @@ type helloContent struct {
 	other                       int   // rungs that failed some other way
 	full                        []int // sizes at which a full-size packet of the hello arrived
 	tested                      []int // sizes the page tested
+	downPass                    int   // the largest size the server's packets were seen to reach the client at
+	downLost, downUnmeasured    []int // tested sizes whose server packets were lost, or said nothing
 	helloBytes, segments        int   // the largest hello, and the segments it needed at the largest rung
 	resetMs                     int64 // the latest reset after the connection opened
 	browserMs                   int   // the longest the browser's failed request took, at the reset sizes
@@ -61,6 +63,14 @@ func readHelloContent(fam int, rungs []RungResult) *helloContent {
 		}
 		if r.Browser.Hello != api.StepSkipped {
 			c.tested = append(c.tested, r.Test.UpSize)
+			switch r.Test.Down {
+			case diagnose.Passed:
+				c.downPass = max(c.downPass, r.Test.DownSize)
+			case diagnose.Failed:
+				c.downLost = append(c.downLost, r.Test.DownSize)
+			default:
+				c.downUnmeasured = append(c.downUnmeasured, r.Test.DownSize)
+			}
 		}
 		if !r.hasBest || r.Uncertain != "" {
 			continue // the join kept no connection of the page's as the rung's
@@ -104,6 +114,7 @@ func readHelloContent(fam int, rungs []RungResult) *helloContent {
 	if c.said() == 0 && len(c.nothing) == 0 {
 		return nil
 	}
+	c.downUnmeasured = slices.DeleteFunc(c.downUnmeasured, func(size int) bool { return size <= c.downPass })
 	return c
 }
 
@@ -171,7 +182,7 @@ func (c *helloContent) apply(d *diagnose.Diagnosis) {
 			"its size%s. Your browser's hello carried %s. %s",
 			c.atSizes(c.reset), c.browserMs, c.notSize(c.reset), carried, decide) + c.sizeLimit()}
 		causes = c.candidates(false)
-		d.PathMTU = c.crossed(d)
+		c.setPathMTU(d)
 		if d.Verdict == diagnose.VerdictInconclusive || d.Verdict == diagnose.VerdictTLSFailed {
 			d.Verdict, d.Direction = diagnose.VerdictTLSFailed, diagnose.Upstream
 		}
@@ -182,7 +193,7 @@ func (c *helloContent) apply(d *diagnose.Diagnosis) {
 			"segments (it does not reassemble them) or drops it for what it carries. Your browser's hello carried %s. %s",
 			c.atSizes(c.stalled), c.notSize(c.stalled), carried, decide) + c.sizeLimit()}
 		causes = c.candidates(true)
-		d.PathMTU = c.crossed(d)
+		c.setPathMTU(d)
 		d.Direction = diagnose.Upstream
 	case c.said() == 0 && len(c.nothing) >= 2:
 		f = diagnose.Finding{Code: CodeHelloNeverArrived, Detail: fmt.Sprintf("No part of the ClientHello reached the server, %s, "+
@@ -233,14 +244,27 @@ func (c *helloContent) atSizes(sizes []int) string {
 		"or the server could not tell which connections were yours)", sizeRange(sizes), rest)
 }
 
-// crossed is the path MTU the rungs show when their hellos failed for
-// what they carry: the largest packet that crossed both ways (0 where a
-// direction saw none).
-func (c *helloContent) crossed(d *diagnose.Diagnosis) int {
+// setPathMTU sets the path MTU the rungs show when their hellos failed
+// for what they carry: the largest packet of the hello that crossed,
+// unless a direction lost packets that large. Sizes at which the server's
+// packets said nothing are no limit (behind a device that resets hellos,
+// its reset can beat the client's acknowledgement of the probe's segment:
+// agreeingProbes): a finding says how far downstream was measured.
+func (c *helloContent) setPathMTU(d *diagnose.Diagnosis) {
 	if len(c.full) == 0 || d.DownstreamMTU == 0 {
-		return d.PathMTU
+		return
 	}
-	return min(slices.Max(c.full), d.UpstreamMTU, d.DownstreamMTU)
+	d.PathMTU = min(slices.Max(c.full), d.UpstreamMTU)
+	if len(c.downLost) > 0 {
+		d.PathMTU = min(d.PathMTU, d.DownstreamMTU)
+	}
+	if len(c.downUnmeasured) > 0 && len(c.downLost) == 0 {
+		d.Findings = append(d.Findings, diagnose.Finding{Code: diagnose.CodeDownUntested, Detail: fmt.Sprintf(
+			"Packets from the server to your computer were measured up to %d bytes; at %s the server's test packet said "+
+				"nothing (its connection ended before your computer acknowledged it, or none arrived), and none was lost.",
+			c.downPass, sizeRange(c.downUnmeasured)),
+			Evidence: map[string]any{"downstream_tested_to": c.downPass, "downstream_unmeasured_sizes": c.downUnmeasured}})
+	}
 }
 
 // sizeLimit words the sizes lost above those that crossed, if any.
@@ -263,11 +287,14 @@ func (c *helloContent) notSize(failed []int) string {
 	if len(uniqueSizes(c.full)) == len(uniqueSizes(failed)) {
 		at = "at each of them"
 	}
-	back := "of every size"
-	if len(c.lost) > 0 {
-		back = "of those sizes"
+	back := "the server's packets of every size reached you"
+	switch {
+	case len(c.downUnmeasured) > 0 && len(c.downLost) == 0:
+		back = fmt.Sprintf("the server's packets reached you up to %d bytes (larger ones were not measured)", c.downPass)
+	case len(c.lost) > 0:
+		back = "the server's packets of those sizes reached you"
 	}
-	return fmt.Sprintf(" (a full-size packet of the hello reached the server %s, and the server's packets %s reached you)", at, back)
+	return fmt.Sprintf(" (a full-size packet of the hello reached the server %s, and %s)", at, back)
 }
 
 // carried lists what the hellos showed, and says what they could not.

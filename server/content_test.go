@@ -215,6 +215,52 @@ func TestPageHelloContentReport(t *testing.T) {
 	}
 }
 
+// TestPageHelloResetProbeUnmeasured: behind a device that resets hellos
+// (S13), a size's server-first probe says nothing when the reset came
+// before the client acknowledged its segment (on a busy machine the
+// browser's hello can leave before the probe's segment arrives). That
+// size is unmeasured downstream, not lost: the page gives no path MTU
+// below the largest packet that crossed, and says which sizes the
+// server's packets were measured at.
+func TestPageHelloResetProbeUnmeasured(t *testing.T) {
+	reset := api.BrowserRung{Hello: api.StepFail, Down: api.StepSkipped, Up: api.StepSkipped, Probe: api.StepOpened, Millis: 290, Error: "TypeError"}
+	cases := []struct {
+		name      string
+		resetFrom int // the first MSS whose probe was reset before its segment was acknowledged
+		mtu       int
+		says      string
+	}{
+		{"top size unmeasured", 1460, 1500, "the server's packets reached you up to 1460 bytes"},
+		{"every size measured", 0, 1500, "the server's packets of every size reached you"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			fr := pageFamily(t, func(mss int) (api.BrowserRung, []snapshot, []snapshot) {
+				probe := probeConn(mss-12, int64(mss-11), 1500)
+				if c.resetFrom > 0 && mss >= c.resetFrom {
+					probe.Info.BytesAcked = 1 // only the SYN
+					probe.Reset, probe.ResetMs, probe.Closed = true, 3, true
+				}
+				return reset, []snapshot{firstSegmentOnly(mss-12, true, &chromeFeatures)}, []snapshot{probe}
+			})
+			d := fr.Diagnosis
+			if d.Verdict != diagnose.VerdictTLSFailed || d.Findings[0].Code != CodeHelloResetByPath {
+				t.Fatalf("%s, first finding %s: %s", d.Verdict, d.Findings[0].Code, d.Findings[0].Detail)
+			}
+			if d.PathMTU != c.mtu {
+				t.Errorf("path MTU %d, want %d", d.PathMTU, c.mtu)
+			}
+			if !strings.Contains(d.Findings[0].Detail, c.says) {
+				t.Errorf("the finding does not say %q: %s", c.says, d.Findings[0].Detail)
+			}
+			untested := slices.ContainsFunc(d.Findings, func(f diagnose.Finding) bool { return f.Code == diagnose.CodeDownUntested })
+			if untested != (c.resetFrom > 0) {
+				t.Errorf("finding %s present: %v, want %v: %+v", diagnose.CodeDownUntested, untested, c.resetFrom > 0, d.Findings)
+			}
+		})
+	}
+}
+
 // TestLadderRowsCapAtClientMTU: rungs above what the client offered (an
 // IPv6 client's MSS 1440 against rungs up to 1460) tested packets of its
 // MTU, 1500 bytes, not 1504-1520: the ladder shows them as that size.
