@@ -287,14 +287,22 @@ func (c *helloContent) notSize(failed []int) string {
 	if len(uniqueSizes(c.full)) == len(uniqueSizes(failed)) {
 		at = "at each of them"
 	}
-	back := "the server's packets of every size reached you"
+	return fmt.Sprintf(" (a full-size packet of the hello reached the server %s, and %s)", at, c.downstream())
+}
+
+// downstream words what the rungs' downstream tests showed.
+func (c *helloContent) downstream() string {
 	switch {
-	case len(c.downUnmeasured) > 0 && len(c.downLost) == 0:
-		back = fmt.Sprintf("the server's packets reached you up to %d bytes (larger ones were not measured)", c.downPass)
-	case len(c.lost) > 0:
-		back = "the server's packets of those sizes reached you"
+	case c.downPass == 0 && len(c.downLost) > 0:
+		return "none of the server's test packets reached you (" + sizeRange(c.downLost) + ")"
+	case c.downPass == 0:
+		return "the server's packets were not measured"
+	case len(c.downLost) > 0:
+		return fmt.Sprintf("the server's packets reached you up to %d bytes; at %s they were lost", c.downPass, sizeRange(c.downLost))
+	case len(c.downUnmeasured) > 0:
+		return fmt.Sprintf("the server's packets reached you up to %d bytes (larger ones were not measured)", c.downPass)
 	}
-	return fmt.Sprintf(" (a full-size packet of the hello reached the server %s, and %s)", at, back)
+	return "the server's packets of every size reached you"
 }
 
 // carried lists what the hellos showed, and says what they could not.

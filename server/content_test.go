@@ -102,7 +102,7 @@ func TestPageHelloContent(t *testing.T) {
 				return reset, []snapshot{firstSegmentOnly(seg(mss), true, &chromeFeatures)}, probe(mss)
 			},
 			diagnose.VerdictTLSFailed, diagnose.Upstream, CodeHelloResetByPath,
-			[]string{"at every size up to 1380 bytes (4 sizes from 1260 to 1380 bytes)", "packets of those sizes reached you", "X25519MLKEM768", "at 3 sizes from 1420 to 1500 bytes the hello's first",
+			[]string{"at every size up to 1380 bytes (4 sizes from 1260 to 1380 bytes)", "the server's packets reached you up to 1380 bytes; at 3 sizes from 1420 to 1500 bytes they were lost", "X25519MLKEM768", "at 3 sizes from 1420 to 1500 bytes the hello's first",
 				"black hole above 1380 bytes"}, []string{"device_allow_pq"}},
 		{"reset at small sizes, never whole at large ones: not one story",
 			func(mss int) (api.BrowserRung, []snapshot, []snapshot) {
