@@ -255,13 +255,14 @@ func (c *helloContent) setPathMTU(d *diagnose.Diagnosis) {
 		return
 	}
 	d.PathMTU = min(slices.Max(c.full), d.UpstreamMTU)
-	if len(c.downLost) > 0 {
+	lostAbove := slices.ContainsFunc(c.downLost, func(size int) bool { return size > c.downPass })
+	if lostAbove {
 		d.PathMTU = min(d.PathMTU, d.DownstreamMTU)
 	}
-	if len(c.downUnmeasured) > 0 && len(c.downLost) == 0 {
+	if len(c.downUnmeasured) > 0 && !lostAbove {
 		d.Findings = append(d.Findings, diagnose.Finding{Code: diagnose.CodeDownUntested, Detail: fmt.Sprintf(
 			"Packets from the server to your computer were measured up to %d bytes; at %s the server's test packet said "+
-				"nothing (its connection ended before your computer acknowledged it, or none arrived), and none was lost.",
+				"nothing (its connection ended before your computer acknowledged it, or none arrived), and none larger was lost.",
 			c.downPass, sizeRange(c.downUnmeasured)),
 			Evidence: map[string]any{"downstream_tested_to": c.downPass, "downstream_unmeasured_sizes": c.downUnmeasured}})
 	}
@@ -297,12 +298,17 @@ func (c *helloContent) downstream() string {
 		return "none of the server's test packets reached you (" + sizeRange(c.downLost) + ")"
 	case c.downPass == 0:
 		return "the server's packets were not measured"
-	case len(c.downLost) > 0:
-		return fmt.Sprintf("the server's packets reached you up to %d bytes; at %s they were lost", c.downPass, sizeRange(c.downLost))
-	case len(c.downUnmeasured) > 0:
-		return fmt.Sprintf("the server's packets reached you up to %d bytes (larger ones were not measured)", c.downPass)
+	case len(c.downLost)+len(c.downUnmeasured) == 0:
+		return "the server's packets of every size reached you"
 	}
-	return "the server's packets of every size reached you"
+	parts := []string{fmt.Sprintf("the server's packets reached you up to %d bytes", c.downPass)}
+	if len(c.downLost) > 0 {
+		parts = append(parts, "at "+sizeRange(c.downLost)+" they were lost")
+	}
+	if len(c.downUnmeasured) > 0 {
+		parts = append(parts, "at "+sizeRange(c.downUnmeasured)+" they were not measured")
+	}
+	return strings.Join(parts, "; ")
 }
 
 // carried lists what the hellos showed, and says what they could not.

@@ -230,7 +230,7 @@ func TestPageHelloResetProbeUnmeasured(t *testing.T) {
 		mtu       int
 		says      string
 	}{
-		{"top size unmeasured", 1460, 1500, "the server's packets reached you up to 1460 bytes"},
+		{"top size unmeasured", 1460, 1500, "the server's packets reached you up to 1460 bytes; at 1500 bytes they were not measured"},
 		{"every size measured", 0, 1500, "the server's packets of every size reached you"},
 	}
 	for _, c := range cases {
