@@ -209,26 +209,10 @@ func TestProbeLossyNoFalseAlarm(t *testing.T) {
 func TestProbeFragmentEchoLostOnce(t *testing.T) {
 	testnet.Require(t)
 	t.Parallel()
-	n := testnet.New(t, testnet.Preset("S1"))
-	n.StartNginx(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	// Each 2000-byte echo request leaves a 520-byte tail fragment: the
 	// quota drops the first two tails going upstream and no more.
-	for _, cmd := range [][]string{
-		{"add", "table", "inet", "lossonce"},
-		{"add", "chain", "inet", "lossonce", "hold", "{ type filter hook forward priority 0; }"},
-		{"add", "rule", "inet", "lossonce", "hold", "iifname", "lan", "ip", "protocol", "icmp", "ip", "frag-off", "&", "0x1fff", "!=", "0",
-			"quota", "until", "1100", "bytes", "counter", "drop"},
-	} {
-		if res := n.R1[0].Run(ctx, "nft", cmd...); res.Err != nil {
-			t.Fatalf("nft %v: %s", cmd, res)
-		}
-	}
-	doc, code, _ := probeIn(t, n, 4)
-	if doc.Verdict != "ok" || code != 0 || doc.hasFinding("fragments_dropped") {
-		t.Errorf("%s %d (exit %d): %+v", doc.Verdict, doc.PathMTU, code, doc.Findings)
-	}
+	n, doc := probeCleanPathThrough(t, "add table inet lossonce; add chain inet lossonce hold { type filter hook forward priority 0; }; "+
+		"add rule inet lossonce hold iifname lan ip protocol icmp ip frag-off & 0x1fff != 0 quota until 1100 bytes counter drop")
 	// The first pair is in the report, marked retried, and the second
 	// pair came back.
 	var retried, replied int
@@ -253,7 +237,7 @@ func TestProbeFragmentEchoLostOnce(t *testing.T) {
 		t.Errorf("fragmented echoes: %d retried (want 1), %d answered (want 1)", retried, replied)
 	}
 	// A fresh context: probeIn may have waited long for a slot.
-	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if res := n.R1[0].Run(ctx, "nft", "list", "table", "inet", "lossonce"); !strings.Contains(string(res.Stdout), "packets 2 ") {
 		t.Errorf("the rule did not drop exactly the first pair's two tails:\n%s", res)
@@ -266,18 +250,8 @@ func TestProbeFragmentEchoLostOnce(t *testing.T) {
 func TestProbeEchoFiltered(t *testing.T) {
 	testnet.Require(t)
 	t.Parallel()
-	n := testnet.New(t, testnet.Preset("S1"))
-	n.StartNginx(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if res := n.R1[0].Run(ctx, "nft", "add table inet noping; add chain inet noping hold { type filter hook forward priority 0; }; "+
-		"add rule inet noping hold icmp type echo-request drop"); res.Err != nil {
-		t.Fatalf("nft: %s", res)
-	}
-	doc, code, _ := probeIn(t, n, 4)
-	if doc.Verdict != "ok" || code != 0 || doc.hasFinding("fragments_dropped") {
-		t.Errorf("%s %d (exit %d): %+v", doc.Verdict, doc.PathMTU, code, doc.Findings)
-	}
+	_, doc := probeCleanPathThrough(t, "add table inet noping; add chain inet noping hold { type filter hook forward priority 0; }; "+
+		"add rule inet noping hold icmp type echo-request drop")
 	skipped := false
 	for _, f := range doc.Findings {
 		skipped = skipped || f.Code == "tests_skipped" && strings.Contains(f.Detail, "fragmented ICMP echo test")
@@ -285,6 +259,26 @@ func TestProbeEchoFiltered(t *testing.T) {
 	if !skipped {
 		t.Errorf("no tests_skipped finding for the fragmented echo: %+v", doc.Findings)
 	}
+}
+
+// probeCleanPathThrough probes a clean path (S1) whose client-side router
+// also runs the nft script, over IPv4, and fails the test unless the
+// verdict is ok (exit 0) without fragments_dropped: the rule must not make
+// probe blame fragments.
+func probeCleanPathThrough(t *testing.T, nft string) (*testnet.Net, probeDoc) {
+	t.Helper()
+	n := testnet.New(t, testnet.Preset("S1"))
+	n.StartNginx(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if res := n.R1[0].Run(ctx, "nft", nft); res.Err != nil {
+		t.Fatalf("nft: %s", res)
+	}
+	doc, code, _ := probeIn(t, n, 4)
+	if doc.Verdict != "ok" || code != 0 || doc.hasFinding("fragments_dropped") {
+		t.Errorf("%s %d (exit %d): %+v", doc.Verdict, doc.PathMTU, code, doc.Findings)
+	}
+	return n, doc
 }
 
 // TestProbePMTUDWorksRepeated: in S3 (a 1400-byte link, ICMP allowed)
